@@ -1,0 +1,1 @@
+"""Adapters: one module per outside system (chat platforms, payment providers, the web)."""

@@ -1,0 +1,1 @@
+"""The runnable programs: settings, assembly and the `paylinks` command line."""

@@ -1,0 +1,42 @@
+"""Background jobs: the expiry sweeper (and the outbox dispatcher). Run by `serve` and by `worker`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from bots.services import Services
+
+log = logging.getLogger("paylinks.jobs")
+
+
+async def _every(interval_s: float, name: str, job: Callable[[], Awaitable[object]]) -> None:
+    while True:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a failing round must not end the job; the next round tries again
+            log.exception("job %s failed; retrying in %.0fs", name, interval_s)
+        await asyncio.sleep(interval_s)
+
+
+async def sweep_expired(services: Services) -> int:
+    count = await services.links.expire_due()
+    if count:
+        log.info("sweeper expired %d links", count)
+    return count
+
+
+@asynccontextmanager
+async def background_jobs(services: Services) -> AsyncIterator[list[asyncio.Task[None]]]:
+    interval = services.settings.links.sweep_interval.total_seconds()
+    tasks = [asyncio.create_task(_every(interval, "sweeper", lambda: sweep_expired(services)), name="sweeper")]
+    try:
+        yield tasks
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,83 @@
+"""Everything the programs share, built from settings: the database and the core services.
+
+Building is pure (no I/O); `open_services` migrates or checks the schema and disposes of it all at the
+end. Platform SDK objects are not built here but inside the running loop by their adapters.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from adapters.payments.sandbox import SandboxProvider
+from bots.config import Secret, Settings
+from core.clock import Clock, utcnow
+from core.db import Database
+from core.links import LinkService
+from core.merchants import MerchantService
+from core.ports import ChatSender, PaymentProvider
+
+log = logging.getLogger("paylinks")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    links: LinkService
+    merchants: MerchantService
+    provider: PaymentProvider
+    clock: Clock = utcnow
+    # Chat senders by platform ("console", "telegram", …), filled by the adapters that are enabled.
+    senders: dict[str, ChatSender] = field(default_factory=dict)
+
+
+def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
+    db = Database(settings.database.url)
+    links = LinkService(
+        db,
+        public_base_url=settings.server.public_base_url,
+        default_expiry=settings.links.default_expiry,
+        max_amount=Decimal(settings.links.max_amount),
+        clock=clock,
+    )
+    merchants = MerchantService(
+        db,
+        default_currency=settings.links.default_currency,
+        default_locale=settings.links.default_locale,
+        clock=clock,
+    )
+    sandbox = settings.payments.sandbox
+    if not sandbox.webhook_secret:
+        # One process both signs and verifies sandbox webhooks, so a per-process secret is enough.
+        sandbox.webhook_secret = Secret(secrets.token_urlsafe(32))
+    provider = SandboxProvider(
+        public_base_url=settings.server.public_base_url,
+        webhook_secret=str(sandbox.webhook_secret),
+        clock=clock,
+    )
+    return Services(settings=settings, db=db, links=links, merchants=merchants, provider=provider, clock=clock)
+
+
+async def prepare_database(services: Services, *, migrate: bool | None = None) -> None:
+    """SQLite is migrated automatically (one machine, one file); PostgreSQL by `paylinks migrate`."""
+    if migrate is None:
+        migrate = services.db.is_sqlite
+    if migrate:
+        await services.db.migrate()
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings, *, migrate: bool | None = None, clock: Clock = utcnow
+) -> AsyncIterator[Services]:
+    services = build_services(settings, clock=clock)
+    try:
+        await prepare_database(services, migrate=migrate)
+        yield services
+    finally:
+        await services.db.dispose()

@@ -1,0 +1,466 @@
+"""Payment links: creation, lookup, the guarded state machine and payment recording.
+
+Every status change runs through `_transition` (a guarded UPDATE on the allowed source statuses) inside
+one transaction, together with whatever the registered hooks write (the outbox rows), so a link is
+never paid without its alerts, nor alerted without being paid.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core import ids
+from core.clock import Clock, utcnow
+from core.db import Database
+from core.models import LINK_TRANSITIONS, LinkStatus, Payment, PaymentLink, PaymentStatus, ProviderEvent
+from core.money import Money
+from core.ports import MessageRef, PaymentEvent
+from core.sql import insert_ignore, table
+
+log = logging.getLogger("paylinks.links")
+
+LINKS = table(PaymentLink)
+PAYMENTS = table(Payment)
+EVENTS = table(ProviderEvent)
+
+
+class LinkError(Exception):
+    """A user-caused problem with a link request; `code`, `message` and `field` go to the caller."""
+
+    def __init__(self, code: str, message: str, *, field: str | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkDraft:
+    merchant_id: str
+    money: Money
+    description: str
+    reference: str | None = None
+    customer: Customer = Customer()
+    expires_at: datetime | None = None  # None: now + links.default_expiry
+    meta: dict[str, str] = field(default_factory=dict)
+    origin_platform: str | None = None
+    origin_address: str | None = None
+    created_by_member_id: int | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
+class LinkEventKind(StrEnum):
+    PAID = "link.paid"
+    EXPIRED = "link.expired"
+    CANCELLED = "link.cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkEvent:
+    kind: LinkEventKind
+    link: PaymentLink
+    at: datetime
+    payment: Payment | None = None
+
+
+# Runs inside the transaction that changes the link (the outbox writes its rows here).
+TransitionHook = Callable[[AsyncConnection, LinkEvent], Awaitable[None]]
+
+
+class PaymentOutcome(StrEnum):
+    PAID = "paid"  # the link moved to paid with this payment
+    DUPLICATE = "duplicate"  # this event (or provider payment) was already recorded
+    REFUND_NEEDED = "refund_needed"  # money taken for a link that was no longer payable
+    MISMATCH = "mismatch"  # amount or currency differ from the link: never counts as paid
+    UNKNOWN_LINK = "unknown_link"
+    IGNORED = "ignored"  # an event kind we do not act on
+
+
+_TO_EVENT = {
+    LinkStatus.PAID: LinkEventKind.PAID,
+    LinkStatus.EXPIRED: LinkEventKind.EXPIRED,
+    LinkStatus.CANCELLED: LinkEventKind.CANCELLED,
+}
+
+
+def _row_to_link(row: Any) -> PaymentLink:
+    return PaymentLink(**row._mapping)
+
+
+class _AlreadyRecorded(Exception):
+    """Raised inside the payment transaction to roll it back: this event was recorded before."""
+
+
+class LinkService:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        public_base_url: str,
+        default_expiry: timedelta,
+        max_amount: Decimal,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.db = db
+        self.public_base_url = public_base_url.rstrip("/")
+        self.default_expiry = default_expiry
+        self.max_amount = max_amount
+        self.clock = clock
+        self.hooks: list[TransitionHook] = []
+
+    # ------------------------------------------------------------ reading
+
+    def url(self, link_id: str) -> str:
+        return f"{self.public_base_url}/p/{link_id}"
+
+    def status_of(self, link: PaymentLink, now: datetime | None = None) -> LinkStatus:
+        """The status as the customer must see it: an overdue active link is expired already."""
+        status = LinkStatus(link.status)
+        if status is LinkStatus.ACTIVE and link.expires_at <= (now or self.clock()):
+            return LinkStatus.EXPIRED
+        return status
+
+    async def get(self, link_id: str, merchant_id: str | None = None) -> PaymentLink | None:
+        query = select(LINKS).where(LINKS.c.id == link_id)
+        if merchant_id is not None:
+            query = query.where(LINKS.c.merchant_id == merchant_id)
+        async with self.db.read() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        link = _row_to_link(row)
+        if link.status == LinkStatus.ACTIVE and self.status_of(link) is LinkStatus.EXPIRED:
+            return await self._expire_one(link.id) or link
+        return link
+
+    async def find(self, merchant_id: str, id_or_reference: str) -> PaymentLink | None:
+        """A merchant's link by id, or by reference (newest first when several share it)."""
+        key = id_or_reference.strip().lstrip("#")
+        link = await self.get(key.lower(), merchant_id)
+        if link is not None:
+            return link
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(LINKS.c.id)
+                    .where(LINKS.c.merchant_id == merchant_id, LINKS.c.reference == key)
+                    .order_by(LINKS.c.created_at.desc())
+                    .limit(1)
+                )
+            ).first()
+        return await self.get(row.id, merchant_id) if row else None
+
+    async def list(
+        self,
+        merchant_id: str,
+        *,
+        status: LinkStatus | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> tuple[list[PaymentLink], str | None]:
+        """Newest first. `cursor` is the id of the last link of the previous page."""
+        await self.expire_due(merchant_id=merchant_id)
+        query = select(LINKS).where(LINKS.c.merchant_id == merchant_id)
+        if status is not None:
+            query = query.where(LINKS.c.status == status.value)
+        if since is not None:
+            query = query.where(LINKS.c.created_at >= since)
+        if until is not None:
+            query = query.where(LINKS.c.created_at < until)
+        async with self.db.read() as conn:
+            if cursor:
+                anchor = (
+                    await conn.execute(
+                        select(LINKS.c.created_at, LINKS.c.id).where(
+                            LINKS.c.id == cursor, LINKS.c.merchant_id == merchant_id
+                        )
+                    )
+                ).first()
+                if anchor is None:
+                    raise LinkError("invalid_cursor", "cursor does not name a link of yours", field="cursor")
+                query = query.where(
+                    or_(
+                        LINKS.c.created_at < anchor.created_at,
+                        and_(LINKS.c.created_at == anchor.created_at, LINKS.c.id < anchor.id),
+                    )
+                )
+            query = query.order_by(LINKS.c.created_at.desc(), LINKS.c.id.desc()).limit(limit + 1)
+            rows = (await conn.execute(query)).all()
+        links = [_row_to_link(r) for r in rows[:limit]]
+        next_cursor = links[-1].id if len(rows) > limit and links else None
+        return links, next_cursor
+
+    # ------------------------------------------------------------ creating
+
+    async def create(self, draft: LinkDraft) -> tuple[PaymentLink, bool]:
+        """Create a link; with an idempotency key, the same request returns the first link (created=False)."""
+        money = draft.money
+        if money.amount_minor <= 0:
+            raise LinkError("invalid_amount", "amount must be greater than zero", field="amount")
+        if money.decimal() > self.max_amount:
+            raise LinkError(
+                "amount_too_large",
+                f"amount must be at most {self.max_amount} {money.currency}",
+                field="amount",
+            )
+        description = draft.description.strip()
+        if not description:
+            raise LinkError("missing_description", "description is required", field="description")
+        if len(description) > 500:
+            raise LinkError("invalid_description", "description is longer than 500 characters",
+                            field="description")
+        now = self.clock()
+        expires_at = draft.expires_at or now + self.default_expiry
+        if expires_at <= now:
+            raise LinkError("invalid_expiry", "expiry must be in the future", field="expires_at")
+        if draft.idempotency_key:
+            existing = await self._by_idempotency_key(draft.merchant_id, draft.idempotency_key)
+            if existing is not None:
+                return self._replay(existing, draft), False
+        values = {
+            "id": ids.link_id(),
+            "merchant_id": draft.merchant_id,
+            "amount_minor": money.amount_minor,
+            "currency": money.currency,
+            "description": description,
+            "reference": draft.reference or None,
+            "customer_name": draft.customer.name,
+            "customer_email": draft.customer.email,
+            "customer_phone": draft.customer.phone,
+            "status": LinkStatus.ACTIVE.value,
+            "created_at": now,
+            "expires_at": expires_at,
+            "paid_at": None,
+            "cancelled_at": None,
+            "meta": dict(draft.meta),
+            "origin_platform": draft.origin_platform,
+            "origin_address": draft.origin_address,
+            "origin_message": None,
+            "created_by_member_id": draft.created_by_member_id,
+            "checkout_attempts": 0,
+            "idempotency_key": draft.idempotency_key,
+            "request_hash": draft.request_hash,
+        }
+        try:
+            async with self.db.write() as conn:
+                await conn.execute(LINKS.insert().values(**values))
+        except IntegrityError:
+            # Two requests with one idempotency key raced; the other one won.
+            if draft.idempotency_key:
+                existing = await self._by_idempotency_key(draft.merchant_id, draft.idempotency_key)
+                if existing is not None:
+                    return self._replay(existing, draft), False
+            raise
+        log.info("link created link=%s merchant=%s", values["id"], draft.merchant_id)
+        return PaymentLink(**values), True
+
+    def _replay(self, existing: PaymentLink, draft: LinkDraft) -> PaymentLink:
+        if existing.request_hash != draft.request_hash:
+            raise LinkError(
+                "idempotency_conflict",
+                "this Idempotency-Key was already used with a different request",
+                field="Idempotency-Key",
+                status=409,
+            )
+        return existing
+
+    async def _by_idempotency_key(self, merchant_id: str, key: str) -> PaymentLink | None:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(LINKS).where(LINKS.c.merchant_id == merchant_id, LINKS.c.idempotency_key == key)
+                )
+            ).first()
+        return _row_to_link(row) if row else None
+
+    async def attach_message(self, link_id: str, ref: MessageRef) -> None:
+        """Remember the chat message that shows this link, so alerts can edit it."""
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(LINKS)
+                .where(LINKS.c.id == link_id)
+                .values(
+                    origin_message=ref.to_dict(),
+                    origin_platform=ref.platform,
+                    origin_address=ref.address,
+                )
+            )
+
+    async def next_checkout_attempt(self, link_id: str) -> int:
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(LINKS)
+                .where(LINKS.c.id == link_id)
+                .values(checkout_attempts=LINKS.c.checkout_attempts + 1)
+            )
+            attempts = (
+                await conn.execute(select(LINKS.c.checkout_attempts).where(LINKS.c.id == link_id))
+            ).scalar_one()
+        return int(attempts)
+
+    # ------------------------------------------------------------ transitions
+
+    async def _transition(
+        self, conn: AsyncConnection, link_id: str, to: LinkStatus, now: datetime,
+        payment: Payment | None = None, **values: Any,
+    ) -> PaymentLink | None:
+        """Guarded move to `to`; None when the link is not in a status that allows it."""
+        sources = [s.value for s, targets in LINK_TRANSITIONS.items() if to in targets]
+        result = await conn.execute(
+            update(LINKS)
+            .where(LINKS.c.id == link_id, LINKS.c.status.in_(sources))
+            .values(status=to.value, **values)
+        )
+        if result.rowcount != 1:
+            return None
+        row = (await conn.execute(select(LINKS).where(LINKS.c.id == link_id))).one()
+        link = _row_to_link(row)
+        event = LinkEvent(_TO_EVENT[to], link, now, payment)
+        for hook in self.hooks:
+            await hook(conn, event)
+        log.info("link %s link=%s merchant=%s", to.value, link.id, link.merchant_id)
+        return link
+
+    async def cancel(self, link_id: str, merchant_id: str) -> PaymentLink:
+        link = await self.get(link_id, merchant_id)
+        if link is None:
+            raise LinkError("not_found", "no such link", field="id", status=404)
+        now = self.clock()
+        async with self.db.write() as conn:
+            done = await self._transition(conn, link.id, LinkStatus.CANCELLED, now, cancelled_at=now)
+        if done is None:
+            current = await self.get(link_id, merchant_id) or link
+            raise LinkError(
+                "not_active",
+                f"only an active link can be cancelled; this one is {current.status}",
+                field="id",
+                status=409,
+            )
+        return done
+
+    async def _expire_one(self, link_id: str) -> PaymentLink | None:
+        now = self.clock()
+        async with self.db.write() as conn:
+            row = (await conn.execute(select(LINKS.c.expires_at).where(LINKS.c.id == link_id))).first()
+            if row is None or row.expires_at > now:
+                return None
+            return await self._transition(conn, link_id, LinkStatus.EXPIRED, now)
+
+    async def expire_due(self, *, merchant_id: str | None = None, batch: int = 200) -> int:
+        """Move overdue active links to expired (the sweeper, and before listings)."""
+        now = self.clock()
+        query = select(LINKS.c.id).where(
+            LINKS.c.status == LinkStatus.ACTIVE.value, LINKS.c.expires_at <= now
+        )
+        if merchant_id is not None:
+            query = query.where(LINKS.c.merchant_id == merchant_id)
+        async with self.db.read() as conn:
+            due = [r.id for r in (await conn.execute(query.limit(batch))).all()]
+        count = 0
+        for link_id in due:
+            if await self._expire_one(link_id) is not None:
+                count += 1
+        return count
+
+    # ------------------------------------------------------------ payments
+
+    async def record_payment(self, event: PaymentEvent) -> tuple[PaymentOutcome, Payment | None]:
+        """Record a verified provider event in ONE transaction: inbox row, payment, link transition, hooks."""
+        if event.kind != "payment.succeeded":
+            return PaymentOutcome.IGNORED, None
+        now = self.clock()
+        try:
+            async with self.db.write() as conn:
+                outcome, payment = await self._record(conn, event, now)
+        except _AlreadyRecorded:
+            return PaymentOutcome.DUPLICATE, None
+        if payment is not None:
+            log.info(
+                "payment %s payment=%s link=%s provider=%s",
+                outcome.value, payment.id, payment.link_id, event.provider,
+            )
+        return outcome, payment
+
+    async def _record(
+        self, conn: AsyncConnection, event: PaymentEvent, now: datetime
+    ) -> tuple[PaymentOutcome, Payment | None]:
+        inbox_row = {"provider": event.provider, "event_id": event.event_id, "received_at": now}
+        if not await insert_ignore(conn, EVENTS, inbox_row):
+            raise _AlreadyRecorded
+        row = (await conn.execute(select(LINKS).where(LINKS.c.id == event.link_id))).first()
+        if row is None:
+            log.warning("payment for unknown link=%s provider_ref=%s", event.link_id, event.provider_ref)
+            return PaymentOutcome.UNKNOWN_LINK, None
+        link = _row_to_link(row)
+        matches = (event.amount_minor, event.currency.upper()) == (link.amount_minor, link.currency)
+        payment = Payment(
+            id=ids.prefixed("pay"),
+            link_id=link.id,
+            provider=event.provider,
+            provider_ref=event.provider_ref,
+            amount_minor=event.amount_minor,
+            currency=event.currency.upper(),
+            status=PaymentStatus.SUCCEEDED if matches else PaymentStatus.REFUND_NEEDED,
+            payer_name=event.payer_name,
+            created_at=now,
+        )
+        if not await insert_ignore(conn, PAYMENTS, payment.model_dump()):
+            # The same provider payment came again under another event id: already counted.
+            raise _AlreadyRecorded
+        if not matches:
+            log.warning("payment amount/currency mismatch payment=%s link=%s", payment.id, link.id)
+            return PaymentOutcome.MISMATCH, payment
+        payable = self.status_of(link, now) is LinkStatus.ACTIVE
+        if payable and await self._transition(
+            conn, link.id, LinkStatus.PAID, now, payment=payment, paid_at=now
+        ):
+            return PaymentOutcome.PAID, payment
+        # Paid twice, or paid after it stopped being payable: the customer gets their money back.
+        payment.status = PaymentStatus.REFUND_NEEDED
+        await conn.execute(
+            update(PAYMENTS)
+            .where(PAYMENTS.c.id == payment.id)
+            .values(status=PaymentStatus.REFUND_NEEDED.value)
+        )
+        return PaymentOutcome.REFUND_NEEDED, payment
+
+    async def payments_for(self, link_id: str) -> list[Payment]:
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(PAYMENTS).where(PAYMENTS.c.link_id == link_id).order_by(PAYMENTS.c.created_at)
+                )
+            ).all()
+        return [Payment(**r._mapping) for r in rows]
+
+    async def payment_by_ref(self, provider: str, provider_ref: str) -> Payment | None:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(PAYMENTS).where(
+                        PAYMENTS.c.provider == provider, PAYMENTS.c.provider_ref == provider_ref
+                    )
+                )
+            ).first()
+        return Payment(**row._mapping) if row else None

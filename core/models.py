@@ -1,0 +1,221 @@
+"""SQLModel tables: the one schema. Statuses are StrEnums; allowed transitions sit next to them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, String, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on SQLite (which stores naive text) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use core.clock.utcnow()")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(**kw: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)  # type: ignore[call-overload]
+
+
+class LinkStatus(StrEnum):
+    ACTIVE = "active"
+    PAID = "paid"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+# The only allowed link transitions; every status change goes through core.links.transition().
+LINK_TRANSITIONS: dict[LinkStatus, frozenset[LinkStatus]] = {
+    LinkStatus.ACTIVE: frozenset({LinkStatus.PAID, LinkStatus.EXPIRED, LinkStatus.CANCELLED}),
+    LinkStatus.PAID: frozenset(),
+    LinkStatus.EXPIRED: frozenset(),
+    LinkStatus.CANCELLED: frozenset(),
+}
+
+
+class PaymentStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    # The provider charged the customer but the link was already paid (or no longer payable):
+    # money to give back, never a second sale.
+    REFUND_NEEDED = "refund_needed"
+
+
+class MemberRole(StrEnum):
+    OWNER = "owner"
+    STAFF = "staff"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+class Merchant(SQLModel, table=True):
+    __tablename__ = "merchant"
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=200)
+    default_currency: str = Field(max_length=3)
+    locale: str = Field(max_length=20)
+    brand_color: str | None = Field(default=None, max_length=7)
+    created_at: datetime = _ts()
+
+
+class Member(SQLModel, table=True):
+    """A person on one chat platform acting for a merchant."""
+
+    __tablename__ = "member"
+    __table_args__ = (UniqueConstraint("platform", "platform_user_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    merchant_id: str = Field(foreign_key="merchant.id", index=True, max_length=40)
+    platform: str = Field(max_length=20)
+    platform_user_id: str = Field(max_length=120)
+    display_name: str = Field(default="", max_length=200)
+    role: MemberRole = Field(default=MemberRole.STAFF, sa_type=String(10))
+    created_at: datetime = _ts()
+
+
+class Invite(SQLModel, table=True):
+    __tablename__ = "invite"
+    code: str = Field(primary_key=True, max_length=20)
+    merchant_id: str = Field(foreign_key="merchant.id", max_length=40)
+    created_by_member_id: int | None = Field(default=None, foreign_key="member.id")
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    used_at: datetime | None = _ts(default=None)
+    used_by_member_id: int | None = Field(default=None, foreign_key="member.id")
+
+
+class ApiKey(SQLModel, table=True):
+    """Only a SHA-256 of the secret is kept; the secret is shown once when created."""
+
+    __tablename__ = "api_key"
+    id: str = Field(primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchant.id", index=True, max_length=40)
+    secret_hash: str = Field(unique=True, max_length=64)
+    hint: str = Field(max_length=20)
+    created_at: datetime = _ts()
+    revoked_at: datetime | None = _ts(default=None)
+
+
+class PaymentLink(SQLModel, table=True):
+    __tablename__ = "payment_link"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "idempotency_key"),
+        Index("ix_payment_link_merchant_created", "merchant_id", "created_at"),
+        Index("ix_payment_link_status_expires", "status", "expires_at"),
+    )
+    id: str = Field(primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchant.id", max_length=40)
+    amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(max_length=3)
+    description: str = Field(max_length=500)
+    reference: str | None = Field(default=None, max_length=100, index=True)
+    customer_name: str | None = Field(default=None, max_length=200)
+    customer_email: str | None = Field(default=None, max_length=320)
+    customer_phone: str | None = Field(default=None, max_length=32)
+    status: LinkStatus = Field(default=LinkStatus.ACTIVE, sa_type=String(10))
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    paid_at: datetime | None = _ts(default=None)
+    cancelled_at: datetime | None = _ts(default=None)
+    meta: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
+    # Where the link was made in a chat, so alerts can edit or answer that message.
+    origin_platform: str | None = Field(default=None, max_length=20)
+    origin_address: str | None = Field(default=None, max_length=200)
+    origin_message: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    created_by_member_id: int | None = Field(default=None, foreign_key="member.id")
+    checkout_attempts: int = Field(default=0)
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    request_hash: str | None = Field(default=None, max_length=64)
+
+
+class Payment(SQLModel, table=True):
+    __tablename__ = "payment"
+    __table_args__ = (UniqueConstraint("provider", "provider_ref"),)
+    id: str = Field(primary_key=True, max_length=40)
+    link_id: str = Field(foreign_key="payment_link.id", index=True, max_length=40)
+    provider: str = Field(max_length=20)
+    provider_ref: str = Field(max_length=200)
+    amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(max_length=3)
+    status: PaymentStatus = Field(sa_type=String(20))
+    payer_name: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _ts()
+
+
+class ProviderEvent(SQLModel, table=True):
+    """The webhook inbox: one row per provider event id, so a redelivery is recognised."""
+
+    __tablename__ = "provider_event"
+    __table_args__ = (UniqueConstraint("provider", "event_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=20)
+    event_id: str = Field(max_length=200)
+    received_at: datetime = _ts()
+
+
+class AlertSubscription(SQLModel, table=True):
+    __tablename__ = "alert_subscription"
+    __table_args__ = (UniqueConstraint("merchant_id", "platform", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    merchant_id: str = Field(foreign_key="merchant.id", index=True, max_length=40)
+    platform: str = Field(max_length=20)
+    address: str = Field(max_length=200)
+    created_at: datetime = _ts()
+
+
+class ChatTarget(SQLModel, table=True):
+    """What paylinks knows about a chat address: when it last wrote to us, whether it can be reached."""
+
+    __tablename__ = "chat_target"
+    __table_args__ = (UniqueConstraint("platform", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=20)
+    address: str = Field(max_length=200)
+    last_inbound_at: datetime | None = _ts(default=None)
+    disabled_at: datetime | None = _ts(default=None)
+    disabled_reason: str | None = Field(default=None, max_length=500)
+
+
+class OutboxMessage(SQLModel, table=True):
+    __tablename__ = "outbox_message"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    merchant_id: str | None = Field(default=None, max_length=40)
+    link_id: str | None = Field(default=None, max_length=40)
+    platform: str = Field(max_length=20)
+    address: str = Field(max_length=200)
+    kind: str = Field(max_length=40)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    dedupe_key: str = Field(unique=True, max_length=255)
+    status: OutboxStatus = Field(default=OutboxStatus.PENDING, sa_type=String(10))
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = _ts()
+    lease_until: datetime | None = _ts(default=None)
+    leased_by: str | None = Field(default=None, max_length=80)
+    last_error: str | None = Field(default=None, max_length=1000)
+    message_ref: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    created_at: datetime = _ts()
+    sent_at: datetime | None = _ts(default=None)
+
+
+metadata = SQLModel.metadata

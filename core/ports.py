@@ -1,0 +1,160 @@
+"""Ports: what the core needs from the outside world, and the plain values that cross them.
+
+Chat adapters turn platform events into IncomingMessage and render Reply for their platform; payment
+adapters implement PaymentProvider. Nothing here knows a platform SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from core.models import PaymentLink
+
+# ---------------------------------------------------------------- chat
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    platform: str  # "console", "telegram", "slack", "whatsapp"
+    user_id: str  # the person, as the platform names them
+    address: str  # where answers go (chat id, channel id, "whatsapp:+6591234567")
+    text: str
+    display_name: str = ""
+    is_group: bool = False
+    # A group of people that share one shop (a Slack workspace id); None elsewhere.
+    workspace: str | None = None
+    # Platform-specific extras an adapter wants echoed back (e.g. Slack's response_url); core ignores it.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    label: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A platform-neutral answer. `text` uses a tiny markup: **bold** and `code`; URLs are plain."""
+
+    text: str
+    buttons: tuple[Button, ...] = ()
+    # A QR code or other picture as PNG bytes (adapters decide whether to send it).
+    image_png: bytes | None = None
+    # Set on the /charge answer: adapters store where it was posted (LinkService.attach_message) so
+    # paid alerts can edit that message.
+    link_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "buttons": [{"label": b.label, "url": b.url} for b in self.buttons],
+            "link_id": self.link_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Reply:
+        return cls(
+            text=str(data["text"]),
+            buttons=tuple(Button(str(b["label"]), str(b["url"])) for b in data.get("buttons", ())),
+            link_id=data.get("link_id"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """Where a sent message lives, enough to edit or answer it later."""
+
+    platform: str
+    address: str
+    message_id: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"platform": self.platform, "address": self.address, "message_id": self.message_id,
+                "extra": dict(self.extra)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MessageRef:
+        return cls(str(data["platform"]), str(data["address"]), str(data["message_id"]),
+                   dict(data.get("extra") or {}))
+
+
+class SendError(Exception):
+    """Base of the classified errors a ChatSender raises. Messages must not contain secrets."""
+
+
+class RetryLater(SendError):
+    """The platform said to slow down: retry after exactly this many seconds."""
+
+    def __init__(self, after_s: float, reason: str = "rate limited") -> None:
+        super().__init__(reason)
+        self.after_s = after_s
+
+
+class Transient(SendError):
+    """Network error or 5xx: retry with backoff."""
+
+
+class Permanent(SendError):
+    """The target cannot be reached (blocked, chat gone, outside a window with no template)."""
+
+
+class AddressMoved(SendError):
+    """The chat lives at a new address now (Telegram group -> supergroup); retry there."""
+
+    def __init__(self, new_address: str) -> None:
+        super().__init__(f"chat moved to {new_address}")
+        self.new_address = new_address
+
+
+@runtime_checkable
+class ChatSender(Protocol):
+    platform: str
+
+    async def send(self, address: str, reply: Reply) -> MessageRef: ...
+
+    async def edit(self, ref: MessageRef, reply: Reply) -> None: ...
+
+
+# ---------------------------------------------------------------- payments
+
+
+@dataclass(frozen=True, slots=True)
+class Checkout:
+    url: str
+    provider_ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentEvent:
+    """A verified provider webhook, mapped to plain values."""
+
+    provider: str
+    event_id: str
+    kind: str  # "payment.succeeded" (others are acknowledged and ignored)
+    link_id: str
+    provider_ref: str
+    amount_minor: int
+    currency: str
+    payer_name: str | None = None
+    occurred_at: datetime | None = None
+
+
+class WebhookError(Exception):
+    """A webhook that failed verification (bad or missing signature, stale timestamp, bad body)."""
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    async def create_checkout(
+        self, link: PaymentLink, *, return_url: str, idempotency_key: str
+    ) -> Checkout: ...
+
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> PaymentEvent: ...
+
+    async def fetch_status(self, provider_ref: str) -> str: ...
