@@ -69,6 +69,7 @@ class LinkDraft:
 
 
 class LinkEventKind(StrEnum):
+    CREATED = "link.created"
     PAID = "link.paid"
     EXPIRED = "link.expired"
     CANCELLED = "link.cancelled"
@@ -262,9 +263,14 @@ class LinkService:
             "idempotency_key": draft.idempotency_key,
             "request_hash": draft.request_hash,
         }
+        link = PaymentLink(**values)
         try:
             async with self.db.write() as conn:
                 await conn.execute(LINKS.insert().values(**values))
+                if self.hooks:
+                    event = LinkEvent(LinkEventKind.CREATED, link, now)
+                    for hook in self.hooks:
+                        await hook(conn, event)
         except IntegrityError:
             # Two requests with one idempotency key raced; the other one won.
             if draft.idempotency_key:
@@ -272,8 +278,8 @@ class LinkService:
                 if existing is not None:
                     return self._replay(existing, draft), False
             raise
-        log.info("link created link=%s merchant=%s", values["id"], draft.merchant_id)
-        return PaymentLink(**values), True
+        log.info("link created link=%s merchant=%s", link.id, draft.merchant_id)
+        return link, True
 
     def _replay(self, existing: PaymentLink, draft: LinkDraft) -> PaymentLink:
         if existing.request_hash != draft.request_hash:
