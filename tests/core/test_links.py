@@ -111,7 +111,7 @@ async def test_expiry_on_access_and_by_sweeper(links: LinkService, merchant_id: 
     assert (await links.get(a.id)).status == LinkStatus.EXPIRED  # type: ignore[union-attr]
     assert await links.expire_due() == 1
     assert (await links.get(b.id)).status == LinkStatus.EXPIRED  # type: ignore[union-attr]
-    assert [e.kind.value for e in events] == ["link.expired", "link.expired"]
+    assert [e.kind.value for e in events] == ["link.created", "link.created", "link.expired", "link.expired"]
 
 
 async def test_cancel_only_active(links: LinkService, merchant_id: str) -> None:
@@ -150,9 +150,20 @@ async def test_two_payments_at_once_make_one_sale_and_one_refund(links: LinkServ
     assert statuses == [PaymentStatus.REFUND_NEEDED, PaymentStatus.SUCCEEDED]
 
 
-async def test_failed_hook_rolls_back_the_payment(links: LinkService, merchant_id: str) -> None:
+async def test_failed_hook_rolls_back_the_link(links: LinkService, merchant_id: str) -> None:
     async def broken(conn: object, event: LinkEvent) -> None:
         raise RuntimeError("outbox down")
+
+    links.hooks.append(broken)
+    with pytest.raises(RuntimeError):
+        await links.create(draft(merchant_id))
+    assert (await links.list(merchant_id))[0] == []
+
+
+async def test_failed_hook_rolls_back_the_payment(links: LinkService, merchant_id: str) -> None:
+    async def broken(conn: object, event: LinkEvent) -> None:
+        if event.kind.value == "link.paid":
+            raise RuntimeError("outbox down")
 
     links.hooks.append(broken)
     link, _ = await links.create(draft(merchant_id))
