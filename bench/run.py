@@ -1,0 +1,164 @@
+"""`make bench`: the web benchmarks of issue 2, measured side by side with wrk in one run.
+
+1. ceiling: a bare aiohttp JSON handler;  2. GET /p/{id};  3. POST /api/v1/links.
+Each runs the same wrk load against a fresh single-process server on this machine; the report gives
+requests/s, p99 latency and the ratio to the ceiling. Then the outbox benchmark (bench/outbox.py) if present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Result:
+    name: str
+    rps: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server at {url} did not come up")
+
+
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def parse_wrk(name: str, output: str) -> Result:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+    p99_ms = float(p99.group(1)) * _UNITS_MS[p99.group(2)] if p99 else float("nan")
+    errors = 0
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    if non2xx:
+        errors += int(non2xx.group(1))
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    if sock:
+        errors += sum(int(x) for x in sock.groups())
+    return Result(name, rps, p99_ms, errors)
+
+
+def wrk(name: str, url: str, *, seconds: int, connections: int, script: Path | None = None) -> Result:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script:
+        cmd += ["-s", str(script)]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    return parse_wrk(name, out)
+
+
+def paylinks(env: dict[str, str], *args: str) -> str:
+    out = subprocess.run([str(BIN / "paylinks"), *args], env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def run(seconds: int, connections: int, database_url: str | None) -> list[Result]:
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (apt-get install wrk, or `make bench` installs it)")
+    workdir = Path(tempfile.mkdtemp(prefix="paylinks-bench-"))
+    port_ceiling, port_app = free_port(), free_port()
+    env = dict(os.environ)
+    env.update({
+        "PAYLINKS_DATABASE__URL": database_url or f"sqlite+aiosqlite:///{workdir / 'paylinks.db'}",
+        "PAYLINKS_SERVER__PORT": str(port_app),
+        "PAYLINKS_SERVER__PUBLIC_BASE_URL": f"http://127.0.0.1:{port_app}",
+        "PAYLINKS_SERVER__LOG_LEVEL": "warning",
+    })
+    if database_url:
+        paylinks(env, "migrate")
+    merchant = paylinks(env, "merchant", "create", "--name", "Bench Cakes", "--currency", "SGD",
+                        "--locale", "en_SG")
+    key = paylinks(env, "apikey", "create", "--merchant", merchant)
+    link_url = paylinks(env, "link", "create", "--merchant", merchant, "25", "Chocolate cake")
+    script = workdir / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(json.dumps({'amount': '25.00', 'description': 'Chocolate cake'}))}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+    )
+    results: list[Result] = []
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs.append(subprocess.Popen([sys.executable, "-m", "bench.ceiling", "--port", str(port_ceiling)],
+                                      cwd=ROOT))
+        procs.append(subprocess.Popen([str(BIN / "paylinks"), "serve"], env=env, cwd=workdir))
+        wait_for(f"http://127.0.0.1:{port_ceiling}/")
+        wait_for(f"http://127.0.0.1:{port_app}/healthz")
+        ceiling_url = f"http://127.0.0.1:{port_ceiling}/"
+        # Warm both servers up so no measurement pays for first-request costs.
+        for url in (ceiling_url, link_url):
+            wrk("warm-up", url, seconds=2, connections=connections)
+        results.append(wrk("ceiling: bare aiohttp JSON", ceiling_url, seconds=seconds, connections=connections))
+        results.append(wrk("GET /p/{id}", link_url, seconds=seconds, connections=connections))
+        results.append(wrk("POST /api/v1/links", f"http://127.0.0.1:{port_app}/api/v1/links",
+                           seconds=seconds, connections=connections, script=script))
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return results
+
+
+def report(results: list[Result], targets: dict[str, float]) -> str:
+    ceiling = results[0].rps
+    lines = [f"{'benchmark':32} {'req/s':>9} {'p99 ms':>8} {'ratio':>6} {'target':>7} {'errors':>6}"]
+    for r in results:
+        target = targets.get(r.name)
+        lines.append(
+            f"{r.name:32} {r.rps:9.0f} {r.p99_ms:8.2f} {r.rps / ceiling:6.2f} "
+            f"{(f'>={target:.2f}' if target else ''):>7} {r.errors:6d}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--database-url", help="e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/bench")
+    parser.add_argument("--skip-outbox", action="store_true")
+    args = parser.parse_args()
+    results = run(args.seconds, args.connections, args.database_url)
+    print(f"web benchmarks ({os.cpu_count()} cores, wrk -t1 -c{args.connections} -d{args.seconds}s, "
+          f"{'PostgreSQL' if args.database_url else 'SQLite'})")
+    print(report(results, {"GET /p/{id}": 0.40, "POST /api/v1/links": 0.15}))
+    if not args.skip_outbox and (ROOT / "bench" / "outbox.py").exists():
+        from bench import outbox
+
+        print()
+        outbox.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Settings: defaults, file, env overrides, and errors that name the key (issue 2, point 2)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bots.config import ConfigError, Secret, describe, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_embedded_defaults_serve_without_a_file() -> None:
+    settings = load_settings(env={})
+    assert settings.database.url == "sqlite+aiosqlite:///./paylinks.db"
+    assert settings.payments.provider == "sandbox"
+    assert settings.links.default_expiry == timedelta(days=7)
+    assert (settings.server.host, settings.server.port) == ("127.0.0.1", 8080)
+
+
+def test_example_file_documents_every_key() -> None:
+    text = (ROOT / "config.example.toml").read_text()
+    settings = load_settings(ROOT / "config.example.toml", env={})
+    for section, values in describe(settings).items():
+        assert f"[{section}]" in text
+        for key, value in values.items():
+            if isinstance(value, dict) and key != "templates":
+                assert f"[{section}.{key}]" in text
+                for sub in value:
+                    assert f"\n{sub} = " in text, f"{section}.{key}.{sub} missing from config.example.toml"
+            else:
+                assert f"\n{key} = " in text or f"[{section}.{key}]" in text, f"{section}.{key} undocumented"
+    # Every key (or run of related keys) is introduced by a comment: documented, not just listed.
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        if " = " in line and not line.startswith("#"):
+            before = number - 1
+            while before >= 0 and " = " in lines[before] and not lines[before].startswith("#"):
+                before -= 1
+            assert lines[before].startswith("#"), f"no comment documents: {line}"
+
+
+def test_file_then_env_override(tmp_path: Path) -> None:
+    path = tmp_path / "paylinks.toml"
+    path.write_text('[server]\nport = 9001\n[links]\ndefault_currency = "sgd"\n[payments.sandbox]\n'
+                    'webhook_secret = "from-file"\n')
+    settings = load_settings(path, env={"PAYLINKS_SERVER__PORT": "9002", "PAYLINKS_TELEGRAM__ENABLED": "true"})
+    assert settings.server.port == 9002
+    assert settings.links.default_currency == "SGD"
+    assert settings.telegram.enabled is True
+    assert settings.payments.sandbox.webhook_secret == "from-file"
+    assert isinstance(settings.payments.sandbox.webhook_secret, Secret)
+
+
+def test_config_env_var_picks_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "other.toml"
+    path.write_text('[links]\ndefault_expiry = "3d"\n')
+    assert load_settings(env={"PAYLINKS_CONFIG": str(path)}).links.default_expiry == timedelta(days=3)
+
+
+def test_nested_env_override() -> None:
+    settings = load_settings(env={"PAYLINKS_PAYMENTS__SANDBOX__WEBHOOK_SECRET": "s3cret"})
+    assert settings.payments.sandbox.webhook_secret == "s3cret"
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "message"),
+    [
+        ('[server]\nprot = 1\n', {}, "unknown key: server.prot"),
+        ('[nope]\nx = 1\n', {}, "unknown key: nope"),
+        ('[server]\nport = "eighty"\n', {}, "server.port: expected an integer"),
+        ('[telegram]\nenabled = "yes"\n', {}, "telegram.enabled: expected true or false"),
+        ('[links]\ndefault_expiry = "soon"\n', {}, "links.default_expiry"),
+        ('[links]\ndefault_currency = "XXQ"\n', {}, "links.default_currency"),
+        ('[payments]\nprovider = "paypal"\n', {}, "payments.provider"),
+        ("", {"PAYLINKS_SERVER__PORTS": "1"}, "PAYLINKS_SERVER__PORTS"),
+        ("", {"PAYLINKS_SERVER__PORT": "x"}, "server.port"),
+        ('[server\n', {}, "not valid TOML"),
+    ],
+)
+def test_errors_name_the_key(tmp_path: Path, toml: str, env: dict[str, str], message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        load_settings(path, env=env)
+
+
+def test_secrets_never_show_in_reprs_or_descriptions() -> None:
+    settings = load_settings(env={"PAYLINKS_TELEGRAM__TOKEN": "123:ABCsecret"})
+    assert "ABCsecret" not in repr(settings)
+    assert "ABCsecret" not in str(describe(settings))
