@@ -7,7 +7,7 @@ import hmac
 import logging
 
 from babel import Locale, UnknownLocaleError
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from core import ids
 from core.clock import Clock, utcnow
@@ -20,6 +20,11 @@ log = logging.getLogger("paylinks.merchants")
 
 MERCHANTS = table(Merchant)
 API_KEYS = table(ApiKey)
+
+_GET_MERCHANT = select(MERCHANTS).where(MERCHANTS.c.id == bindparam("id"))
+_AUTHENTICATE = select(API_KEYS.c.merchant_id, API_KEYS.c.secret_hash).where(
+    API_KEYS.c.secret_hash == bindparam("digest"), API_KEYS.c.revoked_at.is_(None)
+)
 
 
 class MerchantError(ValueError):
@@ -71,8 +76,8 @@ class MerchantService:
 
     async def get(self, merchant_id: str) -> Merchant | None:
         async with self.db.read() as conn:
-            row = (await conn.execute(select(MERCHANTS).where(MERCHANTS.c.id == merchant_id))).first()
-        return Merchant(**row._mapping) if row else None
+            row = (await conn.execute(_GET_MERCHANT, {"id": merchant_id})).first()
+        return Merchant.model_construct(**row._mapping) if row else None
 
     async def list(self) -> list[Merchant]:
         async with self.db.read() as conn:
@@ -113,13 +118,7 @@ class MerchantService:
         """The merchant id for a live API secret, or None."""
         digest = hash_secret(secret)
         async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(API_KEYS.c.merchant_id, API_KEYS.c.secret_hash).where(
-                        API_KEYS.c.secret_hash == digest, API_KEYS.c.revoked_at.is_(None)
-                    )
-                )
-            ).first()
+            row = (await conn.execute(_AUTHENTICATE, {"digest": digest})).first()
         if row is None or not hmac.compare_digest(row.secret_hash, digest):
             return None
         return str(row.merchant_id)

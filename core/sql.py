@@ -6,10 +6,11 @@ from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.db import DbConnection
 
 
-async def insert_ignore(conn: AsyncConnection, table: Table, values: dict[str, Any]) -> bool:
+async def insert_ignore(conn: DbConnection, table: Table, values: dict[str, Any]) -> bool:
     """INSERT … ON CONFLICT DO NOTHING; True when the row was inserted.
 
     A plain INSERT that hits a unique constraint aborts a PostgreSQL transaction; this does not.
