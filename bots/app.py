@@ -46,7 +46,34 @@ def create_app(
 
 def _mount_api(app: web.Application, services: Services) -> None:
     """REST API under /api/v1 (adapters/web/api.py)."""
+    from adapters.web.api import LinksApi, api_errors
+
+    # The middleware only acts on /api/ paths: JSON errors there, pass-through everywhere else.
+    app.middlewares.append(api_errors)
+    app.router.add_routes(LinksApi(services.links, services.merchants).routes())
 
 
 def _mount_pages(app: web.Application, services: Services) -> None:
     """Pay pages, QR codes, the sandbox checkout and payment webhooks (adapters/web/pages.py …)."""
+    from adapters.payments.sandbox import SandboxProvider
+    from adapters.web.pages import PayPages, StaticFiles, make_templates
+    from adapters.web.sandbox_checkout import SandboxCheckout
+    from adapters.web.security import security_headers
+    from adapters.web.webhooks import PaymentWebhooks
+
+    public_base_url = services.settings.server.public_base_url
+    # CSP, X-Frame-Options, Referrer-Policy, nosniff on every response (a handler may set its own).
+    app.middlewares.append(security_headers(public_base_url))
+    templates = make_templates()
+    app.router.add_routes(StaticFiles().routes())
+    app.router.add_routes(
+        PayPages(db=services.db, links=services.links, provider=services.provider, templates=templates).routes()
+    )
+    webhooks = PaymentWebhooks(services.provider, services.links)
+    app.router.add_routes(webhooks.routes())
+    if isinstance(services.provider, SandboxProvider):
+        # The sandbox "gateway" posts its webhooks to us over real HTTP, like an outside provider.
+        checkout = SandboxCheckout(services.provider, webhook_url=public_base_url + webhooks.path,
+                                   templates=templates)
+        app.cleanup_ctx.append(checkout.lifespan)
+        app.router.add_routes(checkout.routes())

@@ -1,0 +1,555 @@
+"""The REST API under /api/v1: payment links for a merchant's own systems.
+
+Authentication is `Authorization: Bearer <key>` with keys from `paylinks apikey create`. Every error a
+client can cause is a 4xx JSON body `{"error": {"code", "message", "field"}}` naming the field; anything
+unexpected becomes a JSON 500 without details (logged with an error id) through `api_errors`.
+
+Speed: link creation is one cached key lookup plus one short write transaction (LinkService.create), on
+SQLAlchemy Core, with no ORM session. API keys are cached in-process for `KEY_CACHE_TTL_S` seconds, so a
+revoked key (api_key.revoked_at set) keeps working for at most that long in each running process; a
+merchant's new default currency likewise takes up to that long to apply to links created without one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import phonenumbers
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from core import ids
+from core.durations import parse_duration
+from core.links import Customer, LinkDraft, LinkError, LinkService
+from core.merchants import MerchantService, hash_secret
+from core.models import LinkStatus, PaymentLink
+from core.money import Money, MoneyError, exponent, normalize_currency
+
+log = logging.getLogger("paylinks.api")
+
+API_PREFIX = "/api/v1"
+
+# Bounds on what a client may send; the OpenAPI document is built from the same numbers.
+MAX_BODY_BYTES = 32 * 1024
+MAX_DESCRIPTION = 500
+MAX_REFERENCE = 100
+MAX_CUSTOMER_NAME = 200
+MAX_CUSTOMER_EMAIL = 320
+MAX_CUSTOMER_PHONE = 32
+MAX_METADATA_KEYS = 20
+MAX_METADATA_KEY = 40
+MAX_METADATA_VALUE = 500
+MAX_IDEMPOTENCY_KEY = 255
+MAX_EXPIRY = timedelta(days=365)
+MAX_AMOUNT_MINOR = 2**63 - 1  # the column is a BIGINT
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+MAX_LINK_ID = 64
+KEY_CACHE_TTL_S = 30.0
+KEY_CACHE_SIZE = 10_000
+
+CREATE_FIELDS = frozenset(
+    {"amount", "amount_minor", "currency", "description", "reference", "expires_at", "expires_in", "customer",
+     "metadata"}
+)
+CUSTOMER_FIELDS = ("name", "email", "phone")
+STATUSES = tuple(s.value for s in LinkStatus)
+
+_AMOUNT = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,20})?$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e][\x20-\x7e]*$")  # printable ASCII, no leading space
+_SECRET = re.compile(r"^[A-Za-z0-9_\-]{16,200}$")
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+class ApiError(Exception):
+    """A client-caused problem, rendered as `{"error": {"code", "message", "field"}}`."""
+
+    def __init__(
+        self, status: int, code: str, message: str, field: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = dict(headers or {})
+
+    def response(self) -> web.Response:
+        return error_response(self.status, self.code, self.message, self.field, self.headers)
+
+
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.json_response(
+        {"error": {"code": code, "message": message, "field": field}},
+        status=status,
+        headers={**_NO_STORE, **(headers or {})},
+    )
+
+
+def _bad(code: str, message: str, field: str | None) -> ApiError:
+    return ApiError(400, code, message, field)
+
+
+_HTTP_CODES = {
+    404: ("not_found", "no such endpoint; see /api/v1/openapi.json"),
+    405: ("method_not_allowed", "this endpoint does not accept that method"),
+    413: ("body_too_large", f"the request body is larger than {MAX_BODY_BYTES} bytes"),
+}
+
+
+@web.middleware
+async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Under /api/ every error is JSON: client errors name their field, the unexpected ones say nothing."""
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return exc.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code, message = _HTTP_CODES.get(exc.status, ("http_error", exc.reason))
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        field = "body" if exc.status == 413 else None
+        return error_response(exc.status, code, message, field, headers)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        error_id = ids.prefixed("err")
+        log.exception("api request failed error=%s method=%s path=%s", error_id, request.method, request.path)
+        return error_response(500, "internal_error", f"something went wrong on our side (error {error_id})")
+
+
+# ---------------------------------------------------------------- authentication
+
+
+@dataclass(frozen=True, slots=True)
+class ApiMerchant:
+    id: str
+    default_currency: str
+
+
+class ApiKeyCache:
+    """API secret → merchant, remembered for `ttl_s` seconds (by the secret's hash, never the secret).
+
+    Only successful lookups are kept, so a new key works at once; a revoked one is refused after at
+    most `ttl_s` seconds.
+    """
+
+    def __init__(
+        self,
+        merchants: MerchantService,
+        *,
+        ttl_s: float = KEY_CACHE_TTL_S,
+        max_entries: int = KEY_CACHE_SIZE,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.merchants = merchants
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self.monotonic = monotonic
+        self._entries: OrderedDict[str, tuple[float, ApiMerchant]] = OrderedDict()
+
+    async def merchant_for(self, secret: str) -> ApiMerchant | None:
+        digest = hash_secret(secret)
+        now = self.monotonic()
+        hit = self._entries.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        self._entries.pop(digest, None)
+        merchant_id = await self.merchants.authenticate(secret)
+        if merchant_id is None:
+            return None
+        merchant = await self.merchants.get(merchant_id)
+        if merchant is None:
+            return None
+        found = ApiMerchant(merchant.id, merchant.default_currency)
+        if self.ttl_s > 0:
+            self._entries[digest] = (now + self.ttl_s, found)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return found
+
+
+def _bearer_secret(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    challenge = {"WWW-Authenticate": 'Bearer realm="paylinks"'}
+    if not header:
+        raise ApiError(401, "unauthorized", "send your API key as 'Authorization: Bearer <key>'",
+                       "Authorization", challenge)
+    scheme, _, secret = header.partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
+        raise ApiError(401, "unauthorized", "the Authorization header must be 'Bearer <key>'",
+                       "Authorization", challenge)
+    return secret
+
+
+# ---------------------------------------------------------------- JSON shapes
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def link_json(link: PaymentLink, status: LinkStatus, url: str) -> dict[str, Any]:
+    return {
+        "id": link.id,
+        "url": url,
+        "status": status.value,
+        "amount": Money(link.amount_minor, link.currency).amount_str(),
+        "amount_minor": link.amount_minor,
+        "currency": link.currency,
+        "description": link.description,
+        "reference": link.reference,
+        "customer": {"name": link.customer_name, "email": link.customer_email, "phone": link.customer_phone},
+        "metadata": dict(link.meta or {}),
+        "created_at": iso_utc(link.created_at),
+        "expires_at": iso_utc(link.expires_at),
+        "paid_at": iso_utc(link.paid_at),
+        "cancelled_at": iso_utc(link.cancelled_at),
+    }
+
+
+def request_hash(payload: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON body, so key order and spacing do not make a request "different"."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object; JSON numbers with a fraction come back as Decimal (never float)."""
+    if not body.strip():
+        raise _bad("invalid_json", "the body must be a JSON object", "body")
+    try:
+        payload = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        if isinstance(exc, json.JSONDecodeError):
+            detail = f": {exc.msg} at position {exc.pos}"
+        elif isinstance(exc, RecursionError):
+            detail = ": nested too deeply"
+        else:
+            detail = f": {exc}"[:120]
+        raise _bad("invalid_json", f"the body is not valid JSON{detail}", "body") from None
+    if not isinstance(payload, dict):
+        raise _bad("invalid_json", "the body must be a JSON object", "body")
+    return payload
+
+
+def _optional_str(value: Any, field: str, max_len: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _bad("invalid_type", f"{field} must be a string", field)
+    value = value.strip()
+    if len(value) > max_len:
+        raise _bad("too_long", f"{field} is longer than {max_len} characters", field)
+    return value or None
+
+
+# ---------------------------------------------------------------- the API
+
+
+class LinksApi:
+    def __init__(
+        self, links: LinkService, merchants: MerchantService, *, key_cache: ApiKeyCache | None = None
+    ) -> None:
+        # Imported here: the document module reads this module's limits.
+        from adapters.web.openapi import build_document
+
+        self.links = links
+        self.merchants = merchants
+        self.keys = key_cache or ApiKeyCache(merchants)
+        self._openapi = json.dumps(build_document(links.public_base_url)).encode()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post(f"{API_PREFIX}/links", self.create_link),
+            web.get(f"{API_PREFIX}/links", self.list_links),
+            web.get(f"{API_PREFIX}/links/{{id}}", self.get_link),
+            web.post(f"{API_PREFIX}/links/{{id}}/cancel", self.cancel_link),
+            web.get(f"{API_PREFIX}/openapi.json", self.openapi),
+        ]
+
+    async def _merchant(self, request: web.Request) -> ApiMerchant:
+        secret = _bearer_secret(request)
+        merchant = await self.keys.merchant_for(secret) if _SECRET.match(secret) else None
+        if merchant is None:
+            log.info("api key refused method=%s path=%s", request.method, request.path)
+            raise ApiError(401, "unauthorized", "the API key is not valid (or was revoked)", "Authorization",
+                           {"WWW-Authenticate": 'Bearer realm="paylinks", error="invalid_token"'})
+        return merchant
+
+    def _json(self, link: PaymentLink) -> dict[str, Any]:
+        return link_json(link, self.links.status_of(link), self.links.url(link.id))
+
+    # ------------------------------------------------------------ POST /links
+
+    async def create_link(self, request: web.Request) -> web.Response:
+        merchant = await self._merchant(request)
+        idempotency_key = self._idempotency_key(request)
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            raise ApiError(413, "body_too_large", f"the request body is larger than {MAX_BODY_BYTES} bytes", "body")
+        body = await request.read()
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiError(413, "body_too_large", f"the request body is larger than {MAX_BODY_BYTES} bytes", "body")
+        payload = parse_json_object(body)
+        draft, amount_field, expiry_field = self._draft(merchant, payload)
+        if idempotency_key is not None:
+            draft = _with_idempotency(draft, idempotency_key, request_hash(payload))
+        try:
+            link, created = await self.links.create(draft)
+        except LinkError as exc:
+            field = exc.field
+            if field == "amount":
+                field = amount_field
+            elif field == "expires_at":
+                field = expiry_field
+            raise ApiError(exc.status, exc.code, exc.message, field) from None
+        headers = {"Location": f"{API_PREFIX}/links/{link.id}", **_NO_STORE}
+        if not created:
+            headers["Idempotent-Replayed"] = "true"
+        return web.json_response(self._json(link), status=201 if created else 200, headers=headers)
+
+    @staticmethod
+    def _idempotency_key(request: web.Request) -> str | None:
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return None
+        if not _IDEMPOTENCY_KEY.match(key) or len(key) > MAX_IDEMPOTENCY_KEY:
+            raise _bad(
+                "invalid_idempotency_key",
+                f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters (a UUID is ideal)",
+                "Idempotency-Key",
+            )
+        return key.rstrip()
+
+    def _draft(self, merchant: ApiMerchant, payload: dict[str, Any]) -> tuple[LinkDraft, str, str]:
+        """Validate the create body; also returns which amount and expiry fields the client used."""
+        for name in payload:
+            if name not in CREATE_FIELDS:
+                raise _bad("unknown_field", f"{name!r} is not a field of a link (see /api/v1/openapi.json)",
+                           str(name)[:60])
+        currency_value = payload.get("currency")
+        if currency_value is None:
+            currency = merchant.default_currency
+        elif not isinstance(currency_value, str):
+            raise _bad("invalid_type", "currency must be a string such as \"SGD\"", "currency")
+        else:
+            try:
+                currency = normalize_currency(currency_value)
+            except MoneyError as exc:
+                raise _bad("invalid_currency", str(exc), "currency") from None
+        money, amount_field = self._money(payload, currency)
+        description = payload.get("description")
+        if description is None:
+            raise _bad("missing_field", "description is required (what is being paid for)", "description")
+        if not isinstance(description, str):
+            raise _bad("invalid_type", "description must be a string", "description")
+        reference = _optional_str(payload.get("reference"), "reference", MAX_REFERENCE)
+        expires_at, expiry_field = self._expiry(payload)
+        return (
+            LinkDraft(
+                merchant_id=merchant.id,
+                money=money,
+                description=description,
+                reference=reference,
+                customer=self._customer(payload.get("customer")),
+                expires_at=expires_at,
+                meta=self._metadata(payload.get("metadata")),
+            ),
+            amount_field,
+            expiry_field,
+        )
+
+    def _money(self, payload: dict[str, Any], currency: str) -> tuple[Money, str]:
+        has_amount = payload.get("amount") is not None
+        has_minor = payload.get("amount_minor") is not None
+        if has_amount == has_minor:
+            message = "give exactly one of amount (\"25.00\") and amount_minor (2500)"
+            raise _bad("invalid_amount" if has_amount else "missing_field", message, "amount")
+        if has_amount:
+            text = payload["amount"]
+            if not isinstance(text, str):
+                raise _bad(
+                    "invalid_type",
+                    "amount must be a decimal string such as \"25.00\" (or send amount_minor as an integer)",
+                    "amount",
+                )
+            if not _AMOUNT.match(text):
+                raise _bad("invalid_amount", f"{text[:40]!r} is not an amount; write it like \"25.00\"", "amount")
+            try:
+                return Money.parse(text, currency), "amount"
+            except MoneyError as exc:
+                raise _bad("invalid_amount", str(exc), "amount") from None
+        minor = payload["amount_minor"]
+        if not isinstance(minor, int) or isinstance(minor, bool):
+            raise _bad("invalid_type", "amount_minor must be an integer count of minor units, such as 2500",
+                       "amount_minor")
+        if minor <= 0:
+            raise _bad("invalid_amount", "amount_minor must be greater than zero", "amount_minor")
+        money = Money(minor, currency) if minor <= MAX_AMOUNT_MINOR else None
+        if money is None or money.decimal() > self.links.max_amount:
+            most = Money(int(self.links.max_amount.scaleb(exponent(currency))), currency)
+            raise _bad("amount_too_large", f"amount_minor must be at most {most.amount_minor} "
+                       f"({most.amount_str()} {currency})", "amount_minor")
+        return money, "amount_minor"
+
+    def _expiry(self, payload: dict[str, Any]) -> tuple[datetime | None, str]:
+        at, within = payload.get("expires_at"), payload.get("expires_in")
+        if at is not None and within is not None:
+            raise _bad("invalid_expiry", "give expires_at or expires_in, not both", "expires_in")
+        now = self.links.clock()
+        if within is not None:
+            if not isinstance(within, str):
+                raise _bad("invalid_type", "expires_in must be a string such as \"2h\" or \"3d\"", "expires_in")
+            try:
+                delta = parse_duration(within)
+            except ValueError as exc:
+                raise _bad("invalid_expiry", str(exc), "expires_in") from None
+            if delta <= timedelta(0):
+                raise _bad("invalid_expiry", "expires_in must be longer than zero", "expires_in")
+            if delta > MAX_EXPIRY:
+                raise _bad("invalid_expiry", f"expires_in must be at most {MAX_EXPIRY.days} days", "expires_in")
+            return now + delta, "expires_in"
+        if at is None:
+            return None, "expires_at"
+        if not isinstance(at, str):
+            raise _bad("invalid_type", "expires_at must be an ISO 8601 string", "expires_at")
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            raise _bad("invalid_expiry", f"{at[:40]!r} is not an ISO 8601 time such as "
+                       "\"2026-12-01T18:00:00+08:00\"", "expires_at") from None
+        if when.tzinfo is None or when.utcoffset() is None:
+            raise _bad("invalid_expiry", "expires_at needs a UTC offset, e.g. \"2026-12-01T18:00:00+08:00\" or "
+                       "\"…Z\"", "expires_at")
+        when = when.astimezone(UTC)
+        if when <= now:
+            raise _bad("invalid_expiry", "expires_at must be in the future", "expires_at")
+        if when - now > MAX_EXPIRY:
+            raise _bad("invalid_expiry", f"expires_at must be within {MAX_EXPIRY.days} days", "expires_at")
+        return when, "expires_at"
+
+    @staticmethod
+    def _customer(value: Any) -> Customer:
+        if value is None:
+            return Customer()
+        if not isinstance(value, dict):
+            raise _bad("invalid_type", "customer must be an object {name, email, phone}", "customer")
+        for name in value:
+            if name not in CUSTOMER_FIELDS:
+                raise _bad("unknown_field", f"{name!r} is not a customer field (name, email, phone)",
+                           f"customer.{str(name)[:40]}")
+        email = _optional_str(value.get("email"), "customer.email", MAX_CUSTOMER_EMAIL)
+        if email is not None and not _EMAIL.match(email):
+            raise _bad("invalid_email", "customer.email is not an email address", "customer.email")
+        phone = _optional_str(value.get("phone"), "customer.phone", MAX_CUSTOMER_PHONE)
+        if phone is not None:
+            try:
+                number = phonenumbers.parse(phone, None)
+            except phonenumbers.NumberParseException:
+                number = None
+            if number is None or not phonenumbers.is_possible_number(number):
+                raise _bad("invalid_phone", "customer.phone must be an international number such as "
+                           "\"+6591234567\"", "customer.phone")
+            phone = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return Customer(
+            name=_optional_str(value.get("name"), "customer.name", MAX_CUSTOMER_NAME), email=email, phone=phone
+        )
+
+    @staticmethod
+    def _metadata(value: Any) -> dict[str, str]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise _bad("invalid_type", "metadata must be an object of string values", "metadata")
+        if len(value) > MAX_METADATA_KEYS:
+            raise _bad("too_many_keys", f"metadata has more than {MAX_METADATA_KEYS} keys", "metadata")
+        for key, item in value.items():
+            if not key or len(key) > MAX_METADATA_KEY:
+                raise _bad("invalid_metadata", f"metadata keys must be 1 to {MAX_METADATA_KEY} characters",
+                           "metadata")
+            if not isinstance(item, str):
+                raise _bad("invalid_type", f"metadata[{key!r}] must be a string", "metadata")
+            if len(item) > MAX_METADATA_VALUE:
+                raise _bad("too_long", f"metadata[{key!r}] is longer than {MAX_METADATA_VALUE} characters",
+                           "metadata")
+        return dict(value)
+
+    # ------------------------------------------------------------ GET /links, /links/{id}, cancel
+
+    async def get_link(self, request: web.Request) -> web.Response:
+        merchant = await self._merchant(request)
+        link_id = request.match_info["id"]
+        # Another merchant's link is indistinguishable from a missing one.
+        link = await self.links.get(link_id, merchant.id) if len(link_id) <= MAX_LINK_ID else None
+        if link is None:
+            raise ApiError(404, "not_found", "no such link", "id")
+        return web.json_response(self._json(link), headers=_NO_STORE)
+
+    async def list_links(self, request: web.Request) -> web.Response:
+        merchant = await self._merchant(request)
+        query = request.query
+        status = None
+        if query.get("status"):
+            try:
+                status = LinkStatus(query["status"])
+            except ValueError:
+                raise _bad("invalid_status", f"status must be one of {', '.join(STATUSES)}", "status") from None
+        limit = DEFAULT_LIMIT
+        if "limit" in query:
+            text = query["limit"].strip()
+            if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+                raise _bad("invalid_limit", f"limit must be an integer from 1 to {MAX_LIMIT}", "limit")
+            limit = int(text)
+        cursor = query.get("cursor") or None
+        if cursor is not None and len(cursor) > MAX_LINK_ID:
+            raise _bad("invalid_cursor", "cursor does not name a link of yours", "cursor")
+        try:
+            found, next_cursor = await self.links.list(merchant.id, status=status, limit=limit, cursor=cursor)
+        except LinkError as exc:
+            raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
+        now = self.links.clock()
+        data = [link_json(link, self.links.status_of(link, now), self.links.url(link.id)) for link in found]
+        return web.json_response({"data": data, "next_cursor": next_cursor}, headers=_NO_STORE)
+
+    async def cancel_link(self, request: web.Request) -> web.Response:
+        merchant = await self._merchant(request)
+        link_id = request.match_info["id"]
+        if len(link_id) > MAX_LINK_ID:
+            raise ApiError(404, "not_found", "no such link", "id")
+        try:
+            link = await self.links.cancel(link_id, merchant.id)
+        except LinkError as exc:
+            raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
+        return web.json_response(self._json(link), headers=_NO_STORE)
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.Response(body=self._openapi, content_type="application/json")
+
+
+def _with_idempotency(draft: LinkDraft, key: str, body_hash: str) -> LinkDraft:
+    return replace(draft, idempotency_key=key, request_hash=body_hash)
