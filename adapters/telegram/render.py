@@ -1,0 +1,103 @@
+"""Pure rendering: a platform-neutral Reply → the keyword arguments of Bot.send_message / edit_message_text.
+
+Reply.text uses the tiny markup of core.markup (**bold**, `code`, plain URLs); Telegram gets it as HTML,
+which only needs <, > and & escaped (MarkdownV2 needs 18 characters escaped, and payment descriptions
+are full of them).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+from urllib.parse import urlencode
+
+import segno
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
+from telegram.constants import ParseMode
+
+from core import markup
+from core.ports import Reply
+
+# Telegram's limits: 4096 characters of message text, 1024 of photo caption (after entity parsing).
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+SHARE_LABEL = "↗ Share link"
+
+
+
+def to_html(text: str) -> str:
+    """**bold** → <b>, `code` → <code>, everything else escaped (see core.markup)."""
+    return markup.to_telegram_html(text)
+
+
+def _clip(text: str, limit: int) -> str:
+    # Clipped before conversion so a tag is never cut in half; markup only makes the visible text shorter
+    # (an unpaired marker left by the cut stays literal).
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def pay_button(reply: Reply) -> tuple[str, str] | None:
+    """(label, url) of the /charge answer's Pay button, when there is one."""
+    for button in reply.buttons:
+        if button.label.startswith("Pay"):
+            return button.label, button.url
+    return None
+
+
+def share_url(url: str, text: str = "") -> str:
+    """Telegram's share dialog (pick a chat, send the link there)."""
+    query = {"url": url}
+    if text:
+        query["text"] = text
+    return "https://t.me/share/url?" + urlencode(query)
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    """One row per button; a reply with a Pay button also gets a share button (to forward the link)."""
+    if not reply.buttons:
+        return None
+    rows = [[InlineKeyboardButton(button.label, url=button.url)] for button in reply.buttons]
+    pay = pay_button(reply)
+    if pay is not None:
+        label, url = pay
+        rows.append([InlineKeyboardButton(SHARE_LABEL, url=share_url(url, label))])
+    return InlineKeyboardMarkup(rows)
+
+
+def render(reply: Reply) -> dict[str, Any]:
+    """kwargs for Bot.send_message (add chat_id) and Bot.edit_message_text (add chat_id + message_id).
+
+    Without buttons, reply_markup is None: an edit then removes the old keyboard (the paid link message
+    loses its Pay button).
+    """
+    return {
+        "text": to_html(_clip(reply.text, MAX_TEXT)),
+        "parse_mode": ParseMode.HTML,
+        "reply_markup": keyboard(reply),
+        # The pay URL is in the text; a preview card of the pay page would only push the buttons down.
+        "link_preview_options": LinkPreviewOptions(is_disabled=True),
+    }
+
+
+def render_plain(reply: Reply) -> dict[str, Any]:
+    """The same message without markup or buttons: the fallback when Telegram refuses the rich one."""
+    text = markup.to_plain(_clip(reply.text, MAX_TEXT))
+    urls = [b.url for b in reply.buttons if b.url not in text]
+    if urls:
+        text = _clip("\n".join([text, *urls]), MAX_TEXT)
+    return {"text": text, "link_preview_options": LinkPreviewOptions(is_disabled=True)}
+
+
+def qr_photo(reply: Reply) -> tuple[bytes, str] | None:
+    """(PNG, caption) for the QR of the reply's pay link: the reply's own image, else made with segno."""
+    pay = pay_button(reply)
+    if reply.image_png is None and pay is None:
+        return None
+    png = reply.image_png
+    if png is None:
+        assert pay is not None
+        buffer = io.BytesIO()
+        segno.make(pay[1], error="m").save(buffer, kind="png", scale=8, border=2)
+        png = buffer.getvalue()
+    caption = f"Scan to {pay[0][0].lower()}{pay[0][1:]}" if pay else ""
+    return png, _clip(caption, MAX_CAPTION)
