@@ -237,6 +237,13 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"payments.provider: unknown provider {settings.payments.provider!r} (known: sandbox)")
     if settings.telegram.mode not in ("webhook", "polling"):
         raise ConfigError("telegram.mode: expected \"webhook\" or \"polling\"")
+    if settings.whatsapp.enabled:
+        from adapters.whatsapp import check_settings
+
+        try:
+            check_settings(settings.whatsapp)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     settings.server.public_base_url = settings.server.public_base_url.rstrip("/")
 
 

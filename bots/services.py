@@ -60,7 +60,15 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
         webhook_secret=str(sandbox.webhook_secret),
         clock=clock,
     )
-    return Services(settings=settings, db=db, links=links, merchants=merchants, provider=provider, clock=clock)
+    services = Services(settings=settings, db=db, links=links, merchants=merchants, provider=provider, clock=clock)
+    if settings.whatsapp.enabled:
+        # Here rather than in app.py so `paylinks worker` delivers WhatsApp outbox rows too.
+        from adapters.whatsapp import sender_from_settings
+
+        services.senders["whatsapp"] = sender_from_settings(
+            settings.whatsapp, db=db, links=links, merchants=merchants, clock=clock
+        )
+    return services
 
 
 async def prepare_database(services: Services, *, migrate: bool | None = None) -> None:
