@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import ClientError, ClientTimeout, web
 from sqlalchemy import select
@@ -67,7 +67,7 @@ OUTSIDE_WINDOW = 63016
 RATE_LIMITED = 20429
 # The recipient can never get this message: invalid 'To' number, not a mobile number, opted out,
 # not on WhatsApp / not joined to the sandbox, region not enabled.
-PERMANENT_CODES = frozenset({21211, 21614, 21610, 21408, 63003, 63024, OUTSIDE_WINDOW})
+PERMANENT_CODES = frozenset({21211, 21614, 21610, 21408, 63003, 63015, 63024, OUTSIDE_WINDOW})
 # Our own configuration is wrong (credentials, sender): retrying later after a fix is the remedy, and
 # the contact must not be marked unreachable for it.
 CONFIG_CODES = frozenset({20003, 20404, 21606, 21659, 63007})
@@ -459,6 +459,45 @@ def _masked(address: str) -> str:
     return f"whatsapp:{number[:3]}…{number[-3:]}" if len(number) > 6 else "whatsapp:…"
 
 
+class WhatsAppConfig(Protocol):
+    """The `[whatsapp]` settings (bots.config.WhatsAppSettings), without importing bots."""
+
+    enabled: bool
+    account_sid: str
+    auth_token: str
+    from_number: str
+    api_base_url: str
+    templates: dict[str, Any]
+
+
+def check_settings(cfg: WhatsAppConfig) -> None:
+    """Start-up check of an enabled `[whatsapp]` section; ValueError naming the key."""
+    for key in ("account_sid", "auth_token", "from_number"):
+        if not str(getattr(cfg, key)):
+            raise ValueError(f"whatsapp.{key}: required when whatsapp.enabled is true")
+    if not re.match(r"^AC[0-9a-fA-F]{32}$", cfg.account_sid):
+        raise ValueError("whatsapp.account_sid: expected \"AC\" + 32 hex digits (Twilio Console, Account Info)")
+    try:
+        whatsapp_address(cfg.from_number)
+    except ValueError:
+        raise ValueError("whatsapp.from_number: expected your Twilio WhatsApp sender, "
+                         "e.g. \"whatsapp:+14155238886\"") from None
+    if not re.match(r"^https?://[^/\s]+", cfg.api_base_url):
+        raise ValueError("whatsapp.api_base_url: expected a URL like \"https://api.twilio.com\"")
+    parse_templates(cfg.templates)
+
+
+def sender_from_settings(
+    cfg: WhatsAppConfig, *, db: Database, links: LinkService, merchants: MerchantService, clock: Clock = utcnow
+) -> WhatsAppSender:
+    """Pure construction (no I/O, no SDK objects yet): the Twilio client is built in the loop on first use."""
+    return WhatsAppSender(
+        account_sid=cfg.account_sid, auth_token=str(cfg.auth_token), from_number=cfg.from_number,
+        api_base_url=cfg.api_base_url, templates=cfg.templates, db=db, links=links, merchants=merchants,
+        clock=clock,
+    )
+
+
 # ---------------------------------------------------------------- contacts
 
 
@@ -592,3 +631,7 @@ class WhatsAppWebhook:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+# Where bots/app.py keeps the mounted webhook (tests drain its answers in flight).
+WHATSAPP_WEBHOOK = web.AppKey("whatsapp_webhook", WhatsAppWebhook)

@@ -513,3 +513,22 @@ async def test_answer_retries_after_a_rate_limit(webhook: Webhook) -> None:
     await webhook.post(inbound("links"))
     assert waits == [2.0]
     assert [r.status for r in webhook.fake.requests] == [429, 201]
+
+
+# ---------------------------------------------------------------- settings
+
+
+def test_enabled_whatsapp_is_checked_at_start_up() -> None:
+    from bots.config import ConfigError, load_settings
+
+    base = {"PAYLINKS_WHATSAPP__ENABLED": "true"}
+    with pytest.raises(ConfigError, match=r"whatsapp\.account_sid: required"):
+        load_settings(env=base)
+    good = {**base, "PAYLINKS_WHATSAPP__ACCOUNT_SID": "AC" + "1" * 32, "PAYLINKS_WHATSAPP__AUTH_TOKEN": "t",
+            "PAYLINKS_WHATSAPP__FROM_NUMBER": "whatsapp:+14155238886"}
+    assert load_settings(env=good).whatsapp.enabled
+    with pytest.raises(ConfigError, match=r"whatsapp\.from_number"):
+        load_settings(env={**good, "PAYLINKS_WHATSAPP__FROM_NUMBER": "sandbox"})
+    with pytest.raises(ConfigError, match=r"whatsapp\.account_sid"):
+        load_settings(env={**good, "PAYLINKS_WHATSAPP__ACCOUNT_SID": "SK123"})
+    assert not load_settings(env={}).whatsapp.enabled  # disabled: nothing required
