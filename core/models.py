@@ -19,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
+from sqlalchemy.orm import configure_mappers
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -299,3 +300,8 @@ SLACK_OAUTH_STATES = Table(
 
 
 metadata = SQLModel.metadata
+
+# Services build rows with model_construct, which (unlike __init__) never triggers SQLAlchemy's lazy
+# mapper configuration; until something configures it, attribute access on such an instance fails
+# ("'NoneType' object has no attribute 'supports_population'") in a fresh process.
+configure_mappers()
