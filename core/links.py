@@ -65,6 +65,9 @@ class LinkDraft:
     created_by_member_id: int | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
+    # A preset public id (Telegram inline mode shows the link's URL before the link is created); must come
+    # from ids.link_id(). None: a fresh one.
+    link_id: str | None = None
 
 
 class LinkEventKind(StrEnum):
@@ -249,7 +252,7 @@ class LinkService:
             if existing is not None:
                 return self._replay(existing, draft), False
         values = {
-            "id": ids.link_id(),
+            "id": draft.link_id or ids.link_id(),
             "merchant_id": draft.merchant_id,
             "amount_minor": money.amount_minor,
             "currency": money.currency,
