@@ -301,6 +301,10 @@ SLACK_OAUTH_STATES = Table(
 
 metadata = SQLModel.metadata
 
+# Rows are turned into models with model_construct (fast, no validation), which skips the lazy mapper
+# set-up a first __init__ would trigger; do it once here so attribute access works in any process.
+configure_mappers()
+
 # Services build rows with model_construct, which (unlike __init__) never triggers SQLAlchemy's lazy
 # mapper configuration; until something configures it, attribute access on such an instance fails
 # ("'NoneType' object has no attribute 'supports_population'") in a fresh process.
