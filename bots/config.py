@@ -244,6 +244,13 @@ def _check(settings: Settings) -> None:
             check_settings(settings.whatsapp)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    if settings.slack.enabled:
+        from adapters.slack import check_settings as check_slack
+
+        try:
+            check_slack(settings.slack)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     settings.server.public_base_url = settings.server.public_base_url.rstrip("/")
 
 
