@@ -1,0 +1,220 @@
+"""Pure rendering of core values as Slack Block Kit payloads (no I/O, no SDK objects).
+
+Everything a user typed (descriptions, names) is escaped (&, <, >) before it reaches Slack mrkdwn, so a
+description such as "<!channel>" can never ping a channel or forge a link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.markup import slack_escape as escape
+from core.markup import to_plain, to_slack_mrkdwn
+from core.ports import Button, Reply
+
+# Block Kit limits (https://api.slack.com/reference/block-kit/blocks).
+SECTION_TEXT_MAX = 3000
+BUTTON_TEXT_MAX = 75
+BUTTON_URL_MAX = 3000
+ACTIONS_MAX = 25
+BLOCKS_MAX = 50
+HOME_BLOCKS_MAX = 100
+FALLBACK_TEXT_MAX = 3000
+
+STATUS_MARKS = {
+    "active": "⏳ Open",
+    "paid": "✅ Paid",
+    "expired": "⌛ Expired",
+    "cancelled": "✖️ Cancelled",
+}
+
+
+def mrkdwn(text: str) -> str:
+    """The core's markup (**bold**, `code`, escapes, plain URLs) as Slack mrkdwn, control characters escaped."""
+    return to_slack_mrkdwn(text)
+
+
+def plain(text: str) -> str:
+    """Notification fallback text: markup removed, control characters escaped, bounded."""
+    return _truncate(escape(to_plain(text)), FALLBACK_TEXT_MAX)
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _chunks(text: str, limit: int) -> list[str]:
+    """Split at line breaks where possible so no section exceeds Slack's limit."""
+    chunks: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:
+            if current:
+                chunks.append(current)
+                current = ""
+            chunks.append(line[:limit])
+            line = line[limit:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            chunks.append(current)
+            current = line
+        else:
+            current = candidate
+    if current or not chunks:
+        chunks.append(current)
+    return chunks
+
+
+def button(label: str, url: str, *, action_id: str, primary: bool = False) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": _truncate(label, BUTTON_TEXT_MAX), "emoji": True},
+        "url": url[:BUTTON_URL_MAX],
+        "action_id": action_id,
+    }
+    if primary:
+        element["style"] = "primary"
+    return element
+
+
+def _buttons_block(buttons: Sequence[Button]) -> dict[str, Any] | None:
+    usable = [b for b in buttons if b.url and len(b.url) <= BUTTON_URL_MAX][:ACTIONS_MAX]
+    if not usable:
+        return None
+    elements = [
+        button(b.label, b.url, action_id=f"open_url_{i}", primary=b.label.startswith("Pay"))
+        for i, b in enumerate(usable)
+    ]
+    return {"type": "actions", "block_id": "paylinks_buttons", "elements": elements}
+
+
+def reply_blocks(reply: Reply) -> list[dict[str, Any]]:
+    """A Reply as blocks: its text in sections, its buttons (the "Pay" one highlighted) underneath."""
+    text = mrkdwn(reply.text)
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": chunk}} for chunk in _chunks(text, SECTION_TEXT_MAX)
+    ]
+    actions = _buttons_block(reply.buttons)
+    if actions is not None:
+        blocks.append(actions)
+    if len(blocks) > BLOCKS_MAX:
+        blocks = [*blocks[: BLOCKS_MAX - 1], blocks[-1]]
+    return blocks
+
+
+def message_payload(reply: Reply) -> dict[str, Any]:
+    """Arguments for chat.postMessage / chat.update / response_url: blocks plus the notification text."""
+    return {"text": plain(reply.text) or "paylinks", "blocks": reply_blocks(reply)}
+
+
+def not_in_channel_reply(reply: Reply) -> Reply:
+    """What the seller sees (only them) when the bot may not post the link message in this channel."""
+    note = (
+        "I can't post in this channel yet, so only you can see this link. "
+        "To share links here, invite me with `/invite @paylinks` and run the command again — "
+        "or copy the link below."
+    )
+    return Reply(text=f"{note}\n\n{reply.text}", buttons=reply.buttons, link_id=reply.link_id)
+
+
+# ---------------------------------------------------------------- App Home and unfurls
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSummary:
+    """One link as the Home tab and unfurls show it; amounts already formatted in the merchant's locale."""
+
+    link_id: str
+    url: str
+    amount: str
+    description: str
+    status: str
+    expires: str = ""  # e.g. "expires 3 Dec 2026, 14:00 UTC" (active links only)
+    reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HomeData:
+    merchant_name: str | None  # None: this person has no shop yet
+    recent: Sequence[LinkSummary] = ()
+    totals_today: Sequence[str] = ()  # formatted per currency, e.g. ("S$300.00", "Rp 150.000,00")
+    paid_count_today: int = 0
+    day_label: str = "Today"
+    extra_note: str | None = None
+
+
+def _status_mark(status: str) -> str:
+    return STATUS_MARKS.get(status, status)
+
+
+def _link_line(link: LinkSummary) -> str:
+    ref = f" · ref `{escape(link.reference)}`" if link.reference else ""
+    expiry = f" · {escape(link.expires)}" if link.status == "active" and link.expires else ""
+    return (
+        f"*{escape(link.amount)}* — {escape(_truncate(link.description, 200))}\n"
+        f"{_status_mark(link.status)}{expiry}{ref} · <{link.url}|open>"
+    )
+
+
+def home_view(data: HomeData) -> dict[str, Any]:
+    """The Home tab (views.publish `view`)."""
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "paylinks", "emoji": True}},
+    ]
+    if data.merchant_name is None:
+        blocks.append({
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": (
+                    "Make a payment link from any channel: `/charge 25 birthday cake`.\n"
+                    "Your workspace's shop is created with your first command; everyone here shares it.\n"
+                    "`/paylinks help` lists everything I can do."
+                ),
+            },
+        })
+        return {"type": "home", "blocks": blocks}
+    totals = ", ".join(escape(t) for t in data.totals_today) if data.totals_today else "nothing yet"
+    blocks.append({
+        "type": "section",
+        "text": {
+            "type": "mrkdwn",
+            "text": (
+                f"*{escape(data.merchant_name)}*\n"
+                f"*{escape(data.day_label)}:* {totals}"
+                f" ({data.paid_count_today} paid link{'s' if data.paid_count_today != 1 else ''})"
+            ),
+        },
+    })
+    blocks.append({"type": "divider"})
+    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Your recent links*"}})
+    if not data.recent:
+        blocks.append({
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": "No links yet. Try `/charge 25 birthday cake` in a channel."}],
+        })
+    for link in data.recent:
+        if len(blocks) >= HOME_BLOCKS_MAX - 2:
+            break
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _link_line(link)}})
+    if data.extra_note:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(data.extra_note)}]})
+    return {"type": "home", "blocks": blocks}
+
+
+def unfurl(link: LinkSummary) -> dict[str, Any]:
+    """The attachment-style unfurl for one pay-page URL (chat.unfurl `unfurls[url]`)."""
+    lines = [f"*{escape(link.amount)}* — {escape(_truncate(link.description, 300))}", _status_mark(link.status)]
+    if link.status == "active" and link.expires:
+        lines[-1] += f" · {escape(link.expires)}"
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}]
+    if link.status == "active":
+        blocks.append({
+            "type": "actions",
+            "block_id": "paylinks_unfurl",
+            "elements": [button(f"Pay {link.amount}", link.url, action_id="open_url_0", primary=True)],
+        })
+    return {"blocks": blocks}
+
