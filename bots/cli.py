@@ -175,6 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
 EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
+def _register_telegram(sub: Any) -> None:
+    from adapters.telegram.cli import register
+
+    register(sub)
+
+
+EXTRA_COMMANDS.append(_register_telegram)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -189,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)
         return int(result or 0)
-    except (UsageError, MoneyError, LinkError, MerchantError) as exc:
+    except (UsageError, MoneyError, LinkError, MerchantError, ConfigError) as exc:
         print(f"paylinks: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

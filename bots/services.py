@@ -68,6 +68,13 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
         services.senders["whatsapp"] = sender_from_settings(
             settings.whatsapp, db=db, links=links, merchants=merchants, clock=clock
         )
+    if settings.slack.enabled:
+        # Here too so `paylinks worker` delivers Slack outbox rows; bots/app.py adds the Bolt app around it.
+        from adapters.slack import build_sender, options_from_settings
+
+        services.senders["slack"] = build_sender(
+            options_from_settings(settings.slack, public_base_url=settings.server.public_base_url), db
+        )
     return services
 
 

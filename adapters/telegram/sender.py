@@ -14,13 +14,14 @@ import asyncio
 import logging
 import warnings
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from telegram import Bot, Message, ReplyParameters
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
+from adapters.telegram.config import TelegramOptions
 from adapters.telegram.parse import PLATFORM
 from adapters.telegram.render import render, render_plain
 from core.ports import AddressMoved, MessageRef, Permanent, Reply, RetryLater, SendError, Transient
@@ -40,16 +41,6 @@ _CONTENT = ("can't parse entities", "button_url_invalid", "button url", "wrong h
 # Edits that cannot happen and never will; the chat itself is fine.
 _EDIT_GONE = ("message to edit not found", "message can't be edited", "message_id_invalid",
               "message identifier is not specified")
-
-
-class TelegramOptions(Protocol):
-    """What the adapter reads from the `[telegram]` settings."""
-
-    token: str
-    mode: str
-    webhook_secret: str
-    api_base_url: str
-    send_qr: bool
 
 
 def redact(text: str, token: str) -> str:
@@ -111,7 +102,7 @@ def classify(exc: TelegramError, token: str = "") -> SendError:
     return Transient(f"telegram: {message}")  # TimedOut, NetworkError (5xx, connection), Conflict, …
 
 
-def _is_content_problem(exc: BadRequest) -> bool:
+def is_content_problem(exc: BadRequest) -> bool:
     lowered = exc.message.lower()
     return any(part in lowered for part in _CONTENT)
 
@@ -124,7 +115,7 @@ async def post_reply(bot: Bot, chat_id: int | str, reply: Reply, *, reply_to: in
     try:
         return await bot.send_message(chat_id=chat_id, **render(reply), **extra)
     except BadRequest as exc:
-        if not _is_content_problem(exc):
+        if not is_content_problem(exc):
             raise
         log.warning("telegram refused the formatted message (%s); sending plain text", exc.message)
         return await bot.send_message(chat_id=chat_id, **render_plain(reply), **extra)
@@ -141,7 +132,7 @@ async def edit_reply(bot: Bot, ref: MessageRef, reply: Reply) -> None:
         try:
             await bot.edit_message_text(**target, **render(reply))
         except BadRequest as exc:
-            if not _is_content_problem(exc):
+            if not is_content_problem(exc):
                 raise
             await bot.edit_message_text(**target, **render_plain(reply))
     except BadRequest as exc:
