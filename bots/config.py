@@ -237,13 +237,6 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"payments.provider: unknown provider {settings.payments.provider!r} (known: sandbox)")
     if settings.telegram.mode not in ("webhook", "polling"):
         raise ConfigError("telegram.mode: expected \"webhook\" or \"polling\"")
-    if settings.telegram.enabled:
-        from adapters.telegram.config import TelegramConfigError, check_options
-
-        try:
-            check_options(settings.telegram)
-        except TelegramConfigError as exc:
-            raise ConfigError(str(exc)) from None
     if settings.whatsapp.enabled:
         from adapters.whatsapp import check_settings
 
