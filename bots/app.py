@@ -41,6 +41,7 @@ def create_app(
     app.router.add_routes(Health(services.db).routes())
     _mount_api(app, services)
     _mount_pages(app, services)
+    _mount_slack(app, services)
     return app
 
 
@@ -77,3 +78,38 @@ def _mount_pages(app: web.Application, services: Services) -> None:
                                    templates=templates)
         app.cleanup_ctx.append(checkout.lifespan)
         app.router.add_routes(checkout.routes())
+
+
+def _mount_slack(app: web.Application, services: Services) -> None:
+    """Slack on slack-bolt (adapters/slack/): POST /slack/events, GET /slack/install, /slack/oauth_redirect.
+    The Bolt AsyncApp is built inside the running loop; the "slack" sender comes from build_services."""
+    from adapters.slack import SLACK_ADAPTER, SlackAdapter, SlackSender, options_from_settings
+    from core.ports import IncomingMessage, Reply
+
+    sender = services.senders.get("slack")
+    if not services.settings.slack.enabled or not isinstance(sender, SlackSender):
+        return
+
+    async def handle(message: IncomingMessage) -> list[Reply]:
+        # Looked up per message, so a test can stand in for the conversation core.
+        replies: list[Reply] = await services.conversation.handle(message)
+        return replies
+
+    slack = SlackAdapter(
+        options_from_settings(services.settings.slack, public_base_url=services.settings.server.public_base_url),
+        db=services.db, links=services.links, merchants=services.merchants, handle=handle, sender=sender,
+        clock=services.clock,
+    )
+
+    async def slack_ctx(app: web.Application) -> AsyncIterator[None]:
+        await sender.start()
+        try:
+            await slack.start()  # single-workspace mode: auth.test; a rejected token stops start-up
+            yield
+        finally:
+            await slack.close()  # answers in flight finish before the HTTP session goes
+            await sender.close()
+
+    app[SLACK_ADAPTER] = slack
+    app.cleanup_ctx.append(slack_ctx)
+    app.router.add_routes(slack.routes())

@@ -9,6 +9,7 @@
 """
 
 from adapters.slack.bot import (
+    SLACK_ADAPTER,
     SlackAdapter,
     SlackConfigError,
     SlackOptions,
@@ -19,6 +20,7 @@ from adapters.slack.bot import (
 from adapters.slack.sender import SlackSender, thread_address
 
 __all__ = [
+    "SLACK_ADAPTER",
     "SlackAdapter",
     "SlackConfigError",
     "SlackOptions",

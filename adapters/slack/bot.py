@@ -365,3 +365,6 @@ class SlackAdapter:
             await client.chat_unfurl(unfurls=unfurls, **where)
         except Exception as exc:
             log.warning("slack unfurl failed (%s)", classify(exc))
+
+
+SLACK_ADAPTER = web.AppKey("slack_adapter", SlackAdapter)
