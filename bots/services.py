@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from adapters.payments.sandbox import SandboxProvider
-from bots.config import Secret, Settings
+from bots.config import ConfigError, Secret, Settings
 from core.clock import Clock, utcnow
 from core.db import Database
 from core.links import LinkService
@@ -75,6 +75,16 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
         services.senders["slack"] = build_sender(
             options_from_settings(settings.slack, public_base_url=settings.server.public_base_url), db
         )
+    if settings.telegram.enabled:
+        # Here so `paylinks worker` delivers Telegram outbox rows too; bots/app.py adds the bot around it.
+        from adapters.telegram.config import TelegramConfigError, check_options
+        from adapters.telegram.sender import TelegramSender
+
+        try:
+            check_options(settings.telegram)  # e.g. webhook mode without a secret: refuse to start
+        except TelegramConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        services.senders["telegram"] = TelegramSender(settings.telegram)
     return services
 
 
