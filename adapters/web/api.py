@@ -207,7 +207,18 @@ def _bearer_secret(request: web.Request) -> str:
 def iso_utc(value: datetime | None) -> str | None:
     if value is None:
         return None
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
+
+
+def amount_str(amount_minor: int, currency: str) -> str:
+    """The API's decimal string ("25.00", "1200" JPY, "1.500" KWD); Money.amount_str without the object."""
+    exp = exponent(currency)
+    if not exp:
+        return str(amount_minor)
+    whole, frac = divmod(amount_minor, 10**exp)
+    return f"{whole}.{frac:0{exp}d}"
 
 
 def link_json(link: PaymentLink, status: LinkStatus, url: str) -> dict[str, Any]:
@@ -215,7 +226,7 @@ def link_json(link: PaymentLink, status: LinkStatus, url: str) -> dict[str, Any]
         "id": link.id,
         "url": url,
         "status": status.value,
-        "amount": Money(link.amount_minor, link.currency).amount_str(),
+        "amount": amount_str(link.amount_minor, link.currency),
         "amount_minor": link.amount_minor,
         "currency": link.currency,
         "description": link.description,
@@ -239,12 +250,23 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in JSON")
 
 
+# Built once: json.loads with hooks would build a decoder per request.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def _respond(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=_ENCODER.encode(data).encode(), status=status, headers=headers, content_type="application/json"
+    )
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """The body as a JSON object; JSON numbers with a fraction come back as Decimal (never float)."""
     if not body.strip():
         raise _bad("invalid_json", "the body must be a JSON object", "body")
     try:
-        payload = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+        payload = _DECODER.decode(body.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         if isinstance(exc, json.JSONDecodeError):
             detail = f": {exc.msg} at position {exc.pos}"
@@ -331,7 +353,7 @@ class LinksApi:
         headers = {"Location": f"{API_PREFIX}/links/{link.id}", **_NO_STORE}
         if not created:
             headers["Idempotent-Replayed"] = "true"
-        return web.json_response(self._json(link), status=201 if created else 200, headers=headers)
+        return _respond(self._json(link), 201 if created else 200, headers)
 
     @staticmethod
     def _idempotency_key(request: web.Request) -> str | None:
@@ -508,7 +530,7 @@ class LinksApi:
         link = await self.links.get(link_id, merchant.id) if len(link_id) <= MAX_LINK_ID else None
         if link is None:
             raise ApiError(404, "not_found", "no such link", "id")
-        return web.json_response(self._json(link), headers=_NO_STORE)
+        return _respond(self._json(link), headers=_NO_STORE)
 
     async def list_links(self, request: web.Request) -> web.Response:
         merchant = await self._merchant(request)
@@ -534,7 +556,7 @@ class LinksApi:
             raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
         now = self.links.clock()
         data = [link_json(link, self.links.status_of(link, now), self.links.url(link.id)) for link in found]
-        return web.json_response({"data": data, "next_cursor": next_cursor}, headers=_NO_STORE)
+        return _respond({"data": data, "next_cursor": next_cursor}, headers=_NO_STORE)
 
     async def cancel_link(self, request: web.Request) -> web.Response:
         merchant = await self._merchant(request)
@@ -545,7 +567,7 @@ class LinksApi:
             link = await self.links.cancel(link_id, merchant.id)
         except LinkError as exc:
             raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
-        return web.json_response(self._json(link), headers=_NO_STORE)
+        return _respond(self._json(link), headers=_NO_STORE)
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.Response(body=self._openapi, content_type="application/json")
