@@ -231,6 +231,19 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = _ts(default=None)
 
 
+class ConsoleMessage(SQLModel, table=True):
+    """A message sent to a console chat (adapters/console.py); a running `paylinks chat` prints it."""
+
+    __tablename__ = "console_message"
+    __table_args__ = (Index("ix_console_message_unshown", "address", "shown_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(max_length=200)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)  # Reply.to_dict()
+    edit_of: int | None = Field(default=None)  # the console_message id this one replaces (an edit)
+    created_at: datetime = _ts()
+    shown_at: datetime | None = _ts(default=None)
+
+
 # ---------------------------------------------------------------- Slack OAuth (multi-workspace installs)
 # slack_sdk's AsyncSQLAlchemyInstallationStore / AsyncSQLAlchemyOAuthStateStore read and write these
 # tables. They are declared here, column for column as slack_sdk builds them (naive UTC DateTime, its
@@ -303,9 +316,4 @@ metadata = SQLModel.metadata
 
 # Rows are turned into models with model_construct (fast, no validation), which skips the lazy mapper
 # set-up a first __init__ would trigger; do it once here so attribute access works in any process.
-configure_mappers()
-
-# Services build rows with model_construct, which (unlike __init__) never triggers SQLAlchemy's lazy
-# mapper configuration; until something configures it, attribute access on such an instance fails
-# ("'NoneType' object has no attribute 'supports_population'") in a fresh process.
 configure_mappers()
