@@ -15,7 +15,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,7 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.home import HomeQueries
 from adapters.slack.parse import parse_address, parse_slash_command, shared_links, user_key
 from adapters.slack.render import home_view, message_payload, not_in_channel_reply, unfurl
-from adapters.slack.sender import SlackPermanent, SlackSender, classify, post_message
+from adapters.slack.sender import SlackPermanent, SlackSender, classify, post_message, thread_address
 from adapters.slack.stores import InstallationStore, OAuthStateStore
 from core.clock import Clock, utcnow
 from core.db import Database
@@ -309,7 +309,9 @@ class SlackAdapter:
             log.warning("slack link message failed (%s) link=%s", exc, reply.link_id)
             await self._ephemeral(message, reply, client, respond)
             return
-        await self.links.attach_message(reply.link_id, ref)
+        # Stored with the thread as its address: the outbox answers "paid" to the link's origin address, which
+        # then lands as a threaded reply under the link message; edits use the channel and ts in `extra`.
+        await self.links.attach_message(reply.link_id, replace(ref, address=thread_address(ref)))
         log.info("slack link message posted link=%s channel=%s ts=%s", reply.link_id, where.channel_id,
                  ref.message_id)
 
@@ -356,9 +358,9 @@ class SlackAdapter:
         if not unfurls:
             return
         where: dict[str, Any]
-        if event.get("unfurl_id") and event.get("source"):
-            # Shared in the message composer, before it was sent.
-            where = {"unfurl_id": event["unfurl_id"], "source": event["source"]}
+        if event.get("source") == "composer" and event.get("unfurl_id"):
+            # Pasted in the message composer, not sent yet: there is no channel message to point at.
+            where = {"unfurl_id": event["unfurl_id"], "source": "composer"}
         else:
             where = {"channel": event.get("channel"), "ts": event.get("message_ts")}
         try:
