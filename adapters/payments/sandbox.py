@@ -14,6 +14,7 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from adapters.payments import signing
@@ -24,6 +25,27 @@ from core.ports import Checkout, PaymentEvent, WebhookError
 SIGNATURE_HEADER = "Paylinks-Signature"
 SUCCESS_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000002"
+# A hosted checkout stays usable this long, as with real gateways (a stale tab cannot pay a week later).
+SESSION_LIFETIME_S = 3600
+
+
+class CardResult(StrEnum):
+    APPROVED = "approved"
+    DECLINED = "declined"
+    NOT_A_TEST_CARD = "not_a_test_card"  # a well-formed number that is not one of the sandbox cards
+    INVALID = "invalid"  # not a card number at all
+
+
+def classify_card(number: str) -> CardResult:
+    """What the sandbox does with a card number; spaces and dashes between digits are allowed."""
+    digits = number.replace(" ", "").replace("-", "")
+    if not digits.isascii() or not digits.isdigit() or not 12 <= len(digits) <= 19:
+        return CardResult.INVALID
+    if digits == SUCCESS_CARD:
+        return CardResult.APPROVED
+    if digits == DECLINED_CARD:
+        return CardResult.DECLINED
+    return CardResult.NOT_A_TEST_CARD
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +58,7 @@ class CheckoutSession:
     currency: str
     description: str
     return_url: str
+    expires: int = 0  # unix time after which the checkout cannot be paid; 0 = never
 
 
 class SandboxProvider:
@@ -51,7 +74,9 @@ class SandboxProvider:
     async def create_checkout(self, link: PaymentLink, *, return_url: str, idempotency_key: str) -> Checkout:
         # Same idempotency key -> same checkout, as a real provider would answer.
         ref = "cs_" + self._mac(f"checkout:{idempotency_key}".encode())[:24]
-        session = CheckoutSession(ref, link.id, link.amount_minor, link.currency, link.description, return_url)
+        expires = int(self.clock().timestamp()) + SESSION_LIFETIME_S
+        session = CheckoutSession(ref, link.id, link.amount_minor, link.currency, link.description, return_url,
+                                  expires)
         return Checkout(url=f"{self.public_base_url}/sandbox/checkout/{self.encode_session(session)}",
                         provider_ref=ref)
 
@@ -75,6 +100,18 @@ class SandboxProvider:
             return CheckoutSession(**data)
         except (ValueError, TypeError):
             return None
+
+    def is_expired(self, session: CheckoutSession) -> bool:
+        return bool(session.expires) and self.clock().timestamp() > session.expires
+
+    def charge_ids(self, session: CheckoutSession) -> tuple[str, str]:
+        """(charge id, event id) of the one charge a checkout can make.
+
+        Derived from the checkout, so a double-submitted form or a resent webhook is the same charge
+        and the same event (one checkout pays once, as with real gateways), never a second payment.
+        """
+        return ("ch_" + self._mac(f"charge:{session.ref}".encode())[:24],
+                "evt_" + self._mac(f"event:{session.ref}".encode())[:24])
 
     # ---- webhooks
 
@@ -104,23 +141,34 @@ class SandboxProvider:
             event = json.loads(raw_body)
             data = event["data"]
             amount = data["amount_minor"]
-            if not isinstance(amount, int) or isinstance(amount, bool):
+            if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount < 2**63:
                 raise TypeError("amount_minor")
-            return PaymentEvent(
+            payer = data.get("payer_name")
+            if payer is not None and not isinstance(payer, str):
+                raise TypeError("payer_name")
+            parsed = PaymentEvent(
                 provider=self.name,
-                event_id=str(event["id"]),
-                kind=str(event["type"]),
-                link_id=str(data["link_id"]),
-                provider_ref=str(data["charge_id"]),
+                event_id=_text(event["id"], 200),
+                kind=_text(event["type"], 100),
+                link_id=_text(data["link_id"], 40),
+                provider_ref=_text(data["charge_id"], 200),
                 amount_minor=amount,
-                currency=str(data["currency"]),
-                payer_name=data.get("payer_name") or None,
+                currency=_text(data["currency"], 3),
+                payer_name=(payer or "")[:200] or None,
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise WebhookError(f"malformed sandbox event ({type(exc).__name__})") from None
+        return parsed
 
     def _mac(self, data: bytes) -> str:
         return hmac.new(self.webhook_secret.encode(), data, hashlib.sha256).hexdigest()
+
+
+def _text(value: Any, max_length: int) -> str:
+    # Signed events come from us, but a field that does not fit its column must be a 4xx, never a 500.
+    if not isinstance(value, str) or not value or len(value) > max_length:
+        raise ValueError("field")
+    return value
 
 
 def _as_dict(session: CheckoutSession) -> dict[str, Any]:

@@ -1,0 +1,395 @@
+"""The hosted pay page a customer opens from a chat: GET /p/{id}, Pay, QR codes, and our static files.
+
+The page is rendered on the server from the stored link (the amount never comes from the client) and
+works without JavaScript. GET /p/{id} is the hot path: one read (link joined with its merchant), a
+template compiled once per app, no per-request set-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from importlib import resources
+from typing import Any, cast
+
+import jinja2
+import segno
+from aiohttp import web
+from babel.dates import format_date, format_datetime
+from sqlalchemy import Connection, bindparam, select
+
+from core.db import Database
+from core.links import LinkService
+from core.models import LinkStatus, Merchant, Payment, PaymentLink, PaymentStatus
+from core.money import format_money
+from core.ports import PaymentProvider
+from core.sql import table
+
+log = logging.getLogger("paylinks.web.pages")
+
+LINKS = table(PaymentLink)
+MERCHANTS = table(Merchant)
+
+# Link ids are lowercase base32 (core.ids.link_id); anything else is not a link and costs no query.
+LINK_ID = re.compile(r"[a-z2-7]{16,64}")
+# Provider payment refs echoed back on the return URL (sandbox: "ch_" + hex).
+PAYMENT_REF = re.compile(r"[A-Za-z0-9_\-]{4,200}")
+
+QR_PNG_SCALE = 8  # pixels per module
+QR_BORDER = 4  # quiet zone in modules, as the QR standard asks
+
+PAY_HTML_CACHE_SIZE = 2048  # rendered active pay pages kept (~2 KB each)
+
+HTML_HEADERS = {"Cache-Control": "no-store"}  # the status changes; never serve a stale "Pay" page
+
+_PAGE_QUERY = (
+    select(
+        LINKS.c.id, LINKS.c.amount_minor, LINKS.c.currency, LINKS.c.description, LINKS.c.reference,
+        LINKS.c.status, LINKS.c.expires_at, LINKS.c.paid_at,
+        MERCHANTS.c.name.label("merchant_name"), MERCHANTS.c.locale.label("merchant_locale"),
+    )
+    .join_from(LINKS, MERCHANTS, MERCHANTS.c.id == LINKS.c.merchant_id)
+    .where(LINKS.c.id == bindparam("link_id"))
+)
+_EXISTS_QUERY = select(LINKS.c.id).where(LINKS.c.id == bindparam("link_id"))
+
+
+# ---------------------------------------------------------------- templates and static files
+
+
+def make_templates() -> jinja2.Environment:
+    """The Jinja2 environment of the web pages: package templates, autoescaping on, compiled once."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("adapters.web", "templates"),
+        autoescape=True,
+        auto_reload=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.globals.update(css_url=StaticFiles.url("paylinks.css"), icon_url=StaticFiles.url("favicon.svg"))
+    return env
+
+
+@lru_cache(maxsize=1)
+def _static_files() -> dict[str, tuple[bytes, str, str]]:
+    """name -> (content, content type, short content hash)."""
+    types = {".css": "text/css", ".svg": "image/svg+xml"}
+    files: dict[str, tuple[bytes, str, str]] = {}
+    for entry in resources.files("adapters.web").joinpath("static").iterdir():
+        suffix = "." + entry.name.rsplit(".", 1)[-1]
+        if entry.is_file() and suffix in types:
+            body = entry.read_bytes()
+            files[entry.name] = (body, types[suffix], hashlib.sha256(body).hexdigest()[:12])
+    return files
+
+
+class StaticFiles:
+    """Our few static files, held in memory and served with a content-hash version for long caching."""
+
+    @staticmethod
+    def url(name: str) -> str:
+        return f"/static/{name}?v={_static_files()[name][2]}"
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/static/{name}", self.serve)]
+
+    async def serve(self, request: web.Request) -> web.Response:
+        found = _static_files().get(request.match_info["name"])
+        if found is None:
+            raise web.HTTPNotFound()
+        body, content_type, version = found
+        cache = "public, max-age=31536000, immutable" if request.query.get("v") == version else "public, max-age=300"
+        return web.Response(body=body, content_type=content_type, headers={"Cache-Control": cache})
+
+
+# ---------------------------------------------------------------- display helpers
+
+
+@lru_cache(maxsize=256)
+def page_lang(locale: str) -> str:
+    """The page text is English; amounts and dates follow the merchant's locale (en_SG -> en-SG)."""
+    language, _, region = locale.replace("-", "_").partition("_")
+    if language.lower() != "en":
+        return "en"
+    return f"en-{region}" if region else "en"
+
+
+@lru_cache(maxsize=1024)
+def _date_text(day: date, locale: str) -> str:
+    try:
+        return format_date(day, "medium", locale=locale)
+    except (ValueError, LookupError):
+        return format_date(day, "medium", locale="en")
+
+
+def datetime_text(moment: datetime, locale: str) -> str:
+    try:
+        text = format_datetime(moment, "medium", tzinfo=UTC, locale=locale)
+    except (ValueError, LookupError):
+        text = format_datetime(moment, "medium", tzinfo=UTC, locale="en")
+    return f"{text} UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class PageLink:
+    """The columns the pay page shows, read in one query with the merchant's name and locale."""
+
+    id: str
+    amount_minor: int
+    currency: str
+    description: str
+    reference: str | None
+    status: str
+    expires_at: datetime
+    paid_at: datetime | None
+    merchant_name: str
+    merchant_locale: str
+
+    @property
+    def amount(self) -> str:
+        return format_money(self.amount_minor, self.currency, self.merchant_locale)
+
+
+# The SQLite fast path builds PageLink positionally from _PAGE_QUERY's columns: keep them in step.
+if [c.key for c in _PAGE_QUERY.selected_columns] != [f.name for f in fields(PageLink)]:
+    raise RuntimeError("_PAGE_QUERY columns and PageLink fields differ")
+
+
+# ---------------------------------------------------------------- the pages
+
+
+class PayPages:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        links: LinkService,
+        provider: PaymentProvider,
+        templates: jinja2.Environment | None = None,
+    ) -> None:
+        self.db = db
+        self.links = links
+        self.provider = provider
+        env = templates or make_templates()
+        # Compiled now, once per app, so a request only renders.
+        self.pay_template = env.get_template("pay.html")
+        self.receipt_template = env.get_template("receipt.html")
+        self.closed_template = env.get_template("closed.html")
+        self.refund_template = env.get_template("refund.html")
+        self.not_found_template = env.get_template("not_found.html")
+        self.message_template = env.get_template("message.html")
+        self._pay_html: dict[PageLink, bytes] = {}
+        self._sqlite_sql: str | None = None
+        self._sqlite_processors: list[Callable[[Any], Any] | None] = []
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/p/{link_id}", self.page),
+            web.post("/p/{link_id}/pay", self.pay),
+            web.get("/p/{link_id}/qr.svg", self.qr_svg),
+            web.get("/p/{link_id}/qr.png", self.qr_png),
+        ]
+
+    # ---- reading
+
+    async def _read(self, link_id: str) -> PageLink | None:
+        async with self.db.read() as conn:
+            if conn.dialect.name == "sqlite":
+                return await conn.run_sync(self._read_sqlite, link_id)
+            row = (await conn.execute(_PAGE_QUERY, {"link_id": link_id})).first()
+        return PageLink(**row._mapping) if row is not None else None
+
+    def _read_sqlite(self, sync_conn: Connection, link_id: str) -> PageLink | None:
+        """The same query on the pooled connection's sqlite3 cursor.
+
+        SQLAlchemy's execute machinery costs ~60 µs per statement on this machine while the SQLite
+        lookup itself takes ~5 µs; on the hottest page that is most of the request. The statement is
+        compiled once from _PAGE_QUERY and the columns go through their own SQLAlchemy result processors,
+        so values (aware UTC datetimes) are exactly what the Core path returns.
+        """
+        if self._sqlite_sql is None:
+            dialect = sync_conn.dialect
+            self._sqlite_sql = str(_PAGE_QUERY.compile(dialect=dialect))
+            self._sqlite_processors = [
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in _PAGE_QUERY.selected_columns
+            ]
+        raw = sync_conn.connection.driver_connection
+        row = raw.execute(self._sqlite_sql, (link_id,)).fetchone()  # type: ignore[union-attr]
+        if row is None:
+            return None
+        return PageLink(*(value if process is None else process(value)
+                          for process, value in zip(self._sqlite_processors, row, strict=True)))
+
+    async def _exists(self, link_id: str) -> bool:
+        async with self.db.read() as conn:
+            return (await conn.execute(_EXISTS_QUERY, {"link_id": link_id})).first() is not None
+
+    # ---- GET /p/{id}
+
+    async def page(self, request: web.Request) -> web.Response:
+        link_id = request.match_info["link_id"].lower()
+        link = await self._read(link_id) if LINK_ID.fullmatch(link_id) else None
+        if link is None:
+            return self.not_found()
+        # status_of only looks at .status and .expires_at, which PageLink has.
+        status = self.links.status_of(cast(PaymentLink, link))
+        if status is LinkStatus.EXPIRED and link.status == LinkStatus.ACTIVE:
+            # Overdue but not swept yet: record the expiry now (hooks tell the merchant), show it at once.
+            await self.links.get(link.id)
+        payment_ref = request.query.get("payment")
+        if payment_ref is not None and PAYMENT_REF.fullmatch(payment_ref):
+            returned = await self.links.payment_by_ref(self.provider.name, payment_ref)
+            if returned is not None and returned.link_id == link.id and returned.status == PaymentStatus.REFUND_NEEDED:
+                return self._render(self.refund_template, link, self._refund_context(link, status, returned))
+        if status is LinkStatus.ACTIVE:
+            return self._pay_page(link)
+        if status is LinkStatus.PAID:
+            payment = await self._kept_payment(link.id)
+            paid_at = link.paid_at or (payment.created_at if payment else None)
+            return self._render(self.receipt_template, link, {
+                "title": f"Paid: {link.amount} to {link.merchant_name}",
+                "paid_on": datetime_text(paid_at, link.merchant_locale) if paid_at else "",
+                "payment_id": payment.id if payment else "",
+            })
+        expired = status is LinkStatus.EXPIRED
+        return self._render(self.closed_template, link, {
+            "title": f"{'Expired' if expired else 'Cancelled'}: {link.amount} to {link.merchant_name}",
+            "badge": "Expired" if expired else "Cancelled",
+            "heading": "This payment link has expired" if expired else "This payment link was cancelled",
+            "explanation": ("It can no longer be paid." if expired
+                            else f"{link.merchant_name} cancelled it, so it can no longer be paid."),
+        })
+
+    def _pay_page(self, link: PageLink) -> web.Response:
+        # The page is a pure function of the row just read, so an unchanged row reuses its HTML; any
+        # change (status, amount, merchant name…) is a different key. This keeps the hot path to one read.
+        body = self._pay_html.get(link)
+        if body is None:
+            body = self._html(self.pay_template, link, {
+                "title": f"Pay {link.amount} to {link.merchant_name}",
+                "expires_on": _date_text(link.expires_at.date(), link.merchant_locale),
+            })
+            if len(self._pay_html) >= PAY_HTML_CACHE_SIZE:
+                self._pay_html.pop(next(iter(self._pay_html)))  # oldest first: dicts keep insertion order
+            self._pay_html[link] = body
+        return web.Response(body=body, content_type="text/html", charset="utf-8", headers=HTML_HEADERS)
+
+    def _render(self, template: jinja2.Template, link: PageLink, extra: dict[str, Any]) -> web.Response:
+        return web.Response(body=self._html(template, link, extra), content_type="text/html", charset="utf-8",
+                            headers=HTML_HEADERS)
+
+    def _html(self, template: jinja2.Template, link: PageLink, extra: dict[str, Any]) -> bytes:
+        context = {
+            "lang": page_lang(link.merchant_locale),
+            "link_id": link.id,
+            "url": self.links.url(link.id),
+            "merchant_name": link.merchant_name,
+            "amount": link.amount,
+            "description": link.description,
+            "reference": link.reference,
+        }
+        context.update(extra)  # a page may say something else (the refund page: the payment's amount)
+        return template.render(context).encode()
+
+    def _refund_context(self, link: PageLink, status: LinkStatus, payment: Payment) -> dict[str, Any]:
+        if status is LinkStatus.PAID:
+            heading = "This link was already paid"
+            explanation = "Someone paid this link just before you, so your payment was not applied to it."
+        elif status is LinkStatus.ACTIVE:
+            heading = "Your payment could not be applied"
+            explanation = "The amount of your payment did not match this link, so it was not applied."
+        else:
+            heading = f"This link was {status.value} before your payment arrived"
+            explanation = "The link could no longer be paid, so your payment was not applied to it."
+        return {
+            "title": heading,
+            "heading": heading,
+            "explanation": explanation,
+            "amount": format_money(payment.amount_minor, payment.currency, link.merchant_locale),
+            "payment_id": payment.id,
+        }
+
+    async def _kept_payment(self, link_id: str) -> Payment | None:
+        payments = await self.links.payments_for(link_id)
+        return next((p for p in payments if p.status == PaymentStatus.SUCCEEDED), None)
+
+    def not_found(self) -> web.Response:
+        html = self.not_found_template.render(lang="en", title="Payment link not found")
+        return web.Response(text=html, status=404, content_type="text/html", headers=HTML_HEADERS)
+
+    # ---- POST /p/{id}/pay
+
+    async def pay(self, request: web.Request) -> web.StreamResponse:
+        """Start a checkout for the stored amount; CSRF-harmless, as it only sends the customer to pay."""
+        link_id = request.match_info["link_id"].lower()
+        link = await self.links.get(link_id) if LINK_ID.fullmatch(link_id) else None
+        if link is None:
+            return self.not_found()
+        page_url = f"/p/{link.id}"
+        if self.links.status_of(link) is not LinkStatus.ACTIVE:
+            # Paid, expired or cancelled: the page explains which; no checkout is created.
+            raise web.HTTPSeeOther(page_url)
+        attempt = await self.links.next_checkout_attempt(link.id)
+        try:
+            checkout = await self.provider.create_checkout(
+                link, return_url=self.links.url(link.id), idempotency_key=f"{link.id}:{attempt}"
+            )
+        except Exception:  # a provider outage must give the customer a page, not a 500
+            log.exception("checkout failed link=%s attempt=%d provider=%s", link.id, attempt, self.provider.name)
+            html = self.message_template.render(
+                lang="en", title="Payment could not start", sandbox=False, tone="bad", badge="Try again",
+                heading="The payment could not start",
+                explanation="The payment provider did not answer. Nothing was charged; please try again.",
+                back_url=page_url, back_label="Back to the payment",
+            )
+            return web.Response(text=html, status=502, content_type="text/html", headers=HTML_HEADERS)
+        log.info("checkout started link=%s attempt=%d checkout=%s", link.id, attempt, checkout.provider_ref)
+        raise web.HTTPSeeOther(checkout.url)
+
+    # ---- QR codes
+
+    async def qr_svg(self, request: web.Request) -> web.Response:
+        url = await self._qr_url(request)
+        if url is None:
+            return self.not_found()
+        return web.Response(body=qr_svg(url), content_type="image/svg+xml",
+                            headers={"Cache-Control": "private, max-age=86400"})
+
+    async def qr_png(self, request: web.Request) -> web.Response:
+        url = await self._qr_url(request)
+        if url is None:
+            return self.not_found()
+        return web.Response(body=qr_png(url), content_type="image/png",
+                            headers={"Cache-Control": "private, max-age=86400"})
+
+    async def _qr_url(self, request: web.Request) -> str | None:
+        link_id = request.match_info["link_id"].lower()
+        if not LINK_ID.fullmatch(link_id) or not await self._exists(link_id):
+            return None
+        return self.links.url(link_id)
+
+
+# A link's URL never changes, so its QR code is made once.
+@lru_cache(maxsize=512)
+def qr_svg(url: str) -> bytes:
+    out = io.BytesIO()
+    segno.make(url, error="m", micro=False).save(
+        out, kind="svg", scale=4, border=QR_BORDER, title="QR code of the payment link", svgclass=None, lineclass=None
+    )
+    return out.getvalue()
+
+
+@lru_cache(maxsize=512)
+def qr_png(url: str) -> bytes:
+    out = io.BytesIO()
+    segno.make(url, error="m", micro=False).save(out, kind="png", scale=QR_PNG_SCALE, border=QR_BORDER)
+    return out.getvalue()
+

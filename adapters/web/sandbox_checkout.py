@@ -1,0 +1,213 @@
+"""The sandbox provider's hosted checkout page, served by paylinks under /sandbox/.
+
+It plays the part of a real gateway's page: the customer types a test card; on success the "gateway"
+posts the signed webhook to /webhooks/sandbox over real HTTP, exactly as an outside provider would, and
+only then sends the customer back to the shop's return URL. The checkout token in the URL is signed,
+so nobody can point this page at another amount. Card numbers are never logged or echoed back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import aiohttp
+import jinja2
+from aiohttp import web
+
+from adapters.payments.sandbox import CardResult, CheckoutSession, SandboxProvider, classify_card
+from adapters.web.pages import make_templates
+from core.money import format_money
+
+log = logging.getLogger("paylinks.sandbox")
+
+HTML_HEADERS = {"Cache-Control": "no-store"}
+EXPIRY = re.compile(r"\s*(\d{1,2})\s*/?\s*(\d{2}|\d{4})\s*")
+WEBHOOK_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class CardProblem:
+    field: str  # the form field to mark invalid
+    title: str
+    detail: str
+    status: int  # 422: fix the input; 402: the card was refused
+
+
+NOT_A_NUMBER = CardProblem(
+    "card_number", "That is not a card number.",
+    "Type the 16 digits on the card; spaces are fine. In the sandbox use 4242 4242 4242 4242.", 422,
+)
+USE_TEST_CARD = CardProblem(
+    "card_number", "Use a test card.",
+    "The sandbox takes no real cards. Use 4242 4242 4242 4242 to pay, or 4000 0000 0000 0002 to see a decline.",
+    422,
+)
+BAD_EXPIRY = CardProblem("expiry", "Check the expiry date.", "Write it as MM/YY, for example 12/34.", 422)
+EXPIRED_CARD = CardProblem("expiry", "This card has expired.", "Use a date in the future, for example 12/34.", 422)
+BAD_CVC = CardProblem("cvc", "Check the CVC.", "It is the 3 or 4 digits on the back of the card.", 422)
+DECLINED = CardProblem(
+    "card_number", "Your card was declined.",
+    "Nothing was charged. Try again with another card (in the sandbox: 4242 4242 4242 4242).", 402,
+)
+
+
+def check_expiry(text: str, now: datetime) -> CardProblem | None:
+    match = EXPIRY.fullmatch(text)
+    if match is None:
+        return BAD_EXPIRY
+    month, year = int(match.group(1)), int(match.group(2))
+    if len(match.group(2)) == 2:
+        year += 2000
+    if not 1 <= month <= 12:
+        return BAD_EXPIRY
+    if (year, month) < (now.year, now.month):
+        return EXPIRED_CARD
+    return None
+
+
+def check_card(number: str, expiry: str, cvc: str, now: datetime) -> CardProblem | None:
+    """The first problem with what the customer typed, or None when the sandbox approves the card."""
+    result = classify_card(number)
+    if result is CardResult.INVALID:
+        return NOT_A_NUMBER
+    if result is CardResult.NOT_A_TEST_CARD:
+        return USE_TEST_CARD
+    problem = check_expiry(expiry, now)
+    if problem is not None:
+        return problem
+    if not (cvc.strip().isascii() and cvc.strip().isdigit() and len(cvc.strip()) in (3, 4)):
+        return BAD_CVC
+    return DECLINED if result is CardResult.DECLINED else None
+
+
+def with_query(url: str, name: str, value: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{name}={value}"
+
+
+class SandboxCheckout:
+    def __init__(
+        self, provider: SandboxProvider, *, webhook_url: str, templates: jinja2.Environment | None = None
+    ) -> None:
+        self.provider = provider
+        self.webhook_url = webhook_url
+        env = templates or make_templates()
+        self.checkout_template = env.get_template("checkout.html")
+        self.message_template = env.get_template("message.html")
+        self._client: aiohttp.ClientSession | None = None
+
+    async def lifespan(self, _app: web.Application) -> AsyncIterator[None]:
+        """cleanup_ctx: the HTTP client that delivers webhooks lives exactly as long as the app."""
+        self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+        try:
+            yield
+        finally:
+            await self._client.close()
+            self._client = None
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/sandbox/checkout/{token}", self.show),
+            web.post("/sandbox/checkout/{token}", self.submit),
+        ]
+
+    # ---- pages
+
+    def _session(self, request: web.Request) -> CheckoutSession | web.Response:
+        session = self.provider.decode_session(request.match_info["token"])
+        if session is None:
+            return self._message(404, "Not found", "Checkout not found",
+                                 "This checkout link is not valid. Go back to the shop's payment link and press Pay.")
+        if self.provider.is_expired(session):
+            return self._message(410, "Expired", "This checkout has expired",
+                                 "Nothing was charged. Go back to the payment link and press Pay again.",
+                                 back_url=session.return_url, back_label="Back to the payment")
+        return session
+
+    async def show(self, request: web.Request) -> web.Response:
+        session = self._session(request)
+        if isinstance(session, web.Response):
+            return session
+        return self._form(request, session)
+
+    async def submit(self, request: web.Request) -> web.StreamResponse:
+        session = self._session(request)
+        if isinstance(session, web.Response):
+            return session
+        form = await request.post()
+        number, expiry, cvc = (str(form.get(k, ""))[:64] for k in ("card_number", "expiry", "cvc"))
+        name = " ".join(str(form.get("name", "")).split())[:100]
+        problem = check_card(number, expiry, cvc, self.provider.clock())
+        if problem is not None:
+            log.info("sandbox card refused checkout=%s reason=%s", session.ref, problem.title)
+            return self._form(request, session, problem=problem, expiry=expiry, name=name)
+        return await self._charge(session, payer_name=name or None)
+
+    async def _charge(self, session: CheckoutSession, *, payer_name: str | None) -> web.StreamResponse:
+        charge_id, event_id = self.provider.charge_ids(session)
+        body, headers = self.provider.build_webhook(session, charge_id=charge_id, event_id=event_id,
+                                                    payer_name=payer_name)
+        status = await self._deliver(body, headers, session)
+        if status is None or not 200 <= status < 300:
+            log.warning("sandbox webhook not accepted checkout=%s link=%s status=%s",
+                        session.ref, session.link_id, status)
+            return self._message(
+                502, "Not confirmed", "The shop did not confirm the payment",
+                "In the sandbox a charge only counts once the shop confirms it, so nothing was charged. "
+                "Please try again in a moment.",
+                back_url=session.return_url, back_label="Back to the payment",
+            )
+        log.info("sandbox charge confirmed checkout=%s charge=%s link=%s", session.ref, charge_id, session.link_id)
+        raise web.HTTPSeeOther(with_query(session.return_url, "payment", charge_id))
+
+    async def _deliver(self, body: bytes, headers: dict[str, str], session: CheckoutSession) -> int | None:
+        """POST the webhook like a gateway would; retries connection errors and 5xx a few times."""
+        if self._client is None:
+            raise RuntimeError("SandboxCheckout.lifespan is not running (add it to the app's cleanup_ctx)")
+        status: int | None = None
+        for attempt in range(1, WEBHOOK_ATTEMPTS + 1):
+            try:
+                async with self._client.post(self.webhook_url, data=body, headers=headers,
+                                             allow_redirects=False) as response:
+                    status = response.status
+                    await response.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                status = None
+                log.warning("sandbox webhook delivery failed checkout=%s attempt=%d error=%s",
+                            session.ref, attempt, type(exc).__name__)
+            if status is not None and status < 500:
+                return status
+            if attempt < WEBHOOK_ATTEMPTS:
+                await asyncio.sleep(0.2 * attempt)
+        return status
+
+    # ---- rendering
+
+    def _form(self, request: web.Request, session: CheckoutSession, *, problem: CardProblem | None = None,
+              expiry: str = "", name: str = "") -> web.Response:
+        amount = format_money(session.amount_minor, session.currency, "en")
+        html = self.checkout_template.render(
+            lang="en",
+            title=f"Sandbox checkout: pay {amount}",
+            amount=amount,
+            description=session.description,
+            action=request.path,
+            cancel_url=session.return_url,
+            error=problem,
+            expiry=expiry,
+            name=name,
+        )
+        return web.Response(text=html, status=problem.status if problem else 200, content_type="text/html",
+                            headers=HTML_HEADERS)
+
+    def _message(self, status: int, badge: str, heading: str, explanation: str, *,
+                 back_url: str = "", back_label: str = "") -> web.Response:
+        html = self.message_template.render(
+            lang="en", title=heading, sandbox=True, tone="bad", badge=badge, heading=heading,
+            explanation=explanation, back_url=back_url, back_label=back_label,
+        )
+        return web.Response(text=html, status=status, content_type="text/html", headers=HTML_HEADERS)
