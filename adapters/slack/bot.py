@@ -165,10 +165,17 @@ class SlackAdapter:
                 authorization_url=options.authorization_url,
                 installation_store=InstallationStore(self._db, client_id=options.client_id),
                 state_store=OAuthStateStore(self._db),
+                installation_store_bot_only=True,  # paylinks acts as its bot only, never as the installer
                 logger=log,
             )
-            self.bolt = AsyncApp(client=client, signing_secret=options.signing_secret, oauth_settings=oauth,
-                                 installation_store_bot_only=True, logger=log)
+            install_url = f"{options.public_base_url.rstrip('/')}{INSTALL_PATH}"
+            self.bolt = AsyncApp(
+                client=client, signing_secret=options.signing_secret, oauth_settings=oauth,
+                installation_store_bot_only=True, logger=log,
+                user_facing_authorize_error_message=(
+                    f"paylinks is not installed in this workspace (any more). Add it at {install_url}"
+                ),
+            )
             self.bolt.enable_token_revocation_listeners()
         else:
             client = AsyncWebClient(base_url=options.api_base_url, token=options.bot_token, session=self._session)
