@@ -184,6 +184,15 @@ def _register_telegram(sub: Any) -> None:
 EXTRA_COMMANDS.append(_register_telegram)
 
 
+def _register_outbox(sub: Any) -> None:
+    from bots.outbox_cli import register
+
+    register(sub)
+
+
+EXTRA_COMMANDS.append(_register_outbox)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

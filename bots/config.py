@@ -251,6 +251,12 @@ def _check(settings: Settings) -> None:
             check_slack(settings.slack)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    from bots.dispatcher import check_outbox_settings
+
+    try:
+        check_outbox_settings(settings.outbox)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     settings.server.public_base_url = settings.server.public_base_url.rstrip("/")
 
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from bots.dispatcher import run_dispatcher
 from bots.services import Services
 
 log = logging.getLogger("paylinks.jobs")
@@ -34,6 +35,8 @@ async def sweep_expired(services: Services) -> int:
 async def background_jobs(services: Services) -> AsyncIterator[list[asyncio.Task[None]]]:
     interval = services.settings.links.sweep_interval.total_seconds()
     tasks = [asyncio.create_task(_every(interval, "sweeper", lambda: sweep_expired(services)), name="sweeper")]
+    # The outbox dispatcher: delivers alerts through services.senders (see bots/dispatcher.py).
+    tasks.append(asyncio.create_task(run_dispatcher(services), name="outbox"))
     try:
         yield tasks
     finally:

@@ -19,6 +19,7 @@ from core.clock import Clock, utcnow
 from core.db import Database
 from core.links import LinkService
 from core.merchants import MerchantService
+from core.outbox import Outbox
 from core.ports import ChatSender, PaymentProvider
 
 log = logging.getLogger("paylinks")
@@ -34,6 +35,8 @@ class Services:
     clock: Clock = utcnow
     # Chat senders by platform ("console", "telegram", …), filled by the adapters that are enabled.
     senders: dict[str, ChatSender] = field(default_factory=dict)
+    # The outbox hook (writes alert rows in the link's transaction; wakes this process's dispatcher).
+    outbox: Outbox | None = None
 
 
 def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
@@ -61,6 +64,8 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
         clock=clock,
     )
     services = Services(settings=settings, db=db, links=links, merchants=merchants, provider=provider, clock=clock)
+    services.outbox = Outbox(link_url=links.url, customer_platform="whatsapp" if settings.whatsapp.enabled else None)
+    links.hooks.append(services.outbox)
     if settings.whatsapp.enabled:
         # Here rather than in app.py so `paylinks worker` delivers WhatsApp outbox rows too.
         from adapters.whatsapp import sender_from_settings

@@ -1,0 +1,133 @@
+"""What alerts, receipts and notices say: pure functions from plain facts to platform-neutral Replies.
+
+The facts are captured when the outbox row is written (in the link's transaction) and stored in its
+payload, so a message sent an hour later still says what happened then, in the merchant's locale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from core.money import format_money
+from core.ports import Button, Reply
+
+EVENT_PAID = "link.paid"
+EVENT_EXPIRED = "link.expired"
+EVENT_CANCELLED = "link.cancelled"
+EVENT_CREATED = "link.created"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFacts:
+    """One link event as the seller (or the customer) should hear of it."""
+
+    event: str
+    link_id: str
+    amount_minor: int
+    currency: str
+    description: str
+    at: datetime
+    locale: str = "en"
+    merchant_name: str = ""
+    reference: str | None = None
+    payer_name: str | None = None
+    url: str | None = None
+
+    @property
+    def amount_text(self) -> str:
+        return format_money(self.amount_minor, self.currency, self.locale)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["at"] = self.at.astimezone(UTC).isoformat()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AlertFacts:
+        values = dict(data)
+        at = datetime.fromisoformat(str(values["at"]))
+        values["at"] = at if at.tzinfo else at.replace(tzinfo=UTC)
+        known = set(cls.__slots__)
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def clock_time(at: datetime) -> str:
+    # Merchants have no time zone setting yet, so times say UTC rather than pretend to be local.
+    return at.astimezone(UTC).strftime("%H:%M UTC")
+
+
+def _details(facts: AlertFacts) -> str:
+    parts = []
+    if facts.payer_name:
+        parts.append(f"by {facts.payer_name}")
+    parts.append(f"at {clock_time(facts.at)}")
+    if facts.reference:
+        parts.append(f"ref {facts.reference}")
+    return " · ".join(parts)
+
+
+_HEADLINES = {
+    EVENT_PAID: "✅ Paid",
+    EVENT_EXPIRED: "⌛ Expired unpaid",
+    EVENT_CANCELLED: "✖️ Cancelled",
+}
+
+
+def alert_reply(facts: AlertFacts) -> Reply:
+    """The message that makes the seller's phone buzz: "✅ Paid: **S$25.00** — cake"."""
+    headline = _HEADLINES.get(facts.event, facts.event)
+    details = _details(facts) if facts.event == EVENT_PAID else f"at {clock_time(facts.at)}"
+    return Reply(text=f"{headline}: **{facts.amount_text}** — {facts.description}\n{details}",
+                 link_id=facts.link_id)
+
+
+def edited_link_reply(facts: AlertFacts) -> Reply:
+    """What the original /charge message becomes: its status instead of the Pay button."""
+    status = {
+        EVENT_PAID: f"✅ Paid {_details(facts)}",
+        EVENT_EXPIRED: f"⌛ Expired at {clock_time(facts.at)}, not paid",
+        EVENT_CANCELLED: f"✖️ Cancelled at {clock_time(facts.at)}",
+    }.get(facts.event, facts.event)
+    return Reply(text=f"**{facts.amount_text}** — {facts.description}\n{status}", link_id=facts.link_id)
+
+
+def receipt_reply(facts: AlertFacts) -> Reply:
+    """The customer's receipt after paying."""
+    shop = f" to {facts.merchant_name}" if facts.merchant_name else ""
+    ref = f" · ref {facts.reference}" if facts.reference else ""
+    return Reply(
+        text=f"✅ Payment received, thank you!\n**{facts.amount_text}**{shop} for {facts.description}\n"
+             f"{clock_time(facts.at)}{ref}",
+        link_id=facts.link_id,
+    )
+
+
+def customer_link_reply(facts: AlertFacts) -> Reply:
+    """The payment link sent to the customer (a template fills the same facts outside the 24 h window)."""
+    shop = facts.merchant_name or "A shop"
+    url = facts.url or ""
+    return Reply(
+        text=f"Hello! {shop} asks you to pay **{facts.amount_text}** for {facts.description}.\n{url}",
+        buttons=(Button(f"Pay {facts.amount_text}", url),) if url else (),
+        link_id=facts.link_id,
+    )
+
+
+def target_disabled_notice(platform: str, address: str, reason: str) -> Reply:
+    return Reply(
+        text=f"⚠️ I can no longer send messages to the {platform} chat `{address}` ({reason}). "
+             "Alerts for it are stopped; write to me from that chat again to restart them."
+    )
+
+
+def customer_undeliverable_notice(facts: AlertFacts, address: str, reason: str, *, receipt: bool) -> Reply:
+    who = address.removeprefix("whatsapp:")
+    what = "the receipt" if receipt else "the payment link"
+    text = (f"⚠️ I could not send {what} for **{facts.amount_text}** ({facts.description}) to {who} "
+            f"on WhatsApp ({reason}).")
+    if not receipt and facts.url:
+        text += f"\nSend it to them yourself: {facts.url}"
+    return Reply(text=text, link_id=facts.link_id)
