@@ -42,6 +42,7 @@ def create_app(
     _mount_api(app, services)
     _mount_pages(app, services)
     _mount_slack(app, services)
+    _mount_telegram(app, services)
     return app
 
 
@@ -78,6 +79,40 @@ def _mount_pages(app: web.Application, services: Services) -> None:
                                    templates=templates)
         app.cleanup_ctx.append(checkout.lifespan)
         app.router.add_routes(checkout.routes())
+
+
+def _mount_telegram(app: web.Application, services: Services) -> None:
+    """Telegram on python-telegram-bot (adapters/telegram/): POST /telegram/webhook or long polling, inline
+    mode, the command menu. PTB's Application is built inside the running loop (bot.start()); the
+    "telegram" sender comes from build_services and is closed here at shutdown."""
+    from adapters.telegram.bot import TELEGRAM_BOT, TelegramBot
+    from adapters.telegram.inline import CoreInlineCharges
+    from adapters.telegram.sender import TelegramSender
+    from core.ports import IncomingMessage, Reply
+
+    sender = services.senders.get("telegram")
+    if not services.settings.telegram.enabled or not isinstance(sender, TelegramSender):
+        return
+
+    async def handle(message: IncomingMessage) -> list[Reply]:
+        # Looked up per message, so a test can stand in for the conversation core.
+        replies: list[Reply] = await services.conversation.handle(message)
+        return replies
+
+    bot = TelegramBot(services.settings.telegram, conversation=handle, links=services.links,
+                      inline=CoreInlineCharges(services.conversation, clock=services.clock))
+
+    async def telegram_ctx(app: web.Application) -> AsyncIterator[None]:
+        await bot.start()  # getMe, setMyCommands and polling retry in the background until Telegram answers
+        try:
+            yield
+        finally:
+            await bot.stop()  # updates in flight finish before the sender's HTTP client goes
+            await sender.aclose()
+
+    app[TELEGRAM_BOT] = bot
+    app.cleanup_ctx.append(telegram_ctx)
+    app.router.add_routes(bot.routes())
 
 
 def _mount_slack(app: web.Application, services: Services) -> None:

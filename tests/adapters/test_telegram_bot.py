@@ -1,0 +1,307 @@
+"""The Telegram bot end to end: the real app (create_app) with the real PTB against the fake Bot API server.
+
+Updates are posted to POST /telegram/webhook the way Telegram posts them (with bot_command entities and
+the secret token header); `bot.wait_handled(update_id)` waits until PTB has run every handler for one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from adapters.telegram.bot import SECRET_HEADER, TELEGRAM_BOT, WEBHOOK_PATH, TelegramBot
+from bots.config import ConfigError, Secret, Settings
+from tests.conftest import LiveApp, start_live_app
+from tests.fakes.telegram import FakeTelegram
+
+TOKEN = "123456:TEST-token-do-not-log"
+SECRET = "webhook-secret_123"
+BOT = "paylinks_test_bot"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram(TOKEN, username=BOT) as server:
+        yield server
+
+
+def telegram_settings(settings: Settings, fake: FakeTelegram, **overrides: Any) -> Settings:
+    tg = settings.telegram
+    tg.enabled = True
+    tg.token = Secret(TOKEN)
+    tg.webhook_secret = Secret(SECRET)
+    tg.api_base_url = fake.url
+    for key, value in overrides.items():
+        setattr(tg, key, value)
+    return settings
+
+
+class TelegramHarness:
+    def __init__(self, live: LiveApp, fake: FakeTelegram) -> None:
+        self.live = live
+        self.fake = fake
+
+    @property
+    def bot(self) -> TelegramBot:
+        return self.live.app[TELEGRAM_BOT]
+
+    async def post(self, update: dict[str, Any], *, secret: str | None = SECRET) -> int:
+        headers = {SECRET_HEADER: secret} if secret is not None else {}
+        response = await self.live.client.post(WEBHOOK_PATH, json=update, headers=headers)
+        await response.read()
+        return response.status
+
+    async def send(self, update: dict[str, Any]) -> None:
+        """Deliver like Telegram and wait until the bot has fully handled it."""
+        assert await self.post(update) == 200
+        await self.bot.wait_handled(update["update_id"])
+
+    async def say(self, text: str, **kwargs: Any) -> list[Any]:
+        before = len(self.fake.calls)
+        await self.send(self.fake.message_update(text, **kwargs))
+        return self.fake.calls[before:]
+
+
+@pytest.fixture
+async def tg(settings: Settings, fake: FakeTelegram) -> AsyncIterator[TelegramHarness]:
+    live, client = await start_live_app(telegram_settings(settings, fake))
+    harness = TelegramHarness(live, fake)
+    await harness.bot.wait_ready()
+    yield harness
+    await client.close()
+
+
+def sent_texts(calls: list[Any]) -> list[str]:
+    return [c.params["text"] for c in calls if c.method == "sendMessage"]
+
+
+# ---------------------------------------------------------------- the webhook's door
+
+
+async def test_missing_or_wrong_secret_is_forbidden_and_nothing_runs(tg: TelegramHarness) -> None:
+    update = tg.fake.message_update("/start")
+    assert await tg.post(update, secret=None) == 403
+    assert await tg.post(update, secret="wrong") == 403
+    assert await tg.post(update, secret=SECRET + "x") == 403
+    assert await tg.post(update, secret="") == 403
+    assert tg.fake.calls_to("sendMessage") == []
+    # The same update with the right secret is answered, so the 403s above were the secret's doing.
+    await tg.send(update)
+    assert len(tg.fake.calls_to("sendMessage")) == 1
+
+
+async def test_a_body_that_is_not_an_update_is_refused(tg: TelegramHarness) -> None:
+    response = await tg.live.client.post(WEBHOOK_PATH, data=b"nope", headers={SECRET_HEADER: SECRET})
+    assert response.status == 400
+    response = await tg.live.client.post(WEBHOOK_PATH, json={"message": {}}, headers={SECRET_HEADER: SECRET})
+    assert response.status == 400
+
+
+async def test_start_up_registers_the_command_menu(tg: TelegramHarness) -> None:
+    assert tg.fake.calls_to("getMe")
+    names = [c["command"] for c in tg.fake.commands]
+    assert {"charge", "links", "status", "cancel", "report", "alerts", "help", "start"} <= set(names)
+    assert tg.bot.username == BOT
+
+
+def test_webhook_mode_without_a_secret_refuses_to_start(sqlite_settings: Settings) -> None:
+    tg = sqlite_settings.telegram
+    tg.enabled, tg.token, tg.mode = True, Secret(TOKEN), "webhook"
+    from bots.app import create_app
+
+    with pytest.raises(ConfigError, match=r"telegram\.webhook_secret is required"):
+        create_app(sqlite_settings)
+
+
+# ---------------------------------------------------------------- commands
+
+
+async def test_start_in_a_private_chat_opens_a_shop(tg: TelegramHarness) -> None:
+    calls = await tg.say("/start", chat_id=111, user_id=111, first_name="Alice")
+    (text,) = sent_texts(calls)
+    assert "Welcome" in text
+    assert calls[-1].chat_id == "111"
+    assert calls[-1].params["parse_mode"] == "HTML"
+
+
+async def test_charge_answers_with_the_link_card_and_stores_where_it_was_posted(tg: TelegramHarness) -> None:
+    await tg.say("/start")
+    calls = await tg.say("/charge 25 chocolate cake")
+    (call,) = [c for c in calls if c.method == "sendMessage"]
+    assert "<b>" in call.params["text"] and "chocolate cake" in call.params["text"]
+    pay, share = (row[0] for row in call.keyboard)
+    assert pay["text"].startswith("Pay ") and "25.00" in pay["text"]
+    assert "/p/" in pay["url"]
+    assert share["url"].startswith("https://t.me/share/url?")
+    link_id = pay["url"].rsplit("/p/", 1)[1]
+    link = await tg.live.services.links.get(link_id)
+    assert link is not None and link.amount_minor == 2500
+    assert link.origin_message is not None
+    assert link.origin_message["message_id"] == str(_message_id_of(tg.fake, call))
+    assert (link.origin_platform, link.origin_address) == ("telegram", "111")
+    assert tg.fake.calls_to("sendPhoto") == []  # send_qr is off by default
+
+
+async def test_a_mistake_gets_a_correction_not_a_link(tg: TelegramHarness) -> None:
+    await tg.say("/start")
+    (text,) = sent_texts(await tg.say("/charge 25.555 USD cake"))
+    assert "2 decimals" in text or "decimal" in text
+    links, _ = await tg.live.services.links.list(await _merchant_id(tg))
+    assert links == []
+
+
+async def test_group_command_with_the_bots_name_is_answered_in_the_group(tg: TelegramHarness) -> None:
+    await tg.say("/start")  # Alice has a shop
+    calls = await tg.say(f"/charge@{BOT} 12 cupcakes", chat_id=-1001, chat_type="supergroup")
+    (call,) = [c for c in calls if c.method == "sendMessage"]
+    assert call.chat_id == "-1001"
+    assert call.params["reply_parameters"]["message_id"] > 0  # answers the command it was given
+    assert "cupcakes" in call.params["text"]
+
+
+async def test_another_bots_command_is_ignored(tg: TelegramHarness) -> None:
+    await tg.say("/start")
+    calls = await tg.say("/charge@SomeOtherBot 12 cupcakes", chat_id=-1001, chat_type="group")
+    assert calls == []
+    links, _ = await tg.live.services.links.list(await _merchant_id(tg))
+    assert links == []
+
+
+async def test_private_chatter_gets_a_short_hint_and_a_slashless_command_works(tg: TelegramHarness) -> None:
+    (hint,) = sent_texts(await tg.say("hello there"))
+    assert "/charge 25 cake" in hint and len(hint) < 200
+    await tg.say("/start")
+    (card,) = sent_texts(await tg.say("charge 9 tea"))
+    assert "tea" in card and "/p/" in card
+
+
+async def test_group_chatter_is_ignored(tg: TelegramHarness) -> None:
+    assert await tg.say("nice cake everyone", chat_id=-1001, chat_type="group") == []
+
+
+async def test_qr_photo_follows_the_card_when_enabled(settings: Settings, fake: FakeTelegram) -> None:
+    live, client = await start_live_app(telegram_settings(settings, fake, send_qr=True))
+    try:
+        harness = TelegramHarness(live, fake)
+        await harness.bot.wait_ready()
+        await harness.say("/start")
+        calls = await harness.say("/charge 25 cake")
+        assert [c.method for c in calls] == ["sendMessage", "sendPhoto"]
+        photo = calls[1]
+        assert photo.files["photo"].startswith(b"\x89PNG")
+        assert photo.params["caption"].startswith("Scan to pay")
+    finally:
+        await client.close()
+
+
+# ---------------------------------------------------------------- errors inside handlers
+
+
+async def test_handler_errors_reach_the_error_handler_and_never_the_token(
+    tg: TelegramHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    tg.fake.fail("sendMessage", status=500, description="Internal Server Error")
+    with caplog.at_level(logging.ERROR, logger="paylinks.telegram"):
+        await tg.say("/start")
+    assert len(tg.bot.errors) == 1
+    assert any("telegram update failed" in r.getMessage() for r in caplog.records)
+    assert all(TOKEN not in r.getMessage() for r in caplog.records)
+
+
+# ---------------------------------------------------------------- inline mode
+
+
+async def test_inline_offer_then_choice_creates_exactly_the_chosen_link(tg: TelegramHarness) -> None:
+    await tg.say("/start")
+    merchant_id = await _merchant_id(tg)
+    services = tg.live.services
+
+    await tg.send(tg.fake.inline_query_update("25 cake", query_id="q1"))
+    (answer,) = tg.fake.calls_to("answerInlineQuery")
+    assert answer.params["inline_query_id"] == "q1"
+    assert answer.params["is_personal"] in (True, "true")
+    (result,) = answer.params["results"]
+    link_id = result["id"]
+    assert result["type"] == "article"
+    assert "cake" in result["input_message_content"]["message_text"]
+    assert result["reply_markup"]["inline_keyboard"][0][0]["url"].endswith(f"/p/{link_id}")
+    assert await services.links.get(link_id) is None  # offered, not created
+
+    # Typing on: another offer that nobody picks.
+    await tg.send(tg.fake.inline_query_update("30 big cake", query_id="q2"))
+    unchosen = tg.fake.calls_to("answerInlineQuery")[1].params["results"][0]["id"]
+
+    await tg.send(tg.fake.chosen_inline_result_update(link_id, "25 cake", inline_message_id="inl-77"))
+    link = await services.links.get(link_id)
+    assert link is not None and link.amount_minor == 2500 and link.description == "cake"
+    assert link.origin_message is not None and link.origin_message["extra"] == {"inline_message_id": "inl-77"}
+    assert await services.links.get(unchosen) is None
+    links, _ = await services.links.list(merchant_id)
+    assert [x.id for x in links] == [link_id]
+
+    # Telegram reporting the same choice again changes nothing.
+    await tg.send(tg.fake.chosen_inline_result_update(link_id, "25 cake", inline_message_id="inl-77"))
+    assert len((await services.links.list(merchant_id))[0]) == 1
+
+    # /links shows the sent one only.
+    (listing,) = sent_texts(await tg.say("/links"))
+    assert "cake" in listing and "big cake" not in listing
+
+
+async def test_inline_query_from_a_stranger_offers_the_way_in(tg: TelegramHarness) -> None:
+    await tg.send(tg.fake.inline_query_update("25 cake", user_id=999))
+    (answer,) = tg.fake.calls_to("answerInlineQuery")
+    assert answer.params["results"] == []
+    assert answer.params["button"]["start_parameter"] == "inline"
+
+
+async def test_inline_query_with_a_mistake_says_what_is_wrong(tg: TelegramHarness) -> None:
+    await tg.say("/start")
+    await tg.send(tg.fake.inline_query_update("25"))
+    (answer,) = tg.fake.calls_to("answerInlineQuery")
+    assert answer.params["results"] == []
+    assert 0 < len(answer.params["button"]["text"]) <= 64
+
+
+# ---------------------------------------------------------------- polling mode
+
+
+async def test_polling_mode_serves_without_a_webhook(settings: Settings, fake: FakeTelegram) -> None:
+    live, client = await start_live_app(telegram_settings(settings, fake, mode="polling",
+                                                          webhook_secret=Secret("")))
+    try:
+        bot = live.app[TELEGRAM_BOT]
+        await bot.wait_ready()
+        assert fake.calls_to("deleteWebhook")  # polling and a webhook exclude each other
+        response = await client.post(WEBHOOK_PATH, json={}, headers={SECRET_HEADER: SECRET})
+        assert response.status in (404, 405)
+        update = fake.queue_update(fake.message_update("/start"))
+        await bot.wait_handled(update["update_id"])
+        (welcome,) = fake.calls_to("sendMessage")
+        assert "Welcome" in welcome.params["text"]
+        polls = fake.calls_to("getUpdates")
+        assert polls and set(polls[0].params["allowed_updates"]) >= {"message", "inline_query",
+                                                                       "chosen_inline_result"}
+    finally:
+        await client.close()
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _message_id_of(fake: FakeTelegram, call: Any) -> int:
+    for (chat, message_id), text in fake.messages.items():
+        if chat == call.chat_id and text == call.params["text"]:
+            return int(message_id)
+    raise AssertionError("message not recorded by the fake")
+
+
+async def _merchant_id(tg: TelegramHarness, user_id: str = "111") -> str:
+    merchants = await tg.live.services.merchants.list()
+    assert merchants, "no merchant yet"
+    return merchants[-1].id
+
+
