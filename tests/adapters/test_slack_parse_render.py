@@ -222,7 +222,7 @@ def test_home_view_lists_links_and_totals_with_user_text_escaped() -> None:
     assert "Alice &lt;Cakes&gt;" in text
     assert "S$25.00, Rp 150.000,00" in text
     assert "2 paid links" in text
-    assert "⏳ Open" in text and "✅ Paid" in text
+    assert "🕓 Open" in text and "✅ Paid" in text
     assert "&lt;!channel&gt; tart" in text and "<!channel>" not in text
 
 
@@ -233,3 +233,24 @@ def test_unfurl_shows_amount_status_and_a_pay_button_only_while_payable() -> Non
     paid = unfurl(_summary("paid"))
     assert "✅ Paid" in paid["blocks"][0]["text"]["text"]
     assert len(paid["blocks"]) == 1
+
+
+def test_the_manifest_matches_what_the_app_serves() -> None:
+    from pathlib import Path
+    from urllib.parse import urlsplit
+
+    import yaml
+
+    from adapters.slack.bot import BOT_SCOPES, EVENTS_PATH, REDIRECT_PATH
+
+    manifest = yaml.safe_load((Path(__file__).resolve().parents[2] / "slack-manifest.yml").read_text())
+    commands = {c["command"]: c for c in manifest["features"]["slash_commands"]}
+    assert set(commands) == {"/charge", "/paylinks"}
+    assert all(urlsplit(c["url"]).path == EVENTS_PATH and c["should_escape"] is False for c in commands.values())
+    settings = manifest["settings"]
+    assert urlsplit(settings["event_subscriptions"]["request_url"]).path == EVENTS_PATH
+    assert urlsplit(settings["interactivity"]["request_url"]).path == EVENTS_PATH
+    assert {"app_home_opened", "link_shared"} <= set(settings["event_subscriptions"]["bot_events"])
+    assert tuple(manifest["oauth_config"]["scopes"]["bot"]) == BOT_SCOPES
+    assert [urlsplit(u).path for u in manifest["oauth_config"]["redirect_urls"]] == [REDIRECT_PATH]
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
