@@ -43,7 +43,37 @@ def create_app(
     _mount_pages(app, services)
     _mount_slack(app, services)
     _mount_telegram(app, services)
+    _mount_whatsapp(app, services)
     return app
+
+
+def _mount_whatsapp(app: web.Application, services: Services) -> None:
+    """WhatsApp through Twilio (adapters/whatsapp.py): POST /whatsapp/webhook. Answers go out through the
+    "whatsapp" sender (the outbox's too), whose Twilio client lives in this loop and is closed at shutdown."""
+    from adapters.whatsapp import WHATSAPP_WEBHOOK, WhatsAppSender, WhatsAppWebhook
+
+    sender = services.senders.get("whatsapp")
+    if not services.settings.whatsapp.enabled or not isinstance(sender, WhatsAppSender):
+        return
+    webhook = WhatsAppWebhook(
+        public_base_url=services.settings.server.public_base_url,
+        auth_token=str(services.settings.whatsapp.auth_token),
+        db=services.db,
+        sender=sender,
+        handle=services.conversation.handle,
+        attach_message=services.links.attach_message,
+        clock=services.clock,
+    )
+
+    async def whatsapp_ctx(app: web.Application) -> AsyncIterator[None]:
+        await sender.start()
+        yield
+        await webhook.close()  # answers in flight finish before their sender goes
+        await sender.close()
+
+    app[WHATSAPP_WEBHOOK] = webhook
+    app.cleanup_ctx.append(whatsapp_ctx)
+    app.router.add_routes(webhook.routes())
 
 
 def _mount_api(app: web.Application, services: Services) -> None:
