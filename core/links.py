@@ -228,6 +228,11 @@ class LinkService:
 
     async def create(self, draft: LinkDraft) -> tuple[PaymentLink, bool]:
         """Create a link; with an idempotency key, the same request returns the first link (created=False)."""
+        if draft.idempotency_key:
+            # A replay answers with the first result even if, say, its expiry has passed since.
+            existing = await self._by_idempotency_key(draft.merchant_id, draft.idempotency_key)
+            if existing is not None:
+                return self._replay(existing, draft), False
         money = draft.money
         if money.amount_minor <= 0:
             raise LinkError("invalid_amount", "amount must be greater than zero", field="amount")
@@ -247,10 +252,6 @@ class LinkService:
         expires_at = draft.expires_at or now + self.default_expiry
         if expires_at <= now:
             raise LinkError("invalid_expiry", "expiry must be in the future", field="expires_at")
-        if draft.idempotency_key:
-            existing = await self._by_idempotency_key(draft.merchant_id, draft.idempotency_key)
-            if existing is not None:
-                return self._replay(existing, draft), False
         values = {
             "id": draft.link_id or ids.link_id(),
             "merchant_id": draft.merchant_id,
