@@ -193,6 +193,15 @@ def _register_outbox(sub: Any) -> None:
 EXTRA_COMMANDS.append(_register_outbox)
 
 
+def _register_chat(sub: Any) -> None:
+    from bots.chat import register
+
+    register(sub)
+
+
+EXTRA_COMMANDS.append(_register_chat)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -13,9 +13,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from adapters.console import ConsoleSender
 from adapters.payments.sandbox import SandboxProvider
 from bots.config import ConfigError, Secret, Settings
 from core.clock import Clock, utcnow
+from core.conversation import Conversation
 from core.db import Database
 from core.links import LinkService
 from core.merchants import MerchantService
@@ -37,6 +39,8 @@ class Services:
     senders: dict[str, ChatSender] = field(default_factory=dict)
     # The outbox hook (writes alert rows in the link's transaction; wakes this process's dispatcher).
     outbox: Outbox | None = None
+    # The chat core every platform hands its messages to; always set by build_services.
+    conversation: Conversation = None  # type: ignore[assignment]
 
 
 def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
@@ -64,6 +68,8 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
         clock=clock,
     )
     services = Services(settings=settings, db=db, links=links, merchants=merchants, provider=provider, clock=clock)
+    services.conversation = Conversation(links=links, merchants=merchants, clock=clock)
+    services.senders["console"] = ConsoleSender(db, clock=clock)  # the terminal chat (`paylinks chat`)
     services.outbox = Outbox(link_url=links.url, customer_platform="whatsapp" if settings.whatsapp.enabled else None)
     links.hooks.append(services.outbox)
     if settings.whatsapp.enabled:

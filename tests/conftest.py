@@ -226,3 +226,7 @@ async def sqlite_live(sqlite_settings: Settings) -> AsyncIterator[LiveApp]:
     app, client = await start_live_app(sqlite_settings)
     yield app
     await client.close()
+
+
+# The `chat` fixture (drives the conversation core like a user) lives with its helpers.
+from tests.chat_support import chat  # noqa: E402, F401

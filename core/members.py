@@ -1,0 +1,348 @@
+"""Who is talking: members of merchants on each chat platform, invites, onboarding and alert subscriptions.
+
+Identity rules
+- A person is (platform, platform user id). One Member row ties them to one merchant with a role
+  (owner or staff). A person who is not known yet is onboarded: a new merchant named after their profile
+  (currency and locale from the `[links]` defaults) with them as owner.
+- A workspace (Slack team; `IncomingMessage.workspace`) is one shop. It is recorded as a Member row with
+  platform_user_id "workspace:<team id>" (role owner), pointing at the workspace's merchant. Everyone
+  writing from that workspace acts for that merchant: the first person creates it and is its owner, the
+  others get their own Member row as staff automatically. If a person's row points elsewhere (the
+  workspace was moved with /join), it follows the workspace.
+- /invite (owners only) makes a one-time code valid for `invite_ttl`; /join <code> on any platform makes
+  that person (or, from a workspace, the whole workspace — owners only) staff of the inviting merchant.
+  This is also how one seller connects Telegram, Slack and WhatsApp to one shop.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core import ids, markup
+from core.clock import Clock, utcnow
+from core.db import Database
+from core.merchants import MerchantService, normalize_locale
+from core.models import AlertSubscription, Invite, Member, MemberRole, Merchant
+from core.ports import IncomingMessage
+from core.sql import insert_ignore, table
+
+log = logging.getLogger("paylinks.members")
+
+MEMBERS = table(Member)
+MERCHANTS = table(Merchant)
+INVITES = table(Invite)
+ALERTS = table(AlertSubscription)
+
+WORKSPACE_PREFIX = "workspace:"
+
+
+def workspace_user_id(workspace: str) -> str:
+    return f"{WORKSPACE_PREFIX}{workspace}"
+
+
+class MemberError(Exception):
+    """A user-caused problem (bad invite, not allowed); `message` is markup, safe to show."""
+
+    def __init__(self, message: str, example: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.example = example
+
+    def text(self) -> str:
+        return self.message if not self.example else f"{self.message}\nFor example: `{markup.escape(self.example)}`"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    merchant: Merchant
+    member: Member
+    created: bool = False  # the merchant was made for this person just now
+
+    @property
+    def is_owner(self) -> bool:
+        return MemberRole(self.member.role) is MemberRole.OWNER
+
+
+@dataclass(frozen=True, slots=True)
+class JoinResult:
+    identity: Identity
+    previous: Merchant | None  # the shop this person (or workspace) belonged to before
+    workspace: bool = False
+
+
+class _Lost(Exception):
+    """A concurrent first message created the same rows first; roll back and read theirs."""
+
+
+def _member(row: Any) -> Member:
+    return Member(**row._mapping)
+
+
+class MemberService:
+    def __init__(
+        self, db: Database, merchants: MerchantService, *, invite_ttl: timedelta = timedelta(hours=24),
+        clock: Clock = utcnow,
+    ) -> None:
+        self.db = db
+        self.merchants = merchants
+        self.invite_ttl = invite_ttl
+        self.clock = clock
+
+    # ------------------------------------------------------------ lookups
+
+    async def _row(self, conn: AsyncConnection, platform: str, user_id: str) -> Member | None:
+        row = (
+            await conn.execute(
+                select(MEMBERS).where(MEMBERS.c.platform == platform, MEMBERS.c.platform_user_id == user_id)
+            )
+        ).first()
+        return _member(row) if row else None
+
+    async def _merchant(self, conn: AsyncConnection, merchant_id: str) -> Merchant | None:
+        row = (await conn.execute(select(MERCHANTS).where(MERCHANTS.c.id == merchant_id))).first()
+        return Merchant(**row._mapping) if row else None
+
+    async def identify(self, message: IncomingMessage) -> Identity | None:
+        """The member and merchant behind a message; None for someone paylinks does not know yet."""
+        async with self.db.read() as conn:
+            person = await self._row(conn, message.platform, message.user_id)
+            shop_row = (
+                await self._row(conn, message.platform, workspace_user_id(message.workspace))
+                if message.workspace else None
+            )
+            if message.workspace and shop_row is None:
+                return None
+            if not message.workspace:
+                if person is None:
+                    return None
+                merchant = await self._merchant(conn, person.merchant_id)
+                return Identity(merchant, person) if merchant else None
+        assert shop_row is not None
+        if person is not None and person.merchant_id == shop_row.merchant_id:
+            async with self.db.read() as conn:
+                merchant = await self._merchant(conn, person.merchant_id)
+            return Identity(merchant, person) if merchant else None
+        # A newcomer to the workspace, or a person whose workspace moved: they follow the workspace.
+        async with self.db.write() as conn:
+            await self._put_member(conn, shop_row.merchant_id, message, MemberRole.STAFF)
+            person = await self._row(conn, message.platform, message.user_id)
+            merchant = await self._merchant(conn, shop_row.merchant_id)
+        assert person is not None
+        return Identity(merchant, person) if merchant else None
+
+    async def onboard(self, message: IncomingMessage) -> Identity:
+        """The person's identity, creating their merchant (and workspace) when they are new."""
+        known = await self.identify(message)
+        if known is not None:
+            return known
+        now = self.clock()
+        name = (message.display_name or message.user_id).strip()[:200] or "My shop"
+        merchant = Merchant(
+            id=ids.prefixed("mer"),
+            name=name,
+            default_currency=self.merchants.default_currency,
+            locale=normalize_locale(self.merchants.default_locale),
+            created_at=now,
+        )
+        try:
+            async with self.db.write() as conn:
+                person = await self._row(conn, message.platform, message.user_id)
+                if person is not None and message.workspace:
+                    # Known person, new workspace: the workspace joins that person's shop.
+                    await self._insert_workspace(conn, person.merchant_id, message.platform, message.workspace)
+                    return await self._identity_in(conn, person)
+                await conn.execute(MERCHANTS.insert().values(**merchant.model_dump()))
+                if not await insert_ignore(conn, MEMBERS, self._member_values(merchant.id, message, MemberRole.OWNER)):
+                    raise _Lost
+                if message.workspace:
+                    await self._insert_workspace(conn, merchant.id, message.platform, message.workspace)
+                person = await self._row(conn, message.platform, message.user_id)
+        except _Lost:
+            known = await self.identify(message)
+            if known is None:  # pragma: no cover — the winner's rows are committed before we read
+                raise RuntimeError("onboarding lost a race and found nothing") from None
+            return known
+        assert person is not None
+        log.info("merchant onboarded merchant=%s platform=%s member=%s", merchant.id, message.platform, person.id)
+        return Identity(merchant, person, created=True)
+
+    async def _identity_in(self, conn: AsyncConnection, person: Member) -> Identity:
+        merchant = await self._merchant(conn, person.merchant_id)
+        assert merchant is not None
+        return Identity(merchant, person)
+
+    async def _insert_workspace(self, conn: AsyncConnection, merchant_id: str, platform: str, workspace: str) -> None:
+        values = {
+            "merchant_id": merchant_id, "platform": platform, "platform_user_id": workspace_user_id(workspace),
+            "display_name": "(workspace)", "role": MemberRole.OWNER.value, "created_at": self.clock(),
+        }
+        if not await insert_ignore(conn, MEMBERS, values):
+            raise _Lost
+
+    def _member_values(self, merchant_id: str, message: IncomingMessage, role: MemberRole) -> dict[str, Any]:
+        return {
+            "merchant_id": merchant_id,
+            "platform": message.platform,
+            "platform_user_id": message.user_id,
+            "display_name": (message.display_name or "")[:200],
+            "role": role.value,
+            "created_at": self.clock(),
+        }
+
+    async def _put_member(
+        self, conn: AsyncConnection, merchant_id: str, message: IncomingMessage, role: MemberRole
+    ) -> None:
+        """Insert the person's row, or move it to `merchant_id` with `role`."""
+        if not await insert_ignore(conn, MEMBERS, self._member_values(merchant_id, message, role)):
+            await conn.execute(
+                update(MEMBERS)
+                .where(MEMBERS.c.platform == message.platform, MEMBERS.c.platform_user_id == message.user_id)
+                .values(merchant_id=merchant_id, role=role.value)
+            )
+
+    async def ensure_member(
+        self, merchant_id: str, message: IncomingMessage, *, role: MemberRole | None = None
+    ) -> Identity:
+        """Make this person a member of `merchant_id` (the console's --merchant). Without a role: owner of a
+        merchant that has no owner yet, staff otherwise."""
+        async with self.db.write() as conn:
+            merchant = await self._merchant(conn, merchant_id)
+            if merchant is None:
+                raise MemberError(f"There is no merchant with id `{markup.escape(merchant_id)}`.")
+            person = await self._row(conn, message.platform, message.user_id)
+            if person is not None and person.merchant_id == merchant_id and role is None:
+                return Identity(merchant, person)
+            if role is None:
+                owner = (
+                    await conn.execute(
+                        select(MEMBERS.c.id).where(
+                            MEMBERS.c.merchant_id == merchant_id, MEMBERS.c.role == MemberRole.OWNER.value
+                        ).limit(1)
+                    )
+                ).first()
+                role = MemberRole.STAFF if owner else MemberRole.OWNER
+            await self._put_member(conn, merchant_id, message, role)
+            person = await self._row(conn, message.platform, message.user_id)
+        assert person is not None
+        return Identity(merchant, person)
+
+    async def members_of(self, merchant_id: str) -> list[Member]:
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(select(MEMBERS).where(MEMBERS.c.merchant_id == merchant_id).order_by(MEMBERS.c.id))
+            ).all()
+        return [_member(r) for r in rows]
+
+    # ------------------------------------------------------------ invites
+
+    async def create_invite(self, identity: Identity) -> Invite:
+        if not identity.is_owner:
+            raise MemberError(
+                f"Only the owner of **{markup.escape(identity.merchant.name)}** can invite people. "
+                "Ask them to send /invite."
+            )
+        now = self.clock()
+        for _attempt in range(5):
+            invite = Invite(
+                code=ids.invite_code(),
+                merchant_id=identity.merchant.id,
+                created_by_member_id=identity.member.id,
+                created_at=now,
+                expires_at=now + self.invite_ttl,
+            )
+            async with self.db.write() as conn:
+                if await insert_ignore(conn, INVITES, invite.model_dump()):
+                    log.info("invite created merchant=%s member=%s", identity.merchant.id, identity.member.id)
+                    return invite
+        raise RuntimeError("could not find a free invite code")  # pragma: no cover — 40 random bits, 5 tries
+
+    async def join(self, message: IncomingMessage, code: str) -> JoinResult:
+        """Use an invite: the person (or their workspace) becomes staff of the inviting merchant."""
+        code = code.strip().upper()
+        now = self.clock()
+        async with self.db.write() as conn:
+            row = (await conn.execute(select(INVITES).where(INVITES.c.code == code))).first()
+            if row is None:
+                raise MemberError(
+                    f"`{markup.escape(code)}` is not an invite code I know. Check it, or ask for a new one "
+                    "(the owner sends /invite).", "/join ABCD2345",
+                )
+            invite = Invite(**row._mapping)
+            if invite.used_at is not None:
+                raise MemberError("That invite code was already used. Ask the owner for a new one with /invite.")
+            if invite.expires_at <= now:
+                raise MemberError("That invite code has expired. Ask the owner for a new one with /invite.")
+            target = await self._merchant(conn, invite.merchant_id)
+            assert target is not None
+            person = await self._row(conn, message.platform, message.user_id)
+            previous: Merchant | None = None
+            if message.workspace:
+                shop_row = await self._row(conn, message.platform, workspace_user_id(message.workspace))
+                if shop_row is not None:
+                    if shop_row.merchant_id == target.id:
+                        raise MemberError(f"This workspace is already part of **{markup.escape(target.name)}**.")
+                    is_owner = (
+                        person is not None and person.merchant_id == shop_row.merchant_id
+                        and MemberRole(person.role) is MemberRole.OWNER
+                    )
+                    if not is_owner:
+                        raise MemberError(
+                            "Only the owner of this workspace's shop can move it to another shop."
+                        )
+                    previous = await self._merchant(conn, shop_row.merchant_id)
+                    await conn.execute(
+                        update(MEMBERS).where(MEMBERS.c.id == shop_row.id).values(merchant_id=target.id)
+                    )
+                else:
+                    await self._insert_workspace(conn, target.id, message.platform, message.workspace)
+            elif person is not None:
+                if person.merchant_id == target.id:
+                    raise MemberError(f"You are already part of **{markup.escape(target.name)}**.")
+                previous = await self._merchant(conn, person.merchant_id)
+            await self._put_member(conn, target.id, message, MemberRole.STAFF)
+            person = await self._row(conn, message.platform, message.user_id)
+            assert person is not None
+            used = await conn.execute(
+                update(INVITES)
+                .where(INVITES.c.code == code, INVITES.c.used_at.is_(None))
+                .values(used_at=now, used_by_member_id=person.id)
+            )
+            if used.rowcount != 1:  # pragma: no cover — BEGIN IMMEDIATE / row lock make this a lost race only
+                raise MemberError("That invite code was already used. Ask the owner for a new one with /invite.")
+        log.info("invite used merchant=%s member=%s workspace=%s", target.id, person.id, bool(message.workspace))
+        return JoinResult(Identity(target, person), previous, workspace=bool(message.workspace))
+
+    # ------------------------------------------------------------ alert subscriptions
+
+    async def set_alerts(self, merchant_id: str, platform: str, address: str, on: bool) -> bool:
+        """Subscribe (or unsubscribe) a chat to the merchant's paid alerts; True when something changed."""
+        async with self.db.write() as conn:
+            if on:
+                return await insert_ignore(conn, ALERTS, {
+                    "merchant_id": merchant_id, "platform": platform, "address": address,
+                    "created_at": self.clock(),
+                })
+            result = await conn.execute(
+                delete(ALERTS).where(
+                    ALERTS.c.merchant_id == merchant_id, ALERTS.c.platform == platform, ALERTS.c.address == address
+                )
+            )
+            return bool(result.rowcount)
+
+    async def alerts_on(self, merchant_id: str, platform: str, address: str) -> bool:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(ALERTS.c.id).where(
+                        ALERTS.c.merchant_id == merchant_id, ALERTS.c.platform == platform,
+                        ALERTS.c.address == address,
+                    )
+                )
+            ).first()
+        return row is not None

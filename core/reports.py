@@ -1,0 +1,240 @@
+"""What a seller sees at a glance: totals per currency, paid versus open, and link listings.
+
+Numbers come from SQL aggregates (one GROUP BY per question); rendering is pure and returns Reply markup,
+with amounts in the merchant's locale and times in the merchant's time zone (from the locale's territory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel.core import get_global
+from babel.dates import format_skeleton, format_time, format_timedelta
+from sqlalchemy import func, select
+
+from core import markup
+from core.clock import Clock, utcnow
+from core.commands import Period, babel_locale, territory_of
+from core.db import Database
+from core.links import LinkService
+from core.models import LinkStatus, PaymentLink
+from core.money import format_money
+from core.sql import table
+
+LINKS = table(PaymentLink)
+
+# Territories with several time zones: the one most sellers there live in (CLDR lists them unordered).
+_MAIN_ZONE: dict[str, str] = {
+    "US": "America/New_York", "ID": "Asia/Jakarta", "AU": "Australia/Sydney", "CA": "America/Toronto",
+    "BR": "America/Sao_Paulo", "MX": "America/Mexico_City", "RU": "Europe/Moscow", "MY": "Asia/Kuala_Lumpur",
+    "CN": "Asia/Shanghai", "KZ": "Asia/Almaty", "MN": "Asia/Ulaanbaatar", "AR": "America/Argentina/Buenos_Aires",
+    "CL": "America/Santiago", "ES": "Europe/Madrid", "PT": "Europe/Lisbon", "NZ": "Pacific/Auckland",
+    "DE": "Europe/Berlin", "EC": "America/Guayaquil", "UA": "Europe/Kyiv", "PH": "Asia/Manila",
+    "GB": "Europe/London", "IN": "Asia/Kolkata", "VN": "Asia/Ho_Chi_Minh", "TH": "Asia/Bangkok",
+}
+
+
+@cache
+def timezone_for(locale: str) -> tzinfo:
+    """The shop's time zone, from its locale's territory ("en_SG" -> Asia/Singapore); UTC when unclear."""
+    territory = territory_of(locale)
+    if not territory:
+        return UTC
+    zones = get_global("territory_zones").get(territory, [])
+    name = _MAIN_ZONE.get(territory) or (zones[0] if len(zones) == 1 else None)
+    if name is None:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+# ---------------------------------------------------------------- display helpers
+
+STATUS_MARK: dict[LinkStatus, str] = {
+    LinkStatus.ACTIVE: "🕓",
+    LinkStatus.PAID: "✅",
+    LinkStatus.EXPIRED: "⌛",
+    LinkStatus.CANCELLED: "🚫",
+}
+STATUS_WORD: dict[LinkStatus, str] = {
+    LinkStatus.ACTIVE: "Open",
+    LinkStatus.PAID: "Paid",
+    LinkStatus.EXPIRED: "Expired",
+    LinkStatus.CANCELLED: "Cancelled",
+}
+
+
+def format_when(moment: datetime, locale: str) -> str:
+    """"3 Dec 2026, 14:05" in the shop's locale and time zone."""
+    zone = timezone_for(locale)
+    loc = babel_locale(locale)
+    local = moment.astimezone(zone)
+    return f"{format_skeleton('yMMMd', local, locale=loc)}, {format_time(local, 'short', locale=loc)}"
+
+
+def format_relative(moment: datetime, now: datetime, locale: str) -> str:
+    """"in 7 days", "3 hours ago"."""
+    return format_timedelta(moment - now, add_direction=True, locale=babel_locale(locale), threshold=1.1)
+
+
+def short_id(link_id: str) -> str:
+    return link_id[:8]
+
+
+# ---------------------------------------------------------------- report data
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    count: int
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReportData:
+    period: Period
+    paid: dict[str, Totals] = field(default_factory=dict)  # paid within the period, by currency
+    open: dict[str, Totals] = field(default_factory=dict)  # made within the period and still payable
+    expired: int = 0
+    cancelled: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not (self.paid or self.open or self.expired or self.cancelled)
+
+
+class ReportService:
+    def __init__(self, db: Database, links: LinkService, *, clock: Clock = utcnow) -> None:
+        self.db = db
+        self.links = links
+        self.clock = clock
+
+    async def report(self, merchant_id: str, period: Period) -> ReportData:
+        await self.links.expire_due(merchant_id=merchant_id)
+        count, total = func.count(LINKS.c.id), func.coalesce(func.sum(LINKS.c.amount_minor), 0)
+        async with self.db.read() as conn:
+            paid_rows = (
+                await conn.execute(
+                    select(LINKS.c.currency, count, total)
+                    .where(
+                        LINKS.c.merchant_id == merchant_id,
+                        LINKS.c.status == LinkStatus.PAID.value,
+                        LINKS.c.paid_at >= period.start,
+                        LINKS.c.paid_at < period.end,
+                    )
+                    .group_by(LINKS.c.currency)
+                )
+            ).all()
+            made_rows = (
+                await conn.execute(
+                    select(LINKS.c.status, LINKS.c.currency, count, total)
+                    .where(
+                        LINKS.c.merchant_id == merchant_id,
+                        LINKS.c.status != LinkStatus.PAID.value,
+                        LINKS.c.created_at >= period.start,
+                        LINKS.c.created_at < period.end,
+                    )
+                    .group_by(LINKS.c.status, LINKS.c.currency)
+                )
+            ).all()
+        paid = {r[0]: Totals(int(r[1]), int(r[2])) for r in paid_rows}
+        open_: dict[str, Totals] = {}
+        expired = cancelled = 0
+        for status, currency, n, amount in made_rows:
+            if status == LinkStatus.ACTIVE.value:
+                open_[currency] = Totals(int(n), int(amount))
+            elif status == LinkStatus.EXPIRED.value:
+                expired += int(n)
+            elif status == LinkStatus.CANCELLED.value:
+                cancelled += int(n)
+        return ReportData(period, paid, open_, expired, cancelled)
+
+
+# ---------------------------------------------------------------- rendering (pure, Reply markup)
+
+
+def _money_list(totals: dict[str, Totals], locale: str, *, bold: bool) -> str:
+    parts = []
+    for currency in sorted(totals, key=lambda c: (-totals[c].count, c)):
+        amount = format_money(totals[currency].amount_minor, currency, locale)
+        parts.append(f"**{amount}**" if bold else amount)
+    return " + ".join(parts)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def render_report(data: ReportData, merchant_name: str, locale: str) -> str:
+    lines = [f"📊 **{markup.escape(merchant_name)}** — {markup.escape(data.period.label)}"]
+    if data.empty:
+        lines.append("Nothing yet in this period. Make a link: `/charge 25 birthday cake`")
+        return "\n".join(lines)
+    paid_count = sum(t.count for t in data.paid.values())
+    open_count = sum(t.count for t in data.open.values())
+    if data.paid:
+        lines.append(f"✅ Paid: {_money_list(data.paid, locale, bold=True)} ({_plural(paid_count, 'link')})")
+    else:
+        lines.append("✅ Paid: nothing yet")
+    if data.open:
+        lines.append(f"🕓 Open: {_money_list(data.open, locale, bold=False)} ({_plural(open_count, 'link')})")
+    extra = []
+    if data.expired:
+        extra.append(f"⌛ Expired: {data.expired}")
+    if data.cancelled:
+        extra.append(f"🚫 Cancelled: {data.cancelled}")
+    if extra:
+        lines.append(" · ".join(extra))
+    return "\n".join(lines)
+
+
+def render_link_line(link: PaymentLink, locale: str) -> str:
+    status = LinkStatus(link.status)
+    amount = format_money(link.amount_minor, link.currency, locale)
+    line = f"{STATUS_MARK[status]} `{short_id(link.id)}` **{amount}** — {markup.escape(link.description)}"
+    if link.reference:
+        line += f" · ref `{markup.escape(link.reference)}`"
+    return line
+
+
+def render_links(links: list[PaymentLink], label: str, locale: str, *, more: bool) -> str:
+    if not links:
+        which = "" if label == "all" else f"{label} "
+        return f"No {which}links yet. Make one: `/charge 25 birthday cake`"
+    title = "Your links" if label == "all" else f"Your {label} links"
+    lines = [f"**{title}** (newest first)"]
+    lines.extend(render_link_line(link, locale) for link in links)
+    if more:
+        lines.append(f"…showing the newest {len(links)}. Look one up with `/status {short_id(links[0].id)}`.")
+    return "\n".join(lines)
+
+
+def render_status(link: PaymentLink, url: str, locale: str, now: datetime) -> str:
+    status = LinkStatus(link.status)
+    amount = format_money(link.amount_minor, link.currency, locale)
+    lines = [
+        f"{STATUS_MARK[status]} **{STATUS_WORD[status]}** · **{amount}** — {markup.escape(link.description)}",
+    ]
+    details = [f"id `{short_id(link.id)}`"]
+    if link.reference:
+        details.append(f"ref `{markup.escape(link.reference)}`")
+    customer = link.customer_phone or link.customer_email or link.customer_name
+    if customer:
+        details.append(f"for {markup.escape(customer)}")
+    lines.append(" · ".join(details))
+    if status is LinkStatus.PAID and link.paid_at:
+        lines.append(f"Paid {format_when(link.paid_at, locale)}")
+    elif status is LinkStatus.CANCELLED and link.cancelled_at:
+        lines.append(f"Cancelled {format_when(link.cancelled_at, locale)}")
+    elif status is LinkStatus.EXPIRED:
+        lines.append(f"Expired {format_when(link.expires_at, locale)}")
+    else:
+        when = format_when(link.expires_at, locale)
+        lines.append(f"Expires {format_relative(link.expires_at, now, locale)} ({when})")
+    lines.append(url)
+    return "\n".join(lines)
