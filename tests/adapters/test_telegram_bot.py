@@ -6,20 +6,29 @@ the secret token header); `bot.wait_handled(update_id)` waits until PTB has run 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from adapters.telegram.bot import SECRET_HEADER, TELEGRAM_BOT, WEBHOOK_PATH, TelegramBot
 from bots.config import ConfigError, Secret, Settings
+from core.clock import utcnow
+from core.models import ChatTarget
+from core.outbox import OutboxStore
+from core.ports import PaymentEvent
+from core.sql import table
 from tests.conftest import LiveApp, start_live_app
 from tests.fakes.telegram import FakeTelegram
 
 TOKEN = "123456:TEST-token-do-not-log"
 SECRET = "webhook-secret_123"
 BOT = "paylinks_test_bot"
+TARGETS = table(ChatTarget)
 
 
 @pytest.fixture
@@ -305,3 +314,126 @@ async def _merchant_id(tg: TelegramHarness, user_id: str = "111") -> str:
     return merchants[-1].id
 
 
+
+
+# ---------------------------------------------------------------- paid alerts through the outbox
+
+
+async def _charge(tg: TelegramHarness, text: str = "/charge 25 cake", **where: Any) -> str:
+    calls = await tg.say(text, **where)
+    (call,) = [c for c in calls if c.method == "sendMessage"]
+    return str(call.keyboard[0][0]["url"].rsplit("/p/", 1)[1])
+
+
+async def _pay(tg: TelegramHarness, link_id: str, payer: str | None = "Bob Tan") -> None:
+    link = await tg.live.services.links.get(link_id)
+    assert link is not None
+    outcome, _ = await tg.live.services.links.record_payment(PaymentEvent(
+        provider="sandbox", event_id=f"evt_{link_id}", kind="payment.succeeded", link_id=link_id,
+        provider_ref=f"pr_{link_id}", amount_minor=link.amount_minor, currency=link.currency, payer_name=payer,
+    ))
+    assert outcome.value == "paid"
+
+
+async def _eventually(check: Any, within: float = 10.0) -> Any:
+    """Wait for a database state the dispatcher reaches after its calls (re-checked every 20 ms; the
+    database has no change notification to wait on)."""
+    async with asyncio.timeout(within):
+        while not (result := await check()):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    return result
+
+
+async def _outbox_rows(tg: TelegramHarness) -> list[Any]:
+    return await OutboxStore(tg.live.services.db).list(statuses=("pending", "sent", "dead"))
+
+
+async def test_paid_alert_edits_the_link_message_and_answers_in_the_chat(tg: TelegramHarness) -> None:
+    await tg.say("/start")
+    link_id = await _charge(tg)
+    link = await tg.live.services.links.get(link_id)
+    assert link is not None and link.origin_message is not None
+    message_id = link.origin_message["message_id"]
+    before = len(tg.fake.calls_to("sendMessage"))
+
+    await _pay(tg, link_id)
+
+    (edit,) = await tg.fake.wait_for_calls("editMessageText")
+    assert (edit.chat_id, edit.params["message_id"]) == ("111", message_id)
+    assert "✅ Paid" in edit.params["text"] and "Bob Tan" in edit.params["text"]
+    assert "reply_markup" not in edit.params  # the Pay button is gone
+    alerts = (await tg.fake.wait_for_calls("sendMessage", before + 1))[before:]
+    assert alerts[0].chat_id == "111" and "✅ Paid" in alerts[0].params["text"]
+    rows = await _eventually(lambda: _sent_rows(tg, 2))
+    assert {r.kind for r in rows} == {"link.paid.edit", "link.paid.alert"}
+
+
+async def _sent_rows(tg: TelegramHarness, count: int) -> list[Any] | None:
+    rows = [r for r in await _outbox_rows(tg) if r.status == "sent"]
+    return rows if len(rows) >= count else None
+
+
+async def test_inline_link_paid_edits_the_inline_message(tg: TelegramHarness) -> None:
+    await tg.say("/start")
+    await tg.send(tg.fake.inline_query_update("40 flowers"))
+    link_id = tg.fake.calls_to("answerInlineQuery")[0].params["results"][0]["id"]
+    await tg.send(tg.fake.chosen_inline_result_update(link_id, "40 flowers", inline_message_id="inl-5"))
+
+    await _pay(tg, link_id)
+
+    (edit,) = await tg.fake.wait_for_calls("editMessageText")
+    assert edit.params["inline_message_id"] == "inl-5" and "✅ Paid" in edit.params["text"]
+    alert = (await tg.fake.wait_for_calls("sendMessage", 2))[-1]  # after /start's welcome
+    assert alert.chat_id == "111"  # the seller's private chat with the bot
+
+
+async def test_rate_limit_retry_after_is_honoured_exactly(tg: TelegramHarness) -> None:
+    await tg.say("/start")
+    link_id = await _charge(tg)
+    tg.fake.rate_limit("sendMessage", retry_after=7)
+    before = utcnow()
+
+    await _pay(tg, link_id)
+
+    async def limited() -> Any:
+        rows = [r for r in await _outbox_rows(tg) if r.kind == "link.paid.alert" and r.attempts == 1]
+        return rows[0] if rows else None
+
+    row = await _eventually(limited)
+    after = utcnow()
+    assert row.status == "pending" and "RetryLater" in (row.last_error or "")
+    # Due again exactly retry_after seconds after the attempt (which happened between before and after).
+    assert before + timedelta(seconds=7) <= row.next_attempt_at <= after + timedelta(seconds=7)
+
+
+async def test_blocked_user_disables_the_target(tg: TelegramHarness) -> None:
+    await tg.say("/start")
+    link_id = await _charge(tg)
+    tg.fake.block("111")
+
+    await _pay(tg, link_id)
+
+    async def disabled() -> Any:
+        async with tg.live.services.db.read() as conn:
+            row = (await conn.execute(select(TARGETS).where(TARGETS.c.platform == "telegram",
+                                                            TARGETS.c.address == "111"))).first()
+        return row if row is not None and row.disabled_at is not None else None
+
+    target = await _eventually(disabled)
+    assert "blocked" in (target.disabled_reason or "")
+    alert = next(r for r in await _outbox_rows(tg) if r.kind == "link.paid.alert")
+    assert alert.status == "dead"
+
+
+async def test_migrated_group_gets_its_alert_at_the_new_id(tg: TelegramHarness) -> None:
+    await tg.say("/start")
+    link_id = await _charge(tg, f"/charge@{BOT} 12 cupcakes", chat_id=-100, chat_type="group")
+    tg.fake.migrate("-100", "-1001234")
+
+    await _pay(tg, link_id)
+
+    moved = await tg.fake.wait_for(
+        lambda: [c for c in tg.fake.calls_to("sendMessage") if c.chat_id == "-1001234"])
+    assert "✅ Paid" in moved[0].params["text"]
+    link = await tg.live.services.links.get(link_id)
+    assert link is not None and link.origin_address == "-1001234"
