@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import web
+from sqlalchemy import select, update
 from telegram import (
     BotCommand,
     ChatMemberUpdated,
@@ -37,7 +38,7 @@ from telegram import (
     InputTextMessageContent,
     Update,
 )
-from telegram.constants import ChatMemberStatus, ChatType
+from telegram.constants import ChatMemberStatus
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
@@ -58,9 +59,13 @@ from adapters.telegram.sender import is_content_problem, make_request, post_repl
 from core import ids
 from core.commands import split_command
 from core.links import LinkService
+from core.models import ChatTarget
 from core.ports import IncomingMessage, MessageRef, Reply
+from core.sql import table
 
 log = logging.getLogger("paylinks.telegram")
+
+TARGETS = table(ChatTarget)
 
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -289,6 +294,7 @@ class TelegramBot:
         message = parse_command(update, self.username or context.bot.username)
         if message is None:
             return  # another bot's command in a shared group, or not a command after all
+        await self._reachable_again(message.address)
         replies = await self.conversation(message)
         reply_to = int(message.extra["message_id"]) if message.is_group else None
         await self._answer(context, message.address, replies, reply_to=reply_to)
@@ -297,6 +303,7 @@ class TelegramBot:
         message = parse_private_text(update)
         if message is None:
             return
+        await self._reachable_again(message.address)
         if split_command(message.text).name not in (None, "unknown"):
             # "charge 25 cake" without the slash: the core reads it like the command (as on WhatsApp).
             await self._answer(context, message.address, await self.conversation(message), reply_to=None)
@@ -373,11 +380,28 @@ class TelegramBot:
         if new in gone:
             # Alerts to this chat will fail as Permanent and the outbox disables the target then.
             log.info("telegram bot removed or blocked chat=%s", change.chat.id)
-        elif old in gone and change.chat.type in GROUP_TYPES:
+            return
+        if old in gone:
+            await self._reachable_again(str(change.chat.id))
+        if old in gone and change.chat.type in GROUP_TYPES:
             hint = Reply(text=f"Hello! Make a payment link here with `/charge@{self.username} 25 cake`.")
             await post_reply(context.bot, change.chat.id, hint)
-        elif old in gone and change.chat.type == ChatType.PRIVATE:
-            log.info("telegram bot unblocked chat=%s", change.chat.id)
+
+    async def _reachable_again(self, address: str) -> None:
+        """The chat wrote to us (or unblocked us): if the outbox disabled it, alerts go there again.
+
+        One read per message; a write only for a chat that was disabled.
+        """
+        db = self.links.db
+        where = (TARGETS.c.platform == PLATFORM, TARGETS.c.address == address)
+        async with db.read() as conn:
+            row = (await conn.execute(select(TARGETS.c.disabled_at).where(*where))).first()
+        if row is None or row.disabled_at is None:
+            return
+        async with db.write() as conn:
+            await conn.execute(update(TARGETS).where(*where).values(
+                last_inbound_at=self.links.clock(), disabled_at=None, disabled_reason=None))
+        log.info("telegram chat reachable again chat=%s", address)
 
     async def _mark_handled(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert self._handled is not None

@@ -437,3 +437,38 @@ async def test_migrated_group_gets_its_alert_at_the_new_id(tg: TelegramHarness) 
     assert "✅ Paid" in moved[0].params["text"]
     link = await tg.live.services.links.get(link_id)
     assert link is not None and link.origin_address == "-1001234"
+
+
+async def test_a_chat_that_unblocks_the_bot_gets_alerts_again(tg: TelegramHarness) -> None:
+    await tg.say("/start")
+    first = await _charge(tg)
+    tg.fake.block("111")
+    await tg.send(tg.fake.my_chat_member_update("member", "kicked"))
+    await _pay(tg, first)
+
+    async def target() -> Any:
+        async with tg.live.services.db.read() as conn:
+            return (await conn.execute(select(TARGETS).where(TARGETS.c.address == "111"))).first()
+
+    await _eventually(lambda: _disabled(target))
+    tg.fake.clear_failures()
+    await tg.send(tg.fake.my_chat_member_update("kicked", "member"))  # the user unblocked the bot
+    row = await target()
+    assert row.disabled_at is None
+
+    second = await _charge(tg, "/charge 5 tea")
+    await _pay(tg, second)
+    alerts = await tg.fake.wait_for(lambda: [c for c in tg.fake.calls_to("sendMessage")
+                                             if "✅ Paid" in c.params["text"] and "tea" in c.params["text"]])
+    assert alerts[0].chat_id == "111"
+
+
+async def test_bot_added_to_a_group_says_how_to_charge(tg: TelegramHarness) -> None:
+    await tg.send(tg.fake.my_chat_member_update("left", "member", chat_id=-300, chat_type="group"))
+    (hello,) = tg.fake.calls_to("sendMessage")
+    assert hello.chat_id == "-300" and f"/charge@{BOT}" in hello.params["text"]
+
+
+async def _disabled(target: Any) -> Any:
+    row = await target()
+    return row if row is not None and row.disabled_at is not None else None

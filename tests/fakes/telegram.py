@@ -217,6 +217,22 @@ class FakeTelegram:
             },
         }
 
+    def my_chat_member_update(self, old: str, new: str, *, chat_id: int = 111, user_id: int = 111,
+                              chat_type: str = "private") -> dict[str, Any]:
+        """The bot's own membership changed: "member" -> "kicked" is a user blocking it in a private chat."""
+        chat: dict[str, Any] = {"id": chat_id, "type": chat_type}
+        if chat_type != "private":
+            chat["title"] = "Cake Team"
+        return {
+            "update_id": self.next_update_id(),
+            "my_chat_member": {
+                "chat": chat, "from": {"id": user_id, "is_bot": False, "first_name": "Alice"},
+                "date": int(time.time()),
+                "old_chat_member": _membership(self.bot_user(), old),
+                "new_chat_member": _membership(self.bot_user(), new),
+            },
+        }
+
     def bot_user(self) -> dict[str, Any]:
         return {"id": self.bot_id, "is_bot": True, "first_name": "Paylinks", "username": self.username}
 
@@ -361,6 +377,18 @@ async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, 
         params[name] = text
     params.update(request.query)
     return params, files
+
+
+def _membership(user: dict[str, Any], status: str) -> dict[str, Any]:
+    member: dict[str, Any] = {"user": user, "status": status}
+    if status == "kicked":
+        member["until_date"] = 0
+    if status == "administrator":
+        member.update(can_be_edited=False, is_anonymous=False, can_manage_chat=True, can_delete_messages=False,
+                      can_manage_video_chats=False, can_restrict_members=False, can_promote_members=False,
+                      can_change_info=False, can_invite_users=False, can_post_stories=False,
+                      can_edit_stories=False, can_delete_stories=False)
+    return member
 
 
 def _error(status: int, description: str, parameters: dict[str, Any] | None = None) -> web.Response:
