@@ -224,10 +224,12 @@ class OutsideWindow(Permanent):
 class NoTemplate(OutsideWindow):
     """Outside the contact's 24-hour window and no approved template for this purpose is configured."""
 
-    def __init__(self, purpose: str) -> None:
+    def __init__(self, purpose: str, *, twilio_refused: bool = False) -> None:
+        # The outbox quotes this to the seller, so it says what happened before naming the setting.
+        said = f"; Twilio error {OUTSIDE_WINDOW}" if twilio_refused else ""
         super().__init__(
-            f"outside WhatsApp's 24-hour window and no whatsapp.templates.{purpose} is configured "
-            f"(error {OUTSIDE_WINDOW})"
+            f"they have not written to us in the last 24 hours and no approved template is set up "
+            f"(whatsapp.templates.{purpose}{said})"
         )
         self.purpose = purpose
 
@@ -388,7 +390,7 @@ class WhatsAppSender:
                 sid = await self._create(to, body=render(reply))
             except OutsideWindow:
                 # Our idea of the window was wrong (Twilio knows better): a template may still reach them.
-                sid = await self._send_template(to, reply)
+                sid = await self._send_template(to, reply, twilio_refused=True)
         else:
             sid = await self._send_template(to, reply)
         return MessageRef(PLATFORM, to, sid)
@@ -410,13 +412,13 @@ class WhatsAppSender:
             ).first()
         return row.last_inbound_at if row else None
 
-    async def _send_template(self, to: str, reply: Reply) -> str:
+    async def _send_template(self, to: str, reply: Reply, *, twilio_refused: bool = False) -> str:
         link = await self.links.get(reply.link_id) if reply.link_id else None
         purpose = template_purpose(link, to)
         template = self.templates.get(purpose)
         if template is None:
             log.info("whatsapp outside window, no template purpose=%s link=%s", purpose, reply.link_id)
-            raise NoTemplate(purpose)
+            raise NoTemplate(purpose, twilio_refused=twilio_refused)
         fields = await self._template_fields(link, reply)
         return await self._create(
             to, content_sid=template.content_sid, content_variables=template.content_variables(fields)
