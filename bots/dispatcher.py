@@ -62,7 +62,7 @@ class DispatcherConfig:
     # Most rows one digest merges (the text lists the newest; the count and totals cover all).
     digest_limit: int = 500
     # How often rows for platforms without a sender are looked at (last_error, dead after max_age).
-    housekeeping_s: float = 30.0
+    housekeeping_s: float = 5.0
 
     @property
     def claim_batch(self) -> int:
