@@ -176,7 +176,8 @@ class Conversation:
                 return [await self._cancel(command, identity)]
             if isinstance(command, Report):
                 data = await self.reports.report(identity.merchant.id, command.period)
-                return [Reply(render_report(data, identity.merchant.name, identity.merchant.locale))]
+                merchant = identity.merchant
+                return [Reply(render_report(data, merchant.name, merchant.locale, merchant.default_currency))]
             if isinstance(command, SetCurrency):
                 return [await self._currency(command, identity)]
             if isinstance(command, Invite):

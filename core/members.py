@@ -274,19 +274,24 @@ class MemberService:
                     "(the owner sends /invite).", "/join ABCD2345",
                 )
             invite = Invite(**row._mapping)
+            target = await self._merchant(conn, invite.merchant_id)
+            assert target is not None
+            person = await self._row(conn, message.platform, message.user_id)
+            shop_row = (
+                await self._row(conn, message.platform, workspace_user_id(message.workspace))
+                if message.workspace else None
+            )
+            current = shop_row or person  # from a workspace, the workspace's shop decides
+            if current is not None and current.merchant_id == target.id:
+                who = "This workspace is" if shop_row else "You are"
+                raise MemberError(f"{who} already part of **{markup.escape(target.name)}**.")
             if invite.used_at is not None:
                 raise MemberError("That invite code was already used. Ask the owner for a new one with /invite.")
             if invite.expires_at <= now:
                 raise MemberError("That invite code has expired. Ask the owner for a new one with /invite.")
-            target = await self._merchant(conn, invite.merchant_id)
-            assert target is not None
-            person = await self._row(conn, message.platform, message.user_id)
             previous: Merchant | None = None
             if message.workspace:
-                shop_row = await self._row(conn, message.platform, workspace_user_id(message.workspace))
                 if shop_row is not None:
-                    if shop_row.merchant_id == target.id:
-                        raise MemberError(f"This workspace is already part of **{markup.escape(target.name)}**.")
                     is_owner = (
                         person is not None and person.merchant_id == shop_row.merchant_id
                         and MemberRole(person.role) is MemberRole.OWNER
@@ -302,8 +307,6 @@ class MemberService:
                 else:
                     await self._insert_workspace(conn, target.id, message.platform, message.workspace)
             elif person is not None:
-                if person.merchant_id == target.id:
-                    raise MemberError(f"You are already part of **{markup.escape(target.name)}**.")
                 previous = await self._merchant(conn, person.merchant_id)
             await self._put_member(conn, target.id, message, MemberRole.STAFF)
             person = await self._row(conn, message.platform, message.user_id)

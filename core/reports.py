@@ -78,8 +78,8 @@ def format_when(moment: datetime, locale: str) -> str:
 
 
 def format_relative(moment: datetime, now: datetime, locale: str) -> str:
-    """"in 7 days", "3 hours ago"."""
-    return format_timedelta(moment - now, add_direction=True, locale=babel_locale(locale), threshold=1.1)
+    """"in 7 days", "3 hours ago" — in English like the rest of the replies (`locale` is for dates)."""
+    return format_timedelta(moment - now, add_direction=True, locale="en", threshold=1.1)
 
 
 def short_id(link_id: str) -> str:
@@ -158,9 +158,10 @@ class ReportService:
 # ---------------------------------------------------------------- rendering (pure, Reply markup)
 
 
-def _money_list(totals: dict[str, Totals], locale: str, *, bold: bool) -> str:
+def _money_list(totals: dict[str, Totals], locale: str, *, bold: bool, first: str | None) -> str:
     parts = []
-    for currency in sorted(totals, key=lambda c: (-totals[c].count, c)):
+    # The shop's own currency first, then the busiest.
+    for currency in sorted(totals, key=lambda c: (c != first, -totals[c].count, c)):
         amount = format_money(totals[currency].amount_minor, currency, locale)
         parts.append(f"**{amount}**" if bold else amount)
     return " + ".join(parts)
@@ -170,7 +171,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def render_report(data: ReportData, merchant_name: str, locale: str) -> str:
+def render_report(data: ReportData, merchant_name: str, locale: str, currency: str | None = None) -> str:
     lines = [f"📊 **{markup.escape(merchant_name)}** — {markup.escape(data.period.label)}"]
     if data.empty:
         lines.append("Nothing yet in this period. Make a link: `/charge 25 birthday cake`")
@@ -178,11 +179,13 @@ def render_report(data: ReportData, merchant_name: str, locale: str) -> str:
     paid_count = sum(t.count for t in data.paid.values())
     open_count = sum(t.count for t in data.open.values())
     if data.paid:
-        lines.append(f"✅ Paid: {_money_list(data.paid, locale, bold=True)} ({_plural(paid_count, 'link')})")
+        paid = _money_list(data.paid, locale, bold=True, first=currency)
+        lines.append(f"✅ Paid: {paid} ({_plural(paid_count, 'link')})")
     else:
         lines.append("✅ Paid: nothing yet")
     if data.open:
-        lines.append(f"🕓 Open: {_money_list(data.open, locale, bold=False)} ({_plural(open_count, 'link')})")
+        still_open = _money_list(data.open, locale, bold=False, first=currency)
+        lines.append(f"🕓 Open: {still_open} ({_plural(open_count, 'link')})")
     extra = []
     if data.expired:
         extra.append(f"⌛ Expired: {data.expired}")
