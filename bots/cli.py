@@ -32,6 +32,8 @@ def configure_logging(level: str) -> None:
     )
     # Library chatter (migration plugins, per-request access lines) would drown the event lines.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # httpx logs every request URL at INFO, and Telegram Bot API URLs carry the bot token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 # ---------------------------------------------------------------- processes

@@ -55,7 +55,7 @@ from telegram.ext import (
 from adapters.telegram.config import TelegramOptions, check_options
 from adapters.telegram.parse import GROUP_TYPES, PLATFORM, parse_command, parse_private_text
 from adapters.telegram.render import keyboard, qr_photo, render, render_plain
-from adapters.telegram.sender import is_content_problem, make_request, post_reply, redact
+from adapters.telegram.sender import is_content_problem, make_request, post_reply, redact, redact_http_logs
 from core import ids
 from core.commands import split_command
 from core.links import LinkService
@@ -184,6 +184,7 @@ class TelegramBot:
 
     def _build(self) -> Application[Any, Any, Any, Any, Any, Any]:
         base = self.options.api_base_url.rstrip("/")
+        redact_http_logs(self._token)
         builder = (
             Application.builder()
             .token(self._token)

@@ -48,6 +48,30 @@ def redact(text: str, token: str) -> str:
     return text.replace(token, "***") if token else text
 
 
+class _RedactToken(logging.Filter):
+    """Masks the bot token in log records of the HTTP libraries (Bot API URLs are /bot<token>/method)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.token in message:
+            record.msg, record.args = message.replace(self.token, "***"), None
+        return True
+
+
+def redact_http_logs(token: str) -> None:
+    """Whatever level an operator gives httpx's logger, its request lines never show the token."""
+    if not token:
+        return
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactToken) and f.token == token for f in logger.filters):
+            logger.addFilter(_RedactToken(token))
+
+
 def make_request(*, pool_size: int = 16, read_timeout: float = 10.0) -> HTTPXRequest:
     # A slow Telegram must not hold an outbox slot or a webhook update for long: bounded connect, write
     # and pool waits; reads get a little longer because Telegram answers sendPhoto after processing it.
@@ -63,6 +87,7 @@ def make_request(*, pool_size: int = 16, read_timeout: float = 10.0) -> HTTPXReq
 
 def build_bot(options: TelegramOptions) -> Bot:
     base = options.api_base_url.rstrip("/")
+    redact_http_logs(str(options.token))
     return Bot(
         str(options.token),
         base_url=f"{base}/bot",

@@ -472,3 +472,26 @@ async def test_bot_added_to_a_group_says_how_to_charge(tg: TelegramHarness) -> N
 async def _disabled(target: Any) -> Any:
     row = await target()
     return row if row is not None and row.disabled_at is not None else None
+
+
+async def test_start_up_retries_until_telegram_answers_and_never_logs_the_token(
+    sqlite_settings: Settings, fake: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.fail("getMe", status=401, description="Unauthorized", times=None)
+    with caplog.at_level(logging.ERROR, logger="paylinks.telegram"):
+        live, client = await start_live_app(telegram_settings(sqlite_settings, fake))
+        try:
+            await fake.wait_for_calls("getMe")
+            harness = TelegramHarness(live, fake)
+            # Not started yet: Telegram is told to deliver again later; the pay pages serve meanwhile.
+            assert await harness.post(fake.message_update("/start")) == 503
+            assert (await client.get("/healthz")).status == 200
+            await fake.wait_for(lambda: any("not started" in r.getMessage() for r in caplog.records))
+            fake.clear_failures()
+            await harness.bot.wait_ready()
+            await harness.say("/start")
+            assert len(fake.calls_to("sendMessage")) == 1
+        finally:
+            await client.close()
+    assert all(TOKEN not in r.getMessage() for r in caplog.records)
+    assert all(TOKEN.split(":")[1] not in r.getMessage() for r in caplog.records)

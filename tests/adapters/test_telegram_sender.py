@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -165,3 +166,27 @@ async def test_a_refused_button_url_falls_back_to_plain_text(fake: FakeTelegram,
     assert first.keyboard and not second.keyboard
     assert second.params["text"] == "S$1.00 x\nhttp://127.0.0.1/p/x"
     assert "parse_mode" not in second.params
+
+
+async def test_http_library_logs_never_show_the_token(
+    fake: FakeTelegram, sender: TelegramSender, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="httpx"):
+        await sender.send("111", LINK)
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("httpx")]
+    assert any("/bot***/sendMessage" in line for line in lines)  # httpx did log the request …
+    assert all(TOKEN not in line for line in lines)  # … without the token
+
+
+def test_the_cli_quiets_httpx_request_lines() -> None:
+    from bots.cli import configure_logging
+
+    root, httpx = logging.getLogger(), logging.getLogger("httpx")
+    saved = (root.level, list(root.handlers), httpx.level)
+    try:
+        configure_logging("debug")
+        assert httpx.getEffectiveLevel() == logging.WARNING
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+        httpx.setLevel(saved[2])
