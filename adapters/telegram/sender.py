@@ -49,7 +49,8 @@ def redact(text: str, token: str) -> str:
 
 
 class _RedactToken(logging.Filter):
-    """Masks the bot token in log records of the HTTP libraries (Bot API URLs are /bot<token>/method)."""
+    """Masks the bot token in log records (Bot API URLs are /bot<token>/method; PTB's InvalidToken quotes
+    it), in the message and in the traceback text."""
 
     def __init__(self, token: str) -> None:
         super().__init__()
@@ -59,14 +60,22 @@ class _RedactToken(logging.Filter):
         message = record.getMessage()
         if self.token in message:
             record.msg, record.args = message.replace(self.token, "***"), None
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse exc_text when it is set, so the traceback is rendered once, redacted.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text and self.token in record.exc_text:
+            record.exc_text = record.exc_text.replace(self.token, "***")
         return True
 
 
 def redact_http_logs(token: str) -> None:
-    """Whatever level an operator gives httpx's logger, its request lines never show the token."""
+    """Whatever levels an operator sets, records of httpx, httpcore and PTB never show the token."""
     if not token:
         return
-    for name in ("httpx", "httpcore"):
+    names = ["httpx", "httpcore", "telegram"]
+    # PTB logs through one logger per module/class (telegram.ext.Updater, …); filters do not inherit.
+    names += [n for n in logging.root.manager.loggerDict if n.startswith(("telegram.", "httpx.", "httpcore."))]
+    for name in names:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _RedactToken) and f.token == token for f in logger.filters):
             logger.addFilter(_RedactToken(token))

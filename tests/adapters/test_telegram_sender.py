@@ -190,3 +190,20 @@ def test_the_cli_quiets_httpx_request_lines() -> None:
         root.setLevel(saved[0])
         root.handlers[:] = saved[1]
         httpx.setLevel(saved[2])
+
+
+def test_ptb_log_records_and_tracebacks_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    import adapters.telegram.bot  # noqa: F401  (imports telegram.ext, whose loggers exist from then on)
+    from adapters.telegram.sender import redact_http_logs
+
+    redact_http_logs(TOKEN)
+    updater_log = logging.getLogger("telegram.ext.Updater")
+    with caplog.at_level(logging.ERROR, logger="telegram.ext.Updater"):
+        try:
+            raise RuntimeError(f"The token `{TOKEN}` was rejected by the server.")
+        except RuntimeError:
+            updater_log.exception("polling failed for %s", TOKEN)
+    (record,) = caplog.records
+    assert TOKEN not in record.getMessage()
+    assert record.exc_text and TOKEN not in record.exc_text and "***" in record.exc_text
+    assert TOKEN not in caplog.text
