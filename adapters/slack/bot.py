@@ -27,7 +27,7 @@ from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.home import HomeQueries
-from adapters.slack.parse import parse_address, parse_slash_command, shared_links, user_key
+from adapters.slack.parse import parse_address, parse_slash_command, shared_links
 from adapters.slack.render import home_view, message_payload, not_in_channel_reply, unfurl
 from adapters.slack.sender import SlackPermanent, SlackSender, classify, post_message, thread_address
 from adapters.slack.stores import InstallationStore, OAuthStateStore
@@ -349,7 +349,7 @@ class SlackAdapter:
         if not (user and team):
             return
         try:
-            data = await self.home.home(user_key(team, user))
+            data = await self.home.home(team, user)
             await client.views_publish(user_id=user, view=home_view(data))
         except Exception as exc:
             log.warning("slack home tab not published (%s) team=%s", classify(exc), team)

@@ -1,30 +1,34 @@
-"""What the App Home tab and link unfurls show, read from the paylinks database (no Slack I/O here)."""
+"""What the App Home tab and link unfurls show, read through the core services (no Slack I/O here).
+
+Who someone is comes from core.members (a workspace is one shop, so opening the Home tab in a workspace
+that has a shop makes the person its staff, exactly as their first command would); "today" and the paid
+totals come from core.reports, in the shop's time zone like `/report today`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
+from adapters.slack.parse import PLATFORM, user_key
 from adapters.slack.render import HomeData, LinkSummary
 from core.clock import Clock, utcnow
+from core.commands import Period
 from core.db import Database
 from core.links import LinkService
+from core.members import MemberService
 from core.merchants import MerchantService
-from core.models import LinkStatus, Member, Payment, PaymentLink, PaymentStatus
+from core.models import LinkStatus, PaymentLink
 from core.money import format_money
+from core.ports import IncomingMessage
+from core.reports import ReportService, format_when, timezone_for
 from core.sql import table
 
-MEMBERS = table(Member)
 LINKS = table(PaymentLink)
-PAYMENTS = table(Payment)
 
 RECENT_LINKS = 10
-
-
-def expiry_text(expires_at: datetime) -> str:
-    return f"expires {expires_at:%d %b %Y, %H:%M} UTC"
 
 
 def summarize(link: PaymentLink, *, url: str, status: LinkStatus, locale: str) -> LinkSummary:
@@ -34,13 +38,18 @@ def summarize(link: PaymentLink, *, url: str, status: LinkStatus, locale: str) -
         amount=format_money(link.amount_minor, link.currency, locale),
         description=link.description,
         status=status.value,
-        expires=expiry_text(link.expires_at),
+        expires=f"expires {format_when(link.expires_at, locale)}",
         reference=link.reference,
     )
 
 
-def day_start(now: datetime) -> datetime:
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+def today(now: datetime, locale: str) -> Period:
+    """The shop's calendar day around `now`, as UTC bounds."""
+    zone = timezone_for(locale)
+    day = now.astimezone(zone).date()
+    start = datetime.combine(day, time(), zone).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(), zone).astimezone(UTC)
+    return Period("today", start, end)
 
 
 class HomeQueries:
@@ -48,21 +57,12 @@ class HomeQueries:
         self.db = db
         self.links = links
         self.merchants = merchants
+        self.members = MemberService(db, merchants, clock=clock)
+        self.reports = ReportService(db, links, clock=clock)
         self.clock = clock
 
-    async def member(self, platform_user_id: str) -> tuple[int, str] | None:
-        """(member id, merchant id) of a Slack person ("TEAM:USER"), if paylinks knows them."""
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(MEMBERS.c.id, MEMBERS.c.merchant_id).where(
-                        MEMBERS.c.platform == "slack", MEMBERS.c.platform_user_id == platform_user_id
-                    )
-                )
-            ).first()
-        return (int(row.id), str(row.merchant_id)) if row else None
-
     async def recent_links(self, merchant_id: str, member_id: int, limit: int = RECENT_LINKS) -> list[PaymentLink]:
+        """The links this person made, newest first."""
         await self.links.expire_due(merchant_id=merchant_id)
         async with self.db.read() as conn:
             rows = (
@@ -76,38 +76,17 @@ class HomeQueries:
         found = [await self.links.get(str(r.id), merchant_id) for r in rows]
         return [link for link in found if link is not None]
 
-    async def paid_today(self, merchant_id: str, now: datetime) -> tuple[dict[str, int], int]:
-        """Sums of today's successful payments per currency (UTC day), and how many links they paid."""
-        since = day_start(now)
-        async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(PAYMENTS.c.currency, func.sum(PAYMENTS.c.amount_minor), func.count())
-                    .select_from(PAYMENTS.join(LINKS, LINKS.c.id == PAYMENTS.c.link_id))
-                    .where(
-                        LINKS.c.merchant_id == merchant_id,
-                        PAYMENTS.c.status == PaymentStatus.SUCCEEDED.value,
-                        PAYMENTS.c.created_at >= since,
-                        PAYMENTS.c.created_at < since + timedelta(days=1),
-                    )
-                    .group_by(PAYMENTS.c.currency)
-                    .order_by(PAYMENTS.c.currency)
-                )
-            ).all()
-        totals = {str(currency): int(total or 0) for currency, total, _ in rows}
-        return totals, sum(int(count) for _, _, count in rows)
-
-    async def home(self, platform_user_id: str) -> HomeData:
-        found = await self.member(platform_user_id)
-        if found is None:
+    async def home(self, team_id: str, user_id: str) -> HomeData:
+        message = IncomingMessage(platform=PLATFORM, user_id=user_key(team_id, user_id), address="", text="",
+                                  workspace=team_id)
+        identity = await self.members.identify(message)
+        if identity is None:
             return HomeData(merchant_name=None)
-        member_id, merchant_id = found
-        merchant = await self.merchants.get(merchant_id)
-        if merchant is None:
-            return HomeData(merchant_name=None)
+        merchant, member = identity.merchant, identity.member
         now = self.clock()
-        links = await self.recent_links(merchant_id, member_id)
-        totals, count = await self.paid_today(merchant_id, now)
+        period = today(now, merchant.locale)
+        report = await self.reports.report(merchant.id, period)
+        links = await self.recent_links(merchant.id, int(member.id or 0))
         recent: Sequence[LinkSummary] = [
             summarize(link, url=self.links.url(link.id), status=self.links.status_of(link, now),
                       locale=merchant.locale)
@@ -116,9 +95,12 @@ class HomeQueries:
         return HomeData(
             merchant_name=merchant.name,
             recent=recent,
-            totals_today=[format_money(amount, currency, merchant.locale) for currency, amount in totals.items()],
-            paid_count_today=count,
-            day_label=f"Paid today ({now:%d %b}, UTC)",
+            totals_today=[
+                format_money(totals.amount_minor, currency, merchant.locale)
+                for currency, totals in sorted(report.paid.items())
+            ],
+            paid_count_today=sum(t.count for t in report.paid.values()),
+            day_label="Paid today",
         )
 
     async def unfurl_summary(self, link_id: str) -> LinkSummary | None:

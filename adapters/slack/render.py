@@ -12,7 +12,9 @@ from typing import Any
 
 from core.markup import slack_escape as escape
 from core.markup import to_plain, to_slack_mrkdwn
+from core.models import LinkStatus
 from core.ports import Button, Reply
+from core.reports import STATUS_MARK, STATUS_WORD
 
 # Block Kit limits (https://api.slack.com/reference/block-kit/blocks).
 SECTION_TEXT_MAX = 3000
@@ -23,12 +25,8 @@ BLOCKS_MAX = 50
 HOME_BLOCKS_MAX = 100
 FALLBACK_TEXT_MAX = 3000
 
-STATUS_MARKS = {
-    "active": "⏳ Open",
-    "paid": "✅ Paid",
-    "expired": "⌛ Expired",
-    "cancelled": "✖️ Cancelled",
-}
+# The same marks and words as the chat answers (/links, /status).
+STATUS_MARKS = {status.value: f"{STATUS_MARK[status]} {STATUS_WORD[status]}" for status in LinkStatus}
 
 
 def mrkdwn(text: str) -> str:

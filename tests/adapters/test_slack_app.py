@@ -15,15 +15,13 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import insert
 
 from adapters.slack import SlackConfigError
 from bots.config import Secret
 from core.links import LinkDraft
-from core.models import Member, MemberRole
+from core.members import MemberService
 from core.money import Money
 from core.ports import Button, IncomingMessage, MessageRef, PaymentEvent, Reply
-from core.sql import table
 from tests.adapters.slack_support import (
     CHANNEL,
     SIGNING_SECRET,
@@ -283,15 +281,15 @@ async def test_clicks_on_url_buttons_are_acknowledged(slack: SlackLive) -> None:
 
 
 async def _merchant_with_member(slack: SlackLive) -> tuple[str, int]:
+    """The workspace's shop, opened by Alice as her first command would (core.members)."""
     services = slack.services
-    merchant = await services.merchants.create("Alice's Cakes", currency="SGD", locale="en_SG")
-    async with services.db.write() as conn:
-        result = await conn.execute(insert(table(Member)).values(
-            merchant_id=merchant.id, platform="slack", platform_user_id=f"{TEAM}:{USER}", display_name="alice",
-            role=MemberRole.OWNER.value, created_at=services.clock(),
-        ).returning(table(Member).c.id))
-        member_id = int(result.scalar_one())
-    return merchant.id, member_id
+    members = MemberService(services.db, services.merchants, clock=services.clock)
+    identity = await members.onboard(IncomingMessage(
+        platform="slack", user_id=f"{TEAM}:{USER}", address=f"{TEAM}:{CHANNEL}", text="/start",
+        display_name="Alice's Cakes", is_group=True, workspace=TEAM))
+    await services.merchants.update(identity.merchant.id, currency="SGD", locale="en_SG")
+    assert identity.member.id is not None
+    return identity.merchant.id, identity.member.id
 
 
 async def test_home_tab_shows_recent_links_and_todays_totals(slack: SlackLive) -> None:
@@ -318,7 +316,7 @@ async def test_home_tab_shows_recent_links_and_todays_totals(slack: SlackLive) -
     assert "birthday cake" in text and "wedding &lt;cake&gt;" in text
     assert "someone else's tart" not in text  # the person's own links
     assert "S$25.00 (1 paid link)" in text  # today's totals per currency
-    assert "✅ Paid" in text and "⏳ Open" in text
+    assert "✅ Paid" in text and "🕓 Open" in text
 
 
 async def test_home_tab_for_a_stranger_explains_how_to_start(slack: SlackLive) -> None:
@@ -355,7 +353,7 @@ async def test_pasted_pay_links_unfurl_with_amount_and_status(slack: SlackLive) 
     unfurls = call.params["unfurls"]
     assert list(unfurls) == [url]
     shown = json.dumps(unfurls[url], ensure_ascii=False)
-    assert "S$25.00" in shown and "⏳ Open" in shown and "birthday cake" in shown
+    assert "S$25.00" in shown and "🕓 Open" in shown and "birthday cake" in shown
 
 
 async def test_links_pasted_in_the_composer_unfurl_by_unfurl_id(slack: SlackLive) -> None:
@@ -369,7 +367,7 @@ async def test_links_pasted_in_the_composer_unfurl_by_unfurl_id(slack: SlackLive
     [call] = await slack.fake.wait_for("chat.unfurl")
     assert call.params["unfurl_id"] == "Uabc" and call.params["source"] == "composer"
     assert "channel" not in call.params
-    assert "✖️ Cancelled" in json.dumps(call.params["unfurls"], ensure_ascii=False)
+    assert "🚫 Cancelled" in json.dumps(call.params["unfurls"], ensure_ascii=False)
 
 
 async def test_signing_secret_never_appears_in_responses(slack: SlackLive) -> None:

@@ -186,10 +186,17 @@ class FakeSlack:
             await self._changed.wait_for(lambda: len(matching()) >= count)
         return matching()
 
-    async def wait_for_response(self, count: int = 1, *, within: float = 10.0) -> list[tuple[str, dict[str, Any]]]:
+    async def wait_for_response(
+        self, count: int = 1, *, key: str | None = None, within: float = 10.0
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Wait for `count` bodies posted to response_urls (to the one named `key`, if given)."""
+
+        def matching() -> list[tuple[str, dict[str, Any]]]:
+            return [r for r in self.responses if key is None or r[0] == key]
+
         async with asyncio.timeout(within), self._changed:
-            await self._changed.wait_for(lambda: len(self.responses) >= count)
-        return list(self.responses)
+            await self._changed.wait_for(lambda: len(matching()) >= count)
+        return matching()
 
     # ------------------------------------------------------------ serving
 

@@ -1,0 +1,151 @@
+"""Slack end to end with the real conversation core and outbox: /charge in a channel, payment, the link
+message edited to "Paid" plus a threaded reply, channel alerts, one shop per workspace, and the 3-second
+ack while the database is held up."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from core.links import LinkEvent
+from core.models import AlertSubscription, PaymentLink
+from core.ports import PaymentEvent
+from core.sql import table
+from tests.adapters.slack_support import CHANNEL, TEAM, SlackLive, slack_settings
+from tests.conftest import start_live_app
+from tests.fakes.slack import Call, FakeSlack
+
+ALERTS_CHANNEL = "C0ALERTS"
+_events = itertools.count(1)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    server = await FakeSlack().start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def slack(database_url: str, fake: FakeSlack) -> AsyncIterator[SlackLive]:
+    live, client = await start_live_app(slack_settings(database_url, fake))
+    yield SlackLive(live, fake)
+    await client.close()
+
+
+async def _charge(slack: SlackLive, text: str, **kwargs: Any) -> tuple[Call, PaymentLink]:
+    """/charge in a channel; the posted link message and the stored link."""
+    before = len(slack.fake.calls_to("chat.postMessage"))
+    assert (await slack.command("/charge", text, **kwargs)).status == 200
+    posts = await slack.fake.wait_for("chat.postMessage", before + 1)
+    await slack.adapter.idle()
+    post = posts[before]
+    [pay] = [e for b in post.params["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    link = await slack.services.links.get(pay["url"].rsplit("/", 1)[1])
+    assert link is not None
+    return post, link
+
+
+async def _pay(slack: SlackLive, link: PaymentLink) -> None:
+    n = next(_events)
+    outcome, _ = await slack.services.links.record_payment(PaymentEvent(
+        provider="sandbox", event_id=f"evt_slack_{n}", kind="payment.succeeded", link_id=link.id,
+        provider_ref=f"pi_slack_{n}", amount_minor=link.amount_minor, currency=link.currency, payer_name="Bob"))
+    assert outcome.value == "paid"
+
+
+async def test_charge_posts_a_pay_message_and_payment_turns_it_paid_with_a_threaded_reply(slack: SlackLive) -> None:
+    fake = slack.fake
+    post, link = await _charge(slack, "25 for 2 birthday cakes")
+    assert post.channel == CHANNEL and post.token == fake.bot_token
+    text = post.text_of_blocks()
+    assert "*$25.00* — 2 birthday cakes" in text and "Expires" in text
+    assert (link.amount_minor, link.currency, link.description) == (2500, "USD", "2 birthday cakes")
+    assert link.origin_message is not None
+    ts = link.origin_message["message_id"]
+
+    await _pay(slack, link)
+    [update] = await fake.wait_for("chat.update")
+    assert update.channel == CHANNEL and update.params["ts"] == ts
+    assert "Paid" in update.text_of_blocks()
+    assert "Pay $25.00" not in json.dumps(update.params["blocks"], ensure_ascii=False)  # no second payment
+    [reply] = await fake.wait_for("chat.postMessage", where=lambda c: c.params.get("thread_ts") == ts)
+    assert reply.channel == CHANNEL
+    assert "$25.00" in reply.text_of_blocks()
+
+
+async def test_alerts_on_in_a_channel_brings_every_paid_alert_there(slack: SlackLive) -> None:
+    fake = slack.fake
+    assert (await slack.command("/paylinks", "alerts on", channel=ALERTS_CHANNEL, response_key="alerts")).status \
+        == 200
+    # A first command in a new workspace also opens its shop: a welcome, then the answer.
+    welcome, (_, body) = await fake.wait_for_response(2, key="alerts")
+    assert "Welcome" in json.dumps(welcome[1])
+    assert body["response_type"] == "ephemeral"
+    assert "Paid alerts" in json.dumps(body, ensure_ascii=False)
+    async with slack.services.db.read() as conn:
+        subscriptions = (await conn.execute(select(table(AlertSubscription)))).all()
+    assert [(s.platform, s.address) for s in subscriptions] == [("slack", f"{TEAM}:{ALERTS_CHANNEL}")]
+
+    _, link = await _charge(slack, "40 wedding cake")
+    await _pay(slack, link)
+    [alert] = await fake.wait_for("chat.postMessage", where=lambda c: c.channel == ALERTS_CHANNEL)
+    assert "thread_ts" not in alert.params
+    assert "$40.00" in alert.text_of_blocks()
+
+
+async def test_everyone_in_the_workspace_works_for_the_same_shop(slack: SlackLive) -> None:
+    fake = slack.fake
+    _, link = await _charge(slack, "25 cake", user="U0ALICE", response_key="alice")
+    [(_, welcome)] = await fake.wait_for_response(key="alice")
+    assert "Welcome" in json.dumps(welcome)
+    # Bob and Carol never onboarded: they are staff of the workspace's shop at once (no welcome).
+    assert (await slack.command("/paylinks", "links", user="U0BOB", response_key="bob")).status == 200
+    [(_, body)] = await fake.wait_for_response(key="bob")
+    assert "cake" in json.dumps(body)
+    assert (await slack.command("/paylinks", f"status {link.id}", user="U0CAROL", response_key="carol")).status \
+        == 200
+    [(_, body)] = await fake.wait_for_response(key="carol")
+    assert "cake" in json.dumps(body)
+    # Another workspace is another shop: it does not see this link.
+    await slack.command("/paylinks", f"status {link.id}", team="T0OTHER", user="U0DAVE", response_key="dave")
+    *_, (_, body) = await fake.wait_for_response(2, key="dave")
+    assert "cake" not in json.dumps(body)
+
+
+async def test_the_ack_arrives_while_the_database_is_still_busy(slack: SlackLive) -> None:
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_database(conn: Any, event: LinkEvent) -> None:
+        # Runs inside the link's write transaction: the database is "slow" until the test lets go.
+        entered.set()
+        await release.wait()
+
+    slack.services.links.hooks.append(slow_database)
+    request = asyncio.create_task(slack.command("/charge", "25 cake"))
+    try:
+        async with asyncio.timeout(10):
+            await entered.wait()
+            response = await request  # answered while the write transaction is held open
+        assert response.status == 200
+        assert not release.is_set()
+        assert slack.fake.calls_to("chat.postMessage") == []
+    finally:
+        release.set()
+    [post] = await slack.fake.wait_for("chat.postMessage")
+    assert post.channel == CHANNEL
+
+
+async def test_a_typo_gets_a_private_correction_with_an_example(slack: SlackLive) -> None:
+    assert (await slack.command("/charge", "25.555 cake")).status == 200
+    *_, (_, body) = await slack.fake.wait_for_response(2)
+    await slack.adapter.idle()
+    assert body["response_type"] == "ephemeral"
+    assert "2 decimals" in json.dumps(body)
+    assert slack.fake.calls_to("chat.postMessage") == []
