@@ -98,9 +98,9 @@ def _mount_pages(app: web.Application, services: Services) -> None:
     app.middlewares.append(security_headers(public_base_url))
     templates = make_templates()
     app.router.add_routes(StaticFiles().routes())
-    app.router.add_routes(
-        PayPages(db=services.db, links=services.links, provider=services.provider, templates=templates).routes()
-    )
+    pages = PayPages(db=services.db, links=services.links, provider=services.provider, templates=templates)
+    app.cleanup_ctx.append(pages.lifespan)  # after database_ctx, so it ends before the engine is disposed
+    app.router.add_routes(pages.routes())
     webhooks = PaymentWebhooks(services.provider, services.links)
     app.router.add_routes(webhooks.routes())
     if isinstance(services.provider, SandboxProvider):
