@@ -8,13 +8,14 @@ import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from core.links import LinkEvent
-from core.models import AlertSubscription, PaymentLink
+from core.models import AlertSubscription, OutboxMessage, PaymentLink
 from core.ports import PaymentEvent
 from core.sql import table
 from tests.adapters.slack_support import CHANNEL, TEAM, SlackLive, slack_settings
@@ -149,3 +150,64 @@ async def test_a_typo_gets_a_private_correction_with_an_example(slack: SlackLive
     assert body["response_type"] == "ephemeral"
     assert "2 decimals" in json.dumps(body)
     assert slack.fake.calls_to("chat.postMessage") == []
+
+
+async def _outbox_rows(slack: SlackLive, **where: Any) -> list[Any]:
+    outbox = table(OutboxMessage)
+    query = select(outbox).where(*[outbox.c[k] == v for k, v in where.items()]).order_by(outbox.c.id)
+    async with slack.services.db.read() as conn:
+        return list((await conn.execute(query)).all())
+
+
+async def _until(check: Any) -> Any:
+    """Poll the database until `check()` returns something truthy (a safety timeout, not a measure)."""
+    async with asyncio.timeout(10):
+        while True:
+            found = await check()
+            if found:
+                return found
+            await asyncio.sleep(0.02)  # the database has no change notification to wait on
+
+
+@pytest.fixture
+async def frozen(database_url: str, fake: FakeSlack) -> AsyncIterator[tuple[SlackLive, datetime]]:
+    """The app with a clock that stands still, so retry times can be compared exactly."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    live, client = await start_live_app(slack_settings(database_url, fake), clock=lambda: now)
+    yield SlackLive(live, fake), now
+    await client.close()
+
+
+async def test_a_429_on_the_paid_edit_is_retried_after_exactly_retry_after(
+    frozen: tuple[SlackLive, datetime],
+) -> None:
+    slack, now = frozen
+    post, link = await _charge(slack, "25 cake")
+    slack.fake.fail("chat.update", "ratelimited", status=429, retry_after=120)
+    await _pay(slack, link)
+    await slack.fake.wait_for("chat.update")
+
+    async def retried() -> list[Any]:
+        return [r for r in await _outbox_rows(slack, link_id=link.id, platform="slack")
+                if r.attempts == 1 and r.status == "pending" and r.payload.get("action") == "edit"]
+
+    [row] = await _until(retried)
+    assert row.next_attempt_at == now + timedelta(seconds=120)
+    assert "rate limited" in (row.last_error or "")
+    assert post.channel == CHANNEL
+
+
+async def test_an_alert_channel_the_bot_was_removed_from_is_disabled(slack: SlackLive) -> None:
+    await slack.command("/paylinks", "alerts on", channel=ALERTS_CHANNEL, response_key="alerts")
+    await slack.fake.wait_for_response(2, key="alerts")
+    slack.fake.private_channel(ALERTS_CHANNEL)  # the channel went private without the bot
+    _, link = await _charge(slack, "25 cake")
+    await _pay(slack, link)
+    await slack.fake.wait_for("chat.postMessage", where=lambda c: c.channel == ALERTS_CHANNEL)
+
+    async def dead() -> list[Any]:
+        return [r for r in await _outbox_rows(slack, address=f"{TEAM}:{ALERTS_CHANNEL}") if r.status == "dead"]
+
+    [row] = await _until(dead)
+    assert row.attempts == 1  # permanent: not retried
+    assert "not_in_channel" in (row.last_error or "")
