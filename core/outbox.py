@@ -138,7 +138,8 @@ async def insert_rows(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> 
     if not rows:
         return
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    await conn.execute(dialect.insert(OUTBOX).values(list(rows)).on_conflict_do_nothing())
+    # executemany: SQLAlchemy batches it into multi-row INSERTs within the driver's parameter limits.
+    await conn.execute(dialect.insert(OUTBOX).on_conflict_do_nothing(), list(rows))
 
 
 def new_row(
@@ -149,7 +150,8 @@ def new_row(
         "merchant_id": merchant_id, "link_id": link_id, "platform": target.platform,
         "address": target.address, "kind": kind, "payload": body, "dedupe_key": key,
         "status": OutboxStatus.PENDING.value, "attempts": 0, "next_attempt_at": now, "lease_until": None,
-        "leased_by": None, "last_error": None, "message_ref": None, "created_at": now, "sent_at": None,
+        "leased_by": None, "last_error": None, "created_at": now, "sent_at": None,
+        # message_ref is left out: a Python None in a JSON column would be stored as JSON 'null'.
     }
 
 
