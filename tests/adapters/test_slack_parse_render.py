@@ -254,3 +254,39 @@ def test_the_manifest_matches_what_the_app_serves() -> None:
     assert tuple(manifest["oauth_config"]["scopes"]["bot"]) == BOT_SCOPES
     assert [urlsplit(u).path for u in manifest["oauth_config"]["redirect_urls"]] == [REDIRECT_PATH]
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        ({"PAYLINKS_SLACK__BOT_TOKEN": "xoxb-1"}, "slack.signing_secret"),
+        ({"PAYLINKS_SLACK__SIGNING_SECRET": "s"}, "slack.bot_token"),
+        ({"PAYLINKS_SLACK__SIGNING_SECRET": "s", "PAYLINKS_SLACK__CLIENT_ID": "1.2"}, "slack.client_id"),
+        ({"PAYLINKS_SLACK__SIGNING_SECRET": "s", "PAYLINKS_SLACK__BOT_TOKEN": "xoxb-1",
+          "PAYLINKS_SLACK__API_BASE_URL": "slack.com/api"}, "slack.api_base_url"),
+    ],
+)
+def test_slack_settings_that_cannot_work_stop_start_up(env: dict[str, str], key: str) -> None:
+    from bots.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_settings(env={"PAYLINKS_SLACK__ENABLED": "true", **env})
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"PAYLINKS_SLACK__SIGNING_SECRET": "s", "PAYLINKS_SLACK__BOT_TOKEN": "xoxb-1"},
+        {"PAYLINKS_SLACK__SIGNING_SECRET": "s", "PAYLINKS_SLACK__CLIENT_ID": "1.2",
+         "PAYLINKS_SLACK__CLIENT_SECRET": "c"},
+    ],
+)
+def test_one_workspace_or_oauth_settings_load(env: dict[str, str]) -> None:
+    from adapters.slack import options_from_settings
+    from bots.config import load_settings
+
+    settings = load_settings(env={"PAYLINKS_SLACK__ENABLED": "true", **env})
+    options = options_from_settings(settings.slack, public_base_url="https://pay.example.com")
+    assert options.multi_workspace is ("PAYLINKS_SLACK__CLIENT_ID" in env)
+    assert options.redirect_uri == "https://pay.example.com/slack/oauth_redirect"
+    assert options.authorization_url == "https://slack.com/oauth/v2/authorize"
