@@ -80,7 +80,7 @@ _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
 def whatsapp_address(number: str) -> str:
-    """"+65 9123 4567", "6591234567@…"-free forms and "whatsapp:+6591234567" -> "whatsapp:+6591234567"."""
+    """"+65 9123 4567", "6591234567" or "whatsapp:+6591234567" -> "whatsapp:+6591234567"; ValueError otherwise."""
     raw = number.strip()
     if raw.lower().startswith("whatsapp:"):
         raw = raw[len("whatsapp:"):]
