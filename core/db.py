@@ -73,7 +73,9 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        self._write_lock = asyncio.Lock()
+        # On SQLite every writer of this process queues here before BEGIN IMMEDIATE (also libraries that
+        # write through `engine`, such as slack_sdk's stores); unused on PostgreSQL.
+        self.write_lock = asyncio.Lock()
         self.sync_engine: Engine | None = None
         if self.is_sqlite:
             # The async engine exists for libraries that insist on one (slack_sdk's stores); paylinks'
@@ -112,7 +114,7 @@ class Database:
     async def write(self) -> AsyncIterator[DbConnection]:
         """A transaction that may write; commits on success, rolls back on any exception."""
         if self.sync_engine is not None:
-            async with self._write_lock:
+            async with self.write_lock:
                 with self.sync_engine.connect() as sync_conn:
                     sync_conn = sync_conn.execution_options(paylinks_write=True)
                     with sync_conn.begin():
@@ -151,7 +153,7 @@ class Database:
             command.upgrade(cfg, "heads")
 
         if self.sync_engine is not None:
-            async with self._write_lock:
+            async with self.write_lock:
                 with self.sync_engine.connect() as sync_conn:
                     upgrade(sync_conn)
                     sync_conn.commit()

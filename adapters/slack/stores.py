@@ -36,8 +36,9 @@ class _WriteGate:
     """The database's writer lock on SQLite (re-entrant within one task); nothing on PostgreSQL."""
 
     def __init__(self, db: Database) -> None:
-        # core/db.py keeps its writer lock private; it is the one our inline writers queue on.
-        self._lock: asyncio.Lock | None = getattr(db, "_write_lock", None) if db.is_sqlite else None
+        # The lock our inline writers queue on (core/db.py), so the stores' aiosqlite writes never hold
+        # SQLite's write lock while an inline writer blocks the loop waiting for it.
+        self._lock: asyncio.Lock | None = db.write_lock if db.is_sqlite else None
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
