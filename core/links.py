@@ -58,7 +58,9 @@ class LinkDraft:
     description: str
     reference: str | None = None
     customer: Customer = Customer()
-    expires_at: datetime | None = None  # None: now + links.default_expiry
+    expires_at: datetime | None = None
+    # Relative expiry ("2h"), measured from the same instant as created_at. Neither: links.default_expiry.
+    expires_in: timedelta | None = None
     meta: dict[str, str] = field(default_factory=dict)
     origin_platform: str | None = None
     origin_address: str | None = None
@@ -249,7 +251,7 @@ class LinkService:
             raise LinkError("invalid_description", "description is longer than 500 characters",
                             field="description")
         now = self.clock()
-        expires_at = draft.expires_at or now + self.default_expiry
+        expires_at = draft.expires_at or now + (draft.expires_in or self.default_expiry)
         if expires_at <= now:
             raise LinkError("invalid_expiry", "expiry must be in the future", field="expires_at")
         values = {

@@ -391,7 +391,7 @@ class LinksApi:
         if not isinstance(description, str):
             raise _bad("invalid_type", "description must be a string", "description")
         reference = _optional_str(payload.get("reference"), "reference", MAX_REFERENCE)
-        expires_at, expiry_field = self._expiry(payload)
+        expires_at, expires_in, expiry_field = self._expiry(payload)
         return (
             LinkDraft(
                 merchant_id=merchant.id,
@@ -400,6 +400,7 @@ class LinksApi:
                 reference=reference,
                 customer=self._customer(payload.get("customer")),
                 expires_at=expires_at,
+                expires_in=expires_in,
                 meta=self._metadata(payload.get("metadata")),
             ),
             amount_field,
@@ -439,7 +440,7 @@ class LinksApi:
                        f"({most.amount_str()} {currency})", "amount_minor")
         return money, "amount_minor"
 
-    def _expiry(self, payload: dict[str, Any]) -> tuple[datetime | None, str]:
+    def _expiry(self, payload: dict[str, Any]) -> tuple[datetime | None, timedelta | None, str]:
         at, within = payload.get("expires_at"), payload.get("expires_in")
         if at is not None and within is not None:
             raise _bad("invalid_expiry", "give expires_at or expires_in, not both", "expires_in")
@@ -455,9 +456,9 @@ class LinksApi:
                 raise _bad("invalid_expiry", "expires_in must be longer than zero", "expires_in")
             if delta > MAX_EXPIRY:
                 raise _bad("invalid_expiry", f"expires_in must be at most {MAX_EXPIRY.days} days", "expires_in")
-            return now + delta, "expires_in"
+            return None, delta, "expires_in"
         if at is None:
-            return None, "expires_at"
+            return None, None, "expires_at"
         if not isinstance(at, str):
             raise _bad("invalid_type", "expires_at must be an ISO 8601 string", "expires_at")
         try:
@@ -473,7 +474,7 @@ class LinksApi:
             raise _bad("invalid_expiry", "expires_at must be in the future", "expires_at")
         if when - now > MAX_EXPIRY:
             raise _bad("invalid_expiry", f"expires_at must be within {MAX_EXPIRY.days} days", "expires_at")
-        return when, "expires_at"
+        return when, None, "expires_at"
 
     @staticmethod
     def _customer(value: Any) -> Customer:
