@@ -133,13 +133,29 @@ def payload(action: str, reply: Reply, *, event: str, facts: AlertFacts | None =
     return data
 
 
+# Statements on the payment path are built once: constructing them per call cost more than running them.
+_INSERT = {
+    "postgresql": postgresql.insert(OUTBOX).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(OUTBOX).on_conflict_do_nothing(),
+}
+_MERCHANT_AND_SUBSCRIPTIONS = (
+    select(MERCHANTS.c.name, MERCHANTS.c.locale, SUBSCRIPTIONS.c.platform, SUBSCRIPTIONS.c.address)
+    .select_from(MERCHANTS.outerjoin(SUBSCRIPTIONS, SUBSCRIPTIONS.c.merchant_id == MERCHANTS.c.id))
+    .where(MERCHANTS.c.id == bindparam("merchant_id"))
+    .order_by(SUBSCRIPTIONS.c.id)
+)
+_DISABLED = select(TARGETS.c.platform, TARGETS.c.address, TARGETS.c.disabled_at, TARGETS.c.last_inbound_at).where(
+    TARGETS.c.disabled_at.is_not(None), TARGETS.c.address.in_(bindparam("addresses", expanding=True))
+)
+
+
 async def insert_rows(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert outbox rows, skipping any whose dedupe key exists (an event seen twice writes once)."""
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = _INSERT["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
     # executemany: SQLAlchemy batches it into multi-row INSERTs within the driver's parameter limits.
-    await conn.execute(dialect.insert(OUTBOX).on_conflict_do_nothing(), list(rows))
+    await conn.execute(statement, list(rows))
 
 
 def new_row(
@@ -160,12 +176,7 @@ async def disabled_targets(conn: AsyncConnection, targets: Iterable[Target]) -> 
     wanted = set(targets)
     if not wanted:
         return set()
-    rows = (
-        await conn.execute(
-            select(TARGETS.c.platform, TARGETS.c.address, TARGETS.c.disabled_at, TARGETS.c.last_inbound_at)
-            .where(TARGETS.c.address.in_({t.address for t in wanted}), TARGETS.c.disabled_at.is_not(None))
-        )
-    ).all()
+    rows = (await conn.execute(_DISABLED, {"addresses": sorted({t.address for t in wanted})})).all()
     return {
         Target(r.platform, r.address)
         for r in rows
@@ -214,9 +225,12 @@ class Outbox:
 
     async def rows_for(self, conn: AsyncConnection, event: LinkEvent) -> list[dict[str, Any]]:
         link = event.link
-        merchant = (
-            await conn.execute(select(MERCHANTS.c.name, MERCHANTS.c.locale).where(MERCHANTS.c.id == link.merchant_id))
-        ).first()
+        customer = self._customer_target(link)
+        if event.kind is LinkEventKind.CREATED and customer is None:
+            return []  # most links: nothing to send, and no query on the link-creation path
+        found = (await conn.execute(_MERCHANT_AND_SUBSCRIPTIONS, {"merchant_id": link.merchant_id})).all()
+        merchant = found[0] if found else None
+        subscriptions = [Target(r.platform, r.address) for r in found if r.platform is not None]
         facts = AlertFacts(
             event=event.kind.value, link_id=link.id, amount_minor=link.amount_minor, currency=link.currency,
             description=link.description, at=event.at, locale=merchant.locale if merchant else "en",
@@ -224,7 +238,6 @@ class Outbox:
             payer_name=event.payment.payer_name if event.payment else None, url=self.link_url(link.id),
         )
         planned: list[tuple[Target, Role, dict[str, Any]]] = []
-        customer = self._customer_target(link)
         if event.kind is LinkEventKind.CREATED:
             if customer is not None:
                 link_info = {"id": link.id, "url": facts.url, "amount_text": facts.amount_text,
@@ -232,7 +245,7 @@ class Outbox:
                 planned.append((customer, Role.CUSTOMER_LINK, payload(
                     ACTION_SEND, customer_link_reply(facts), event=facts.event, facts=facts, link=link_info)))
         else:
-            planned.extend(await self._seller_targets(conn, event, facts))
+            planned.extend(self._seller_targets(event, facts, subscriptions))
             if event.kind is LinkEventKind.PAID and customer is not None:
                 planned.append((customer, Role.RECEIPT,
                                 payload(ACTION_SEND, receipt_reply(facts), event=facts.event, facts=facts)))
@@ -247,12 +260,13 @@ class Outbox:
             if target not in skip
         ]
 
-    async def _seller_targets(
-        self, conn: AsyncConnection, event: LinkEvent, facts: AlertFacts
+    def _seller_targets(
+        self, event: LinkEvent, facts: AlertFacts, subscriptions: Sequence[Target]
     ) -> list[tuple[Target, Role, dict[str, Any]]]:
         link = event.link
         planned: list[tuple[Target, Role, dict[str, Any]]] = []
         answered: set[Target] = set()
+        alert: dict[str, Any] | None = None
         if link.origin_platform and link.origin_address:
             origin = Target(link.origin_platform, link.origin_address)
             if link.origin_message:
@@ -261,23 +275,15 @@ class Outbox:
                     ACTION_EDIT, edited_link_reply(facts), event=facts.event, facts=facts, ref=ref)))
             # A cancel is usually typed in that very chat, which already got an answer: the edit is enough.
             if not (event.kind is LinkEventKind.CANCELLED and link.origin_message):
-                planned.append((origin, Role.ALERT,
-                                payload(ACTION_SEND, alert_reply(facts), event=facts.event, facts=facts)))
+                alert = payload(ACTION_SEND, alert_reply(facts), event=facts.event, facts=facts)
+                planned.append((origin, Role.ALERT, alert))
             answered.add(origin)
         if event.kind in SUBSCRIBER_EVENTS:
-            subscribed = (
-                await conn.execute(
-                    select(SUBSCRIPTIONS.c.platform, SUBSCRIPTIONS.c.address)
-                    .where(SUBSCRIPTIONS.c.merchant_id == link.merchant_id)
-                    .order_by(SUBSCRIPTIONS.c.id)
-                )
-            ).all()
-            for sub in subscribed:
-                target = Target(sub.platform, sub.address)
+            for target in subscriptions:
                 if target not in answered:
                     answered.add(target)
-                    planned.append((target, Role.ALERT,
-                                    payload(ACTION_SEND, alert_reply(facts), event=facts.event, facts=facts)))
+                    alert = alert or payload(ACTION_SEND, alert_reply(facts), event=facts.event, facts=facts)
+                    planned.append((target, Role.ALERT, alert))
         return planned
 
 

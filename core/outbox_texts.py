@@ -7,7 +7,7 @@ payload, so a message sent an hour later still says what happened then, in the m
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,9 +41,13 @@ class AlertFacts:
         return format_money(self.amount_minor, self.currency, self.locale)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["at"] = self.at.astimezone(UTC).isoformat()
-        return data
+        # Spelled out: dataclasses.asdict deep-copies, and this runs inside every payment's transaction.
+        return {
+            "event": self.event, "link_id": self.link_id, "amount_minor": self.amount_minor,
+            "currency": self.currency, "description": self.description, "at": self.at.astimezone(UTC).isoformat(),
+            "locale": self.locale, "merchant_name": self.merchant_name, "reference": self.reference,
+            "payer_name": self.payer_name, "url": self.url,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AlertFacts:

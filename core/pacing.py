@@ -98,6 +98,9 @@ class TokenBucket:
         start, tokens = self._level(now)
         return start if tokens >= 1 else start + (1 - tokens) / self.rate_per_s
 
+    def earliest(self, start: float, now: float) -> float:
+        return self.ready_at(start)
+
     def take(self, at: float) -> None:
         start, tokens = self._level(at)
         self.tokens = tokens - 1
@@ -205,11 +208,22 @@ class Pacer:
     # Beyond this many remembered targets, idle ones are forgotten.
     PRUNE_ABOVE = 10_000
 
-    def __init__(self, limits: Mapping[str, PlatformLimits], clock: MonotonicClock = time.monotonic) -> None:
+    def __init__(
+        self, limits: Mapping[str, PlatformLimits], clock: MonotonicClock = time.monotonic,
+        *, platform_burst: float | None = None, target_margin: float = 0.1,
+    ) -> None:
         self.limits = dict(limits)
         self.clock = clock
+        # Sends to one chat are spaced this much wider than its limit: a request that leaves a little
+        # late (a busy loop, a slow network) must not land inside the platform's window for the previous
+        # one. The platform-wide rate keeps no margin, so throughput is not given away.
+        self.target_margin = target_margin
+        # None: platform-wide limits are gap-filling schedules (planning ahead). A number: plain token
+        # buckets holding that many tokens (checking actual start times, where a start a little late
+        # may be followed closely by the next one without the average going over the rate).
+        self.platform_burst = platform_burst
         self._targets: dict[tuple[str, str], TokenBucket] = {}
-        self._platforms: dict[str, SlotSchedule] = {}
+        self._platforms: dict[str, SlotSchedule | TokenBucket] = {}
         # "Retry after" answers, per target, for paced and unpaced platforms alike.
         self._blocked: dict[tuple[str, str], float] = {}
 
@@ -229,21 +243,27 @@ class Pacer:
         if bucket is None:
             if len(self._targets) >= self.PRUNE_ABOVE:
                 self._prune(now)
-            bucket = self._targets[key] = TokenBucket(rate, now)
+            bucket = self._targets[key] = TokenBucket(Rate(rate.count * (1 - self.target_margin), rate.period_s), now)
         return bucket
 
-    def _platform_schedule(self, platform: str) -> SlotSchedule | None:
+    def _platform_schedule(self, platform: str, now: float) -> SlotSchedule | TokenBucket | None:
         limits = self.limits.get(platform)
         if limits is None or limits.overall is None:
             return None
         schedule = self._platforms.get(platform)
         if schedule is None:
-            schedule = self._platforms[platform] = SlotSchedule(limits.overall)
+            if self.platform_burst is None:
+                schedule = SlotSchedule(limits.overall)
+            else:
+                schedule = TokenBucket(limits.overall, now, capacity=self.platform_burst)
+            self._platforms[platform] = schedule
         return schedule
 
-    def _plan(self, platform: str, address: str, now: float) -> tuple[float, TokenBucket | None, SlotSchedule | None]:
+    def _plan(
+        self, platform: str, address: str, now: float
+    ) -> tuple[float, TokenBucket | None, SlotSchedule | TokenBucket | None]:
         bucket = self._target_bucket(platform, address, now)
-        schedule = self._platform_schedule(platform)
+        schedule = self._platform_schedule(platform, now)
         at = max(now, self._blocked.get((platform, address), -math.inf))
         if bucket is not None:
             at = max(at, bucket.ready_at(at))

@@ -141,7 +141,8 @@ def senders(clocks: Clocks) -> dict[str, RecordingSender]:
 def make_dispatcher(db: Database, senders: dict[str, Any], clocks: Clocks, **config: Any) -> Dispatcher:
     return Dispatcher(
         OutboxStore(db, clock=clocks.now), senders,
-        pacer=Pacer(limits_from_spec(PacingSpec()), clock=clocks.monotonic),
+        # Exact limits (no safety margin per chat) keep the arithmetic below readable.
+        pacer=Pacer(limits_from_spec(PacingSpec()), clock=clocks.monotonic, target_margin=0),
         config=DispatcherConfig(**config), clock=clocks.now, monotonic=clocks.monotonic, rand=lambda: 0.0,
         worker_id="test-worker",
     )

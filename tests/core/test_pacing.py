@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from core.pacing import Pacer, PacingSpec, Rate, RateError, TokenBucket, limits_from_spec, parse_rate
@@ -56,7 +58,7 @@ def test_bucket_spaces_sends_evenly_and_never_saves_up_a_burst() -> None:
 
 def test_telegram_private_chats_groups_and_the_overall_limit() -> None:
     tick = Tick()
-    pacer = Pacer(limits_from_spec(PacingSpec()), clock=tick)
+    pacer = Pacer(limits_from_spec(PacingSpec()), clock=tick, target_margin=0)
     # One private chat: 1/s.
     assert [pacer.reserve("telegram", "42") - 100 for _ in range(3)] == pytest.approx([0, 1, 2])
     # A group (negative id): 20/min, one every 3 s; its first send takes the overall gap after t+0.
@@ -66,7 +68,7 @@ def test_telegram_private_chats_groups_and_the_overall_limit() -> None:
     # filling the gaps around the reservations above rather than queueing behind them.
     times = [pacer.reserve("telegram", str(1000 + n)) - 100 for n in range(60)]
     everything = sorted([0, 1, 2, *group, *times])
-    gaps = [b - a for a, b in zip(everything, everything[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(everything)]
     assert min(gaps) == pytest.approx(1 / 30)
     # 64 sends in all (4 reserved before), one every 1/30 s from t+0: no slot wasted.
     assert max(times) == pytest.approx(63 / 30)
@@ -74,7 +76,8 @@ def test_telegram_private_chats_groups_and_the_overall_limit() -> None:
 
 def test_a_chat_held_back_by_the_platform_bucket_still_keeps_its_own_spacing() -> None:
     tick = Tick()
-    pacer = Pacer({"telegram": limits_from_spec(PacingSpec(telegram_overall="1/5s"))["telegram"]}, clock=tick)
+    limits = {"telegram": limits_from_spec(PacingSpec(telegram_overall="1/5s"))["telegram"]}
+    pacer = Pacer(limits, clock=tick, target_margin=0)
     first = pacer.reserve("telegram", "7")
     assert first == 100
     second = pacer.reserve("telegram", "7")  # the overall bucket says t+5; the chat's own would allow t+1
@@ -87,7 +90,7 @@ def test_a_chat_held_back_by_the_platform_bucket_still_keeps_its_own_spacing() -
 
 def test_slack_and_whatsapp_defaults() -> None:
     tick = Tick()
-    pacer = Pacer(limits_from_spec(PacingSpec()), clock=tick)
+    pacer = Pacer(limits_from_spec(PacingSpec()), clock=tick, target_margin=0)
     assert [pacer.reserve("slack", "C1") - 100 for _ in range(2)] == pytest.approx([0, 1])
     assert pacer.reserve("slack", "C2") == 100  # another channel is not held back
     times = [pacer.reserve("whatsapp", f"whatsapp:+65{n}") - 100 for n in range(3)]
@@ -96,7 +99,7 @@ def test_slack_and_whatsapp_defaults() -> None:
 
 def test_unpaced_platforms_are_never_held_back_but_retry_after_is_honoured() -> None:
     tick = Tick()
-    pacer = Pacer(limits_from_spec(PacingSpec()), clock=tick)
+    pacer = Pacer(limits_from_spec(PacingSpec()), clock=tick, target_margin=0)
     assert {pacer.reserve("console", "me") for _ in range(5)} == {100}
     pacer.block("console", "me", 7.5)
     assert pacer.ready_at("console", "me") == pytest.approx(107.5)
@@ -109,10 +112,30 @@ def test_unpaced_platforms_are_never_held_back_but_retry_after_is_honoured() -> 
 
 def test_pacer_forgets_idle_buckets_when_it_has_many() -> None:
     tick = Tick()
-    pacer = Pacer(limits_from_spec(PacingSpec()), clock=tick)
+    pacer = Pacer(limits_from_spec(PacingSpec()), clock=tick, target_margin=0)
     pacer.PRUNE_ABOVE = 10
     for n in range(10):
         pacer.reserve("slack", f"C{n}")
     tick.now += 5
     pacer.reserve("slack", "new")
     assert list(pacer._targets) == [("slack", "new")]
+
+
+def test_sends_to_one_chat_keep_a_safety_margin_but_the_platform_rate_does_not() -> None:
+    tick = Tick()
+    pacer = Pacer(limits_from_spec(PacingSpec()), clock=tick)  # the default 10% margin per chat
+    assert [pacer.reserve("telegram", "42") - 100 for _ in range(3)] == pytest.approx([0, 1 / 0.9, 2 / 0.9])
+    times = [pacer.reserve("telegram", str(n)) - 100 for n in range(1, 31)]
+    assert max(times) - min(times) == pytest.approx(29 / 30, abs=0.04)  # still 30/s across chats
+
+
+def test_a_gate_on_actual_start_times_lets_one_late_start_be_followed_closely() -> None:
+    tick = Tick()
+    gate = Pacer(limits_from_spec(PacingSpec()), clock=tick, platform_burst=2, target_margin=0)
+    gate.reserve("telegram", "1")
+    tick.now += 1 / 30 + 0.01  # this one left 10 ms late...
+    assert gate.reserve("telegram", "2") == tick.now
+    tick.now += 1 / 30 - 0.01  # ...so the next, on time, is only 23 ms after it: allowed, the average holds
+    assert gate.reserve("telegram", "3") == tick.now
+    assert gate.ready_at("telegram", "4") > tick.now  # but never two at once
+    assert gate.ready_at("telegram", "3") == pytest.approx(tick.now + 1)  # a chat's own limit stays strict

@@ -163,12 +163,22 @@ class FakeChatPlatform:
         self.delivered.set()
         return web.json_response({"message_id": message_id} if action == "send" else {})
 
-    async def start(self) -> FakeChatPlatform:
+    async def _stats(self, request: web.Request) -> web.Response:
+        """What arrived, for a test or benchmark in another process (times are time.monotonic(), which is
+        one clock for every process on the machine)."""
+        since = int(request.query.get("since", "0"))
+        body: dict[str, Any] = {"count": len(self.deliveries), "rejected_429": self.rejected_429}
+        if request.query.get("deliveries", "1") != "0":
+            body["deliveries"] = [[d.action, d.address, d.text, d.at, d.worker] for d in self.deliveries[since:]]
+        return web.json_response(body)
+
+    async def start(self, port: int = 0) -> FakeChatPlatform:
         app = web.Application()
         app.router.add_post("/{action:send|edit}", self._handle)
+        app.router.add_get("/_stats", self._stats)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         port = self._runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}"
@@ -260,14 +270,36 @@ async def run_worker(url: str, platform: str) -> int:
     return 0
 
 
+async def run_server(port: int, *, telegram_limits: bool, delay_s: float) -> int:
+    """The fake platform alone, so its clock is not held up by whatever else a test process is doing."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    fake = FakeChatPlatform(delay_s=delay_s, limits=TelegramLimits() if telegram_limits else None)
+    await fake.start(port)
+    try:
+        print(f"serving {fake.url}", file=sys.stderr, flush=True)
+        await stop.wait()
+    finally:
+        await fake.close()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.fakes.chat_platform")
     sub = parser.add_subparsers(dest="command", required=True)
     worker = sub.add_parser("worker", help="an outbox worker that delivers to a fake platform")
     worker.add_argument("--url", required=True)
     worker.add_argument("--platform", default=PLATFORM)
+    server = sub.add_parser("serve", help="the fake platform in a process of its own")
+    server.add_argument("--port", type=int, required=True)
+    server.add_argument("--telegram-limits", action="store_true", help="answer 429 beyond Telegram's limits")
+    server.add_argument("--delay-s", type=float, default=0.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if args.command == "serve":
+        return asyncio.run(run_server(args.port, telegram_limits=args.telegram_limits, delay_s=args.delay_s))
     return asyncio.run(run_worker(args.url, args.platform))
 
 
