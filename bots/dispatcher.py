@@ -247,15 +247,22 @@ class Dispatcher:
         return started
 
     async def _run_job(self, job: Job) -> None:
-        outcomes: list[Outcome] = []
+        outcomes: list[Outcome] | None = []
         try:
             outcomes = await self._send_job(job)
         except Exception:  # a bug here must not lose the slot or the rows: they retry after the lease
             log.exception("outbox job failed unexpectedly target_platform=%s", job.target.platform)
+        if outcomes is None:
+            # The gate said "not yet": back in the queue for its moment, its slot free meanwhile.
+            job.started = False
+            heapq.heappush(self._queue, job)
+            self._slots -= 1
+            self._wake.set()
+            return
         self._done.append((job, outcomes))
         self._done_event.set()
 
-    async def _send_job(self, job: Job) -> list[Outcome]:
+    async def _send_job(self, job: Job) -> list[Outcome] | None:
         if job.digest:
             known = {r.id for r in job.rows}
             room = self.config.digest_limit - len(job.rows)
@@ -271,7 +278,10 @@ class Dispatcher:
         try:
             if sender is None:
                 raise Transient(f"no sender configured for {job.target.platform}")
-            await self._through_gate(job.target)
+            ready = self._through_gate(job.target)
+            if ready is not None:
+                job.at = ready
+                return None
             ref = await asyncio.wait_for(self._deliver(sender, job), timeout=self.config.send_timeout_s)
         except asyncio.CancelledError:
             raise
@@ -287,20 +297,19 @@ class Dispatcher:
         return [decide(row, error, now=now, policy=self.config.retry, ref=ref, rand=self.rand)
                 for row in job.rows]
 
-    async def _through_gate(self, target: Target) -> None:
-        """Hold the send until the limits allow it by the real clock.
+    def _through_gate(self, target: Target) -> float | None:
+        """None when the send may leave now (and it is counted); else the moment it may.
 
         The plan said "now", but a busy loop (or the digest's extra claim waiting for the database)
         can make a send go out late, right before the next one planned a slot later: the gate checks
         the moments sends actually leave against the same limits.
         """
-        while True:
-            now = self.monotonic()
-            ready = self.gate.ready_at(target.platform, target.address, now)
-            if ready <= now + 1e-3:
-                self.gate.reserve(target.platform, target.address, now)
-                return
-            await asyncio.sleep(ready - now)
+        now = self.monotonic()
+        ready = self.gate.ready_at(target.platform, target.address, now)
+        if ready > now + 1e-3:
+            return ready
+        self.gate.reserve(target.platform, target.address, now)
+        return None
 
     async def _deliver(self, sender: ChatSender, job: Job) -> MessageRef:
         address = job.target.address

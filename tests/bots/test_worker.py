@@ -269,6 +269,26 @@ async def test_sends_to_a_group_are_paced_and_far_slots_go_back_to_the_table(
     assert {r.status for r in await outbox_rows(db)} == {"sent"}
 
 
+async def test_sends_that_fall_due_together_after_a_stall_still_leave_one_slot_apart(
+    db: Database, links: LinkService, merchant_id: str, senders: dict[str, RecordingSender], clocks: Clocks
+) -> None:
+    for _ in range(3):
+        await pay(links, merchant_id, message=True)
+    dispatcher = make_dispatcher(db, senders, clocks)
+    await dispatcher.run_once()  # the digest of the 3 alerts; the 3 edits are planned at +1, +2, +3 s
+    clocks.advance(10)  # the process stalled: every planned moment has passed
+    await dispatcher.run_once()
+    telegram = senders["telegram"]
+    assert [m[0] for m in telegram.messages] == ["send", "edit"]  # not all three edits at once
+    clocks.advance(1)
+    await dispatcher.run_once()
+    clocks.advance(1)
+    await dispatcher.run_once()
+    assert [m[0] for m in telegram.messages] == ["send", "edit", "edit", "edit"]
+    times = [m[3] for m in telegram.messages]
+    assert all(b - a >= 1 for a, b in itertools.pairwise(times))
+
+
 async def test_a_blocked_chat_is_disabled_and_the_seller_hears_of_it_in_another_chat(
     db: Database, links: LinkService, merchant_id: str, senders: dict[str, RecordingSender], clocks: Clocks
 ) -> None:
