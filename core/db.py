@@ -6,10 +6,16 @@ on both back ends:
 - PostgreSQL uses SQLAlchemy's async engine on asyncpg: real non-blocking I/O.
 - SQLite runs sync SQLAlchemy Core inline on the event loop. A primary-key read costs tens of
   microseconds there, while every aiosqlite call is a round trip through a helper thread (measured here:
-  ~1,000 reads/s and ~500 link inserts/s through aiosqlite, ~37,000 and ~7,800 inline). Writers in this
-  process queue on an asyncio lock before BEGIN IMMEDIATE, so a write never blocks the loop waiting for
-  another transaction of ours; WAL readers never wait; only another process's write (a CLI or a worker)
-  can make BEGIN IMMEDIATE wait, for at most busy_timeout, and those transactions are short.
+  ~1,000 reads/s and ~500 link inserts/s through aiosqlite, ~37,000 and ~7,800 inline). WAL readers
+  never wait. Writers in this process queue on an asyncio lock and share one writer connection, so a
+  write never blocks the loop waiting for another transaction of ours; only another process's write (a
+  CLI or a worker) can make BEGIN IMMEDIATE wait, for at most busy_timeout, and those are short.
+
+  Group commit: writers that queue up while one is running join its transaction, each inside its own
+  SAVEPOINT (a failing writer rolls back only its own work), and the last one out commits. Every writer
+  returns only after that COMMIT, so callers see exactly the durability of a transaction of their own;
+  a failed COMMIT fails every writer of the batch. Under load this spreads the fixed cost of BEGIN and
+  COMMIT (the WAL write) over the whole queue.
 """
 
 from __future__ import annotations
@@ -69,13 +75,25 @@ def _sqlite_path(url: str) -> str:
     return url.split(":///", 1)[1] if ":///" in url else ""
 
 
+class _Batch:
+    """One shared SQLite write transaction; `done` resolves when it is committed (or fails)."""
+
+    def __init__(self) -> None:
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # A batch whose writers all failed has nobody awaiting `done`; don't warn about that.
+        self.done.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        # On SQLite every writer of this process queues here before BEGIN IMMEDIATE (also libraries that
-        # write through `engine`, such as slack_sdk's stores); unused on PostgreSQL.
-        self.write_lock = asyncio.Lock()
+        # SQLite: every writer of this process queues here (see the module docstring); use exclusive()
+        # to write through another connection. Unused on PostgreSQL.
+        self._write_lock = asyncio.Lock()
+        self._queued = 0  # tasks waiting for _write_lock: they will join an open batch
+        self._batch: _Batch | None = None
+        self._writer: Connection | None = None
         self.sync_engine: Engine | None = None
         if self.is_sqlite:
             # The async engine exists for libraries that insist on one (slack_sdk's stores); paylinks'
@@ -104,24 +122,100 @@ class Database:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            # Writers take the lock up front; plain reads run in autocommit (WAL: they never wait).
-            if conn.get_execution_options().get("paylinks_write", False):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-
     @asynccontextmanager
     async def write(self) -> AsyncIterator[DbConnection]:
-        """A transaction that may write; commits on success, rolls back on any exception."""
-        if self.sync_engine is not None:
-            async with self.write_lock:
-                with self.sync_engine.connect() as sync_conn:
-                    sync_conn = sync_conn.execution_options(paylinks_write=True)
-                    with sync_conn.begin():
-                        yield InlineConnection(sync_conn)
+        """A transaction that may write; committed when the block ends, rolled back on any exception."""
+        if self.sync_engine is None:
+            async with self.engine.connect() as conn, conn.begin():
+                yield conn
             return
-        async with self.engine.connect() as conn, conn.begin():
-            yield conn
+        batch, writer = await self._join_batch()
+        raw = writer.connection.driver_connection
+        raw.execute("SAVEPOINT paylinks_writer")
+        try:
+            yield InlineConnection(writer)
+        except BaseException:
+            self._undo_savepoint(raw, batch)
+            self._leave_batch()
+            raise
+        raw.execute("RELEASE paylinks_writer")
+        self._leave_batch()
+        await asyncio.shield(batch.done)
+
+    async def _acquire(self) -> None:
+        self._queued += 1
+        acquired = False
+        try:
+            await self._write_lock.acquire()
+            acquired = True
+        finally:
+            self._queued -= 1
+            if not acquired:
+                self._commit_if_idle()
+
+    async def _join_batch(self) -> tuple[_Batch, Connection]:
+        await self._acquire()
+        try:
+            if self._writer is None:
+                assert self.sync_engine is not None
+                self._writer = self.sync_engine.connect()
+            if self._batch is None:
+                # Our own BEGIN, on a driver connection in autocommit mode; SQLAlchemy's autobegin on it
+                # is bookkeeping only (pysqlite emits nothing for it).
+                self._writer.connection.driver_connection.execute("BEGIN IMMEDIATE")
+                self._batch = _Batch()
+            return self._batch, self._writer
+        except BaseException:
+            self._write_lock.release()
+            raise
+
+    def _undo_savepoint(self, raw: Any, batch: _Batch) -> None:
+        try:
+            raw.execute("ROLLBACK TO paylinks_writer")
+            raw.execute("RELEASE paylinks_writer")
+        except Exception as exc:  # SQLite already rolled back the whole transaction (I/O error, full disk)
+            log.error("write batch lost: %s", type(exc).__name__)
+        if not raw.in_transaction and self._batch is batch:
+            self._batch = None
+            if not batch.done.done():
+                batch.done.set_exception(RuntimeError("the database rolled back this write batch"))
+
+    def _leave_batch(self) -> None:
+        if self._queued == 0:
+            self._commit()
+        self._write_lock.release()
+
+    def _commit(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch is None or self._writer is None:
+            return
+        raw = self._writer.connection.driver_connection
+        try:
+            raw.execute("COMMIT")
+        except Exception as exc:
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
+            batch.done.set_exception(exc)
+        else:
+            batch.done.set_result(None)
+
+    def _commit_if_idle(self) -> None:
+        # A queued writer gave up (cancelled) after the last writer left the batch open for it.
+        if self._queued == 0 and self._batch is not None and not self._write_lock.locked():
+            self._commit()
+
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """SQLite: hold the write lock with no batch open, to write through another connection."""
+        if self.sync_engine is None:
+            yield
+            return
+        await self._acquire()
+        try:
+            self._commit()
+            yield
+        finally:
+            self._write_lock.release()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[DbConnection]:
@@ -153,7 +247,7 @@ class Database:
             command.upgrade(cfg, "heads")
 
         if self.sync_engine is not None:
-            async with self.write_lock:
+            async with self.exclusive():
                 with self.sync_engine.connect() as sync_conn:
                     upgrade(sync_conn)
                     sync_conn.commit()
@@ -165,6 +259,10 @@ class Database:
 
     async def dispose(self) -> None:
         if self.sync_engine is not None:
+            async with self.exclusive():
+                if self._writer is not None:
+                    self._writer.close()
+                    self._writer = None
             self.sync_engine.dispose()
         await self.engine.dispose()
 

@@ -13,7 +13,6 @@ select-then-insert/delete steps from interleaving. PostgreSQL uses real transact
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
@@ -33,19 +32,18 @@ _holding: ContextVar[bool] = ContextVar("paylinks_slack_store_lock", default=Fal
 
 
 class _WriteGate:
-    """The database's writer lock on SQLite (re-entrant within one task); nothing on PostgreSQL."""
+    """Database.exclusive() on SQLite (re-entrant within one task): the stores write through aiosqlite,
+    so they must not hold SQLite's write lock while our inline writers would block the loop on it."""
 
     def __init__(self, db: Database) -> None:
-        # The lock our inline writers queue on (core/db.py), so the stores' aiosqlite writes never hold
-        # SQLite's write lock while an inline writer blocks the loop waiting for it.
-        self._lock: asyncio.Lock | None = db.write_lock if db.is_sqlite else None
+        self._db = db
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
-        if self._lock is None or _holding.get():
+        if not self._db.is_sqlite or _holding.get():
             yield
             return
-        async with self._lock:
+        async with self._db.exclusive():
             token = _holding.set(True)
             try:
                 yield
