@@ -11,11 +11,12 @@ on both back ends:
   write never blocks the loop waiting for another transaction of ours; only another process's write (a
   CLI or a worker) can make BEGIN IMMEDIATE wait, for at most busy_timeout, and those are short.
 
-  Group commit: writers that queue up while one is running join its transaction, each inside its own
-  SAVEPOINT (a failing writer rolls back only its own work), and the last one out commits. Every writer
-  returns only after that COMMIT, so callers see exactly the durability of a transaction of their own;
-  a failed COMMIT fails every writer of the batch. Under load this spreads the fixed cost of BEGIN and
-  COMMIT (the WAL write) over the whole queue.
+  Group commit: the first writer opens a transaction and schedules its COMMIT for the next loop turn;
+  writers that come in meanwhile (requests handled in the same turn, or queued on the lock) join it,
+  each inside its own SAVEPOINT, so a failing writer rolls back only its own work. Every writer returns
+  only after that COMMIT, so callers see exactly the durability of a transaction of their own; a failed
+  COMMIT fails every writer of the batch. Under load this spreads the fixed cost of BEGIN and COMMIT
+  (the WAL write) over all the writers of a turn.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class _Batch:
 
     def __init__(self) -> None:
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.committer: asyncio.Task[None] | None = None  # kept referenced until it has run
         # A batch whose writers all failed has nobody awaiting `done`; don't warn about that.
         self.done.add_done_callback(lambda f: f.cancelled() or f.exception())
 
@@ -91,7 +93,6 @@ class Database:
         # SQLite: every writer of this process queues here (see the module docstring); use exclusive()
         # to write through another connection. Unused on PostgreSQL.
         self._write_lock = asyncio.Lock()
-        self._queued = 0  # tasks waiting for _write_lock: they will join an open batch
         self._batch: _Batch | None = None
         self._writer: Connection | None = None
         self.sync_engine: Engine | None = None
@@ -134,27 +135,20 @@ class Database:
         raw.execute("SAVEPOINT paylinks_writer")
         try:
             yield InlineConnection(writer)
-        except BaseException:
+        except BaseException as exc:
             self._undo_savepoint(raw, batch)
-            self._leave_batch()
+            self._write_lock.release()
+            if isinstance(exc, Exception):
+                # Let the rest of the batch commit before the error surfaces: a writer that lost a
+                # unique-key race then reads the winner's row, as it would after a transaction of its own.
+                await asyncio.wait([batch.done])
             raise
         raw.execute("RELEASE paylinks_writer")
-        self._leave_batch()
+        self._write_lock.release()
         await asyncio.shield(batch.done)
 
-    async def _acquire(self) -> None:
-        self._queued += 1
-        acquired = False
-        try:
-            await self._write_lock.acquire()
-            acquired = True
-        finally:
-            self._queued -= 1
-            if not acquired:
-                self._commit_if_idle()
-
     async def _join_batch(self) -> tuple[_Batch, Connection]:
-        await self._acquire()
+        await self._write_lock.acquire()
         try:
             if self._writer is None:
                 assert self.sync_engine is not None
@@ -164,10 +158,18 @@ class Database:
                 # is bookkeeping only (pysqlite emits nothing for it).
                 self._writer.connection.driver_connection.execute("BEGIN IMMEDIATE")
                 self._batch = _Batch()
+                # Commit one loop turn later: writers handled in this turn, and any already queued on
+                # the lock (it is FIFO), join this batch first.
+                self._batch.committer = asyncio.get_running_loop().create_task(self._commit_later(self._batch))
             return self._batch, self._writer
         except BaseException:
             self._write_lock.release()
             raise
+
+    async def _commit_later(self, batch: _Batch) -> None:
+        async with self._write_lock:
+            if self._batch is batch:
+                self._commit()
 
     def _undo_savepoint(self, raw: Any, batch: _Batch) -> None:
         try:
@@ -180,12 +182,8 @@ class Database:
             if not batch.done.done():
                 batch.done.set_exception(RuntimeError("the database rolled back this write batch"))
 
-    def _leave_batch(self) -> None:
-        if self._queued == 0:
-            self._commit()
-        self._write_lock.release()
-
     def _commit(self) -> None:
+        """Commit the open batch; the caller holds the write lock."""
         batch, self._batch = self._batch, None
         if batch is None or self._writer is None:
             return
@@ -199,18 +197,13 @@ class Database:
         else:
             batch.done.set_result(None)
 
-    def _commit_if_idle(self) -> None:
-        # A queued writer gave up (cancelled) after the last writer left the batch open for it.
-        if self._queued == 0 and self._batch is not None and not self._write_lock.locked():
-            self._commit()
-
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[None]:
         """SQLite: hold the write lock with no batch open, to write through another connection."""
         if self.sync_engine is None:
             yield
             return
-        await self._acquire()
+        await self._write_lock.acquire()
         try:
             self._commit()
             yield
