@@ -157,11 +157,22 @@ class PlatformLimits:
     group: Rate | None = None
     overall: Rate | None = None
     is_group: Callable[[str], bool] | None = None
+    # Which limit an address counts against, when several addresses share one (a Slack thread and
+    # its channel); None: each address is its own target.
+    limit_key: Callable[[str], str] | None = None
+
+    def key_of(self, address: str) -> str:
+        return self.limit_key(address) if self.limit_key is not None else address
 
     def target_rate(self, address: str) -> Rate | None:
         if self.group is not None and self.is_group is not None and self.is_group(address):
             return self.group
         return self.per_target
+
+
+def slack_channel(address: str) -> str:
+    # Slack addresses are TEAM:CHANNEL, or TEAM:CHANNEL:TS for a thread; Slack's 1/s is per channel.
+    return ":".join(address.split(":")[:2])
 
 
 def telegram_is_group(address: str) -> bool:
@@ -196,7 +207,7 @@ def limits_from_spec(spec: PacingSpec) -> dict[str, PlatformLimits]:
             overall=rate("telegram_overall"),
             is_group=telegram_is_group,
         ),
-        "slack": PlatformLimits(per_target=rate("slack_per_channel")),
+        "slack": PlatformLimits(per_target=rate("slack_per_channel"), limit_key=slack_channel),
         # Twilio counts messages per sending number; paylinks sends from one number, so it is one bucket.
         "whatsapp": PlatformLimits(overall=rate("whatsapp_per_sender")),
     }
@@ -236,9 +247,9 @@ class Pacer:
     def _target_bucket(self, platform: str, address: str, now: float) -> TokenBucket | None:
         limits = self.limits.get(platform)
         rate = limits.target_rate(address) if limits else None
-        if rate is None:
+        if rate is None or limits is None:
             return None
-        key = (platform, address)
+        key = (platform, limits.key_of(address))
         bucket = self._targets.get(key)
         if bucket is None:
             if len(self._targets) >= self.PRUNE_ABOVE:

@@ -97,6 +97,15 @@ def test_slack_and_whatsapp_defaults() -> None:
     assert times == pytest.approx([0, 1 / 80, 2 / 80])  # one sending number for every customer
 
 
+def test_slack_threads_count_against_their_channel() -> None:
+    tick = Tick()
+    pacer = Pacer(limits_from_spec(PacingSpec()), clock=tick, target_margin=0)
+    sends = [pacer.reserve("slack", "T1:C1"), pacer.reserve("slack", "T1:C1:1700000000.000100"),
+             pacer.reserve("slack", "T1:C1:1700000000.000200")]
+    assert [t - 100 for t in sends] == pytest.approx([0, 1, 2])  # one channel, 1/s, threads included
+    assert pacer.reserve("slack", "T1:C2:1700000000.000300") == 100  # another channel is not held back
+
+
 def test_unpaced_platforms_are_never_held_back_but_retry_after_is_honoured() -> None:
     tick = Tick()
     pacer = Pacer(limits_from_spec(PacingSpec()), clock=tick, target_margin=0)
