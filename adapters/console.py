@@ -89,6 +89,9 @@ class ConsoleSender:
     async def send(self, address: str, reply: Reply) -> MessageRef:
         return await self._store(address, reply, edit_of=None, shown=False)
 
+    async def close(self) -> None:
+        """Nothing to release: messages go to the database."""
+
     async def edit(self, ref: MessageRef, reply: Reply) -> None:
         edit_of = int(ref.message_id) if ref.message_id.isdigit() else None
         await self._store(ref.address, reply, edit_of=edit_of, shown=False)

@@ -138,7 +138,7 @@ def _mount_telegram(app: web.Application, services: Services) -> None:
             yield
         finally:
             await bot.stop()  # updates in flight finish before the sender's HTTP client goes
-            await sender.aclose()
+            await sender.close()
 
     app[TELEGRAM_BOT] = bot
     app.cleanup_ctx.append(telegram_ctx)

@@ -116,4 +116,7 @@ async def open_services(
         await prepare_database(services, migrate=migrate)
         yield services
     finally:
+        # Senders build their HTTP clients lazily inside the loop (the worker's case); close them here.
+        for sender in services.senders.values():
+            await sender.close()
         await services.db.dispose()

@@ -119,6 +119,9 @@ class ChatSender(Protocol):
 
     async def edit(self, ref: MessageRef, reply: Reply) -> None: ...
 
+    async def close(self) -> None:
+        """Release connections at shutdown; safe to call twice, or when nothing was ever sent."""
+
 
 # ---------------------------------------------------------------- payments
 

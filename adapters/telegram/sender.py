@@ -226,7 +226,7 @@ class TelegramSender:
         except TelegramError as exc:
             raise classify(exc, self._token) from None
 
-    async def aclose(self) -> None:
+    async def close(self) -> None:
         bot, self._bot, self._loop = self._bot, None, None
         if bot is not None:
             await bot.shutdown()

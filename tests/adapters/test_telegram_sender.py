@@ -34,7 +34,7 @@ async def fake() -> AsyncIterator[FakeTelegram]:
 async def sender(fake: FakeTelegram) -> AsyncIterator[TelegramSender]:
     sender = TelegramSender(Options(TOKEN, fake.url))
     yield sender
-    await sender.aclose()
+    await sender.close()
 
 
 LINK = Reply(
@@ -142,7 +142,7 @@ async def test_unreachable_api_is_transient(fake: FakeTelegram) -> None:
         with pytest.raises(Transient):
             await sender.send("111", LINK)
     finally:
-        await sender.aclose()
+        await sender.close()
 
 
 async def test_rejected_token_is_transient_and_never_shown(fake: FakeTelegram) -> None:
@@ -151,7 +151,7 @@ async def test_rejected_token_is_transient_and_never_shown(fake: FakeTelegram) -
         with pytest.raises(Transient) as caught:
             await sender.send("111", LINK)
     finally:
-        await sender.aclose()
+        await sender.close()
     assert "WRONG-secret-token" not in str(caught.value)
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 

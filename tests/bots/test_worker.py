@@ -71,6 +71,9 @@ class RecordingSender:
     def fail(self, address: str, *errors: Exception) -> None:
         self.errors.setdefault(address, []).extend(errors)
 
+    async def close(self) -> None:
+        """Nothing to release."""
+
     async def _record(self, action: str, address: str, reply: Reply) -> None:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
