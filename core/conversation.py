@@ -11,6 +11,7 @@ A /charge answer is a Reply with `link_id` set and a "Pay …" button; the adapt
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import re
@@ -40,7 +41,7 @@ from core.commands import (
     parse,
     split_command,
 )
-from core.links import LinkDraft, LinkError, LinkService
+from core.links import LinkError, LinkService
 from core.members import Identity, MemberError, MemberService
 from core.merchants import MerchantError, MerchantService
 from core.models import LinkStatus, Merchant, PaymentLink
@@ -57,6 +58,7 @@ from core.reports import (
     timezone_for,
 )
 from core.sql import table
+from core.text import without_controls
 
 log = logging.getLogger("paylinks.conversation")
 
@@ -112,6 +114,11 @@ class Conversation:
     # ------------------------------------------------------------ entry point
 
     async def handle(self, message: IncomingMessage) -> list[Reply]:
+        # Control characters (NUL above all, which PostgreSQL refuses in text) never mean anything in a
+        # chat message or a name; drop them before anything is parsed or stored.
+        message = dataclasses.replace(
+            message, text=without_controls(message.text), display_name=without_controls(message.display_name)
+        )
         try:
             return await self._handle(message)
         except Exception:  # the chat must always get an answer; the log gets the details
@@ -232,17 +239,8 @@ class Conversation:
 
     async def _charge(self, command: Charge, identity: Identity, message: IncomingMessage) -> Reply:
         link, _created = await self.links.create(
-            LinkDraft(
-                merchant_id=identity.merchant.id,
-                money=command.money,
-                description=command.description,
-                reference=command.reference,
-                customer=command.customer,
-                expires_at=command.expires_at,
-                origin_platform=message.platform,
-                origin_address=message.address,
-                created_by_member_id=identity.member.id,
-            )
+            command.draft(merchant_id=identity.merchant.id, member_id=identity.member.id,
+                          platform=message.platform, address=message.address)
         )
         return self.link_reply(link, identity.merchant.locale)
 

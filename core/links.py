@@ -25,6 +25,7 @@ from core.models import LINK_TRANSITIONS, LinkStatus, Payment, PaymentLink, Paym
 from core.money import Money
 from core.ports import MessageRef, PaymentEvent
 from core.sql import insert_ignore, table
+from core.text import has_controls
 
 log = logging.getLogger("paylinks.links")
 
@@ -244,6 +245,14 @@ class LinkService:
                 f"amount must be at most {self.max_amount} {money.currency}",
                 field="amount",
             )
+        texts = {"description": draft.description, "reference": draft.reference, "customer.name": draft.customer.name,
+                 "customer.email": draft.customer.email, "customer.phone": draft.customer.phone}
+        for name, value in texts.items():
+            if value and has_controls(value):
+                raise LinkError("invalid_text", f"{name} contains control characters", field=name)
+        for key, value in draft.meta.items():
+            if has_controls(key) or has_controls(value):
+                raise LinkError("invalid_text", "metadata contains control characters", field="metadata")
         description = draft.description.strip()
         if not description:
             raise LinkError("missing_description", "description is required", field="description")

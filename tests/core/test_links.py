@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -15,26 +14,12 @@ from core.merchants import MerchantService
 from core.models import LinkStatus, PaymentStatus
 from core.money import Money
 from core.ports import PaymentEvent
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.clock import FakeClock
 
 
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    yield database
-    await database.dispose()
 
 
 @pytest.fixture
@@ -76,6 +61,14 @@ async def test_limits_are_enforced(links: LinkService, merchant_id: str) -> None
     assert (info.value.code, info.value.field) == ("amount_too_large", "amount")
     with pytest.raises(LinkError):
         await links.create(draft(merchant_id, minor=0))
+
+
+@pytest.mark.parametrize("field", ["description", "reference"])
+async def test_control_characters_are_refused_by_name(links: LinkService, merchant_id: str, field: str) -> None:
+    values = {"description": "cake", "reference": None, field: "bad\x00text"}
+    with pytest.raises(LinkError) as info:
+        await links.create(LinkDraft(merchant_id=merchant_id, money=Money(2500, "SGD"), **values))  # type: ignore[arg-type]
+    assert (info.value.code, info.value.field) == ("invalid_text", field)
 
 
 async def test_idempotency_key_replays_or_conflicts(links: LinkService, merchant_id: str) -> None:
