@@ -26,7 +26,7 @@ from babel.dates import format_skeleton
 from babel.numbers import format_decimal, get_currency_symbol, get_decimal_symbol, get_territory_currencies
 
 from core import markup
-from core.links import Customer
+from core.links import Customer, LinkDraft
 from core.models import LinkStatus
 from core.money import DOLLAR_PREFIXES, Money, MoneyError, _symbol, currency_codes, exponent, is_currency, to_minor
 
@@ -91,6 +91,25 @@ class Charge:
     reference: str | None = None
     customer: Customer = field(default_factory=Customer)
     expires_at: datetime | None = None  # None: the default expiry
+
+    def draft(
+        self, *, merchant_id: str, member_id: int | None, platform: str, address: str,
+        link_id: str | None = None, idempotency_key: str | None = None,
+    ) -> LinkDraft:
+        """The link this charge asks for, made in the chat at `platform`/`address`."""
+        return LinkDraft(
+            merchant_id=merchant_id,
+            money=self.money,
+            description=self.description,
+            reference=self.reference,
+            customer=self.customer,
+            expires_at=self.expires_at,
+            origin_platform=platform,
+            origin_address=address,
+            created_by_member_id=member_id,
+            idempotency_key=idempotency_key,
+            link_id=link_id,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from core import markup
 from core.clock import Clock, utcnow
 from core.commands import Charge, CommandError, ParseContext, parse
 from core.conversation import Conversation
-from core.links import LinkDraft, LinkError
+from core.links import LinkError
 from core.members import Identity
 from core.models import LinkStatus, Merchant, PaymentLink
 from core.money import format_money
@@ -103,19 +103,9 @@ class CoreInlineCharges:
             return None
         try:
             link, created = await self.links.create(
-                LinkDraft(
-                    merchant_id=identity.merchant.id,
-                    money=command.money,
-                    description=command.description,
-                    reference=command.reference,
-                    customer=command.customer,
-                    expires_at=command.expires_at,
-                    origin_platform=PLATFORM,
-                    origin_address=user_id,
-                    created_by_member_id=identity.member.id,
-                    idempotency_key=f"telegram-inline:{link_id}",
-                    link_id=link_id,
-                )
+                command.draft(merchant_id=identity.merchant.id, member_id=identity.member.id,
+                              platform=PLATFORM, address=user_id, link_id=link_id,
+                              idempotency_key=f"telegram-inline:{link_id}")
             )
         except LinkError as error:
             log.warning("telegram inline link not created link=%s: %s", link_id, error.code)
