@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,19 +16,7 @@ from bots.services import Services, build_services
 from core.conversation import Conversation
 from core.markup import to_plain
 from core.ports import IncomingMessage, Reply
-
-
-class ChatClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: datetime | None = None) -> None:
-        self.now = now or datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+from tests.clock import FakeClock
 
 
 @dataclasses.dataclass
@@ -37,7 +24,7 @@ class ChatDriver:
     """One person in one chat. `as_user(...)` gives another person (or chat) on the same services."""
 
     services: Services
-    clock: ChatClock
+    clock: FakeClock
     user: str = "alice"
     platform: str = "console"
     address: str | None = None
@@ -73,7 +60,7 @@ class ChatDriver:
 
 @pytest.fixture
 async def chat(settings: Settings) -> AsyncIterator[ChatDriver]:
-    clock = ChatClock()
+    clock = FakeClock()
     services = build_services(settings, clock=clock)
     yield ChatDriver(services, clock)
     await services.db.dispose()

@@ -149,6 +149,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """A Database on each back end (tests using it run twice)."""
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
 def sqlite_database_url(tmp_path: Path, sqlite_template: Path) -> str:
     """A migrated, empty SQLite database, for tests that are about something other than storage."""
     path = tmp_path / "paylinks.db"

@@ -40,20 +40,13 @@ from core.models import ChatTarget, LinkStatus, PaymentLink
 from core.money import Money
 from core.ports import Button, IncomingMessage, MessageRef, Permanent, Reply, RetryLater, Transient
 from core.sql import table
+from tests.clock import FakeClock
 from tests.fakes.twilio import FakeTwilio
 
 CUSTOMER = "whatsapp:+6591234567"
 SELLER = "whatsapp:+6598765432"
 LINK_SID = "HX" + "a" * 32
 RECEIPT_SID = "HX" + "b" * 32
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 # ---------------------------------------------------------------- pure parts
@@ -184,13 +177,6 @@ async def fake_twilio() -> AsyncIterator[FakeTwilio]:
     await fake.start()
     yield fake
     await fake.close()
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    yield database
-    await database.dispose()
 
 
 @pytest.fixture

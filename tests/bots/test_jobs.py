@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -12,22 +12,17 @@ from core.links import LinkDraft
 from core.models import LinkStatus, PaymentLink
 from core.money import Money
 from core.sql import table
+from tests.clock import FakeClock
 from tests.conftest import start_live_app
 
 LINKS = table(PaymentLink)
 
 
-class MovableClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 async def test_sweeper_expires_overdue_links_without_anyone_looking(sqlite_settings: Settings) -> None:
     sqlite_settings.links.sweep_interval = timedelta(milliseconds=20)
-    clock = MovableClock()
+    clock = FakeClock()
     live, client = await start_live_app(sqlite_settings, clock=clock)
     try:
         services = live.services

@@ -11,7 +11,6 @@ import itertools
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -108,13 +107,6 @@ class RecordingSender:
 @pytest.fixture
 def clocks() -> Clocks:
     return Clocks()
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    yield database
-    await database.dispose()
 
 
 @pytest.fixture

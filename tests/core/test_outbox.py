@@ -5,8 +5,7 @@ Storage tests run on SQLite and PostgreSQL; `decide`, backoff and digests are pu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -34,25 +33,13 @@ from core.outbox import (
 from core.outbox_texts import AlertFacts
 from core.ports import AddressMoved, MessageRef, Permanent, RetryLater, Transient
 from core.sql import table
+from tests.clock import T0, FakeClock
 
 OUTBOX = table(OutboxMessage)
 SUBS = table(AlertSubscription)
 TARGETS = table(ChatTarget)
 MEMBERS = table(Member)
 LINKS = table(PaymentLink)
-
-T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 # ---------------------------------------------------------------- pure parts
@@ -178,13 +165,6 @@ def test_whatsapp_addresses_need_an_e164_number() -> None:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    yield database
-    await database.dispose()
 
 
 @pytest.fixture

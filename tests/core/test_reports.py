@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -28,7 +27,7 @@ from core.reports import (
     render_status,
     timezone_for,
 )
-from tests.chat_support import ChatClock
+from tests.clock import FakeClock
 
 SG = ZoneInfo("Asia/Singapore")
 
@@ -59,20 +58,13 @@ def test_dates_in_the_shops_locale_and_zone() -> None:
 
 
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    yield database
-    await database.dispose()
-
-
-@pytest.fixture
-def clock() -> ChatClock:
+def clock() -> FakeClock:
     # 2026-11-26 09:00 in Singapore
-    return ChatClock(datetime(2026, 11, 26, 1, 0, tzinfo=UTC))
+    return FakeClock(datetime(2026, 11, 26, 1, 0, tzinfo=UTC))
 
 
 @pytest.fixture
-def links(db: Database, clock: ChatClock) -> LinkService:
+def links(db: Database, clock: FakeClock) -> LinkService:
     return LinkService(db, public_base_url="https://pay.example", default_expiry=timedelta(days=7),
                        max_amount=Decimal("10000"), clock=clock)
 
@@ -89,7 +81,7 @@ async def pay(links: LinkService, link: PaymentLink) -> None:
     ))
 
 
-async def test_report_counts_by_the_shops_day(db: Database, links: LinkService, clock: ChatClock) -> None:
+async def test_report_counts_by_the_shops_day(db: Database, links: LinkService, clock: FakeClock) -> None:
     merchants = MerchantService(db, default_currency="SGD", default_locale="en_SG", clock=clock)
     shop = (await merchants.create("Cake Shop")).id
     other = (await merchants.create("Other Shop")).id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -18,23 +18,16 @@ from adapters.payments.sandbox import (
 )
 from core.models import PaymentLink
 from core.ports import WebhookError
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.clock import FakeClock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def sandbox(clock: Clock) -> SandboxProvider:
+def sandbox(clock: FakeClock) -> SandboxProvider:
     return SandboxProvider(public_base_url="https://pay.example/", webhook_secret="whsec_unit", clock=clock)
 
 
@@ -70,7 +63,7 @@ async def test_checkout_is_idempotent_per_key_and_carries_the_link_amount(sandbo
     assert (session.amount_minor, session.currency, session.ref) == (2500, "SGD", first.provider_ref)
 
 
-async def test_sessions_expire(sandbox: SandboxProvider, clock: Clock) -> None:
+async def test_sessions_expire(sandbox: SandboxProvider, clock: FakeClock) -> None:
     checkout = await sandbox.create_checkout(link(), return_url="r", idempotency_key="k")
     session = sandbox.decode_session(checkout.url.rsplit("/", 1)[1])
     assert session is not None and not sandbox.is_expired(session)
@@ -99,7 +92,7 @@ async def test_one_checkout_makes_one_charge(sandbox: SandboxProvider) -> None:
     assert sandbox.charge_ids(first)[0] != sandbox.charge_ids(second)[0]
 
 
-async def test_built_webhook_verifies_and_maps_to_a_payment_event(sandbox: SandboxProvider, clock: Clock) -> None:
+async def test_built_webhook_verifies_and_maps_to_a_payment_event(sandbox: SandboxProvider, clock: FakeClock) -> None:
     checkout = await sandbox.create_checkout(link(), return_url="r", idempotency_key="k")
     session = sandbox.decode_session(checkout.url.rsplit("/", 1)[1])
     assert session is not None
@@ -115,7 +108,7 @@ async def test_built_webhook_verifies_and_maps_to_a_payment_event(sandbox: Sandb
         sandbox.verify_webhook(headers, body)
 
 
-def test_signed_garbage_is_a_webhook_error(sandbox: SandboxProvider, clock: Clock) -> None:
+def test_signed_garbage_is_a_webhook_error(sandbox: SandboxProvider, clock: FakeClock) -> None:
     ts = int(clock.now.timestamp())
     good = {"id": "evt_1", "type": "payment.succeeded",
             "data": {"charge_id": "ch_1", "link_id": "l" * 28, "amount_minor": 1, "currency": "SGD"}}

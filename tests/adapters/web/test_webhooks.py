@@ -15,6 +15,7 @@ from adapters.payments.sandbox import SIGNATURE_HEADER
 from bots.config import Settings
 from core.models import LinkStatus, PaymentLink, PaymentStatus
 from tests.adapters.web.pages_support import make_link, signed, webhook_body
+from tests.clock import FakeClock
 from tests.conftest import LiveApp, start_live_app
 
 PATH = "/webhooks/sandbox"
@@ -192,23 +193,17 @@ async def test_webhook_route_accepts_only_post_and_never_redirects(sqlite_live: 
 # ---------------------------------------------------------------- replays, with a clock we can move
 
 
-class MovableClock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
-async def clocked(settings: Settings) -> AsyncIterator[tuple[LiveApp, MovableClock]]:
-    clock = MovableClock()
+async def clocked(settings: Settings) -> AsyncIterator[tuple[LiveApp, FakeClock]]:
+    clock = FakeClock(datetime.now(UTC))
     live, client = await start_live_app(settings, clock=clock, run_jobs=False)
     yield live, clock
     await client.close()
 
 
-async def test_replayed_webhook_is_a_duplicate_then_stale(clocked: tuple[LiveApp, MovableClock]) -> None:
+async def test_replayed_webhook_is_a_duplicate_then_stale(clocked: tuple[LiveApp, FakeClock]) -> None:
     live, clock = clocked
     link = await make_link(live.services)
     body = webhook_body(link, 1)
