@@ -24,7 +24,7 @@ from core.db import Database, DbConnection
 from core.models import LINK_TRANSITIONS, LinkStatus, Payment, PaymentLink, PaymentStatus, ProviderEvent
 from core.money import Money
 from core.ports import MessageRef, PaymentEvent
-from core.sql import insert_ignore, table
+from core.sql import insert_ignore, insert_row, table
 from core.text import has_controls
 
 log = logging.getLogger("paylinks.links")
@@ -119,7 +119,6 @@ def _row_to_link(row: Any) -> PaymentLink:
 # Hot-path statements are built once; SQLAlchemy then reuses their compiled form.
 _GET_LINK = select(LINKS).where(LINKS.c.id == bindparam("id"))
 _GET_MERCHANT_LINK = _GET_LINK.where(LINKS.c.merchant_id == bindparam("merchant_id"))
-_INSERT_LINK = LINKS.insert()
 
 
 class _AlreadyRecorded(Exception):
@@ -290,7 +289,7 @@ class LinkService:
         link = PaymentLink.model_construct(**values)
         try:
             async with self.db.write() as conn:
-                await conn.execute(_INSERT_LINK, values)
+                await insert_row(conn, LINKS, values)
                 if self.hooks:
                     event = LinkEvent(LinkEventKind.CREATED, link, now)
                     for hook in self.hooks:
