@@ -1,8 +1,10 @@
 """`make bench`: the web benchmarks of issue 2, measured side by side with wrk in one run.
 
 1. ceiling: a bare aiohttp JSON handler;  2. GET /p/{id};  3. POST /api/v1/links.
-Each runs the same wrk load against a fresh single-process server on this machine; the report gives
-requests/s, p99 latency and the ratio to the ceiling. Then the outbox benchmark (bench/outbox.py) if present.
+Each runs the same wrk load against a single-process server on this machine, in interleaved rounds
+(ceiling, page, create; again…) so a passing disturbance hits all three alike. The report gives the
+median requests/s (with the range over the rounds), the median p99 latency, and each median as a ratio
+to the ceiling's. Then the outbox benchmark (bench/outbox.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +34,14 @@ class Result:
     rps: float
     p99_ms: float
     errors: int
+    low: float = 0.0  # the range of req/s over the rounds
+    high: float = 0.0
+
+
+def median_of(runs: list[Result]) -> Result:
+    rates = sorted(r.rps for r in runs)
+    return Result(runs[0].name, statistics.median(rates), statistics.median(r.p99_ms for r in runs),
+                  sum(r.errors for r in runs), rates[0], rates[-1])
 
 
 def free_port() -> int:
@@ -80,7 +91,7 @@ def paylinks(env: dict[str, str], *args: str) -> str:
     return out.stdout.strip()
 
 
-def run(seconds: int, connections: int, database_url: str | None) -> list[Result]:
+def run(seconds: int, connections: int, database_url: str | None, rounds: int) -> list[Result]:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk, or `make bench` installs it)")
     workdir = Path(tempfile.mkdtemp(prefix="paylinks-bench-"))
@@ -117,10 +128,13 @@ def run(seconds: int, connections: int, database_url: str | None) -> list[Result
         # Warm both servers up so no measurement pays for first-request costs.
         for url in (ceiling_url, link_url):
             wrk("warm-up", url, seconds=2, connections=connections)
-        results.append(wrk("ceiling: bare aiohttp JSON", ceiling_url, seconds=seconds, connections=connections))
-        results.append(wrk("GET /p/{id}", link_url, seconds=seconds, connections=connections))
-        results.append(wrk("POST /api/v1/links", f"http://127.0.0.1:{port_app}/api/v1/links",
-                           seconds=seconds, connections=connections, script=script))
+        runs: list[list[Result]] = [[], [], []]
+        for _ in range(rounds):
+            runs[0].append(wrk("ceiling: bare aiohttp JSON", ceiling_url, seconds=seconds, connections=connections))
+            runs[1].append(wrk("GET /p/{id}", link_url, seconds=seconds, connections=connections))
+            runs[2].append(wrk("POST /api/v1/links", f"http://127.0.0.1:{port_app}/api/v1/links",
+                               seconds=seconds, connections=connections, script=script))
+        results = [median_of(r) for r in runs]
     finally:
         for proc in procs:
             proc.terminate()
@@ -132,11 +146,11 @@ def run(seconds: int, connections: int, database_url: str | None) -> list[Result
 
 def report(results: list[Result], targets: dict[str, float]) -> str:
     ceiling = results[0].rps
-    lines = [f"{'benchmark':32} {'req/s':>9} {'p99 ms':>8} {'ratio':>6} {'target':>7} {'errors':>6}"]
+    lines = [f"{'benchmark':28} {'req/s':>7} {'(range)':>15} {'p99 ms':>7} {'ratio':>6} {'target':>7} {'errors':>6}"]
     for r in results:
         target = targets.get(r.name)
         lines.append(
-            f"{r.name:32} {r.rps:9.0f} {r.p99_ms:8.2f} {r.rps / ceiling:6.2f} "
+            f"{r.name:28} {r.rps:7.0f} {f'({r.low:.0f}-{r.high:.0f})':>15} {r.p99_ms:7.2f} {r.rps / ceiling:6.3f} "
             f"{(f'>={target:.2f}' if target else ''):>7} {r.errors:6d}"
         )
     return "\n".join(lines)
@@ -144,14 +158,15 @@ def report(results: list[Result], targets: dict[str, float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--database-url", help="e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/bench")
     parser.add_argument("--skip-outbox", action="store_true")
     args = parser.parse_args()
-    results = run(args.seconds, args.connections, args.database_url)
+    results = run(args.seconds, args.connections, args.database_url, args.rounds)
     print(f"web benchmarks ({os.cpu_count()} cores, wrk -t1 -c{args.connections} -d{args.seconds}s, "
-          f"{'PostgreSQL' if args.database_url else 'SQLite'})")
+          f"median of {args.rounds} interleaved rounds, {'PostgreSQL' if args.database_url else 'SQLite'})")
     print(report(results, {"GET /p/{id}": 0.40, "POST /api/v1/links": 0.15}))
     if not args.skip_outbox and (ROOT / "bench" / "outbox.py").exists():
         from bench import outbox

@@ -177,6 +177,9 @@ class SqlitePageReader:
         self._connection: PoolProxiedConnection | None = None
         self._sql = ""
         self._processors: list[Callable[[Any], Any] | None] = []
+        # Raw row -> the PageLink made from it: an unchanged row skips the result processors (datetime
+        # parsing) and comes back as the same object, which _pay_html then finds at once.
+        self._parsed: dict[tuple[Any, ...], PageLink] = {}
 
     @property
     def ready(self) -> bool:
@@ -201,8 +204,15 @@ class SqlitePageReader:
             raise
         if not rows:
             return None
-        return PageLink(*(value if process is None else process(value)
-                          for process, value in zip(self._processors, rows[0], strict=True)))
+        raw = tuple(rows[0])
+        link = self._parsed.get(raw)
+        if link is None:
+            link = PageLink(*(value if process is None else process(value)
+                              for process, value in zip(self._processors, raw, strict=True)))
+            if len(self._parsed) >= PAY_HTML_CACHE_SIZE:
+                self._parsed.pop(next(iter(self._parsed)))  # oldest first
+            self._parsed[raw] = link
+        return link
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
