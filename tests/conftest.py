@@ -13,6 +13,8 @@ import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,9 @@ from bots.app import SERVICES, create_app
 from bots.config import Secret, Settings, load_settings
 from bots.services import Services
 from core.db import Database, sqlite_url
+from core.links import LinkService
 from core.models import metadata
+from tests.clock import FakeClock
 
 PG_ENV = "PAYLINKS_TEST_DATABASE_URL"
 
@@ -154,6 +158,18 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     database = Database(database_url)
     yield database
     await database.dispose()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def links(db: Database, clock: FakeClock) -> LinkService:
+    """A LinkService on `db` with a hand-moved clock (links at https://pay.example/p/…)."""
+    return LinkService(db, public_base_url="https://pay.example", default_expiry=timedelta(days=7),
+                       max_amount=Decimal("10000"), clock=clock)
 
 
 @pytest.fixture

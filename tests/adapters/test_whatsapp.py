@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -177,17 +176,6 @@ async def fake_twilio() -> AsyncIterator[FakeTwilio]:
     await fake.start()
     yield fake
     await fake.close()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def links(db: Database, clock: FakeClock) -> LinkService:
-    return LinkService(db, public_base_url="https://pay.example", default_expiry=timedelta(days=7),
-                       max_amount=Decimal("10000"), clock=clock)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 
@@ -15,17 +14,6 @@ from core.models import LinkStatus, PaymentStatus
 from core.money import Money
 from core.ports import PaymentEvent
 from tests.clock import FakeClock
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def links(db: Database, clock: FakeClock) -> LinkService:
-    return LinkService(db, public_base_url="https://pay.example", default_expiry=timedelta(days=7),
-                       max_amount=Decimal("10000"), clock=clock)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -61,12 +60,6 @@ def test_dates_in_the_shops_locale_and_zone() -> None:
 def clock() -> FakeClock:
     # 2026-11-26 09:00 in Singapore
     return FakeClock(datetime(2026, 11, 26, 1, 0, tzinfo=UTC))
-
-
-@pytest.fixture
-def links(db: Database, clock: FakeClock) -> LinkService:
-    return LinkService(db, public_base_url="https://pay.example", default_expiry=timedelta(days=7),
-                       max_amount=Decimal("10000"), clock=clock)
 
 
 async def new_link(links: LinkService, merchant_id: str, minor: int, currency: str = "SGD") -> PaymentLink:
