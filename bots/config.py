@@ -9,15 +9,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from core.durations import format_duration, parse_duration
-from core.money import MoneyError, is_currency
+from core.money import is_currency
 
 
 class ConfigError(ValueError):
@@ -55,7 +55,7 @@ class LinksSettings:
     default_locale: str = "en_US"
     default_expiry: timedelta = timedelta(days=7)
     # In major units of the link's currency ("1000000" means 1,000,000.00 USD or 1,000,000 JPY).
-    max_amount: str = "10000000"
+    max_amount: Decimal = Decimal("10000000")
     sweep_interval: timedelta = timedelta(minutes=1)
 
 
@@ -190,9 +190,15 @@ def _coerce(hint: Any, value: Any, key: str, *, from_env: bool = False) -> Any:
             return parse_duration(value)
         except ValueError as exc:
             raise ConfigError(f"{key}: {exc}") from None
+    if hint is Decimal:
+        # A number or a decimal string ("10000000", "2500.50"); parsed from its text, never via float maths.
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ConfigError(f"{key}: expected a number, got {type(value).__name__}")
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:
+            raise ConfigError(f"{key}: {value!r} is not a number") from None
     if hint in (str, Secret):
-        if isinstance(value, int | float) and not isinstance(value, bool) and key.endswith("max_amount"):
-            value = str(value)
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {type(value).__name__}")
         return Secret(value) if hint is Secret else value
@@ -203,8 +209,6 @@ def _coerce(hint: Any, value: Any, key: str, *, from_env: bool = False) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a table, got {type(value).__name__}")
         return value
-    if isinstance(hint, types.UnionType):
-        raise ConfigError(f"{key}: unsupported type")  # not used by any setting
     raise ConfigError(f"{key}: unsupported type {hint!r}")
 
 
@@ -226,13 +230,8 @@ def _check(settings: Settings) -> None:
     if not is_currency(links.default_currency):
         raise ConfigError(f"links.default_currency: {links.default_currency!r} is not an ISO 4217 code")
     links.default_currency = links.default_currency.upper()
-    try:
-        from decimal import Decimal, InvalidOperation
-
-        if Decimal(links.max_amount) <= 0:
-            raise ConfigError("links.max_amount: must be greater than zero")
-    except (InvalidOperation, MoneyError):
-        raise ConfigError(f"links.max_amount: {links.max_amount!r} is not a number") from None
+    if not links.max_amount.is_finite() or links.max_amount <= 0:
+        raise ConfigError("links.max_amount: must be greater than zero")
     if settings.payments.provider not in ("sandbox",):
         raise ConfigError(f"payments.provider: unknown provider {settings.payments.provider!r} (known: sandbox)")
     if settings.telegram.mode not in ("webhook", "polling"):
@@ -270,6 +269,8 @@ def describe(settings: Settings) -> dict[str, Any]:
             return "***" if obj else ""
         if isinstance(obj, timedelta):
             return format_duration(obj)
+        if isinstance(obj, Decimal):
+            return str(obj)
         return obj
 
     return walk(settings)

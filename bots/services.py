@@ -11,7 +11,6 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from adapters.console import ConsoleSender
 from adapters.payments.sandbox import SandboxProvider
@@ -49,7 +48,7 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
         db,
         public_base_url=settings.server.public_base_url,
         default_expiry=settings.links.default_expiry,
-        max_amount=Decimal(settings.links.max_amount),
+        max_amount=settings.links.max_amount,
         clock=clock,
     )
     merchants = MerchantService(

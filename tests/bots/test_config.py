@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,13 @@ def test_file_then_env_override(tmp_path: Path) -> None:
     assert isinstance(settings.payments.sandbox.webhook_secret, Secret)
 
 
+def test_max_amount_is_a_decimal_from_a_number_or_a_string(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[links]\nmax_amount = 5000\n")
+    assert load_settings(path, env={}).links.max_amount == Decimal("5000")
+    assert load_settings(env={"PAYLINKS_LINKS__MAX_AMOUNT": "2500.50"}).links.max_amount == Decimal("2500.50")
+
+
 def test_config_env_var_picks_the_file(tmp_path: Path) -> None:
     path = tmp_path / "other.toml"
     path.write_text('[links]\ndefault_expiry = "3d"\n')
@@ -75,6 +83,9 @@ def test_nested_env_override() -> None:
         ('[links]\ndefault_expiry = "soon"\n', {}, "links.default_expiry"),
         ('[links]\ndefault_currency = "XXQ"\n', {}, "links.default_currency"),
         ('[payments]\nprovider = "paypal"\n', {}, "payments.provider"),
+        ('[links]\nmax_amount = "lots"\n', {}, "links.max_amount: 'lots' is not a number"),
+        ('[links]\nmax_amount = 0\n', {}, "links.max_amount: must be greater than zero"),
+        ('[links]\nmax_amount = true\n', {}, "links.max_amount: expected a number"),
         ("", {"PAYLINKS_SERVER__PORTS": "1"}, "PAYLINKS_SERVER__PORTS"),
         ("", {"PAYLINKS_SERVER__PORT": "x"}, "server.port"),
         ('[server\n', {}, "not valid TOML"),
