@@ -18,7 +18,6 @@ import base64
 import json
 import logging
 import re
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -112,6 +111,9 @@ def parse_inbound(form: Mapping[str, Any]) -> IncomingMessage | None:
         text=str(form.get("Body", "")).strip(),
         display_name=str(form.get("ProfileName", "")).strip(),
         extra={"message_sid": sid} if sid else {},
+        # Twilio redelivers a message with its MessageSid (and its signatures carry no timestamp, so a
+        # replay verifies too): the core handles each sid once, recorded in the database.
+        delivery_id=sid or None,
     )
 
 
@@ -556,8 +558,6 @@ class WhatsAppWebhook:
         self.clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests replace it
-        # Twilio may deliver a message twice (a retried webhook): answer it once.
-        self._seen: OrderedDict[str, None] = OrderedDict()
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post(WEBHOOK_PATH, self.webhook)]
@@ -577,21 +577,11 @@ class WhatsAppWebhook:
         message = parse_inbound(form)
         if message is not None:
             await record_inbound(self.db, message.address, self.clock())
-            if self._first_time(str(message.extra.get("message_sid", ""))):
-                task = asyncio.create_task(self._answer(message), name="whatsapp-answer")
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            # A redelivered MessageSid is answered with nothing by the core (message.delivery_id).
+            task = asyncio.create_task(self._answer(message), name="whatsapp-answer")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return web.Response(text=EMPTY_TWIML, content_type="application/xml")
-
-    def _first_time(self, sid: str) -> bool:
-        if not sid:
-            return True
-        if sid in self._seen:
-            return False
-        self._seen[sid] = None
-        if len(self._seen) > 2000:
-            self._seen.popitem(last=False)
-        return True
 
     async def _answer(self, message: IncomingMessage) -> None:
         try:

@@ -1,4 +1,5 @@
-"""Background jobs: the expiry sweeper (and the outbox dispatcher). Run by `serve` and by `worker`."""
+"""Background jobs: the sweeper (expired links, old inbound deliveries) and the outbox dispatcher. Run by
+`serve` and by `worker`."""
 
 from __future__ import annotations
 
@@ -31,10 +32,23 @@ async def sweep_expired(services: Services) -> int:
     return count
 
 
+async def sweep_deliveries(services: Services) -> int:
+    """Forget handled chat deliveries older than core.deliveries.RETENTION (no platform redelivers that late)."""
+    count = await services.conversation.deliveries.sweep()
+    if count:
+        log.info("sweeper forgot %d old inbound deliveries", count)
+    return count
+
+
+async def sweep(services: Services) -> None:
+    await sweep_expired(services)
+    await sweep_deliveries(services)
+
+
 @asynccontextmanager
 async def background_jobs(services: Services) -> AsyncIterator[list[asyncio.Task[None]]]:
     interval = services.settings.links.sweep_interval.total_seconds()
-    tasks = [asyncio.create_task(_every(interval, "sweeper", lambda: sweep_expired(services)), name="sweeper")]
+    tasks = [asyncio.create_task(_every(interval, "sweeper", lambda: sweep(services)), name="sweeper")]
     # The outbox dispatcher: delivers alerts through services.senders (see bots/dispatcher.py).
     tasks.append(asyncio.create_task(run_dispatcher(services), name="outbox"))
     try:

@@ -41,6 +41,7 @@ from core.commands import (
     parse,
     split_command,
 )
+from core.deliveries import DeliveryLog
 from core.links import LinkError, LinkService
 from core.members import Identity, MemberError, MemberService
 from core.merchants import MerchantError, MerchantService
@@ -103,6 +104,7 @@ class Conversation:
         reports: ReportService | None = None,
         clock: Clock = utcnow,
         qr_codes: bool = True,
+        deliveries: DeliveryLog | None = None,
     ) -> None:
         self.links = links
         self.merchants = merchants
@@ -110,6 +112,8 @@ class Conversation:
         self.reports = reports or ReportService(links.db, links, clock=clock)
         self.clock = clock
         self.qr_codes = qr_codes
+        # A message the platform delivers again is handled once (core/deliveries.py).
+        self.deliveries = deliveries or DeliveryLog(links.db, clock=clock)
 
     # ------------------------------------------------------------ entry point
 
@@ -120,7 +124,7 @@ class Conversation:
             message, text=without_controls(message.text), display_name=without_controls(message.display_name)
         )
         try:
-            return await self._handle(message)
+            return await self.deliveries.once(message, self._handle)
         except Exception:  # the chat must always get an answer; the log gets the details
             log.exception("conversation failed platform=%s address=%s", message.platform, message.address)
             return [Reply(APOLOGY)]

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from core import ids
+from core import deliveries, ids
 from core.clock import Clock, utcnow
 from core.db import Database, DbConnection
 from core.models import LINK_TRANSITIONS, LinkStatus, Payment, PaymentLink, PaymentStatus, ProviderEvent
@@ -288,7 +288,8 @@ class LinkService:
         }
         link = PaymentLink.model_construct(**values)
         try:
-            async with self.db.write() as conn:
+            # From a chat message: its delivery row commits with the link, or AlreadyHandled undoes both.
+            async with deliveries.write(self.db) as conn:
                 await insert_row(conn, LINKS, values)
                 if self.hooks:
                     event = LinkEvent(LinkEventKind.CREATED, link, now)

@@ -186,6 +186,17 @@ class ProviderEvent(SQLModel, table=True):
     received_at: datetime = _ts()
 
 
+class InboundDelivery(SQLModel, table=True):
+    """A chat delivery (Telegram update, Slack request, Twilio message) that was handled: a redelivery of
+    it is recognised by its primary key (core.deliveries)."""
+
+    __tablename__ = "inbound_deliveries"
+    __table_args__ = (Index("ix_inbound_deliveries_received_at", "received_at"),)
+    platform: str = Field(primary_key=True, max_length=20)
+    delivery_id: str = Field(primary_key=True, max_length=200)
+    received_at: datetime = _ts()
+
+
 class AlertSubscription(SQLModel, table=True):
     __tablename__ = "alert_subscription"
     __table_args__ = (UniqueConstraint("merchant_id", "platform", "address"),)

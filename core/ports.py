@@ -28,6 +28,10 @@ class IncomingMessage:
     workspace: str | None = None
     # Platform-specific extras an adapter wants echoed back (e.g. Slack's response_url); core ignores it.
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # The platform's id for this delivery (Telegram bot id + update_id, Twilio MessageSid, a hash of Slack's
+    # signed request…), the same when the platform delivers the message again: it is handled once
+    # (core.deliveries). None: no dedupe (the console).
+    delivery_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,10 +24,11 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.home import HomeQueries
-from adapters.slack.parse import parse_address, parse_slash_command, shared_links
+from adapters.slack.parse import delivery_id, parse_address, parse_slash_command, shared_links
 from adapters.slack.render import home_view, message_payload, not_in_channel_reply, unfurl
 from adapters.slack.sender import SlackPermanent, SlackSender, classify, post_message, thread_address
 from adapters.slack.stores import InstallationStore, OAuthStateStore
@@ -277,7 +278,8 @@ class SlackAdapter:
     async def _on_action(self, ack: Any) -> None:
         await ack()
 
-    async def _on_command(self, ack: Any, body: Mapping[str, Any], client: AsyncWebClient, respond: Any) -> None:
+    async def _on_command(self, ack: Any, body: Mapping[str, Any], client: AsyncWebClient, respond: Any,
+                          request: AsyncBoltRequest) -> None:
         self._track()
         await ack()
         # Everything below runs after Slack got its answer.
@@ -286,6 +288,8 @@ class SlackAdapter:
         except ValueError:
             log.warning("slack slash command without team, channel or user ignored")
             return
+        # A retried or replayed request is acked (above) and answered once: the core dedupes by this id.
+        message = replace(message, delivery_id=delivery_id(body, request.headers))
         try:
             replies = await self.handle(message)
         except Exception:

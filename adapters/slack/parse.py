@@ -9,8 +9,9 @@ workspace is one shop).
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -112,6 +113,31 @@ def parse_slash_command(body: Mapping[str, Any]) -> IncomingMessage:
             "command": str(body.get("command") or ""),
         },
     )
+
+
+def _header(headers: Mapping[str, str | Sequence[str]], name: str) -> str:
+    value = headers.get(name) or headers.get(name.title()) or ""
+    return value if isinstance(value, str) else str(value[0]) if value else ""
+
+
+def delivery_id(body: Mapping[str, Any], headers: Mapping[str, str | Sequence[str]]) -> str | None:
+    """Slack's id for one delivery: the same when Slack retries it (X-Slack-Retry-Num) or when the same
+    signed request is replayed within its 5-minute window, different for anything a person did again.
+
+    - Events API: `event_id` (a retry is signed anew but keeps it).
+    - Interactivity (buttons, modals): `trigger_id`, one per click.
+    - Slash commands carry no event id: the signed request itself, X-Slack-Request-Timestamp plus
+      X-Slack-Signature (which covers the whole body), hashed.
+    """
+    if body.get("type") == "event_callback" and body.get("event_id"):
+        return f"event:{body['event_id']}"
+    if body.get("type") and not body.get("command") and body.get("trigger_id"):
+        return f"action:{body['trigger_id']}"
+    timestamp = _header(headers, "x-slack-request-timestamp")
+    signature = _header(headers, "x-slack-signature")
+    if not (timestamp and signature):
+        return None
+    return "request:" + hashlib.sha256(f"{timestamp}:{signature}".encode()).hexdigest()
 
 
 def link_id_from_url(url: str, public_base_url: str) -> str | None:

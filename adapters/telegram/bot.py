@@ -24,8 +24,9 @@ import asyncio
 import hmac
 import logging
 import traceback
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -58,6 +59,7 @@ from adapters.telegram.render import keyboard, qr_photo, render, render_plain
 from adapters.telegram.sender import is_content_problem, make_request, post_reply, redact, redact_http_logs
 from core import ids
 from core.commands import split_command
+from core.deliveries import DeliveryLog
 from core.links import LinkService
 from core.models import ChatTarget
 from core.ports import IncomingMessage, MessageRef, Reply
@@ -140,6 +142,8 @@ class TelegramBot:
         self.conversation = conversation
         self.links = links
         self.inline = inline
+        # Updates Telegram delivers again (no timely 2xx) are answered once, by update_id (per bot).
+        self.deliveries = DeliveryLog(links.db, clock=links.clock)
         self.polling = options.mode == "polling"
         self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
         self.username = ""
@@ -147,7 +151,7 @@ class TelegramBot:
         self.errors: list[BaseException] = []
         self._ready: asyncio.Event | None = None
         self._handled: asyncio.Condition | None = None
-        self._handled_ids: set[int] = set()
+        self._handled_ids: Counter[int] = Counter()  # update_id -> times PTB finished handling it
         self._starter: asyncio.Task[None] | None = None
         self._initialized = False
 
@@ -176,11 +180,12 @@ class TelegramBot:
         async with asyncio.timeout(within):
             await self._ready.wait()
 
-    async def wait_handled(self, update_id: int, within: float = 10.0) -> None:
-        """Until PTB has run every handler for this update (tests; the webhook answers before that)."""
+    async def wait_handled(self, update_id: int, within: float = 10.0, *, times: int = 1) -> None:
+        """Until PTB has run every handler for this update, `times` deliveries of it (tests; the webhook
+        answers before that)."""
         assert self._handled is not None, "start() first"
         async with asyncio.timeout(within), self._handled:
-            await self._handled.wait_for(lambda: update_id in self._handled_ids)
+            await self._handled.wait_for(lambda: self._handled_ids[update_id] >= times)
 
     def _build(self) -> Application[Any, Any, Any, Any, Any, Any]:
         base = self.options.api_base_url.rstrip("/")
@@ -291,10 +296,15 @@ class TelegramBot:
 
     # ------------------------------------------------------------ handlers
 
+    def _delivery_id(self, update: Update) -> str:
+        # update_id counts per bot; the token's first part is the bot's id (public, not the secret).
+        return f"{self._token.split(':', 1)[0]}:{update.update_id}"
+
     async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = parse_command(update, self.username or context.bot.username)
         if message is None:
             return  # another bot's command in a shared group, or not a command after all
+        message = replace(message, delivery_id=self._delivery_id(update))
         await self._reachable_again(message.address)
         replies = await self.conversation(message)
         reply_to = int(message.extra["message_id"]) if message.is_group else None
@@ -304,12 +314,14 @@ class TelegramBot:
         message = parse_private_text(update)
         if message is None:
             return
+        message = replace(message, delivery_id=self._delivery_id(update))
         await self._reachable_again(message.address)
         if split_command(message.text).name not in (None, "unknown"):
             # "charge 25 cake" without the slash: the core reads it like the command (as on WhatsApp).
             await self._answer(context, message.address, await self.conversation(message), reply_to=None)
             return
-        await post_reply(context.bot, message.address, PRIVATE_HINT)
+        if await self.deliveries.first_time(PLATFORM, message.delivery_id):
+            await post_reply(context.bot, message.address, PRIVATE_HINT)
 
     async def _answer(
         self, context: ContextTypes.DEFAULT_TYPE, chat_id: str, replies: list[Reply], *, reply_to: int | None
@@ -384,7 +396,9 @@ class TelegramBot:
             return
         if old in gone:
             await self._reachable_again(str(change.chat.id))
-        if old in gone and change.chat.type in GROUP_TYPES:
+        if old in gone and change.chat.type in GROUP_TYPES and await self.deliveries.first_time(
+            PLATFORM, self._delivery_id(update)
+        ):
             hint = Reply(text=f"Hello! Make a payment link here with `/charge@{self.username} 25 cake`.")
             await post_reply(context.bot, change.chat.id, hint)
 
@@ -407,9 +421,9 @@ class TelegramBot:
     async def _mark_handled(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert self._handled is not None
         async with self._handled:
-            self._handled_ids.add(update.update_id)
+            self._handled_ids[update.update_id] += 1
             if len(self._handled_ids) > 10_000:  # only recent ids matter to a waiter
-                self._handled_ids = set(sorted(self._handled_ids)[-1000:])
+                self._handled_ids = Counter({k: self._handled_ids[k] for k in sorted(self._handled_ids)[-1000:]})
             self._handled.notify_all()
 
     async def _on_error(self, update: object, context: CallbackContext[Any, Any, Any, Any]) -> None:

@@ -33,6 +33,7 @@ from adapters.whatsapp import (
     whatsapp_address,
 )
 from core.db import Database
+from core.deliveries import DeliveryLog
 from core.links import Customer, LinkDraft, LinkService
 from core.merchants import MerchantService
 from core.models import ChatTarget, LinkStatus, PaymentLink
@@ -68,7 +69,7 @@ def test_parse_inbound_message() -> None:
     message = parse_inbound(form)
     assert message == IncomingMessage(
         platform="whatsapp", user_id="+6591234567", address=CUSTOMER, text="charge 25 cake",
-        display_name="Alice", extra={"message_sid": "SM123"},
+        display_name="Alice", extra={"message_sid": "SM123"}, delivery_id="SM123",
     )
 
 
@@ -470,10 +471,19 @@ async def test_no_auth_token_configured_fails_closed(sender: WhatsAppSender, db:
         PUBLIC + "/whatsapp/webhook", form))
 
 
-async def test_a_redelivered_message_is_answered_once(webhook: Webhook) -> None:
+async def test_a_redelivered_message_is_answered_once(webhook: Webhook, db: Database) -> None:
+    # The dedupe is the conversation core's (core.deliveries), by the MessageSid the webhook hands over.
+    echo = webhook.hook.handle
+
+    async def once(message: IncomingMessage) -> list[Reply]:
+        return await DeliveryLog(db).once(message, echo)
+
+    webhook.hook.handle = once
     await webhook.post(inbound("links", sid="SMdup"))
     await webhook.post(inbound("links", sid="SMdup"))
-    assert len(webhook.handled) == 1 and len(webhook.fake.messages) == 1
+    assert [m.delivery_id for m in webhook.handled] == ["SMdup"] and len(webhook.fake.messages) == 1
+    await webhook.post(inbound("links", sid="SMother"))
+    assert len(webhook.handled) == 2 and len(webhook.fake.messages) == 2
 
 
 async def test_answer_retries_after_a_rate_limit(webhook: Webhook) -> None:
