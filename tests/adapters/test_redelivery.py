@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
 from adapters.slack import SLACK_ADAPTER
+from adapters.slack.parse import delivery_id
 from adapters.whatsapp import WHATSAPP_WEBHOOK
 from bots.config import Secret, Settings
 from core.deliveries import DELIVERIES
@@ -145,7 +146,38 @@ async def test_a_redelivered_chatter_message_gets_one_hint(
     assert await count(tg.live, DELIVERIES) == 1
 
 
+async def test_the_hello_in_a_group_is_said_once_per_delivery(
+    apps: Apps, database_url: str, telegram: FakeTelegram
+) -> None:
+    tg = await telegram_app(apps, database_url, telegram)
+    added = telegram.my_chat_member_update("left", "member", chat_id=-300, chat_type="group")
+    await tg.send(added)
+    assert await tg.post(added) == 200
+    await tg.bot.wait_handled(added["update_id"], times=2)
+    assert len(telegram.calls_to("sendMessage")) == 1
+
+
 # ---------------------------------------------------------------- Slack
+
+
+def test_slack_delivery_ids_survive_retries_and_replays_only() -> None:
+    signed = {"x-slack-request-timestamp": ["1764579600"], "x-slack-signature": ["v0=" + "a" * 64]}
+    resigned = {"x-slack-request-timestamp": ["1764579660"], "x-slack-signature": ["v0=" + "b" * 64]}
+    command = {"command": "/charge", "text": "25 cake", "trigger_id": "1.2.abc", "team_id": "T1"}
+    first = delivery_id(command, signed)
+    assert first is not None and first.startswith("request:")
+    # A replay, or a retry that kept the signed request: the same delivery. aiohttp's plain headers too.
+    assert delivery_id(command, {**signed, "x-slack-retry-num": ["1"]}) == first
+    assert delivery_id(command, {"X-Slack-Request-Timestamp": "1764579600",
+                                 "X-Slack-Signature": "v0=" + "a" * 64}) == first
+    assert delivery_id(command, resigned) not in (None, first)  # typed again: signed anew
+    assert delivery_id(command, {}) is None
+    # Events API retries are signed anew but keep their event_id.
+    event = {"type": "event_callback", "event_id": "Ev0PAY", "event": {"type": "app_home_opened"}}
+    assert delivery_id(event, signed) == delivery_id(event, resigned) == "event:Ev0PAY"
+    # Interactivity: one trigger_id per click.
+    click = {"type": "block_actions", "trigger_id": "9.8.def", "actions": [{"action_ts": "1764579600.1"}]}
+    assert delivery_id(click, signed) == delivery_id(click, resigned) == "action:9.8.def"
 
 
 @pytest.fixture
