@@ -24,6 +24,7 @@ from core.ports import IncomingMessage, Reply
 from core.sql import insert_row, table
 from tests.chat_support import ChatDriver
 from tests.clock import FakeClock
+from tests.conftest import start_live_app
 
 LINKS = table(PaymentLink)
 MERCHANTS = table(Merchant)
@@ -199,6 +200,28 @@ async def test_the_sweeper_forgets_deliveries_after_the_retention(chat: ChatDriv
         kept = (await conn.execute(select(DELIVERIES.c.delivery_id))).scalars().all()
     assert kept == ["777:new"]
     assert RETENTION == timedelta(days=7)
+
+
+async def test_the_sweeper_job_forgets_old_deliveries_by_itself(sqlite_settings: Settings) -> None:
+    sqlite_settings.links.sweep_interval = timedelta(milliseconds=20)
+    clock = FakeClock()
+    live, client = await start_live_app(sqlite_settings, clock=clock)
+    try:
+        db = live.services.db
+        async with db.write() as conn:
+            for key, age in (("777:old", RETENTION + timedelta(minutes=1)), ("777:new", timedelta(days=1))):
+                await insert_row(conn, DELIVERIES, {"platform": "telegram", "delivery_id": key,
+                                                    "received_at": clock.now - age})
+
+        async def stored() -> list[str]:
+            async with db.read() as conn:
+                return list((await conn.execute(select(DELIVERIES.c.delivery_id))).scalars())
+
+        async with asyncio.timeout(10):
+            while await stored() != ["777:new"]:  # noqa: ASYNC110 — the job runs on its own schedule
+                await asyncio.sleep(0.02)
+    finally:
+        await client.close()
 
 
 def test_unusual_delivery_ids_are_stored_as_a_hash() -> None:
