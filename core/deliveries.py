@@ -8,15 +8,15 @@ be replayed within its 5-minute window, Twilio redelivers a MessageSid. Each ada
   answered with nothing.
 - Otherwise the row is written in the SAME transaction as the first write the message causes that must
   not happen twice (a link, an onboarded shop, an invite): those services open their transaction with
-  `deliveries.write(db)` instead of `db.write()`. Two deliveries of one message handled at once — in one
+  `write_with_delivery(db)` instead of `db.write()`. Two deliveries of one message handled at once — in one
   process or in several `paylinks serve` processes on one database — race for that row; the loser's
   transaction rolls back whole (no second link) and it answers nothing.
 - A message whose handling wrote nothing (or only idempotent things) gets its row right after.
 - A handling that fails writes no row, so a later redelivery may still do the work.
 
 The delivery being handled travels in a context variable, so the services between the conversation and
-the database need no extra parameter; outside a chat handling (the API, the CLI) `write` is `db.write`.
-Rows older than RETENTION are swept by the sweeper job: no platform redelivers that late.
+the database need no extra parameter; outside a chat handling (the API, the CLI) `write_with_delivery` is
+just `db.write`. Rows older than RETENTION are swept by the sweeper job: no platform redelivers that late.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ _CURRENT: ContextVar[_Claim | None] = ContextVar("paylinks_inbound_delivery", de
 
 
 @asynccontextmanager
-async def write(db: Database) -> AsyncIterator[DbConnection]:
+async def write_with_delivery(db: Database) -> AsyncIterator[DbConnection]:
     """`db.write()` that also records the delivery being handled, if any and not recorded yet, in this
     transaction. Raises AlreadyHandled (rolling the transaction back) when its row exists already."""
     claim = _CURRENT.get()
@@ -130,7 +130,7 @@ class DeliveryLog:
         try:
             replies = await handle(message)
             if not claim.recorded:
-                async with write(self.db):
+                async with write_with_delivery(self.db):
                     pass  # nothing the message did recorded it: a row of its own
             return replies
         except AlreadyHandled:

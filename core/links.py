@@ -18,9 +18,10 @@ from typing import Any
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from core import deliveries, ids
+from core import ids
 from core.clock import Clock, utcnow
 from core.db import Database, DbConnection
+from core.deliveries import write_with_delivery
 from core.models import LINK_TRANSITIONS, LinkStatus, Payment, PaymentLink, PaymentStatus, ProviderEvent
 from core.money import Money
 from core.ports import MessageRef, PaymentEvent
@@ -289,7 +290,7 @@ class LinkService:
         link = PaymentLink.model_construct(**values)
         try:
             # From a chat message: its delivery row commits with the link, or AlreadyHandled undoes both.
-            async with deliveries.write(self.db) as conn:
+            async with write_with_delivery(self.db) as conn:
                 await insert_row(conn, LINKS, values)
                 if self.hooks:
                     event = LinkEvent(LinkEventKind.CREATED, link, now)

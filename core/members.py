@@ -24,9 +24,10 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core import deliveries, ids, markup
+from core import ids, markup
 from core.clock import Clock, utcnow
 from core.db import Database
+from core.deliveries import write_with_delivery
 from core.merchants import MerchantService, normalize_locale
 from core.models import AlertSubscription, Invite, Member, MemberRole, Merchant
 from core.ports import IncomingMessage
@@ -151,7 +152,7 @@ class MemberService:
             created_at=now,
         )
         try:
-            async with deliveries.write(self.db) as conn:  # a redelivered first message opens no second shop
+            async with write_with_delivery(self.db) as conn:  # a redelivered first message opens no second shop
                 person = await self._row(conn, message.platform, message.user_id)
                 if person is not None and message.workspace:
                     # Known person, new workspace: the workspace joins that person's shop.
@@ -256,7 +257,7 @@ class MemberService:
                 created_at=now,
                 expires_at=now + self.invite_ttl,
             )
-            async with deliveries.write(self.db) as conn:  # a redelivered /invite makes no second code
+            async with write_with_delivery(self.db) as conn:  # a redelivered /invite makes no second code
                 if await insert_ignore(conn, INVITES, invite.model_dump()):
                     log.info("invite created merchant=%s member=%s", identity.merchant.id, identity.member.id)
                     return invite
