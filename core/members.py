@@ -152,7 +152,7 @@ class MemberService:
             created_at=now,
         )
         try:
-            async with write_with_delivery(self.db) as conn:  # a redelivered first message opens no second shop
+            async with write_with_delivery(self.db) as conn:  # a first message: its delivery row commits with the shop
                 person = await self._row(conn, message.platform, message.user_id)
                 if person is not None and message.workspace:
                     # Known person, new workspace: the workspace joins that person's shop.
