@@ -49,7 +49,7 @@ _PLAIN_ID = re.compile(r"^[A-Za-z0-9:._\-]{1,120}$")
 
 
 class AlreadyHandled(Exception):
-    """Another handling of the same delivery recorded it first; this one must change and answer nothing."""
+    """Another handling of the same delivery recorded it first: this one changes nothing and answers nothing."""
 
 
 @dataclass(frozen=True, slots=True)
