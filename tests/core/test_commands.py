@@ -14,7 +14,10 @@ from core.commands import (
     Alerts,
     Cancel,
     Charge,
+    Choice,
     CommandError,
+    Doubt,
+    Greeting,
     Help,
     Invite,
     Join,
@@ -254,6 +257,10 @@ def test_amounts(locale: str, text: str, minor: int | None, currency: str | None
         # A bare amount plus a word: the word is the description, the currency the default.
         assert isinstance(result, Charge) and result.money.currency == DEFAULTS[locale]
         return
+    if "k " in text:
+        # "25k" is read, then confirmed before a link is made.
+        assert isinstance(result, Choice) and result.reason == Doubt.SHORTHAND, result
+        (result,) = result.readings
     assert isinstance(result, Charge), result
     assert result.money == Money(minor, currency or "")
 

@@ -304,7 +304,7 @@ async def test_group_chatter_is_ignored_but_unknown_commands_get_help(chat: Chat
     group = chat.as_user("alice", address="group-1", is_group=True)
     assert await group("lol nice cake") == []
     assert "I don't know “/frobnicate”" in await group.text("/frobnicate")
-    assert "I don't know “hello”" in await chat.text("hello")
+    assert "I don't know “what is this”" in await chat.text("what is this")
 
 
 async def test_an_unexpected_error_is_logged_and_answered_with_an_apology(
