@@ -303,7 +303,8 @@ class Conversation:
             lines = [f"🤔 Did you mean {head}?"]
             lines.extend(f"{n}. {text}" for n, text in enumerate(shown, start=1))
             typed = [f"`{n}`" for n in range(1, len(shown) + 1)]
-            lines.append(f"Reply {', '.join(typed[:-1])} or {typed[-1]} to pick, or `cancel`. No link is made until you do.")
+            lines.append(f"Reply {', '.join(typed[:-1])} or {typed[-1]} to pick, or `cancel`. "
+                         "No link is made until you do.")
             labels = [markup.to_plain(text) for text in shown]
         buttons = [Button(label[:60], action=f"{ANSWER_PREFIX}{question.id}:{n}")
                    for n, label in enumerate(labels, start=1)]

@@ -27,7 +27,7 @@ from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.home import HomeQueries
-from adapters.slack.parse import parse_address, parse_slash_command, shared_links
+from adapters.slack.parse import parse_address, parse_block_action, parse_slash_command, shared_links
 from adapters.slack.render import home_view, message_payload, not_in_channel_reply, unfurl
 from adapters.slack.sender import SlackPermanent, SlackSender, classify, post_message, thread_address
 from adapters.slack.stores import InstallationStore, OAuthStateStore
@@ -274,8 +274,14 @@ class SlackAdapter:
     async def _on_ignored_event(self, ack: Any) -> None:
         await ack()
 
-    async def _on_action(self, ack: Any) -> None:
+    async def _on_action(self, ack: Any, body: Mapping[str, Any], client: AsyncWebClient, respond: Any) -> None:
+        self._track()
         await ack()
+        # URL buttons report their click too (nothing to do); answer buttons carry the answer's value.
+        message = parse_block_action(body)
+        if message is None or not message.action or not message.action.startswith("answer:"):
+            return
+        await self._answer_with(message, client, respond)
 
     async def _on_command(self, ack: Any, body: Mapping[str, Any], client: AsyncWebClient, respond: Any) -> None:
         self._track()
@@ -286,6 +292,9 @@ class SlackAdapter:
         except ValueError:
             log.warning("slack slash command without team, channel or user ignored")
             return
+        await self._answer_with(message, client, respond)
+
+    async def _answer_with(self, message: IncomingMessage, client: AsyncWebClient, respond: Any) -> None:
         try:
             replies = await self.handle(message)
         except Exception:
