@@ -123,11 +123,12 @@ class Conversation:
     async def _handle(self, message: IncomingMessage) -> list[Reply]:
         if message.action and message.action.startswith(ANSWER_PREFIX):
             return await self._answer_button(message)
+        # "2", "yes", "cancel" right after a question answer it (only then is "cancel" not /cancel).
+        if (answer := await self._answer_typed(message)) is not None:
+            return answer
         word = split_command(message.text)
         if word.name is None:
-            # Chatter in a group is not for us, unless it answers the question we asked this person.
-            if message.text.strip() and (answer := await self._answer_typed(message)) is not None:
-                return answer
+            # Chatter in a group is not for us.
             if message.is_group or not message.text.strip():
                 return [] if message.is_group else [Reply(self._help(None, known=False))]
             return [Reply(await self._not_a_command(message))]
@@ -324,7 +325,7 @@ class Conversation:
 
     async def _answer_typed(self, message: IncomingMessage) -> list[Reply] | None:
         """"2", "cancel", "yes" typed after a question; None when nothing waits or it is not an answer."""
-        text = message.text.strip().casefold().rstrip(".!")
+        text = message.text.strip().casefold().lstrip("/").rstrip(".!")
         number = _NUMBER_ANSWER.match(text)
         if number is None and text not in _CANCEL_WORDS | _YES_WORDS:
             return None

@@ -143,7 +143,7 @@ def _plural(n: int, word: str) -> str:
 
 
 def render_report(data: ReportData, merchant_name: str, locale: str, currency: str | None = None) -> str:
-    lines = [f"📊 **{markup.escape(merchant_name)}** — {markup.escape(data.period.label)}"]
+    lines = [f"📊 **{markup.user(merchant_name)}** — {markup.escape(data.period.label)}"]
     if data.empty:
         lines.append("Nothing yet in this period. Make a link: `/charge 25 birthday cake`")
         return "\n".join(lines)
@@ -170,9 +170,9 @@ def render_report(data: ReportData, merchant_name: str, locale: str, currency: s
 def render_link_line(link: PaymentLink, locale: str) -> str:
     status = LinkStatus(link.status)
     amount = format_money(link.amount_minor, link.currency, locale)
-    line = f"{STATUS_MARK[status]} `{short_id(link.id)}` **{amount}** — {markup.escape(link.description)}"
+    line = f"{STATUS_MARK[status]} `{short_id(link.id)}` **{amount}** — {markup.user(link.description)}"
     if link.reference:
-        line += f" · ref `{markup.escape(link.reference)}`"
+        line += f" · ref `{markup.user(link.reference)}`"
     return line
 
 
@@ -192,14 +192,14 @@ def render_status(link: PaymentLink, url: str, locale: str, now: datetime) -> st
     status = LinkStatus(link.status)
     amount = format_money(link.amount_minor, link.currency, locale)
     lines = [
-        f"{STATUS_MARK[status]} **{STATUS_WORD[status]}** · **{amount}** — {markup.escape(link.description)}",
+        f"{STATUS_MARK[status]} **{STATUS_WORD[status]}** · **{amount}** — {markup.user(link.description)}",
     ]
     details = [f"id `{short_id(link.id)}`"]
     if link.reference:
-        details.append(f"ref `{markup.escape(link.reference)}`")
+        details.append(f"ref `{markup.user(link.reference)}`")
     customer = link.customer_phone or link.customer_email or link.customer_name
     if customer:
-        details.append(f"for {markup.escape(customer)}")
+        details.append(f"for {markup.user(customer)}")
     lines.append(" · ".join(details))
     if status is LinkStatus.PAID and link.paid_at:
         lines.append(f"Paid {format_when(link.paid_at, locale)}")
