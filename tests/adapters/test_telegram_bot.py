@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from adapters.telegram.bot import SECRET_HEADER, TELEGRAM_BOT, WEBHOOK_PATH, TelegramBot
 from bots.config import ConfigError, Secret, Settings
+from core import ids
 from core.clock import utcnow
 from core.models import ChatTarget
 from core.outbox import OutboxStore
@@ -302,6 +303,17 @@ async def test_inline_query_with_a_mistake_says_what_is_wrong(tg: TelegramHarnes
     (answer,) = tg.fake.calls_to("answerInlineQuery")
     assert answer.params["results"] == []
     assert 0 < len(answer.params["button"]["text"]) <= 64
+
+
+async def test_an_inline_query_that_could_mean_two_amounts_offers_no_card(tg: TelegramHarness) -> None:
+    await tg.say("/start")
+    await tg.send(tg.fake.inline_query_update("2 coffees 12.50"))
+    (answer,) = tg.fake.calls_to("answerInlineQuery")
+    assert answer.params["results"] == []
+    assert "Did you mean" in answer.params["button"]["text"]
+    # A chosen result for such a query (stale client) makes no link either.
+    await tg.send(tg.fake.chosen_inline_result_update(ids.link_id(), "2 coffees 12.50"))
+    assert (await tg.live.services.links.list(await _merchant_id(tg)))[0] == []
 
 
 # ---------------------------------------------------------------- polling mode
