@@ -7,6 +7,11 @@ example; anything unexpected is logged and answered with a short apology.
 
 A /charge answer is a Reply with `link_id` set and a "Pay …" button; the adapter that posts it calls
 `links.attach_message(link_id, ref)` so paid alerts can edit that message.
+
+Which method answers a command comes from the command registry (core.commands.registry.COMMANDS, each
+spec's `handler`). A /charge whose amount could mean two things is asked back: the question is stored
+(core.questions) and the link is made when the seller presses an answer button (IncomingMessage.action)
+or types the number; user text echoed in replies is bidi-isolated (markup.user).
 """
 
 from __future__ import annotations
@@ -103,6 +108,8 @@ class Conversation:
         self.reports = reports or ReportService(links.db, links, clock=clock)
         self.clock = clock
         self.qr_codes = qr_codes
+        # Questions asked back (ambiguous amounts) wait in the database, never in this object.
+        self.questions = QuestionStore(links.db, clock=clock)
 
     # ------------------------------------------------------------ entry point
 
@@ -274,10 +281,6 @@ class Conversation:
         return charge.money.amount_minor * 2 > LARGE_FACTOR * median2
 
     # ------------------------------------------------------------ asking back
-
-    @property
-    def questions(self) -> QuestionStore:
-        return QuestionStore(self.links.db, clock=self.clock)
 
     @staticmethod
     def _asker(message: IncomingMessage) -> Asker:
