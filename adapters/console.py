@@ -45,14 +45,15 @@ def incoming(name: str, text: str) -> IncomingMessage:
 
 def render_plain(reply: Reply) -> str:
     lines = [markup.to_plain(reply.text)]
-    lines.extend(f"[{button.label}] {button.url}" for button in reply.buttons)
+    # Answer buttons are not shown: the reply text numbers the same choices, to be typed.
+    lines.extend(f"[{button.label}] {button.url}" for button in reply.buttons if button.url)
     return "\n".join(lines)
 
 
 def reply_json(reply: Reply) -> dict[str, Any]:
     return {
         "text": markup.to_plain(reply.text),
-        "buttons": [{"label": b.label, "url": b.url} for b in reply.buttons],
+        "buttons": [{"label": b.label, "url": b.url} for b in reply.buttons if b.url],
     }
 
 

@@ -130,7 +130,8 @@ def render(reply: Reply) -> str:
     """Reply -> WhatsApp message body. Free-form WhatsApp has no URL buttons: they become text lines."""
     body = to_whatsapp(reply.text).strip()
     for button in reply.buttons:
-        if button.url not in body:
+        # No answer buttons on free-form WhatsApp: the text numbers the choices instead.
+        if button.url and button.url not in body:
             body += f"\n\n{button.label}: {button.url}"
     if len(body) > MAX_BODY_CHARS:
         body = body[: MAX_BODY_CHARS - 1].rstrip() + "…"

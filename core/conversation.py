@@ -7,6 +7,11 @@ example; anything unexpected is logged and answered with a short apology.
 
 A /charge answer is a Reply with `link_id` set and a "Pay …" button; the adapter that posts it calls
 `links.attach_message(link_id, ref)` so paid alerts can edit that message.
+
+Which method answers a command comes from the command registry (core.commands.registry.COMMANDS, each
+spec's `handler`). A /charge whose amount could mean two things is asked back: the question is stored
+(core.questions) and the link is made when the seller presses an answer button (IncomingMessage.action)
+or types the number; user text echoed in replies is bidi-isolated (markup.user).
 """
 
 from __future__ import annotations
@@ -23,12 +28,17 @@ from sqlalchemy import select
 from core import markup
 from core.clock import Clock, utcnow
 from core.commands import (
-    USAGE,
+    BY_NAME,
+    COMMANDS,
     Alerts,
     Cancel,
     Charge,
+    Choice,
     Command,
     CommandError,
+    CommandSpec,
+    Doubt,
+    Greeting,
     Help,
     Invite,
     Join,
@@ -36,18 +46,19 @@ from core.commands import (
     ParseContext,
     Report,
     SetCurrency,
-    Start,
     Status,
     parse,
     split_command,
 )
 from core.deliveries import DeliveryLog
 from core.links import LinkError, LinkService
+from core.locales import timezone_for
 from core.members import Identity, MemberError, MemberService
 from core.merchants import MerchantError, MerchantService
 from core.models import LinkStatus, Merchant, PaymentLink
 from core.money import format_money
 from core.ports import Button, IncomingMessage, Reply
+from core.questions import Asker, Question, QuestionStore
 from core.reports import (
     ReportService,
     format_relative,
@@ -56,7 +67,6 @@ from core.reports import (
     render_report,
     render_status,
     short_id,
-    timezone_for,
 )
 from core.sql import table
 from core.text import without_controls
@@ -65,27 +75,15 @@ log = logging.getLogger("paylinks.conversation")
 
 LINKS = table(PaymentLink)
 APOLOGY = "😕 Sorry, something went wrong on my side. Please try again in a moment."
+BUSY = "⏳ I'm busy, try again in a moment."
 LIST_LIMIT = 10
-
-HELP_LINES = (
-    ("charge", "a payment link (add `to +65 9123 4567`, `ref INV-1042`, `exp 3d`)"),
-    ("links", "your recent links"),
-    ("status", "one link, by id or reference"),
-    ("cancel", "cancel an open link"),
-    ("report", "totals, paid versus open"),
-    ("currency", "your default currency"),
-    ("invite", "a one-time code for staff, or for your other chat apps"),
-    ("join", "use an invite code"),
-    ("alerts", "paid alerts in this chat"),
-)
-
-CHARGE_HELP = """**/charge** makes a payment link.
-• Amount first: `25`, `25.50`, `1,250.00`, `USD 25`, `25 usd`, `S$25`, `Rp150.000`, `€25`
-• Then what it is for: `/charge 25 for 2 birthday cakes`
-• Optional: `to +65 9123 4567` / `to alice@example.com` / `to @alice`
-• Optional: `exp 2h`, `expires in 3 days`, `valid 30m`, `exp 2026-12-31`
-• Optional: `ref INV-1042` or `#INV-1042`
-Example: `/charge 25 for 2 birthday cakes to +65 9123 4567 ref INV-1042 exp 3d`"""
+# An amount this many times the median of the shop's recent links (same currency) is confirmed first.
+LARGE_FACTOR = 10
+RECENT_LINKS = 20
+ANSWER_PREFIX = "answer:"
+_NUMBER_ANSWER = re.compile(r"^\s*#?([0-9])\s*[.)]?\s*$")
+_CANCEL_WORDS = frozenset({"cancel", "no", "none", "stop", "nope", "0", "n"})
+_YES_WORDS = frozenset({"yes", "y", "ok", "okay", "sure", "yep", "confirm"})
 
 
 def qr_png(url: str) -> bytes:
@@ -114,6 +112,8 @@ class Conversation:
         self.qr_codes = qr_codes
         # A message the platform delivers again is handled once (core/deliveries.py).
         self.deliveries = deliveries or DeliveryLog(links.db, clock=clock)
+        # Questions asked back (ambiguous amounts) wait in the database, never in this object.
+        self.questions = QuestionStore(links.db, clock=clock)
 
     # ------------------------------------------------------------ entry point
 
@@ -125,29 +125,33 @@ class Conversation:
         )
         try:
             return await self.deliveries.once(message, self._handle)
+        # The one place where a failure below becomes a chat answer: a busy database (core.db's
+        # DatabaseBusy, once it exists) belongs here as `except DatabaseBusy: return [Reply(BUSY)]`.
         except Exception:  # the chat must always get an answer; the log gets the details
             log.exception("conversation failed platform=%s address=%s", message.platform, message.address)
             return [Reply(APOLOGY)]
 
     async def _handle(self, message: IncomingMessage) -> list[Reply]:
+        if message.action and message.action.startswith(ANSWER_PREFIX):
+            return await self._answer_button(message)
+        # "2", "yes", "cancel" right after a question answer it (only then is "cancel" not /cancel).
+        if (answer := await self._answer_typed(message)) is not None:
+            return answer
         word = split_command(message.text)
         if word.name is None:
-            # Chatter in a group is not for us; in a private chat, anything unknown gets the help.
+            # Chatter in a group is not for us.
             if message.is_group or not message.text.strip():
                 return [] if message.is_group else [Reply(self._help(None, known=False))]
-            return [Reply(self._help(None, unknown=word.rest, known=await self._known(message)))]
+            return [Reply(await self._not_a_command(message))]
         if word.name == "unknown":
-            return [Reply(self._help(None, unknown=word.typed, known=await self._known(message)))]
-        if word.name == "help":
-            topic = parse(message.text, ParseContext())
-            return [Reply(self._help(topic.topic if isinstance(topic, Help) else None,
-                                     known=await self._known(message)))]
-        if word.name == "join":
+            return [Reply(await self._not_a_command(message))]
+        spec = BY_NAME[word.name]
+        if not spec.needs_shop:
             command = parse(message.text, ParseContext())
             if isinstance(command, CommandError):
                 return [Reply(command.text())]
-            assert isinstance(command, Join)
-            return [await self._join(message, command)]
+            replies: list[Reply] = await getattr(self, f"_{spec.handler}")(command, None, message)
+            return replies
 
         identity = await self.members.identify(message)
         welcome: Reply | None = None
@@ -155,13 +159,26 @@ class Conversation:
             identity = await self.members.onboard(message)
             if identity.created:
                 welcome = Reply(self._welcome(identity))
-        if word.name == "start":
+        if spec.name == "start":
             return [welcome or Reply(self._greeting(identity))]
         command = parse(message.text, self._context(identity.merchant))
         replies = [Reply(command.text())] if isinstance(command, CommandError) else await self._run(
-            command, identity, message
+            spec, command, identity, message
         )
         return [welcome, *replies] if welcome else replies
+
+    async def _not_a_command(self, message: IncomingMessage) -> str:
+        """A greeting, a mistyped command ("did you mean /charge?"), or anything else (the help)."""
+        found = parse(message.text, ParseContext())
+        if isinstance(found, Greeting):
+            return self._hello(found, known=await self._known(message))
+        if isinstance(found, Help) and found.suggestion:
+            typed = found.unknown or message.text.split()[0]
+            return (f"I don't know “{markup.user(typed[:60])}”. "
+                    f"Did you mean `{markup.escape(found.suggestion[:200])}`? Everything I can do: /help")
+        word = split_command(message.text)
+        unknown = word.typed if word.slash else message.text.strip()
+        return self._help(None, unknown=unknown, known=await self._known(message))
 
     async def _known(self, message: IncomingMessage) -> bool:
         return await self.members.identify(message) is not None
@@ -175,56 +192,45 @@ class Conversation:
             timezone=timezone_for(merchant.locale),
         )
 
-    async def _run(self, command: Command, identity: Identity, message: IncomingMessage) -> list[Reply]:
+    async def _run(self, spec: CommandSpec, command: Command, identity: Identity,
+                   message: IncomingMessage) -> list[Reply]:
+        """Dispatch from the registry: the spec names the method that answers its command."""
         try:
-            if isinstance(command, Charge):
-                return [await self._charge(command, identity, message)]
-            if isinstance(command, Links):
-                return [await self._links(command, identity)]
-            if isinstance(command, Status):
-                return [await self._status(command, identity)]
-            if isinstance(command, Cancel):
-                return [await self._cancel(command, identity)]
-            if isinstance(command, Report):
-                data = await self.reports.report(identity.merchant.id, command.period)
-                merchant = identity.merchant
-                return [Reply(render_report(data, merchant.name, merchant.locale, merchant.default_currency))]
-            if isinstance(command, SetCurrency):
-                return [await self._currency(command, identity)]
-            if isinstance(command, Invite):
-                return [await self._invite(identity)]
-            if isinstance(command, Alerts):
-                return [await self._alerts(command, identity, message)]
-            if isinstance(command, Help | Start | Join):  # pragma: no cover — answered before parsing
-                return [Reply(self._help(None, known=True))]
+            replies: list[Reply] = await getattr(self, f"_{spec.handler}")(command, identity, message)
+            return replies
         except MemberError as error:
             return [Reply(error.text())]
         except LinkError as error:
             return [Reply(f"{markup.escape(error.message[:1].upper() + error.message[1:])}.")]
-        raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
 
     # ------------------------------------------------------------ texts
 
     def _help(self, topic: str | None, *, unknown: str | None = None, known: bool) -> str:
-        if topic == "charge":
-            return CHARGE_HELP
-        if topic in USAGE:
-            return f"`{USAGE[topic]}` — {dict(HELP_LINES).get(topic, 'see /help')}"
+        spec = BY_NAME.get(topic or "")
+        if spec is not None:
+            return spec.details or f"`{spec.usage}` — {spec.help}"
         lines = []
         if unknown:
-            lines.append(f"I don't know “{markup.escape(unknown[:60])}”. Here is what I can do:")
+            lines.append(f"I don't know “{markup.user(unknown[:60])}”. Here is what I can do:")
         else:
             lines.append("**paylinks** makes payment links right here in the chat.")
-        lines.extend(f"• `{USAGE[name]}` — {text}" for name, text in HELP_LINES)
+        lines.extend(f"• `{spec.usage}` — {spec.help}" for spec in COMMANDS if spec.listed)
         lines.append("The slash is optional: `charge 25 cake` works too. More: `/help charge`")
         if not known:
             lines.append("New here? Send /start to open your shop, or `/join CODE` to join one.")
         return "\n".join(lines)
 
+    def _hello(self, greeting: Greeting, *, known: bool) -> str:
+        if greeting.thanks:
+            return "You're welcome! 🙂"
+        if known:
+            return "👋 Hi! Send `/charge 25 birthday cake` for a payment link, or /help for the rest."
+        return "👋 Hi! I make payment links. Send /start to open your shop, or /help to see what I can do."
+
     def _welcome(self, identity: Identity) -> str:
         merchant = identity.merchant
         return (
-            f"👋 Welcome! I opened a shop for you: **{markup.escape(merchant.name)}** "
+            f"👋 Welcome! I opened a shop for you: **{markup.user(merchant.name)}** "
             f"({merchant.default_currency}, {merchant.locale}).\n"
             f"Make a payment link with `/charge 25 birthday cake`. "
             f"Change the currency with `/currency {'SGD' if merchant.default_currency != 'SGD' else 'USD'}`, "
@@ -234,32 +240,149 @@ class Conversation:
     def _greeting(self, identity: Identity) -> str:
         role = "owner" if identity.is_owner else "staff"
         return (
-            f"👋 Hi! You're in **{markup.escape(identity.merchant.name)}** ({role}, "
+            f"👋 Hi! You're in **{markup.user(identity.merchant.name)}** ({role}, "
             f"{identity.merchant.default_currency}).\n"
             "Try `/charge 25 birthday cake`, `/links` or `/report`. Everything else: /help"
         )
 
-    # ------------------------------------------------------------ commands
+    # ------------------------------------------------------------ commands (COMMANDS' handlers)
 
-    async def _charge(self, command: Charge, identity: Identity, message: IncomingMessage) -> Reply:
+    async def _help_command(self, command: Help, identity: None, message: IncomingMessage) -> list[Reply]:
+        return [Reply(self._help(command.topic, known=await self._known(message)))]
+
+    async def _start(self, command: object, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        return [Reply(self._greeting(identity))]  # pragma: no cover — answered before parsing
+
+    async def _charge(self, command: Charge | Choice, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        if isinstance(command, Charge) and await self._unusually_large(command, identity.merchant.id):
+            command = Choice((command,), Doubt.LARGE)
+        if isinstance(command, Choice):
+            return [await self._ask(command, identity, message)]
+        return [await self._make_link(command, identity, message)]
+
+    async def _make_link(self, command: Charge, identity: Identity, message: IncomingMessage,
+                         *, idempotency_key: str | None = None) -> Reply:
         link, _created = await self.links.create(
             command.draft(merchant_id=identity.merchant.id, member_id=identity.member.id,
-                          platform=message.platform, address=message.address)
+                          platform=message.platform, address=message.address, idempotency_key=idempotency_key)
         )
         return self.link_reply(link, identity.merchant.locale)
+
+    async def _unusually_large(self, charge: Charge, merchant_id: str) -> bool:
+        """More than LARGE_FACTOR times the median of the shop's last RECENT_LINKS links in this currency."""
+        async with self.links.db.read() as conn:
+            amounts = sorted((await conn.execute(
+                select(LINKS.c.amount_minor)
+                .where(LINKS.c.merchant_id == merchant_id, LINKS.c.currency == charge.money.currency)
+                .order_by(LINKS.c.created_at.desc(), LINKS.c.id.desc())
+                .limit(RECENT_LINKS)
+            )).scalars().all())
+        if not amounts:
+            return False
+        middle = len(amounts) // 2
+        # Twice the median, kept in integers (money never goes through floats).
+        median2 = amounts[middle] * 2 if len(amounts) % 2 else amounts[middle - 1] + amounts[middle]
+        return charge.money.amount_minor * 2 > LARGE_FACTOR * median2
+
+    # ------------------------------------------------------------ asking back
+
+    @staticmethod
+    def _asker(message: IncomingMessage) -> Asker:
+        return Asker(message.platform, message.address, message.user_id)
+
+    async def _ask(self, choice: Choice, identity: Identity, message: IncomingMessage) -> Reply:
+        question = await self.questions.ask(self._asker(message), merchant_id=identity.merchant.id,
+                                            member_id=identity.member.id, readings=choice.readings)
+        return self.question_reply(question, choice, identity.merchant.locale)
+
+    def question_reply(self, question: Question, choice: Choice, locale: str) -> Reply:
+        """"Did you mean S$1.00 or S$1,000.00?" with one answer button per reading, and numbers to type."""
+        shown = [self._reading(r, locale) for r in choice.readings]
+        amounts = [f"**{format_money(r.money.amount_minor, r.money.currency, locale)}**" for r in choice.readings]
+        if len(choice.readings) == 1:
+            if choice.reason == Doubt.SHORTHAND:
+                head = f"`{markup.escape(choice.typed)}` is {amounts[0]}. Shall I make the link?"
+            else:
+                head = f"{amounts[0]} is much more than your usual links. Shall I make it?"
+            lines = [f"🤔 {head}", f"1. Yes: {shown[0]}", "Reply `1` to make it, or `cancel`."]
+            labels = [f"Yes, {markup.to_plain(shown[0])}"]
+        else:
+            head = ", ".join(amounts[:-1]) + f" or {amounts[-1]}"
+            lines = [f"🤔 Did you mean {head}?"]
+            lines.extend(f"{n}. {text}" for n, text in enumerate(shown, start=1))
+            typed = [f"`{n}`" for n in range(1, len(shown) + 1)]
+            lines.append(f"Reply {', '.join(typed[:-1])} or {typed[-1]} to pick, or `cancel`. "
+                         "No link is made until you do.")
+            labels = [markup.to_plain(text) for text in shown]
+        buttons = [Button(label[:60], action=f"{ANSWER_PREFIX}{question.id}:{n}")
+                   for n, label in enumerate(labels, start=1)]
+        buttons.append(Button("Cancel", action=f"{ANSWER_PREFIX}{question.id}:0"))
+        return Reply("\n".join(lines), buttons=tuple(buttons))
+
+    @staticmethod
+    def _reading(charge: Charge, locale: str) -> str:
+        amount = format_money(charge.money.amount_minor, charge.money.currency, locale)
+        return f"{amount} — {markup.user(charge.description[:80])}"
+
+    async def _answer_button(self, message: IncomingMessage) -> list[Reply]:
+        question_id, _, pick = (message.action or "")[len(ANSWER_PREFIX):].partition(":")
+        if not (pick.isascii() and pick.isdigit()):
+            return [Reply("I couldn't read that answer. Send the /charge again, e.g. `/charge 25 cake`.")]
+        return await self._answer(message, question_id, int(pick))
+
+    async def _answer_typed(self, message: IncomingMessage) -> list[Reply] | None:
+        """"2", "cancel", "yes" typed after a question; None when nothing waits or it is not an answer."""
+        text = message.text.strip().casefold().lstrip("/").rstrip(".!")
+        number = _NUMBER_ANSWER.match(text)
+        if number is None and text not in _CANCEL_WORDS | _YES_WORDS:
+            return None
+        question = await self.questions.open_question(self._asker(message))
+        if question is None:
+            return None
+        if number is not None:
+            pick = int(number.group(1))
+        elif text in _YES_WORDS and len(question.readings) == 1:
+            pick = 1
+        elif text in _YES_WORDS:
+            return [Reply(f"Which one? Reply a number from 1 to {len(question.readings)}, or `cancel`.")]
+        else:
+            pick = 0
+        return await self._answer(message, question.id, pick)
+
+    async def _answer(self, message: IncomingMessage, question_id: str, pick: int) -> list[Reply]:
+        open_now = await self.questions.open_question(self._asker(message))
+        if open_now is not None and open_now.id == question_id and pick > len(open_now.readings):
+            return [Reply(f"Reply a number from 1 to {len(open_now.readings)}, or `cancel`.")]
+        question = await self.questions.take(self._asker(message), question_id)
+        if question is None:
+            return [Reply("That question was for someone else. Send your own `/charge 25 cake`.")]
+        if question is False or pick > len(question.readings):
+            return [Reply("That question is closed (answered, replaced or expired). "
+                          "Send the /charge again, e.g. `/charge 25 cake`.")]
+        if pick == 0:
+            return [Reply("OK, no link made.")]
+        identity = await self.members.identify(message)
+        if identity is None or identity.merchant.id != question.merchant_id:
+            return [Reply("You're not in that shop any more, so I made no link.")]
+        try:
+            # Keyed by the question: a second tap, or the same answer in two processes, is one link.
+            return [await self._make_link(question.readings[pick - 1], identity, message,
+                                          idempotency_key=f"chat-question:{question.id}")]
+        except LinkError as error:
+            return [Reply(f"{markup.escape(error.message[:1].upper() + error.message[1:])}.")]
 
     def link_reply(self, link: PaymentLink, locale: str, *, now: datetime | None = None) -> Reply:
         """The message that shows a new link: amount, description, URL, expiry and a Pay button."""
         now = now or self.clock()
         url = self.links.url(link.id)
         amount = format_money(link.amount_minor, link.currency, locale)
-        lines = [f"💳 **{amount}** — {markup.escape(link.description)}"]
+        lines = [f"💳 **{amount}** — {markup.user(link.description)}"]
         details = []
         if link.reference:
-            details.append(f"ref `{markup.escape(link.reference)}`")
+            details.append(f"ref `{markup.user(link.reference)}`")
         customer = link.customer_phone or link.customer_email or link.customer_name
         if customer:
-            details.append(f"for {markup.escape(customer)}")
+            details.append(f"for {markup.user(customer)}")
         details.append(f"id `{short_id(link.id)}`")
         lines.append(" · ".join(details))
         lines.append(url)
@@ -272,9 +395,9 @@ class Conversation:
             link_id=link.id,
         )
 
-    async def _links(self, command: Links, identity: Identity) -> Reply:
+    async def _links(self, command: Links, identity: Identity, message: IncomingMessage) -> list[Reply]:
         links, cursor = await self.links.list(identity.merchant.id, status=command.status, limit=LIST_LIMIT)
-        return Reply(render_links(links, command.label, identity.merchant.locale, more=cursor is not None))
+        return [Reply(render_links(links, command.label, identity.merchant.locale, more=cursor is not None))]
 
     async def find_link(self, merchant_id: str, key: str) -> PaymentLink | None:
         """By full id, reference, or the short id shown in listings (a unique prefix of 6+ characters)."""
@@ -298,11 +421,14 @@ class Conversation:
 
     def _not_found(self, key: str, identity: Identity, command: str) -> Reply:
         return Reply(
-            f"I can't find a link “{markup.escape(key)}” in **{markup.escape(identity.merchant.name)}**. "
+            f"I can't find a link “{markup.user(key)}” in **{markup.user(identity.merchant.name)}**. "
             f"Use its id or reference from /links, e.g. `/{command} INV-1042`."
         )
 
-    async def _status(self, command: Status, identity: Identity) -> Reply:
+    async def _status(self, command: Status, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        return [await self._status_reply(command, identity)]
+
+    async def _status_reply(self, command: Status, identity: Identity) -> Reply:
         link = await self.find_link(identity.merchant.id, command.key)
         if link is None:
             return self._not_found(command.key, identity, "status")
@@ -313,7 +439,10 @@ class Conversation:
             buttons = (Button(f"Pay {format_money(link.amount_minor, link.currency, locale)}", url),)
         return Reply(render_status(link, url, locale, self.clock()), buttons=buttons)
 
-    async def _cancel(self, command: Cancel, identity: Identity) -> Reply:
+    async def _cancel(self, command: Cancel, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        return [await self._cancel_reply(command, identity)]
+
+    async def _cancel_reply(self, command: Cancel, identity: Identity) -> Reply:
         link = await self.find_link(identity.merchant.id, command.key)
         if link is None:
             return self._not_found(command.key, identity, "cancel")
@@ -326,24 +455,27 @@ class Conversation:
                 raise
             current = await self.links.get(link.id, identity.merchant.id) or link
             return Reply(
-                f"That link ({amount} — {markup.escape(link.description)}) is {current.status}; "
+                f"That link ({amount} — {markup.user(link.description)}) is {current.status}; "
                 "only an open link can be cancelled."
             )
         log.info("link cancelled from chat link=%s member=%s", link.id, identity.member.id)
         return Reply(
-            f"🚫 Cancelled **{amount}** — {markup.escape(link.description)}. The link no longer takes payments."
+            f"🚫 Cancelled **{amount}** — {markup.user(link.description)}. The link no longer takes payments."
         )
 
-    async def _currency(self, command: SetCurrency, identity: Identity) -> Reply:
+    async def _currency(self, command: SetCurrency, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        return [await self._currency_reply(command, identity)]
+
+    async def _currency_reply(self, command: SetCurrency, identity: Identity) -> Reply:
         merchant = identity.merchant
         if command.code is None:
             other = "SGD" if merchant.default_currency != "SGD" else "USD"
             return Reply(
-                f"**{markup.escape(merchant.name)}** charges in **{merchant.default_currency}** unless you say "
+                f"**{markup.user(merchant.name)}** charges in **{merchant.default_currency}** unless you say "
                 f"otherwise. Change it with `/currency {other}`."
             )
         if not identity.is_owner:
-            return Reply(f"Only the owner of **{markup.escape(merchant.name)}** can change its currency.")
+            return Reply(f"Only the owner of **{markup.user(merchant.name)}** can change its currency.")
         try:
             await self.merchants.update(merchant.id, currency=command.code)
         except MerchantError as error:  # pragma: no cover — the grammar already checked the code
@@ -353,32 +485,38 @@ class Conversation:
             f"Done: new links are in **{command.code}** unless you say otherwise (`/charge 25 cake` → {example})."
         )
 
-    async def _invite(self, identity: Identity) -> Reply:
+    async def _invite(self, command: Invite, identity: Identity, message: IncomingMessage) -> list[Reply]:
         invite = await self.members.create_invite(identity)
         hours = int((invite.expires_at - invite.created_at).total_seconds() // 3600)
-        return Reply(
-            f"🎟 Invite code for **{markup.escape(identity.merchant.name)}**: `{invite.code}`\n"
+        return [Reply(
+            f"🎟 Invite code for **{markup.user(identity.merchant.name)}**: `{invite.code}`\n"
             f"Whoever sends `/join {invite.code}` — here or on Telegram, Slack or WhatsApp — becomes staff. "
             f"It works once, for {hours} hours."
-        )
+        )]
 
-    async def _join(self, message: IncomingMessage, command: Join) -> Reply:
+    async def _join(self, command: Join, identity: None, message: IncomingMessage) -> list[Reply]:
+        return [await self._join_reply(message, command)]
+
+    async def _join_reply(self, message: IncomingMessage, command: Join) -> Reply:
         try:
             result = await self.members.join(message, command.code)
         except MemberError as error:
             return Reply(error.text())
-        name = markup.escape(result.identity.merchant.name)
+        name = markup.user(result.identity.merchant.name)
         who = "This workspace is" if result.workspace else "You're"
         text = f"🤝 {who} now part of **{name}** (staff). Try `/charge 25 birthday cake`."
         if result.previous is not None:
             subject = "it" if result.workspace else "you"
-            text += (f"\n(Before, {subject} belonged to **{markup.escape(result.previous.name)}**; "
+            text += (f"\n(Before, {subject} belonged to **{markup.user(result.previous.name)}**; "
                      "that shop and its links are unchanged.)")
         return Reply(text)
 
-    async def _alerts(self, command: Alerts, identity: Identity, message: IncomingMessage) -> Reply:
+    async def _alerts(self, command: Alerts, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        return [await self._alerts_reply(command, identity, message)]
+
+    async def _alerts_reply(self, command: Alerts, identity: Identity, message: IncomingMessage) -> Reply:
         merchant = identity.merchant
-        name = markup.escape(merchant.name)
+        name = markup.user(merchant.name)
         if command.on is None:
             on = await self.members.alerts_on(merchant.id, message.platform, message.address)
             state = "on" if on else "off"
@@ -392,3 +530,8 @@ class Conversation:
             )
         already = "" if changed else " (they already were)"
         return Reply(f"🔕 Paid alerts for **{name}** are off in this chat{already}.")
+
+    async def _report(self, command: Report, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        data = await self.reports.report(identity.merchant.id, command.period)
+        merchant = identity.merchant
+        return [Reply(render_report(data, merchant.name, merchant.locale, merchant.default_currency))]

@@ -18,6 +18,8 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
+from core.text import isolate
+
 _ESCAPABLE = "*`\\"
 
 
@@ -33,6 +35,11 @@ class Run:
 def escape(text: str) -> str:
     """Make arbitrary text literal inside markup: `to_plain(escape(s)) == s` for every s."""
     return "".join(f"\\{ch}" if ch in _ESCAPABLE else ch for ch in text)
+
+
+def user(text: str) -> str:
+    """Someone's text (a description, a shop name) to echo in a reply: escaped and bidi-isolated."""
+    return escape(isolate(text))
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:

@@ -255,6 +255,26 @@ class ConsoleMessage(SQLModel, table=True):
     shown_at: datetime | None = _ts(default=None)
 
 
+class ChatQuestion(SQLModel, table=True):
+    """A question the bot asked one person in one chat (which amount a /charge meant), until answered.
+
+    In the database, not in memory, so the answer may come after a restart or reach another process.
+    """
+
+    __tablename__ = "chat_question"
+    __table_args__ = (Index("ix_chat_question_asker", "platform", "address", "user_id"),)
+    id: str = Field(primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchant.id", max_length=40)
+    member_id: int | None = Field(default=None, foreign_key="member.id")
+    platform: str = Field(max_length=20)
+    address: str = Field(max_length=200)
+    user_id: str = Field(max_length=120)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)  # {"readings": [Charge.to_dict()]}
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    answered_at: datetime | None = _ts(default=None)
+
+
 # ---------------------------------------------------------------- Slack OAuth (multi-workspace installs)
 # slack_sdk's AsyncSQLAlchemyInstallationStore / AsyncSQLAlchemyOAuthStateStore read and write these
 # tables. They are declared here, column for column as slack_sdk builds them (naive UTC DateTime, its

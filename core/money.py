@@ -9,8 +9,10 @@ from decimal import Decimal, InvalidOperation
 from functools import cache, lru_cache
 
 import iso4217
-from babel import Locale, UnknownLocaleError
+from babel import Locale
 from babel.numbers import NumberPattern, get_currency_symbol
+
+from core.locales import babel_locale_name
 
 
 class MoneyError(ValueError):
@@ -120,13 +122,6 @@ def _symbol(currency: str, locale: str) -> str:
     return symbol
 
 
-def _babel_locale(locale: str) -> str:
-    try:
-        return str(Locale.parse(locale.replace("-", "_")))
-    except (UnknownLocaleError, ValueError, TypeError):
-        return "en"
-
-
 def _space_after_letters(text: str, symbol: str) -> str:
     # CLDR currencySpacing: a symbol that ends (or starts) with a letter is kept apart from the digits,
     # which is how "Rp 150.000,00" and "SGD 25.00" are written (Babel does not apply this rule).
@@ -155,7 +150,7 @@ def format_money(amount_minor: int, currency: str, locale: str = "en") -> str:
     """Localised display: S$25.00 (en_SG), Rp 150.000,00 (id_ID), ¥1,200 (ja_JP), 25,00 € (de_DE)."""
     currency = currency.upper()
     exp = exponent(currency)
-    loc, pattern = _pattern(_babel_locale(locale), exp)
+    loc, pattern = _pattern(babel_locale_name(locale), exp)
     value = Decimal(amount_minor).scaleb(-exp)
     text = pattern.apply(value, loc, currency=currency, currency_digits=False)
     cldr_symbol = get_currency_symbol(currency, loc)

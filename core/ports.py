@@ -32,12 +32,21 @@ class IncomingMessage:
     # signed request…), the same when the platform delivers the message again: it is handled once
     # (core.deliveries). None: no dedupe (the console).
     delivery_id: str | None = None
+    # The `action` of the Button this person pressed (Telegram callback data, a Slack block action), if any.
+    action: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Button:
+    """A URL button, or (with `action`) an answer button: pressing it comes back as IncomingMessage.action.
+
+    Platforms without answer buttons (WhatsApp, the console) leave them out; the reply text then lists
+    the same choices as numbers to type.
+    """
+
     label: str
-    url: str
+    url: str = ""
+    action: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +64,8 @@ class Reply:
     def to_dict(self) -> dict[str, Any]:
         return {
             "text": self.text,
-            "buttons": [{"label": b.label, "url": b.url} for b in self.buttons],
+            "buttons": [{"label": b.label, "url": b.url, **({"action": b.action} if b.action else {})}
+                        for b in self.buttons],
             "link_id": self.link_id,
         }
 
@@ -63,7 +73,8 @@ class Reply:
     def from_dict(cls, data: Mapping[str, Any]) -> Reply:
         return cls(
             text=str(data["text"]),
-            buttons=tuple(Button(str(b["label"]), str(b["url"])) for b in data.get("buttons", ())),
+            buttons=tuple(Button(str(b["label"]), str(b.get("url") or ""), b.get("action"))
+                          for b in data.get("buttons", ())),
             link_id=data.get("link_id"),
         )
 

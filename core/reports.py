@@ -7,51 +7,22 @@ with amounts in the merchant's locale and times in the merchant's time zone (fro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
-from functools import cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime
 
-from babel.core import get_global
 from babel.dates import format_skeleton, format_time, format_timedelta
 from sqlalchemy import func, select
 
 from core import markup
 from core.clock import Clock, utcnow
-from core.commands import Period, babel_locale, territory_of
+from core.commands import Period
 from core.db import Database
 from core.links import LinkService
+from core.locales import babel_locale, timezone_for
 from core.models import LinkStatus, PaymentLink
 from core.money import format_money
 from core.sql import table
 
 LINKS = table(PaymentLink)
-
-# Territories with several time zones: the one most sellers there live in (CLDR lists them unordered).
-_MAIN_ZONE: dict[str, str] = {
-    "US": "America/New_York", "ID": "Asia/Jakarta", "AU": "Australia/Sydney", "CA": "America/Toronto",
-    "BR": "America/Sao_Paulo", "MX": "America/Mexico_City", "RU": "Europe/Moscow", "MY": "Asia/Kuala_Lumpur",
-    "CN": "Asia/Shanghai", "KZ": "Asia/Almaty", "MN": "Asia/Ulaanbaatar", "AR": "America/Argentina/Buenos_Aires",
-    "CL": "America/Santiago", "ES": "Europe/Madrid", "PT": "Europe/Lisbon", "NZ": "Pacific/Auckland",
-    "DE": "Europe/Berlin", "EC": "America/Guayaquil", "UA": "Europe/Kyiv", "PH": "Asia/Manila",
-    "GB": "Europe/London", "IN": "Asia/Kolkata", "VN": "Asia/Ho_Chi_Minh", "TH": "Asia/Bangkok",
-}
-
-
-@cache
-def timezone_for(locale: str) -> tzinfo:
-    """The shop's time zone, from its locale's territory ("en_SG" -> Asia/Singapore); UTC when unclear."""
-    territory = territory_of(locale)
-    if not territory:
-        return UTC
-    zones = get_global("territory_zones").get(territory, [])
-    name = _MAIN_ZONE.get(territory) or (zones[0] if len(zones) == 1 else None)
-    if name is None:
-        return UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
-
 
 # ---------------------------------------------------------------- display helpers
 
@@ -172,7 +143,7 @@ def _plural(n: int, word: str) -> str:
 
 
 def render_report(data: ReportData, merchant_name: str, locale: str, currency: str | None = None) -> str:
-    lines = [f"📊 **{markup.escape(merchant_name)}** — {markup.escape(data.period.label)}"]
+    lines = [f"📊 **{markup.user(merchant_name)}** — {markup.escape(data.period.label)}"]
     if data.empty:
         lines.append("Nothing yet in this period. Make a link: `/charge 25 birthday cake`")
         return "\n".join(lines)
@@ -199,9 +170,9 @@ def render_report(data: ReportData, merchant_name: str, locale: str, currency: s
 def render_link_line(link: PaymentLink, locale: str) -> str:
     status = LinkStatus(link.status)
     amount = format_money(link.amount_minor, link.currency, locale)
-    line = f"{STATUS_MARK[status]} `{short_id(link.id)}` **{amount}** — {markup.escape(link.description)}"
+    line = f"{STATUS_MARK[status]} `{short_id(link.id)}` **{amount}** — {markup.user(link.description)}"
     if link.reference:
-        line += f" · ref `{markup.escape(link.reference)}`"
+        line += f" · ref `{markup.user(link.reference)}`"
     return line
 
 
@@ -221,14 +192,14 @@ def render_status(link: PaymentLink, url: str, locale: str, now: datetime) -> st
     status = LinkStatus(link.status)
     amount = format_money(link.amount_minor, link.currency, locale)
     lines = [
-        f"{STATUS_MARK[status]} **{STATUS_WORD[status]}** · **{amount}** — {markup.escape(link.description)}",
+        f"{STATUS_MARK[status]} **{STATUS_WORD[status]}** · **{amount}** — {markup.user(link.description)}",
     ]
     details = [f"id `{short_id(link.id)}`"]
     if link.reference:
-        details.append(f"ref `{markup.escape(link.reference)}`")
+        details.append(f"ref `{markup.user(link.reference)}`")
     customer = link.customer_phone or link.customer_email or link.customer_name
     if customer:
-        details.append(f"for {markup.escape(customer)}")
+        details.append(f"for {markup.user(customer)}")
     lines.append(" · ".join(details))
     if status is LinkStatus.PAID and link.paid_at:
         lines.append(f"Paid {format_when(link.paid_at, locale)}")

@@ -28,7 +28,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.home import HomeQueries
-from adapters.slack.parse import delivery_id, parse_address, parse_slash_command, shared_links
+from adapters.slack.parse import delivery_id, parse_address, parse_block_action, parse_slash_command, shared_links
 from adapters.slack.render import home_view, message_payload, not_in_channel_reply, unfurl
 from adapters.slack.sender import SlackPermanent, SlackSender, classify, post_message, thread_address
 from adapters.slack.stores import InstallationStore, OAuthStateStore
@@ -275,8 +275,17 @@ class SlackAdapter:
     async def _on_ignored_event(self, ack: Any) -> None:
         await ack()
 
-    async def _on_action(self, ack: Any) -> None:
+    async def _on_action(self, ack: Any, body: Mapping[str, Any], client: AsyncWebClient, respond: Any,
+                         request: AsyncBoltRequest) -> None:
+        self._track()
         await ack()
+        # URL buttons report their click too (nothing to do); answer buttons carry the answer's value.
+        message = parse_block_action(body)
+        if message is None or not message.action or not message.action.startswith("answer:"):
+            return
+        # A click Slack delivers again is answered once (its trigger_id).
+        message = replace(message, delivery_id=delivery_id(body, request.headers))
+        await self._answer_with(message, client, respond)
 
     async def _on_command(self, ack: Any, body: Mapping[str, Any], client: AsyncWebClient, respond: Any,
                           request: AsyncBoltRequest) -> None:
@@ -290,6 +299,9 @@ class SlackAdapter:
             return
         # A retried or replayed request is acked (above) and answered once: the core dedupes by this id.
         message = replace(message, delivery_id=delivery_id(body, request.headers))
+        await self._answer_with(message, client, respond)
+
+    async def _answer_with(self, message: IncomingMessage, client: AsyncWebClient, respond: Any) -> None:
         try:
             replies = await self.handle(message)
         except Exception:

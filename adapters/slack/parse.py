@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.commands import COMMANDS
 from core.ports import IncomingMessage
 
 PLATFORM = "slack"
 
 # `/paylinks <sub> …` sub-commands, mapped 1:1 onto the conversation core's commands. Anything else
 # after /paylinks is passed through as "/<word> …" so the core's own "unknown command" help answers it.
-SUBCOMMANDS = ("links", "status", "cancel", "report", "alerts", "invite", "join", "help", "charge", "currency",
-               "start")
+SUBCOMMANDS = tuple(spec.name for spec in COMMANDS)
 
 _SLACK_ID = re.compile(r"^[A-Z0-9]+$")
 _TS = re.compile(r"^\d+\.\d+$")
@@ -138,6 +138,27 @@ def delivery_id(body: Mapping[str, Any], headers: Mapping[str, str | Sequence[st
     if not (timestamp and signature):
         return None
     return "request:" + hashlib.sha256(f"{timestamp}:{signature}".encode()).hexdigest()
+def parse_block_action(body: Mapping[str, Any]) -> IncomingMessage | None:
+    """A click on an answer button (block_actions payload) as the core's message with `action`, else None."""
+    actions = body.get("actions") or []
+    value = str(actions[0].get("value") or "") if actions and isinstance(actions[0], Mapping) else ""
+    team_id = str((body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or "")
+    user_id = str((body.get("user") or {}).get("id") or "")
+    channel_id = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or "")
+    if not (value and team_id and user_id and channel_id):
+        return None
+    return IncomingMessage(
+        platform=PLATFORM,
+        user_id=user_key(team_id, user_id),
+        address=make_address(team_id, channel_id),
+        text="",
+        display_name=str((body.get("user") or {}).get("username") or ""),
+        is_group=is_group_channel(channel_id),
+        workspace=team_id,
+        extra={"channel_id": channel_id, "slack_user_id": user_id,
+               "response_url": str(body.get("response_url") or ""), "command": ""},
+        action=value,
+    )
 
 
 def link_id_from_url(url: str, public_base_url: str) -> str | None:

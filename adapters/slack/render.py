@@ -77,12 +77,27 @@ def button(label: str, url: str, *, action_id: str, primary: bool = False) -> di
     return element
 
 
+ANSWER_ACTION_PREFIX = "paylinks_answer_"
+BUTTON_VALUE_MAX = 2000
+
+
+def answer_button(label: str, value: str, *, action_id: str) -> dict[str, Any]:
+    """A button whose click comes back as a block action carrying `value` (Reply Button.action)."""
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": _truncate(label, BUTTON_TEXT_MAX), "emoji": True},
+        "value": value[:BUTTON_VALUE_MAX],
+        "action_id": action_id,
+    }
+
+
 def _buttons_block(buttons: Sequence[Button]) -> dict[str, Any] | None:
-    usable = [b for b in buttons if b.url and len(b.url) <= BUTTON_URL_MAX][:ACTIONS_MAX]
+    usable = [b for b in buttons if (b.action or (b.url and len(b.url) <= BUTTON_URL_MAX))][:ACTIONS_MAX]
     if not usable:
         return None
     elements = [
-        button(b.label, b.url, action_id=f"open_url_{i}", primary=b.label.startswith("Pay"))
+        answer_button(b.label, b.action, action_id=f"{ANSWER_ACTION_PREFIX}{i}") if b.action
+        else button(b.label, b.url, action_id=f"open_url_{i}", primary=b.label.startswith("Pay"))
         for i, b in enumerate(usable)
     ]
     return {"type": "actions", "block_id": "paylinks_buttons", "elements": elements}

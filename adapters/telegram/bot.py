@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
     CallbackContext,
+    CallbackQueryHandler,
     ChatMemberHandler,
     ChosenInlineResultHandler,
     ContextTypes,
@@ -54,11 +56,12 @@ from telegram.ext import (
 )
 
 from adapters.telegram.config import TelegramOptions, check_options
-from adapters.telegram.parse import GROUP_TYPES, PLATFORM, parse_command, parse_private_text
+from adapters.telegram.parse import GROUP_TYPES, PLATFORM, parse_callback, parse_command, parse_private_text
 from adapters.telegram.render import keyboard, qr_photo, render, render_plain
 from adapters.telegram.sender import is_content_problem, make_request, post_reply, redact, redact_http_logs
 from core import ids
-from core.commands import split_command
+from core.commands import COMMANDS as REGISTRY
+from core.commands import greeting, split_command, suggest
 from core.deliveries import DeliveryLog
 from core.links import LinkService
 from core.models import ChatTarget
@@ -72,22 +75,12 @@ TARGETS = table(ChatTarget)
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Every update type a handler below uses; Telegram sends nothing else (setWebhook / getUpdates).
-ALLOWED_UPDATES = ["message", "inline_query", "chosen_inline_result", "my_chat_member"]
+ALLOWED_UPDATES = ["message", "inline_query", "chosen_inline_result", "my_chat_member", "callback_query"]
 
-# The command menu (setMyCommands). The conversation core answers every one of them.
-COMMANDS = [
-    BotCommand("charge", "Make a payment link: /charge 25 cake"),
-    BotCommand("links", "Your recent links: /links [active|paid|expired|all]"),
-    BotCommand("status", "One link's status: /status <id or reference>"),
-    BotCommand("cancel", "Cancel an unpaid link: /cancel <id or reference>"),
-    BotCommand("report", "Sales: /report [today|week|month|YYYY-MM]"),
-    BotCommand("alerts", "Paid alerts in this chat: /alerts on|off"),
-    BotCommand("currency", "Default currency: /currency SGD"),
-    BotCommand("invite", "Invite staff (one-time code)"),
-    BotCommand("join", "Join a shop: /join <code>"),
-    BotCommand("help", "What I can do"),
-    BotCommand("start", "Start (or see your shop)"),
-]
+# The command menu (setMyCommands), from the core's command registry. The conversation answers every one.
+COMMANDS = [BotCommand(spec.name, spec.menu) for spec in REGISTRY]
+# Private text that is not a command but is still for the conversation: a typed answer to its question.
+_ANSWER_TEXT = re.compile(r"^\s*(?:#?[0-9][.)]?|cancel|yes|no|ok)\s*[.!]?\s*$", re.IGNORECASE)
 
 PRIVATE_HINT = Reply(text="Send `/charge 25 cake` for a payment link, or /help to see everything I can do.")
 
@@ -209,6 +202,7 @@ class TelegramBot:
         application.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.COMMAND, self._on_command))
         application.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE,
                                                self._on_private_text))
+        application.add_handler(CallbackQueryHandler(self._on_button))
         application.add_handler(InlineQueryHandler(self._on_inline_query))
         application.add_handler(ChosenInlineResultHandler(self._on_chosen_inline_result))
         application.add_handler(ChatMemberHandler(self._on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
@@ -316,12 +310,30 @@ class TelegramBot:
             return
         message = replace(message, delivery_id=self._delivery_id(update))
         await self._reachable_again(message.address)
-        if split_command(message.text).name not in (None, "unknown"):
-            # "charge 25 cake" without the slash: the core reads it like the command (as on WhatsApp).
+        word = split_command(message.text)
+        if (word.name not in (None, "unknown") or greeting(message.text) is not None or suggest(word)
+                or _ANSWER_TEXT.match(message.text)):
+            # "charge 25 cake" without the slash is read like the command (as on WhatsApp); greetings,
+            # typos ("chrage 25 cake") and typed answers to a question go to the conversation too.
             await self._answer(context, message.address, await self.conversation(message), reply_to=None)
             return
         if await self.deliveries.first_time(PLATFORM, message.delivery_id):
             await post_reply(context.bot, message.address, PRIVATE_HINT)
+
+    async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """An answer button (Reply Button.action) was pressed: the conversation gets it as an action."""
+        query = update.callback_query
+        if query is None:
+            return
+        message = parse_callback(update)
+        # Telegram shows a spinner on the button until the query is answered, whatever happens next.
+        await query.answer()
+        if message is None:
+            return
+        # A tap Telegram delivers again (its update_id) is answered once.
+        message = replace(message, delivery_id=self._delivery_id(update))
+        replies = await self.conversation(message)
+        await self._answer(context, message.address, replies, reply_to=None)
 
     async def _answer(
         self, context: ContextTypes.DEFAULT_TYPE, chat_id: str, replies: list[Reply], *, reply_to: int | None

@@ -23,7 +23,7 @@ from adapters.telegram.bot import InlineHint, InlineOffer
 from adapters.telegram.parse import PLATFORM
 from core import markup
 from core.clock import Clock, utcnow
-from core.commands import Charge, CommandError, ParseContext, parse
+from core.commands import Charge, Choice, CommandError, ParseContext, parse
 from core.conversation import Conversation
 from core.links import LinkError
 from core.members import Identity
@@ -61,6 +61,15 @@ class CoreInlineCharges:
             timezone=timezone_for(merchant.locale),
         )
         command = parse(f"/charge {query}", context)
+        if isinstance(command, Choice) and len(command.readings) == 1:
+            # "25k": the card's title shows the full amount, and picking the card is the confirmation.
+            return command.readings[0]
+        if isinstance(command, Choice):
+            # Several readings: never guess which one the seller meant; say how to write it clearly.
+            amounts = [format_money(r.money.amount_minor, r.money.currency, merchant.locale)
+                       for r in command.readings]
+            return CommandError(f"Did you mean {' or '.join(amounts)}? Write the amount so it means one.",
+                                "25 cake")
         if isinstance(command, Charge | CommandError):
             return command
         return CommandError("Type an amount and what it is for.", "25 cake")  # pragma: no cover

@@ -60,6 +60,25 @@ def parse_private_text(update: Update) -> IncomingMessage | None:
     return _incoming(message, message.text or "")
 
 
+def parse_callback(update: Update) -> IncomingMessage | None:
+    """A pressed answer button (callback query on one of our messages) as the core's message with `action`."""
+    query = update.callback_query
+    if query is None or not query.data or query.message is None:
+        return None
+    chat = query.message.chat
+    user = query.from_user
+    return IncomingMessage(
+        platform=PLATFORM,
+        user_id=str(user.id),
+        address=str(chat.id),
+        text="",
+        display_name=user.full_name,
+        is_group=chat.type in GROUP_TYPES,
+        extra={"chat_type": str(chat.type), "username": user.username or ""},
+        action=str(query.data),
+    )
+
+
 def _incoming(message: Message, text: str) -> IncomingMessage:
     user = message.from_user
     assert user is not None

@@ -56,7 +56,11 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
     """One row per button; a reply with a Pay button also gets a share button (to forward the link)."""
     if not reply.buttons:
         return None
-    rows = [[InlineKeyboardButton(button.label, url=button.url)] for button in reply.buttons]
+    rows = [
+        [InlineKeyboardButton(button.label, callback_data=button.action) if button.action
+         else InlineKeyboardButton(button.label, url=button.url)]
+        for button in reply.buttons
+    ]
     pay = pay_button(reply)
     if pay is not None:
         label, url = pay
@@ -82,7 +86,7 @@ def render(reply: Reply) -> dict[str, Any]:
 def render_plain(reply: Reply) -> dict[str, Any]:
     """The same message without markup or buttons: the fallback when Telegram refuses the rich one."""
     text = markup.to_plain(_clip(reply.text, MAX_TEXT))
-    urls = [b.url for b in reply.buttons if b.url not in text]
+    urls = [b.url for b in reply.buttons if b.url and b.url not in text]
     if urls:
         text = _clip("\n".join([text, *urls]), MAX_TEXT)
     return {"text": text, "link_preview_options": LinkPreviewOptions(is_disabled=True)}

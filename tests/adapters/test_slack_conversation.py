@@ -10,6 +10,7 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import select
@@ -211,3 +212,33 @@ async def test_an_alert_channel_the_bot_was_removed_from_is_disabled(slack: Slac
     [row] = await _until(dead)
     assert row.attempts == 1  # permanent: not retried
     assert "not_in_channel" in (row.last_error or "")
+
+
+async def test_an_ambiguous_amount_is_asked_with_buttons_and_the_click_makes_the_link(slack: SlackLive) -> None:
+    fake = slack.fake
+    assert (await slack.command("/charge", "2 coffees 12.50", response_key="ask")).status == 200
+    _welcome, (_, question) = await fake.wait_for_response(2, key="ask")
+    assert question["response_type"] == "ephemeral"
+    assert "Did you mean" in json.dumps(question, ensure_ascii=False)
+    [actions] = [b for b in question["blocks"] if b["type"] == "actions"]
+    buttons = actions["elements"]
+    assert [b["text"]["text"] for b in buttons] == ["$12.50 — 2 coffees", "$2.00 — coffees 12.50", "Cancel"]
+    assert all("url" not in b and b["value"].startswith("answer:") for b in buttons)
+    assert fake.calls_to("chat.postMessage") == []  # no link message before the answer
+    click = json.dumps({
+        "type": "block_actions", "team": {"id": TEAM, "domain": "cakeshop"},
+        "user": {"id": "U0ALICE", "username": "alice", "team_id": TEAM},
+        "api_app_id": "A0PAYLINKS", "token": "legacy-verification-token",
+        "container": {"type": "message", "message_ts": "1.2", "channel_id": CHANNEL, "is_ephemeral": True},
+        "trigger_id": "1.2.3", "channel": {"id": CHANNEL, "name": "sales"},
+        "response_url": fake.response_url("click"),
+        "actions": [{"type": "button", "action_id": buttons[0]["action_id"], "block_id": actions["block_id"],
+                     "value": buttons[0]["value"], "action_ts": "1.3", "text": buttons[0]["text"]}],
+    })
+    response = await slack.post(urlencode({"payload": click}), content_type="application/x-www-form-urlencoded")
+    assert response.status == 200
+    [post] = await fake.wait_for("chat.postMessage")
+    await slack.adapter.idle()
+    assert "*$12.50* — 2 coffees" in post.text_of_blocks()
+    links, _ = await slack.services.links.list((await slack.services.merchants.list())[0].id)
+    assert [(link.amount_minor, link.description) for link in links] == [(1250, "2 coffees")]

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from adapters.telegram.bot import SECRET_HEADER, TELEGRAM_BOT, WEBHOOK_PATH, TelegramBot
 from bots.config import ConfigError, Secret, Settings
+from core import ids
 from core.clock import utcnow
 from core.models import ChatTarget
 from core.outbox import OutboxStore
@@ -180,11 +181,40 @@ async def test_another_bots_command_is_ignored(tg: TelegramHarness) -> None:
 
 
 async def test_private_chatter_gets_a_short_hint_and_a_slashless_command_works(tg: TelegramHarness) -> None:
-    (hint,) = sent_texts(await tg.say("hello there"))
+    (hint,) = sent_texts(await tg.say("what is this"))
     assert "/charge 25 cake" in hint and len(hint) < 200
+    (hello,) = sent_texts(await tg.say("hello there"))
+    assert "Hi!" in hello and len(hello) < 200  # a greeting is answered briefly, not with the help
+    (typo,) = sent_texts(await tg.say("chrage 25 cake"))
+    assert "Did you mean" in typo and "/charge 25 cake" in typo
     await tg.say("/start")
     (card,) = sent_texts(await tg.say("charge 9 tea"))
     assert "tea" in card and "/p/" in card
+
+
+async def test_an_ambiguous_amount_is_asked_back_with_buttons_and_made_on_the_tap(tg: TelegramHarness) -> None:
+    await tg.say("/start")
+    await tg.say("/currency SGD")
+    calls = await tg.say("/charge 1.000 cake")
+    (question,) = [c for c in calls if c.method == "sendMessage"]
+    assert "Did you mean" in question.params["text"] and "SGD 1,000.00" in question.params["text"]
+    buttons = [row[0] for row in question.keyboard]
+    assert [b["text"] for b in buttons] == ["SGD 1.00 — cake", "SGD 1,000.00 — cake", "Cancel"]
+    assert all("callback_data" in b and "url" not in b for b in buttons)
+    assert (await tg.live.services.links.list(await _merchant_id(tg)))[0] == []  # nothing made yet
+    message_id = _message_id_of(tg.fake, question)
+    before = len(tg.fake.calls)
+    tap = tg.fake.callback_query_update(buttons[1]["callback_data"], message_id=message_id)
+    await tg.send(tap)
+    after = tg.fake.calls[before:]
+    assert [c.method for c in after if c.method == "answerCallbackQuery"] == ["answerCallbackQuery"]
+    (card,) = [c for c in after if c.method == "sendMessage"]
+    assert "SGD 1,000.00" in card.params["text"] and "/p/" in card.params["text"]
+    links, _ = await tg.live.services.links.list(await _merchant_id(tg))
+    assert [(link.amount_minor, link.currency) for link in links] == [(100000, "SGD")]
+    # A second tap on the same button makes no second link.
+    await tg.send(tg.fake.callback_query_update(buttons[1]["callback_data"], message_id=message_id))
+    assert len((await tg.live.services.links.list(await _merchant_id(tg)))[0]) == 1
 
 
 async def test_group_chatter_is_ignored(tg: TelegramHarness) -> None:
@@ -273,6 +303,17 @@ async def test_inline_query_with_a_mistake_says_what_is_wrong(tg: TelegramHarnes
     (answer,) = tg.fake.calls_to("answerInlineQuery")
     assert answer.params["results"] == []
     assert 0 < len(answer.params["button"]["text"]) <= 64
+
+
+async def test_an_inline_query_that_could_mean_two_amounts_offers_no_card(tg: TelegramHarness) -> None:
+    await tg.say("/start")
+    await tg.send(tg.fake.inline_query_update("2 coffees 12.50"))
+    (answer,) = tg.fake.calls_to("answerInlineQuery")
+    assert answer.params["results"] == []
+    assert "Did you mean" in answer.params["button"]["text"]
+    # A chosen result for such a query (stale client) makes no link either.
+    await tg.send(tg.fake.chosen_inline_result_update(ids.link_id(), "2 coffees 12.50"))
+    assert (await tg.live.services.links.list(await _merchant_id(tg)))[0] == []
 
 
 # ---------------------------------------------------------------- polling mode

@@ -345,3 +345,17 @@ async def test_rate_limited_alert_is_retried_after_retry_after(wa: Harness) -> N
     row = await wa.settled("link.paid.alert")
     assert row.status == "sent" and row.attempts == 2
     assert [r.status for r in wa.fake.requests if r.to == SELLER][-2:] == [429, 201]
+
+
+async def test_an_ambiguous_amount_is_asked_with_numbered_choices(wa: Harness) -> None:
+    await wa.seller.say("start")
+    [question] = await wa.seller.say("charge 25k wedding cake")
+    body = question.body or ""
+    assert "```25k``` is *$25,000.00*" in body and "1. Yes: $25,000.00 — wedding cake" in body
+    assert "answer:" not in body  # answer buttons never reach WhatsApp, the numbers replace them
+    async with wa.live.services.db.read() as conn:
+        assert (await conn.execute(select(LINKS.c.id))).first() is None
+    link_id, card = await wa.charge("1")
+    assert "$25,000.00" in (card.body or "")
+    link = await wa.live.services.links.get(link_id)
+    assert link is not None and (link.amount_minor, link.description) == (2_500_000, "wedding cake")

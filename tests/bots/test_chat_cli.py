@@ -55,7 +55,25 @@ def test_json_lines(env: dict[str, str]) -> None:
     assert "USD has 2 decimals" in mistake["replies"][0]["text"]
     assert "/charge 25.56 USD cake" in mistake["replies"][0]["text"]
     assert "birthday cakes" in listing["replies"][0]["text"]
-    assert "I don't know “hello”" in hello["replies"][0]["text"]
+    assert "Hi!" in hello["replies"][0]["text"] and "/charge" not in hello["replies"][0]["text"].split("Hi!")[0]
+    assert len(hello["replies"][0]["text"]) < 200  # a greeting gets a short answer, not the help
+
+
+def test_an_ambiguous_amount_is_asked_and_answered_in_a_later_run(env: dict[str, str]) -> None:
+    """The question lives in the database: `paylinks chat` can stop between question and answer."""
+    first = chat(env, ["/currency SGD", "/charge 1.000 cake"], "--as", "alice", "--json")
+    assert first.returncode == 0, first.stderr
+    _currency, asked = [json.loads(line) for line in first.stdout.splitlines()]
+    (question,) = asked["replies"]
+    assert "Did you mean SGD 1.00 or SGD 1,000.00?" in question["text"]
+    assert "1. SGD 1.00 — cake" in question["text"] and "2. SGD 1,000.00 — cake" in question["text"]
+    assert question["buttons"] == []  # the console types numbers instead of pressing buttons
+    second = chat(env, ["2", "/links"], "--as", "alice", "--json")
+    assert second.returncode == 0, second.stderr
+    answered, listing = [json.loads(line) for line in second.stdout.splitlines()]
+    (card,) = answered["replies"]
+    assert "SGD 1,000.00 — cake" in card["text"] and card["buttons"][0]["label"] == "Pay SGD 1,000.00"
+    assert listing["replies"][0]["text"].count("cake") == 1
 
 
 def test_same_person_same_shop_across_runs_and_plain_text(env: dict[str, str]) -> None:

@@ -14,7 +14,10 @@ from core.commands import (
     Alerts,
     Cancel,
     Charge,
+    Choice,
     CommandError,
+    Doubt,
+    Greeting,
     Help,
     Invite,
     Join,
@@ -254,6 +257,10 @@ def test_amounts(locale: str, text: str, minor: int | None, currency: str | None
         # A bare amount plus a word: the word is the description, the currency the default.
         assert isinstance(result, Charge) and result.money.currency == DEFAULTS[locale]
         return
+    if "k " in text:
+        # "25k" is read, then confirmed before a link is made.
+        assert isinstance(result, Choice) and result.reason == Doubt.SHORTHAND, result
+        (result,) = result.readings
     assert isinstance(result, Charge), result
     assert result.money == Money(minor, currency or "")
 
@@ -514,12 +521,17 @@ GRAMMAR_WORDS = [
     "+65", "9123", "4567", "@alice", "a@b.co", "ref", "#INV-1", "exp", "expires", "in", "valid", "3", "days",
     "2h", "2026-12-31", "18:00", "tomorrow", "week", "month", "2026-11", "on", "off", "all", "paid", ",-", "/-",
     "１２００", "円", "đ", "\u00a0", "**", "`", "\\",
+    # Digits that are not ASCII: superscripts, Arabic-Indic, full-width, mathematical, enclosed.
+    "²", "³d", "٣", "٣d", "１２", "３d", "𝟐", "⑴", "①", "½", "2²", "exp ²", "days", "2026-١٢-٣١",
 ]
+# Single characters that are digits or numbers in some script (Nd and No), for the strategies below.
+UNICODE_NUMBERS = st.characters(categories=["Nd", "No", "Nl"])
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    words=st.lists(st.one_of(st.sampled_from(GRAMMAR_WORDS), st.text(max_size=12)), max_size=12),
+    words=st.lists(st.one_of(st.sampled_from(GRAMMAR_WORDS), st.text(max_size=12),
+                             st.text(UNICODE_NUMBERS, min_size=1, max_size=4)), max_size=12),
     locale=st.sampled_from([*ROUND_TRIP_LOCALES, "fr_FR", "xx_NOPE", ""]),
     currency=st.sampled_from(["USD", "SGD", "EUR", "JPY", "IDR", "KWD", "CLF"]),
 )
@@ -527,14 +539,17 @@ def test_no_text_makes_the_parser_raise(words: list[str], locale: str, currency:
     text = " ".join(words)
     context = ParseContext(locale=locale or "en", default_currency=currency, now=NOW)
     result = parse(text, context)
-    assert isinstance(result, CommandError | Start | Help | Charge | Links | Status | Cancel | Report
-                      | SetCurrency | Invite | Join | Alerts)
+    assert isinstance(result, CommandError | Start | Help | Greeting | Charge | Choice | Links | Status | Cancel
+                      | Report | SetCurrency | Invite | Join | Alerts)
+    readings = result.readings if isinstance(result, Choice) else (result,)
+    assert readings, text
     if isinstance(result, CommandError):
         assert result.message and result.text()
-    if isinstance(result, Charge):
-        assert 0 < result.money.amount_minor and result.money.decimal() <= context.max_amount
-        assert result.description and len(result.description) <= 500
-        assert result.expires_at is None or NOW < result.expires_at <= NOW + context.max_expiry
+    for reading in readings:
+        if isinstance(reading, Charge):
+            assert 0 < reading.money.amount_minor and reading.money.decimal() <= context.max_amount
+            assert reading.description and len(reading.description) <= 500
+            assert reading.expires_at is None or NOW < reading.expires_at <= NOW + context.max_expiry
     try:
         parse_money(text, context)
     except CommandError:
@@ -542,13 +557,124 @@ def test_no_text_makes_the_parser_raise(words: list[str], locale: str, currency:
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.text())
+@given(st.one_of(st.text(), st.text(UNICODE_NUMBERS), st.lists(st.text(UNICODE_NUMBERS, max_size=3)).map(" ".join)))
 def test_arbitrary_text_never_raises(text: str) -> None:
     assume(True)
-    for prefix in ("", "/charge ", "charge 25 ", "/report ", "/links "):
+    for prefix in ("", "/charge ", "charge 25 ", "/report ", "/links ", "/charge 25 cake exp ",
+                   "/charge 25 cake exp 2026-12-31 ", "/charge 25 cake to "):
         result = parse(prefix + text, ctx("en_SG"))
         assert result is not None
     try:
         parse_money(text, ctx("de_DE"))
     except CommandError:
         pass
+
+
+# ---------------------------------------------------------------- doubts: readings to ask back about
+
+
+def readings(result: object) -> list[tuple[int, str, str]]:
+    assert isinstance(result, Choice), result
+    return [(r.money.amount_minor, r.money.currency, r.description) for r in result.readings]
+
+
+@pytest.mark.parametrize(
+    ("locale", "text", "reason", "expected"),
+    [
+        ("en_SG", "/charge 1.000 cake", Doubt.GROUPING, [(100, "SGD", "cake"), (100000, "SGD", "cake")]),
+        ("en_US", "/charge 1.250 cake", Doubt.GROUPING, [(125, "USD", "cake"), (125000, "USD", "cake")]),
+        ("de_DE", "/charge 2,500 Kuchen", Doubt.GROUPING, [(250, "EUR", "Kuchen"), (250000, "EUR", "Kuchen")]),
+        ("en_SG", "/charge 2 coffees 12.50", Doubt.LATER_PRICE,
+         [(1250, "SGD", "2 coffees"), (200, "SGD", "coffees 12.50")]),
+        ("en_SG", "/charge 3 cakes S$45 ref INV-9", Doubt.LATER_PRICE,
+         [(4500, "SGD", "3 cakes"), (300, "SGD", "cakes S$45")]),
+        ("en_SG", "/charge 1 234,50 EUR Kuchen", Doubt.SPACED,
+         [(123450, "EUR", "Kuchen"), (23450, "EUR", "1 Kuchen"), (100, "SGD", "234,50 EUR Kuchen")]),
+        ("en_SG", "/charge 25k sofa", Doubt.SHORTHAND, [(2500000, "SGD", "sofa")]),
+        ("id_ID", "/charge 150k nasi", Doubt.SHORTHAND, [(15_000_000, "IDR", "nasi")]),
+    ],
+)
+def test_doubtful_amounts_come_back_as_readings(locale: str, text: str, reason: str,
+                                                expected: list[tuple[int, str, str]]) -> None:
+    result = parse(text, ctx(locale))
+    assert readings(result) == expected
+    assert isinstance(result, Choice) and result.reason == reason
+
+
+def test_readings_keep_the_options() -> None:
+    result = parse("/charge 2 coffees 12.50 ref INV-9 to +65 9123 4567 exp 2h", ctx("en_SG"))
+    assert isinstance(result, Choice)
+    for reading in result.readings:
+        assert reading.reference == "INV-9" and reading.customer == Customer(phone="+6591234567")
+        assert reading.expires_at == NOW + timedelta(hours=2)
+
+
+@pytest.mark.parametrize(
+    ("locale", "text"),
+    [
+        ("en_SG", "/charge 25 for 2 birthday cakes"),
+        ("en_SG", "/charge 25 trip to 3 cities"),
+        ("en_SG", "/charge 12.50 2 coffees"),  # the first number already looks like the price
+        ("en_SG", "/charge 25 cake 2.5kg"),  # "kg" is not a currency
+        ("en_SG", "/charge 1,000 sofa"),  # the locale's own grouping
+        ("en_SG", "/charge 1.500 KWD perfume"),  # KWD has three decimals: its natural form
+        ("en_SG", "/charge 25.555 USD cake"),  # no valid decimal reading: an error, not a question
+        ("ja_JP", "/charge 1.000 ラーメン"),  # JPY has no decimals: always grouping
+        ("de_DE", "/charge 1.250 Fahrrad"),  # "." groups in German
+        ("id_ID", "/charge Rp150.000 nasi"),
+    ],
+)
+def test_clear_amounts_are_not_in_doubt(locale: str, text: str) -> None:
+    assert not isinstance(parse(text, ctx(locale)), Choice), text
+
+
+def test_readings_round_trip_through_json() -> None:
+    result = parse("/charge 2 coffees 12.50 ref INV-9 to a@example.com exp 2h", ctx("en_SG"))
+    assert isinstance(result, Choice)
+    for reading in result.readings:
+        assert Charge.from_dict(reading.to_dict()) == reading
+
+
+# ---------------------------------------------------------------- did you mean, greetings
+
+
+@pytest.mark.parametrize(
+    ("text", "suggestion"),
+    [("/chrage 25 cake", "/charge 25 cake"), ("/lnks paid", "/links paid"), ("/statsu INV-1", "/status INV-1"),
+     ("/reprot week", "/report week"), ("chrage 25 cake", "/charge 25 cake"), ("/frobnicate", None),
+     ("/xy 25", None), ("hello there", None)],
+)
+def test_a_mistyped_command_is_suggested(text: str, suggestion: str | None) -> None:
+    result = parse(text, ctx())
+    if suggestion is None:
+        assert not (isinstance(result, Help) and result.suggestion), result
+    else:
+        assert isinstance(result, Help) and result.suggestion == suggestion
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("hi", Greeting()), ("Hello!", Greeting()), ("hey there 👋", Greeting()), ("good morning", Greeting()),
+     ("thanks!", Greeting(thanks=True)), ("Thank you so much", Greeting(thanks=True)), ("ty", Greeting(thanks=True)),
+     ("hi can you make a link for 25", None), ("charge 25 cake", None), ("high", None)],
+)
+def test_greetings(text: str, expected: Greeting | None) -> None:
+    result = parse(text, ctx())
+    if expected is None:
+        assert not isinstance(result, Greeting), result
+    else:
+        assert result == expected
+
+
+def test_limits_come_from_core_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import limits
+    from core.commands import values
+
+    assert ParseContext().max_expiry == limits.MAX_EXPIRY == values.MAX_EXPIRY
+    long_ref = "R" * (limits.REFERENCE_MAX + 1)
+    result = error(f"/charge 25 cake ref {long_ref}", ctx())
+    assert f"up to {limits.REFERENCE_MAX}" in result.message
+    assert parse(f"/charge 25 cake ref {long_ref[:-1]}", ctx("en_SG")) == Charge(
+        Money(2500, "SGD"), "cake", long_ref[:-1])
+    bad_email = error("/charge 25 cake to alice@example", ctx())
+    assert "alice@example" in bad_email.message and bad_email.example == "/charge 25 cake to alice@example.com"

@@ -217,6 +217,20 @@ class FakeTelegram:
             },
         }
 
+    def callback_query_update(self, data: str, *, message_id: int, chat_id: int = 111, user_id: int = 111,
+                              first_name: str = "Alice", chat_type: str = "private") -> dict[str, Any]:
+        """A tap on an inline-keyboard button with `callback_data` under one of the bot's messages."""
+        chat: dict[str, Any] = {"id": chat_id, "type": chat_type}
+        return {
+            "update_id": self.next_update_id(),
+            "callback_query": {
+                "id": f"cbq-{self.next_update_id()}", "chat_instance": "ci-1", "data": data,
+                "from": {"id": user_id, "is_bot": False, "first_name": first_name},
+                "message": {"message_id": message_id, "date": int(time.time()), "chat": chat,
+                            "from": self.bot_user(), "text": "question"},
+            },
+        }
+
     def my_chat_member_update(self, old: str, new: str, *, chat_id: int = 111, user_id: int = 111,
                               chat_type: str = "private") -> dict[str, Any]:
         """The bot's own membership changed: "member" -> "kicked" is a user blocking it in a private chat."""

@@ -1,0 +1,280 @@
+"""The command registry: every chat command declared once, and the grammar that finds it in a message.
+
+A CommandSpec names the command, its aliases, its usage line, its /help line, its command-menu text and
+the parser of the words after it, plus `handler`, the Conversation method that answers it. The /help
+text, the conversation's dispatch, Telegram's command menu (setMyCommands) and Slack's `/paylinks`
+sub-commands all read COMMANDS; tests check the Slack manifest against it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core import markup
+from core.commands.amounts import rank_currencies, symbol_currencies
+from core.commands.charge import parse_charge
+from core.commands.periods import parse_period
+from core.commands.values import (
+    Alerts,
+    Cancel,
+    Command,
+    CommandError,
+    Greeting,
+    Help,
+    Invite,
+    Join,
+    Links,
+    ParseContext,
+    Report,
+    SetCurrency,
+    Start,
+    Status,
+)
+from core.models import LinkStatus
+from core.money import is_currency
+
+Parser = Callable[[str, ParseContext], Command]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    name: str
+    usage: str  # "/charge 25 birthday cake"
+    help: str  # the /help line (Reply markup)
+    menu: str  # Telegram's command menu: one short line
+    parse: Parser  # the words after the command word -> its value (raises CommandError)
+    handler: str  # the Conversation method that answers it
+    aliases: tuple[str, ...] = ()
+    details: str | None = None  # `/help NAME` (default: usage and help line)
+    listed: bool = True  # shown in the /help list (start and help themselves are not)
+    needs_shop: bool = True  # identify (or open) the person's shop before answering
+
+
+# ---------------------------------------------------------------- the small commands' parsers
+
+_LINK_FILTERS: dict[str, LinkStatus | None] = {
+    "": None, "all": None,
+    "active": LinkStatus.ACTIVE, "open": LinkStatus.ACTIVE, "unpaid": LinkStatus.ACTIVE,
+    "pending": LinkStatus.ACTIVE,
+    "paid": LinkStatus.PAID,
+    "expired": LinkStatus.EXPIRED,
+    "cancelled": LinkStatus.CANCELLED, "canceled": LinkStatus.CANCELLED,
+}
+
+
+def _parse_links(rest: str, ctx: ParseContext) -> Links:
+    word = rest.strip().casefold()
+    if word not in _LINK_FILTERS:
+        raise CommandError(
+            f"I can list active, paid, expired, cancelled or all links, not “{markup.escape(rest.strip())}”.",
+            "/links paid", field="status",
+        )
+    status = _LINK_FILTERS[word]
+    return Links(status, status.value if status else "all")
+
+
+_URL_ID = re.compile(r"/p/([a-z0-9]+)", re.IGNORECASE)
+
+
+def _link_key(rest: str) -> str:
+    key = rest.strip().split()[0] if rest.strip() else ""
+    if (match := _URL_ID.search(key)) is not None:
+        return match.group(1).lower()
+    return key.strip("#<>()[]\"'.,;").strip()
+
+
+def _which_link(rest: str, command: str) -> str:
+    key = _link_key(rest)
+    if not key:
+        raise CommandError("Which link? Give its id or reference.", f"/{command} INV-1042", field="id")
+    return key
+
+
+def _parse_status(rest: str, ctx: ParseContext) -> Status:
+    return Status(_which_link(rest, "status"))
+
+
+def _parse_cancel(rest: str, ctx: ParseContext) -> Cancel:
+    return Cancel(_which_link(rest, "cancel"))
+
+
+def _parse_alerts(rest: str, ctx: ParseContext) -> Alerts:
+    word = rest.strip().casefold()
+    if not word:
+        return Alerts(None)
+    if word in ("on", "yes", "enable", "start", "1", "true"):
+        return Alerts(True)
+    if word in ("off", "no", "disable", "stop", "0", "false"):
+        return Alerts(False)
+    raise CommandError(f"Alerts can be on or off, not “{markup.escape(rest.strip())}”.", "/alerts on",
+                       field="alerts")
+
+
+def _parse_currency(rest: str, ctx: ParseContext) -> SetCurrency:
+    word = rest.strip()
+    if not word:
+        return SetCurrency(None)
+    code = word.upper()
+    if is_currency(code):
+        return SetCurrency(code)
+    found = symbol_currencies(word)
+    if len(found) == 1:
+        return SetCurrency(next(iter(found)))
+    example = "/currency SGD" if ctx.default_currency != "SGD" else "/currency USD"
+    if found:
+        ranked = rank_currencies(found, ctx)
+        raise CommandError(
+            f"“{markup.escape(word)}” is used by several currencies ({', '.join(ranked[:5])}); "
+            "give the three-letter code.", example, field="currency", choices=ranked,
+        )
+    raise CommandError(f"“{markup.escape(word)}” is not an ISO 4217 currency code.", example, field="currency")
+
+
+def _parse_join(rest: str, ctx: ParseContext) -> Join:
+    code = re.sub(r"[\s-]", "", rest).upper()
+    if not code:
+        raise CommandError("Give the invite code you were sent.", "/join ABCD2345", field="code")
+    return Join(code)
+
+
+def _parse_help(rest: str, ctx: ParseContext) -> Help:
+    word = rest.strip().lstrip("/").casefold()
+    return Help(topic=_ALIASES.get(word) if word else None)
+
+
+CHARGE_DETAILS = """**/charge** makes a payment link.
+• Amount first: `25`, `25.50`, `1,250.00`, `USD 25`, `25 usd`, `S$25`, `Rp150.000`, `€25`
+• Then what it is for: `/charge 25 for 2 birthday cakes`
+• Optional: `to +65 9123 4567` / `to alice@example.com` / `to @alice`
+• Optional: `exp 2h`, `expires in 3 days`, `valid 30m`, `exp 2026-12-31`
+• Optional: `ref INV-1042` or `#INV-1042`
+If an amount could mean two things (`1.000`, `25k`), I ask before making the link.
+Example: `/charge 25 for 2 birthday cakes to +65 9123 4567 ref INV-1042 exp 3d`"""
+
+# ---------------------------------------------------------------- the registry
+
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec("charge", "/charge 25 birthday cake",
+                "a payment link (add `to +65 9123 4567`, `ref INV-1042`, `exp 3d`)",
+                "Make a payment link: /charge 25 cake", parse_charge, "charge", aliases=("bill",),
+                details=CHARGE_DETAILS),
+    CommandSpec("links", "/links [active|paid|expired|all]", "your recent links",
+                "Your recent links: /links [active|paid|expired|all]", _parse_links, "links", aliases=("list",)),
+    CommandSpec("status", "/status INV-1042", "one link, by id or reference",
+                "One link's status: /status <id or reference>", _parse_status, "status"),
+    CommandSpec("cancel", "/cancel INV-1042", "cancel an open link",
+                "Cancel an unpaid link: /cancel <id or reference>", _parse_cancel, "cancel"),
+    CommandSpec("report", "/report [today|week|month|2026-11]", "totals, paid versus open",
+                "Sales: /report [today|week|month|YYYY-MM]",
+                lambda rest, ctx: Report(parse_period(rest, ctx)), "report", aliases=("sales",)),
+    CommandSpec("currency", "/currency SGD", "your default currency", "Default currency: /currency SGD",
+                _parse_currency, "currency"),
+    CommandSpec("invite", "/invite", "a one-time code for staff, or for your other chat apps",
+                "Invite staff (one-time code)", lambda rest, ctx: Invite(), "invite"),
+    CommandSpec("join", "/join ABCD2345", "use an invite code", "Join a shop: /join <code>", _parse_join,
+                "join", needs_shop=False),
+    CommandSpec("alerts", "/alerts on|off", "paid alerts in this chat", "Paid alerts in this chat: /alerts on|off",
+                _parse_alerts, "alerts", aliases=("alert",)),
+    CommandSpec("help", "/help", "what I can do", "What I can do", _parse_help, "help_command", listed=False,
+                needs_shop=False),
+    CommandSpec("start", "/start", "open your shop, or see it", "Start (or see your shop)",
+                lambda rest, ctx: Start(), "start", listed=False),
+)
+
+BY_NAME: dict[str, CommandSpec] = {spec.name: spec for spec in COMMANDS}
+_ALIASES: dict[str, str] = {word: spec.name for spec in COMMANDS for word in (spec.name, *spec.aliases)}
+# Kept for importers of the old module: canonical name -> usage line.
+USAGE: dict[str, str] = {spec.name: spec.usage for spec in COMMANDS}
+
+
+# ---------------------------------------------------------------- finding the command word
+
+
+@dataclass(frozen=True, slots=True)
+class CommandWord:
+    name: str | None  # canonical command; "unknown" for an unknown /word; None when not a command at all
+    typed: str  # the word as written, e.g. "/Charge@PayBot"
+    rest: str
+    slash: bool
+
+
+_WORD = re.compile(r"^\s*(/?)([^\s@/]*)(@\S*)?(?:\s+|$)(.*)$", re.DOTALL)
+
+
+def split_command(text: str) -> CommandWord:
+    """The command word of a message. The slash is optional; `@BotName` after it is dropped."""
+    text = (text or "").strip()
+    match = _WORD.match(text)
+    if not match:
+        slash = text.startswith("/")
+        return CommandWord("unknown" if slash else None, text.split()[0] if slash else "", text, slash)
+    if not match.group(1) and not match.group(2):
+        return CommandWord(None, "", text, False)
+    slash, word, rest = bool(match.group(1)), match.group(2), match.group(4).strip()
+    typed = text[: len(text) - len(match.group(4))].strip() if match.group(4) else text
+    name = _ALIASES.get(word.casefold())
+    if name is None:
+        return CommandWord("unknown" if slash else None, typed, rest if slash else text, slash)
+    return CommandWord(name, typed, rest, slash)
+
+
+def suggest(word: CommandWord) -> str | None:
+    """"/chrage 25 cake" -> "/charge 25 cake": the command a mistyped word most likely meant."""
+    typed = (word.typed.split("@")[0].lstrip("/") if word.slash else (word.rest.split() or [""])[0]).casefold()
+    if len(typed) < 3:
+        return None
+    close = difflib.get_close_matches(typed, list(_ALIASES), n=1, cutoff=0.75)
+    if not close:
+        return None
+    rest = word.rest if word.slash else word.rest[len(typed):].strip()
+    return f"/{_ALIASES[close[0]]} {rest}".rstrip()
+
+
+_GREETINGS = frozenset(
+    "hi hello hey hiya heya yo hola hallo halo hai ciao salut bonjour ola oi sup morning evening gm "
+    "good-morning good-afternoon good-evening good-day howdy greetings namaste".split()
+)
+_THANKS = frozenset("thanks thank-you thankyou thx ty tq tysm cheers danke merci gracias terima-kasih "
+                    "arigato obrigado cảm-ơn".split())
+_FILLER = re.compile(r"[\s!.,?~:;)(*^_\-–—'’\"]+")
+
+
+def greeting(text: str) -> Greeting | None:
+    """"hi", "Hello!", "thanks!", "thank you :)" -> a Greeting; anything longer or else -> None."""
+    words = [w for w in _FILLER.split(text.casefold()) if w and not _is_emoji(w)]
+    if not words or len(words) > 4:
+        return None
+    joined = "-".join(words)
+    tail = {"there", "bot", "paylinks", "again", "so", "much", "a", "lot", "you", "all", "team"}
+    for size in range(min(3, len(words)), 0, -1):
+        head = "-".join(words[:size])
+        if all(w in tail for w in words[size:]):
+            if head in _THANKS or (head == "thank" and "you" in words[size:]):
+                return Greeting(thanks=True)
+            if head in _GREETINGS:
+                return Greeting()
+    return Greeting(thanks=True) if joined in _THANKS else None
+
+
+def _is_emoji(word: str) -> bool:
+    return all(not ch.isalnum() for ch in word)
+
+
+def parse(text: str, ctx: ParseContext) -> Command | CommandError:
+    """Any text -> a command, or the CommandError to show. Never raises."""
+    try:
+        return _parse(split_command(text), ctx)
+    except CommandError as error:
+        return error
+
+
+def _parse(word: CommandWord, ctx: ParseContext) -> Command:
+    if word.name is None or word.name == "unknown":
+        found = greeting(word.rest if word.name is None else "")
+        if found is not None:
+            return found
+        return Help(unknown=word.typed or None, suggestion=suggest(word))
+    return BY_NAME[word.name].parse(word.rest, ctx)

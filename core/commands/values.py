@@ -1,0 +1,245 @@
+"""What the grammar produces: the parse context, the command values and the CommandError value."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from decimal import Decimal
+from typing import Any
+
+from core import markup
+from core.limits import MAX_EXPIRY
+from core.links import Customer, LinkDraft
+from core.models import LinkStatus
+from core.money import Money
+
+# ---------------------------------------------------------------- errors
+
+
+class CommandError(Exception):
+    """A user mistake: `message` (markup, user parts escaped) says what was wrong, `example` fixes it."""
+
+    def __init__(self, message: str, example: str | None = None, *, field: str | None = None,
+                 choices: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.example = example
+        self.field = field
+        self.choices = tuple(choices)
+
+    def text(self) -> str:
+        """The chat answer, in Reply markup."""
+        if not self.example:
+            return self.message
+        return f"{self.message}\nFor example: `{markup.escape(self.example)}`"
+
+    def __repr__(self) -> str:
+        return f"CommandError({self.message!r}, example={self.example!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CommandError) and (self.message, self.example) == (other.message, other.example)
+
+    def __hash__(self) -> int:
+        return hash((self.message, self.example))
+
+
+# ---------------------------------------------------------------- context and command values
+
+
+@dataclass(frozen=True, slots=True)
+class ParseContext:
+    locale: str = "en_US"
+    default_currency: str = "USD"
+    max_amount: Decimal = Decimal("10000000")
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    timezone: tzinfo = UTC
+    max_expiry: timedelta = MAX_EXPIRY
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    topic: str | None = None  # a command name: help about that command
+    unknown: str | None = None  # the word the user typed that is not a command
+    suggestion: str | None = None  # the command the user probably meant ("/charge 25 cake" for "/chrage 25 cake")
+
+
+@dataclass(frozen=True, slots=True)
+class Greeting:
+    """"hi", "thanks!": a short friendly answer, not the help."""
+
+    thanks: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    money: Money
+    description: str
+    reference: str | None = None
+    customer: Customer = field(default_factory=Customer)
+    expires_at: datetime | None = None  # None: the default expiry
+
+    def draft(
+        self, *, merchant_id: str, member_id: int | None, platform: str, address: str,
+        link_id: str | None = None, idempotency_key: str | None = None,
+    ) -> LinkDraft:
+        """The link this charge asks for, made in the chat at `platform`/`address`."""
+        return LinkDraft(
+            merchant_id=merchant_id,
+            money=self.money,
+            description=self.description,
+            reference=self.reference,
+            customer=self.customer,
+            expires_at=self.expires_at,
+            origin_platform=platform,
+            origin_address=address,
+            created_by_member_id=member_id,
+            idempotency_key=idempotency_key,
+            link_id=link_id,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, for a question stored until the seller answers it."""
+        return {
+            "amount_minor": self.money.amount_minor, "currency": self.money.currency,
+            "description": self.description, "reference": self.reference,
+            "customer": {"name": self.customer.name, "email": self.customer.email, "phone": self.customer.phone},
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Charge:
+        customer = data.get("customer") or {}
+        expires = data.get("expires_at")
+        return cls(
+            Money(int(data["amount_minor"]), str(data["currency"])), str(data["description"]),
+            data.get("reference"), Customer(customer.get("name"), customer.get("email"), customer.get("phone")),
+            datetime.fromisoformat(expires) if expires else None,
+        )
+
+
+class Doubt:
+    """Why a /charge is asked back instead of made (values of Choice.reason)."""
+
+    GROUPING = "grouping"  # "1.000" in SGD: one dollar or a thousand?
+    LATER_PRICE = "later_price"  # "2 coffees 12.50": the later number looks like the price
+    SPACED = "spaced"  # "1 234,50 EUR": a number grouped with spaces
+    SHORTHAND = "shorthand"  # "25k"
+    LARGE = "large"  # far above the shop's usual amounts
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A /charge that can mean more than one thing: the seller picks a reading before any link is made."""
+
+    readings: tuple[Charge, ...]
+    reason: str  # a Doubt value
+    typed: str = ""  # the amount as the seller wrote it ("25k")
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    status: LinkStatus | None = None  # None: all
+    label: str = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    key: str  # link id, id prefix or reference
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    label: str
+    start: datetime  # inclusive, UTC
+    end: datetime  # exclusive, UTC
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    period: Period
+
+
+@dataclass(frozen=True, slots=True)
+class SetCurrency:
+    code: str | None  # None: show the current one
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class Alerts:
+    on: bool | None  # None: show whether they are on
+
+
+Command = (Start | Help | Greeting | Charge | Choice | Links | Status | Cancel | Report | SetCurrency | Invite
+           | Join | Alerts)
+
+
+# ---------------------------------------------------------------- shared helpers
+
+
+def norm(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)
+
+
+def ascii_digits(text: str) -> str:
+    """Every decimal digit as 0-9 ("٣" -> "3", "１" -> "1"); other characters unchanged.
+
+    Digits that are not decimal (superscripts such as "²" that NFKC did not fold) stay as they are and
+    fail the ASCII patterns that follow, so they are reported, never passed to int().
+    """
+    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
+
+
+@dataclass
+class Example:
+    """The seller's own words, to rebuild a corrected command from."""
+
+    command: str
+    amount_tokens: list[str]
+    rest_tokens: list[str]
+    number_text: str = ""
+
+    def build(self, amount: Sequence[str] | None = None, rest: Sequence[str] | None = None) -> str:
+        parts = [self.command, *(self.amount_tokens if amount is None else amount),
+                 *(self.rest_tokens if rest is None else rest)]
+        return " ".join(p for p in parts if p)
+
+    def with_number(self, number: str) -> str:
+        """The amount as typed, with only the number changed ("S$25.555" -> "S$25.56")."""
+        if self.number_text:
+            replaced = []
+            for token in self.amount_tokens:
+                fixed = re.sub(r"[-−]", "", token)
+                for written in (self.number_text + "k", self.number_text + "K", self.number_text):
+                    if written in fixed:
+                        fixed = fixed.replace(written, number, 1)
+                        break
+                replaced.append(fixed)
+            if any(number in token for token in replaced):
+                return self.build(amount=replaced)
+        return self.build(amount=[number])
+
+    def with_currency(self, code: str) -> str:
+        return self.build(amount=[code, self.number_text or "25"])
