@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from bots.config import ConfigError, Settings, load_settings
+from bots.logs import configure_logging
 from core.links import LinkDraft, LinkError
 from core.merchants import MerchantError
 from core.money import Money, MoneyError, is_currency
@@ -24,18 +27,6 @@ class UsageError(Exception):
     """A mistake on the command line; the message is printed without a traceback."""
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    # Library chatter (migration plugins, per-request access lines) would drown the event lines.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    # httpx logs every request URL at INFO, and Telegram Bot API URLs carry the bot token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
 # ---------------------------------------------------------------- processes
 
 
@@ -46,9 +37,43 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.server.host
     port = args.port or settings.server.port
+    # Bound before the app starts, so a busy port is one line and nothing (migrations, bots) has started.
+    listeners = listen(host, port, port_from_flag=args.port is not None, host_from_flag=args.host is not None)
     log.info("serving on http://%s:%s (public %s)", host, port, settings.server.public_base_url)
-    web.run_app(create_app(settings), host=host, port=port, print=None, access_log=None)
+    web.run_app(create_app(settings), sock=listeners, print=None, access_log=None)
     return 0
+
+
+def listen(host: str, port: int, *, port_from_flag: bool = False, host_from_flag: bool = False) -> list[socket.socket]:
+    """Listening sockets for every address of `host` (as aiohttp's TCPSite binds them), or a UsageError
+    that names the port and the setting to change."""
+    port_setting = "--port" if port_from_flag else "server.port (PAYLINKS_SERVER__PORT)"
+    host_setting = "--host" if host_from_flag else "server.host (PAYLINKS_SERVER__HOST)"
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UsageError(f"cannot listen on {host!r}: {exc}; check {host_setting}") from None
+    listeners: list[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in dict.fromkeys(addresses):
+            sock = socket.socket(family, kind, proto)
+            listeners.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                # As asyncio does: an IPv6 socket must not also claim the IPv4 port bound next to it.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as exc:
+        for sock in listeners:
+            sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(f"port {port} is already in use on {host}; choose another with {port_setting}") from None
+        if exc.errno == errno.EACCES:
+            raise UsageError(f"no permission to listen on port {port}; choose one above 1023 with {port_setting}"
+                             ) from None
+        raise UsageError(f"cannot listen on {host} port {port}: {exc.strerror}; check {host_setting} and "
+                         f"{port_setting}") from None
+    return listeners
 
 
 async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -204,6 +229,14 @@ def _register_chat(sub: Any) -> None:
 EXTRA_COMMANDS.append(_register_chat)
 
 
+def log_targets(args: argparse.Namespace) -> dict[str, Any]:
+    """Logs go to stderr, except for a command that holds a conversation on the terminal (`chat` sets
+    `logs_in_the_way`): there only with --verbose, and/or to --log-file."""
+    if not getattr(args, "logs_in_the_way", False):
+        return {"stream": sys.stderr}
+    return {"stream": sys.stderr if args.verbose else None, "file": args.log_file}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -212,7 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"paylinks: configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.server.log_level)
+    try:
+        configure_logging(settings.server.log_level, **log_targets(args))
+    except OSError as exc:
+        print(f"paylinks: cannot write the log file {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
     try:
         result = args.func(settings, args)
         if asyncio.iscoroutine(result):

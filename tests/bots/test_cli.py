@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -87,3 +91,111 @@ def test_migrate_on_postgresql(postgres_url: str, env: dict[str, str]) -> None:
     env["PAYLINKS_DATABASE__URL"] = postgres_url
     run(env, "migrate")
     assert run(env, "merchant", "create", "--name", "PG Shop").stdout.startswith("mer_")
+
+
+# ---------------------------------------------------------------- first-run edges (issue 11, point 8)
+
+
+@pytest.mark.parametrize("how", ["setting", "flag"])
+def test_a_port_in_use_is_one_line_naming_the_port_and_the_setting(
+    env: dict[str, str], tmp_path: Path, how: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        if how == "setting":
+            env["PAYLINKS_SERVER__PORT"] = str(port)
+            args = ["serve"]
+        else:
+            args = ["serve", "--port", str(port)]
+        result = subprocess.run([str(BIN), *args], env=env, cwd=tmp_path, capture_output=True, text=True,
+                                timeout=60)
+    assert result.returncode != 0
+    (line,) = result.stderr.splitlines()
+    assert f"port {port} is already in use" in line
+    assert ("server.port" in line) if how == "setting" else ("--port" in line)
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    # Refused before anything started: not even the database was created.
+    assert not (tmp_path / "cli.db").exists()
+
+
+def test_serve_listens_on_the_configured_port(env: dict[str, str], tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    port = free_port()
+    env["PAYLINKS_SERVER__PORT"] = str(port)
+    proc = subprocess.Popen([str(BIN), "serve"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as resp:
+                    assert resp.status == 200
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "serve did not come up"
+                time.sleep(0.1)
+    finally:
+        proc.terminate()
+        _out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+
+
+def _chat(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN), "chat", "--as", "alice", *args], input="/start\n/charge 25 cake\n",
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_chat_keeps_log_lines_out_of_the_conversation(env: dict[str, str], tmp_path: Path) -> None:
+    quiet = _chat(env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "[Pay $25.00]" in quiet.stdout
+    assert quiet.stderr == ""
+    assert " INFO " not in quiet.stdout
+
+    verbose = _chat(env, "--verbose")
+    assert verbose.returncode == 0
+    assert "[Pay $25.00]" in verbose.stdout and " INFO " not in verbose.stdout
+    assert " INFO paylinks.links link created link=" in verbose.stderr
+
+    log_file = tmp_path / "chat.log"
+    to_file = _chat(env, "--log-file", str(log_file))
+    assert to_file.returncode == 0 and to_file.stderr == ""
+    assert " INFO paylinks.links link created link=" in log_file.read_text()
+
+    unwritable = _chat(env, "--log-file", str(tmp_path / "missing" / "chat.log"))
+    assert unwritable.returncode == 2 and "cannot write the log file" in unwritable.stderr
+    assert "Traceback" not in unwritable.stderr
+
+
+def test_other_commands_still_log_to_stderr(env: dict[str, str]) -> None:
+    created = run(env, "merchant", "create", "--name", "Shop")
+    assert f" INFO paylinks.merchants merchant created merchant={created.stdout.strip()}" in created.stderr
+
+
+def _make_dry_run(directory: Path, target: str) -> str:
+    result = subprocess.run(["make", "-n", target], cwd=directory, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_make_run_installs_only_what_running_needs_and_make_test_adds_the_test_extras(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(root / name, tmp_path / name)
+    # A fresh clone: `make run` makes the venv and installs the package without its test extras.
+    fresh = _make_dry_run(tmp_path, "run")
+    assert "-m venv .venv" in fresh and "pip install -q -e .\n" in fresh
+    assert "[test]" not in fresh and "paylinks serve" in fresh
+    # After `make run` (what its recipe leaves behind), `make test` installs the test extras.
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").touch()
+    (tmp_path / ".venv" / ".installed-run").touch()
+    after_run = _make_dry_run(tmp_path, "test")
+    assert "pip install -q -e '.[test]'" in after_run and "-m pytest" in after_run
+    assert "-m venv" not in after_run
+    # After `make test`, `make run` installs nothing more.
+    (tmp_path / ".venv" / ".installed").touch()
+    assert "pip install" not in _make_dry_run(tmp_path, "run")
