@@ -42,8 +42,6 @@ class Reply:
 
     text: str
     buttons: tuple[Button, ...] = ()
-    # A QR code or other picture as PNG bytes (adapters decide whether to send it).
-    image_png: bytes | None = None
     # Set on the /charge answer: adapters store where it was posted (LinkService.attach_message) so
     # paid alerts can edit that message.
     link_id: str | None = None
