@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from bots.config import ConfigError, Settings, load_settings
@@ -126,8 +127,41 @@ async def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int
     from bots.services import open_services
 
     async with open_services(settings) as services:
-        _key, secret = await services.merchants.create_api_key(args.merchant)
+        # A shop taking pretend payments (the sandbox) gets pl_test_ keys; one taking real money pl_live_.
+        _key, secret = await services.merchants.create_api_key(args.merchant, test=services.provider.test_mode)
     print(secret)
+    return 0
+
+
+KEY_COLUMNS = ("key_id", "prefix", "last4", "created", "last_used", "revoked")
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else "-"
+
+
+async def cmd_apikey_list(settings: Settings, args: argparse.Namespace) -> int:
+    from bots.services import open_services
+
+    async with open_services(settings) as services:
+        keys = await services.merchants.list_api_keys(args.merchant)
+    # One tab-separated line per key, for scripts too; the column names go to stderr.
+    print("\t".join(KEY_COLUMNS), file=sys.stderr)
+    for key in keys:
+        print("\t".join([key.id, key.prefix, key.hint, _when(key.created_at), _when(key.last_used_at),
+                         _when(key.revoked_at)]))
+    return 0
+
+
+async def cmd_apikey_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from bots.services import open_services
+
+    async with open_services(settings) as services:
+        key, revoked = await services.merchants.revoke_api_key(args.key_id)
+    if revoked:
+        print(f"revoked {key.id}")
+    else:
+        print(f"{key.id} was revoked already, at {_when(key.revoked_at)}")
     return 0
 
 
@@ -186,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     key_create = apikey.add_parser("create", help="create an API key; prints the secret once")
     key_create.add_argument("--merchant", required=True)
     key_create.set_defaults(func=cmd_apikey_create)
+    key_list = apikey.add_parser(
+        "list", help="a merchant's keys, one per line: key_id, prefix, last4, created, last_used, revoked")
+    key_list.add_argument("--merchant", required=True)
+    key_list.set_defaults(func=cmd_apikey_list)
+    key_revoke = apikey.add_parser("revoke", help="revoke a key by its id (see `apikey list`); refused at once")
+    key_revoke.add_argument("key_id", metavar="KEY_ID")
+    key_revoke.set_defaults(func=cmd_apikey_revoke)
 
     link = sub.add_parser("link", help="manage payment links").add_subparsers(dest="action", required=True)
     link_create = link.add_parser("create", help="create a link; prints its URL")

@@ -127,6 +127,10 @@ class ApiKey(SQLModel, table=True):
     hint: str = Field(max_length=20)
     created_at: datetime = _ts()
     revoked_at: datetime | None = _ts(default=None)
+    # "pl_test_" or "pl_live_": the secret's prefix, shown by `paylinks apikey list`.
+    prefix: str = Field(max_length=16)
+    # Recorded at most once a minute per key and process (adapters/web/api.py), so it is approximate.
+    last_used_at: datetime | None = _ts(default=None)
 
 
 class PaymentLink(SQLModel, table=True):
@@ -229,6 +233,8 @@ class OutboxMessage(SQLModel, table=True):
     message_ref: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     created_at: datetime = _ts()
     sent_at: datetime | None = _ts(default=None)
+    # When an operator last requeued the row (`paylinks outbox retry`): its retry age counts from here.
+    requeued_at: datetime | None = _ts(default=None)
 
 
 class ConsoleMessage(SQLModel, table=True):

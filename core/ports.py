@@ -151,6 +151,9 @@ class WebhookError(Exception):
 
 class PaymentProvider(Protocol):
     name: str
+    # True when payments are pretend (the sandbox; Stripe test keys, PortOne's sandbox): the shop's API
+    # keys are then `pl_test_…` keys.
+    test_mode: bool
 
     async def create_checkout(
         self, link: PaymentLink, *, return_url: str, idempotency_key: str

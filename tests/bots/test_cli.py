@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def test_merchant_key_and_link_print_one_line_each(env: dict[str, str]) -> None:
     merchant_id = lines[0]
 
     key = run(env, "apikey", "create", "--merchant", merchant_id).stdout.splitlines()
-    assert len(key) == 1 and key[0].startswith("pl_live_") and len(key[0]) > 40
+    assert len(key) == 1 and key[0].startswith("pl_test_") and len(key[0]) > 40  # the sandbox: a test key
 
     link = run(env, "link", "create", "--merchant", merchant_id, "25", "Chocolate", "cake").stdout.splitlines()
     assert len(link) == 1 and link[0].startswith("https://pay.example.com/p/")
@@ -64,6 +65,8 @@ def test_secrets_are_never_logged(env: dict[str, str]) -> None:
         (["merchant", "create", "--name", "X", "--currency", "ZZZ"], "ISO 4217"),
         (["merchant", "create", "--name", "X", "--locale", "klingon_XX"], "locale"),
         (["apikey", "create", "--merchant", "mer_nope"], "no merchant"),
+        (["apikey", "list", "--merchant", "mer_nope"], "no merchant with id mer_nope"),
+        (["apikey", "revoke", "key_nope"], "no API key with id key_nope"),
     ],
 )
 def test_mistakes_get_a_message_not_a_traceback(env: dict[str, str], args: list[str], message: str) -> None:
@@ -199,3 +202,80 @@ def test_make_run_installs_only_what_running_needs_and_make_test_adds_the_test_e
     # After `make test`, `make run` installs nothing more.
     (tmp_path / ".venv" / ".installed").touch()
     assert "pip install" not in _make_dry_run(tmp_path, "run")
+
+
+# ---------------------------------------------------------------- API keys (issue 11, point 6)
+
+
+def _api(base: str, key: str) -> int:
+    request = urllib.request.Request(f"{base}/api/v1/links", headers={"Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_apikey_list_and_revoke(env: dict[str, str]) -> None:
+    merchant_id = run(env, "merchant", "create", "--name", "Shop").stdout.strip()
+    other = run(env, "merchant", "create", "--name", "Other").stdout.strip()
+    first = run(env, "apikey", "create", "--merchant", merchant_id).stdout.strip()
+    second = run(env, "apikey", "create", "--merchant", merchant_id).stdout.strip()
+    run(env, "apikey", "create", "--merchant", other)
+    listed = run(env, "apikey", "list", "--merchant", merchant_id)
+    assert listed.stderr.splitlines()[-1].split("\t") == ["key_id", "prefix", "last4", "created", "last_used",
+                                                          "revoked"]
+    rows = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert len(rows) == 2  # one line per key of that merchant only
+    assert [(r[1], r[2], r[4], r[5]) for r in rows] == [("pl_test_", first[-4:], "-", "-"),
+                                                         ("pl_test_", second[-4:], "-", "-")]
+    assert all(r[0].startswith("key_") and r[3].endswith("Z") for r in rows)
+    assert first not in listed.stdout + listed.stderr and second not in listed.stdout + listed.stderr
+
+    revoked = run(env, "apikey", "revoke", rows[0][0])
+    assert revoked.stdout.strip() == f"revoked {rows[0][0]}"
+    again = run(env, "apikey", "revoke", rows[0][0])
+    assert again.stdout.startswith(f"{rows[0][0]} was revoked already, at ")
+    after = [line.split("\t") for line in run(env, "apikey", "list", "--merchant", merchant_id).stdout.splitlines()]
+    assert after[0][5].endswith("Z") and after[0][5] != "-" and after[1][5] == "-"
+
+
+def test_a_key_revoked_from_the_cli_is_refused_at_once_by_a_running_server(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.conftest import free_port
+
+    merchant_id = run(env, "merchant", "create", "--name", "Shop").stdout.strip()
+    secret = run(env, "apikey", "create", "--merchant", merchant_id).stdout.strip()
+    kept = run(env, "apikey", "create", "--merchant", merchant_id).stdout.strip()
+    port = free_port()
+    env["PAYLINKS_SERVER__PORT"] = str(port)
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([str(BIN), "serve"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=1):
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "serve did not come up"
+                time.sleep(0.1)
+        assert _api(base, secret) == 200 and _api(base, kept) == 200
+        key_id = run(env, "apikey", "list", "--merchant", merchant_id).stdout.splitlines()[0].split("\t")[0]
+        run(env, "apikey", "revoke", key_id)
+        assert _api(base, secret) == 401  # the next request, in the other process
+        assert _api(base, kept) == 200
+        # last_used_at was written by the server (at most once a minute per key, in the background).
+        deadline = time.monotonic() + 10
+        while True:
+            rows = [line.split("\t") for line in run(env, "apikey", "list", "--merchant", merchant_id)
+                    .stdout.splitlines()]
+            if all(r[4] != "-" for r in rows) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert all(r[4].endswith("Z") for r in rows), rows
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
