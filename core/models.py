@@ -55,7 +55,7 @@ class LinkStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-# The only allowed link transitions; every status change goes through core.links.transition().
+# The only allowed link transitions; every status change goes through LinkService._transition (core/links.py).
 LINK_TRANSITIONS: dict[LinkStatus, frozenset[LinkStatus]] = {
     LinkStatus.ACTIVE: frozenset({LinkStatus.PAID, LinkStatus.EXPIRED, LinkStatus.CANCELLED}),
     LinkStatus.PAID: frozenset(),
@@ -254,7 +254,7 @@ class ConsoleMessage(SQLModel, table=True):
 # slack_sdk's AsyncSQLAlchemyInstallationStore / AsyncSQLAlchemyOAuthStateStore read and write these
 # tables. They are declared here, column for column as slack_sdk builds them (naive UTC DateTime, its
 # own indexes), so Alembic creates them with the rest of the schema and autogenerate leaves them alone;
-# tests/adapters/test_slack_store.py fails if slack_sdk's layout ever drifts from this one.
+# tests/adapters/test_slack_oauth.py fails if slack_sdk's layout ever drifts from this one.
 
 SLACK_INSTALLATIONS = Table(
     "slack_installations",
