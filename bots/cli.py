@@ -51,7 +51,8 @@ def listen(host: str, port: int, *, port_from_flag: bool = False, host_from_flag
     port_setting = "--port" if port_from_flag else "server.port (PAYLINKS_SERVER__PORT)"
     host_setting = "--host" if host_from_flag else "server.host (PAYLINKS_SERVER__HOST)"
     try:
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        # An empty host means every interface, as in aiohttp.
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as exc:
         raise UsageError(f"cannot listen on {host!r}: {exc}; check {host_setting}") from None
     listeners: list[socket.socket] = []

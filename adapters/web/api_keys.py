@@ -126,10 +126,14 @@ class ApiKeys:
         while self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
 
+    async def close(self) -> None:
+        """Finish the writes and give the connection back (before the database is disposed)."""
+        await self.flush()
+        self._sqlite.close()
+
     async def lifespan(self, _app: web.Application) -> AsyncIterator[None]:
-        """cleanup_ctx (after the database's): finish the writes, give the connection back."""
+        """cleanup_ctx, registered after the database's so it ends first."""
         try:
             yield
         finally:
-            await self.flush()
-            self._sqlite.close()
+            await self.close()

@@ -283,8 +283,7 @@ async def test_last_used_is_recorded_at_most_once_a_minute_per_key(
         await keys.flush()
         assert writes == [key.id, key.id]  # unknown secrets write nothing
     finally:
-        await keys.flush()
-        keys._sqlite.close()
+        await keys.close()
 
 
 # ---------------------------------------------------------------- idempotency
