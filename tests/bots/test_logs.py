@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+import core.conversation
 from bots.logs import CONTINUATION, LOG_FORMAT, OneLineFormatter, configure_logging, escape
+from tests.chat_support import ChatDriver
 from tests.conftest import free_port
 
 PAYLINKS = Path(sys.executable).parent / "paylinks"
@@ -91,13 +93,8 @@ def test_tracebacks_are_indented_and_exception_text_cannot_start_a_line(captured
 
 
 async def test_chat_text_with_newlines_is_logged_escaped(
-    chat: object, captured: io.StringIO, monkeypatch: pytest.MonkeyPatch
+    chat: ChatDriver, captured: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import core.conversation
-    from tests.chat_support import ChatDriver
-
-    assert isinstance(chat, ChatDriver)
-
     def failing_parse(text: str, context: object) -> object:
         # A bug whose exception quotes what the user typed, as many library errors do.
         raise RuntimeError(f"could not read {text}")
