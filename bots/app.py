@@ -82,7 +82,9 @@ def _mount_api(app: web.Application, services: Services) -> None:
 
     # The middleware only acts on /api/ paths: JSON errors there, pass-through everywhere else.
     app.middlewares.append(api_errors)
-    app.router.add_routes(LinksApi(services.links, services.merchants).routes())
+    api = LinksApi(services.links, services.merchants)
+    app.cleanup_ctx.append(api.lifespan)  # after database_ctx, so it ends before the engine is disposed
+    app.router.add_routes(api.routes())
 
 
 def _mount_pages(app: web.Application, services: Services) -> None:

@@ -1,5 +1,6 @@
-"""`paylinks chat --as NAME [--merchant ID] [--json]`: the console chat, on the same core and database as
-`paylinks serve`. Interactive in a terminal; otherwise one message per input line."""
+"""`paylinks chat --as NAME [--merchant ID] [--json] [--verbose] [--log-file FILE]`: the console chat, on the
+same core and database as `paylinks serve`. Interactive in a terminal; otherwise one message per input line.
+Log lines stay out of the conversation: on stderr only with --verbose, in FILE with --log-file."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ def register(sub: Any) -> None:
     chat.add_argument("--merchant", metavar="ID", help="act as a member of this merchant (else /start makes one)")
     chat.add_argument("--json", action="store_true",
                       help='print one JSON object per input line: {"input": …, "replies": [{"text", "buttons"}]}')
-    chat.set_defaults(func=cmd_chat)
+    chat.add_argument("--verbose", action="store_true", help="print log lines to stderr (hidden otherwise)")
+    chat.add_argument("--log-file", metavar="FILE", help="append log lines to FILE")
+    chat.set_defaults(func=cmd_chat, logs_in_the_way=True)
 
 
 async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:

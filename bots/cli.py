@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from bots.config import ConfigError, Settings, load_settings
+from bots.logs import configure_logging
 from core.links import LinkDraft, LinkError
 from core.merchants import MerchantError
 from core.money import Money, MoneyError, is_currency
@@ -24,18 +28,6 @@ class UsageError(Exception):
     """A mistake on the command line; the message is printed without a traceback."""
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    # Library chatter (migration plugins, per-request access lines) would drown the event lines.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    # httpx logs every request URL at INFO, and Telegram Bot API URLs carry the bot token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
 # ---------------------------------------------------------------- processes
 
 
@@ -46,9 +38,44 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.server.host
     port = args.port or settings.server.port
+    # Bound before the app starts, so a busy port is one line and nothing (migrations, bots) has started.
+    listeners = listen(host, port, port_from_flag=args.port is not None, host_from_flag=args.host is not None)
     log.info("serving on http://%s:%s (public %s)", host, port, settings.server.public_base_url)
-    web.run_app(create_app(settings), host=host, port=port, print=None, access_log=None)
+    web.run_app(create_app(settings), sock=listeners, print=None, access_log=None)
     return 0
+
+
+def listen(host: str, port: int, *, port_from_flag: bool = False, host_from_flag: bool = False) -> list[socket.socket]:
+    """Listening sockets for every address of `host` (as aiohttp's TCPSite binds them), or a UsageError
+    that names the port and the setting to change."""
+    port_setting = "--port" if port_from_flag else "server.port (PAYLINKS_SERVER__PORT)"
+    host_setting = "--host" if host_from_flag else "server.host (PAYLINKS_SERVER__HOST)"
+    try:
+        # An empty host means every interface, as in aiohttp.
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UsageError(f"cannot listen on {host!r}: {exc}; check {host_setting}") from None
+    listeners: list[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in dict.fromkeys(addresses):
+            sock = socket.socket(family, kind, proto)
+            listeners.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                # As asyncio does: an IPv6 socket must not also claim the IPv4 port bound next to it.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as exc:
+        for sock in listeners:
+            sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(f"port {port} is already in use on {host}; choose another with {port_setting}") from None
+        if exc.errno == errno.EACCES:
+            raise UsageError(f"no permission to listen on port {port}; choose one above 1023 with {port_setting}"
+                             ) from None
+        raise UsageError(f"cannot listen on {host} port {port}: {exc.strerror}; check {host_setting} and "
+                         f"{port_setting}") from None
+    return listeners
 
 
 async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -101,8 +128,41 @@ async def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int
     from bots.services import open_services
 
     async with open_services(settings) as services:
-        _key, secret = await services.merchants.create_api_key(args.merchant)
+        # A shop taking pretend payments (the sandbox) gets pl_test_ keys; one taking real money pl_live_.
+        _key, secret = await services.merchants.create_api_key(args.merchant, test=services.provider.test_mode)
     print(secret)
+    return 0
+
+
+KEY_COLUMNS = ("key_id", "prefix", "last4", "created", "last_used", "revoked")
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else "-"
+
+
+async def cmd_apikey_list(settings: Settings, args: argparse.Namespace) -> int:
+    from bots.services import open_services
+
+    async with open_services(settings) as services:
+        keys = await services.merchants.list_api_keys(args.merchant)
+    # One tab-separated line per key, for scripts too; the column names go to stderr.
+    print("\t".join(KEY_COLUMNS), file=sys.stderr)
+    for key in keys:
+        print("\t".join([key.id, key.prefix, key.hint, _when(key.created_at), _when(key.last_used_at),
+                         _when(key.revoked_at)]))
+    return 0
+
+
+async def cmd_apikey_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from bots.services import open_services
+
+    async with open_services(settings) as services:
+        key, revoked = await services.merchants.revoke_api_key(args.key_id)
+    if revoked:
+        print(f"revoked {key.id}")
+    else:
+        print(f"{key.id} was revoked already, at {_when(key.revoked_at)}")
     return 0
 
 
@@ -161,6 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     key_create = apikey.add_parser("create", help="create an API key; prints the secret once")
     key_create.add_argument("--merchant", required=True)
     key_create.set_defaults(func=cmd_apikey_create)
+    key_list = apikey.add_parser(
+        "list", help="a merchant's keys, one per line: key_id, prefix, last4, created, last_used, revoked")
+    key_list.add_argument("--merchant", required=True)
+    key_list.set_defaults(func=cmd_apikey_list)
+    key_revoke = apikey.add_parser("revoke", help="revoke a key by its id (see `apikey list`); refused at once")
+    key_revoke.add_argument("key_id", metavar="KEY_ID")
+    key_revoke.set_defaults(func=cmd_apikey_revoke)
 
     link = sub.add_parser("link", help="manage payment links").add_subparsers(dest="action", required=True)
     link_create = link.add_parser("create", help="create a link; prints its URL")
@@ -204,6 +271,14 @@ def _register_chat(sub: Any) -> None:
 EXTRA_COMMANDS.append(_register_chat)
 
 
+def log_targets(args: argparse.Namespace) -> dict[str, Any]:
+    """Logs go to stderr, except for a command that holds a conversation on the terminal (`chat` sets
+    `logs_in_the_way`): there only with --verbose, and/or to --log-file."""
+    if not getattr(args, "logs_in_the_way", False):
+        return {"stream": sys.stderr}
+    return {"stream": sys.stderr if args.verbose else None, "file": args.log_file}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -212,7 +287,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"paylinks: configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.server.log_level)
+    try:
+        configure_logging(settings.server.log_level, **log_targets(args))
+    except OSError as exc:
+        print(f"paylinks: cannot write the log file {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
     try:
         result = args.func(settings, args)
         if asyncio.iscoroutine(result):

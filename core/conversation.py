@@ -1,9 +1,10 @@
 """The conversation: one platform-neutral answer to every chat message, for every platform.
 
 `Conversation.handle(message)` finds out who is talking (core.members), reads what they asked
-(core.commands) and answers with Replies (text in core.markup's tiny markup, URL buttons, an optional QR
-picture). It never raises for user mistakes: those are answered with what was wrong and a corrected
-example; anything unexpected is logged and answered with a short apology.
+(core.commands) and answers with Replies (text in core.markup's tiny markup, URL buttons; a QR picture
+of the pay link is for the adapter that sends one to render). It never raises for user mistakes: those are
+answered with what was wrong and a corrected example; anything unexpected is logged and answered with a
+short apology.
 
 A /charge answer is a Reply with `link_id` set and a "Pay …" button; the adapter that posts it calls
 `links.attach_message(link_id, ref)` so paid alerts can edit that message.
@@ -17,12 +18,10 @@ or types the number; user text echoed in replies is bidi-isolated (markup.user).
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
 import re
 from datetime import datetime
 
-import segno
 from sqlalchemy import select
 
 from core import markup
@@ -86,12 +85,6 @@ _CANCEL_WORDS = frozenset({"cancel", "no", "none", "stop", "nope", "0", "n"})
 _YES_WORDS = frozenset({"yes", "y", "ok", "okay", "sure", "yep", "confirm"})
 
 
-def qr_png(url: str) -> bytes:
-    buffer = io.BytesIO()
-    segno.make(url, error="m").save(buffer, kind="png", scale=6, border=2)
-    return buffer.getvalue()
-
-
 class Conversation:
     def __init__(
         self,
@@ -101,7 +94,6 @@ class Conversation:
         members: MemberService | None = None,
         reports: ReportService | None = None,
         clock: Clock = utcnow,
-        qr_codes: bool = True,
         deliveries: DeliveryLog | None = None,
     ) -> None:
         self.links = links
@@ -109,7 +101,6 @@ class Conversation:
         self.members = members or MemberService(links.db, merchants, clock=clock)
         self.reports = reports or ReportService(links.db, links, clock=clock)
         self.clock = clock
-        self.qr_codes = qr_codes
         # A message the platform delivers again is handled once (core/deliveries.py).
         self.deliveries = deliveries or DeliveryLog(links.db, clock=clock)
         # Questions asked back (ambiguous amounts) wait in the database, never in this object.
@@ -391,7 +382,6 @@ class Conversation:
         return Reply(
             text="\n".join(lines),
             buttons=(Button(f"Pay {amount}", url),),
-            image_png=qr_png(url) if self.qr_codes else None,
             link_id=link.id,
         )
 

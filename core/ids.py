@@ -19,8 +19,9 @@ def prefixed(prefix: str, nbytes: int = 8) -> str:
     return f"{prefix}_{_b32(nbytes)}"
 
 
-def api_secret() -> str:
-    return f"pl_live_{secrets.token_urlsafe(32)}"
+def api_secret(prefix: str) -> str:
+    """`prefix` is "pl_test_" or "pl_live_" (core.merchants): which kind of key it is shows at a glance."""
+    return f"{prefix}{secrets.token_urlsafe(32)}"
 
 
 def invite_code() -> str:

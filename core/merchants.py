@@ -1,13 +1,21 @@
-"""Merchants (shops) and their API keys."""
+"""Merchants (shops) and their API keys.
+
+API keys start `pl_test_` when the shop takes pretend payments (the sandbox provider; later Stripe test
+keys or PortOne's sandbox) and `pl_live_` otherwise, so a key's kind shows at a glance. A key is found by
+the SHA-256 of its secret on every API request (no cache), so `revoke_api_key` takes effect on the next
+request in every process.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 
 from babel import Locale, UnknownLocaleError
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from core import ids
 from core.clock import Clock, utcnow
@@ -22,9 +30,26 @@ MERCHANTS = table(Merchant)
 API_KEYS = table(ApiKey)
 
 _GET_MERCHANT = select(MERCHANTS).where(MERCHANTS.c.id == bindparam("id"))
-_AUTHENTICATE = select(API_KEYS.c.merchant_id, API_KEYS.c.secret_hash).where(
-    API_KEYS.c.secret_hash == bindparam("digest"), API_KEYS.c.revoked_at.is_(None)
+TEST_KEY_PREFIX = "pl_test_"
+LIVE_KEY_PREFIX = "pl_live_"
+# A live key's owner, by the hash of its secret: one indexed lookup, run on every API request (its
+# columns are KeyOwner's fields, in order; adapters/web/api_keys.py runs it raw on SQLite).
+KEY_OWNER_QUERY = (
+    select(API_KEYS.c.id.label("key_id"), API_KEYS.c.merchant_id, MERCHANTS.c.default_currency,
+           API_KEYS.c.secret_hash)
+    .join_from(API_KEYS, MERCHANTS, MERCHANTS.c.id == API_KEYS.c.merchant_id)
+    .where(API_KEYS.c.secret_hash == bindparam("digest"), API_KEYS.c.revoked_at.is_(None))
 )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyOwner:
+    """Who an API secret belongs to."""
+
+    key_id: str
+    merchant_id: str
+    default_currency: str
+    secret_hash: str
 
 
 class MerchantError(ValueError):
@@ -97,28 +122,70 @@ class MerchantService:
             async with self.db.write() as conn:
                 await conn.execute(update(MERCHANTS).where(MERCHANTS.c.id == merchant_id).values(**values))
 
-    async def create_api_key(self, merchant_id: str) -> tuple[ApiKey, str]:
-        """A new key; the secret is returned once and only its hash is stored."""
+    async def create_api_key(self, merchant_id: str, *, test: bool) -> tuple[ApiKey, str]:
+        """A new key (`pl_test_…` when `test`, else `pl_live_…`); the secret is returned once and only
+        its hash is stored."""
         if await self.get(merchant_id) is None:
             raise MerchantError(f"no merchant with id {merchant_id}", field="merchant")
-        secret = ids.api_secret()
+        prefix = TEST_KEY_PREFIX if test else LIVE_KEY_PREFIX
+        secret = ids.api_secret(prefix)
         key = ApiKey(
             id=ids.prefixed("key"),
             merchant_id=merchant_id,
             secret_hash=hash_secret(secret),
             hint=secret[-4:],
+            prefix=prefix,
             created_at=self.clock(),
         )
         async with self.db.write() as conn:
             await conn.execute(API_KEYS.insert().values(**key.model_dump()))
-        log.info("api key created key=%s merchant=%s", key.id, merchant_id)
+        log.info("api key created key=%s merchant=%s prefix=%s", key.id, merchant_id, prefix)
         return key, secret
 
-    async def authenticate(self, secret: str) -> str | None:
-        """The merchant id for a live API secret, or None."""
+    async def list_api_keys(self, merchant_id: str) -> list[ApiKey]:
+        """Every key of the merchant, revoked ones included, oldest first."""
+        if await self.get(merchant_id) is None:
+            raise MerchantError(f"no merchant with id {merchant_id}", field="merchant")
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(API_KEYS).where(API_KEYS.c.merchant_id == merchant_id)
+                    .order_by(API_KEYS.c.created_at, API_KEYS.c.id)
+                )
+            ).all()
+        return [ApiKey.model_construct(**r._mapping) for r in rows]
+
+    async def revoke_api_key(self, key_id: str) -> tuple[ApiKey, bool]:
+        """Revoke a key by id; (the key, whether this call revoked it — False: it was revoked already)."""
+        now = self.clock()
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                update(API_KEYS).where(API_KEYS.c.id == key_id, API_KEYS.c.revoked_at.is_(None)).values(revoked_at=now)
+            )
+            row = (await conn.execute(select(API_KEYS).where(API_KEYS.c.id == key_id))).first()
+        if row is None:
+            raise MerchantError(f"no API key with id {key_id}", field="key")
+        revoked = bool(result.rowcount)
+        if revoked:
+            log.info("api key revoked key=%s merchant=%s", key_id, row.merchant_id)
+        return ApiKey.model_construct(**row._mapping), revoked
+
+    async def authenticate(self, secret: str) -> KeyOwner | None:
+        """The key and merchant of a live (not revoked) API secret, or None."""
         digest = hash_secret(secret)
         async with self.db.read() as conn:
-            row = (await conn.execute(_AUTHENTICATE, {"digest": digest})).first()
-        if row is None or not hmac.compare_digest(row.secret_hash, digest):
+            row = (await conn.execute(KEY_OWNER_QUERY, {"digest": digest})).first()
+        if row is None:
             return None
-        return str(row.merchant_id)
+        owner = KeyOwner(*row)
+        return owner if hmac.compare_digest(owner.secret_hash, digest) else None
+
+    async def record_key_use(self, key_id: str, when: datetime | None = None) -> None:
+        """Set the key's last_used_at (never backwards: processes may report out of order)."""
+        when = when or self.clock()
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(API_KEYS)
+                .where(API_KEYS.c.id == key_id, or_(API_KEYS.c.last_used_at.is_(None), API_KEYS.c.last_used_at < when))
+                .values(last_used_at=when)
+            )

@@ -55,7 +55,7 @@ class LinkStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-# The only allowed link transitions; every status change goes through core.links.transition().
+# The only allowed link transitions; every status change goes through LinkService._transition (core/links.py).
 LINK_TRANSITIONS: dict[LinkStatus, frozenset[LinkStatus]] = {
     LinkStatus.ACTIVE: frozenset({LinkStatus.PAID, LinkStatus.EXPIRED, LinkStatus.CANCELLED}),
     LinkStatus.PAID: frozenset(),
@@ -127,6 +127,10 @@ class ApiKey(SQLModel, table=True):
     hint: str = Field(max_length=20)
     created_at: datetime = _ts()
     revoked_at: datetime | None = _ts(default=None)
+    # "pl_test_" or "pl_live_": the secret's prefix, shown by `paylinks apikey list`.
+    prefix: str = Field(max_length=16)
+    # Recorded at most once a minute per key and process (adapters/web/api.py), so it is approximate.
+    last_used_at: datetime | None = _ts(default=None)
 
 
 class PaymentLink(SQLModel, table=True):
@@ -240,6 +244,8 @@ class OutboxMessage(SQLModel, table=True):
     message_ref: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     created_at: datetime = _ts()
     sent_at: datetime | None = _ts(default=None)
+    # When an operator last requeued the row (`paylinks outbox retry`): its retry age counts from here.
+    requeued_at: datetime | None = _ts(default=None)
 
 
 class ConsoleMessage(SQLModel, table=True):
@@ -279,7 +285,7 @@ class ChatQuestion(SQLModel, table=True):
 # slack_sdk's AsyncSQLAlchemyInstallationStore / AsyncSQLAlchemyOAuthStateStore read and write these
 # tables. They are declared here, column for column as slack_sdk builds them (naive UTC DateTime, its
 # own indexes), so Alembic creates them with the rest of the schema and autogenerate leaves them alone;
-# tests/adapters/test_slack_store.py fails if slack_sdk's layout ever drifts from this one.
+# tests/adapters/test_slack_oauth.py fails if slack_sdk's layout ever drifts from this one.
 
 SLACK_INSTALLATIONS = Table(
     "slack_installations",

@@ -338,7 +338,8 @@ def decide(
     if error is None:
         return Outcome(row, Result.SENT, attempts, now, ref=ref)
     text = error_text(error)
-    deadline = row.created_at + policy.max_age
+    # A requeued row gets its age budget afresh from the requeue; created_at stays the row's birth.
+    deadline = (row.requeued_at or row.created_at) + policy.max_age
     if isinstance(error, Permanent):
         # A failed edit says nothing about the chat (the message may be gone or too old to edit).
         if row.payload.get("action") == ACTION_EDIT:
@@ -671,7 +672,7 @@ class OutboxStore:
         async with self.db.write() as conn:
             result = await conn.execute(
                 update(OUTBOX)
-                .where(unsendable, OUTBOX.c.created_at <= now - max_age)
+                .where(unsendable, func.coalesce(OUTBOX.c.requeued_at, OUTBOX.c.created_at) <= now - max_age)
                 .values(status=OutboxStatus.DEAD.value, lease_until=None, leased_by=None,
                         last_error=func.coalesce(OUTBOX.c.last_error, "no sender configured for this platform"))
             )
@@ -702,8 +703,9 @@ class OutboxStore:
         return _row(row._mapping) if row else None
 
     async def requeue(self, *, ids: Collection[int] = (), dead: bool = False) -> int:
-        """Pending or dead rows become due now with a fresh attempt budget and age; their targets are
-        enabled again (the operator says: try once more). Sent rows are never resent."""
+        """Pending or dead rows become due now with a fresh attempt budget and age (counted from
+        requeued_at; created_at is kept); their targets are enabled again (the operator says: try once
+        more). Sent rows are never resent."""
         now = self.clock()
         conditions = []
         if ids:
@@ -718,7 +720,7 @@ class OutboxStore:
             targets = (await conn.execute(select(OUTBOX.c.platform, OUTBOX.c.address).where(where).distinct())).all()
             result = await conn.execute(
                 update(OUTBOX).where(where).values(
-                    status=OutboxStatus.PENDING.value, attempts=0, next_attempt_at=now, created_at=now,
+                    status=OutboxStatus.PENDING.value, attempts=0, next_attempt_at=now, requeued_at=now,
                     lease_until=None, leased_by=None, last_error=None,
                 )
             )

@@ -55,8 +55,6 @@ class Reply:
 
     text: str
     buttons: tuple[Button, ...] = ()
-    # A QR code or other picture as PNG bytes (adapters decide whether to send it).
-    image_png: bytes | None = None
     # Set on the /charge answer: adapters store where it was posted (LinkService.attach_message) so
     # paid alerts can edit that message.
     link_id: str | None = None
@@ -168,6 +166,9 @@ class WebhookError(Exception):
 
 class PaymentProvider(Protocol):
     name: str
+    # True when payments are pretend (the sandbox; Stripe test keys, PortOne's sandbox): the shop's API
+    # keys are then `pl_test_…` keys.
+    test_mode: bool
 
     async def create_checkout(
         self, link: PaymentLink, *, return_url: str, idempotency_key: str

@@ -63,6 +63,7 @@ class CheckoutSession:
 
 class SandboxProvider:
     name = "sandbox"
+    test_mode = True  # nothing it takes is real money
 
     def __init__(self, *, public_base_url: str, webhook_secret: str, clock: Clock = utcnow) -> None:
         self.public_base_url = public_base_url.rstrip("/")

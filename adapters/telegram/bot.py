@@ -348,7 +348,7 @@ class TelegramBot:
                     await self._send_qr(context, chat_id, reply)
 
     async def _send_qr(self, context: ContextTypes.DEFAULT_TYPE, chat_id: str, reply: Reply) -> None:
-        photo = qr_photo(reply)
+        photo = await asyncio.to_thread(qr_photo, reply)  # rendering is CPU work: off the event loop
         if photo is None:
             return
         png, caption = photo

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import replace
 
 from adapters.telegram.bot import InlineHint, InlineOffer
 from adapters.telegram.parse import PLATFORM
@@ -92,8 +91,8 @@ class CoreInlineCharges:
             customer_phone=command.customer.phone, status=LinkStatus.ACTIVE, created_at=now,
             expires_at=command.expires_at or now + self.links.default_expiry,
         )
-        # The same card as a /charge answer, minus the QR picture (an inline result is one text message).
-        reply = replace(self.conversation.link_reply(preview, merchant.locale, now=now), image_png=None)
+        # The same card as a /charge answer (an inline result is one text message, never a QR picture).
+        reply = self.conversation.link_reply(preview, merchant.locale, now=now)
         amount = format_money(command.money.amount_minor, command.money.currency, merchant.locale)
         return InlineOffer(link_id=link_id, title=f"Payment link: {amount}", description=command.description,
                            reply=reply)

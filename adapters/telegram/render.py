@@ -7,14 +7,13 @@ are full of them).
 
 from __future__ import annotations
 
-import io
 from typing import Any
 from urllib.parse import urlencode
 
-import segno
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.constants import ParseMode
 
+from adapters.qr import qr_code
 from core import markup
 from core.ports import Reply
 
@@ -22,6 +21,7 @@ from core.ports import Reply
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
 SHARE_LABEL = "↗ Share link"
+QR_SCALE = 8  # pixels per module, as the pay page's qr.png (one cache entry serves both)
 
 
 
@@ -93,15 +93,10 @@ def render_plain(reply: Reply) -> dict[str, Any]:
 
 
 def qr_photo(reply: Reply) -> tuple[bytes, str] | None:
-    """(PNG, caption) for the QR of the reply's pay link: the reply's own image, else made with segno."""
+    """(PNG, caption) for the QR of the reply's pay link, or None when it has none. Renders (once per
+    URL, cached): call it from a worker thread on the event loop."""
     pay = pay_button(reply)
-    if reply.image_png is None and pay is None:
+    if pay is None:
         return None
-    png = reply.image_png
-    if png is None:
-        assert pay is not None
-        buffer = io.BytesIO()
-        segno.make(pay[1], error="m").save(buffer, kind="png", scale=8, border=2)
-        png = buffer.getvalue()
-    caption = f"Scan to {pay[0][0].lower()}{pay[0][1:]}" if pay else ""
-    return png, _clip(caption, MAX_CAPTION)
+    caption = f"Scan to {pay[0][0].lower()}{pay[0][1:]}"
+    return qr_code(pay[1], "png", QR_SCALE), _clip(caption, MAX_CAPTION)

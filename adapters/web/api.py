@@ -4,10 +4,9 @@ Authentication is `Authorization: Bearer <key>` with keys from `paylinks apikey 
 client can cause is a 4xx JSON body `{"error": {"code", "message", "field"}}` naming the field; anything
 unexpected becomes a JSON 500 without details (logged with an error id) through `api_errors`.
 
-Speed: link creation is one cached key lookup plus one short write transaction (LinkService.create), on
-SQLAlchemy Core, with no ORM session. API keys are cached in-process for `KEY_CACHE_TTL_S` seconds, so a
-revoked key (api_key.revoked_at set) keeps working for at most that long in each running process; a
-merchant's new default currency likewise takes up to that long to apply to links created without one.
+Speed: link creation is one key lookup (adapters/web/api_keys.py: uncached, so a revoked key is refused
+on the next request) plus one short write transaction (LinkService.create), on SQLAlchemy Core, with no
+ORM session.
 """
 
 from __future__ import annotations
@@ -17,10 +16,8 @@ import hashlib
 import json
 import logging
 import re
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -29,10 +26,11 @@ import phonenumbers
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from adapters.web.api_keys import ApiKeys, ApiMerchant
 from core import ids
 from core.durations import parse_duration
 from core.links import Customer, LinkDraft, LinkError, LinkService
-from core.merchants import MerchantService, hash_secret
+from core.merchants import MerchantService
 from core.models import LinkStatus, PaymentLink
 from core.money import Money, MoneyError, exponent, normalize_currency
 
@@ -56,8 +54,6 @@ MAX_AMOUNT_MINOR = 2**63 - 1  # the column is a BIGINT
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_LINK_ID = 64
-KEY_CACHE_TTL_S = 30.0
-KEY_CACHE_SIZE = 10_000
 
 CREATE_FIELDS = frozenset(
     {"amount", "amount_minor", "currency", "description", "reference", "expires_at", "expires_in", "customer",
@@ -137,54 +133,6 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
 
 
 # ---------------------------------------------------------------- authentication
-
-
-@dataclass(frozen=True, slots=True)
-class ApiMerchant:
-    id: str
-    default_currency: str
-
-
-class ApiKeyCache:
-    """API secret → merchant, remembered for `ttl_s` seconds (by the secret's hash, never the secret).
-
-    Only successful lookups are kept, so a new key works at once; a revoked one is refused after at
-    most `ttl_s` seconds.
-    """
-
-    def __init__(
-        self,
-        merchants: MerchantService,
-        *,
-        ttl_s: float = KEY_CACHE_TTL_S,
-        max_entries: int = KEY_CACHE_SIZE,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.merchants = merchants
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self.monotonic = monotonic
-        self._entries: OrderedDict[str, tuple[float, ApiMerchant]] = OrderedDict()
-
-    async def merchant_for(self, secret: str) -> ApiMerchant | None:
-        digest = hash_secret(secret)
-        now = self.monotonic()
-        hit = self._entries.get(digest)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        self._entries.pop(digest, None)
-        merchant_id = await self.merchants.authenticate(secret)
-        if merchant_id is None:
-            return None
-        merchant = await self.merchants.get(merchant_id)
-        if merchant is None:
-            return None
-        found = ApiMerchant(merchant.id, merchant.default_currency)
-        if self.ttl_s > 0:
-            self._entries[digest] = (now + self.ttl_s, found)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-        return found
 
 
 def _bearer_secret(request: web.Request) -> str:
@@ -296,14 +244,16 @@ def _optional_str(value: Any, field: str, max_len: int) -> str | None:
 
 class LinksApi:
     def __init__(
-        self, links: LinkService, merchants: MerchantService, *, key_cache: ApiKeyCache | None = None
+        self, links: LinkService, merchants: MerchantService, *, keys: ApiKeys | None = None
     ) -> None:
         # Imported here: the document module reads this module's limits.
         from adapters.web.openapi import build_document
 
         self.links = links
         self.merchants = merchants
-        self.keys = key_cache or ApiKeyCache(merchants)
+        self.keys = keys or ApiKeys(merchants)
+        # cleanup_ctx: the key reader's connection and last-used writes end before the database does.
+        self.lifespan = self.keys.lifespan
         self._openapi = json.dumps(build_document(links.public_base_url)).encode()
 
     def routes(self) -> list[web.RouteDef]:

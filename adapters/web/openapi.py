@@ -208,8 +208,8 @@ def build_document(public_base_url: str) -> dict[str, Any]:
             "version": "1.0.0",
             "description": (
                 "Payment links for your own systems. Authenticate with `Authorization: Bearer <key>` "
-                "(`paylinks apikey create --merchant ID`). Keys are cached per server process for "
-                f"{int(api.KEY_CACHE_TTL_S)} s: a revoked key stops working within that time. Errors are "
+                "(`paylinks apikey create --merchant ID`); a key revoked with `paylinks apikey revoke` is "
+                "refused from the next request on. Errors are "
                 "`{\"error\": {\"code\", \"message\", \"field\"}}`; `field` names what to fix. Money is "
                 "never a JSON number with a fraction: send `amount` as a string or `amount_minor` as an integer."
             ),

@@ -8,7 +8,6 @@ template compiled once per app, no per-request set-up.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
@@ -19,11 +18,11 @@ from importlib import resources
 from typing import Any, cast
 
 import jinja2
-import segno
 from aiohttp import web
 from babel.dates import format_date, format_datetime
 from sqlalchemy import Connection, PoolProxiedConnection, bindparam, select
 
+from adapters.qr import render_qr
 from core.db import Database
 from core.links import LinkService
 from core.models import LinkStatus, Merchant, Payment, PaymentLink, PaymentStatus
@@ -41,8 +40,8 @@ LINK_ID = re.compile(r"[a-z2-7]{16,64}")
 # Provider payment refs echoed back on the return URL (sandbox: "ch_" + hex).
 PAYMENT_REF = re.compile(r"[A-Za-z0-9_\-]{4,200}")
 
-QR_PNG_SCALE = 8  # pixels per module
-QR_BORDER = 4  # quiet zone in modules, as the QR standard asks
+QR_PNG_SCALE = 8  # pixels per module (Telegram's QR photo uses the same, so they share adapters.qr's cache)
+QR_SVG_SCALE = 4
 
 PAY_HTML_CACHE_SIZE = 2048  # rendered active pay pages kept (~2 KB each)
 
@@ -405,14 +404,14 @@ class PayPages:
         url = await self._qr_url(request)
         if url is None:
             return self.not_found()
-        return web.Response(body=qr_svg(url), content_type="image/svg+xml",
+        return web.Response(body=await render_qr(url, "svg", QR_SVG_SCALE), content_type="image/svg+xml",
                             headers={"Cache-Control": "private, max-age=86400"})
 
     async def qr_png(self, request: web.Request) -> web.Response:
         url = await self._qr_url(request)
         if url is None:
             return self.not_found()
-        return web.Response(body=qr_png(url), content_type="image/png",
+        return web.Response(body=await render_qr(url, "png", QR_PNG_SCALE), content_type="image/png",
                             headers={"Cache-Control": "private, max-age=86400"})
 
     async def _qr_url(self, request: web.Request) -> str | None:
@@ -420,21 +419,4 @@ class PayPages:
         if not LINK_ID.fullmatch(link_id) or not await self._exists(link_id):
             return None
         return self.links.url(link_id)
-
-
-# A link's URL never changes, so its QR code is made once.
-@lru_cache(maxsize=512)
-def qr_svg(url: str) -> bytes:
-    out = io.BytesIO()
-    segno.make(url, error="m", micro=False).save(
-        out, kind="svg", scale=4, border=QR_BORDER, title="QR code of the payment link", svgclass=None, lineclass=None
-    )
-    return out.getvalue()
-
-
-@lru_cache(maxsize=512)
-def qr_png(url: str) -> bytes:
-    out = io.BytesIO()
-    segno.make(url, error="m", micro=False).save(out, kind="png", scale=QR_PNG_SCALE, border=QR_BORDER)
-    return out.getvalue()
 

@@ -9,6 +9,7 @@ import pytest
 from telegram import InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
 
+from adapters.qr import qr_code
 from adapters.telegram.parse import parse_command, parse_private_text
 from adapters.telegram.render import SHARE_LABEL, qr_photo, render, render_plain, share_url, to_html
 from adapters.telegram.sender import classify, redact
@@ -136,11 +137,11 @@ def test_share_url_encodes_the_link() -> None:
     assert share_url("https://a.example/p/x?y=1&z=2") == "https://t.me/share/url?url=https%3A%2F%2Fa.example%2Fp%2Fx%3Fy%3D1%26z%3D2"
 
 
-def test_qr_is_made_from_the_pay_url_or_taken_from_the_reply() -> None:
-    made = qr_photo(charge_reply())
+def test_qr_is_made_from_the_pay_url() -> None:
+    reply = charge_reply()
+    made = qr_photo(reply)
     assert made is not None and made[0].startswith(b"\x89PNG") and made[1] == "Scan to pay S$25.00"
-    own = qr_photo(Reply(text="x", image_png=b"\x89PNG-own"))
-    assert own == (b"\x89PNG-own", "")
+    assert made[0] == qr_code(reply.buttons[0].url, "png", 8)  # the pay page's qr.png, from the same cache
     assert qr_photo(Reply(text="no link")) is None
 
 

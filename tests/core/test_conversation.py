@@ -91,7 +91,7 @@ async def test_charge_answer_is_the_adapter_contract(chat: ChatDriver) -> None:
     assert "INV-1042" in text and "+6591234567" in text
     (button,) = reply.buttons
     assert button.label == "Pay $25.00" and button.url == url
-    assert reply.image_png and reply.image_png.startswith(b"\x89PNG")
+    assert not hasattr(reply, "image_png")  # the QR picture is the sending adapter's to render (adapters.qr)
     member = await chat.services.conversation.members.identify(chat.message(""))
     assert member is not None
     assert (link.amount_minor, link.currency, link.description, link.reference) == (2500, "USD", "2 birthday cakes",

@@ -464,11 +464,13 @@ async def test_requeue_by_id_and_all_dead_rows_enables_their_targets_again(
     ])
     listed = await store.list()
     assert [(r.id, r.status) for r in listed] == [(first.id, "dead"), (second.id, "dead")]
+    born = first.created_at
     clock.advance(hours=2)
     assert await store.requeue(ids=[first.id or 0, third.id or 0]) == 1  # a sent row is never sent again
     again = {r.id: r for r in await rows(db)}
     assert again[first.id].status == "pending" and again[first.id].attempts == 0
     assert again[first.id].next_attempt_at == clock() and again[first.id].last_error is None
+    assert again[first.id].created_at == born and again[first.id].requeued_at == clock()  # its birth is kept
     async with db.read() as conn:
         assert (await conn.execute(select(TARGETS.c.disabled_at))).scalar_one() is None
     assert await store.requeue(dead=True) == 1
@@ -485,3 +487,27 @@ async def test_rows_for_a_platform_without_a_sender_say_so_and_die_of_age(
     clock.advance(hours=1)
     assert await store.mark_unsendable(platforms=["console"], max_age=timedelta(hours=1)) == 1
     assert (await rows(db))[0].status == "dead"
+
+
+async def test_a_requeued_row_keeps_created_at_and_gets_its_age_budget_afresh(
+    db: Database, links: LinkService, store: OutboxStore, clock: FakeClock, merchant_id: str
+) -> None:
+    await paid_link(links, merchant_id, message=False)
+    [row] = await store.claim(worker="a", platforms=["telegram"], limit=5, lease=timedelta(seconds=30))
+    born = row.created_at
+    clock.advance(hours=2)  # older than max_age: the next failure is its last
+    await store.complete(worker="a", outcomes=[decide(row, Transient("x"), now=clock(), policy=POLICY)])
+    assert (await rows(db))[0].status == "dead"
+    clock.advance(hours=3)
+    assert await store.requeue(dead=True) == 1
+    [again] = await store.claim(worker="a", platforms=["telegram"], limit=5, lease=timedelta(seconds=30))
+    assert again.created_at == born and again.requeued_at == clock()
+    # Counted from the requeue, a failure is retried again rather than dead at once.
+    retried = decide(again, Transient("x"), now=clock(), policy=POLICY)
+    assert retried.result is Result.RETRY
+    assert decide(again, Transient("x"), now=clock() + POLICY.max_age, policy=POLICY).result is Result.DEAD
+    # A platform without a sender: the age that kills the row is counted from the requeue too.
+    await store.complete(worker="a", outcomes=[retried])
+    assert await store.mark_unsendable(platforms=["console"], max_age=timedelta(hours=1)) == 0
+    clock.advance(hours=1)
+    assert await store.mark_unsendable(platforms=["console"], max_age=timedelta(hours=1)) == 1

@@ -151,7 +151,7 @@ class Shop:
 
 async def make_shop(live: LiveApp, name: str = "Cake Shop", currency: str = "SGD", locale: str = "en_SG") -> Shop:
     merchant = await live.services.merchants.create(name, currency=currency, locale=locale)
-    _, secret = await live.services.merchants.create_api_key(merchant.id)
+    _, secret = await live.services.merchants.create_api_key(merchant.id, test=True)
     return Shop(merchant.id, secret, ApiClient(live, secret))
 
 

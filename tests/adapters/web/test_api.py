@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from adapters.web import api
+from adapters.web.api_keys import ApiKeys
 from core.merchants import API_KEYS
 from tests.adapters.web.api_support import ApiClient, Shop, make_shop, parse_time
 from tests.conftest import LiveApp
@@ -215,19 +216,74 @@ async def test_revoked_key_is_refused(live: LiveApp) -> None:
     assert resp.status == 401
 
 
-async def test_key_cache_keeps_a_revoked_key_only_for_its_ttl(live: LiveApp) -> None:
+async def test_a_revoked_key_is_refused_on_the_very_next_request(live: LiveApp) -> None:
     shop = await make_shop(live)
+    other = await make_shop(live, "Other Shop")
+    assert (await shop.api.create(VALID)).status == 201  # known to this process now
+    [key] = await live.services.merchants.list_api_keys(shop.merchant_id)
+    key, revoked = await live.services.merchants.revoke_api_key(key.id)
+    assert revoked and key.revoked_at is not None
+    refused = await shop.api.create(VALID)
+    assert refused.status == 401 and refused.error["field"] == "Authorization"
+    assert (await shop.api.get("/api/v1/links")).status == 401
+    assert (await other.api.create(VALID)).status == 201  # only that key
+    again, revoked_again = await live.services.merchants.revoke_api_key(key.id)
+    assert not revoked_again and again.revoked_at == key.revoked_at
+
+
+async def test_a_new_default_currency_applies_at_once(live: LiveApp, shop: Shop) -> None:
+    assert (await shop.api.create(VALID)).body["currency"] == "SGD"
+    await live.services.merchants.update(shop.merchant_id, currency="MYR")
+    assert (await shop.api.create(VALID)).body["currency"] == "MYR"
+
+
+async def test_test_and_live_keys_both_work_and_say_which_they_are(live: LiveApp, shop: Shop) -> None:
+    assert shop.key.startswith("pl_test_")
+    live_key, secret = await live.services.merchants.create_api_key(shop.merchant_id, test=False)
+    assert secret.startswith("pl_live_") and live_key.prefix == "pl_live_" and live_key.hint == secret[-4:]
+    assert (await ApiClient(live, secret).create(VALID)).status == 201
+    assert (await shop.api.create(VALID)).status == 201
+    prefixes = [k.prefix for k in await live.services.merchants.list_api_keys(shop.merchant_id)]
+    assert prefixes == ["pl_test_", "pl_live_"]
+
+
+async def test_last_used_is_recorded_at_most_once_a_minute_per_key(
+    live: LiveApp, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    merchants = live.services.merchants
+    [key] = await merchants.list_api_keys(shop.merchant_id)
+    assert key.last_used_at is None
     clock = {"now": 1000.0}
-    cache = api.ApiKeyCache(live.services.merchants, ttl_s=30, monotonic=lambda: clock["now"])
-    first = await cache.merchant_for(shop.key)
-    assert first is not None and first.id == shop.merchant_id and first.default_currency == "SGD"
-    assert await cache.merchant_for("pl_live_" + "x" * 43) is None
-    async with live.services.db.write() as conn:
-        await conn.execute(update(API_KEYS).values(revoked_at=datetime.now(UTC)))
-    clock["now"] += 29
-    assert await cache.merchant_for(shop.key) == first  # the documented grace period
-    clock["now"] += 2
-    assert await cache.merchant_for(shop.key) is None
+    keys = ApiKeys(merchants, monotonic=lambda: clock["now"])
+    writes: list[str] = []
+    record = merchants.record_key_use
+
+    async def counting(key_id: str, when: datetime | None = None) -> None:
+        writes.append(key_id)
+        await record(key_id, when)
+
+    monkeypatch.setattr(merchants, "record_key_use", counting)
+    try:
+        found = await keys.merchant_for(shop.key)
+        assert found is not None and (found.id, found.default_currency, found.key_id) == (
+            shop.merchant_id, "SGD", key.id)
+        await keys.flush()
+        [used] = await merchants.list_api_keys(shop.merchant_id)
+        assert used.last_used_at is not None
+        for _ in range(5):
+            clock["now"] += 10
+            assert await keys.merchant_for(shop.key) is not None
+        await keys.flush()
+        assert writes == [key.id]  # 50 s: one write
+        clock["now"] += 11
+        assert await keys.merchant_for(shop.key) is not None
+        await keys.flush()
+        assert writes == [key.id, key.id]
+        assert await keys.merchant_for("pl_test_" + "x" * 43) is None
+        await keys.flush()
+        assert writes == [key.id, key.id]  # unknown secrets write nothing
+    finally:
+        await keys.close()
 
 
 # ---------------------------------------------------------------- idempotency

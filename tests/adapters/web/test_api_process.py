@@ -47,7 +47,7 @@ def _create_key(url: str) -> str:
         try:
             merchants = MerchantService(db, default_currency="USD", default_locale="en_US")
             merchant = await merchants.create("Process Cakes", currency="SGD")
-            return (await merchants.create_api_key(merchant.id))[1]
+            return (await merchants.create_api_key(merchant.id, test=True))[1]
         finally:
             await db.dispose()
 

@@ -13,7 +13,8 @@ import png
 import pytest
 import segno
 
-from adapters.web.pages import QR_BORDER, QR_PNG_SCALE
+from adapters.qr import BORDER as QR_BORDER
+from adapters.web.pages import QR_PNG_SCALE
 from core.models import LinkStatus
 from tests.adapters.web.pages_support import Page, make_link, make_overdue, page_of, payment_event
 from tests.conftest import LiveApp
