@@ -298,7 +298,8 @@ class MemberService:
             return
         wait = _rough_wait(_aware(first_expiry) - now) if first_expiry is not None else "a while"
         raise MemberError(
-            f"**{markup.escape(merchant.name)}** already has {open_count} invite codes nobody has used yet, "
+            f"**{markup.escape(merchant.name)}** already has {open_count} invite "
+            f"code{'s' if open_count != 1 else ''} nobody has used yet, "
             f"the most a shop can have at once. Send one of those, or wait until one is used or expires "
             f"(the next one expires in {wait}); then /invite makes a new one."
         )
