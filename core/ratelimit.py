@@ -5,8 +5,8 @@ of 300, then 5 a second), so a client that keeps to the rate is never refused. G
 "theoretical arrival time"), so a check is a dict lookup and two comparisons, with no timers, locks or
 awaits; the answer to a refusal is exactly how long to wait (the Retry-After). A key whose arrival time
 has passed is at full allowance, so forgetting it changes nothing. The table never holds more than
-`max_keys`: the least recently seen keys go first (nearly always idle ones; one that was not only gets
-its full allowance back a little sooner).
+`max_keys`: idle keys go first, then the longest known (one of those that was not idle only gets its
+full allowance back a little sooner).
 
 The limits live in one process: several `paylinks serve` processes each enforce their own, so behind a
 load balancer a client gets up to the limit once per process.
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from core.pacing import Rate, parse_rate
@@ -43,8 +43,8 @@ class RateLimiter:
         self.tolerance_s = rate.period_s - rate.interval_s
         self.max_keys = max_keys
         self.monotonic = monotonic
-        # key -> theoretical arrival time; insertion order is recency order (a hit moves its key last).
-        self._arrivals: dict[str | bytes, float] = {}
+        # key -> theoretical arrival time (insertion order: first seen first).
+        self._arrivals: dict[Hashable, float] = {}
 
     @classmethod
     def from_setting(
@@ -57,7 +57,7 @@ class RateLimiter:
     def __len__(self) -> int:
         return len(self._arrivals)
 
-    def wait(self, key: str | bytes) -> float:
+    def wait(self, key: Hashable) -> float:
         """Seconds until `key` may make a request (0.0: now), without taking it."""
         now = self.monotonic()
         arrival = self._arrivals.get(key)
@@ -66,29 +66,32 @@ class RateLimiter:
         allowed_at = arrival - self.tolerance_s
         return allowed_at - now if allowed_at > now else 0.0
 
-    def hit(self, key: str | bytes) -> float:
+    def hit(self, key: Hashable) -> float:
         """Take one request for `key`: 0.0 when allowed, else the seconds to wait (nothing is taken)."""
         now = self.monotonic()
         arrivals = self._arrivals
-        arrival = arrivals.pop(key, now)
-        if arrival < now:
+        arrival = arrivals.get(key)
+        if arrival is None or arrival < now:
             arrival = now
         allowed_at = arrival - self.tolerance_s
         if allowed_at > now:
-            arrivals[key] = arrival  # refused: same state, but now the most recently seen
             return allowed_at - now
         arrivals[key] = arrival + self.interval_s
         if len(arrivals) > self.max_keys:
-            self._forget()
+            self._forget(now)
         return 0.0
 
-    def _forget(self) -> None:
-        """Over `max_keys`: shrink to 90% of it, least recently seen first (so this runs once per
-        max_keys/10 new keys, not on every hit)."""
+    def _forget(self, now: float) -> None:
+        """Over `max_keys`: shrink to 90% of it, so this full pass runs once per max_keys/10 new keys
+        (a few steps per hit on average). Keys at full allowance go first (forgetting them is exact), then
+        the longest known; one of those that was not idle only gets its full allowance back early."""
         arrivals = self._arrivals
         target = self.max_keys - self.max_keys // 10
-        for key in [k for k, _ in zip(arrivals, range(len(arrivals) - target), strict=False)]:
+        for key in [k for k, arrival in arrivals.items() if arrival <= now]:
             del arrivals[key]
+        if len(arrivals) > target:
+            for key in [k for k, _ in zip(arrivals, range(len(arrivals) - target), strict=False)]:
+                del arrivals[key]
 
 
 # ---------------------------------------------------------------- client addresses
