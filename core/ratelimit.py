@@ -20,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Protocol
 
 from core.pacing import Rate, parse_rate
 
@@ -177,7 +177,16 @@ class ClientAddresses:
         return key
 
 
-def check_limits_settings(limits: Any, trusted_proxies: list[str]) -> None:
+class LimitsConfig(Protocol):
+    """The `[limits]` settings (bots.config.LimitsSettings), as core sees them."""
+
+    public_per_ip: str
+    bad_auth_per_ip: str
+    api_per_key: str
+    invites_per_shop: int
+
+
+def check_limits_settings(limits: LimitsConfig, trusted_proxies: list[str]) -> None:
     """Start-up check of `[limits]` and `server.trusted_proxies`; ValueError names the key."""
     for name in ("public_per_ip", "bad_auth_per_ip", "api_per_key"):
         try:

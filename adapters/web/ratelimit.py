@@ -88,9 +88,10 @@ class RateLimits:
 
     async def _public(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if self.public is not None:
-            wait = self.public.hit(self.client(request))
+            client = self.client(request)
+            wait = self.public.hit(client)
             if wait:
-                log.info("rate limited kind=public method=%s", request.method)
+                log.info("rate limited kind=public client=%s", client)
                 return self._page_response(wait)
         return await handler(request)
 
@@ -100,7 +101,7 @@ class RateLimits:
         client = self.client(request)
         wait = self.bad_auth.wait(client)
         if wait:
-            log.info("rate limited kind=bad_auth route=webhook")
+            log.info("rate limited kind=bad_auth route=webhook client=%s", client)
             return self._json_response(wait, "too many requests that failed authentication; wait and try again")
         try:
             response = await handler(request)
@@ -122,7 +123,7 @@ class RateLimits:
             client = self.client(request)
             wait = self.bad_auth.wait(client)
             if wait:
-                log.info("rate limited kind=bad_auth route=api")
+                log.info("rate limited kind=bad_auth route=api client=%s", client)
                 return self._json_response(wait, "too many requests with a missing or bad API key; wait and try again")
         if digest is not None and self.per_key is not None:
             wait = self.per_key.hit(digest)

@@ -201,3 +201,40 @@ async def test_limits_can_be_raised_by_environment(sqlite_database_url: str) -> 
     assert settings.limits.api_per_key == "1000000/s"
     assert settings.server.trusted_proxies == ["10.0.0.0/8", "192.168.1.5"]
     assert settings.limits.invites_per_shop == 10
+
+
+# ---------------------------------------------------------------- chat platform webhooks
+
+
+async def test_chat_webhooks_count_only_their_refusals() -> None:
+    """Telegram (403 on a wrong secret), Slack (401 on a bad signature) and Twilio (403) webhooks: the
+    middleware knows them only as POSTs outside the pages and the API, answered 400/401/403."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from adapters.web.ratelimit import RateLimits
+    from bots.config import LimitsSettings
+
+    answers = {"/telegram/webhook": 403, "/slack/events": 401, "/whatsapp/webhook": 403}
+    accepted = {"ok": True}
+
+    def route(path: str, refusal: int) -> web.RouteDef:
+        async def handle(request: web.Request) -> web.Response:
+            good = request.headers.get("X-Test-Auth") == "ok"
+            return web.json_response(accepted if good else {"error": "no"}, status=200 if good else refusal)
+
+        return web.post(path, handle)
+
+    for path, refusal in answers.items():
+        app = web.Application(middlewares=[RateLimits(LimitsSettings(bad_auth_per_ip="2/min")).middleware])
+        app.router.add_routes([route(p, r) for p, r in answers.items()])
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            for _ in range(20):  # a busy platform's genuine updates are never limited
+                assert (await client.post(path, headers={"X-Test-Auth": "ok"})).status == 200
+            for _ in range(2):
+                assert (await client.post(path)).status == refusal
+            refused = await client.post(path, headers={"X-Test-Auth": "ok"})
+            await assert_json_429(refused, 30)
+            # The allowance is the client's, across every webhook route.
+            other = next(p for p in answers if p != path)
+            assert (await client.post(other, headers={"X-Test-Auth": "ok"})).status == 429
