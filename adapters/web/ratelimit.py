@@ -38,7 +38,7 @@ SAFE_METHODS = frozenset({hdrs.METH_GET, hdrs.METH_HEAD, hdrs.METH_OPTIONS})
 WEBHOOK_AUTH_FAILURES = frozenset({400, 401, 403})
 KNOWN_GOOD_KEYS = 10_000  # API keys whose last answer was not 401, by hash
 
-PageRenderer = Callable[[int], bytes]
+PageRenderer = Callable[[int, str], bytes]  # (seconds to wait, the page to go back to) -> HTML
 
 
 def retry_after(wait_s: float) -> str:
@@ -92,7 +92,8 @@ class RateLimits:
             wait = self.public.hit(client)
             if wait:
                 log.info("rate limited kind=public client=%s", client)
-                return self._page_response(wait)
+                # Back to the page the form was on: /p/{id} for its Pay button, the checkout for its form.
+                return self._page_response(wait, request.path.removesuffix("/pay"))
         return await handler(request)
 
     async def _webhook(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -158,15 +159,15 @@ class RateLimits:
             headers={**self.page_headers, "Retry-After": retry_after(wait_s), "Cache-Control": "no-store"},
         )
 
-    def _page_response(self, wait_s: float) -> web.Response:
+    def _page_response(self, wait_s: float, back_path: str) -> web.Response:
         seconds = int(retry_after(wait_s))
         return web.Response(
-            body=self.page_429(seconds), status=429, content_type="text/html", charset="utf-8",
+            body=self.page_429(seconds, back_path), status=429, content_type="text/html", charset="utf-8",
             headers={**self.page_headers, "Retry-After": str(seconds), "Cache-Control": "no-store"},
         )
 
 
-def _plain_page(seconds: int) -> bytes:
+def _plain_page(seconds: int, _back_path: str) -> bytes:
     return (f"<!doctype html><title>Too many tries</title><p>Too many tries in a short time. Please wait "
             f"{seconds} seconds and try again.</p>").encode()
 
@@ -178,14 +179,14 @@ def rate_limits(settings: LimitsSettings, *, trusted_proxies: list[str], public_
 
     template = make_templates().get_template("message.html")
 
-    def page(seconds: int) -> bytes:
+    def page(seconds: int, back_path: str) -> bytes:
         wait = "a second" if seconds == 1 else f"{seconds} seconds"
         return template.render(
             lang="en", title="Too many tries", sandbox=False, tone="warn", badge="Please wait",
             heading="Too many tries in a short time",
             explanation=f"To keep payments safe, this page takes only so many tries at once. Nothing was "
-                        f"charged. Please wait {wait}, then go back and try again.",
-            back_url="", back_label="",
+                        f"charged. Please wait {wait}, then try again.",
+            back_url=back_path, back_label="Back to the payment",
         ).encode()
 
     return RateLimits(settings, trusted_proxies=trusted_proxies, page_429=page,
