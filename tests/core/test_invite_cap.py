@@ -53,3 +53,19 @@ async def test_the_cap_is_per_shop(chat: ChatDriver) -> None:
 
 def test_the_default_cap_is_ten() -> None:
     assert make_settings("sqlite+aiosqlite:///:memory:").limits.invites_per_shop == 10
+
+
+async def test_invites_at_the_same_moment_cannot_pass_the_cap_together(chat: ChatDriver) -> None:
+    import asyncio
+
+    from core.members import MemberError
+
+    await chat("/start")
+    members = chat.services.conversation.members
+    identity = await members.identify(chat.message("/invite"))
+    assert identity is not None
+    results = await asyncio.gather(*(members.create_invite(identity) for _ in range(8)), return_exceptions=True)
+    made = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, MemberError)]
+    assert (len(made), len(refused)) == (3, 5), results
+    assert await open_invites(chat) == 3
