@@ -1,7 +1,8 @@
 """Limits against abuse, as one aiohttp middleware in front of every route (`[limits]` settings).
 
-- Public pages: every POST under /p/ and /sandbox/ (Pay, the checkout form) counts against the
-  client's `public_per_ip`. Reading a page (GET) is never limited: it writes nothing and is the hot path.
+- Public pages: every POST (any method but GET/HEAD/OPTIONS) under /p/ and /sandbox/ (Pay, the
+  checkout form) counts against the client's `public_per_ip`. Reading a page is never limited: it
+  writes nothing and is the hot path.
 - Webhooks (every other POST outside /api/): only failed authentications count, against
   `bad_auth_per_ip` (an answer of 400, 401 or 403: a bad signature or secret). A client that used up
   that allowance gets 429 on these routes until it recovers; a genuine platform never gets there.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Callable
 
 from aiohttp import hdrs, web
@@ -55,12 +57,11 @@ class RateLimits:
         trusted_proxies: list[str] | tuple[str, ...] = (),
         page_429: PageRenderer | None = None,
         page_headers: dict[str, str] | None = None,
-        monotonic: MonotonicClock | None = None,
+        monotonic: MonotonicClock = time.monotonic,
     ) -> None:
-        clock = {"monotonic": monotonic} if monotonic is not None else {}
-        self.public = RateLimiter.from_setting(settings.public_per_ip, **clock)
-        self.bad_auth = RateLimiter.from_setting(settings.bad_auth_per_ip, **clock)
-        self.per_key = RateLimiter.from_setting(settings.api_per_key, **clock)
+        self.public = RateLimiter.from_setting(settings.public_per_ip, monotonic=monotonic)
+        self.bad_auth = RateLimiter.from_setting(settings.bad_auth_per_ip, monotonic=monotonic)
+        self.per_key = RateLimiter.from_setting(settings.api_per_key, monotonic=monotonic)
         self.clients = ClientAddresses(parse_trusted_proxies(list(trusted_proxies)))
         self.page_429 = page_429 or _plain_page
         self.page_headers = dict(page_headers or {})
