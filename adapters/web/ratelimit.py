@@ -28,8 +28,7 @@ from collections.abc import Callable
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
-from bots.config import LimitsSettings
-from core.ratelimit import ClientAddresses, MonotonicClock, RateLimiter, parse_trusted_proxies
+from core.ratelimit import ClientAddresses, LimitsConfig, MonotonicClock, RateLimiter, parse_trusted_proxies
 
 log = logging.getLogger("paylinks.web.limits")
 
@@ -52,7 +51,7 @@ class RateLimits:
 
     def __init__(
         self,
-        settings: LimitsSettings,
+        settings: LimitsConfig,
         *,
         trusted_proxies: list[str] | tuple[str, ...] = (),
         page_429: PageRenderer | None = None,
@@ -173,7 +172,7 @@ def _plain_page(seconds: int, _back_path: str) -> bytes:
             f"{seconds} seconds and try again.</p>").encode()
 
 
-def rate_limits(settings: LimitsSettings, *, trusted_proxies: list[str], public_base_url: str) -> RateLimits:
+def rate_limits(settings: LimitsConfig, *, trusted_proxies: list[str], public_base_url: str) -> RateLimits:
     """The app's limits, with its 429 page in the look of the other pages (bots/app.py mounts it)."""
     from adapters.web.pages import make_templates
     from adapters.web.security import security_header_values

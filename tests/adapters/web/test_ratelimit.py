@@ -194,7 +194,7 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_is_counted_apart(sta
     assert await press("198.51.100.99, 203.0.113.5") == 429
 
 
-async def test_limits_can_be_raised_by_environment(sqlite_database_url: str) -> None:
+def test_limits_can_be_raised_by_environment() -> None:
     from bots.config import load_settings
 
     settings = load_settings(env={"PAYLINKS_LIMITS__API_PER_KEY": "1000000/s",
