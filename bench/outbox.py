@@ -33,6 +33,11 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 WEBHOOK_SECRET = "whsec_outbox_bench"
 UNLIMITED = "fakechat"
+BENCH_LIMITS = {
+    "PAYLINKS_LIMITS__PUBLIC_PER_IP": "1000000/s",
+    "PAYLINKS_LIMITS__BAD_AUTH_PER_IP": "1000000/s",
+    "PAYLINKS_LIMITS__API_PER_KEY": "1000000/s",
+}
 TELEGRAM = "telegram"
 
 
@@ -234,6 +239,7 @@ async def run_outbox_bench(*, alerts: int = 1000, steady_rate: float = 50.0, ste
                     "PAYLINKS_SERVER__PUBLIC_BASE_URL": base_url,
                     "PAYLINKS_SERVER__PORT": str(port),
                     "PAYLINKS_PAYMENTS__SANDBOX__WEBHOOK_SECRET": WEBHOOK_SECRET,
+                    **BENCH_LIMITS,  # one client sending bursts of webhooks: never the limits' business
                 }
                 app = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "bench.outbox", "serve", "--port", str(port), "--fake-url", fake.url,

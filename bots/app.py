@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from adapters.web.health import Health
+from adapters.web.ratelimit import rate_limits
 from bots.config import Settings
 from bots.jobs import background_jobs
 from bots.services import Services, build_services, prepare_database
@@ -38,6 +39,9 @@ def create_app(
     if run_jobs:
         app.cleanup_ctx.append(jobs_ctx)
 
+    # Outermost, so it sees every final answer (401s included) and refuses before any other work.
+    app.middlewares.append(rate_limits(settings.limits, trusted_proxies=settings.server.trusted_proxies,
+                                       public_base_url=settings.server.public_base_url).middleware)
     app.router.add_routes(Health(services.db).routes())
     _mount_api(app, services)
     _mount_pages(app, services)

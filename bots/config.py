@@ -42,6 +42,8 @@ class ServerSettings:
     port: int = 8080
     public_base_url: str = "http://127.0.0.1:8080"
     log_level: str = "info"
+    # Proxies (CIDRs) whose X-Forwarded-For is believed when finding a client's address for the limits.
+    trusted_proxies: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -86,6 +88,15 @@ class OutboxSettings:
 
 
 @dataclass
+class LimitsSettings:
+    # Rates as in [outbox]; checked by adapters/web/ratelimit.py (per process).
+    public_per_ip: str = "60/min"
+    bad_auth_per_ip: str = "10/min"
+    api_per_key: str = "100/s"
+    invites_per_shop: int = 10
+
+
+@dataclass
 class TelegramSettings:
     enabled: bool = False
     token: Secret = NO_SECRET
@@ -123,6 +134,7 @@ class Settings:
     links: LinksSettings = field(default_factory=LinksSettings)
     payments: PaymentsSettings = field(default_factory=PaymentsSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     slack: SlackSettings = field(default_factory=SlackSettings)
     whatsapp: WhatsAppSettings = field(default_factory=WhatsAppSettings)
@@ -203,6 +215,13 @@ def _coerce(hint: Any, value: Any, key: str, *, from_env: bool = False) -> Any:
             raise ConfigError(f"{key}: expected a string, got {type(value).__name__}")
         return Secret(value) if hint is Secret else value
     origin = typing.get_origin(hint)
+    if origin is list:
+        # TOML: a list of strings; environment: comma-separated ("10.0.0.0/8, 192.168.1.5").
+        if from_env and isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+        return list(value)
     if origin is dict or hint is dict:
         if from_env:
             raise ConfigError(f"{key}: is a table; set it in the config file")
@@ -254,6 +273,12 @@ def _check(settings: Settings) -> None:
 
     try:
         check_outbox_settings(settings.outbox)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    from core.ratelimit import check_limits_settings
+
+    try:
+        check_limits_settings(settings.limits, settings.server.trusted_proxies)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     settings.server.public_base_url = settings.server.public_base_url.rstrip("/")

@@ -19,6 +19,7 @@ from core.clock import Clock, utcnow
 from core.conversation import Conversation
 from core.db import Database
 from core.links import LinkService
+from core.members import MemberService
 from core.merchants import MerchantService
 from core.outbox import Outbox
 from core.ports import ChatSender, PaymentProvider
@@ -67,7 +68,8 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
         clock=clock,
     )
     services = Services(settings=settings, db=db, links=links, merchants=merchants, provider=provider, clock=clock)
-    services.conversation = Conversation(links=links, merchants=merchants, clock=clock)
+    members = MemberService(db, merchants, max_open_invites=settings.limits.invites_per_shop, clock=clock)
+    services.conversation = Conversation(links=links, merchants=merchants, members=members, clock=clock)
     services.senders["console"] = ConsoleSender(db, clock=clock)  # the terminal chat (`paylinks chat`)
     services.outbox = Outbox(link_url=links.url, customer_platform="whatsapp" if settings.whatsapp.enabled else None)
     links.hooks.append(services.outbox)

@@ -26,7 +26,7 @@ from core.models import LINK_TRANSITIONS, LinkStatus, Payment, PaymentLink, Paym
 from core.money import Money
 from core.ports import MessageRef, PaymentEvent
 from core.sql import insert_ignore, insert_row, table
-from core.text import has_controls
+from core.text import BIDI_CONTROLS_TEXT, has_bidi_controls, has_controls
 
 log = logging.getLogger("paylinks.links")
 
@@ -250,6 +250,9 @@ class LinkService:
         for name, value in texts.items():
             if value and has_controls(value):
                 raise LinkError("invalid_text", f"{name} contains control characters", field=name)
+            if value and has_bidi_controls(value):
+                raise LinkError("invalid_text", f"{name} contains {BIDI_CONTROLS_TEXT}, which could make the "
+                                "text around it read differently; remove them", field=name)
         for key, value in draft.meta.items():
             if has_controls(key) or has_controls(value):
                 raise LinkError("invalid_text", "metadata contains control characters", field="metadata")

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import ids, markup
@@ -32,6 +32,7 @@ from core.merchants import MerchantService, normalize_locale
 from core.models import AlertSubscription, Invite, Member, MemberRole, Merchant
 from core.ports import IncomingMessage
 from core.sql import insert_ignore, table
+from core.text import without_bidi_controls
 
 log = logging.getLogger("paylinks.members")
 
@@ -41,6 +42,7 @@ INVITES = table(Invite)
 ALERTS = table(AlertSubscription)
 
 WORKSPACE_PREFIX = "workspace:"
+DEFAULT_MAX_OPEN_INVITES = 10
 
 
 def workspace_user_id(workspace: str) -> str:
@@ -81,6 +83,18 @@ class _Lost(Exception):
     """A concurrent first message created the same rows first; roll back and read theirs."""
 
 
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back what was stored; the columns are UTC (core.models), so a naive value is UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _rough_wait(delta: timedelta) -> str:
+    minutes = max(1, int(delta.total_seconds() // 60))
+    if minutes < 120:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{minutes // 60} hours"
+
+
 def _member(row: Any) -> Member:
     return Member(**row._mapping)
 
@@ -88,11 +102,13 @@ def _member(row: Any) -> Member:
 class MemberService:
     def __init__(
         self, db: Database, merchants: MerchantService, *, invite_ttl: timedelta = timedelta(hours=24),
-        clock: Clock = utcnow,
+        max_open_invites: int = DEFAULT_MAX_OPEN_INVITES, clock: Clock = utcnow,
     ) -> None:
         self.db = db
         self.merchants = merchants
         self.invite_ttl = invite_ttl
+        # Outstanding (unused, unexpired) invite codes a shop may have at once: `[limits] invites_per_shop`.
+        self.max_open_invites = max_open_invites
         self.clock = clock
 
     # ------------------------------------------------------------ lookups
@@ -143,7 +159,9 @@ class MemberService:
         if known is not None:
             return known
         now = self.clock()
-        name = (message.display_name or message.user_id).strip()[:200] or "My shop"
+        # A profile name is not refused for direction controls (the person did not type it for us), but
+        # they never reach the shop's name, which pages and chats show beside other text.
+        name = without_bidi_controls(message.display_name or message.user_id).strip()[:200] or "My shop"
         merchant = Merchant(
             id=ids.prefixed("mer"),
             name=name,
@@ -258,10 +276,34 @@ class MemberService:
                 expires_at=now + self.invite_ttl,
             )
             async with write_with_delivery(self.db) as conn:  # a redelivered /invite makes no second code
+                await self._check_open_invites(conn, identity.merchant, now)
                 if await insert_ignore(conn, INVITES, invite.model_dump()):
                     log.info("invite created merchant=%s member=%s", identity.merchant.id, identity.member.id)
                     return invite
         raise RuntimeError("could not find a free invite code")  # pragma: no cover — 40 random bits, 5 tries
+
+    async def _check_open_invites(self, conn: AsyncConnection, merchant: Merchant, now: datetime) -> None:
+        """Refuse a new code while the shop has `max_open_invites` unused, unexpired ones (so a leaked owner
+        account or a script cannot mint codes without end). Counted in the write transaction, after
+        locking the merchant's row on PostgreSQL, so two /invite at once cannot both pass."""
+        await conn.execute(select(MERCHANTS.c.id).where(MERCHANTS.c.id == merchant.id).with_for_update())
+        row = (
+            await conn.execute(
+                select(func.count(), func.min(INVITES.c.expires_at)).where(
+                    INVITES.c.merchant_id == merchant.id, INVITES.c.used_at.is_(None), INVITES.c.expires_at > now
+                )
+            )
+        ).one()
+        open_count, first_expiry = int(row[0]), row[1]
+        if open_count < self.max_open_invites:
+            return
+        wait = _rough_wait(_aware(first_expiry) - now) if first_expiry is not None else "a while"
+        raise MemberError(
+            f"**{markup.escape(merchant.name)}** already has {open_count} invite "
+            f"code{'s' if open_count != 1 else ''} nobody has used yet, "
+            f"the most a shop can have at once. Send one of those, or wait until one is used or expires "
+            f"(the next one expires in {wait}); then /invite makes a new one."
+        )
 
     async def join(self, message: IncomingMessage, code: str) -> JoinResult:
         """Use an invite: the person (or their workspace) becomes staff of the inviting merchant."""

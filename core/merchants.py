@@ -23,6 +23,7 @@ from core.db import Database
 from core.models import ApiKey, Merchant
 from core.money import MoneyError, normalize_currency
 from core.sql import table
+from core.text import BIDI_CONTROLS_TEXT, has_bidi_controls
 
 log = logging.getLogger("paylinks.merchants")
 
@@ -83,6 +84,9 @@ class MerchantService:
         name = name.strip()
         if not name:
             raise MerchantError("a merchant needs a name", field="name")
+        if has_bidi_controls(name):
+            raise MerchantError(f"the name contains {BIDI_CONTROLS_TEXT}, which could make the text around it "
+                                "read differently; remove them", field="name")
         try:
             code = normalize_currency(currency or self.default_currency)
         except MoneyError as exc:

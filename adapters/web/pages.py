@@ -29,6 +29,7 @@ from core.models import LinkStatus, Merchant, Payment, PaymentLink, PaymentStatu
 from core.money import format_money
 from core.ports import PaymentProvider
 from core.sql import table
+from core.text import isolate
 
 log = logging.getLogger("paylinks.web.pages")
 
@@ -299,17 +300,17 @@ class PayPages:
             payment = await self._kept_payment(link.id)
             paid_at = link.paid_at or (payment.created_at if payment else None)
             return self._render(self.receipt_template, link, {
-                "title": f"Paid: {link.amount} to {link.merchant_name}",
+                "title": f"Paid: {link.amount} to {isolate(link.merchant_name)}",
                 "paid_on": datetime_text(paid_at, link.merchant_locale) if paid_at else "",
                 "payment_id": payment.id if payment else "",
             })
         expired = status is LinkStatus.EXPIRED
         return self._render(self.closed_template, link, {
-            "title": f"{'Expired' if expired else 'Cancelled'}: {link.amount} to {link.merchant_name}",
+            "title": f"{'Expired' if expired else 'Cancelled'}: {link.amount} to {isolate(link.merchant_name)}",
             "badge": "Expired" if expired else "Cancelled",
             "heading": "This payment link has expired" if expired else "This payment link was cancelled",
             "explanation": ("It can no longer be paid." if expired
-                            else f"{link.merchant_name} cancelled it, so it can no longer be paid."),
+                            else f"{isolate(link.merchant_name)} cancelled it, so it can no longer be paid."),
         })
 
     def _pay_page(self, link: PageLink) -> web.Response:
@@ -318,7 +319,7 @@ class PayPages:
         body = self._pay_html.get(link)
         if body is None:
             body = self._html(self.pay_template, link, {
-                "title": f"Pay {link.amount} to {link.merchant_name}",
+                "title": f"Pay {link.amount} to {isolate(link.merchant_name)}",
                 "expires_on": _date_text(link.expires_at.date(), link.merchant_locale),
             })
             if len(self._pay_html) >= PAY_HTML_CACHE_SIZE:

@@ -195,11 +195,14 @@ async def test_unicode_digits_in_an_expiry_never_reach_an_apology(chat: ChatDriv
 
 
 async def test_bidi_controls_in_user_text_are_isolated_in_replies(chat: ChatDriver) -> None:
-    await chat.as_user("mallory", display_name="Evil\u202eShop")("/start")
+    # A profile name's direction controls are dropped (the person never typed it for us)…
     greeting = (await chat.as_user("mallory", display_name="Evil\u202eShop")("/start"))[0].text
-    assert f"{FSI}Evil\u202eShop{PDI}" in greeting
-    card = (await chat("/charge 25 cake \u202egnp\u2069 x"))[-1]
-    description = "cake \u202egnp x"  # the stray PDI inside is dropped: it would close ours early
-    assert f"— {FSI}{description}{PDI}" in card.text
+    assert "EvilShop" in greeting and "\u202e" not in greeting
+    # …typed ones are refused with the reason (tests/core/test_bidi.py), and right-to-left text that is
+    # allowed is echoed inside FSI…PDI so it cannot move the amount beside it.
+    refused = (await chat("/charge 25 cake \u202egnp\u2069 x"))[-1]
+    assert refused.link_id is None and "direction controls" in refused.text
+    card = (await chat("/charge 25 كعكة عيد ميلاد"))[-1]
+    assert card.link_id and f"— {FSI}كعكة عيد ميلاد{PDI}" in card.text
     listing = (await chat("/links"))[0].text
-    assert f"{FSI}cake" in listing and PDI in listing
+    assert f"{FSI}كعكة" in listing and PDI in listing

@@ -12,9 +12,16 @@ from sqlalchemy import update
 
 from adapters.web import api
 from adapters.web.api_keys import ApiKeys
+from bots.config import Settings
 from core.merchants import API_KEYS
 from tests.adapters.web.api_support import ApiClient, Shop, make_shop, parse_time
-from tests.conftest import LiveApp
+from tests.conftest import LiveApp, make_settings
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    # These tests send 24 refused requests in a row from one address; the limits have tests of their own.
+    return make_settings(database_url, limits__bad_auth_per_ip="1000/min")
 
 
 @pytest.fixture

@@ -16,9 +16,20 @@ from bots.config import Settings
 from core.models import LinkStatus, PaymentLink, PaymentStatus
 from tests.adapters.web.pages_support import make_link, signed, webhook_body
 from tests.clock import FakeClock
-from tests.conftest import LiveApp, start_live_app
+from tests.conftest import LiveApp, make_settings, start_live_app
 
 PATH = "/webhooks/sandbox"
+
+
+@pytest.fixture
+def sqlite_settings(sqlite_database_url: str) -> Settings:
+    # Refused webhooks count against the sender's bad_auth_per_ip; some tests here send a dozen in a row.
+    return make_settings(sqlite_database_url, limits__bad_auth_per_ip="1000/min")
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url, limits__bad_auth_per_ip="1000/min")
 
 
 async def post(live: LiveApp, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
