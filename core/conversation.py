@@ -41,6 +41,7 @@ from core.commands import (
     parse,
     split_command,
 )
+from core.db import DatabaseBusy
 from core.links import LinkError, LinkService
 from core.members import Identity, MemberError, MemberService
 from core.merchants import MerchantError, MerchantService
@@ -64,6 +65,7 @@ log = logging.getLogger("paylinks.conversation")
 
 LINKS = table(PaymentLink)
 APOLOGY = "😕 Sorry, something went wrong on my side. Please try again in a moment."
+BUSY = "⏳ Paylinks is busy, try again in a moment."
 LIST_LIMIT = 10
 
 HELP_LINES = (
@@ -121,6 +123,9 @@ class Conversation:
         )
         try:
             return await self._handle(message)
+        except DatabaseBusy as busy:  # another process held the database past database.busy_timeout
+            log.warning("conversation refused: database busy (%s) platform=%s", busy.reason, message.platform)
+            return [Reply(BUSY)]
         except Exception:  # the chat must always get an answer; the log gets the details
             log.exception("conversation failed platform=%s address=%s", message.platform, message.address)
             return [Reply(APOLOGY)]
