@@ -147,7 +147,8 @@ def run(connections: int, busy_timeout: str) -> str:
         lines.append(
             f"{during.name:26} {before.rps:10.0f} {before.p99_ms:7.2f}ms {during.rps:10.0f} {during.p99_ms:7.2f}ms "
             f"{'<=' + format(P99_TARGET_MS, '.0f') + 'ms':>8} {during.errors:6d}"
-            + ("" if during.p99_ms <= P99_TARGET_MS else "  OVER TARGET")
+            + ("  FROZEN (no answers)" if during.rps == 0 else "" if during.p99_ms <= P99_TARGET_MS
+               else "  OVER TARGET")
         )
     busy = [w for w in writer.done if w.status == 503 and w.code == "database_busy" and w.retry_after]
     waits = sorted(w.seconds for w in busy)
