@@ -180,7 +180,9 @@ class Database:
             self.engine: AsyncEngine = create_async_engine(url)
             # pool_timeout 0: a checkout runs on the loop, so a full pool must fail, not wait.
             self.sync_engine = create_engine(
-                f"sqlite:///{_sqlite_path(url)}", pool_size=pool_size, max_overflow=pool_size, pool_timeout=0
+                f"sqlite:///{_sqlite_path(url)}", pool_size=pool_size, max_overflow=pool_size, pool_timeout=0,
+                # The driver's own busy wait (5 s by default) would apply to the PRAGMAs of a new connection.
+                connect_args={"timeout": READER_BUSY_TIMEOUT_MS / 1000},
             )
             self._configure_sqlite(self.sync_engine, busy_ms=READER_BUSY_TIMEOUT_MS)
             self._configure_sqlite(self.engine.sync_engine, busy_ms=busy_ms)

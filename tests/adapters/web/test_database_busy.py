@@ -66,12 +66,12 @@ async def test_reads_answer_at_once_and_writes_get_503_database_busy_while_anoth
         # A write goes in first and waits for the lock; the reads run while it waits.
         write = asyncio.create_task(_create(app, auth))
         started = time.perf_counter()
-        latencies: list[float] = []
+        latencies: list[tuple[float, str]] = []
         while not write.done():
             for path, headers in reads:
                 status, took = await _timed_get(app, path, headers)
                 assert status == 200, path
-                latencies.append(took)
+                latencies.append((took, path))
         refused = await write
         waited = time.perf_counter() - started
         assert lock.held
@@ -82,7 +82,11 @@ async def test_reads_answer_at_once_and_writes_get_503_database_busy_while_anoth
     assert int(refused.headers["Retry-After"]) >= 1
     assert BUSY_TIMEOUT.total_seconds() * 0.9 <= waited < BUSY_TIMEOUT.total_seconds() + 1.5, waited
     assert len(latencies) >= 30, "reads stalled while the write waited"
-    assert max(latencies) < 0.25, f"slowest read under the lock: {max(latencies) * 1000:.0f} ms"
+    # p99 is bench/lock.py's figure; here, on a shared machine, no read may stall the way a blocked loop does.
+    latencies.sort()
+    p99, slowest = latencies[int(len(latencies) * 0.99)], latencies[-1]
+    assert p99[0] < 0.1, f"p99 read under the lock: {p99[0] * 1000:.0f} ms ({p99[1]})"
+    assert slowest[0] < 1.0, f"slowest read under the lock: {slowest[0] * 1000:.0f} ms ({slowest[1]})"
     assert await _link_count(app) == 1  # nothing half-written
 
     after = await _create(app, auth)  # lock released: writes work again
