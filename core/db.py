@@ -201,7 +201,8 @@ class Database:
             # Take transaction control from the driver so BEGIN is ours to emit (see below).
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            mode = cursor.fetchone()  # (the aiosqlite adapter's execute() returns no cursor)
             if mode and str(mode[0]).lower() not in ("wal", "memory"):
                 # Rollback-journal mode: another process's write lock blocks our readers too.
                 log.warning("SQLite is in %s journal mode, not WAL: readers will wait for writers", mode[0])
@@ -356,10 +357,10 @@ class Database:
 
     @asynccontextmanager
     async def _exclusive(self, deadline: float | None) -> AsyncIterator[None]:
-        task = self._refuse_nested()
         if self.sync_engine is None:
             yield
             return
+        task = self._refuse_nested()
         await self._acquire_write_lock(deadline)
         outer = _writing.set((self, task))
         try:
