@@ -43,6 +43,7 @@ test: $(STAMP) chromium lint
 
 bench: $(STAMP) wrk
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.lock
 
 clean:
 	rm -rf $(VENV) paylinks.db paylinks.db-wal paylinks.db-shm

@@ -94,6 +94,7 @@ def _mount_api(app: web.Application, services: Services) -> None:
 def _mount_pages(app: web.Application, services: Services) -> None:
     """Pay pages, QR codes, the sandbox checkout and payment webhooks (adapters/web/pages.py …)."""
     from adapters.payments.sandbox import SandboxProvider
+    from adapters.web.busy import database_busy_pages
     from adapters.web.pages import PayPages, StaticFiles, make_templates
     from adapters.web.sandbox_checkout import SandboxCheckout
     from adapters.web.security import security_headers
@@ -103,6 +104,7 @@ def _mount_pages(app: web.Application, services: Services) -> None:
     # CSP, X-Frame-Options, Referrer-Policy, nosniff on every response (a handler may set its own).
     app.middlewares.append(security_headers(public_base_url))
     templates = make_templates()
+    app.middlewares.append(database_busy_pages(templates))  # a calm 503 page when a write stays refused
     app.router.add_routes(StaticFiles().routes())
     pages = PayPages(db=services.db, links=services.links, provider=services.provider, templates=templates)
     app.cleanup_ctx.append(pages.lifespan)  # after database_ctx, so it ends before the engine is disposed

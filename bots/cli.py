@@ -15,6 +15,7 @@ from typing import Any
 
 from bots.config import ConfigError, Settings, load_settings
 from bots.logs import configure_logging
+from core.db import DatabaseBusy
 from core.links import LinkDraft, LinkError
 from core.merchants import MerchantError
 from core.money import Money, MoneyError, is_currency
@@ -300,6 +301,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, MoneyError, LinkError, MerchantError, ConfigError) as exc:
         print(f"paylinks: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
         return 2
+    except DatabaseBusy as exc:
+        print(f"paylinks: the database is busy ({exc.reason}); nothing was changed, try again in a moment "
+              "(database.busy_timeout sets how long to wait)", file=sys.stderr)
+        return 75  # EX_TEMPFAIL
     except KeyboardInterrupt:
         return 130
 

@@ -49,6 +49,8 @@ class ServerSettings:
 @dataclass
 class DatabaseSettings:
     url: str = "sqlite+aiosqlite:///./paylinks.db"
+    # How long a writer waits (without blocking the server) for another process's write lock: then 503.
+    busy_timeout: timedelta = timedelta(seconds=5)
 
 
 @dataclass

@@ -33,6 +33,7 @@ from datetime import timedelta
 from bots.config import OutboxSettings
 from core.backoff import Random
 from core.clock import Clock, utcnow
+from core.db import DatabaseBusy
 from core.digest import digest_reply
 from core.models import OutboxMessage
 from core.outbox import (
@@ -398,6 +399,9 @@ class Dispatcher:
                     await self._round()
                 except asyncio.CancelledError:
                     raise
+                except DatabaseBusy as busy:  # another process held the database; nothing to fix here
+                    log.warning("outbox dispatcher round skipped: database busy (%s); retrying", busy.reason)
+                    await asyncio.sleep(self.config.poll_interval_s)
                 except Exception:
                     log.exception("outbox dispatcher round failed; retrying")
                     await asyncio.sleep(self.config.poll_interval_s)

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from bots.dispatcher import run_dispatcher
 from bots.services import Services
+from core.db import DatabaseBusy
 
 log = logging.getLogger("paylinks.jobs")
 
@@ -20,6 +21,8 @@ async def _every(interval_s: float, name: str, job: Callable[[], Awaitable[objec
             await job()
         except asyncio.CancelledError:
             raise
+        except DatabaseBusy as busy:  # another process held the database; the next round tries again
+            log.warning("job %s skipped: database busy (%s); retrying in %.0fs", name, busy.reason, interval_s)
         except Exception:  # a failing round must not end the job; the next round tries again
             log.exception("job %s failed; retrying in %.0fs", name, interval_s)
         await asyncio.sleep(interval_s)

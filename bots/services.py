@@ -44,7 +44,7 @@ class Services:
 
 
 def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
-    db = Database(settings.database.url)
+    db = Database(settings.database.url, busy_timeout=settings.database.busy_timeout)
     links = LinkService(
         db,
         public_base_url=settings.server.public_base_url,

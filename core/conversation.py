@@ -49,6 +49,7 @@ from core.commands import (
     parse,
     split_command,
 )
+from core.db import DatabaseBusy
 from core.deliveries import DeliveryLog
 from core.links import LinkError, LinkService
 from core.locales import timezone_for
@@ -74,7 +75,7 @@ log = logging.getLogger("paylinks.conversation")
 
 LINKS = table(PaymentLink)
 APOLOGY = "😕 Sorry, something went wrong on my side. Please try again in a moment."
-BUSY = "⏳ I'm busy, try again in a moment."
+BUSY = "⏳ Paylinks is busy, try again in a moment."
 LIST_LIMIT = 10
 # An amount this many times the median of the shop's recent links (same currency) is confirmed first.
 LARGE_FACTOR = 10
@@ -116,8 +117,9 @@ class Conversation:
         )
         try:
             return await self.deliveries.once(message, self._handle)
-        # The one place where a failure below becomes a chat answer: a busy database (core.db's
-        # DatabaseBusy, once it exists) belongs here as `except DatabaseBusy: return [Reply(BUSY)]`.
+        except DatabaseBusy as busy:  # another process held the database past database.busy_timeout
+            log.warning("conversation refused: database busy (%s) platform=%s", busy.reason, message.platform)
+            return [Reply(BUSY)]
         except Exception:  # the chat must always get an answer; the log gets the details
             log.exception("conversation failed platform=%s address=%s", message.platform, message.address)
             return [Reply(APOLOGY)]

@@ -8,8 +8,14 @@ on both back ends:
   microseconds there, while every aiosqlite call is a round trip through a helper thread (measured here:
   ~1,000 reads/s and ~500 link inserts/s through aiosqlite, ~37,000 and ~7,800 inline). WAL readers
   never wait. Writers in this process queue on an asyncio lock and share one writer connection, so a
-  write never blocks the loop waiting for another transaction of ours; only another process's write (a
-  CLI or a worker) can make BEGIN IMMEDIATE wait, for at most busy_timeout, and those are short.
+  write never blocks the loop waiting for another transaction of ours.
+
+  Another process (`paylinks worker`, a CLI, `sqlite3 … 'BEGIN EXCLUSIVE'`) may hold SQLite's write lock
+  for as long as it likes, so nothing on the loop may wait for it inside SQLite: the writer connection has
+  SQLite's busy_timeout 0 and `BEGIN IMMEDIATE` is retried with short asyncio sleeps until the writer's
+  deadline (`database.busy_timeout`), then DatabaseBusy; writers queued behind it keep their own deadline.
+  Readers never need the write lock in WAL mode; their connections keep a short busy_timeout only for the
+  rare brief locks a WAL reader can meet (another connection recovering or closing the WAL).
 
   Group commit: the first writer opens a transaction and schedules its COMMIT for the next loop turn;
   writers that come in meanwhile (requests handled in the same turn, or queued on the lock) join it,
@@ -17,19 +23,29 @@ on both back ends:
   only after that COMMIT, so callers see exactly the durability of a transaction of their own; a failed
   COMMIT fails every writer of the batch. Under load this spreads the fixed cost of BEGIN and COMMIT
   (the WAL write) over all the writers of a turn.
+
+Both back ends: a full connection pool fails at once (DatabasePoolFull, never a wait on the loop), and a
+write opened inside a write of the same task fails at once (NestedWriteError) instead of deadlocking.
+PostgreSQL sessions get lock_timeout = busy_timeout, so a writer blocked by another transaction's lock
+gets DatabaseBusy too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import Dialect, Engine, Result
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 log = logging.getLogger("paylinks.db")
@@ -37,6 +53,61 @@ log = logging.getLogger("paylinks.db")
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 T = TypeVar("T")
+
+DEFAULT_BUSY_TIMEOUT = timedelta(seconds=5)
+# SQLite readers: WAL readers never wait for the write lock; this only bounds the brief locks they can meet
+# (another connection's WAL recovery, or the last connection checkpointing on close). It blocks the loop.
+READER_BUSY_TIMEOUT_MS = 50
+# How long BEGIN IMMEDIATE sleeps between tries while another process holds the write lock (doubling).
+_FIRST_RETRY_S = 0.001
+_MAX_RETRY_S = 0.02
+# PostgreSQL: how long a request may wait (asynchronously) for a pooled connection before failing.
+PG_POOL_TIMEOUT_S = 1.0
+_PG_LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
+
+
+class DatabaseBusy(Exception):
+    """The database could not take this work in time; nothing of it was written. Retry in a moment.
+
+    Raised when another process held SQLite's write lock (or a PostgreSQL lock) past `database.busy_timeout`,
+    or when every pooled connection is in use. The API answers 503 `database_busy` with Retry-After.
+    """
+
+    retry_after_s: int = 1
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class DatabasePoolFull(DatabaseBusy):
+    """Every connection of the pool is in use (a connection held across a slow await, or overload)."""
+
+
+class NestedWriteError(RuntimeError):
+    """db.write() (or exclusive()) inside a write of the same task: it would wait for itself forever.
+    Pass the open connection down instead."""
+
+
+# (database, task) while that task is inside Database.write()/exclusive(); child tasks inherit the value
+# but are other tasks, so they may wait for the outer write to end.
+_writing: ContextVar[tuple[Database, asyncio.Task[Any] | None] | None] = ContextVar("paylinks_writing", default=None)
+
+
+def _is_sqlite_busy(exc: BaseException) -> bool:
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    return isinstance(orig, sqlite3.OperationalError) and (
+        getattr(orig, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+        or "database is locked" in str(orig)
+    )
+
+
+def _is_pg_lock_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE
+
+
+def _seconds(value: timedelta | float) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 class DbConnection(Protocol):
@@ -87,76 +158,133 @@ class _Batch:
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, busy_timeout: timedelta | float = DEFAULT_BUSY_TIMEOUT
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        # How long a writer may wait for the database's write lock (or a PostgreSQL lock), in seconds.
+        self.busy_timeout_s = _seconds(busy_timeout)
+        self.pool_size = pool_size
         # SQLite: every writer of this process queues here (see the module docstring); use exclusive()
         # to write through another connection. Unused on PostgreSQL.
         self._write_lock = asyncio.Lock()
         self._batch: _Batch | None = None
         self._writer: Connection | None = None
         self.sync_engine: Engine | None = None
+        busy_ms = max(0, round(self.busy_timeout_s * 1000))
         if self.is_sqlite:
             # The async engine exists for libraries that insist on one (slack_sdk's stores); paylinks'
-            # own queries go through the inline sync engine.
+            # own queries go through the inline sync engine. The aiosqlite engine waits in its own thread,
+            # so it may use SQLite's busy handler for the whole busy_timeout.
             self.engine: AsyncEngine = create_async_engine(url)
+            # pool_timeout 0: a checkout runs on the loop, so a full pool must fail, not wait.
             self.sync_engine = create_engine(
-                f"sqlite:///{_sqlite_path(url)}", pool_size=pool_size, max_overflow=pool_size
+                f"sqlite:///{_sqlite_path(url)}", pool_size=pool_size, max_overflow=pool_size, pool_timeout=0,
+                # The driver's own busy wait (5 s by default) would apply to the PRAGMAs of a new connection.
+                connect_args={"timeout": READER_BUSY_TIMEOUT_MS / 1000},
             )
-            self._configure_sqlite(self.sync_engine)
-            self._configure_sqlite(self.engine.sync_engine)
+            self._configure_sqlite(self.sync_engine, busy_ms=READER_BUSY_TIMEOUT_MS)
+            self._configure_sqlite(self.engine.sync_engine, busy_ms=busy_ms)
         else:
             self.engine = create_async_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                pool_timeout=PG_POOL_TIMEOUT_S,
+                # 0 would mean "wait forever" to PostgreSQL; a zero busy_timeout is 1 ms there.
+                connect_args={"server_settings": {"lock_timeout": str(max(1, busy_ms))}},
             )
 
     @staticmethod
-    def _configure_sqlite(engine: Engine) -> None:
+    def _configure_sqlite(engine: Engine, *, busy_ms: int) -> None:
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
             # Take transaction control from the driver so BEGIN is ours to emit (see below).
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=5000")
+            mode = cursor.fetchone()  # (the aiosqlite adapter's execute() returns no cursor)
+            if mode and str(mode[0]).lower() not in ("wal", "memory"):
+                # Rollback-journal mode: another process's write lock blocks our readers too.
+                log.warning("SQLite is in %s journal mode, not WAL: readers will wait for writers", mode[0])
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
+    def _refuse_nested(self) -> asyncio.Task[Any] | None:
+        task = asyncio.current_task()
+        writing = _writing.get()
+        if writing is not None and writing[0] is self and writing[1] is task:
+            raise NestedWriteError(
+                "db.write() inside another db.write() of the same task would wait for itself; "
+                "pass the open connection down instead"
+            )
+        return task
+
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[DbConnection]:
-        """A transaction that may write; committed when the block ends, rolled back on any exception."""
+    async def write(self, *, busy_timeout: float | None = None) -> AsyncIterator[DbConnection]:
+        """A transaction that may write; committed when the block ends, rolled back on any exception.
+
+        Waits (asynchronously) at most `busy_timeout` seconds (default: the database's) for the write lock,
+        then raises DatabaseBusy with nothing written. (PostgreSQL: lock_timeout is the database's.)
+        """
+        task = self._refuse_nested()
         if self.sync_engine is None:
-            async with self.engine.connect() as conn, conn.begin():
-                yield conn
+            outer = _writing.set((self, task))
+            try:
+                async with self._pg_connect() as conn, conn.begin():
+                    yield conn
+            except DBAPIError as exc:
+                if _is_pg_lock_timeout(exc):
+                    raise DatabaseBusy("another transaction held a lock this write needed") from exc
+                raise
+            finally:
+                _writing.reset(outer)
             return
-        batch, writer = await self._join_batch()
+        timeout = self.busy_timeout_s if busy_timeout is None else busy_timeout
+        batch, writer = await self._join_batch(asyncio.get_running_loop().time() + timeout)
         raw = writer.connection.driver_connection
         raw.execute("SAVEPOINT paylinks_writer")
+        outer = _writing.set((self, task))
         try:
             yield InlineConnection(writer)
         except BaseException as exc:
+            _writing.reset(outer)
             self._undo_savepoint(raw, batch)
             self._write_lock.release()
             if isinstance(exc, Exception):
                 # Let the rest of the batch commit before the error surfaces: a writer that lost a
                 # unique-key race then reads the winner's row, as it would after a transaction of its own.
                 await asyncio.wait([batch.done])
+                if _is_sqlite_busy(exc):  # rollback-journal mode: a statement met another's lock
+                    raise DatabaseBusy("another process held the database's lock") from exc
             raise
+        _writing.reset(outer)
         raw.execute("RELEASE paylinks_writer")
         self._write_lock.release()
         await asyncio.shield(batch.done)
 
-    async def _join_batch(self) -> tuple[_Batch, Connection]:
-        await self._write_lock.acquire()
+    async def _acquire_write_lock(self, deadline: float | None) -> None:
+        """Our own writers' queue; bounded by the writer's deadline (the lock is FIFO)."""
+        if not self._write_lock.locked() or deadline is None:
+            await self._write_lock.acquire()  # the usual case: free, taken without a timer
+            return
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._write_lock.acquire()
+        except TimeoutError:
+            raise DatabaseBusy("the database's write lock stayed taken (queued behind a waiting writer)") from None
+
+    async def _join_batch(self, deadline: float) -> tuple[_Batch, Connection]:
+        await self._acquire_write_lock(deadline)
         try:
             if self._writer is None:
                 assert self.sync_engine is not None
-                self._writer = self.sync_engine.connect()
+                self._writer = self._checkout()
+                # Never wait inside SQLite on the loop: _begin retries with asyncio sleeps instead.
+                self._writer.connection.driver_connection.execute("PRAGMA busy_timeout=0")
             if self._batch is None:
-                # Our own BEGIN, on a driver connection in autocommit mode; SQLAlchemy's autobegin on it
-                # is bookkeeping only (pysqlite emits nothing for it).
-                self._writer.connection.driver_connection.execute("BEGIN IMMEDIATE")
+                await self._begin(self._writer.connection.driver_connection, deadline)
                 self._batch = _Batch()
                 # Commit one loop turn later: writers handled in this turn, and any already queued on
                 # the lock (it is FIFO), join this batch first.
@@ -165,6 +293,25 @@ class Database:
         except BaseException:
             self._write_lock.release()
             raise
+
+    @staticmethod
+    async def _begin(raw: Any, deadline: float) -> None:
+        """BEGIN IMMEDIATE (our own, on a driver connection in autocommit mode; SQLAlchemy's autobegin on it
+        is bookkeeping only), retried while another process holds the write lock, until the deadline."""
+        loop = asyncio.get_running_loop()
+        pause = _FIRST_RETRY_S
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_sqlite_busy(exc):
+                    raise
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise DatabaseBusy("another process held the database's write lock") from None
+                await asyncio.sleep(min(pause, remaining))
+                pause = min(pause * 2, _MAX_RETRY_S)
 
     async def _commit_later(self, batch: _Batch) -> None:
         async with self._write_lock:
@@ -193,31 +340,77 @@ class Database:
         except Exception as exc:
             if raw.in_transaction:
                 raw.execute("ROLLBACK")
-            batch.done.set_exception(exc)
+            if _is_sqlite_busy(exc):  # rollback-journal mode: COMMIT waits for readers; we don't
+                batch.done.set_exception(DatabaseBusy("readers held the database while committing"))
+            else:
+                batch.done.set_exception(exc)
         else:
             batch.done.set_result(None)
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[None]:
-        """SQLite: hold the write lock with no batch open, to write through another connection."""
+        """SQLite: hold the write lock with no batch open, to write through another connection.
+
+        Waits at most busy_timeout for our own writers (DatabaseBusy after that)."""
+        async with self._exclusive(asyncio.get_running_loop().time() + self.busy_timeout_s):
+            yield
+
+    @asynccontextmanager
+    async def _exclusive(self, deadline: float | None) -> AsyncIterator[None]:
         if self.sync_engine is None:
             yield
             return
-        await self._write_lock.acquire()
+        task = self._refuse_nested()
+        await self._acquire_write_lock(deadline)
+        outer = _writing.set((self, task))
         try:
             self._commit()
             yield
         finally:
+            _writing.reset(outer)
             self._write_lock.release()
+
+    def _checkout(self) -> Connection:
+        assert self.sync_engine is not None
+        try:
+            return self.sync_engine.connect()
+        except PoolTimeout:
+            raise self._pool_full() from None
+
+    def _pool_full(self) -> DatabasePoolFull:
+        log.error("database connection pool full: all %d connections in use", 2 * self.pool_size)
+        return DatabasePoolFull(f"all {2 * self.pool_size} database connections are in use")
+
+    @asynccontextmanager
+    async def _pg_connect(self) -> AsyncIterator[AsyncConnection]:
+        conn = self.engine.connect()
+        try:
+            await conn.start()
+        except PoolTimeout:
+            raise self._pool_full() from None
+        try:
+            yield conn
+        finally:
+            await conn.close()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[DbConnection]:
         if self.sync_engine is not None:
-            with self.sync_engine.connect() as sync_conn:
-                yield InlineConnection(sync_conn)
+            with self._checkout() as sync_conn:
+                try:
+                    yield InlineConnection(sync_conn)
+                except DBAPIError as exc:
+                    if _is_sqlite_busy(exc):  # not in WAL mode, or a brief lock outlasted the reader's wait
+                        raise DatabaseBusy("another process held the database's lock") from exc
+                    raise
             return
-        async with self.engine.connect() as conn:
-            yield conn
+        try:
+            async with self._pg_connect() as conn:
+                yield conn
+        except DBAPIError as exc:
+            if _is_pg_lock_timeout(exc):
+                raise DatabaseBusy("another transaction held a lock this read needed") from exc
+            raise
 
     async def ping(self) -> bool:
         try:
@@ -240,19 +433,25 @@ class Database:
             command.upgrade(cfg, "heads")
 
         if self.sync_engine is not None:
-            async with self.exclusive():
-                with self.sync_engine.connect() as sync_conn:
-                    upgrade(sync_conn)
-                    sync_conn.commit()
+            async with self._exclusive(None):
+                with self._checkout() as sync_conn:
+                    # At start-up, before serving: waiting here for another process's write is fine.
+                    raw = sync_conn.connection.driver_connection
+                    raw.execute(f"PRAGMA busy_timeout={round(self.busy_timeout_s * 1000)}")
+                    try:
+                        upgrade(sync_conn)
+                        sync_conn.commit()
+                    finally:
+                        raw.execute(f"PRAGMA busy_timeout={READER_BUSY_TIMEOUT_MS}")
             return
         async_conn: AsyncConnection
-        async with self.engine.connect() as async_conn:
+        async with self._pg_connect() as async_conn:
             await async_conn.run_sync(upgrade)
             await async_conn.commit()
 
     async def dispose(self) -> None:
         if self.sync_engine is not None:
-            async with self.exclusive():
+            async with self._exclusive(None):
                 if self._writer is not None:
                     self._writer.close()
                     self._writer = None

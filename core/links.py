@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core import ids
 from core.clock import Clock, utcnow
-from core.db import Database, DbConnection
+from core.db import Database, DatabaseBusy, DbConnection
 from core.deliveries import write_with_delivery
 from core.models import LINK_TRANSITIONS, LinkStatus, Payment, PaymentLink, PaymentStatus, ProviderEvent
 from core.money import Money
@@ -33,6 +33,8 @@ log = logging.getLogger("paylinks.links")
 LINKS = table(PaymentLink)
 PAYMENTS = table(Payment)
 EVENTS = table(ProviderEvent)
+# Recording an overdue link's expiry while reading it waits this long (s) at most for the write lock.
+EXPIRE_ON_READ_WAIT_S = 0.05
 
 
 class LinkError(Exception):
@@ -165,7 +167,12 @@ class LinkService:
             return None
         link = _row_to_link(row)
         if link.status == LinkStatus.ACTIVE and self.status_of(link) is LinkStatus.EXPIRED:
-            return await self._expire_one(link.id) or link
+            try:
+                return await self._expire_one(link.id, busy_timeout=EXPIRE_ON_READ_WAIT_S) or link
+            except DatabaseBusy:
+                # A read must not wait out another process's write lock: status_of shows it expired
+                # already, and the sweeper records it later.
+                return link
         return link
 
     async def find(self, merchant_id: str, id_or_reference: str) -> PaymentLink | None:
@@ -393,9 +400,9 @@ class LinkService:
             )
         return done
 
-    async def _expire_one(self, link_id: str) -> PaymentLink | None:
+    async def _expire_one(self, link_id: str, *, busy_timeout: float | None = None) -> PaymentLink | None:
         now = self.clock()
-        async with self.db.write() as conn:
+        async with self.db.write(busy_timeout=busy_timeout) as conn:
             row = (await conn.execute(select(LINKS.c.expires_at).where(LINKS.c.id == link_id))).first()
             if row is None or row.expires_at > now:
                 return None

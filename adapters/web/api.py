@@ -28,6 +28,7 @@ from aiohttp.typedefs import Handler
 
 from adapters.web.api_keys import ApiKeys, ApiMerchant
 from core import ids
+from core.db import DatabaseBusy
 from core.durations import parse_duration
 from core.links import Customer, LinkDraft, LinkError, LinkService
 from core.merchants import MerchantService
@@ -126,6 +127,10 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
         return error_response(exc.status, code, message, field, headers)
     except asyncio.CancelledError:
         raise
+    except DatabaseBusy as exc:
+        log.warning("api request refused: database busy (%s) method=%s", exc.reason, request.method)
+        return error_response(503, "database_busy", "the database is busy; nothing was changed, try again in a moment",
+                              None, {"Retry-After": str(exc.retry_after_s)})
     except Exception:
         error_id = ids.prefixed("err")
         log.exception("api request failed error=%s method=%s path=%s", error_id, request.method, request.path)
