@@ -61,6 +61,7 @@ from core.commands import split_command
 from core.links import LinkService
 from core.models import ChatTarget
 from core.ports import IncomingMessage, MessageRef, Reply
+from core.settings import reveal
 from core.sql import table
 
 log = logging.getLogger("paylinks.telegram")
@@ -153,7 +154,7 @@ class TelegramBot:
 
     @property
     def _token(self) -> str:
-        return str(self.options.token)
+        return reveal(self.options.token)
 
     @property
     def ready(self) -> bool:
@@ -268,7 +269,7 @@ class TelegramBot:
     async def webhook(self, request: web.Request) -> web.Response:
         """POST /telegram/webhook: authenticate, enqueue, answer. Never waits for the conversation."""
         given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode(), str(self.options.webhook_secret).encode()):
+        if not hmac.compare_digest(given.encode(), reveal(self.options.webhook_secret).encode()):
             log.warning("telegram webhook with a missing or wrong secret token from %s", request.remote)
             return web.json_response({"error": "forbidden"}, status=403)
         application = self.application

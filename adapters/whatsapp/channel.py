@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from aiohttp import ClientError, ClientTimeout, web
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from twilio.base.exceptions import TwilioException
@@ -39,6 +40,7 @@ from twilio.request_validator import (
 )
 from twilio.rest import Client
 
+from adapters.whatsapp.address import whatsapp_address
 from core.clock import Clock, utcnow
 from core.db import Database
 from core.links import LinkService
@@ -47,6 +49,7 @@ from core.merchants import MerchantService
 from core.models import ChatTarget, LinkStatus, PaymentLink
 from core.money import format_money
 from core.ports import IncomingMessage, MessageRef, Permanent, Reply, RetryLater, SendError, Transient
+from core.settings import reveal
 from core.sql import table
 
 log = logging.getLogger("paylinks.whatsapp")
@@ -74,22 +77,7 @@ CONFIG_CODES = frozenset({20003, 20404, 21606, 21659, 63007})
 
 TARGETS = table(ChatTarget)
 
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-
 # ---------------------------------------------------------------- addresses and inbound messages
-
-
-def whatsapp_address(number: str) -> str:
-    """"+65 9123 4567", "6591234567" or "whatsapp:+6591234567" -> "whatsapp:+6591234567"; ValueError otherwise."""
-    raw = number.strip()
-    if raw.lower().startswith("whatsapp:"):
-        raw = raw[len("whatsapp:"):]
-    digits = re.sub(r"[\s\-().]", "", raw)
-    if not digits.startswith("+"):
-        digits = "+" + digits
-    if not _E164.match(digits):
-        raise ValueError(f"{number!r} is not a phone number in international form (try +6591234567)")
-    return f"whatsapp:{digits}"
 
 
 def parse_inbound(form: Mapping[str, Any]) -> IncomingMessage | None:
@@ -462,20 +450,24 @@ def _masked(address: str) -> str:
 
 
 class WhatsAppConfig(Protocol):
-    """The `[whatsapp]` settings (bots.config.WhatsAppSettings), without importing bots."""
+    """The `[whatsapp]` section (adapters/whatsapp/plugin.WhatsAppSettings)."""
 
-    enabled: bool
-    account_sid: str
-    auth_token: str
-    from_number: str
-    api_base_url: str
-    templates: dict[str, Any]
+    @property
+    def account_sid(self) -> str: ...
+    @property
+    def auth_token(self) -> SecretStr | str: ...
+    @property
+    def from_number(self) -> str: ...
+    @property
+    def api_base_url(self) -> str: ...
+    @property
+    def templates(self) -> dict[str, Any]: ...
 
 
 def check_settings(cfg: WhatsAppConfig) -> None:
     """Start-up check of an enabled `[whatsapp]` section; ValueError naming the key."""
     for key in ("account_sid", "auth_token", "from_number"):
-        if not str(getattr(cfg, key)):
+        if not reveal(getattr(cfg, key)):
             raise ValueError(f"whatsapp.{key}: required when whatsapp.enabled is true")
     if not re.match(r"^AC[0-9a-fA-F]{32}$", cfg.account_sid):
         raise ValueError("whatsapp.account_sid: expected \"AC\" + 32 hex digits (Twilio Console, Account Info)")
@@ -494,7 +486,7 @@ def sender_from_settings(
 ) -> WhatsAppSender:
     """Pure construction (no I/O, no SDK objects yet): the Twilio client is built in the loop on first use."""
     return WhatsAppSender(
-        account_sid=cfg.account_sid, auth_token=str(cfg.auth_token), from_number=cfg.from_number,
+        account_sid=cfg.account_sid, auth_token=reveal(cfg.auth_token), from_number=cfg.from_number,
         api_base_url=cfg.api_base_url, templates=cfg.templates, db=db, links=links, merchants=merchants,
         clock=clock,
     )

@@ -19,7 +19,7 @@ import aiohttp
 import jinja2
 from aiohttp import web
 
-from adapters.payments.sandbox import CardResult, CheckoutSession, SandboxProvider, classify_card
+from adapters.payments.sandbox.provider import CardResult, CheckoutSession, SandboxProvider, classify_card
 from adapters.web.pages import make_templates
 from core.money import format_money
 

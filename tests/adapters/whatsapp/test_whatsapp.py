@@ -506,3 +506,16 @@ def test_enabled_whatsapp_is_checked_at_start_up() -> None:
     with pytest.raises(ConfigError, match=r"whatsapp\.account_sid"):
         load_settings(env={**good, "PAYLINKS_WHATSAPP__ACCOUNT_SID": "SK123"})
     assert not load_settings(env={}).whatsapp.enabled  # disabled: nothing required
+
+
+def test_customer_addresses_need_a_number_with_its_country_code() -> None:
+    # The one WhatsApp address rule (adapters/whatsapp/address.py), as the outbox applies it to a link's
+    # customer phone through the plug-in.
+    from adapters.whatsapp.plugin import PLUGIN
+
+    assert PLUGIN.customer_address("+65 9123 4567") == "whatsapp:+6591234567"
+    assert PLUGIN.customer_address("whatsapp:+6591234567") == "whatsapp:+6591234567"
+    assert PLUGIN.customer_address("91234567") is None and PLUGIN.customer_address(None) is None
+    assert PLUGIN.customer_address("+12") is None
+    assert PLUGIN.member_address("6591234567") == "whatsapp:+6591234567"
+    assert PLUGIN.member_address("not a number") is None
