@@ -29,6 +29,8 @@ from aiohttp import ClientError, ClientTimeout, web
 from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity.stop import stop_base
 from twilio.base.exceptions import TwilioException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response as TwilioResponse
@@ -597,20 +599,21 @@ class WhatsAppWebhook:
                           message.extra.get("message_sid"))
 
     async def _send(self, address: str, reply: Reply) -> MessageRef | None:
-        for attempt in range(1, self.ANSWER_ATTEMPTS + 1):
-            try:
-                return await self.sender.send(address, reply)
-            except RetryLater as exc:
-                wait = exc.after_s
-            except Transient:
-                wait = float(2**attempt)
-            except Permanent as exc:
-                log.warning("whatsapp answer not deliverable to=%s: %s", _masked(address), exc)
-                return None
-            if attempt == self.ANSWER_ATTEMPTS or wait > self.MAX_ANSWER_WAIT_S:
-                break
-            await self.sleep(wait)
-        log.warning("whatsapp answer dropped after retries to=%s", _masked(address))
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type((RetryLater, Transient)),  # Permanent ends it at once
+            wait=_answer_wait,
+            # Out of attempts, or the platform asks for a longer wait than a chat answer is worth.
+            stop=stop_after_attempt(self.ANSWER_ATTEMPTS) | _waits_longer_than(self.MAX_ANSWER_WAIT_S),
+            sleep=lambda seconds: self.sleep(seconds),  # looked up per call: tests replace self.sleep
+            reraise=True,
+        )
+        try:
+            ref: MessageRef = await retrying(self.sender.send, address, reply)
+            return ref
+        except Permanent as exc:
+            log.warning("whatsapp answer not deliverable to=%s: %s", _masked(address), exc)
+        except (RetryLater, Transient):
+            log.warning("whatsapp answer dropped after retries to=%s", _masked(address))
         return None
 
     async def drain(self) -> None:
@@ -627,5 +630,19 @@ class WhatsAppWebhook:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
-# Where bots/app.py keeps the mounted webhook (tests drain its answers in flight).
+def _answer_wait(state: RetryCallState) -> float:
+    # The platform's own "retry after" when it gave one; otherwise 2 s, 4 s …
+    error = state.outcome.exception() if state.outcome is not None else None
+    return error.after_s if isinstance(error, RetryLater) else float(2**state.attempt_number)
+
+
+def _waits_longer_than(limit_s: float) -> stop_base:
+    class _TooLong(stop_base):
+        def __call__(self, state: RetryCallState) -> bool:
+            return state.upcoming_sleep > limit_s
+
+    return _TooLong()
+
+
+# Where the plug-in keeps the mounted webhook (tests drain its answers in flight).
 WHATSAPP_WEBHOOK = web.AppKey("whatsapp_webhook", WhatsAppWebhook)

@@ -489,6 +489,31 @@ async def test_answer_retries_after_a_rate_limit(webhook: Webhook) -> None:
     assert [r.status for r in webhook.fake.requests] == [429, 201]
 
 
+async def test_answer_retries_server_errors_with_backoff_up_to_three_attempts(webhook: Webhook) -> None:
+    waits: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    webhook.hook.sleep = no_sleep
+    webhook.fake.fail_next(503, times=5)
+    await webhook.post(inbound("links"))
+    assert waits == [2.0, 4.0]  # three attempts in all, then the answer is dropped
+    assert [r.status for r in webhook.fake.requests] == [503, 503, 503]
+
+
+async def test_answer_gives_up_on_a_wait_longer_than_a_chat_answer_is_worth(webhook: Webhook) -> None:
+    waits: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    webhook.hook.sleep = no_sleep
+    webhook.fake.fail_next(429, 20429, retry_after=120)
+    await webhook.post(inbound("links"))
+    assert waits == [] and [r.status for r in webhook.fake.requests] == [429]
+
+
 # ---------------------------------------------------------------- settings
 
 
