@@ -266,6 +266,7 @@ class ConsolePlugin(ChatPlatform[PluginSection]):
     """The terminal chat (`paylinks chat`): always on, no settings, no routes, unpaced."""
 
     name = PLATFORM
+    title = "the terminal chat"
 
     def build_sender(self, section: PluginSection | None, ctx: PluginContext) -> ChatSender:
         return ConsoleSender(ctx.db, clock=ctx.clock)

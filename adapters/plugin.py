@@ -84,6 +84,8 @@ class ChatPlatform(Generic[ChatSectionT]):
     settings_model: ClassVar[type[PluginSection] | None] = None  # None: no section, always enabled
     # Keys this platform adds to the shared [outbox] section, with their default rates.
     outbox_keys: ClassVar[Mapping[str, str]] = {}
+    # How sellers' notices name the platform ("WhatsApp").
+    title: ClassVar[str] = ""
     # Receipts and links go to customers through this platform when it is enabled.
     reaches_customers: ClassVar[bool] = False
 
@@ -110,6 +112,9 @@ class ChatPlatform(Generic[ChatSectionT]):
 
     def customer_address(self, contact: str | None) -> str | None:
         return None
+
+    def describe_contact(self, address: str) -> str:
+        return f"{address} on {self.title or self.name}"
 
     # ---- building
 

@@ -221,6 +221,11 @@ def _from_text(annotation: Any, raw: str, key: str) -> Any:
     if annotation is int:
         text = raw.strip()
         return int(text) if text.lstrip("-").isdigit() else raw
+    if annotation is float:
+        try:
+            return float(raw)
+        except ValueError:
+            return raw
     if annotation is list or origin is list:
         return [item.strip() for item in raw.split(",") if item.strip()]
     return raw

@@ -581,7 +581,9 @@ class OutboxStore:
         reason = (outcome.error or "unreachable").split(": ", 1)[-1]
         facts_data = row.payload.get("facts")
         if row.kind.endswith((Role.RECEIPT.value, Role.CUSTOMER_LINK.value)) and facts_data:
-            reply = customer_undeliverable_notice(AlertFacts.from_dict(facts_data), row.address, reason,
+            rules = self.address_rules.get(row.platform)
+            contact = rules.describe_contact(row.address) if rules is not None else f"{row.address} on {row.platform}"
+            reply = customer_undeliverable_notice(AlertFacts.from_dict(facts_data), contact, reason,
                                                   receipt=row.kind.endswith(Role.RECEIPT.value))
         else:
             reply = target_disabled_notice(row.platform, row.address, reason)

@@ -122,6 +122,10 @@ class AddressRules(Protocol):
         """A customer's contact on a link (e.g. their phone) as an address here; None: not reachable."""
         ...
 
+    def describe_contact(self, address: str) -> str:
+        """An address in words for a seller's notice, e.g. "+6591234567 on WhatsApp"."""
+        ...
+
 
 @runtime_checkable
 class ChatSender(Protocol):

@@ -32,6 +32,7 @@ def channel_of(address: str) -> str:
 
 class SlackPlugin(ChatPlatform[SlackSettings]):
     name = "slack"
+    title = "Slack"
     settings_model = SlackSettings
     outbox_keys: ClassVar[dict[str, str]] = {"slack_per_channel": "1/s"}
 

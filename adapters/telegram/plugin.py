@@ -32,6 +32,7 @@ def is_group(address: str) -> bool:
 
 class TelegramPlugin(ChatPlatform[TelegramSettings]):
     name = "telegram"
+    title = "Telegram"
     settings_model = TelegramSettings
     outbox_keys: ClassVar[dict[str, str]] = {
         "telegram_per_chat": "1/s",

@@ -27,6 +27,7 @@ class WhatsAppSettings(PluginSection):
 
 class WhatsAppPlugin(ChatPlatform[WhatsAppSettings]):
     name = "whatsapp"
+    title = "WhatsApp"
     settings_model = WhatsAppSettings
     outbox_keys: ClassVar[dict[str, str]] = {"whatsapp_per_sender": "80/s"}
     reaches_customers = True
@@ -46,6 +47,9 @@ class WhatsAppPlugin(ChatPlatform[WhatsAppSettings]):
 
     def customer_address(self, contact: str | None) -> str | None:
         return address.customer_address(contact)
+
+    def describe_contact(self, address: str) -> str:
+        return f"{address.removeprefix('whatsapp:')} on WhatsApp"
 
     def build_sender(self, section: WhatsAppSettings | None, ctx: PluginContext) -> ChatSender:
         # Pure construction: the Twilio client is built in the loop on first use (serve and worker alike).
