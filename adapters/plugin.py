@@ -101,8 +101,8 @@ class ChatPlatform(Generic[ChatSectionT]):
     def check(self, section: ChatSectionT, settings: BaseModel) -> None:
         """Start-up check of the section when loading settings; raise ValueError naming the key."""
 
-    def pacing(self, outbox: BaseModel) -> PlatformLimits | None:
-        """How sends to this platform are paced, from its [outbox] keys; None: unpaced."""
+    def pacing(self, outbox: Mapping[str, str]) -> PlatformLimits | None:
+        """How sends to this platform are paced, from the [outbox] rates (key -> text); None: unpaced."""
         return None
 
     # ---- address rules (core.ports.AddressRules)

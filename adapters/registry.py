@@ -65,21 +65,14 @@ def outbox_keys() -> dict[str, str]:
 
 def pacing_limits(outbox: BaseModel | Mapping[str, str] | None = None) -> dict[str, PlatformLimits]:
     """Every platform's pacing from the [outbox] section (or overrides of the defaults, for tests)."""
-    if not isinstance(outbox, BaseModel):
-        values = {**outbox_keys(), **(outbox or {})}
-        outbox = _Values(values)
+    keys = outbox_keys()
+    if isinstance(outbox, BaseModel):
+        values = {key: str(getattr(outbox, key, default)) for key, default in keys.items()}
+    else:
+        values = {**keys, **(outbox or {})}
     limits: dict[str, PlatformLimits] = {}
     for plugin in CHAT_PLATFORMS:
-        found = plugin.pacing(outbox)
+        found = plugin.pacing(values)
         if found is not None:
             limits[plugin.name] = found
     return limits
-
-
-class _Values(BaseModel):
-    """Plain key -> rate text as attributes (what `pacing` reads from the [outbox] section)."""
-
-    model_config = {"extra": "allow"}
-
-    def __init__(self, values: Mapping[str, str]) -> None:
-        super().__init__(**values)

@@ -143,10 +143,10 @@ else:
 @functools.cache
 def _assemble(platforms: tuple[Any, ...], providers: tuple[Any, ...]) -> type[CoreSettings]:
     """The Settings class for these plug-ins (cached: the registry rarely changes, tests may add one)."""
-    payments: type[Section] = create_model(
-        "PaymentsSettings", __base__=PaymentsBase,
-        **{p.name: (p.settings_model, Field(default_factory=p.settings_model)) for p in providers},
-    )
+    provider_fields: dict[str, Any] = {
+        p.name: (p.settings_model, Field(default_factory=p.settings_model)) for p in providers
+    }
+    payments: type[Section] = create_model("PaymentsSettings", __base__=PaymentsBase, **provider_fields)
     outbox_fields: dict[str, Any] = {}
     for platform in platforms:
         for key, default in platform.outbox_keys.items():
@@ -278,8 +278,9 @@ def _message(exc: ValidationError) -> str:
     return f"{key}: {error['msg']}"
 
 
-def _check(settings: CoreSettings) -> None:
+def _check(loaded: CoreSettings) -> None:
     """Checks across keys and plug-ins, after every value has its type."""
+    settings: Any = loaded  # the plug-ins' sections are fields of the assembled class
     server = settings.server
     if not server.public_base_url:
         host = "127.0.0.1" if server.host in ("", "0.0.0.0", "::") else server.host

@@ -5,7 +5,7 @@ Light on purpose (slack-bolt is imported when Slack is enabled and used, not by 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import ClassVar
 
 from aiohttp import web
@@ -42,8 +42,8 @@ class SlackPlugin(ChatPlatform[SlackSettings]):
 
             check_settings(section)
 
-    def pacing(self, outbox: BaseModel) -> PlatformLimits:
-        return PlatformLimits(per_target=rate_setting("outbox.slack_per_channel", outbox.slack_per_channel),
+    def pacing(self, outbox: Mapping[str, str]) -> PlatformLimits:
+        return PlatformLimits(per_target=rate_setting("outbox.slack_per_channel", outbox["slack_per_channel"]),
                               limit_key=channel_of)
 
     def member_address(self, user_id: str) -> str | None:

@@ -5,7 +5,7 @@ Light on purpose (no PTB import): settings are loaded by every command, the bot 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import ClassVar
 
 from aiohttp import web
@@ -45,11 +45,11 @@ class TelegramPlugin(ChatPlatform[TelegramSettings]):
         if section.mode not in ("webhook", "polling"):
             raise ValueError("telegram.mode: expected \"webhook\" or \"polling\"")
 
-    def pacing(self, outbox: BaseModel) -> PlatformLimits:
+    def pacing(self, outbox: Mapping[str, str]) -> PlatformLimits:
         return PlatformLimits(
-            per_target=rate_setting("outbox.telegram_per_chat", outbox.telegram_per_chat),
-            group=rate_setting("outbox.telegram_per_group", outbox.telegram_per_group),
-            overall=rate_setting("outbox.telegram_overall", outbox.telegram_overall),
+            per_target=rate_setting("outbox.telegram_per_chat", outbox["telegram_per_chat"]),
+            group=rate_setting("outbox.telegram_per_group", outbox["telegram_per_group"]),
+            overall=rate_setting("outbox.telegram_overall", outbox["telegram_overall"]),
             is_group=is_group,
         )
 

@@ -3,7 +3,7 @@ the address rules (members by their number, customers by the phone on their link
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -38,9 +38,9 @@ class WhatsAppPlugin(ChatPlatform[WhatsAppSettings]):
 
             check_settings(section)
 
-    def pacing(self, outbox: BaseModel) -> PlatformLimits:
+    def pacing(self, outbox: Mapping[str, str]) -> PlatformLimits:
         # Twilio counts messages per sending number; paylinks sends from one number, so it is one bucket.
-        return PlatformLimits(overall=rate_setting("outbox.whatsapp_per_sender", outbox.whatsapp_per_sender))
+        return PlatformLimits(overall=rate_setting("outbox.whatsapp_per_sender", outbox["whatsapp_per_sender"]))
 
     def member_address(self, user_id: str) -> str | None:
         return address.member_address(user_id)

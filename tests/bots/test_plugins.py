@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import pytest
 from aiohttp import web
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from adapters import registry
@@ -89,8 +89,8 @@ class PagerPlatform(ChatPlatform[PagerSettings]):
         self.senders: list[PagerSender] = []
         self.events: list[str] = []
 
-    def pacing(self, outbox: BaseModel) -> PlatformLimits:
-        return PlatformLimits(per_target=rate_setting("outbox.pager_per_pager", outbox.pager_per_pager))
+    def pacing(self, outbox: Mapping[str, str]) -> PlatformLimits:
+        return PlatformLimits(per_target=rate_setting("outbox.pager_per_pager", outbox["pager_per_pager"]))
 
     def member_address(self, user_id: str) -> str | None:
         return f"pager-{user_id}"
