@@ -1,151 +1,253 @@
-"""Settings: embedded defaults < TOML file (--config / PAYLINKS_CONFIG) < PAYLINKS_<SECTION>__<KEY> env vars.
+"""Settings on pydantic-settings: embedded defaults < TOML file (--config / PAYLINKS_CONFIG) <
+PAYLINKS_<SECTION>__<KEY> env vars (nested with "__": PAYLINKS_PAYMENTS__SANDBOX__WEBHOOK_SECRET).
 
-Every key is declared here with its type; config.example.toml documents each one. Unknown keys and wrong
-types stop start-up with the key's full name.
+The file is assembled from the core sections below and the registry's plug-ins (adapters/registry.py):
+each chat platform brings its `[section]` and its `[outbox]` rate keys, each payment provider its
+`[payments.<name>]`. config.example.toml documents every key. Unknown keys and wrong types stop start-up
+with the key's full name.
+
+Adding a core section: a `Section` model here plus one field on `CoreSettings` (and its keys in
+config.example.toml; tests/bots/test_config.py checks both ways).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import os
 import tomllib
 import typing
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from core.durations import format_duration, parse_duration
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, ValidationError, create_model, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from adapters import registry
+from core.durations import format_duration
 from core.money import is_currency
+from core.settings import NO_SECRET, Duration, RateText, Section
+
+__all__ = ["NO_SECRET", "ConfigError", "Secret", "Settings", "describe", "load_settings"]
 
 
 class ConfigError(ValueError):
     """A bad configuration; the message names the key."""
 
 
-class Secret(str):
-    """A string that never shows itself in a repr (so settings can be logged)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "Secret('***')" if self else "Secret('')"
-
-
-NO_SECRET = Secret("")
-
-
-@dataclass
-class ServerSettings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    public_base_url: str = "http://127.0.0.1:8080"
-    log_level: str = "info"
-    # Proxies (CIDRs) whose X-Forwarded-For is believed when finding a client's address for the limits.
-    trusted_proxies: list[str] = field(default_factory=list)
-
-
-@dataclass
-class DatabaseSettings:
-    url: str = "sqlite+aiosqlite:///./paylinks.db"
-    # How long a writer waits (without blocking the server) for another process's write lock: then 503.
-    busy_timeout: timedelta = timedelta(seconds=5)
-
-
-@dataclass
-class LinksSettings:
-    default_currency: str = "USD"
-    default_locale: str = "en_US"
-    default_expiry: timedelta = timedelta(days=7)
-    # In major units of the link's currency ("1000000" means 1,000,000.00 USD or 1,000,000 JPY).
-    max_amount: Decimal = Decimal("10000000")
-    sweep_interval: timedelta = timedelta(minutes=1)
-
-
-@dataclass
-class SandboxSettings:
-    # Empty: a random secret per process, fine while one `paylinks serve` both signs and verifies.
-    webhook_secret: Secret = NO_SECRET
-
-
-@dataclass
-class PaymentsSettings:
-    provider: str = "sandbox"
-    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
-
-
-@dataclass
-class OutboxSettings:
-    concurrency: int = 8
-    max_attempts: int = 12
-    max_age: timedelta = timedelta(hours=24)
-    lease: timedelta = timedelta(seconds=60)
-    poll_interval: timedelta = timedelta(seconds=1)
-    telegram_per_chat: str = "1/s"
-    telegram_per_group: str = "20/min"
-    telegram_overall: str = "30/s"
-    slack_per_channel: str = "1/s"
-    whatsapp_per_sender: str = "80/s"
-
-
-@dataclass
-class LimitsSettings:
-    # Rates as in [outbox]; checked by adapters/web/ratelimit.py (per process).
-    public_per_ip: str = "60/min"
-    bad_auth_per_ip: str = "10/min"
-    api_per_key: str = "100/s"
-    invites_per_shop: int = 10
-
-
-@dataclass
-class TelegramSettings:
-    enabled: bool = False
-    token: Secret = NO_SECRET
-    mode: str = "webhook"
-    webhook_secret: Secret = NO_SECRET
-    api_base_url: str = "https://api.telegram.org"
-    send_qr: bool = False
-
-
-@dataclass
-class SlackSettings:
-    enabled: bool = False
-    bot_token: Secret = NO_SECRET
-    signing_secret: Secret = NO_SECRET
-    client_id: str = ""
-    client_secret: Secret = NO_SECRET
-    api_base_url: str = "https://slack.com/api/"
-
-
-@dataclass
-class WhatsAppSettings:
-    enabled: bool = False
-    account_sid: str = ""
-    auth_token: Secret = NO_SECRET
-    from_number: str = ""
-    api_base_url: str = "https://api.twilio.com"
-    # name -> {content_sid = "HX…", variables = {...}}; used outside the 24-hour window.
-    templates: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Settings:
-    server: ServerSettings = field(default_factory=ServerSettings)
-    database: DatabaseSettings = field(default_factory=DatabaseSettings)
-    links: LinksSettings = field(default_factory=LinksSettings)
-    payments: PaymentsSettings = field(default_factory=PaymentsSettings)
-    outbox: OutboxSettings = field(default_factory=OutboxSettings)
-    limits: LimitsSettings = field(default_factory=LimitsSettings)
-    telegram: TelegramSettings = field(default_factory=TelegramSettings)
-    slack: SlackSettings = field(default_factory=SlackSettings)
-    whatsapp: WhatsAppSettings = field(default_factory=WhatsAppSettings)
-
+# Secrets are pydantic SecretStr: masked in reprs and logs; `core.settings.reveal` reads one.
+Secret = SecretStr
 
 ENV_PREFIX = "PAYLINKS_"
 
 
-def load_settings(path: str | Path | None = None, env: typing.Mapping[str, str] | None = None) -> Settings:
+# ---------------------------------------------------------------- core sections
+
+
+def _amount(value: Any) -> Decimal:
+    # A number or a decimal string ("10000000", "2500.50"); parsed from its text, never via float maths.
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a number, got {type(value).__name__}")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a number") from None
+    if not amount.is_finite() or amount <= 0:
+        raise ValueError("must be greater than zero")
+    return amount
+
+
+class ServerSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Empty: http://{host}:{port} (loopback when host listens on every interface).
+    public_base_url: str = ""
+    log_level: str = "info"
+    # Proxies (CIDRs) whose X-Forwarded-For is believed when finding a client's address for the limits.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+
+class DatabaseSettings(Section):
+    url: str = "sqlite+aiosqlite:///./paylinks.db"
+    # How long a writer waits (without blocking the server) for another process's write lock: then 503.
+    busy_timeout: Duration = timedelta(seconds=5)
+
+
+class LinksSettings(Section):
+    default_currency: str = "USD"
+    default_locale: str = "en_US"
+    default_expiry: Duration = timedelta(days=7)
+    # In major units of the link's currency ("1000000" means 1,000,000.00 USD or 1,000,000 JPY).
+    max_amount: Annotated[Decimal, BeforeValidator(_amount)] = Decimal("10000000")
+    sweep_interval: Duration = timedelta(minutes=1)
+
+    @field_validator("default_currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        if not is_currency(value):
+            raise ValueError(f"{value!r} is not an ISO 4217 code")
+        return value.upper()
+
+
+class LimitsSettings(Section):
+    # Rates as in [outbox]; checked by adapters/web/ratelimit.py (per process).
+    public_per_ip: RateText = "60/min"
+    bad_auth_per_ip: RateText = "10/min"
+    api_per_key: RateText = "100/s"
+    invites_per_shop: int = 10
+
+
+class PaymentsBase(Section):
+    """`[payments]`; each provider plug-in adds its `[payments.<name>]` table."""
+
+    provider: str = "sandbox"
+
+
+class OutboxBase(Section):
+    """`[outbox]`; each chat platform plug-in adds its rate keys (e.g. telegram_per_chat)."""
+
+    concurrency: int = 8
+    max_attempts: int = 12
+    max_age: Duration = timedelta(hours=24)
+    lease: Duration = timedelta(seconds=60)
+    poll_interval: Duration = timedelta(seconds=1)
+
+
+class CoreSettings(BaseSettings):
+    """The sections core owns; `Settings` adds the plug-ins' ones."""
+
+    model_config = SettingsConfigDict(extra="forbid", strict=True)
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    links: LinksSettings = Field(default_factory=LinksSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # First wins: the environment over the TOML file (passed in as init kwargs by load_settings).
+        return (_EnvSource(settings_cls), init_settings)
+
+
+# The assembled class has these plus one field per plug-in section; typed loosely where plug-ins add keys.
+if typing.TYPE_CHECKING:
+    class Settings(CoreSettings):
+        payments: Any
+        outbox: Any
+
+        def __getattr__(self, name: str) -> Any: ...
+else:
+    Settings = CoreSettings  # replaced by the assembled class below; annotations only
+
+
+@functools.cache
+def _assemble(platforms: tuple[Any, ...], providers: tuple[Any, ...]) -> type[CoreSettings]:
+    """The Settings class for these plug-ins (cached: the registry rarely changes, tests may add one)."""
+    provider_fields: dict[str, Any] = {
+        p.name: (p.settings_model, Field(default_factory=p.settings_model)) for p in providers
+    }
+    payments: type[Section] = create_model("PaymentsSettings", __base__=PaymentsBase, **provider_fields)
+    outbox_fields: dict[str, Any] = {}
+    for platform in platforms:
+        for key, default in platform.outbox_keys.items():
+            outbox_fields[key] = (RateText, default)
+    outbox: type[Section] = create_model("OutboxSettings", __base__=OutboxBase, **outbox_fields)
+    sections: dict[str, Any] = {
+        "payments": (payments, Field(default_factory=payments)),
+        "outbox": (outbox, Field(default_factory=outbox)),
+    }
+    for platform in platforms:
+        if platform.settings_model is not None:
+            sections[platform.name] = (platform.settings_model, Field(default_factory=platform.settings_model))
+    assembled: type[CoreSettings] = create_model("Settings", __base__=CoreSettings, **sections)
+    return assembled
+
+
+def settings_class() -> type[CoreSettings]:
+    return _assemble(tuple(registry.CHAT_PLATFORMS), tuple(registry.PAYMENT_PROVIDERS))
+
+
+# ---------------------------------------------------------------- the environment
+
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("paylinks_settings_env", default=None)
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+class _EnvSource(PydanticBaseSettingsSource):
+    """PAYLINKS_<SECTION>__<KEY> variables as nested values, converted from text by the key's type (the
+    models are strict, so "true" and "8091" must become a bool and an int here). Unknown names are
+    refused, naming the variable."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ does the work
+
+    def __call__(self) -> dict[str, Any]:
+        env = _ENVIRON.get()
+        env = os.environ if env is None else env
+        data: dict[str, Any] = {}
+        for name, raw in env.items():
+            if not name.startswith(ENV_PREFIX) or "__" not in name:
+                continue  # PAYLINKS_CONFIG and friends
+            path = name[len(ENV_PREFIX):].lower().split("__")
+            annotation = _annotation_at(self.settings_cls, path, name)
+            target = data
+            for part in path[:-1]:
+                target = target.setdefault(part, {})
+            target[path[-1]] = _from_text(annotation, raw, ".".join(path))
+        return data
+
+
+def _annotation_at(model: type[BaseModel], path: list[str], name: str) -> Any:
+    annotation: Any = model
+    for part in path:
+        fields = annotation.model_fields if isinstance(annotation, type) and issubclass(annotation, BaseModel) else {}
+        if part not in fields:
+            raise ConfigError(f"unknown setting in environment: {name}")
+        annotation = fields[part].annotation
+    return annotation
+
+
+def _from_text(annotation: Any, raw: str, key: str) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        raise ConfigError(f"{key}: is a table; set its keys instead")
+    origin = typing.get_origin(annotation)
+    if annotation is dict or origin is dict:
+        raise ConfigError(f"{key}: is a table; set it in the config file")
+    if annotation is bool:
+        word = raw.strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        return raw  # refused by validation, naming the key
+    if annotation is int:
+        text = raw.strip()
+        return int(text) if text.lstrip("-").isdigit() else raw
+    if annotation is float:
+        try:
+            return float(raw)
+        except ValueError:
+            return raw
+    if annotation is list or origin is list:
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    return raw
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     path = path or env.get("PAYLINKS_CONFIG") or None
     data: dict[str, Any] = {}
@@ -156,148 +258,82 @@ def load_settings(path: str | Path | None = None, env: typing.Mapping[str, str] 
             raise ConfigError(f"config file not found: {path}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    settings = _build(Settings, data, "")
-    for name, value in env.items():
-        if name.startswith(ENV_PREFIX) and "__" in name:
-            _apply_env(settings, name[len(ENV_PREFIX):].lower().split("__"), value, name)
+    token = _ENVIRON.set(env)
+    try:
+        settings = settings_class()(**data)
+    except ValidationError as exc:
+        raise ConfigError(_message(exc)) from None
+    finally:
+        _ENVIRON.reset(token)
     _check(settings)
-    return settings
+    return typing.cast(Settings, settings)
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _message(exc: ValidationError) -> str:
+    """The first error as "<full.key>: what was wrong"."""
+    error = exc.errors(include_url=False)[0]
+    key = ".".join(str(part) for part in error["loc"]) or "config"
+    kind, value = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        return f"unknown key: {key}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"{key}: expected an integer, got {value!r}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"{key}: expected true or false, got {value!r}"
+    if kind in ("string_type", "string_sub_type"):
+        return f"{key}: expected a string, got {type(value).__name__}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{key}: expected a table"
+    if kind in ("list_type",):
+        return f"{key}: expected a list, got {type(value).__name__}"
+    if kind == "value_error":
+        return f"{key}: {error['ctx']['error']}"
+    return f"{key}: {error['msg']}"
 
 
-def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table")
-    hints = _hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in known:
-            raise ConfigError(f"unknown key: {prefix}{key}")
-    kwargs = {key: _coerce(hints[key], value, f"{prefix}{key}") for key, value in data.items()}
-    return cls(**kwargs)
-
-
-def _coerce(hint: Any, value: Any, key: str, *, from_env: bool = False) -> Any:
-    if dataclasses.is_dataclass(hint):
-        if from_env:
-            raise ConfigError(f"{key}: is a table; set its keys instead")
-        return _build(hint, value, f"{key}.")
-    if hint is bool:
-        if from_env and isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
-            return value.lower() in ("true", "1", "yes")
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    if hint is int:
-        if from_env and isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
-    if hint is timedelta:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a duration such as \"7d\", got {value!r}")
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            raise ConfigError(f"{key}: {exc}") from None
-    if hint is Decimal:
-        # A number or a decimal string ("10000000", "2500.50"); parsed from its text, never via float maths.
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise ConfigError(f"{key}: expected a number, got {type(value).__name__}")
-        try:
-            return Decimal(str(value))
-        except InvalidOperation:
-            raise ConfigError(f"{key}: {value!r} is not a number") from None
-    if hint in (str, Secret):
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {type(value).__name__}")
-        return Secret(value) if hint is Secret else value
-    origin = typing.get_origin(hint)
-    if origin is list:
-        # TOML: a list of strings; environment: comma-separated ("10.0.0.0/8, 192.168.1.5").
-        if from_env and isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
-        return list(value)
-    if origin is dict or hint is dict:
-        if from_env:
-            raise ConfigError(f"{key}: is a table; set it in the config file")
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a table, got {type(value).__name__}")
-        return value
-    raise ConfigError(f"{key}: unsupported type {hint!r}")
-
-
-def _apply_env(settings: Settings, path: list[str], raw: str, name: str) -> None:
-    target: Any = settings
-    for part in path[:-1]:
-        if not dataclasses.is_dataclass(target) or part not in {f.name for f in dataclasses.fields(target)}:
-            raise ConfigError(f"unknown setting in environment: {name}")
-        target = getattr(target, part)
-    key = path[-1]
-    if not dataclasses.is_dataclass(target) or key not in {f.name for f in dataclasses.fields(target)}:
-        raise ConfigError(f"unknown setting in environment: {name}")
-    hint = _hints(type(target))[key]
-    setattr(target, key, _coerce(hint, raw, ".".join(path), from_env=True))
-
-
-def _check(settings: Settings) -> None:
-    links = settings.links
-    if not is_currency(links.default_currency):
-        raise ConfigError(f"links.default_currency: {links.default_currency!r} is not an ISO 4217 code")
-    links.default_currency = links.default_currency.upper()
-    if not links.max_amount.is_finite() or links.max_amount <= 0:
-        raise ConfigError("links.max_amount: must be greater than zero")
-    if settings.payments.provider not in ("sandbox",):
-        raise ConfigError(f"payments.provider: unknown provider {settings.payments.provider!r} (known: sandbox)")
-    if settings.telegram.mode not in ("webhook", "polling"):
-        raise ConfigError("telegram.mode: expected \"webhook\" or \"polling\"")
-    if settings.whatsapp.enabled:
-        from adapters.whatsapp import check_settings
-
-        try:
-            check_settings(settings.whatsapp)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-    if settings.slack.enabled:
-        from adapters.slack import check_settings as check_slack
-
-        try:
-            check_slack(settings.slack)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-    from bots.dispatcher import check_outbox_settings
-
+def _check(loaded: CoreSettings) -> None:
+    """Checks across keys and plug-ins, after every value has its type."""
+    settings: Any = loaded  # the plug-ins' sections are fields of the assembled class
+    server = settings.server
+    if not server.public_base_url:
+        host = "127.0.0.1" if server.host in ("", "0.0.0.0", "::") else server.host
+        host = f"[{host}]" if ":" in host else host
+        server.public_base_url = f"http://{host}:{server.port}"
+    server.public_base_url = server.public_base_url.rstrip("/")
+    providers = registry.payment_providers()
+    payments: Any = settings.payments
+    if payments.provider not in providers:
+        raise ConfigError(f"payments.provider: unknown provider {payments.provider!r} "
+                          f"(known: {', '.join(sorted(providers))})")
     try:
+        provider = providers[payments.provider]
+        provider.check(provider.section(settings), settings)
+        for platform in registry.CHAT_PLATFORMS:
+            section = platform.section(settings)
+            if section is not None:
+                platform.check(section, settings)
+        from bots.dispatcher import check_outbox_settings
+        from core.ratelimit import check_limits_settings
+
         check_outbox_settings(settings.outbox)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    from core.ratelimit import check_limits_settings
-
-    try:
         check_limits_settings(settings.limits, settings.server.trusted_proxies)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    settings.server.public_base_url = settings.server.public_base_url.rstrip("/")
 
 
-def describe(settings: Settings) -> dict[str, Any]:
+def describe(settings: BaseModel) -> dict[str, Any]:
     """Settings as plain data with secrets masked, for `paylinks config` and start-up logs."""
 
     def walk(obj: Any) -> Any:
-        if dataclasses.is_dataclass(obj):
-            return {f.name: walk(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-        if isinstance(obj, Secret):
-            return "***" if obj else ""
+        if isinstance(obj, BaseModel):
+            return {name: walk(getattr(obj, name)) for name in type(obj).model_fields}
+        if isinstance(obj, SecretStr):
+            return "***" if obj.get_secret_value() else ""
         if isinstance(obj, timedelta):
             return format_duration(obj)
         if isinstance(obj, Decimal):
             return str(obj)
         return obj
 
-    return walk(settings)
+    result: dict[str, Any] = walk(settings)
+    return result

@@ -30,7 +30,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from bots.config import OutboxSettings
+from adapters import registry
+from bots.config import OutboxBase as OutboxSettings
 from core.backoff import Random
 from core.clock import Clock, utcnow
 from core.db import DatabaseBusy
@@ -48,7 +49,7 @@ from core.outbox import (
     decide,
 )
 from core.outbox_texts import AlertFacts
-from core.pacing import MonotonicClock, Pacer, PacingSpec, PlatformLimits, limits_from_spec
+from core.pacing import MonotonicClock, Pacer, PlatformLimits
 from core.ports import ChatSender, MessageRef, Reply, RetryLater, Transient
 
 log = logging.getLogger("paylinks.dispatcher")
@@ -89,14 +90,8 @@ def config_from_settings(outbox: OutboxSettings) -> DispatcherConfig:
 
 
 def pacing_limits(outbox: OutboxSettings) -> dict[str, PlatformLimits]:
-    """Parse the [outbox] rates (RateError names the bad setting)."""
-    return limits_from_spec(PacingSpec(
-        telegram_per_chat=outbox.telegram_per_chat,
-        telegram_per_group=outbox.telegram_per_group,
-        telegram_overall=outbox.telegram_overall,
-        slack_per_channel=outbox.slack_per_channel,
-        whatsapp_per_sender=outbox.whatsapp_per_sender,
-    ))
+    """Parse the [outbox] rates of every chat platform plug-in (RateError names the bad setting)."""
+    return registry.pacing_limits(outbox)
 
 
 def check_outbox_settings(outbox: OutboxSettings) -> None:
@@ -490,7 +485,7 @@ def build_dispatcher(services: object, **overrides: object) -> Dispatcher:
         "outbox": getattr(services, "outbox", None),
     }
     kwargs.update(overrides)
-    store = OutboxStore(services.db, clock=services.clock)
+    store = OutboxStore(services.db, clock=services.clock, address_rules=registry.address_rules())
     return Dispatcher(store, services.senders, **kwargs)  # type: ignore[arg-type, attr-defined]
 
 

@@ -12,6 +12,7 @@ import argparse
 import sys
 from typing import Any
 
+from adapters import registry
 from bots.config import Settings
 
 COLUMNS = ("id", "status", "platform", "address", "kind", "attempts", "next_attempt_at", "last_error")
@@ -31,7 +32,7 @@ async def cmd_outbox_list(settings: Settings, args: argparse.Namespace) -> int:
 
     statuses = ("pending", "dead", "sent") if args.all else ("pending", "dead")
     async with open_services(settings) as services:
-        store = OutboxStore(services.db, clock=services.clock)
+        store = OutboxStore(services.db, clock=services.clock, address_rules=registry.address_rules())
         rows = await store.list(statuses=statuses, limit=args.limit)
         counts = await store.counts()
     print("\t".join(COLUMNS))
@@ -53,7 +54,7 @@ async def cmd_outbox_retry(settings: Settings, args: argparse.Namespace) -> int:
     if not args.ids and not args.dead:
         raise UsageError("say which rows: paylinks outbox retry ID [ID…]  or  paylinks outbox retry --dead")
     async with open_services(settings) as services:
-        store = OutboxStore(services.db, clock=services.clock)
+        store = OutboxStore(services.db, clock=services.clock, address_rules=registry.address_rules())
         for row_id in args.ids:
             row = await store.get(row_id)
             if row is None:

@@ -7,14 +7,13 @@ end. Platform SDK objects are not built here but inside the running loop by thei
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from adapters.console import ConsoleSender
-from adapters.payments.sandbox import SandboxProvider
-from bots.config import ConfigError, Secret, Settings
+from adapters import registry
+from adapters.plugin import ChatPlatform
+from bots.config import ConfigError, Settings
 from core.clock import Clock, utcnow
 from core.conversation import Conversation
 from core.db import Database
@@ -22,7 +21,7 @@ from core.links import LinkService
 from core.members import MemberService
 from core.merchants import MerchantService
 from core.outbox import Outbox
-from core.ports import ChatSender, PaymentProvider
+from core.ports import ChatSender, IncomingMessage, PaymentProvider, Reply
 
 log = logging.getLogger("paylinks")
 
@@ -33,14 +32,25 @@ class Services:
     db: Database
     links: LinkService
     merchants: MerchantService
-    provider: PaymentProvider
+    provider: PaymentProvider = None  # type: ignore[assignment]  # always set by build_services
     clock: Clock = utcnow
-    # Chat senders by platform ("console", "telegram", …), filled by the adapters that are enabled.
+    # Chat senders by platform ("console", "telegram", …), one per enabled platform plug-in.
     senders: dict[str, ChatSender] = field(default_factory=dict)
+    # The enabled chat platform plug-ins, in registry order (bots/app.py mounts their web parts).
+    platforms: list[ChatPlatform] = field(default_factory=list)  # type: ignore[type-arg]
     # The outbox hook (writes alert rows in the link's transaction; wakes this process's dispatcher).
     outbox: Outbox | None = None
     # The chat core every platform hands its messages to; always set by build_services.
     conversation: Conversation = None  # type: ignore[assignment]
+
+    @property
+    def public_base_url(self) -> str:
+        return self.settings.server.public_base_url
+
+    async def handle(self, message: IncomingMessage) -> list[Reply]:
+        # Looked up per message, so a test can stand in for the conversation core.
+        replies: list[Reply] = await self.conversation.handle(message)
+        return replies
 
 
 def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
@@ -58,45 +68,21 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
         default_locale=settings.links.default_locale,
         clock=clock,
     )
-    sandbox = settings.payments.sandbox
-    if not sandbox.webhook_secret:
-        # One process both signs and verifies sandbox webhooks, so a per-process secret is enough.
-        sandbox.webhook_secret = Secret(secrets.token_urlsafe(32))
-    provider = SandboxProvider(
-        public_base_url=settings.server.public_base_url,
-        webhook_secret=str(sandbox.webhook_secret),
-        clock=clock,
-    )
-    services = Services(settings=settings, db=db, links=links, merchants=merchants, provider=provider, clock=clock)
+    services = Services(settings=settings, db=db, links=links, merchants=merchants, clock=clock)
     members = MemberService(db, merchants, max_open_invites=settings.limits.invites_per_shop, clock=clock)
     services.conversation = Conversation(links=links, merchants=merchants, members=members, clock=clock)
-    services.senders["console"] = ConsoleSender(db, clock=clock)  # the terminal chat (`paylinks chat`)
-    services.outbox = Outbox(link_url=links.url, customer_platform="whatsapp" if settings.whatsapp.enabled else None)
+    provider_plugin = registry.payment_providers()[settings.payments.provider]
+    services.provider = provider_plugin.build(provider_plugin.section(settings), services)
+    services.outbox = Outbox(link_url=links.url, customer_platform=registry.customer_platform(settings),
+                             address_rules=registry.address_rules())
     links.hooks.append(services.outbox)
-    if settings.whatsapp.enabled:
-        # Here rather than in app.py so `paylinks worker` delivers WhatsApp outbox rows too.
-        from adapters.whatsapp import sender_from_settings
-
-        services.senders["whatsapp"] = sender_from_settings(
-            settings.whatsapp, db=db, links=links, merchants=merchants, clock=clock
-        )
-    if settings.slack.enabled:
-        # Here too so `paylinks worker` delivers Slack outbox rows; bots/app.py adds the Bolt app around it.
-        from adapters.slack import build_sender, options_from_settings
-
-        services.senders["slack"] = build_sender(
-            options_from_settings(settings.slack, public_base_url=settings.server.public_base_url), db
-        )
-    if settings.telegram.enabled:
-        # Here so `paylinks worker` delivers Telegram outbox rows too; bots/app.py adds the bot around it.
-        from adapters.telegram.config import TelegramConfigError, check_options
-        from adapters.telegram.sender import TelegramSender
-
+    # Senders are built here rather than in app.py so `paylinks worker` delivers every platform's rows.
+    for platform in registry.enabled_platforms(settings):
         try:
-            check_options(settings.telegram)  # e.g. webhook mode without a secret: refuse to start
-        except TelegramConfigError as exc:
+            services.senders[platform.name] = platform.build_sender(platform.section(settings), services)
+        except ValueError as exc:  # e.g. Telegram webhook mode without a secret: refuse to start
             raise ConfigError(str(exc)) from None
-        services.senders["telegram"] = TelegramSender(settings.telegram)
+        services.platforms.append(platform)
     return services
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -48,7 +48,7 @@ from core.outbox_texts import (
     receipt_reply,
     target_disabled_notice,
 )
-from core.ports import AddressMoved, MessageRef, Permanent, Reply, RetryLater, SendError
+from core.ports import AddressMoved, AddressRules, MessageRef, Permanent, Reply, RetryLater, SendError
 from core.sql import insert_ignore, table
 
 log = logging.getLogger("paylinks.outbox")
@@ -59,9 +59,6 @@ SUBSCRIPTIONS = table(AlertSubscription)
 MERCHANTS = table(Merchant)
 MEMBERS = table(Member)
 LINKS = table(PaymentLink)
-
-WHATSAPP = "whatsapp"
-
 
 class Role(StrEnum):
     ALERT = "alert"  # an answer in a seller's chat: the phone buzzes
@@ -89,29 +86,6 @@ ACTION_EDIT = "edit"
 class Target:
     platform: str
     address: str
-
-
-def whatsapp_address(phone: str | None) -> str | None:
-    """"whatsapp:+6591234567" for an E.164 number; None when there is no usable number."""
-    if not phone:
-        return None
-    number = "".join(phone.split())
-    if number.startswith("whatsapp:"):
-        number = number[len("whatsapp:"):]
-    if not number.startswith("+") or not number[1:].isdigit():
-        return None
-    return f"whatsapp:{number}"
-
-
-def member_address(platform: str, user_id: str) -> str | None:
-    """Where a member can be reached directly, for notices (None when the platform has no such thing)."""
-    if platform in ("telegram", "slack"):
-        # A Telegram private chat's id is the user's id; Slack's chat.postMessage takes a user id as
-        # the channel and posts in the app's direct messages with that person.
-        return user_id
-    if platform == WHATSAPP:
-        return user_id if user_id.startswith("whatsapp:") else whatsapp_address(user_id)
-    return None
 
 
 def dedupe_key(*parts: str) -> str:
@@ -192,11 +166,14 @@ class Outbox:
     """The LinkService hook that writes outbox rows, and the bell that wakes dispatchers in this process."""
 
     def __init__(
-        self, *, link_url: Callable[[str], str], customer_platform: str | None = None
+        self, *, link_url: Callable[[str], str], customer_platform: str | None = None,
+        address_rules: Mapping[str, AddressRules] | None = None,
     ) -> None:
         self.link_url = link_url
-        # "whatsapp" when receipts and links can go to customers' phones; None when WhatsApp is off.
+        # The platform that sends receipts and links to customers (its plug-in turns a link's contact
+        # into an address); None: customers hear nothing from us in chat.
         self.customer_platform = customer_platform
+        self.address_rules: Mapping[str, AddressRules] = address_rules or {}
         self._wakers: list[Callable[[], None]] = []
 
     def add_waker(self, waker: Callable[[], None]) -> None:
@@ -218,10 +195,12 @@ class Outbox:
             self.wake()
 
     def _customer_target(self, link: PaymentLink) -> Target | None:
-        if self.customer_platform != WHATSAPP:
+        platform = self.customer_platform
+        rules = self.address_rules.get(platform) if platform is not None else None
+        if platform is None or rules is None:
             return None
-        address = whatsapp_address(link.customer_phone)
-        return Target(WHATSAPP, address) if address else None
+        address = rules.customer_address(link.customer_phone)
+        return Target(platform, address) if address else None
 
     async def rows_for(self, conn: AsyncConnection, event: LinkEvent) -> list[dict[str, Any]]:
         link = event.link
@@ -381,7 +360,11 @@ class CompletionReport:
 
 
 class OutboxStore:
-    def __init__(self, db: Database, *, clock: Clock = utcnow) -> None:
+    def __init__(
+        self, db: Database, *, clock: Clock = utcnow, address_rules: Mapping[str, AddressRules] | None = None
+    ) -> None:
+        # Per platform: where members are reachable directly (for notices about undeliverable targets).
+        self.address_rules: Mapping[str, AddressRules] = address_rules or {}
         self.db = db
         self.clock = clock
 
@@ -569,7 +552,8 @@ class OutboxStore:
             .where(MEMBERS.c.merchant_id == merchant_id).order_by(MEMBERS.c.role, MEMBERS.c.id)  # owners first
         )
         for member in members:
-            address = member_address(member.platform, member.platform_user_id)
+            rules = self.address_rules.get(member.platform)
+            address = rules.member_address(member.platform_user_id) if rules is not None else None
             if address:
                 found.append(Target(member.platform, address))
         unique: list[Target] = []
@@ -598,7 +582,9 @@ class OutboxStore:
         reason = (outcome.error or "unreachable").split(": ", 1)[-1]
         facts_data = row.payload.get("facts")
         if row.kind.endswith((Role.RECEIPT.value, Role.CUSTOMER_LINK.value)) and facts_data:
-            reply = customer_undeliverable_notice(AlertFacts.from_dict(facts_data), row.address, reason,
+            rules = self.address_rules.get(row.platform)
+            contact = rules.describe_contact(row.address) if rules is not None else f"{row.address} on {row.platform}"
+            reply = customer_undeliverable_notice(AlertFacts.from_dict(facts_data), contact, reason,
                                                   receipt=row.kind.endswith(Role.RECEIPT.value))
         else:
             reply = target_disabled_notice(row.platform, row.address, reason)

@@ -127,11 +127,11 @@ def target_disabled_notice(platform: str, address: str, reason: str) -> Reply:
     )
 
 
-def customer_undeliverable_notice(facts: AlertFacts, address: str, reason: str, *, receipt: bool) -> Reply:
-    who = address.removeprefix("whatsapp:")
+def customer_undeliverable_notice(facts: AlertFacts, contact: str, reason: str, *, receipt: bool) -> Reply:
+    """`contact` says who and where, as the platform's plug-in words it ("+6591234567 on WhatsApp")."""
     what = "the receipt" if receipt else "the payment link"
-    text = (f"⚠️ I could not send {what} for **{facts.amount_text}** ({facts.description}) to {who} "
-            f"on WhatsApp ({reason}).")
+    text = (f"⚠️ I could not send {what} for **{facts.amount_text}** ({facts.description}) to {contact} "
+            f"({reason}).")
     if not receipt and facts.url:
         text += f"\nSend it to them yourself: {facts.url}"
     return Reply(text=text, link_id=facts.link_id)

@@ -170,47 +170,12 @@ class PlatformLimits:
         return self.per_target
 
 
-def slack_channel(address: str) -> str:
-    # Slack addresses are TEAM:CHANNEL, or TEAM:CHANNEL:TS for a thread; Slack's 1/s is per channel.
-    return ":".join(address.split(":")[:2])
-
-
-def telegram_is_group(address: str) -> bool:
-    # Telegram chat ids of groups and supergroups are negative; private chats are positive.
-    return address.strip().startswith("-")
-
-
-@dataclass(frozen=True, slots=True)
-class PacingSpec:
-    """The [outbox] rate settings as text, parsed by `limits_from_spec` (errors name the setting)."""
-
-    telegram_per_chat: str = "1/s"
-    telegram_per_group: str = "20/min"
-    telegram_overall: str = "30/s"
-    slack_per_channel: str = "1/s"
-    whatsapp_per_sender: str = "80/s"
-
-
-def limits_from_spec(spec: PacingSpec) -> dict[str, PlatformLimits]:
-    """Parse every rate; a bad one raises RateError naming its `outbox.<key>` setting."""
-
-    def rate(name: str) -> Rate | None:
-        try:
-            return parse_rate(getattr(spec, name))
-        except RateError as exc:
-            raise RateError(f"outbox.{name}: {exc}") from None
-
-    return {
-        "telegram": PlatformLimits(
-            per_target=rate("telegram_per_chat"),
-            group=rate("telegram_per_group"),
-            overall=rate("telegram_overall"),
-            is_group=telegram_is_group,
-        ),
-        "slack": PlatformLimits(per_target=rate("slack_per_channel"), limit_key=slack_channel),
-        # Twilio counts messages per sending number; paylinks sends from one number, so it is one bucket.
-        "whatsapp": PlatformLimits(overall=rate("whatsapp_per_sender")),
-    }
+def rate_setting(key: str, text: str) -> Rate | None:
+    """A rate read from the setting `key` (e.g. "outbox.telegram_per_chat"); RateError names it."""
+    try:
+        return parse_rate(text)
+    except RateError as exc:
+        raise RateError(f"{key}: {exc}") from None
 
 
 class Pacer:

@@ -18,7 +18,7 @@ from core.models import PaymentLink
 
 @dataclass(frozen=True, slots=True)
 class IncomingMessage:
-    platform: str  # "console", "telegram", "slack", "whatsapp"
+    platform: str  # the chat platform plug-in's name ("console", "telegram", …)
     user_id: str  # the person, as the platform names them
     address: str  # where answers go (chat id, channel id, "whatsapp:+6591234567")
     text: str
@@ -124,6 +124,22 @@ class AddressMoved(SendError):
         self.new_address = new_address
 
 
+class AddressRules(Protocol):
+    """A chat platform's own rules for reaching people, so the outbox needs to know no platform."""
+
+    def member_address(self, user_id: str) -> str | None:
+        """Where a member (by their platform user id) can be reached directly; None: nowhere."""
+        ...
+
+    def customer_address(self, contact: str | None) -> str | None:
+        """A customer's contact on a link (e.g. their phone) as an address here; None: not reachable."""
+        ...
+
+    def describe_contact(self, address: str) -> str:
+        """An address in words for a seller's notice, e.g. "+6591234567 on WhatsApp"."""
+        ...
+
+
 @runtime_checkable
 class ChatSender(Protocol):
     platform: str
@@ -165,6 +181,13 @@ class WebhookError(Exception):
 
 
 class PaymentProvider(Protocol):
+    """A payment gateway. `name` is its key in `[payments] provider` and its webhook path segment.
+
+    `fetch_status` asks the gateway what became of a payment; nothing calls it yet (reconciliation,
+    which compares it with what the webhooks said, comes with the real providers). A gateway that can
+    give money back implements `RefundingProvider` too (the refunds work adds the caller).
+    """
+
     name: str
     # True when payments are pretend (the sandbox; Stripe test keys, PortOne's sandbox): the shop's API
     # keys are then `pl_test_…` keys.
@@ -177,3 +200,12 @@ class PaymentProvider(Protocol):
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> PaymentEvent: ...
 
     async def fetch_status(self, provider_ref: str) -> str: ...
+
+
+@runtime_checkable
+class RefundingProvider(Protocol):
+    """Optional: a provider that can refund. Not implemented by the sandbox yet; no caller yet."""
+
+    async def refund(self, provider_ref: str, *, amount_minor: int, idempotency_key: str) -> str:
+        """Refund part or all of a payment; returns the provider's refund reference."""
+        ...

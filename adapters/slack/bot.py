@@ -37,6 +37,7 @@ from core.db import Database
 from core.links import LinkService
 from core.merchants import MerchantService
 from core.ports import IncomingMessage, Permanent, Reply, SendError
+from core.settings import reveal
 
 log = logging.getLogger("paylinks.slack")
 
@@ -90,22 +91,22 @@ class SlackOptions:
 def options_from_settings(slack: Any, *, public_base_url: str) -> SlackOptions:
     """SlackOptions from bots.config's SlackSettings (duck-typed: adapters do not import bots)."""
     return SlackOptions(
-        signing_secret=str(slack.signing_secret),
+        signing_secret=reveal(slack.signing_secret),
         public_base_url=public_base_url,
         api_base_url=str(slack.api_base_url),
-        bot_token=str(slack.bot_token),
+        bot_token=reveal(slack.bot_token),
         client_id=str(slack.client_id),
-        client_secret=str(slack.client_secret),
+        client_secret=reveal(slack.client_secret),
     )
 
 
 def check_settings(slack: Any) -> None:
     """Fail closed at start-up on a [slack] section that cannot work."""
-    if not str(slack.signing_secret):
+    if not reveal(slack.signing_secret):
         raise SlackConfigError("slack.signing_secret: required when slack.enabled (every request is verified)")
-    if bool(str(slack.client_id)) != bool(str(slack.client_secret)):
+    if bool(str(slack.client_id)) != bool(reveal(slack.client_secret)):
         raise SlackConfigError("slack.client_id and slack.client_secret: set both (OAuth installs) or neither")
-    if not str(slack.client_id) and not str(slack.bot_token):
+    if not str(slack.client_id) and not reveal(slack.bot_token):
         raise SlackConfigError("slack.bot_token: required unless slack.client_id/client_secret are set")
     if not str(slack.api_base_url).startswith(("https://", "http://")):
         raise SlackConfigError("slack.api_base_url: expected an http(s) URL such as https://slack.com/api/")

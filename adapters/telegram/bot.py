@@ -54,6 +54,7 @@ from telegram.ext import (
     TypeHandler,
     filters,
 )
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from adapters.telegram.config import TelegramOptions, check_options
 from adapters.telegram.parse import GROUP_TYPES, PLATFORM, parse_callback, parse_command, parse_private_text
@@ -66,6 +67,7 @@ from core.deliveries import DeliveryLog
 from core.links import LinkService
 from core.models import ChatTarget
 from core.ports import IncomingMessage, MessageRef, Reply
+from core.settings import reveal
 from core.sql import table
 
 log = logging.getLogger("paylinks.telegram")
@@ -150,7 +152,7 @@ class TelegramBot:
 
     @property
     def _token(self) -> str:
-        return str(self.options.token)
+        return reveal(self.options.token)
 
     @property
     def ready(self) -> bool:
@@ -212,17 +214,23 @@ class TelegramBot:
         return application
 
     async def _start_with_retries(self) -> None:
-        delay = 1.0
-        while True:
-            try:
+        # Until Telegram answers, however long that takes: 1 s, 2 s, 4 s … then every 60 s. Cancelling
+        # (shutdown) is not an Exception, so it ends the retries at once.
+        retrying = AsyncRetrying(
+            wait=wait_exponential(multiplier=1, min=1, max=60),
+            retry=retry_if_exception_type(Exception),
+            before_sleep=self._log_start_failure,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
                 await self._start_once()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.error("telegram bot not started (%s); retrying in %.0fs", self._describe(exc), delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
+
+    def _log_start_failure(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        log.error("telegram bot not started (%s); retrying in %.0fs",
+                  self._describe(exc) if exc is not None else "?", delay)
 
     async def _start_once(self) -> None:
         application = self.application
@@ -267,7 +275,7 @@ class TelegramBot:
     async def webhook(self, request: web.Request) -> web.Response:
         """POST /telegram/webhook: authenticate, enqueue, answer. Never waits for the conversation."""
         given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode(), str(self.options.webhook_secret).encode()):
+        if not hmac.compare_digest(given.encode(), reveal(self.options.webhook_secret).encode()):
             log.warning("telegram webhook with a missing or wrong secret token from %s", request.remote)
             return web.json_response({"error": "forbidden"}, status=403)
         application = self.application

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from adapters.telegram.config import TelegramConfigError, check_options
+from core.settings import reveal
 
 OFFICIAL_API = "api.telegram.org"
 # https://core.telegram.org/bots/api#setwebhook
@@ -81,12 +82,12 @@ async def cmd_set_webhook(settings: Any, args: argparse.Namespace) -> int:
         async with build_bot(options) as bot:
             await bot.set_webhook(
                 url,
-                secret_token=str(options.webhook_secret),
+                secret_token=reveal(options.webhook_secret),
                 allowed_updates=ALLOWED_UPDATES,
                 drop_pending_updates=args.drop_pending_updates,
             )
     except TelegramError as exc:
-        return _fail(f"Telegram refused the webhook: {redact(exc.message, str(options.token))}")
+        return _fail(f"Telegram refused the webhook: {redact(exc.message, reveal(options.token))}")
     print(url)
     return 0
 
@@ -97,13 +98,13 @@ async def cmd_delete_webhook(settings: Any, args: argparse.Namespace) -> int:
     from adapters.telegram.sender import build_bot, redact
 
     options = settings.telegram
-    if not str(options.token):
+    if not reveal(options.token):
         return _fail("telegram.token is empty")
     try:
         async with build_bot(options) as bot:
             await bot.delete_webhook()
     except TelegramError as exc:
-        return _fail(f"Telegram refused: {redact(exc.message, str(options.token))}")
+        return _fail(f"Telegram refused: {redact(exc.message, reveal(options.token))}")
     print("webhook deleted")
     return 0
 
@@ -114,13 +115,13 @@ async def cmd_webhook_info(settings: Any, args: argparse.Namespace) -> int:
     from adapters.telegram.sender import build_bot, redact
 
     options = settings.telegram
-    if not str(options.token):
+    if not reveal(options.token):
         return _fail("telegram.token is empty")
     try:
         async with build_bot(options) as bot:
             info = await bot.get_webhook_info()
     except TelegramError as exc:
-        return _fail(f"Telegram refused: {redact(exc.message, str(options.token))}")
+        return _fail(f"Telegram refused: {redact(exc.message, reveal(options.token))}")
     print(f"url\t{info.url or '(none: polling or not set)'}")
     print(f"pending_update_count\t{info.pending_update_count}")
     print(f"allowed_updates\t{','.join(info.allowed_updates or ())}")

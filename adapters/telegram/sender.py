@@ -25,6 +25,7 @@ from adapters.telegram.config import TelegramOptions
 from adapters.telegram.parse import PLATFORM
 from adapters.telegram.render import render, render_plain
 from core.ports import AddressMoved, MessageRef, Permanent, Reply, RetryLater, SendError, Transient
+from core.settings import reveal
 
 log = logging.getLogger("paylinks.telegram")
 
@@ -96,9 +97,9 @@ def make_request(*, pool_size: int = 16, read_timeout: float = 10.0) -> HTTPXReq
 
 def build_bot(options: TelegramOptions) -> Bot:
     base = options.api_base_url.rstrip("/")
-    redact_http_logs(str(options.token))
+    redact_http_logs(reveal(options.token))
     return Bot(
-        str(options.token),
+        reveal(options.token),
         base_url=f"{base}/bot",
         base_file_url=f"{base}/file/bot",
         request=make_request(),
@@ -193,7 +194,7 @@ class TelegramSender:
 
     @property
     def _token(self) -> str:
-        return str(self.options.token)
+        return reveal(self.options.token)
 
     async def _ready_bot(self) -> Bot:
         # One Bot per event loop: PTB's HTTP client belongs to the loop it was first used in.

@@ -19,13 +19,10 @@ log = logging.getLogger("paylinks.webhooks")
 
 
 class PaymentWebhooks:
-    def __init__(self, provider: PaymentProvider, links: LinkService) -> None:
+    def __init__(self, provider: PaymentProvider, links: LinkService, *, path: str | None = None) -> None:
         self.provider = provider
         self.links = links
-
-    @property
-    def path(self) -> str:
-        return f"/webhooks/{self.provider.name}"
+        self.path = path or f"/webhooks/{provider.name}"
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post(self.path, self.receive)]

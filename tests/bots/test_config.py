@@ -23,6 +23,7 @@ def test_embedded_defaults_serve_without_a_file() -> None:
 
 def test_example_file_documents_every_key() -> None:
     text = (ROOT / "config.example.toml").read_text()
+    # Loading it refuses any key no model declares, so the example documents nothing that is not there.
     settings = load_settings(ROOT / "config.example.toml", env={})
     for section, values in describe(settings).items():
         assert f"[{section}]" in text
@@ -51,7 +52,7 @@ def test_file_then_env_override(tmp_path: Path) -> None:
     assert settings.server.port == 9002
     assert settings.links.default_currency == "SGD"
     assert settings.telegram.enabled is True
-    assert settings.payments.sandbox.webhook_secret == "from-file"
+    assert settings.payments.sandbox.webhook_secret.get_secret_value() == "from-file"
     assert isinstance(settings.payments.sandbox.webhook_secret, Secret)
 
 
@@ -70,7 +71,7 @@ def test_config_env_var_picks_the_file(tmp_path: Path) -> None:
 
 def test_nested_env_override() -> None:
     settings = load_settings(env={"PAYLINKS_PAYMENTS__SANDBOX__WEBHOOK_SECRET": "s3cret"})
-    assert settings.payments.sandbox.webhook_secret == "s3cret"
+    assert settings.payments.sandbox.webhook_secret.get_secret_value() == "s3cret"
 
 
 @pytest.mark.parametrize(
@@ -89,6 +90,14 @@ def test_nested_env_override() -> None:
         ("", {"PAYLINKS_SERVER__PORTS": "1"}, "PAYLINKS_SERVER__PORTS"),
         ("", {"PAYLINKS_SERVER__PORT": "x"}, "server.port"),
         ('[server\n', {}, "not valid TOML"),
+        ('[payments.sandbox]\nwebhook_secret = 5\n', {}, "payments.sandbox.webhook_secret"),
+        ('[payments.sandbox]\nsecret = "x"\n', {}, "unknown key: payments.sandbox.secret"),
+        ('[outbox]\ntelegram_per_chat = "fast"\n', {}, "outbox.telegram_per_chat: 'fast' is not a rate"),
+        ('[outbox]\nlease = "0s"\n', {}, "outbox.lease"),
+        ('[whatsapp]\ntemplates = 3\n', {}, "whatsapp.templates"),
+        ("", {"PAYLINKS_PAYMENTS__SANDBOX__NOPE": "1"}, "PAYLINKS_PAYMENTS__SANDBOX__NOPE"),
+        ("", {"PAYLINKS_TELEGRAM__ENABLED": "maybe"}, "telegram.enabled: expected true or false"),
+        ("", {"PAYLINKS_PAYMENTS__SANDBOX": "x"}, "payments.sandbox: is a table"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, toml: str, env: dict[str, str], message: str) -> None:
@@ -102,3 +111,37 @@ def test_secrets_never_show_in_reprs_or_descriptions() -> None:
     settings = load_settings(env={"PAYLINKS_TELEGRAM__TOKEN": "123:ABCsecret"})
     assert "ABCsecret" not in repr(settings)
     assert "ABCsecret" not in str(describe(settings))
+
+
+def test_a_model_key_missing_from_the_example_fails_the_documentation_check() -> None:
+    # The check above walks every field of the loaded models; a field it cannot find in the text fails.
+    text = (ROOT / "config.example.toml").read_text()
+    described = describe(load_settings(env={}))
+    keys = [(section, key) for section, values in described.items() for key in values]
+    assert ("outbox", "telegram_per_chat") in keys and ("payments", "sandbox") in keys
+    assert all(f"\n{key} = " in text or f"[{section}.{key}]" in text for section, key in keys)
+    assert "\nno_such_key = " not in text
+
+
+def test_public_base_url_follows_host_and_port_when_unset(tmp_path: Path) -> None:
+    assert load_settings(env={}).server.public_base_url == "http://127.0.0.1:8080"
+    assert load_settings(env={"PAYLINKS_SERVER__PORT": "8091"}).server.public_base_url == "http://127.0.0.1:8091"
+    moved = load_settings(env={"PAYLINKS_SERVER__HOST": "10.1.2.3", "PAYLINKS_SERVER__PORT": "9000"})
+    assert moved.server.public_base_url == "http://10.1.2.3:9000"
+    # Listening on every interface: links point at loopback, not at 0.0.0.0.
+    assert load_settings(env={"PAYLINKS_SERVER__HOST": "0.0.0.0"}).server.public_base_url == "http://127.0.0.1:8080"
+    # The example file leaves it empty too, so a copied example follows the port as well.
+    example = load_settings(ROOT / "config.example.toml", env={"PAYLINKS_SERVER__PORT": "8091"})
+    assert example.server.public_base_url == "http://127.0.0.1:8091"
+    # Set: used as given (without a trailing slash), whatever the port.
+    path = tmp_path / "c.toml"
+    path.write_text('[server]\nport = 9001\npublic_base_url = "https://pay.example.com/"\n')
+    assert load_settings(path, env={}).server.public_base_url == "https://pay.example.com"
+
+
+def test_links_printed_by_the_cli_follow_the_port(tmp_path: Path) -> None:
+    from bots.services import build_services
+
+    services = build_services(load_settings(env={"PAYLINKS_SERVER__PORT": "8091",
+                                                 "PAYLINKS_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path}/p.db"}))
+    assert services.links.url("abc").startswith("http://127.0.0.1:8091/")

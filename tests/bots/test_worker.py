@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from adapters.registry import pacing_limits
 from bots.dispatcher import Dispatcher, DispatcherConfig
 from core.db import Database
 from core.links import LinkDraft, LinkService
@@ -26,7 +27,7 @@ from core.merchants import MerchantService
 from core.models import AlertSubscription, OutboxMessage
 from core.money import Money
 from core.outbox import NOTICE_KIND, Outbox, OutboxStore, RetryPolicy
-from core.pacing import Pacer, PacingSpec, limits_from_spec
+from core.pacing import Pacer
 from core.ports import AddressMoved, MessageRef, PaymentEvent, Permanent, Reply, RetryLater, Transient
 from core.sql import table
 from tests.conftest import LiveApp
@@ -137,7 +138,7 @@ def make_dispatcher(db: Database, senders: dict[str, Any], clocks: Clocks, **con
     return Dispatcher(
         OutboxStore(db, clock=clocks.now), senders,
         # Exact limits (no safety margin per chat) keep the arithmetic below readable.
-        pacer=Pacer(limits_from_spec(PacingSpec()), clock=clocks.monotonic, target_margin=0),
+        pacer=Pacer(pacing_limits(), clock=clocks.monotonic, target_margin=0),
         config=DispatcherConfig(**config), clock=clocks.now, monotonic=clocks.monotonic, rand=lambda: 0.0,
         worker_id="test-worker",
     )

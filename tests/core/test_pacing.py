@@ -6,7 +6,8 @@ import itertools
 
 import pytest
 
-from core.pacing import Pacer, PacingSpec, Rate, RateError, TokenBucket, limits_from_spec, parse_rate
+from adapters.registry import pacing_limits
+from core.pacing import Pacer, Rate, RateError, TokenBucket, parse_rate
 
 
 class Tick:
@@ -39,7 +40,7 @@ def test_bad_rates_say_how_to_write_one(text: str) -> None:
 
 def test_a_bad_setting_is_named_in_the_error() -> None:
     with pytest.raises(RateError, match=r"^outbox\.telegram_per_group: '20 per minute'"):
-        limits_from_spec(PacingSpec(telegram_per_group="20 per minute"))
+        pacing_limits({"telegram_per_group": "20 per minute"})
 
 
 def test_bucket_spaces_sends_evenly_and_never_saves_up_a_burst() -> None:
@@ -58,7 +59,7 @@ def test_bucket_spaces_sends_evenly_and_never_saves_up_a_burst() -> None:
 
 def test_telegram_private_chats_groups_and_the_overall_limit() -> None:
     tick = Tick()
-    pacer = Pacer(limits_from_spec(PacingSpec()), clock=tick, target_margin=0)
+    pacer = Pacer(pacing_limits(), clock=tick, target_margin=0)
     # One private chat: 1/s.
     assert [pacer.reserve("telegram", "42") - 100 for _ in range(3)] == pytest.approx([0, 1, 2])
     # A group (negative id): 20/min, one every 3 s; its first send takes the overall gap after t+0.
@@ -76,7 +77,7 @@ def test_telegram_private_chats_groups_and_the_overall_limit() -> None:
 
 def test_a_chat_held_back_by_the_platform_bucket_still_keeps_its_own_spacing() -> None:
     tick = Tick()
-    limits = {"telegram": limits_from_spec(PacingSpec(telegram_overall="1/5s"))["telegram"]}
+    limits = {"telegram": pacing_limits({"telegram_overall": "1/5s"})["telegram"]}
     pacer = Pacer(limits, clock=tick, target_margin=0)
     first = pacer.reserve("telegram", "7")
     assert first == 100
@@ -90,7 +91,7 @@ def test_a_chat_held_back_by_the_platform_bucket_still_keeps_its_own_spacing() -
 
 def test_slack_and_whatsapp_defaults() -> None:
     tick = Tick()
-    pacer = Pacer(limits_from_spec(PacingSpec()), clock=tick, target_margin=0)
+    pacer = Pacer(pacing_limits(), clock=tick, target_margin=0)
     assert [pacer.reserve("slack", "C1") - 100 for _ in range(2)] == pytest.approx([0, 1])
     assert pacer.reserve("slack", "C2") == 100  # another channel is not held back
     times = [pacer.reserve("whatsapp", f"whatsapp:+65{n}") - 100 for n in range(3)]
@@ -99,7 +100,7 @@ def test_slack_and_whatsapp_defaults() -> None:
 
 def test_slack_threads_count_against_their_channel() -> None:
     tick = Tick()
-    pacer = Pacer(limits_from_spec(PacingSpec()), clock=tick, target_margin=0)
+    pacer = Pacer(pacing_limits(), clock=tick, target_margin=0)
     sends = [pacer.reserve("slack", "T1:C1"), pacer.reserve("slack", "T1:C1:1700000000.000100"),
              pacer.reserve("slack", "T1:C1:1700000000.000200")]
     assert [t - 100 for t in sends] == pytest.approx([0, 1, 2])  # one channel, 1/s, threads included
@@ -108,7 +109,7 @@ def test_slack_threads_count_against_their_channel() -> None:
 
 def test_unpaced_platforms_are_never_held_back_but_retry_after_is_honoured() -> None:
     tick = Tick()
-    pacer = Pacer(limits_from_spec(PacingSpec()), clock=tick, target_margin=0)
+    pacer = Pacer(pacing_limits(), clock=tick, target_margin=0)
     assert {pacer.reserve("console", "me") for _ in range(5)} == {100}
     pacer.block("console", "me", 7.5)
     assert pacer.ready_at("console", "me") == pytest.approx(107.5)
@@ -121,7 +122,7 @@ def test_unpaced_platforms_are_never_held_back_but_retry_after_is_honoured() -> 
 
 def test_pacer_forgets_idle_buckets_when_it_has_many() -> None:
     tick = Tick()
-    pacer = Pacer(limits_from_spec(PacingSpec()), clock=tick, target_margin=0)
+    pacer = Pacer(pacing_limits(), clock=tick, target_margin=0)
     pacer.PRUNE_ABOVE = 10
     for n in range(10):
         pacer.reserve("slack", f"C{n}")
@@ -132,7 +133,7 @@ def test_pacer_forgets_idle_buckets_when_it_has_many() -> None:
 
 def test_sends_to_one_chat_keep_a_safety_margin_but_the_platform_rate_does_not() -> None:
     tick = Tick()
-    pacer = Pacer(limits_from_spec(PacingSpec()), clock=tick)  # the default 10% margin per chat
+    pacer = Pacer(pacing_limits(), clock=tick)  # the default 10% margin per chat
     assert [pacer.reserve("telegram", "42") - 100 for _ in range(3)] == pytest.approx([0, 1 / 0.9, 2 / 0.9])
     times = [pacer.reserve("telegram", str(n)) - 100 for n in range(1, 31)]
     assert max(times) - min(times) == pytest.approx(29 / 30, abs=0.04)  # still 30/s across chats
@@ -140,7 +141,7 @@ def test_sends_to_one_chat_keep_a_safety_margin_but_the_platform_rate_does_not()
 
 def test_a_gate_on_actual_start_times_lets_one_late_start_be_followed_closely() -> None:
     tick = Tick()
-    gate = Pacer(limits_from_spec(PacingSpec()), clock=tick, platform_burst=2, target_margin=0)
+    gate = Pacer(pacing_limits(), clock=tick, platform_burst=2, target_margin=0)
     gate.reserve("telegram", "1")
     tick.now += 1 / 30 + 0.01  # this one left 10 ms late...
     assert gate.reserve("telegram", "2") == tick.now

@@ -238,3 +238,44 @@ async def test_when_the_shop_does_not_confirm_the_customer_is_told(sqlite_live: 
     page = await page_of(response)
     assert page.h1 == "The shop did not confirm the payment" and "nothing was charged" in page.text()
     assert await sqlite_live.services.links.payments_for(link.id) == []
+
+
+async def test_a_shop_that_fails_once_gets_the_webhook_again(sqlite_live: LiveApp,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiohttp import web
+
+    link = await make_link(sqlite_live.services)
+    path = await start_checkout(sqlite_live, link)
+    sandbox = provider(sqlite_live)
+    verify = sandbox.verify_webhook
+    calls: list[int] = []
+
+    def busy_once(headers: Any, raw_body: bytes) -> PaymentEvent:
+        calls.append(1)
+        if len(calls) == 1:
+            raise web.HTTPServiceUnavailable()  # a 5xx: the "gateway" retries (tenacity, 3 attempts)
+        return verify(headers, raw_body)
+
+    monkeypatch.setattr(sandbox, "verify_webhook", busy_once)
+    response = await pay(sqlite_live, path, SUCCESS)
+    assert response.status == 303 and len(calls) == 2
+    assert [p.status for p in await sqlite_live.services.links.payments_for(link.id)] == [PaymentStatus.SUCCEEDED]
+
+
+async def test_a_shop_that_keeps_failing_gets_three_attempts_then_the_customer_is_told(
+    sqlite_live: LiveApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiohttp import web
+
+    link = await make_link(sqlite_live.services)
+    path = await start_checkout(sqlite_live, link)
+    calls: list[int] = []
+
+    def down(headers: Any, raw_body: bytes) -> PaymentEvent:
+        calls.append(1)
+        raise web.HTTPInternalServerError()
+
+    monkeypatch.setattr(provider(sqlite_live), "verify_webhook", down)
+    response = await pay(sqlite_live, path, SUCCESS)
+    assert response.status == 502 and len(calls) == 3
+    assert await sqlite_live.services.links.payments_for(link.id) == []

@@ -8,7 +8,6 @@ so nobody can point this page at another amount. Card numbers are never logged o
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -18,8 +17,16 @@ from datetime import datetime
 import aiohttp
 import jinja2
 from aiohttp import web
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    wait_incrementing,
+)
 
-from adapters.payments.sandbox import CardResult, CheckoutSession, SandboxProvider, classify_card
+from adapters.payments.sandbox.provider import CardResult, CheckoutSession, SandboxProvider, classify_card
 from adapters.web.pages import make_templates
 from core.money import format_money
 
@@ -168,21 +175,32 @@ class SandboxCheckout:
         """POST the webhook like a gateway would; retries connection errors and 5xx a few times."""
         if self._client is None:
             raise RuntimeError("SandboxCheckout.lifespan is not running (add it to the app's cleanup_ctx)")
-        status: int | None = None
-        for attempt in range(1, WEBHOOK_ATTEMPTS + 1):
-            try:
-                async with self._client.post(self.webhook_url, data=body, headers=headers,
-                                             allow_redirects=False) as response:
-                    status = response.status
-                    await response.read()
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                status = None
+        client = self._client
+
+        def log_failure(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            if exc is not None:
                 log.warning("sandbox webhook delivery failed checkout=%s attempt=%d error=%s",
-                            session.ref, attempt, type(exc).__name__)
-            if status is not None and status < 500:
-                return status
-            if attempt < WEBHOOK_ATTEMPTS:
-                await asyncio.sleep(0.2 * attempt)
+                            session.ref, state.attempt_number, type(exc).__name__)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(WEBHOOK_ATTEMPTS),
+            wait=wait_incrementing(start=0.2, increment=0.2),  # 0.2 s, then 0.4 s
+            retry=retry_if_exception_type((aiohttp.ClientError, TimeoutError))
+            | retry_if_result(lambda status: status is None or status >= 500),
+            after=log_failure,
+            # Out of attempts: the last status (a 5xx), or None when the shop never answered.
+            retry_error_callback=lambda state: None if state.outcome is None or state.outcome.failed
+            else state.outcome.result(),
+        )
+
+        async def post() -> int:
+            async with client.post(self.webhook_url, data=body, headers=headers,
+                                   allow_redirects=False) as response:
+                await response.read()
+                return response.status
+
+        status: int | None = await retrying(post)
         return status
 
     # ---- rendering

@@ -499,6 +499,31 @@ async def test_answer_retries_after_a_rate_limit(webhook: Webhook) -> None:
     assert [r.status for r in webhook.fake.requests] == [429, 201]
 
 
+async def test_answer_retries_server_errors_with_backoff_up_to_three_attempts(webhook: Webhook) -> None:
+    waits: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    webhook.hook.sleep = no_sleep
+    webhook.fake.fail_next(503, times=5)
+    await webhook.post(inbound("links"))
+    assert waits == [2.0, 4.0]  # three attempts in all, then the answer is dropped
+    assert [r.status for r in webhook.fake.requests] == [503, 503, 503]
+
+
+async def test_answer_gives_up_on_a_wait_longer_than_a_chat_answer_is_worth(webhook: Webhook) -> None:
+    waits: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    webhook.hook.sleep = no_sleep
+    webhook.fake.fail_next(429, 20429, retry_after=120)
+    await webhook.post(inbound("links"))
+    assert waits == [] and [r.status for r in webhook.fake.requests] == [429]
+
+
 # ---------------------------------------------------------------- settings
 
 
@@ -516,3 +541,16 @@ def test_enabled_whatsapp_is_checked_at_start_up() -> None:
     with pytest.raises(ConfigError, match=r"whatsapp\.account_sid"):
         load_settings(env={**good, "PAYLINKS_WHATSAPP__ACCOUNT_SID": "SK123"})
     assert not load_settings(env={}).whatsapp.enabled  # disabled: nothing required
+
+
+def test_customer_addresses_need_a_number_with_its_country_code() -> None:
+    # The one WhatsApp address rule (adapters/whatsapp/address.py), as the outbox applies it to a link's
+    # customer phone through the plug-in.
+    from adapters.whatsapp.plugin import PLUGIN
+
+    assert PLUGIN.customer_address("+65 9123 4567") == "whatsapp:+6591234567"
+    assert PLUGIN.customer_address("whatsapp:+6591234567") == "whatsapp:+6591234567"
+    assert PLUGIN.customer_address("91234567") is None and PLUGIN.customer_address(None) is None
+    assert PLUGIN.customer_address("+12") is None
+    assert PLUGIN.member_address("6591234567") == "whatsapp:+6591234567"
+    assert PLUGIN.member_address("not a number") is None

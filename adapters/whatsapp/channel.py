@@ -25,8 +25,11 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from aiohttp import ClientError, ClientTimeout, web
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity.stop import stop_base
 from twilio.base.exceptions import TwilioException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response as TwilioResponse
@@ -38,6 +41,7 @@ from twilio.request_validator import (
 )
 from twilio.rest import Client
 
+from adapters.whatsapp.address import whatsapp_address
 from core.clock import Clock, utcnow
 from core.db import Database
 from core.links import LinkService
@@ -46,6 +50,7 @@ from core.merchants import MerchantService
 from core.models import ChatTarget, LinkStatus, PaymentLink
 from core.money import format_money
 from core.ports import IncomingMessage, MessageRef, Permanent, Reply, RetryLater, SendError, Transient
+from core.settings import reveal
 from core.sql import table
 
 log = logging.getLogger("paylinks.whatsapp")
@@ -73,22 +78,7 @@ CONFIG_CODES = frozenset({20003, 20404, 21606, 21659, 63007})
 
 TARGETS = table(ChatTarget)
 
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-
 # ---------------------------------------------------------------- addresses and inbound messages
-
-
-def whatsapp_address(number: str) -> str:
-    """"+65 9123 4567", "6591234567" or "whatsapp:+6591234567" -> "whatsapp:+6591234567"; ValueError otherwise."""
-    raw = number.strip()
-    if raw.lower().startswith("whatsapp:"):
-        raw = raw[len("whatsapp:"):]
-    digits = re.sub(r"[\s\-().]", "", raw)
-    if not digits.startswith("+"):
-        digits = "+" + digits
-    if not _E164.match(digits):
-        raise ValueError(f"{number!r} is not a phone number in international form (try +6591234567)")
-    return f"whatsapp:{digits}"
 
 
 def parse_inbound(form: Mapping[str, Any]) -> IncomingMessage | None:
@@ -465,20 +455,24 @@ def _masked(address: str) -> str:
 
 
 class WhatsAppConfig(Protocol):
-    """The `[whatsapp]` settings (bots.config.WhatsAppSettings), without importing bots."""
+    """The `[whatsapp]` section (adapters/whatsapp/plugin.WhatsAppSettings)."""
 
-    enabled: bool
-    account_sid: str
-    auth_token: str
-    from_number: str
-    api_base_url: str
-    templates: dict[str, Any]
+    @property
+    def account_sid(self) -> str: ...
+    @property
+    def auth_token(self) -> SecretStr | str: ...
+    @property
+    def from_number(self) -> str: ...
+    @property
+    def api_base_url(self) -> str: ...
+    @property
+    def templates(self) -> dict[str, Any]: ...
 
 
 def check_settings(cfg: WhatsAppConfig) -> None:
     """Start-up check of an enabled `[whatsapp]` section; ValueError naming the key."""
     for key in ("account_sid", "auth_token", "from_number"):
-        if not str(getattr(cfg, key)):
+        if not reveal(getattr(cfg, key)):
             raise ValueError(f"whatsapp.{key}: required when whatsapp.enabled is true")
     if not re.match(r"^AC[0-9a-fA-F]{32}$", cfg.account_sid):
         raise ValueError("whatsapp.account_sid: expected \"AC\" + 32 hex digits (Twilio Console, Account Info)")
@@ -497,7 +491,7 @@ def sender_from_settings(
 ) -> WhatsAppSender:
     """Pure construction (no I/O, no SDK objects yet): the Twilio client is built in the loop on first use."""
     return WhatsAppSender(
-        account_sid=cfg.account_sid, auth_token=str(cfg.auth_token), from_number=cfg.from_number,
+        account_sid=cfg.account_sid, auth_token=reveal(cfg.auth_token), from_number=cfg.from_number,
         api_base_url=cfg.api_base_url, templates=cfg.templates, db=db, links=links, merchants=merchants,
         clock=clock,
     )
@@ -596,20 +590,21 @@ class WhatsAppWebhook:
                           message.extra.get("message_sid"))
 
     async def _send(self, address: str, reply: Reply) -> MessageRef | None:
-        for attempt in range(1, self.ANSWER_ATTEMPTS + 1):
-            try:
-                return await self.sender.send(address, reply)
-            except RetryLater as exc:
-                wait = exc.after_s
-            except Transient:
-                wait = float(2**attempt)
-            except Permanent as exc:
-                log.warning("whatsapp answer not deliverable to=%s: %s", _masked(address), exc)
-                return None
-            if attempt == self.ANSWER_ATTEMPTS or wait > self.MAX_ANSWER_WAIT_S:
-                break
-            await self.sleep(wait)
-        log.warning("whatsapp answer dropped after retries to=%s", _masked(address))
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type((RetryLater, Transient)),  # Permanent ends it at once
+            wait=_answer_wait,
+            # Out of attempts, or the platform asks for a longer wait than a chat answer is worth.
+            stop=stop_after_attempt(self.ANSWER_ATTEMPTS) | _waits_longer_than(self.MAX_ANSWER_WAIT_S),
+            sleep=lambda seconds: self.sleep(seconds),  # looked up per call: tests replace self.sleep
+            reraise=True,
+        )
+        try:
+            ref: MessageRef = await retrying(self.sender.send, address, reply)
+            return ref
+        except Permanent as exc:
+            log.warning("whatsapp answer not deliverable to=%s: %s", _masked(address), exc)
+        except (RetryLater, Transient):
+            log.warning("whatsapp answer dropped after retries to=%s", _masked(address))
         return None
 
     async def drain(self) -> None:
@@ -626,5 +621,19 @@ class WhatsAppWebhook:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
-# Where bots/app.py keeps the mounted webhook (tests drain its answers in flight).
+def _answer_wait(state: RetryCallState) -> float:
+    # The platform's own "retry after" when it gave one; otherwise 2 s, 4 s …
+    error = state.outcome.exception() if state.outcome is not None else None
+    return error.after_s if isinstance(error, RetryLater) else float(2**state.attempt_number)
+
+
+def _waits_longer_than(limit_s: float) -> stop_base:
+    class _TooLong(stop_base):
+        def __call__(self, state: RetryCallState) -> bool:
+            return state.upcoming_sleep > limit_s
+
+    return _TooLong()
+
+
+# Where the plug-in keeps the mounted webhook (tests drain its answers in flight).
 WHATSAPP_WEBHOOK = web.AppKey("whatsapp_webhook", WhatsAppWebhook)

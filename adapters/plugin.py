@@ -1,0 +1,156 @@
+"""The plug-in interfaces: what a chat platform or a payment provider package exports to be plugged in.
+
+Each outside system is one package exporting one object (`PLUGIN`), listed once in adapters/registry.py.
+The object declares its settings section (a pydantic model), builds its port implementation (a
+`ChatSender` or a `PaymentProvider`), and hands over its aiohttp routes and lifespans (`cleanup_ctx`) in
+a `WebParts`; bots/ mounts them. Chat platforms also carry their address rules (core/ports.AddressRules)
+and their pacing keys under `[outbox]`.
+
+Building is pure: SDK clients are made inside the running loop, in the lifespans or on first use, so the
+same sender serves `paylinks serve` and `paylinks worker`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from core.clock import Clock
+from core.conversation import Conversation
+from core.db import Database
+from core.links import LinkService
+from core.merchants import MerchantService
+from core.pacing import PlatformLimits
+from core.ports import ChatSender, IncomingMessage, PaymentProvider, Reply
+from core.settings import PluginSection, Section
+
+Lifespan = Callable[[web.Application], AsyncIterator[None]]
+Handler = Callable[[IncomingMessage], Awaitable[list[Reply]]]
+
+SectionT = TypeVar("SectionT", bound=Section)
+ChatSectionT = TypeVar("ChatSectionT", bound=PluginSection)
+
+
+class PluginContext(Protocol):
+    """What plug-ins may use from the running program (bots.services.Services has all of it)."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def links(self) -> LinkService: ...
+
+    @property
+    def merchants(self) -> MerchantService: ...
+
+    @property
+    def conversation(self) -> Conversation: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def public_base_url(self) -> str: ...
+
+    async def handle(self, message: IncomingMessage) -> list[Reply]:
+        """The chat core's answer to a message (looked up per message, so tests may stand in for it)."""
+        ...
+
+
+@dataclass
+class WebParts:
+    """What a plug-in adds to the aiohttp app: routes, lifespans (appended to cleanup_ctx in this
+    order) and app values (e.g. the mounted bot, which tests reach through its AppKey)."""
+
+    routes: list[web.RouteDef] = field(default_factory=list)
+    lifespans: list[Lifespan] = field(default_factory=list)
+    values: dict[web.AppKey[Any], Any] = field(default_factory=dict)
+
+
+def section_of(settings: BaseModel, name: str) -> Any:
+    """A plug-in's section of the assembled Settings (their fields are added at load time)."""
+    return getattr(settings, name)
+
+
+class ChatPlatform(Generic[ChatSectionT]):
+    """A chat platform plug-in. Subclasses set `name` (the platform, its `[section]` and the senders'
+    `platform`) and `settings_model`, and override what they have."""
+
+    name: ClassVar[str]
+    settings_model: ClassVar[type[PluginSection] | None] = None  # None: no section, always enabled
+    # Keys this platform adds to the shared [outbox] section, with their default rates.
+    outbox_keys: ClassVar[Mapping[str, str]] = {}
+    # How sellers' notices name the platform ("WhatsApp").
+    title: ClassVar[str] = ""
+    # Receipts and links go to customers through this platform when it is enabled.
+    reaches_customers: ClassVar[bool] = False
+
+    def section(self, settings: BaseModel) -> ChatSectionT | None:
+        if self.settings_model is None:
+            return None
+        return cast(ChatSectionT, section_of(settings, self.name))
+
+    def enabled(self, settings: BaseModel) -> bool:
+        section = self.section(settings)
+        return section is None or section.enabled
+
+    def check(self, section: ChatSectionT, settings: BaseModel) -> None:
+        """Start-up check of the section when loading settings; raise ValueError naming the key."""
+
+    def pacing(self, outbox: Mapping[str, str]) -> PlatformLimits | None:
+        """How sends to this platform are paced, from the [outbox] rates (key -> text); None: unpaced."""
+        return None
+
+    # ---- address rules (core.ports.AddressRules)
+
+    def member_address(self, user_id: str) -> str | None:
+        return None
+
+    def customer_address(self, contact: str | None) -> str | None:
+        return None
+
+    def describe_contact(self, address: str) -> str:
+        return f"{address} on {self.title or self.name}"
+
+    # ---- building
+
+    def build_sender(self, section: ChatSectionT | None, ctx: PluginContext) -> ChatSender:
+        raise NotImplementedError
+
+    def web(self, section: ChatSectionT | None, ctx: PluginContext, sender: ChatSender) -> WebParts:
+        """Routes and lifespans in `paylinks serve`; the lifespans close the sender at shutdown."""
+        return WebParts()
+
+
+class PaymentProviderPlugin(Generic[SectionT]):
+    """A payment provider plug-in; its section is `[payments.<name>]`, chosen by `[payments] provider`."""
+
+    name: ClassVar[str]
+    settings_model: ClassVar[type[Section]]
+
+    def section(self, settings: BaseModel) -> SectionT:
+        return cast(SectionT, section_of(section_of(settings, "payments"), self.name))
+
+    def check(self, section: SectionT, settings: BaseModel) -> None:
+        """Start-up check when this provider is selected; raise ValueError naming the key."""
+
+    def build(self, section: SectionT, ctx: PluginContext) -> PaymentProvider:
+        raise NotImplementedError
+
+    def webhook_path(self) -> str:
+        return f"/webhooks/{self.name}"
+
+    def webhook_routes(self, provider: PaymentProvider, links: LinkService) -> list[web.RouteDef]:
+        """POST /webhooks/<name>: verified by the provider, recorded by LinkService.record_payment."""
+        from adapters.web.webhooks import PaymentWebhooks
+
+        return PaymentWebhooks(provider, links, path=self.webhook_path()).routes()
+
+    def web(self, section: SectionT, ctx: PluginContext, provider: PaymentProvider, *,
+            webhook_url: str) -> WebParts:
+        """Pages the provider serves itself (a hosted checkout); `webhook_url` is where its webhooks go."""
+        return WebParts()
