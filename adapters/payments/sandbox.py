@@ -93,6 +93,8 @@ class SandboxProvider:
 
     def decode_session(self, token: str) -> CheckoutSession | None:
         payload, _, mac = token.partition(".")
+        if not token.isascii():  # compare_digest refuses non-ASCII str; no real token has any
+            return None
         if not payload or not hmac.compare_digest(self._mac(payload.encode())[:32], mac):
             return None
         try:
@@ -156,7 +158,7 @@ class SandboxProvider:
                 currency=_text(data["currency"], 3),
                 payer_name=(payer or "")[:200] or None,
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise WebhookError(f"malformed sandbox event ({type(exc).__name__})") from None
         return parsed
 

@@ -61,7 +61,8 @@ class OpenApiChecker:
         return node
 
     def validate(self, schema_ref: dict[str, Any], instance: Any) -> None:
-        schema = {"$ref": DOC_URI + schema_ref["$ref"]} if "$ref" in schema_ref else schema_ref
+        # Inline schemas (the per-route error responses) point into the document too.
+        schema = json.loads(json.dumps(schema_ref).replace('"$ref": "#/', f'"$ref": "{DOC_URI}#/'))
         validator = Draft202012Validator(
             schema, registry=self.registry, format_checker=Draft202012Validator.FORMAT_CHECKER
         )
