@@ -70,7 +70,7 @@ class OpenApiChecker:
         assert not errors, "; ".join(f"{list(e.path)}: {e.message}" for e in errors)
 
     def check_response(self, method: str, path: str, response: ApiResponse) -> None:
-        template = self.template_for(path)
+        template = self.template_for(path.partition("?")[0])
         operation = self.doc["paths"].get(template or "", {}).get(method.lower())
         if operation is None:
             # Unknown endpoint or method: still a JSON error of the documented shape.
