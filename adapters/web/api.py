@@ -234,7 +234,8 @@ def link_json(link: PaymentLink, status: LinkStatus, url: str) -> dict[str, Any]
 
 def request_hash(payload: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON body, so key order and spacing do not make a request "different"."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # default=str: JSON numbers with a fraction arrive as Decimal.
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

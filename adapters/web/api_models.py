@@ -12,10 +12,11 @@ too; a new code is one entry there (and one in `ERROR_CODES`).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from core import limits
 from core.models import LinkStatus
@@ -43,6 +44,16 @@ LINK_ID_PATTERN = f"^[a-z2-7]{{1,{MAX_LINK_ID}}}$"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e][\x20-\x7e]*$"  # printable ASCII, no leading space
 
 Text = Annotated[str, Field(pattern=TEXT_PATTERN)]
+
+
+def _integral_number(value: Any) -> Any:
+    # JSON Schema counts 2500.0 as an integer, and so does the API; 2500.5 stays a number and is refused.
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
+    return value
+
+
+MinorUnits = Annotated[int, BeforeValidator(_integral_number)]
 
 
 class _Strict(BaseModel):
@@ -86,7 +97,7 @@ class CreateLink(_Strict):
         description="Decimal string, e.g. \"25.00\", greater than zero, with at most the currency's ISO 4217 "
         "decimals and at most links.max_amount. JSON numbers are refused so no float ever rounds money.",
     )
-    amount_minor: int = Field(
+    amount_minor: MinorUnits = Field(
         None, ge=1, le=limits.AMOUNT_MINOR_MAX,  # type: ignore[arg-type]
         description="Integer count of minor units (2500 = 25.00 SGD; 1200 = ¥1200), at most links.max_amount.",
     )
@@ -151,7 +162,7 @@ class Link(BaseModel):
     status: LinkStatus = Field(description="The effective status: an active link past `expires_at` reads `expired`.")
     amount: str = Field(pattern=r"^[0-9]+(\.[0-9]+)?$",
                         description="Decimal string with the currency's ISO 4217 decimals (\"25.00\", \"1200\" JPY).")
-    amount_minor: int = Field(ge=1)
+    amount_minor: MinorUnits = Field(ge=1)
     currency: str = Field(pattern="^[A-Z]{3}$")
     description: str
     reference: str | None
