@@ -11,8 +11,8 @@ import pytest
 from openapi_spec_validator import validate
 
 from adapters.web import api, api_models
-from core import links as core_links
 from adapters.web.openapi import build_document
+from core import links as core_links
 from tests.adapters.web.api_support import Shop, make_shop
 from tests.conftest import LiveApp
 
