@@ -3,6 +3,8 @@
 Authentication is `Authorization: Bearer <key>` with keys from `paylinks apikey create`. Every error a
 client can cause is a 4xx JSON body `{"error": {"code", "message", "field"}}` naming the field; anything
 unexpected becomes a JSON 500 without details (logged with an error id) through `api_errors`.
+Bodies are checked by the pydantic models of api_models.py (from which openapi.py generates the
+document), then here for what JSON Schema cannot state, then by LinkService (core/limits.py).
 
 Speed: link creation is one cached key lookup plus one short write transaction (LinkService.create), on
 SQLAlchemy Core, with no ORM session. API keys are cached in-process for `KEY_CACHE_TTL_S` seconds, so a
