@@ -446,8 +446,8 @@ class LinksApi:
         customer = body.customer
         if customer is None:
             return Customer()
-        email = (customer.email or "").strip() or None
-        if email is not None:
+        email = customer.email
+        if email is not None:  # given means checked: "" or " a@b.example" is no address, as the document says
             try:
                 email = limits.normalise_email(email)
             except ValueError as exc:

@@ -33,7 +33,7 @@ from core.durations import parse_duration
 from core.money import Money, MoneyError
 from tests.conftest import make_settings
 
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 40
 
 
 class ThreadedApp:
@@ -195,7 +195,7 @@ def test_stateful_create_get_cancel(served: tuple[ThreadedApp, str]) -> None:
             super().after_call(response, case)
             seen.add((case.operation.label, response.status_code))
 
-    Workflow.run(settings=settings(max_examples=10, stateful_step_count=6, deadline=None, derandomize=True,
+    Workflow.run(settings=settings(max_examples=15, stateful_step_count=6, deadline=None, derandomize=True,
                                   database=None, suppress_health_check=list(HealthCheck)))
     # The links were followed: a created link was read and cancelled by its real id.
     assert {("POST /api/v1/links", 201), ("GET /api/v1/links/{id}", 200),
