@@ -18,8 +18,8 @@ from core.money import exponent
 DESCRIPTION_MAX = 500
 REFERENCE_MAX = 100
 CUSTOMER_NAME_MAX = 200
-# RFC 5321's path limit; email-validator checks the finer local-part and domain limits.
-EMAIL_MAX = 320
+# The longest address that fits SMTP's 256-octet path (RFC 5321 + errata), as email-validator enforces.
+EMAIL_MAX = 254
 PHONE_MAX = 32
 METADATA_KEYS_MAX = 20
 METADATA_KEY_MAX = 40
