@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from core import ids
+from core import ids, limits
 from core.clock import Clock, utcnow
 from core.db import Database, DatabaseBusy, DbConnection
 from core.deliveries import write_with_delivery
@@ -246,7 +246,7 @@ class LinkService:
         money = draft.money
         if money.amount_minor <= 0:
             raise LinkError("invalid_amount", "amount must be greater than zero", field="amount")
-        if money.decimal() > self.max_amount:
+        if money.amount_minor > limits.AMOUNT_MINOR_MAX or money.decimal() > self.max_amount:
             raise LinkError(
                 "amount_too_large",
                 f"amount must be at most {self.max_amount} {money.currency}",
@@ -266,13 +266,27 @@ class LinkService:
         description = draft.description.strip()
         if not description:
             raise LinkError("missing_description", "description is required", field="description")
-        if len(description) > 500:
-            raise LinkError("invalid_description", "description is longer than 500 characters",
+        if len(description) > limits.DESCRIPTION_MAX:
+            raise LinkError("invalid_description", f"description is longer than {limits.DESCRIPTION_MAX} characters",
                             field="description")
+        customer = self._checked_customer(draft.customer)
+        if draft.reference and len(draft.reference) > limits.REFERENCE_MAX:
+            raise LinkError("too_long", f"reference is longer than {limits.REFERENCE_MAX} characters",
+                            field="reference")
+        if len(draft.meta) > limits.METADATA_KEYS_MAX:
+            raise LinkError("too_many_keys", f"metadata has more than {limits.METADATA_KEYS_MAX} keys",
+                            field="metadata")
+        for key, value in draft.meta.items():
+            if not key or len(key) > limits.METADATA_KEY_MAX or len(value) > limits.METADATA_VALUE_MAX:
+                raise LinkError("invalid_metadata", f"metadata keys must be 1 to {limits.METADATA_KEY_MAX} "
+                                f"characters and values at most {limits.METADATA_VALUE_MAX}", field="metadata")
         now = self.clock()
         expires_at = draft.expires_at or now + (draft.expires_in or self.default_expiry)
         if expires_at <= now:
             raise LinkError("invalid_expiry", "expiry must be in the future", field="expires_at")
+        if expires_at - now > limits.MAX_EXPIRY:
+            raise LinkError("invalid_expiry", f"expiry must be within {limits.MAX_EXPIRY.days} days",
+                            field="expires_at")
         values = {
             "id": draft.link_id or ids.link_id(),
             "merchant_id": draft.merchant_id,
@@ -280,9 +294,9 @@ class LinkService:
             "currency": money.currency,
             "description": description,
             "reference": draft.reference or None,
-            "customer_name": draft.customer.name,
-            "customer_email": draft.customer.email,
-            "customer_phone": draft.customer.phone,
+            "customer_name": customer.name,
+            "customer_email": customer.email,
+            "customer_phone": customer.phone,
             "status": LinkStatus.ACTIVE,
             "created_at": now,
             "expires_at": expires_at,
@@ -315,6 +329,22 @@ class LinkService:
             raise
         log.info("link created link=%s merchant=%s", link.id, draft.merchant_id)
         return link, True
+
+    @staticmethod
+    def _checked_customer(customer: Customer) -> Customer:
+        if customer.name and len(customer.name) > limits.CUSTOMER_NAME_MAX:
+            raise LinkError("too_long", f"customer.name is longer than {limits.CUSTOMER_NAME_MAX} characters",
+                            field="customer.name")
+        if customer.phone and len(customer.phone) > limits.PHONE_MAX:
+            raise LinkError("too_long", f"customer.phone is longer than {limits.PHONE_MAX} characters",
+                            field="customer.phone")
+        if not customer.email:
+            return customer
+        try:
+            email = limits.normalise_email(customer.email)
+        except ValueError as exc:
+            raise LinkError("invalid_email", f"customer.email: {exc}", field="customer.email") from None
+        return Customer(customer.name, email, customer.phone)
 
     def _replay(self, existing: PaymentLink, draft: LinkDraft) -> PaymentLink:
         if existing.request_hash != draft.request_hash:

@@ -30,7 +30,10 @@ def verify(secret: str, header: str | None, body: bytes, *, now: float, toleranc
     candidates: list[str] = []
     for part in header.split(","):
         name, _, value = part.strip().partition("=")
-        if name == "t" and value.isdigit():
+        # ASCII only: str.isdigit() accepts "²" (int() then fails) and compare_digest refuses non-ASCII str.
+        if not value.isascii():
+            continue
+        if name == "t" and value.isdigit() and len(value) <= 12:
             timestamp = int(value)
         elif name == "v1" and value:
             candidates.append(value)

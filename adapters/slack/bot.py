@@ -243,6 +243,11 @@ class SlackAdapter:
             raw.decode("utf-8")
         except UnicodeDecodeError:
             return web.json_response({"error": "body is not UTF-8"}, status=400)
+        if not _plausible_signature_headers(request):
+            # Bolt's verifier calls int() on the timestamp and compare_digest on the signature, which raise
+            # on "abc", "²" or "v0=é": refuse such requests as Bolt refuses a bad signature.
+            log.info("slack request refused: malformed signature headers")
+            return web.json_response({"error": "invalid request"}, status=401)
         bolt_request = await to_bolt_request(request)
         bolt_response = await bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
@@ -394,3 +399,11 @@ class SlackAdapter:
 
 
 SLACK_ADAPTER = web.AppKey("slack_adapter", SlackAdapter)
+
+
+def _plausible_signature_headers(request: web.Request) -> bool:
+    """Slack's headers have the right shape (ASCII digits; `v0=` + ASCII); Bolt checks the values."""
+    timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+    signature = request.headers.get("X-Slack-Signature", "")
+    return (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12
+            and signature.isascii() and signature.startswith("v0="))

@@ -3,6 +3,8 @@
 Authentication is `Authorization: Bearer <key>` with keys from `paylinks apikey create`. Every error a
 client can cause is a 4xx JSON body `{"error": {"code", "message", "field"}}` naming the field; anything
 unexpected becomes a JSON 500 without details (logged with an error id) through `api_errors`.
+Bodies are checked by the pydantic models of api_models.py (from which openapi.py generates the
+document), then here for what JSON Schema cannot state, then by LinkService (core/limits.py).
 
 Speed: link creation is one key lookup (adapters/web/api_keys.py: uncached, so a revoked key is refused
 on the next request) plus one short write transaction (LinkService.create), on SQLAlchemy Core, with no
@@ -25,9 +27,23 @@ from typing import Any
 import phonenumbers
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from pydantic import ValidationError
 
+from adapters.web import api_models
 from adapters.web.api_keys import ApiKeys, ApiMerchant
-from core import ids
+from adapters.web.api_models import (
+    API_PREFIX,
+    CREATE_FIELDS,
+    CUSTOMER_FIELDS,
+    DEFAULT_LIMIT,
+    MAX_BODY_BYTES,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_LIMIT,
+    CreateLink,
+    StatusFilter,
+)
+from adapters.web.openapi import build_document
+from core import ids, limits
 from core.db import DatabaseBusy
 from core.durations import parse_duration
 from core.links import Customer, LinkDraft, LinkError, LinkService
@@ -37,35 +53,13 @@ from core.money import Money, MoneyError, exponent, normalize_currency
 
 log = logging.getLogger("paylinks.api")
 
-API_PREFIX = "/api/v1"
+__all__ = ["API_PREFIX", "CREATE_FIELDS", "CUSTOMER_FIELDS", "MAX_BODY_BYTES", "ApiError", "LinksApi"]
 
-# Bounds on what a client may send; the OpenAPI document is built from the same numbers.
-MAX_BODY_BYTES = 32 * 1024
-MAX_DESCRIPTION = 500
-MAX_REFERENCE = 100
-MAX_CUSTOMER_NAME = 200
-MAX_CUSTOMER_EMAIL = 320
-MAX_CUSTOMER_PHONE = 32
-MAX_METADATA_KEYS = 20
-MAX_METADATA_KEY = 40
-MAX_METADATA_VALUE = 500
-MAX_IDEMPOTENCY_KEY = 255
-MAX_EXPIRY = timedelta(days=365)
-MAX_AMOUNT_MINOR = 2**63 - 1  # the column is a BIGINT
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
-MAX_LINK_ID = 64
-
-CREATE_FIELDS = frozenset(
-    {"amount", "amount_minor", "currency", "description", "reference", "expires_at", "expires_in", "customer",
-     "metadata"}
-)
-CUSTOMER_FIELDS = ("name", "email", "phone")
+MAX_EXPIRY = limits.MAX_EXPIRY
 STATUSES = tuple(s.value for s in LinkStatus)
 
-_AMOUNT = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,20})?$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e][\x20-\x7e]*$")  # printable ASCII, no leading space
+_LINK_ID = re.compile(api_models.LINK_ID_PATTERN)
+_IDEMPOTENCY_KEY = re.compile(api_models.IDEMPOTENCY_KEY_PATTERN)
 _SECRET = re.compile(r"^[A-Za-z0-9_\-]{16,200}$")
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -195,7 +189,8 @@ def link_json(link: PaymentLink, status: LinkStatus, url: str) -> dict[str, Any]
 
 def request_hash(payload: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON body, so key order and spacing do not make a request "different"."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # default=str: JSON numbers with a fraction arrive as Decimal.
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -233,17 +228,6 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def _optional_str(value: Any, field: str, max_len: int) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise _bad("invalid_type", f"{field} must be a string", field)
-    value = value.strip()
-    if len(value) > max_len:
-        raise _bad("too_long", f"{field} is longer than {max_len} characters", field)
-    return value or None
-
-
 # ---------------------------------------------------------------- the API
 
 
@@ -251,9 +235,6 @@ class LinksApi:
     def __init__(
         self, links: LinkService, merchants: MerchantService, *, keys: ApiKeys | None = None
     ) -> None:
-        # Imported here: the document module reads this module's limits.
-        from adapters.web.openapi import build_document
-
         self.links = links
         self.merchants = merchants
         self.keys = keys or ApiKeys(merchants)
@@ -315,7 +296,7 @@ class LinksApi:
         key = request.headers.get("Idempotency-Key")
         if key is None:
             return None
-        if not _IDEMPOTENCY_KEY.match(key) or len(key) > MAX_IDEMPOTENCY_KEY:
+        if not _IDEMPOTENCY_KEY.fullmatch(key) or len(key) > MAX_IDEMPOTENCY_KEY:
             raise _bad(
                 "invalid_idempotency_key",
                 f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters (a UUID is ideal)",
@@ -325,84 +306,67 @@ class LinksApi:
 
     def _draft(self, merchant: ApiMerchant, payload: dict[str, Any]) -> tuple[LinkDraft, str, str]:
         """Validate the create body; also returns which amount and expiry fields the client used."""
-        for name in payload:
-            if name not in CREATE_FIELDS:
-                raise _bad("unknown_field", f"{name!r} is not a field of a link (see /api/v1/openapi.json)",
-                           str(name)[:60])
-        currency_value = payload.get("currency")
-        if currency_value is None:
+        try:
+            # One model built at import; validating a dict is a single call into pydantic-core.
+            body = CreateLink.model_validate(payload)
+        except ValidationError as exc:
+            code, message, field = api_models.first_error(exc)
+            raise _bad(code, message, field) from None
+        if body.currency is None:
             currency = merchant.default_currency
-        elif not isinstance(currency_value, str):
-            raise _bad("invalid_type", "currency must be a string such as \"SGD\"", "currency")
         else:
             try:
-                currency = normalize_currency(currency_value)
+                currency = normalize_currency(body.currency)
             except MoneyError as exc:
                 raise _bad("invalid_currency", str(exc), "currency") from None
-        money, amount_field = self._money(payload, currency)
-        description = payload.get("description")
-        if description is None:
-            raise _bad("missing_field", "description is required (what is being paid for)", "description")
-        if not isinstance(description, str):
-            raise _bad("invalid_type", "description must be a string", "description")
-        reference = _optional_str(payload.get("reference"), "reference", MAX_REFERENCE)
-        expires_at, expires_in, expiry_field = self._expiry(payload)
+        money, amount_field = self._money(body, currency)
+        reference = (body.reference or "").strip() or None
+        expires_at, expires_in, expiry_field = self._expiry(body)
         return (
             LinkDraft(
                 merchant_id=merchant.id,
                 money=money,
-                description=description,
+                description=body.description,
                 reference=reference,
-                customer=self._customer(payload.get("customer")),
+                customer=self._customer(body),
                 expires_at=expires_at,
                 expires_in=expires_in,
-                meta=self._metadata(payload.get("metadata")),
+                meta=dict(body.metadata or {}),
             ),
             amount_field,
             expiry_field,
         )
 
-    def _money(self, payload: dict[str, Any], currency: str) -> tuple[Money, str]:
-        has_amount = payload.get("amount") is not None
-        has_minor = payload.get("amount_minor") is not None
-        if has_amount == has_minor:
+    def _money(self, body: CreateLink, currency: str) -> tuple[Money, str]:
+        if (body.amount is None) == (body.amount_minor is None):
             message = "give exactly one of amount (\"25.00\") and amount_minor (2500)"
-            raise _bad("invalid_amount" if has_amount else "missing_field", message, "amount")
-        if has_amount:
-            text = payload["amount"]
-            if not isinstance(text, str):
-                raise _bad(
-                    "invalid_type",
-                    "amount must be a decimal string such as \"25.00\" (or send amount_minor as an integer)",
-                    "amount",
-                )
-            if not _AMOUNT.match(text):
-                raise _bad("invalid_amount", f"{text[:40]!r} is not an amount; write it like \"25.00\"", "amount")
+            raise _bad("missing_field" if body.amount is None else "invalid_amount", message, "amount")
+        if body.amount is not None:
             try:
-                return Money.parse(text, currency), "amount"
+                money = Money.parse(body.amount, currency)
             except MoneyError as exc:
                 raise _bad("invalid_amount", str(exc), "amount") from None
-        minor = payload["amount_minor"]
-        if not isinstance(minor, int) or isinstance(minor, bool):
-            raise _bad("invalid_type", "amount_minor must be an integer count of minor units, such as 2500",
-                       "amount_minor")
-        if minor <= 0:
-            raise _bad("invalid_amount", "amount_minor must be greater than zero", "amount_minor")
-        money = Money(minor, currency) if minor <= MAX_AMOUNT_MINOR else None
-        if money is None or money.decimal() > self.links.max_amount:
-            most = Money(int(self.links.max_amount.scaleb(exponent(currency))), currency)
+            if money.amount_minor <= 0:
+                raise _bad("invalid_amount", "amount must be greater than zero", "amount")
+            if money.decimal() > self.links.max_amount:
+                most = Money(limits.max_amount_minor(self.links.max_amount, currency), currency)
+                raise _bad("amount_too_large", f"amount must be at most {most.amount_str()} {currency}", "amount")
+            return money, "amount"
+        minor = body.amount_minor
+        assert minor is not None
+        most_minor = limits.max_amount_minor(self.links.max_amount, currency)
+        if minor > most_minor:
+            most = Money(most_minor, currency)
             raise _bad("amount_too_large", f"amount_minor must be at most {most.amount_minor} "
                        f"({most.amount_str()} {currency})", "amount_minor")
-        return money, "amount_minor"
+        return Money(minor, currency), "amount_minor"
 
-    def _expiry(self, payload: dict[str, Any]) -> tuple[datetime | None, timedelta | None, str]:
-        at, within = payload.get("expires_at"), payload.get("expires_in")
+    def _expiry(self, body: CreateLink) -> tuple[datetime | None, timedelta | None, str]:
+        at, within = body.expires_at, body.expires_in
         if at is not None and within is not None:
             raise _bad("invalid_expiry", "give expires_at or expires_in, not both", "expires_in")
         now = self.links.clock()
         if within is not None:
-            if not isinstance(within, str):
-                raise _bad("invalid_type", "expires_in must be a string such as \"2h\" or \"3d\"", "expires_in")
             try:
                 delta = parse_duration(within)
             except ValueError as exc:
@@ -414,8 +378,6 @@ class LinksApi:
             return None, delta, "expires_in"
         if at is None:
             return None, None, "expires_at"
-        if not isinstance(at, str):
-            raise _bad("invalid_type", "expires_at must be an ISO 8601 string", "expires_at")
         try:
             when = datetime.fromisoformat(at)
         except ValueError:
@@ -424,7 +386,10 @@ class LinksApi:
         if when.tzinfo is None or when.utcoffset() is None:
             raise _bad("invalid_expiry", "expires_at needs a UTC offset, e.g. \"2026-12-01T18:00:00+08:00\" or "
                        "\"…Z\"", "expires_at")
-        when = when.astimezone(UTC)
+        try:
+            when = when.astimezone(UTC)
+        except OverflowError:  # "0001-01-01T00:00:00+01:00" has no UTC time
+            raise _bad("invalid_expiry", "expires_at is out of range", "expires_at") from None
         if when <= now:
             raise _bad("invalid_expiry", "expires_at must be in the future", "expires_at")
         if when - now > MAX_EXPIRY:
@@ -432,19 +397,17 @@ class LinksApi:
         return when, None, "expires_at"
 
     @staticmethod
-    def _customer(value: Any) -> Customer:
-        if value is None:
+    def _customer(body: CreateLink) -> Customer:
+        customer = body.customer
+        if customer is None:
             return Customer()
-        if not isinstance(value, dict):
-            raise _bad("invalid_type", "customer must be an object {name, email, phone}", "customer")
-        for name in value:
-            if name not in CUSTOMER_FIELDS:
-                raise _bad("unknown_field", f"{name!r} is not a customer field (name, email, phone)",
-                           f"customer.{str(name)[:40]}")
-        email = _optional_str(value.get("email"), "customer.email", MAX_CUSTOMER_EMAIL)
-        if email is not None and not _EMAIL.match(email):
-            raise _bad("invalid_email", "customer.email is not an email address", "customer.email")
-        phone = _optional_str(value.get("phone"), "customer.phone", MAX_CUSTOMER_PHONE)
+        email = customer.email
+        if email is not None:  # given means checked: "" or " a@b.example" is no address, as the document says
+            try:
+                email = limits.normalise_email(email)
+            except ValueError as exc:
+                raise _bad("invalid_email", f"customer.email: {exc}", "customer.email") from None
+        phone = (customer.phone or "").strip() or None
         if phone is not None:
             try:
                 number = phonenumbers.parse(phone, None)
@@ -454,28 +417,7 @@ class LinksApi:
                 raise _bad("invalid_phone", "customer.phone must be an international number such as "
                            "\"+6591234567\"", "customer.phone")
             phone = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        return Customer(
-            name=_optional_str(value.get("name"), "customer.name", MAX_CUSTOMER_NAME), email=email, phone=phone
-        )
-
-    @staticmethod
-    def _metadata(value: Any) -> dict[str, str]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise _bad("invalid_type", "metadata must be an object of string values", "metadata")
-        if len(value) > MAX_METADATA_KEYS:
-            raise _bad("too_many_keys", f"metadata has more than {MAX_METADATA_KEYS} keys", "metadata")
-        for key, item in value.items():
-            if not key or len(key) > MAX_METADATA_KEY:
-                raise _bad("invalid_metadata", f"metadata keys must be 1 to {MAX_METADATA_KEY} characters",
-                           "metadata")
-            if not isinstance(item, str):
-                raise _bad("invalid_type", f"metadata[{key!r}] must be a string", "metadata")
-            if len(item) > MAX_METADATA_VALUE:
-                raise _bad("too_long", f"metadata[{key!r}] is longer than {MAX_METADATA_VALUE} characters",
-                           "metadata")
-        return dict(value)
+        return Customer(name=(customer.name or "").strip() or None, email=email, phone=phone)
 
     # ------------------------------------------------------------ GET /links, /links/{id}, cancel
 
@@ -483,7 +425,8 @@ class LinksApi:
         merchant = await self._merchant(request)
         link_id = request.match_info["id"]
         # Another merchant's link is indistinguishable from a missing one.
-        link = await self.links.get(link_id, merchant.id) if len(link_id) <= MAX_LINK_ID else None
+        # Not shaped like a link id (NUL, "²", too long…): not found, without asking the database.
+        link = await self.links.get(link_id, merchant.id) if _LINK_ID.fullmatch(link_id) else None
         if link is None:
             raise ApiError(404, "not_found", "no such link", "id")
         return _respond(self._json(link), headers=_NO_STORE)
@@ -492,19 +435,22 @@ class LinksApi:
         merchant = await self._merchant(request)
         query = request.query
         status = None
-        if query.get("status"):
-            try:
-                status = LinkStatus(query["status"])
-            except ValueError:
-                raise _bad("invalid_status", f"status must be one of {', '.join(STATUSES)}", "status") from None
+        try:
+            wanted = StatusFilter(query.get("status", ""))
+        except ValueError:
+            raise _bad("invalid_status", f"status must be one of {', '.join(STATUSES)} (or empty for all)",
+                       "status") from None
+        if wanted is not StatusFilter.ANY:
+            status = LinkStatus(wanted.value)
         limit = DEFAULT_LIMIT
         if "limit" in query:
-            text = query["limit"].strip()
-            if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+            text = query["limit"]
+            # ASCII digits only: "²".isdigit() is true, but int("²") fails.
+            if not (text.isascii() and text.isdigit() and len(text) <= 4 and 1 <= int(text) <= MAX_LIMIT):
                 raise _bad("invalid_limit", f"limit must be an integer from 1 to {MAX_LIMIT}", "limit")
             limit = int(text)
         cursor = query.get("cursor") or None
-        if cursor is not None and len(cursor) > MAX_LINK_ID:
+        if cursor is not None and not _LINK_ID.fullmatch(cursor):
             raise _bad("invalid_cursor", "cursor does not name a link of yours", "cursor")
         try:
             found, next_cursor = await self.links.list(merchant.id, status=status, limit=limit, cursor=cursor)
@@ -517,7 +463,7 @@ class LinksApi:
     async def cancel_link(self, request: web.Request) -> web.Response:
         merchant = await self._merchant(request)
         link_id = request.match_info["id"]
-        if len(link_id) > MAX_LINK_ID:
+        if not _LINK_ID.fullmatch(link_id):
             raise ApiError(404, "not_found", "no such link", "id")
         try:
             link = await self.links.cancel(link_id, merchant.id)

@@ -1,206 +1,194 @@
-"""The OpenAPI 3.1 document of the REST API, built from the same limits the handlers enforce.
+"""The OpenAPI 3.1 document of the REST API, generated from the pydantic models in api_models.
 
-tests/adapters/web/test_api_openapi.py checks it both ways: every route exists in the document (and the
-other way round), and every response the tests see validates against the schema documented for it.
+Schemas come from the models (pydantic's JSON Schema, draft 2020-12, which OpenAPI 3.1 uses); this module
+adds the operations, their parameters, the error codes each route answers (api_models.ROUTE_ERRORS) and
+the OpenAPI links between create, get and cancel (schemathesis follows them in its stateful tests).
+tests/adapters/web/test_api_openapi.py checks the document both ways against the router and every response.
 """
 
 from __future__ import annotations
 
+import copy
+from functools import cache
 from typing import Any
 
-from adapters.web import api
-from core.models import LinkStatus
+from pydantic.json_schema import models_json_schema
 
+from adapters.web import api_models as m
+from core import limits
+from core.money import currency_codes
+
+API_PREFIX = m.API_PREFIX
 _REF = "#/components/schemas/"
-_RESPONSES = "#/components/responses/"
-
-_DATE_TIME = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC (`…Z`)"}
 
 
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {**schema, "type": [schema["type"], "null"]}
+def _clean(node: Any) -> Any:
+    """Drop pydantic's titles and `default: null` on fields that are merely optional (absent ≠ null)."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "title" and isinstance(value, str):
+                continue
+            if key == "default" and value is None:
+                continue
+            out[key] = _clean(value) if key not in ("properties", "$defs") else {
+                name: _clean(sub) for name, sub in value.items()
+            }
+        return out
+    if isinstance(node, list):
+        return [_clean(item) for item in node]
+    return node
 
 
-def _json(schema_ref: str, description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+@cache
+def _schemas() -> dict[str, Any]:
+    _, top = models_json_schema(
+        [(m.CreateLink, "validation"), (m.Link, "serialization"), (m.LinkList, "serialization"),
+         (m.Error, "serialization")],
+        ref_template=_REF + "{model}",
+    )
+    schemas: dict[str, Any] = _clean(top["$defs"])
+    # pydantic states dict keys as patternProperties, which lets other keys through with any value;
+    # the API refuses such keys, so say it with propertyNames.
+    metadata = schemas["CreateLink"]["properties"]["metadata"]["anyOf"][0]
+    (key_pattern, value_schema), = metadata.pop("patternProperties").items()
+    metadata["propertyNames"]["pattern"] = key_pattern
+    metadata["additionalProperties"] = value_schema
+    codes_in_either_case = [*currency_codes(), *(code.lower() for code in currency_codes())]
+    schemas["CreateLink"]["properties"]["currency"]["enum"] = codes_in_either_case
+    codes = ", ".join(m.ERROR_CODES)
+    schemas["ErrorDetail"]["properties"]["code"]["description"] = f"Stable machine-readable code: one of {codes}."
+    return schemas
+
+
+def _json(schema: str, description: str, headers: dict[str, Any] | None = None,
+          links: dict[str, Any] | None = None) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": description,
-        "content": {"application/json": {"schema": {"$ref": _REF + schema_ref}}},
+        "content": {"application/json": {"schema": {"$ref": _REF + schema}}},
     }
     if headers:
         response["headers"] = headers
+    if links:
+        response["links"] = links
     return response
 
 
-def _error(description: str) -> dict[str, Any]:
-    return _json("Error", description)
+def _errors(operation_id: str) -> dict[str, Any]:
+    """One response per error status, its `error.code` an enum of exactly the codes this route answers."""
+    responses = {}
+    for status, codes in sorted(m.errors_for(operation_id).items()):
+        listed = "; ".join(f"`{code}`: {m.ERROR_CODES[code]}" for code in codes)
+        schema = {"allOf": [
+            {"$ref": _REF + "Error"},
+            {"properties": {"error": {"properties": {"code": {"enum": list(codes)}}}}},
+        ]}
+        response: dict[str, Any] = {"description": f"Error codes: {listed}",
+                                    "content": {"application/json": {"schema": schema}}}
+        if status in m.ERROR_HEADERS:
+            response["headers"] = m.ERROR_HEADERS[status]
+        responses[str(status)] = response
+    return responses
 
 
-def _schemas() -> dict[str, Any]:
-    statuses = [s.value for s in LinkStatus]
-    customer_out = {
-        "type": "object",
-        "required": ["name", "email", "phone"],
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": ["string", "null"]},
-            "email": {"type": ["string", "null"]},
-            "phone": {"type": ["string", "null"], "description": "E.164, e.g. +6591234567"},
-        },
-    }
-    metadata = {
-        "type": "object",
-        "maxProperties": api.MAX_METADATA_KEYS,
-        "propertyNames": {"minLength": 1, "maxLength": api.MAX_METADATA_KEY},
-        "additionalProperties": {"type": "string", "maxLength": api.MAX_METADATA_VALUE},
-        "description": "Your own string key/value pairs, returned unchanged.",
-    }
+def _link_links(from_body: str = "$response.body#/id") -> dict[str, Any]:
     return {
-        "Link": {
-            "type": "object",
-            "required": [
-                "id", "url", "status", "amount", "amount_minor", "currency", "description", "reference",
-                "customer", "metadata", "created_at", "expires_at", "paid_at", "cancelled_at",
-            ],
-            "additionalProperties": False,
-            "properties": {
-                "id": {
-                    "type": "string",
-                    "pattern": "^[a-z2-7]{26,}$",
-                    "description": "Public id (≥128 random bits); also the last segment of `url`.",
+        "GetLink": {"operationId": "getLink", "parameters": {"id": from_body},
+                    "description": "The link just returned."},
+        "CancelLink": {"operationId": "cancelLink", "parameters": {"id": from_body},
+                       "description": "Cancel the link just returned."},
+    }
+
+
+def _paths() -> dict[str, Any]:
+    prefix = API_PREFIX
+    link_id = {"name": "id", "in": "path", "required": True,
+               "schema": {"type": "string", "pattern": m.LINK_ID_PATTERN},
+               "description": "The link's id (the last segment of its pay page URL)."}
+    location = {"Location": {"schema": {"type": "string"}, "description": "Path of the link in this API."}}
+    replayed = {"Idempotent-Replayed": {"schema": {"type": "string", "const": "true"}}}
+    return {
+        f"{prefix}/links": {
+            "post": {
+                "operationId": "createLink",
+                "summary": "Create a payment link",
+                "parameters": [{
+                    "name": "Idempotency-Key", "in": "header", "required": False,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": m.MAX_IDEMPOTENCY_KEY,
+                               "pattern": m.IDEMPOTENCY_KEY_PATTERN},
+                    "description": "Retry safely: the same key with the same body returns the link created "
+                    "first (status 200, header `Idempotent-Replayed: true`, same id); the same key with a "
+                    "different body is a 409. Keys are per merchant and kept forever.",
+                }],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": _REF + "CreateLink"}}},
                 },
-                "url": {"type": "string", "format": "uri", "description": "`{public_base_url}/p/{id}`: the pay page."},
-                "status": {
-                    "type": "string",
-                    "enum": statuses,
-                    "description": "The effective status: an active link past `expires_at` reads `expired`.",
-                },
-                "amount": {
-                    "type": "string",
-                    "pattern": r"^[0-9]+(\.[0-9]+)?$",
-                    "description": "Decimal string with the currency's ISO 4217 decimals (\"25.00\", \"1200\" JPY).",
-                },
-                "amount_minor": {"type": "integer", "minimum": 1},
-                "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
-                "description": {"type": "string"},
-                "reference": {"type": ["string", "null"]},
-                "customer": customer_out,
-                "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
-                "created_at": _DATE_TIME,
-                "expires_at": _DATE_TIME,
-                "paid_at": _nullable(_DATE_TIME),
-                "cancelled_at": _nullable(_DATE_TIME),
-            },
-        },
-        "LinkList": {
-            "type": "object",
-            "required": ["data", "next_cursor"],
-            "additionalProperties": False,
-            "properties": {
-                "data": {"type": "array", "items": {"$ref": _REF + "Link"}},
-                "next_cursor": {
-                    "type": ["string", "null"],
-                    "description": "Pass as `cursor` for the next (older) page; null on the last page.",
+                "responses": {
+                    "201": _json("Link", "Created.", location, _link_links()),
+                    "200": _json("Link", "An Idempotency-Key replay: the link created first by the same key "
+                                 "and body.", {**location, **replayed}, _link_links()),
+                    **_errors("createLink"),
                 },
             },
-        },
-        "CreateLink": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["description"],
-            "description": "Exactly one of `amount` and `amount_minor`; at most one of `expires_at` and "
-            "`expires_in`. Unknown fields are refused (400 naming the field).",
-            "properties": {
-                "amount": {
-                    "type": "string",
-                    "pattern": r"^[0-9]{1,20}(\.[0-9]{1,20})?$",
-                    "description": "Decimal string, e.g. \"25.00\". JSON numbers are refused (400) so no "
-                    "float ever rounds money. More decimals than the currency has (ISO 4217) is a 400.",
-                    "examples": ["25.00"],
+            "get": {
+                "operationId": "listLinks",
+                "summary": "List your links, newest first",
+                "parameters": [
+                    {"name": "status", "in": "query", "required": False,
+                     "schema": {"type": "string", "enum": [s.value for s in m.StatusFilter]},
+                     "description": "Only links with this effective status; empty (`status=`) means all."},
+                    {"name": "limit", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": m.MAX_LIMIT,
+                                "default": m.DEFAULT_LIMIT}},
+                    {"name": "cursor", "in": "query", "required": False,
+                     "schema": {"type": "string", "pattern": m.LINK_ID_PATTERN},
+                     "description": "`next_cursor` of the previous page (the id of a link of yours)."},
+                ],
+                "responses": {
+                    "200": _json("LinkList", "One page of links."),
+                    **_errors("listLinks"),
                 },
-                "amount_minor": {
-                    "type": "integer",
-                    "minimum": 1,
-                    "description": "Integer count of minor units (2500 = 25.00 SGD; 1200 = ¥1200).",
-                },
-                "currency": {
-                    "type": "string",
-                    "description": "ISO 4217 code; default: the merchant's default currency.",
-                    "examples": ["SGD"],
-                },
-                "description": {"type": "string", "minLength": 1, "maxLength": api.MAX_DESCRIPTION},
-                "reference": {"type": ["string", "null"], "maxLength": api.MAX_REFERENCE,
-                              "description": "Your own order number or similar."},
-                "expires_at": {
-                    "type": "string",
-                    "format": "date-time",
-                    "description": "ISO 8601 with a UTC offset, in the future and at most "
-                    f"{api.MAX_EXPIRY.days} days away. Default: now + links.default_expiry (7 days).",
-                },
-                "expires_in": {
-                    "type": "string",
-                    "pattern": r"^\s*[0-9]{1,6}\s*[smhdwSMHDW]\s*$",
-                    "description": f"A duration such as \"30m\", \"2h\", \"3d\", \"1w\" (at most "
-                    f"{api.MAX_EXPIRY.days} days).",
-                },
-                "customer": {
-                    "type": ["object", "null"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "name": {"type": ["string", "null"], "maxLength": api.MAX_CUSTOMER_NAME},
-                        "email": {"type": ["string", "null"], "format": "email",
-                                  "maxLength": api.MAX_CUSTOMER_EMAIL},
-                        "phone": {"type": ["string", "null"], "maxLength": api.MAX_CUSTOMER_PHONE,
-                                  "description": "International format (+6591234567); stored as E.164."},
-                    },
-                },
-                "metadata": {**metadata, "type": ["object", "null"]},
             },
-            "examples": [{"amount": "25.00", "currency": "SGD", "description": "Chocolate cake",
-                          "reference": "order-1042", "expires_in": "3d",
-                          "customer": {"name": "Ana", "email": "ana@example.com", "phone": "+6591234567"},
-                          "metadata": {"order_id": "1042"}}],
         },
-        "Error": {
-            "type": "object",
-            "required": ["error"],
-            "additionalProperties": False,
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message", "field"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "code": {
-                            "type": "string",
-                            "description": "Stable machine-readable code, e.g. invalid_json, invalid_type, "
-                            "missing_field, unknown_field, invalid_amount, amount_too_large, invalid_currency, "
-                            "invalid_expiry, too_long, invalid_email, invalid_phone, invalid_metadata, "
-                            "too_many_keys, invalid_idempotency_key, idempotency_conflict, invalid_status, "
-                            "invalid_limit, invalid_cursor, unauthorized, not_found, not_active, "
-                            "method_not_allowed, body_too_large, internal_error.",
-                        },
-                        "message": {"type": "string", "description": "For people; may change."},
-                        "field": {
-                            "type": ["string", "null"],
-                            "description": "The field, query parameter or header at fault (`amount`, "
-                            "`customer.email`, `limit`, `Idempotency-Key`, `Authorization`, `body`…).",
-                        },
-                    },
-                }
+        f"{prefix}/links/{{id}}": {
+            "get": {
+                "operationId": "getLink",
+                "summary": "Get one of your links",
+                "parameters": [link_id],
+                "responses": {
+                    "200": _json("Link", "The link, with its effective status.",
+                                 links={"CancelLink": _link_links()["CancelLink"]}),
+                    **_errors("getLink"),
+                },
+            },
+        },
+        f"{prefix}/links/{{id}}/cancel": {
+            "post": {
+                "operationId": "cancelLink",
+                "summary": "Cancel an active link",
+                "parameters": [link_id],
+                "responses": {
+                    "200": _json("Link", "Cancelled.", links={"GetLink": _link_links()["GetLink"]}),
+                    **_errors("cancelLink"),
+                },
+            },
+        },
+        f"{prefix}/openapi.json": {
+            "get": {
+                "operationId": "getOpenApi",
+                "summary": "This document",
+                "security": [],
+                "responses": {
+                    "200": {"description": "The OpenAPI document.",
+                            "content": {"application/json": {"schema": {"type": "object"}}}},
+                },
             },
         },
     }
 
 
 def build_document(public_base_url: str) -> dict[str, Any]:
-    prefix = api.API_PREFIX
-    link_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
-               "description": "The link's id (the last segment of its pay page URL)."}
-    location = {"Location": {"schema": {"type": "string"}, "description": "Path of the link in this API."}}
-    authed_errors = {
-        "401": {"$ref": _RESPONSES + "Unauthorized"},
-        "500": {"$ref": _RESPONSES + "InternalError"},
-    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -210,111 +198,17 @@ def build_document(public_base_url: str) -> dict[str, Any]:
                 "Payment links for your own systems. Authenticate with `Authorization: Bearer <key>` "
                 "(`paylinks apikey create --merchant ID`); a key revoked with `paylinks apikey revoke` is "
                 "refused from the next request on. Errors are "
-                "`{\"error\": {\"code\", \"message\", \"field\"}}`; `field` names what to fix. Money is "
-                "never a JSON number with a fraction: send `amount` as a string or `amount_minor` as an integer."
+                "`{\"error\": {\"code\", \"message\", \"field\"}}`; `field` names what to fix (dotted for "
+                "nested fields: `customer.email`). Money is never a JSON number with a fraction: send "
+                "`amount` as a string or `amount_minor` as an integer. Links expire at most "
+                f"{limits.MAX_EXPIRY.days} days after creation."
             ),
         },
         "servers": [{"url": public_base_url.rstrip("/")}],
         "security": [{"bearerAuth": []}],
-        "paths": {
-            f"{prefix}/links": {
-                "post": {
-                    "operationId": "createLink",
-                    "summary": "Create a payment link",
-                    "parameters": [
-                        {
-                            "name": "Idempotency-Key",
-                            "in": "header",
-                            "required": False,
-                            "schema": {"type": "string", "minLength": 1, "maxLength": api.MAX_IDEMPOTENCY_KEY},
-                            "description": "Retry safely: the same key with the same body returns the link "
-                            "created first (status 200, header `Idempotent-Replayed: true`, same id); the same "
-                            "key with a different body is a 409. Keys are per merchant and kept forever.",
-                        }
-                    ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": {"$ref": _REF + "CreateLink"}}},
-                    },
-                    "responses": {
-                        "201": _json("Link", "Created.", location),
-                        "200": _json(
-                            "Link",
-                            "An Idempotency-Key replay: the link created first by the same key and body.",
-                            {**location, "Idempotent-Replayed": {"schema": {"type": "string", "const": "true"}}},
-                        ),
-                        "400": {"$ref": _RESPONSES + "BadRequest"},
-                        "409": _error("The Idempotency-Key was used before with a different body."),
-                        "413": _error(f"The body is larger than {api.MAX_BODY_BYTES} bytes."),
-                        **authed_errors,
-                    },
-                },
-                "get": {
-                    "operationId": "listLinks",
-                    "summary": "List your links, newest first",
-                    "parameters": [
-                        {"name": "status", "in": "query", "required": False,
-                         "schema": {"type": "string", "enum": [s.value for s in LinkStatus]}},
-                        {"name": "limit", "in": "query", "required": False,
-                         "schema": {"type": "integer", "minimum": 1, "maximum": api.MAX_LIMIT,
-                                    "default": api.DEFAULT_LIMIT}},
-                        {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"},
-                         "description": "`next_cursor` of the previous page."},
-                    ],
-                    "responses": {
-                        "200": _json("LinkList", "One page of links."),
-                        "400": {"$ref": _RESPONSES + "BadRequest"},
-                        **authed_errors,
-                    },
-                },
-            },
-            f"{prefix}/links/{{id}}": {
-                "get": {
-                    "operationId": "getLink",
-                    "summary": "Get one of your links",
-                    "parameters": [link_id],
-                    "responses": {
-                        "200": _json("Link", "The link, with its effective status."),
-                        "404": {"$ref": _RESPONSES + "NotFound"},
-                        **authed_errors,
-                    },
-                },
-            },
-            f"{prefix}/links/{{id}}/cancel": {
-                "post": {
-                    "operationId": "cancelLink",
-                    "summary": "Cancel an active link",
-                    "parameters": [link_id],
-                    "responses": {
-                        "200": _json("Link", "Cancelled."),
-                        "404": {"$ref": _RESPONSES + "NotFound"},
-                        "409": _error("The link is not active (already paid, expired or cancelled)."),
-                        **authed_errors,
-                    },
-                },
-            },
-            f"{prefix}/openapi.json": {
-                "get": {
-                    "operationId": "getOpenApi",
-                    "summary": "This document",
-                    "security": [],
-                    "responses": {
-                        "200": {
-                            "description": "The OpenAPI document.",
-                            "content": {"application/json": {"schema": {"type": "object"}}},
-                        }
-                    },
-                },
-            },
-        },
+        "paths": _paths(),
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
-            "schemas": _schemas(),
-            "responses": {
-                "BadRequest": _error("Invalid input; `error.field` names the field, parameter or header."),
-                "Unauthorized": _error("Missing, malformed, unknown or revoked API key."),
-                "NotFound": _error("No such link among yours (another merchant's link is not found either)."),
-                "InternalError": _error("Unexpected failure; the message carries an error id for the logs."),
-            },
+            "schemas": copy.deepcopy(_schemas()),
         },
     }

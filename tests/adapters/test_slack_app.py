@@ -31,6 +31,7 @@ from tests.adapters.slack_support import (
     event_body,
     sign,
     slack_settings,
+    slash_body,
 )
 from tests.conftest import start_live_app
 from tests.fakes.slack import FakeSlack
@@ -373,3 +374,26 @@ async def test_links_pasted_in_the_composer_unfurl_by_unfurl_id(slack: SlackLive
 async def test_signing_secret_never_appears_in_responses(slack: SlackLive) -> None:
     response = await slack.command("/charge", "25", secret="wrong")
     assert SIGNING_SECRET not in await response.text()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Slack-Request-Timestamp": "abc"},
+        {"X-Slack-Request-Timestamp": "²"},
+        {"X-Slack-Request-Timestamp": "99999999999999999999999"},
+        {"X-Slack-Signature": "v0=é"},
+        {"X-Slack-Signature": "é"},
+    ],
+)
+async def test_malformed_signature_headers_are_refused_not_a_500(
+    slack: SlackLive, conversation: ScriptedConversation, caplog: pytest.LogCaptureFixture, headers: dict[str, str]
+) -> None:
+    body = slash_body(slack.fake, "/charge", "25 cake")
+    all_headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body), **headers}
+    encoded = {k: v.encode().decode("latin-1") for k, v in all_headers.items()}  # raw UTF-8 bytes on the wire
+    response = await slack.client.post("/slack/events", data=body.encode(), headers=encoded)
+    assert response.status == 401, await response.text()
+    await slack.adapter.idle()
+    assert conversation.seen == []
+    assert not [r for r in caplog.records if r.exc_info is not None]

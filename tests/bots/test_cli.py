@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from core import limits
+
 BIN = Path(sys.executable).parent / "paylinks"
 
 
@@ -62,6 +64,9 @@ def test_secrets_are_never_logged(env: dict[str, str]) -> None:
         (["link", "create", "--merchant", "{m}", "25.555", "USD", "cake"], "USD has 2 decimals"),
         (["link", "create", "--merchant", "mer_missing", "25", "cake"], "no merchant with id mer_missing"),
         (["link", "create", "--merchant", "{m}", "25"], "usage"),
+        # The business limits of core/limits.py, enforced by LinkService for the CLI too.
+        (["link", "create", "--merchant", "{m}", "25", "x" * (limits.DESCRIPTION_MAX + 1)],
+         f"longer than {limits.DESCRIPTION_MAX} characters"),
         (["merchant", "create", "--name", "X", "--currency", "ZZZ"], "ISO 4217"),
         (["merchant", "create", "--name", "X", "--locale", "klingon_XX"], "locale"),
         (["apikey", "create", "--merchant", "mer_nope"], "no merchant"),

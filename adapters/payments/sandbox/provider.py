@@ -21,6 +21,7 @@ from adapters.payments import signing
 from core.clock import Clock, utcnow
 from core.models import PaymentLink
 from core.ports import Checkout, PaymentEvent, WebhookError
+from core.text import has_controls
 
 SIGNATURE_HEADER = "Paylinks-Signature"
 SUCCESS_CARD = "4242424242424242"
@@ -94,6 +95,8 @@ class SandboxProvider:
 
     def decode_session(self, token: str) -> CheckoutSession | None:
         payload, _, mac = token.partition(".")
+        if not token.isascii():  # compare_digest refuses non-ASCII str; no real token has any
+            return None
         if not payload or not hmac.compare_digest(self._mac(payload.encode())[:32], mac):
             return None
         try:
@@ -145,8 +148,10 @@ class SandboxProvider:
             if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount < 2**63:
                 raise TypeError("amount_minor")
             payer = data.get("payer_name")
-            if payer is not None and not isinstance(payer, str):
+            if payer is not None and (not isinstance(payer, str) or has_controls(payer)):
                 raise TypeError("payer_name")
+            if payer is not None:
+                payer.encode()  # a lone surrogate cannot be stored (UnicodeEncodeError is a ValueError)
             parsed = PaymentEvent(
                 provider=self.name,
                 event_id=_text(event["id"], 200),
@@ -157,7 +162,7 @@ class SandboxProvider:
                 currency=_text(data["currency"], 3),
                 payer_name=(payer or "")[:200] or None,
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise WebhookError(f"malformed sandbox event ({type(exc).__name__})") from None
         return parsed
 
@@ -167,8 +172,9 @@ class SandboxProvider:
 
 def _text(value: Any, max_length: int) -> str:
     # Signed events come from us, but a field that does not fit its column must be a 4xx, never a 500.
-    if not isinstance(value, str) or not value or len(value) > max_length:
+    if not isinstance(value, str) or not value or len(value) > max_length or has_controls(value):
         raise ValueError("field")
+    value.encode()  # lone surrogates: UnicodeEncodeError, a ValueError
     return value
 
 

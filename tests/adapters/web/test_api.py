@@ -122,7 +122,7 @@ VALIDATION_CASES: list[tuple[str, Any, str, int]] = [
     ("amount too large", _with(amount="10000000.01"), "amount", 400),
     ("no amount", _with(amount=_DROP), "amount", 400),
     ("amount and amount_minor", _with(amount_minor=2500), "amount", 400),
-    ("float amount_minor", _with(amount=_DROP, amount_minor=2500.0), "amount_minor", 400),
+    ("fractional amount_minor", _with(amount=_DROP, amount_minor=2500.5), "amount_minor", 400),
     ("string amount_minor", _with(amount=_DROP, amount_minor="2500"), "amount_minor", 400),
     ("boolean amount_minor", _with(amount=_DROP, amount_minor=True), "amount_minor", 400),
     ("zero amount_minor", _with(amount=_DROP, amount_minor=0), "amount_minor", 400),

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from openapi_spec_validator import validate
 
-from adapters.web import api
+from adapters.web import api, api_models
 from adapters.web.openapi import build_document
+from core import links as core_links
 from tests.adapters.web.api_support import Shop, make_shop
 from tests.conftest import LiveApp
 
@@ -53,10 +55,10 @@ async def test_every_route_is_documented_and_every_documented_route_exists(live:
 def test_documented_fields_are_the_ones_the_handlers_use() -> None:
     schemas = build_document("http://x")["components"]["schemas"]
     assert set(schemas["CreateLink"]["properties"]) == api.CREATE_FIELDS
-    assert tuple(schemas["CreateLink"]["properties"]["customer"]["properties"]) == api.CUSTOMER_FIELDS
+    assert tuple(schemas["CustomerIn"]["properties"]) == api.CUSTOMER_FIELDS
     link = schemas["Link"]
     assert set(link["required"]) == set(link["properties"])
-    assert link["properties"]["status"]["enum"] == list(api.STATUSES)
+    assert schemas["LinkStatus"]["enum"] == list(api.STATUSES)
 
 
 def test_every_authenticated_operation_documents_401_and_500() -> None:
@@ -121,3 +123,41 @@ async def test_middleware_leaves_other_paths_alone(live: LiveApp) -> None:
     other = await live.client.get("/definitely-not-api")
     assert other.status == 404
     assert "no such endpoint" not in await other.text()  # not the API's JSON 404
+
+
+def _codes_raised_in(path: str) -> set[str]:
+    source = Path(path).read_text()
+    calls = r'(?:_bad|ApiError|LinkError|error_response)\(\s*(?:\d{3},\s*)?"([a-z_]+)"'
+    codes = set(re.findall(calls, source))
+    codes |= set(re.findall(r'\d{3}: \("([a-z_]+)"', source))  # the HTTP error table
+    return codes
+
+
+def test_every_error_code_the_code_can_raise_is_documented() -> None:
+    raised = _codes_raised_in(api.__file__) | _codes_raised_in(core_links.__file__)
+    assert {"unauthorized", "invalid_limit", "not_active", "invalid_text"} <= raised  # the scan finds them
+    documented = set(api_models.ERROR_CODES)
+    assert raised - documented == set()
+    doc = build_document("http://x")
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            if operation.get("security") == []:
+                continue
+            for status in ("401", "429", "500", "503"):
+                assert status in operation["responses"], (method, path, status)
+
+
+def test_pydantic_errors_name_the_field_with_a_dotted_path() -> None:
+    from pydantic import ValidationError
+
+    cases = {
+        ("customer", "email"): {"description": "x", "amount": "1", "customer": {"email": 5}},
+        ("customer", "nickname"): {"description": "x", "amount": "1", "customer": {"nickname": "a"}},
+        ("metadata",): {"description": "x", "amount": "1", "metadata": {"k": 1}},
+        ("description",): {"amount": "1"},
+    }
+    for loc, body in cases.items():
+        with pytest.raises(ValidationError) as info:
+            api_models.CreateLink.model_validate(body)
+        code, message, field = api_models.first_error(info.value)
+        assert field == ".".join(loc) and code in api_models.ERROR_CODES and message

@@ -1,0 +1,344 @@
+"""The REST API's requests and responses as pydantic models; the OpenAPI document is generated from them.
+
+Requests are validated by pydantic (shapes, types, lengths, unknown fields, text that cannot be stored),
+then by the handlers for what JSON Schema cannot say (the currency's decimals, `links.max_amount`, times
+relative to now, possible phone numbers), then by LinkService (core/limits.py) for every caller alike.
+Responses are built as plain dicts on the hot path (`link_json`); their models here define the schema,
+and the tests validate every response the API gives against it.
+
+Every error code the API can answer is listed per route in `ROUTE_ERRORS`, so the document lists them
+too; a new code is one entry there (and one in `ERROR_CODES`).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from core import limits
+from core.models import LinkStatus
+from core.text import BIDI_CONTROLS_TEXT, has_bidi_controls
+
+API_PREFIX = "/api/v1"
+MAX_BODY_BYTES = 32 * 1024
+MAX_IDEMPOTENCY_KEY = 255
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+MAX_LINK_ID = 64
+
+# Text as it may be stored: no C0 controls or DEL (tab and newline are fine). Lone surrogates, which
+# JSON can spell ("\ud800") but UTF-8 cannot store, are refused by pydantic itself (string_unicode).
+_CONTROLS = "\\x00-\\x08\\x0b-\\x1f\\x7f"
+TEXT_PATTERN = f"^[^{_CONTROLS}]*$"
+# Python's str.strip() whitespace, spelt out (ECMA's \s differs), so "not blank" means the same in the
+# document as in the handler.
+_SPACE = "\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+NOT_BLANK_PATTERN = f"^[^{_CONTROLS}]*[^{_CONTROLS}{_SPACE}][^{_CONTROLS}]*$"
+# Link text that pages and chats show beside our own (description, reference, customer name) may not hold
+# bidi embedding/override/isolate controls either (core.text; LinkService refuses them too).
+_LINK_TEXT_CONTROLS = _CONTROLS + "\u202a-\u202e\u2066-\u2069"
+LINK_TEXT_PATTERN = f"^[^{_LINK_TEXT_CONTROLS}]*$"
+LINK_TEXT_NOT_BLANK_PATTERN = (
+    f"^[^{_LINK_TEXT_CONTROLS}]*[^{_LINK_TEXT_CONTROLS}{_SPACE}][^{_LINK_TEXT_CONTROLS}]*$"
+)
+AMOUNT_PATTERN = r"^[0-9]{1,20}(\.[0-9]{1,20})?$"
+DURATION_PATTERN = r"^\s*[0-9]{1,6}\s*[smhdwSMHDW]\s*$"
+CURRENCY_PATTERN = r"^([A-Z]{3}|[a-z]{3})$"
+LINK_ID_PATTERN = f"^[a-z2-7]{{1,{MAX_LINK_ID}}}$"
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e][\x20-\x7e]*$"  # printable ASCII, no leading space
+
+Text = Annotated[str, Field(pattern=TEXT_PATTERN)]
+
+
+def _integral_number(value: Any) -> Any:
+    # JSON Schema counts 2500.0 as an integer, and so does the API; 2500.5 stays a number and is refused.
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
+    return value
+
+
+MinorUnits = Annotated[int, BeforeValidator(_integral_number)]
+
+
+class _Strict(BaseModel):
+    # strict: no "2500" for an integer, no 25.5 for a string, no true for 1.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+# ---------------------------------------------------------------- requests
+
+
+class CustomerIn(_Strict):
+    name: Annotated[str, Field(max_length=limits.CUSTOMER_NAME_MAX, pattern=LINK_TEXT_PATTERN)] | None = None
+    email: Annotated[str, Field(max_length=limits.EMAIL_MAX, pattern=TEXT_PATTERN,
+                                json_schema_extra={"format": "email"})] | None = None
+    phone: Annotated[str, Field(max_length=limits.PHONE_MAX, pattern=r"^\+?[0-9 ()./-]+$",
+                                description="International format (+6591234567); stored as E.164.")] | None = None
+
+
+MetadataKey = Annotated[str, Field(min_length=1, max_length=limits.METADATA_KEY_MAX, pattern=TEXT_PATTERN)]
+MetadataValue = Annotated[str, Field(max_length=limits.METADATA_VALUE_MAX, pattern=TEXT_PATTERN)]
+
+
+class CreateLink(_Strict):
+    """Exactly one of `amount` and `amount_minor`; at most one of `expires_at` and `expires_in`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "oneOf": [{"required": ["amount"]}, {"required": ["amount_minor"]}],
+            "not": {"required": ["expires_at", "expires_in"]},
+            "examples": [{"amount": "25.00", "currency": "SGD", "description": "Chocolate cake",
+                          "reference": "order-1042", "expires_in": "3d",
+                          "customer": {"name": "Ana", "email": "ana@example.com", "phone": "+6591234567"},
+                          "metadata": {"order_id": "1042"}}],
+        },
+    )
+
+    amount: str = Field(
+        None, pattern=AMOUNT_PATTERN, examples=["25.00"],  # type: ignore[arg-type]
+        description="Decimal string, e.g. \"25.00\", greater than zero, with at most the currency's ISO 4217 "
+        "decimals and at most links.max_amount. JSON numbers are refused so no float ever rounds money.",
+    )
+    amount_minor: MinorUnits = Field(
+        None, ge=1, le=limits.AMOUNT_MINOR_MAX,  # type: ignore[arg-type]
+        description="Integer count of minor units (2500 = 25.00 SGD; 1200 = ¥1200), at most links.max_amount.",
+    )
+    currency: str = Field(
+        None, pattern=CURRENCY_PATTERN, examples=["SGD"],  # type: ignore[arg-type]
+        description="ISO 4217 code, upper or lower case; default: the merchant's default currency.",
+    )
+    description: str = Field(
+        max_length=limits.DESCRIPTION_MAX, pattern=LINK_TEXT_NOT_BLANK_PATTERN,
+        description="What is being paid for; surrounding spaces are trimmed.",
+    )
+    reference: Annotated[str, Field(max_length=limits.REFERENCE_MAX, pattern=LINK_TEXT_PATTERN)] | None = Field(
+        None, description="Your own order number or similar."
+    )
+    expires_at: str = Field(
+        None, json_schema_extra={"format": "date-time"},  # type: ignore[arg-type]
+        description="ISO 8601 with a UTC offset, in the future and at most "
+        f"{limits.MAX_EXPIRY.days} days away. Default: now + links.default_expiry.",
+    )
+    expires_in: str = Field(
+        None, pattern=DURATION_PATTERN,  # type: ignore[arg-type]
+        description=f"A duration such as \"30m\", \"2h\", \"3d\", \"1w\": longer than zero, at most "
+        f"{limits.MAX_EXPIRY.days} days.",
+    )
+    customer: CustomerIn | None = None
+    metadata: Annotated[
+        dict[MetadataKey, MetadataValue], Field(max_length=limits.METADATA_KEYS_MAX)
+    ] | None = Field(None, description="Your own string key/value pairs, returned unchanged.")
+
+
+CREATE_FIELDS = frozenset(CreateLink.model_fields)
+CUSTOMER_FIELDS = tuple(CustomerIn.model_fields)
+
+
+class StatusFilter(StrEnum):
+    """`status=` on the list: a link status, or empty for no filter."""
+
+    ANY = ""
+    ACTIVE = LinkStatus.ACTIVE.value
+    PAID = LinkStatus.PAID.value
+    EXPIRED = LinkStatus.EXPIRED.value
+    CANCELLED = LinkStatus.CANCELLED.value
+
+
+# ---------------------------------------------------------------- responses
+
+_DATE_TIME = {"format": "date-time", "description": "ISO 8601, UTC (`…Z`)"}
+
+
+class CustomerOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None
+    email: str | None
+    phone: str | None = Field(description="E.164, e.g. +6591234567")
+
+
+class Link(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern="^[a-z2-7]{26,}$",
+                    description="Public id (≥128 random bits); also the last segment of `url`.")
+    url: str = Field(json_schema_extra={"format": "uri"}, description="`{public_base_url}/p/{id}`: the pay page.")
+    status: LinkStatus = Field(description="The effective status: an active link past `expires_at` reads `expired`.")
+    amount: str = Field(pattern=r"^[0-9]+(\.[0-9]+)?$",
+                        description="Decimal string with the currency's ISO 4217 decimals (\"25.00\", \"1200\" JPY).")
+    amount_minor: MinorUnits = Field(ge=1)
+    currency: str = Field(pattern="^[A-Z]{3}$")
+    description: str
+    reference: str | None
+    customer: CustomerOut
+    metadata: dict[str, str]
+    created_at: str = Field(json_schema_extra=_DATE_TIME)
+    expires_at: str = Field(json_schema_extra=_DATE_TIME)
+    paid_at: str | None = Field(json_schema_extra=_DATE_TIME)
+    cancelled_at: str | None = Field(json_schema_extra=_DATE_TIME)
+
+
+class LinkList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data: list[Link]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next (older) page; null on the last page."
+    )
+
+
+# ---------------------------------------------------------------- errors
+
+# Every code the API answers, with what it means (the document lists them per route).
+ERROR_CODES: dict[str, str] = {
+    "invalid_json": "The body is not a JSON object.",
+    "invalid_type": "A field has the wrong JSON type.",
+    "missing_field": "A required field is missing.",
+    "unknown_field": "A field the API does not know.",
+    "invalid_amount": "Not an amount, zero, or more decimals than the currency has.",
+    "amount_too_large": "More than links.max_amount.",
+    "invalid_currency": "Not an ISO 4217 currency code.",
+    "invalid_description": "The description is empty or too long.",
+    "missing_description": "The description is blank.",
+    "invalid_expiry": "Not a time or duration, in the past, or beyond the maximum expiry.",
+    "too_long": "A text is longer than allowed.",
+    "invalid_text": "A text holds control characters or unpaired surrogates.",
+    "invalid_email": "Not an email address.",
+    "invalid_phone": "Not an international phone number.",
+    "invalid_metadata": "A metadata key or value does not fit.",
+    "too_many_keys": "Too many metadata keys.",
+    "invalid_idempotency_key": "Idempotency-Key is not 1 to 255 printable ASCII characters.",
+    "idempotency_conflict": "The Idempotency-Key was used before with a different body.",
+    "invalid_status": "status is not a link status.",
+    "invalid_limit": "limit is not an integer in range.",
+    "invalid_cursor": "cursor does not name a link of yours.",
+    "unauthorized": "Missing, malformed, unknown or revoked API key.",
+    "not_found": "No such link among yours, or no such endpoint.",
+    "not_active": "The link is not active (already paid, expired or cancelled).",
+    "method_not_allowed": "The endpoint does not accept that method.",
+    "body_too_large": f"The body is larger than {MAX_BODY_BYTES} bytes.",
+    "rate_limited": "Too many requests; retry after `Retry-After` seconds.",
+    "database_busy": "The database is busy; retry after `Retry-After` seconds.",
+    "internal_error": "Unexpected failure; the message carries an error id for the logs.",
+}
+
+_BODY_CODES = (
+    "invalid_json", "invalid_type", "missing_field", "unknown_field", "invalid_amount", "amount_too_large",
+    "invalid_currency", "invalid_description", "missing_description", "invalid_expiry", "too_long",
+    "invalid_text", "invalid_email", "invalid_phone", "invalid_metadata", "too_many_keys",
+    "invalid_idempotency_key",
+)
+# Answered by every authenticated route (the rate limiter and the database may refuse any request).
+COMMON_ERRORS: dict[int, tuple[str, ...]] = {
+    401: ("unauthorized",),
+    429: ("rate_limited",),
+    500: ("internal_error",),
+    503: ("database_busy",),
+}
+# status -> codes, per operationId; COMMON_ERRORS are added to each.
+ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
+    "createLink": {400: _BODY_CODES, 409: ("idempotency_conflict",), 413: ("body_too_large",)},
+    "listLinks": {400: ("invalid_status", "invalid_limit", "invalid_cursor")},
+    "getLink": {404: ("not_found",)},
+    "cancelLink": {404: ("not_found",), 409: ("not_active",)},
+}
+# Headers that come with an error status.
+ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "`Bearer realm=\"paylinks\"`"}},
+    429: {"Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait."}},
+    503: {"Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait."}},
+}
+
+
+def errors_for(operation_id: str) -> dict[int, tuple[str, ...]]:
+    return {**ROUTE_ERRORS.get(operation_id, {}), **COMMON_ERRORS}
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(description="Stable machine-readable code (listed per response).")
+    message: str = Field(description="For people; may change.")
+    field: str | None = Field(
+        description="The field (dotted: `customer.email`), query parameter or header at fault "
+        "(`amount`, `limit`, `Idempotency-Key`, `Authorization`, `body`…)."
+    )
+
+
+class Error(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    error: ErrorDetail
+
+
+# pydantic error type -> our code; the field decides the rest (see `first_error`).
+_TYPE_CODES = {
+    "extra_forbidden": "unknown_field",
+    "missing": "missing_field",
+    "string_too_long": "too_long",
+    "string_too_short": "too_long",
+    "string_unicode": "invalid_text",
+    "too_long": "too_many_keys",
+}
+_PATTERN_CODES = {
+    "amount": "invalid_amount",
+    "currency": "invalid_currency",
+    "expires_in": "invalid_expiry",
+    "description": "missing_description",
+    "customer.phone": "invalid_phone",
+}
+_NUMBER_CODES = {"amount_minor": "invalid_amount"}
+
+
+def first_error(exc: ValidationError) -> tuple[str, str, str]:
+    """(code, message, field) for the first problem pydantic found, the field as a dotted path."""
+    error = exc.errors(include_url=False, include_context=False)[0]
+    loc = [str(part) for part in error["loc"]]
+    kind = error["type"]
+    if loc and loc[0] == "metadata":
+        # Metadata keys are the client's own data, not field names; metadata is the field.
+        if kind == "too_long":
+            code = "too_many_keys"
+        elif kind.startswith("string_too"):
+            code = "invalid_metadata" if "[key]" in loc else "too_long"
+        elif kind in ("string_unicode", "string_pattern_mismatch"):
+            code = "invalid_text"
+        elif kind.endswith("_type"):
+            code = "invalid_type"
+        else:
+            code = "invalid_metadata"
+        return code, f"metadata: {error['msg']}", "metadata"
+    field = ".".join(loc) or "body"
+    if kind in _TYPE_CODES:
+        code = _TYPE_CODES[kind]
+    elif kind == "string_pattern_mismatch":
+        code = _PATTERN_CODES.get(field, "invalid_text")
+        if code == "missing_description" and isinstance(error.get("input"), str) and error["input"].strip():
+            code = "invalid_text"  # not blank: a control or direction character in it
+    elif kind in ("greater_than_equal", "less_than_equal"):
+        code = "amount_too_large" if kind == "less_than_equal" else _NUMBER_CODES.get(field, "invalid_amount")
+    elif kind.endswith("_type") or kind in ("model_type", "dict_type"):
+        code = "invalid_type"
+    else:
+        code = "invalid_type"
+    if code == "missing_field":
+        message = f"{field} is required"
+    elif code == "unknown_field":
+        message = f"{field[:60]!r} is not a field here (see /api/v1/openapi.json)"
+    elif code == "invalid_text" and kind == "string_pattern_mismatch":
+        given = error.get("input")
+        if isinstance(given, str) and has_bidi_controls(given):
+            message = f"{field} contains {BIDI_CONTROLS_TEXT}, which could make the text around it read differently"
+        else:
+            message = f"{field} contains control characters"
+    elif code == "invalid_text":
+        message = f"{field} contains characters that are not valid Unicode text"
+    elif code == "missing_description":
+        message = "description is required (what is being paid for) and must not be blank"
+    else:
+        message = f"{field}: {error['msg']}"
+    return code, message, field[:80]
+
+
+# Literal so the document states the one value of this header.
+ReplayedHeader = Literal["true"]
