@@ -20,6 +20,9 @@ Scripting:
     fake.fail("sessions.create", status=500)             # kinds: sessions.create, sessions.retrieve,
     fake.fail("sessions.create", status=429, times=2)    #   sessions.expire, account, balance, refunds.create
     fake.stall("sessions.retrieve", seconds=3)           # answer late (client timeouts)
+Scripted failures happen in front of the API (as rate limiting or an outage at the edge would), before
+idempotency keys are looked at, so a retry with the same key reaches the API. A restricted key
+(`restricted_keys`) may not read the account: GET /v1/account answers 403, the balance works.
 """
 
 from __future__ import annotations
@@ -116,8 +119,10 @@ class _Failure:
 
 class FakeStripe:
     def __init__(self, *, secret_keys: tuple[str, ...] = ("sk_test_paylinks_fake",),
-                 webhook_secret: str = "whsec_test_paylinks", clock: Callable[[], float] = time.time) -> None:
-        self.secret_keys = set(secret_keys)
+                 webhook_secret: str = "whsec_test_paylinks", clock: Callable[[], float] = time.time,
+                 restricted_keys: tuple[str, ...] = ()) -> None:
+        self.secret_keys = set(secret_keys) | set(restricted_keys)
+        self.restricted_keys = set(restricted_keys)
         self.webhook_secret = webhook_secret
         self.clock = clock
         self.webhook_url: str | None = None
@@ -232,7 +237,8 @@ class FakeStripe:
         except StripeParamError as exc:
             status, answer = exc.status, {"error": {k: v for k, v in {
                 "type": exc.kind, "code": exc.code, "message": exc.message, "param": exc.param}.items() if v}}
-        if idem:
+        # Stripe saves the result once the endpoint ran; a request refused by validation is not saved.
+        if idem and status < 400:
             self._idempotency[(key, idem)] = (fingerprint, status, answer)
         return web.json_response(answer, status=status, headers={"Request-Id": self._request_id()})
 
@@ -321,10 +327,16 @@ class FakeStripe:
     # ------------------------------------------------------------ account, balance, refunds
 
     async def _account(self, request: web.Request) -> web.Response:
-        return await self._handle(request, "account", lambda p, k: {
+        return await self._handle(request, "account", self._retrieve_account)
+
+    def _retrieve_account(self, params: dict[str, Any], key: str) -> dict[str, Any]:
+        if key in self.restricted_keys:
+            raise StripeParamError(None, "The provided key does not have the required permissions for this "
+                                   "endpoint on account.", code="", status=403)
+        return {
             "id": "acct_fake" + secrets.token_hex(4), "object": "account", "charges_enabled": True,
             "country": "SG", "default_currency": "sgd", "details_submitted": True, "payouts_enabled": True,
-            "type": "standard", "email": "seller@example.com"})
+            "type": "standard", "email": "seller@example.com"}
 
     async def _balance(self, request: web.Request) -> web.Response:
         return await self._handle(request, "balance", lambda p, k: {

@@ -27,6 +27,7 @@ DEFAULT_TIMEOUT_S = 15.0
 _REQUEST_ID_HEADERS = ("X-Request-Id", "X-Portone-Request-Id", "Request-Id", "X-Amzn-Requestid",
                        "X-Amzn-Trace-Id")
 _MAX_ERROR_TEXT = 200
+CREDENTIAL_CHECK_REF = "paylinks-credential-check"
 
 
 class PortOneClient:
@@ -67,6 +68,18 @@ class PortOneClient:
     async def refund(self, order_ref: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST /api/refund/{order_ref} with a body from mapping.refund_body."""
         return await self._request("POST", f"/api/refund/{_segment(order_ref)}", body)
+
+    async def check_credentials(self) -> None:
+        """A signed status call for a link that does not exist: PortOne answers "not found" (or a status)
+        when the key and secret are good, 401 when they are not.
+
+        Raises ProviderAuthError for bad credentials, ProviderUnavailable when PortOne cannot be asked now.
+        (Inferred from the docs' error codes; confirm against PortOne's sandbox.)
+        """
+        try:
+            await self.fetch_status(CREDENTIAL_CHECK_REF)
+        except ProviderRejected:
+            return
 
     async def close(self) -> None:
         if self._session is not None and self._owns_session:

@@ -69,6 +69,18 @@ class StripeApi:
         """GET /v1/balance: works for restricted keys that may not read the account."""
         return await self._call(self._client.v1.balance.retrieve_async())
 
+    async def check_credentials(self) -> dict[str, Any]:
+        """Prove the key works: the account, or for a restricted key that may not read it, the balance.
+
+        Raises ProviderAuthError for a bad key, ProviderUnavailable when Stripe cannot be asked now.
+        """
+        try:
+            return await self.retrieve_account()
+        except ProviderAuthError as exc:
+            if exc.status != 403:
+                raise
+        return await self.retrieve_balance()
+
     # ---------------------------------------------------------------- refunds
 
     async def create_refund(self, *, payment_intent: str, amount: int | None = None,

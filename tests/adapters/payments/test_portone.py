@@ -14,6 +14,8 @@ from urllib.parse import parse_qsl, urlsplit
 import aiohttp
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adapters.payments.common import OutcomeStatus, ProviderAuthError, ProviderRejected, ProviderUnavailable
 from adapters.payments.portone import mapping, signing
@@ -341,3 +343,39 @@ async def test_hosted_page_pays_and_sends_a_signed_webhook(portone: FakePortOne,
     signing.verify_redirect(query, SECRET)
     shown = mapping.outcome_from_redirect(query, provider_ref=created.ref)
     assert shown.status is OutcomeStatus.PAID and shown.payment_ref == portone.links[created.ref].order_ref
+
+
+async def test_check_credentials(portone: FakePortOne, client: PortOneClient) -> None:
+    await client.check_credentials()
+    assert portone.calls_of("fetch")[0].path.endswith("/paylinks-credential-check/fetch-status")
+    wrong = PortOneClient(client_key=KEY, secret_key="nope", api_base_url=portone.url)
+    try:
+        with pytest.raises(ProviderAuthError):
+            await wrong.check_credentials()
+        portone.fail("fetch", status=502)
+        with pytest.raises(ProviderUnavailable):
+            await client.check_credentials()
+    finally:
+        await wrong.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(amount_minor=st.integers(min_value=1, max_value=10**12),
+       currency=st.sampled_from(["THB", "VND", "SGD", "MYR", "IDR", "PHP", "USD", "JPY", "KRW", "TWD"]),
+       attempt=st.integers(min_value=1, max_value=10**6),
+       description=st.text(min_size=1, max_size=600),
+       expires=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1)),
+       environment=st.sampled_from(["sandbox", "live"]))
+def test_every_create_body_validates_against_the_spec_and_is_signed(
+        amount_minor: int, currency: str, attempt: int, description: str, expires: datetime,
+        environment: str) -> None:
+    link = make_link(amount_minor, currency, expires_at=expires)
+    link.description = description
+    body = body_for(link, attempt, environment=environment)
+    assert spec_errors(CREATE_SCHEMA, body) == []
+    sent = json.loads(json.dumps(body))  # what PortOne parses
+    assert mapping.minor_amount(sent["amount"], currency) == amount_minor
+    fields = {"amount": sent["amount"], "client_key": sent["portone_key"], "currency": sent["currency"],
+              "failure_url": sent["failure_url"], "merchant_order_id": sent["merchant_order_id"],
+              "success_url": sent["success_url"]}
+    assert signing.signature_matches(fields, SECRET, sent["signature_hash"])

@@ -395,3 +395,23 @@ async def test_delayed_payment_events(fake: FakeStripe, api: StripeApi) -> None:
     await fake.settle_async(session["id"], succeeded=True)
     statuses = [mapping.outcome_from_event(e) for _, e in fake.events_sent]
     assert [o.status for o in statuses if o] == [OutcomeStatus.PENDING, OutcomeStatus.PAID]
+
+
+async def test_check_credentials(fake: FakeStripe) -> None:
+    good = StripeApi(secret_key=KEY, api_base_url=fake.url)
+    restricted = await FakeStripe(restricted_keys=("rk_test_restricted",)).start()
+    limited = StripeApi(secret_key="rk_test_restricted", api_base_url=restricted.url)
+    bad = StripeApi(secret_key="sk_test_bad", api_base_url=fake.url)
+    try:
+        assert (await good.check_credentials())["object"] == "account"
+        assert (await limited.check_credentials())["object"] == "balance"
+        assert [c.kind for c in restricted.calls] == ["account", "balance"]
+        with pytest.raises(ProviderAuthError):
+            await bad.check_credentials()
+        fake.fail("account", status=503)
+        with pytest.raises(ProviderUnavailable):
+            await good.check_credentials()
+    finally:
+        for client in (good, limited, bad):
+            await client.close()
+        await restricted.close()
