@@ -34,6 +34,7 @@ class ProviderOutcome:
     livemode: bool | None = None
     payer_name: str | None = None
     raw_status: str = ""  # the provider's own status words, for logs
+    channel: str | None = None  # PortOne's channel_key (a PortOne refund names it); None for Stripe
 
 
 class ProviderError(Exception):

@@ -100,7 +100,8 @@ class FakePortOne:
         self.rejected: list[tuple[str, list[str]]] = []  # (kind, spec errors) of refused bodies
         self.links: dict[str, FakeLink] = {}
         self.webhooks_sent: list[tuple[int, dict[str, Any]]] = []
-        self.webhook_url: str | None = None
+        self.webhook_url: str | None = None  # payment-link webhooks (payment_link_status)
+        self.payment_webhook_url: str | None = None  # transaction webhooks (payment_status)
         self.response_shape = "flat"
         self._failures: list[_Failure] = []
         self._stalls: dict[str, float] = {}
@@ -307,6 +308,7 @@ class FakePortOne:
             "statusCode": "2000" if paid else "6001",
             "statusReason": "SUCCESS" if paid else "BANK_REFUSED_TRANSACTION"})
         link.status = "Success" if paid else "Processing"
+        await self.send_payment_webhook(link, txn_status)
         if paid:
             await self.send_webhook(link)
         return txn_status
@@ -332,6 +334,29 @@ class FakePortOne:
         body = self.webhook_body(link)
         async with aiohttp.ClientSession() as session, session.post(
                 self.webhook_url, data=json.dumps(_jsonable(body)),
+                headers={"Content-Type": "application/json"}) as response:
+            self.webhooks_sent.append((response.status, body))
+
+    def payment_webhook_body(self, link: FakeLink, status: str) -> dict[str, Any]:
+        body = {
+            "currency": link.body["currency"], "amount": link.body["amount"], "order_ref": link.order_ref,
+            "channel_order_ref": "ch_987", "merchant_order_ref": link.body["merchant_order_id"],
+            "country_code": link.body["country_code"], "status": status, "channel_key": "GBPRIMEPAY",
+            "method_name": "GBPrimePay Credit Card", "method_key": "GBPRIMEPAY_CREDIT_CARD",
+            "buyer_name": "Test Customer", "status_code": "2000" if status == "Success" else "6001",
+            "payment_link_ref": link.ref, "environment": link.body["environment"], "source": "checkout",
+            "merchant_key": self.client_key,
+        }
+        body["signature_hash"] = signing.signature_hash({k: body[k] for k in signing.PAYMENT_WEBHOOK_FIELDS},
+                                                        self.secret_key)
+        return body
+
+    async def send_payment_webhook(self, link: FakeLink, status: str) -> None:
+        if not self.payment_webhook_url:
+            return
+        body = self.payment_webhook_body(link, status)
+        async with aiohttp.ClientSession() as session, session.post(
+                self.payment_webhook_url, data=json.dumps(_jsonable(body)),
                 headers={"Content-Type": "application/json"}) as response:
             self.webhooks_sent.append((response.status, body))
 

@@ -253,6 +253,34 @@ def outcome_from_webhook(body: Mapping[str, Any], *, environment: str | None = N
         raw_status=str(body.get("status") or "")[:50])
 
 
+def outcome_from_payment_webhook(body: Mapping[str, Any]) -> ProviderOutcome:
+    """A transaction (payment_status) webhook body (verify first: signing.verify_payment_webhook).
+
+    The one PortOne message that names both the transaction's `order_ref` and its `channel_key`, which
+    a refund needs (POST /api/refund/{order_ref} with `channel`).
+    """
+    order_ref = body.get("order_ref")
+    if not isinstance(order_ref, str) or not order_ref:
+        raise PortOneMappingError("payment webhook has no order_ref", field="order_ref")
+    currency = body.get("currency")
+    if not isinstance(currency, str) or not money.is_currency(currency):
+        raise PortOneMappingError("payment webhook has no valid currency", field="currency")
+    link_ref = body.get("payment_link_ref")
+    parsed = parse_merchant_order_id(body.get("merchant_order_ref"))
+    environment = body.get("environment")
+    payer = body.get("buyer_name")
+    channel = body.get("channel_key")
+    return ProviderOutcome(
+        provider=PROVIDER, status=outcome_status(body.get("status")),
+        provider_ref=link_ref if isinstance(link_ref, str) and link_ref else order_ref,
+        link_id=parsed[0] if parsed else None, amount_minor=minor_amount(body.get("amount"), currency),
+        currency=currency.upper(), payment_ref=order_ref,
+        livemode=environment == "live" if environment in ENVIRONMENTS else None,
+        payer_name=payer[:200] if isinstance(payer, str) and payer else None,
+        raw_status=str(body.get("status") or "")[:50],
+        channel=channel if isinstance(channel, str) and channel else None)
+
+
 def outcome_from_redirect(query: Mapping[str, str], *, provider_ref: str) -> ProviderOutcome:
     """The customer's redirect (verify first: signing.verify_redirect). Shown, never recorded as paid."""
     parsed = parse_merchant_order_id(query.get("merchant_order_ref"))

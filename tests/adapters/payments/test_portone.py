@@ -157,6 +157,21 @@ def test_outcome_from_webhook_converts_to_minor_units() -> None:
         mapping.outcome_from_webhook({**body, "link_ref": None})
 
 
+def test_outcome_from_payment_webhook_docs_example() -> None:
+    body = {"currency": "USD", "amount": 500, "order_ref": "2mbb", "channel_order_ref": "2024",
+            "merchant_order_ref": "2mbbDi9wX3wAgLUDCnRMbQwkwZm_1", "country_code": "US", "status": "Success",
+            "channel_key": "PAYLETTER", "method_name": "Payletter Credit Card", "buyer_name": "N K",
+            "payment_link_ref": "2mbbDODqt4ZojDHa14IaiYwM4AM", "environment": "sandbox"}
+    outcome = mapping.outcome_from_payment_webhook(body)
+    assert (outcome.status, outcome.amount_minor, outcome.currency, outcome.link_id) == (
+        OutcomeStatus.PAID, 50000, "USD", "2mbbDi9wX3wAgLUDCnRMbQwkwZm")
+    assert (outcome.provider_ref, outcome.payment_ref, outcome.channel, outcome.livemode) == (
+        "2mbbDODqt4ZojDHa14IaiYwM4AM", "2mbb", "PAYLETTER", False)
+    assert mapping.outcome_from_payment_webhook({**body, "status": "Failed"}).status is OutcomeStatus.FAILED
+    with pytest.raises(mapping.PortOneMappingError):
+        mapping.outcome_from_payment_webhook({**body, "order_ref": ""})
+
+
 def test_create_response_both_shapes() -> None:
     flat = {"payment_link_ref": "2BE", "payment_link": "https://checkout.portone.cloud?ref=2BE"}
     assert mapping.parse_create_response(flat).ref == "2BE"
@@ -315,12 +330,14 @@ async def test_hosted_page_pays_and_sends_a_signed_webhook(portone: FakePortOne,
 
     app = web.Application()
     app.router.add_post("/webhooks/portone", hook)
+    app.router.add_post("/webhooks/portone-payments", hook)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     portone.webhook_url = f"http://127.0.0.1:{port}/webhooks/portone"
+    portone.payment_webhook_url = f"http://127.0.0.1:{port}/webhooks/portone-payments"
     try:
         link = make_link()
         created = await client.create_payment_link(body_for(link))
@@ -332,9 +349,16 @@ async def test_hosted_page_pays_and_sends_a_signed_webhook(portone: FakePortOne,
                 location = paid.headers["Location"]
     finally:
         await runner.cleanup()
-    assert len(received) == 1
-    signing.verify_payment_link_webhook(received[0], SECRET)
-    outcome = mapping.outcome_from_webhook(received[0], environment="sandbox")
+    assert len(received) == 2  # the transaction webhook, then the payment link's
+    transaction, link_webhook = received
+    signing.verify_payment_webhook(transaction, SECRET)
+    txn = mapping.outcome_from_payment_webhook(transaction)
+    assert (txn.status, txn.link_id, txn.amount_minor, txn.provider_ref) == (
+        OutcomeStatus.PAID, link.id, link.amount_minor, created.ref)
+    assert (txn.payment_ref, txn.channel, txn.livemode) == (portone.links[created.ref].order_ref, "GBPRIMEPAY",
+                                                            False)
+    signing.verify_payment_link_webhook(link_webhook, SECRET)
+    outcome = mapping.outcome_from_webhook(link_webhook, environment="sandbox")
     assert (outcome.status, outcome.link_id, outcome.amount_minor, outcome.currency) == (
         OutcomeStatus.PAID, link.id, link.amount_minor, "THB")
     assert location.startswith(f"{BASE}/p/{link.id}/return/portone?")
