@@ -31,7 +31,7 @@ from core.ports import WebhookError
 
 JWT_ISSUER = "PORTONE"
 JWT_LIFETIME_S = 100  # the docs' iat + 100 s: a token is made per request, so short is free
-# PortOne allows a little clock skew on its side too; ours is for tokens checked by the fake.
+# Clock skew allowed when checking a token's exp (verify_jwt).
 JWT_LEEWAY_S = 5
 
 # Which fields each signature covers (the message keys; the payment-link webhook body spells the
@@ -177,7 +177,7 @@ class JWTRejected(Exception):
 
 def verify_jwt(token: str, *, client_key: str, secret_key: str, now: float,
                leeway_s: int = JWT_LEEWAY_S) -> dict[str, Any]:
-    """Check a bearer token as PortOne would (used by the test fake and credential checks)."""
+    """Check a bearer token as PortOne would (the test fake uses it; so could a self-check)."""
     try:
         with _short_keys_allowed():
             claims: dict[str, Any] = jwt.decode(
