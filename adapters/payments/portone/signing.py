@@ -43,6 +43,8 @@ PAYMENT_WEBHOOK_FIELDS = ("amount", "channel_key", "channel_order_ref", "country
 REDIRECT_FIELDS = ("channel_order_ref", "merchant_order_ref", "order_ref", "status")
 
 _CENT = Decimal("0.01")
+# PyJWT >= 2.10 warns about HMAC keys under 32 bytes; older versions have no such warning class.
+_INSECURE_KEY_WARNING: type[Warning] | None = getattr(jwt, "InsecureKeyLengthWarning", None)
 
 
 def amount_text(amount: Decimal | int | float | str) -> str:
@@ -167,7 +169,8 @@ def make_jwt(client_key: str, secret_key: str, *, now: float, lifetime_s: int = 
 def _short_keys_allowed() -> Iterator[None]:
     # PortOne issues the secret key, we cannot lengthen it: PyJWT's short-HMAC-key warning is noise here.
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+        if _INSECURE_KEY_WARNING is not None:
+            warnings.simplefilter("ignore", _INSECURE_KEY_WARNING)
         yield
 
 
