@@ -36,6 +36,11 @@ class ProviderOutcome:
     raw_status: str = ""  # the provider's own status words, for logs
     channel: str | None = None  # PortOne's channel_key (a PortOne refund names it); None for Stripe
 
+    def matches(self, amount_minor: int, currency: str) -> bool:
+        """True when the provider's amount and currency are exactly the link's (unknown is not a match)."""
+        return (self.amount_minor is not None and self.currency is not None
+                and self.amount_minor == amount_minor and self.currency == currency.upper())
+
 
 class ProviderError(Exception):
     """A provider call failed. `str(exc)` is safe to log: it never contains a secret."""

@@ -20,6 +20,7 @@ Scripting:
 from __future__ import annotations
 
 import asyncio
+import html
 import itertools
 import json
 import secrets
@@ -280,8 +281,9 @@ class FakePortOne:
         if link is None or link.status not in ("Created", "Processing"):
             return web.Response(status=404, text="This payment link is not available.")
         body = link.body
-        page = (f"<!doctype html><title>PortOne checkout</title><h1>{body['merchant_details']['name']}</h1>"
-                f"<p>{body.get('description', '')}</p><p>{body['amount']} {body['currency']}</p>"
+        name, description = html.escape(body["merchant_details"]["name"]), html.escape(body.get("description", ""))
+        page = (f"<!doctype html><title>PortOne checkout</title><h1>{name}</h1>"
+                f"<p>{description}</p><p>{body['amount']} {body['currency']}</p>"
                 f'<form method="post" action="/checkout/{link.ref}/pay"><button>Pay</button></form>'
                 f'<form method="post" action="/checkout/{link.ref}/fail"><button>Fail</button></form>')
         return web.Response(text=page, content_type="text/html")

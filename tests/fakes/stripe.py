@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import html
 import json
 import re
 import secrets
@@ -376,7 +377,7 @@ class FakeStripe:
         if session is None or session["status"] != "open":
             return web.Response(status=404, text="This checkout session is no longer available.")
         item = session["_paylinks_fake"]["line_items"][0]
-        name = item.get("price_data", {}).get("product_data", {}).get("name", "")
+        name = html.escape(item.get("price_data", {}).get("product_data", {}).get("name", ""))
         page = (f"<!doctype html><title>Stripe Checkout (fake)</title><h1>{name}</h1>"
                 f"<p>{session['amount_total']} {session['currency']}</p>"
                 f'<form method="post"><button>Pay</button></form>')

@@ -415,3 +415,11 @@ async def test_check_credentials(fake: FakeStripe) -> None:
         for client in (good, limited, bad):
             await client.close()
         await restricted.close()
+
+
+def test_outcome_matches_the_link_exactly() -> None:
+    outcome = mapping.outcome_from_session(_session())
+    assert outcome.matches(2550, "SGD") and outcome.matches(2550, "sgd")
+    assert not outcome.matches(2551, "SGD") and not outcome.matches(2550, "USD")
+    unknown = mapping.outcome_from_session(_session(amount_total=None))
+    assert unknown.amount_minor is None and not unknown.matches(2550, "SGD")
