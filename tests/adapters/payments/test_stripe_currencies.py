@@ -75,6 +75,7 @@ def test_eight_digit_limit() -> None:
     assert stripe_unit_amount(99_999_999, "USD") == 99_999_999
     with pytest.raises(StripeCurrencyError, match="more than"):
         check_chargeable(100_000_000, "USD")
+    assert stripe_unit_amount(100_000_000, "IDR") == 100_000_000  # Rp 1,000,000
 
 
 def test_every_supported_currency_is_iso() -> None:
