@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from adapters.console import PLUGIN as CONSOLE
 from adapters.payments.sandbox.plugin import PLUGIN as SANDBOX
+from adapters.payments.stripe.plugin import PLUGIN as STRIPE
 from adapters.plugin import ChatPlatform, PaymentProviderPlugin
 from adapters.slack.plugin import PLUGIN as SLACK
 from adapters.telegram.plugin import PLUGIN as TELEGRAM
@@ -30,6 +31,7 @@ CHAT_PLATFORMS: list[ChatPlatform[Any]] = [
 
 PAYMENT_PROVIDERS: list[PaymentProviderPlugin[Any]] = [
     SANDBOX,
+    STRIPE,
 ]
 
 

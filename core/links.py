@@ -22,7 +22,15 @@ from core import ids, limits
 from core.clock import Clock, utcnow
 from core.db import Database, DatabaseBusy, DbConnection
 from core.deliveries import write_with_delivery
-from core.models import LINK_TRANSITIONS, LinkStatus, Payment, PaymentLink, PaymentStatus, ProviderEvent
+from core.models import (
+    LINK_TRANSITIONS,
+    CheckoutAttempt,
+    LinkStatus,
+    Payment,
+    PaymentLink,
+    PaymentStatus,
+    ProviderEvent,
+)
 from core.money import Money
 from core.ports import MessageRef, PaymentEvent
 from core.sql import insert_ignore, insert_row, table
@@ -33,6 +41,7 @@ log = logging.getLogger("paylinks.links")
 LINKS = table(PaymentLink)
 PAYMENTS = table(Payment)
 EVENTS = table(ProviderEvent)
+CHECKOUTS = table(CheckoutAttempt)
 # Recording an overdue link's expiry while reading it waits this long (s) at most for the write lock.
 EXPIRE_ON_READ_WAIT_S = 0.05
 
@@ -93,6 +102,10 @@ class LinkEvent:
 
 # Runs inside the transaction that changes the link (the outbox writes its rows here).
 TransitionHook = Callable[[DbConnection, LinkEvent], Awaitable[None]]
+# A payment provider's own limits on what it can charge: (field, message) when it cannot, else None.
+MoneyCheck = Callable[[Money], tuple[str, str] | None]
+# Closes one open checkout at its provider by the provider's ref (expires a Stripe Checkout Session).
+CheckoutCloser = Callable[[str], Awaitable[None]]
 
 
 class PaymentOutcome(StrEnum):
@@ -144,6 +157,10 @@ class LinkService:
         self.max_amount = max_amount
         self.clock = clock
         self.hooks: list[TransitionHook] = []
+        # Set from the payment provider (bots/services.py): links it cannot charge are refused at creation.
+        self.money_check: MoneyCheck | None = None
+        # Provider name -> how to close its open checkouts once a link is cancelled or expires.
+        self.checkout_closers: dict[str, CheckoutCloser] = {}
 
     # ------------------------------------------------------------ reading
 
@@ -252,6 +269,9 @@ class LinkService:
                 f"amount must be at most {self.max_amount} {money.currency}",
                 field="amount",
             )
+        problem = self.money_check(money) if self.money_check is not None else None
+        if problem is not None:
+            raise LinkError("not_chargeable", problem[1], field=problem[0])
         texts = {"description": draft.description, "reference": draft.reference, "customer.name": draft.customer.name,
                  "customer.email": draft.customer.email, "customer.phone": draft.customer.phone}
         for name, value in texts.items():
@@ -428,6 +448,7 @@ class LinkService:
                 field="id",
                 status=409,
             )
+        await self.close_checkouts(done.id)
         return done
 
     async def _expire_one(self, link_id: str, *, busy_timeout: float | None = None) -> PaymentLink | None:
@@ -436,7 +457,10 @@ class LinkService:
             row = (await conn.execute(select(LINKS.c.expires_at).where(LINKS.c.id == link_id))).first()
             if row is None or row.expires_at > now:
                 return None
-            return await self._transition(conn, link_id, LinkStatus.EXPIRED, now)
+            expired = await self._transition(conn, link_id, LinkStatus.EXPIRED, now)
+        if expired is not None:
+            await self.close_checkouts(link_id)
+        return expired
 
     async def expire_due(self, *, merchant_id: str | None = None, batch: int = 200) -> int:
         """Move overdue active links to expired (the sweeper, and before listings)."""
@@ -453,6 +477,49 @@ class LinkService:
             if await self._expire_one(link_id) is not None:
                 count += 1
         return count
+
+    # ------------------------------------------------------------ provider checkouts
+
+    async def record_checkout(self, link_id: str, attempt: int, provider: str, provider_ref: str) -> None:
+        """Remember the checkout a press of Pay opened (the same ref twice is one row: idempotent replays)."""
+        async with self.db.write() as conn:
+            await insert_ignore(conn, CHECKOUTS, {"link_id": link_id, "attempt": attempt, "provider": provider,
+                                                  "provider_ref": provider_ref, "created_at": self.clock(),
+                                                  "closed_at": None})
+
+    async def open_checkouts(self, link_id: str) -> list[CheckoutAttempt]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(
+                select(CHECKOUTS).where(CHECKOUTS.c.link_id == link_id, CHECKOUTS.c.closed_at.is_(None))
+                .order_by(CHECKOUTS.c.attempt)
+            )).all()
+        return [CheckoutAttempt(**r._mapping) for r in rows]
+
+    async def close_checkouts(self, link_id: str) -> int:
+        """Close the link's open provider checkouts (after it was cancelled or expired); returns how many.
+
+        Runs after the link's transaction committed: a provider call never holds the write lock, and a
+        provider that is down cannot undo a cancel. A checkout left open that is paid anyway is recorded
+        as refund-needed (record_payment: the link is no longer payable).
+        """
+        if not self.checkout_closers:
+            return 0
+        closed = 0
+        for checkout in await self.open_checkouts(link_id):
+            closer = self.checkout_closers.get(checkout.provider)
+            if closer is None:
+                continue
+            try:
+                await closer(checkout.provider_ref)
+            except Exception as exc:  # logged and left open: the provider's own expiry still ends it
+                log.warning("checkout not closed link=%s provider=%s checkout=%s error=%s",
+                            link_id, checkout.provider, checkout.provider_ref, exc)
+                continue
+            async with self.db.write() as conn:
+                await conn.execute(update(CHECKOUTS).where(CHECKOUTS.c.id == checkout.id)
+                                   .values(closed_at=self.clock()))
+            closed += 1
+        return closed
 
     # ------------------------------------------------------------ payments
 

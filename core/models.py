@@ -179,6 +179,21 @@ class Payment(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+class CheckoutAttempt(SQLModel, table=True):
+    """One press of Pay that opened a checkout at the provider, so it can be closed when the link closes."""
+
+    __tablename__ = "checkout_attempt"
+    __table_args__ = (UniqueConstraint("provider", "provider_ref"),)
+    id: int | None = Field(default=None, primary_key=True)
+    link_id: str = Field(foreign_key="payment_link.id", index=True, max_length=40)
+    attempt: int
+    provider: str = Field(max_length=20)
+    provider_ref: str = Field(max_length=200)
+    created_at: datetime = _ts()
+    # When we closed it at the provider (our link was cancelled or expired); None: still open there.
+    closed_at: datetime | None = _ts(default=None)
+
+
 class ProviderEvent(SQLModel, table=True):
     """The webhook inbox: one row per provider event id, so a redelivery is recognised."""
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from core.models import PaymentLink
+from core.money import Money
 
 # ---------------------------------------------------------------- chat
 
@@ -200,6 +201,24 @@ class PaymentProvider(Protocol):
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> PaymentEvent: ...
 
     async def fetch_status(self, provider_ref: str) -> str: ...
+
+
+@runtime_checkable
+class CheckingProvider(Protocol):
+    """Optional: a provider with its own rules on amounts and currencies (Stripe's currency table)."""
+
+    def check_money(self, money: Money) -> tuple[str, str] | None:
+        """(field, message) when this money cannot be charged, None when it can; LinkService refuses the link."""
+        ...
+
+
+@runtime_checkable
+class ClosingProvider(Protocol):
+    """Optional: a provider whose checkouts stay payable until closed (Stripe sessions, PortOne links)."""
+
+    async def close_checkout(self, provider_ref: str) -> None:
+        """Close one open checkout; an already finished one is not an error."""
+        ...
 
 
 @runtime_checkable
