@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from adapters.console import PLUGIN as CONSOLE
+from adapters.payments.portone.plugin import PLUGIN as PORTONE
 from adapters.payments.sandbox.plugin import PLUGIN as SANDBOX
 from adapters.payments.stripe.plugin import PLUGIN as STRIPE
 from adapters.plugin import ChatPlatform, PaymentProviderPlugin
@@ -32,6 +33,7 @@ CHAT_PLATFORMS: list[ChatPlatform[Any]] = [
 PAYMENT_PROVIDERS: list[PaymentProviderPlugin[Any]] = [
     SANDBOX,
     STRIPE,
+    PORTONE,
 ]
 
 
