@@ -161,6 +161,8 @@ class LinkService:
         self.money_check: MoneyCheck | None = None
         # Provider name -> how to close its open checkouts once a link is cancelled or expires.
         self.checkout_closers: dict[str, CheckoutCloser] = {}
+        # True when the provider takes real money (bots/services.py); recorded on every new link.
+        self.livemode = False
 
     # ------------------------------------------------------------ reading
 
@@ -330,6 +332,7 @@ class LinkService:
             "checkout_attempts": 0,
             "idempotency_key": draft.idempotency_key,
             "request_hash": draft.request_hash,
+            "livemode": self.livemode,
         }
         link = PaymentLink.model_construct(**values)
         try:
@@ -551,7 +554,10 @@ class LinkService:
             log.warning("payment for unknown link=%s provider_ref=%s", event.link_id, event.provider_ref)
             return PaymentOutcome.UNKNOWN_LINK, None
         link = _row_to_link(row)
-        matches = (event.amount_minor, event.currency.upper()) == (link.amount_minor, link.currency)
+        livemode = bool(link.livemode) if event.livemode is None else event.livemode
+        # Test money never pays a live link, nor real money a test link: it is refunded instead.
+        matches = ((event.amount_minor, event.currency.upper(), livemode)
+                   == (link.amount_minor, link.currency, bool(link.livemode)))
         payment = Payment(
             id=ids.prefixed("pay"),
             link_id=link.id,
@@ -562,6 +568,7 @@ class LinkService:
             status=PaymentStatus.SUCCEEDED if matches else PaymentStatus.REFUND_NEEDED,
             payer_name=event.payer_name,
             created_at=now,
+            livemode=livemode,
         )
         if not await insert_ignore(conn, PAYMENTS, payment.model_dump()):
             # The same provider payment came again under another event id: already counted.

@@ -163,6 +163,8 @@ class PaymentLink(SQLModel, table=True):
     checkout_attempts: int = Field(default=0)
     idempotency_key: str | None = Field(default=None, max_length=255)
     request_hash: str | None = Field(default=None, max_length=64)
+    # False: made while the provider took pretend money (the sandbox, Stripe sk_test_ keys, PortOne sandbox).
+    livemode: bool = Field(default=False)
 
 
 class Payment(SQLModel, table=True):
@@ -177,6 +179,8 @@ class Payment(SQLModel, table=True):
     status: PaymentStatus = Field(sa_type=String(20))
     payer_name: str | None = Field(default=None, max_length=200)
     created_at: datetime = _ts()
+    # Real money (true) or pretend (false), as the provider said; never the other mode's link (see links.py).
+    livemode: bool = Field(default=False)
 
 
 class CheckoutAttempt(SQLModel, table=True):

@@ -175,6 +175,8 @@ class PaymentEvent:
     currency: str
     payer_name: str | None = None
     occurred_at: datetime | None = None
+    # Real money (true) or pretend (false), when the provider says; None: the link's own mode.
+    livemode: bool | None = None
 
 
 class WebhookError(Exception):

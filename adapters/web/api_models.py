@@ -179,6 +179,8 @@ class Link(BaseModel):
     expires_at: str = Field(json_schema_extra=_DATE_TIME)
     paid_at: str | None = Field(json_schema_extra=_DATE_TIME)
     cancelled_at: str | None = Field(json_schema_extra=_DATE_TIME)
+    livemode: bool = Field(description="false: a test-mode link (sandbox, Stripe test keys, PortOne sandbox); "
+                                       "no real money moves.")
 
 
 class LinkList(BaseModel):

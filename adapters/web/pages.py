@@ -51,7 +51,7 @@ HTML_HEADERS = {"Cache-Control": "no-store"}  # the status changes; never serve 
 _PAGE_QUERY = (
     select(
         LINKS.c.id, LINKS.c.amount_minor, LINKS.c.currency, LINKS.c.description, LINKS.c.reference,
-        LINKS.c.status, LINKS.c.expires_at, LINKS.c.paid_at,
+        LINKS.c.status, LINKS.c.expires_at, LINKS.c.paid_at, LINKS.c.livemode,
         MERCHANTS.c.name.label("merchant_name"), MERCHANTS.c.locale.label("merchant_locale"),
     )
     .join_from(LINKS, MERCHANTS, MERCHANTS.c.id == LINKS.c.merchant_id)
@@ -149,6 +149,7 @@ class PageLink:
     status: str
     expires_at: datetime
     paid_at: datetime | None
+    livemode: bool
     merchant_name: str
     merchant_locale: str
 
@@ -340,6 +341,7 @@ class PayPages:
             "amount": link.amount,
             "description": link.description,
             "reference": link.reference,
+            "test_mode": not link.livemode,
         }
         context.update(extra)  # a page may say something else (the refund page: the payment's amount)
         return template.render(context).encode()

@@ -162,4 +162,5 @@ def event_of(outcome: ProviderOutcome) -> PaymentEvent:
         amount_minor=outcome.amount_minor or 0,
         currency=outcome.currency or "",
         payer_name=payer,
+        livemode=outcome.livemode,
     )

@@ -146,6 +146,7 @@ def event_of(outcome: ProviderOutcome, *, event_id: str, kind: str) -> PaymentEv
         amount_minor=outcome.amount_minor or 0,
         currency=outcome.currency or "",
         payer_name=payer,
+        livemode=outcome.livemode,
     )
 
 
