@@ -73,7 +73,8 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
     services.conversation = Conversation(links=links, merchants=merchants, members=members, clock=clock)
     provider_plugin = registry.payment_providers()[settings.payments.provider]
     services.provider = provider_plugin.build(provider_plugin.section(settings), services)
-    links.livemode = not services.provider.test_mode
+    # A provider that does not say is taken for pretend money: a live link must be a deliberate choice.
+    links.livemode = not getattr(services.provider, "test_mode", True)
     if isinstance(services.provider, CheckingProvider):  # links it cannot charge are refused when made
         links.money_check = services.provider.check_money
     if isinstance(services.provider, ClosingProvider):  # its open checkouts close with the link
