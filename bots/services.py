@@ -75,6 +75,7 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
     services.provider = provider_plugin.build(provider_plugin.section(settings), services)
     # A provider that does not say is taken for pretend money: a live link must be a deliberate choice.
     links.livemode = not getattr(services.provider, "test_mode", True)
+    links.reconcile_after = settings.payments.reconcile_after
     if isinstance(services.provider, CheckingProvider):  # links it cannot charge are refused when made
         links.money_check = services.provider.check_money
     if isinstance(services.provider, ClosingProvider):  # its open checkouts close with the link

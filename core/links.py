@@ -42,6 +42,8 @@ LINKS = table(PaymentLink)
 PAYMENTS = table(Payment)
 EVENTS = table(ProviderEvent)
 CHECKOUTS = table(CheckoutAttempt)
+RECONCILE_AFTER = timedelta(minutes=10)
+RECONCILE_MAX_WAIT = timedelta(hours=6)
 # Recording an overdue link's expiry while reading it waits this long (s) at most for the write lock.
 EXPIRE_ON_READ_WAIT_S = 0.05
 
@@ -163,6 +165,8 @@ class LinkService:
         self.checkout_closers: dict[str, CheckoutCloser] = {}
         # True when the provider takes real money (bots/services.py); recorded on every new link.
         self.livemode = False
+        # A checkout not paid after this long is asked about at its provider ([payments] reconcile_after).
+        self.reconcile_after = RECONCILE_AFTER
 
     # ------------------------------------------------------------ reading
 
@@ -486,9 +490,11 @@ class LinkService:
     async def record_checkout(self, link_id: str, attempt: int, provider: str, provider_ref: str) -> None:
         """Remember the checkout a press of Pay opened (the same ref twice is one row: idempotent replays)."""
         async with self.db.write() as conn:
+            now = self.clock()
             await insert_ignore(conn, CHECKOUTS, {"link_id": link_id, "attempt": attempt, "provider": provider,
-                                                  "provider_ref": provider_ref, "created_at": self.clock(),
-                                                  "closed_at": None})
+                                                  "provider_ref": provider_ref, "created_at": now,
+                                                  "closed_at": None, "next_check_at": now + self.reconcile_after,
+                                                  "checks": 0})
 
     async def open_checkouts(self, link_id: str) -> list[CheckoutAttempt]:
         async with self.db.read() as conn:
@@ -523,6 +529,42 @@ class LinkService:
                                    .values(closed_at=self.clock()))
             closed += 1
         return closed
+
+    async def reconcile(self, provider: str, fetch: Callable[[str], Awaitable[PaymentEvent | None]], *,
+                        batch: int = 50) -> int:
+        """Ask the provider about checkouts of active links that are due; record what was paid.
+
+        Due first `reconcile_after` after Pay, then with doubling waits (capped) while the link is active.
+        A payment found here is recorded exactly as its webhook would be, so the webhook that comes
+        later is a duplicate. Returns how many payments were recorded.
+        """
+        now = self.clock()
+        query = (select(CHECKOUTS.c.id, CHECKOUTS.c.provider_ref, CHECKOUTS.c.checks)
+                 .join_from(CHECKOUTS, LINKS, LINKS.c.id == CHECKOUTS.c.link_id)
+                 .where(CHECKOUTS.c.provider == provider, CHECKOUTS.c.closed_at.is_(None),
+                        CHECKOUTS.c.next_check_at <= now, LINKS.c.status == LinkStatus.ACTIVE.value,
+                        LINKS.c.expires_at > now)
+                 .order_by(CHECKOUTS.c.next_check_at).limit(batch))
+        async with self.db.read() as conn:
+            due = (await conn.execute(query)).all()
+        recorded = 0
+        for row in due:
+            wait = min(self.reconcile_after * 2 ** min(row.checks + 1, 16), RECONCILE_MAX_WAIT)
+            async with self.db.write() as conn:
+                await conn.execute(update(CHECKOUTS).where(CHECKOUTS.c.id == row.id)
+                                   .values(checks=row.checks + 1, next_check_at=now + wait))
+            try:
+                event = await fetch(row.provider_ref)
+            except Exception as exc:  # the next round asks again
+                log.warning("reconcile failed provider=%s checkout=%s error=%s", provider, row.provider_ref, exc)
+                continue
+            if event is None:
+                continue
+            outcome, payment = await self.record_payment(event)
+            log.info("reconciled provider=%s checkout=%s outcome=%s", provider, row.provider_ref, outcome.value)
+            if payment is not None:
+                recorded += 1
+        return recorded
 
     # ------------------------------------------------------------ payments
 

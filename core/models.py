@@ -196,6 +196,9 @@ class CheckoutAttempt(SQLModel, table=True):
     created_at: datetime = _ts()
     # When we closed it at the provider (our link was cancelled or expired); None: still open there.
     closed_at: datetime | None = _ts(default=None)
+    # Reconciliation (a missed webhook): when to ask the provider next, and how often it was asked.
+    next_check_at: datetime | None = _ts(default=None)
+    checks: int = Field(default=0)
 
 
 class ProviderEvent(SQLModel, table=True):

@@ -224,6 +224,15 @@ class ClosingProvider(Protocol):
 
 
 @runtime_checkable
+class ReconcilingProvider(Protocol):
+    """Optional: a provider that can say whether a checkout was paid (a missed webhook is reconciled)."""
+
+    async def reconcile_event(self, provider_ref: str) -> PaymentEvent | None:
+        """The payment this checkout made, as its webhook would say it; None while it is not paid."""
+        ...
+
+
+@runtime_checkable
 class RefundingProvider(Protocol):
     """Optional: a provider that can refund. Not implemented by the sandbox yet; no caller yet."""
 

@@ -32,6 +32,8 @@ def upgrade() -> None:
         sa.Column("provider_ref", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("created_at", core.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("closed_at", core.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_check_at", core.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("checks", sa.Integer(), nullable=False, server_default="0"),
         sa.ForeignKeyConstraint(["link_id"], ["payment_link.id"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("provider", "provider_ref"),

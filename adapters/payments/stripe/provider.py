@@ -102,6 +102,13 @@ class StripeProvider:
             raise ProviderUnavailable(f"Stripe answered with an unreadable session ({exc})",
                                       provider=self.name) from None
 
+    async def reconcile_event(self, provider_ref: str) -> PaymentEvent | None:
+        """The paid session as its webhook would record it (the later webhook is then a duplicate)."""
+        outcome = await self.session_outcome(provider_ref)
+        if outcome.status is not OutcomeStatus.PAID:
+            return None
+        return event_of(outcome, event_id=f"reconcile:{provider_ref}", kind="checkout.session.reconciled")
+
     async def fetch_status(self, provider_ref: str) -> str:
         return (await self.session_outcome(provider_ref)).status.value
 

@@ -415,3 +415,64 @@ async def test_the_api_refuses_a_link_stripe_cannot_charge_naming_the_field(live
     assert "5.120" in response.error["message"]
     ok = await shop.api.create({"amount": "5.120", "currency": "KWD", "description": "oil"})
     assert ok.status == 201, ok.text
+
+
+# ---------------------------------------------------------------- reconciliation (missed webhooks)
+
+
+async def _make_due(live: LiveApp, link: PaymentLink) -> None:
+    from sqlalchemy import update
+
+    from core.links import CHECKOUTS
+
+    async with live.services.db.write() as conn:
+        await conn.execute(update(CHECKOUTS).where(CHECKOUTS.c.link_id == link.id)
+                           .values(next_check_at=live.services.clock() - timedelta(seconds=1)))
+
+
+async def test_a_missed_webhook_is_reconciled_once(live: LiveApp, fake: FakeStripe) -> None:
+    from bots.jobs import sweep
+
+    link = await make_link(live)
+    session_id = await press_pay(live, link)
+    fake.webhook_url = None  # the webhook never arrives
+    await pay_on_hosted_page(fake, session_id)
+    await sweep(live.services)
+    assert fake.calls_of("sessions.retrieve") == [], "not due before reconcile_after"
+    assert await link_status(live, link) == LinkStatus.ACTIVE
+
+    await _make_due(live, link)
+    await sweep(live.services)
+    assert await link_status(live, link) == LinkStatus.PAID
+    assert await payments(live, link) == [(PaymentStatus.SUCCEEDED, session_id)]
+    async with live.services.db.read() as conn:
+        alerts = (await conn.execute(select(table(OutboxMessage).c.kind)
+                                     .where(table(OutboxMessage).c.link_id == link.id))).all()
+    # The late webhook is a duplicate, and a second sweep records nothing more.
+    (_, event), = fake.events_sent
+    assert (await post_event(live, *fake.signed(event)))[1]["outcome"] == "duplicate"
+    await _make_due(live, link)
+    await sweep(live.services)
+    assert await payments(live, link) == [(PaymentStatus.SUCCEEDED, session_id)]
+    async with live.services.db.read() as conn:
+        again = (await conn.execute(select(table(OutboxMessage).c.kind)
+                                    .where(table(OutboxMessage).c.link_id == link.id))).all()
+    assert alerts and len(again) == len(alerts), "alerts once"
+
+
+async def test_an_unpaid_checkout_is_asked_again_later_with_backoff(live: LiveApp, fake: FakeStripe) -> None:
+    from bots.jobs import sweep
+
+    link = await make_link(live)
+    await press_pay(live, link)
+    fake.fail("sessions.retrieve", status=500)  # a failing round is retried later, not fatal
+    waits = []
+    for _ in range(3):
+        await _make_due(live, link)
+        await sweep(live.services)
+        (checkout,) = await live.services.links.open_checkouts(link.id)
+        assert checkout.next_check_at is not None
+        waits.append(checkout.next_check_at - live.services.clock())
+    assert len(fake.calls_of("sessions.retrieve")) == 3
+    assert waits[0] < waits[1] < waits[2]
+    assert await link_status(live, link) == LinkStatus.ACTIVE
