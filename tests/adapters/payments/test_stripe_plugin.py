@@ -476,3 +476,17 @@ async def test_an_unpaid_checkout_is_asked_again_later_with_backoff(live: LiveAp
     assert len(fake.calls_of("sessions.retrieve")) == 3
     assert waits[0] < waits[1] < waits[2]
     assert await link_status(live, link) == LinkStatus.ACTIVE
+
+
+async def test_the_chat_refuses_a_link_stripe_cannot_charge_with_an_example(live: LiveApp) -> None:
+    from tests.chat_support import ChatDriver
+    from tests.clock import FakeClock
+
+    chat = ChatDriver(live.services, FakeClock())
+    merchant = await live.services.merchants.create("Oil Shop", currency="KWD", locale="en_SG")
+    await chat.conversation.members.ensure_member(merchant.id, chat.message(""))
+    answer = await chat.text("/charge 5.124 KWD oil")
+    assert "5.120" in answer and "5.130" in answer, answer
+    assert "Stripe" in answer
+    links, _ = await live.services.links.list(merchant.id)
+    assert links == []
