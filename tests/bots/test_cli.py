@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
-import json
 import subprocess
 import sys
 import time
