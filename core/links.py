@@ -192,7 +192,7 @@ class LinkService:
             ).first()
         return await self.get(row.id, merchant_id) if row else None
 
-    async def list(
+    async def list_links(
         self,
         merchant_id: str,
         *,
@@ -287,7 +287,7 @@ class LinkService:
         if expires_at - now > limits.MAX_EXPIRY:
             raise LinkError("invalid_expiry", f"expiry must be within {limits.MAX_EXPIRY.days} days",
                             field="expires_at")
-        values = {
+        values: dict[str, Any] = {
             "id": draft.link_id or ids.link_id(),
             "merchant_id": draft.merchant_id,
             "amount_minor": money.amount_minor,
