@@ -201,7 +201,7 @@ class ConsoleChat:
 
         def redraw_end() -> None:
             if waiting.is_set():
-                buffer = readline.get_line_buffer() if readline is not None else ""  # type: ignore[attr-defined]
+                buffer = readline.get_line_buffer() if readline is not None else ""
                 self.out.write(prompt + buffer)
                 self.out.flush()
 
