@@ -131,7 +131,7 @@ async def cmd_merchant_list(settings: Settings, args: argparse.Namespace) -> int
     from bots.services import open_services
 
     async with open_services(settings) as services:
-        merchants = await services.merchants.list()
+        merchants = await services.merchants.list_merchants()
     for m in merchants:
         print(f"{m.id}\t{m.default_currency}\t{m.locale}\t{m.name}")
     return 0

@@ -26,9 +26,10 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from adapters import registry
 from bots.config import OutboxBase as OutboxSettings
@@ -51,6 +52,9 @@ from core.outbox import (
 from core.outbox_texts import AlertFacts
 from core.pacing import MonotonicClock, Pacer, PlatformLimits
 from core.ports import ChatSender, MessageRef, Reply, RetryLater, Transient
+
+if TYPE_CHECKING:
+    from bots.services import Services
 
 log = logging.getLogger("paylinks.dispatcher")
 
@@ -214,7 +218,7 @@ class Dispatcher:
             for batch, is_alert in batches:
                 ready = self.pacer.ready_at(target.platform, target.address, now)
                 if ready - now > self.config.hold_horizon_s:
-                    give_back.setdefault(ready - now, []).extend(r.id for r in batch)
+                    give_back.setdefault(ready - now, []).extend(_stored_ids(batch))
                     continue
                 at = self.pacer.reserve(target.platform, target.address, now)
                 # A paid alert that has to wait for its chat's slot may gather later alerts meanwhile.
@@ -465,7 +469,7 @@ class Dispatcher:
             for task in list(self._running):
                 task.cancel()
             await self.flush()
-            waiting = [r.id for job in self._queue for r in job.rows]
+            waiting = _stored_ids(r for job in self._queue for r in job.rows)
             self._queue.clear()
             self._open_digests.clear()
             if waiting:
@@ -475,10 +479,15 @@ class Dispatcher:
         log.info("outbox dispatcher stopped worker=%s", self.worker_id)
 
 
-def build_dispatcher(services: object, **overrides: object) -> Dispatcher:
+def _stored_ids(rows: Iterable[OutboxMessage]) -> list[int]:
+    """The ids of rows read back from the database (only a row not yet INSERTed has id None)."""
+    return [r.id for r in rows if r.id is not None]
+
+
+def build_dispatcher(services: Services, **overrides: Any) -> Dispatcher:
     """The dispatcher for a Services container (bots.services), configured from its settings."""
     settings = services.settings
-    kwargs: dict[str, object] = {
+    kwargs: dict[str, Any] = {
         "pacer": Pacer(pacing_limits(settings.outbox)),
         "config": config_from_settings(settings.outbox),
         "clock": services.clock,
@@ -486,10 +495,10 @@ def build_dispatcher(services: object, **overrides: object) -> Dispatcher:
     }
     kwargs.update(overrides)
     store = OutboxStore(services.db, clock=services.clock, address_rules=registry.address_rules())
-    return Dispatcher(store, services.senders, **kwargs)  # type: ignore[arg-type, attr-defined]
+    return Dispatcher(store, services.senders, **kwargs)
 
 
-async def run_dispatcher(services: object, on_ready: Callable[[Dispatcher], None] | None = None) -> None:
+async def run_dispatcher(services: Services, on_ready: Callable[[Dispatcher], None] | None = None) -> None:
     dispatcher = build_dispatcher(services)
     if on_ready is not None:
         on_ready(dispatcher)

@@ -314,6 +314,7 @@ class Amount:
     @property
     def has_decimals(self) -> bool:
         """Cents were written ("12.50"), as prices are and counts are not."""
+        # Finite by construction (read from digits): typeshed's exponent also allows NaN/Infinity's letters.
         return self.value.as_tuple().exponent < 0  # type: ignore[operator]
 
 
