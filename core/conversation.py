@@ -482,7 +482,7 @@ class Conversation:
         hours = int((invite.expires_at - invite.created_at).total_seconds() // 3600)
         return [Reply(
             f"🎟 Invite code for **{markup.user(identity.merchant.name)}**: `{invite.code}`\n"
-            f"Whoever sends `/join {invite.code}` — here or on Telegram, Slack or WhatsApp — becomes staff. "
+            f"Whoever sends `/join {invite.code}` — here or in any other chat app I am on — becomes staff. "
             f"It works once, for {hours} hours."
         )]
 
