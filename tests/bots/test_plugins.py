@@ -9,9 +9,9 @@ is paid through the throwaway provider and its paid alert reaches the fifth plat
 from __future__ import annotations
 
 import ast
-import re
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import ClassVar
