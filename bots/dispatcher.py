@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
 from adapters import registry
 from bots.config import OutboxBase as OutboxSettings
 from core.backoff import Random
@@ -57,6 +59,10 @@ if TYPE_CHECKING:
     from bots.services import Services
 
 log = logging.getLogger("paylinks.dispatcher")
+
+
+# Tries to record a batch's outcomes before leaving its rows to their lease.
+RECORD_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,19 +340,23 @@ class Dispatcher:
         batch, self._done = self._done, []
         outcomes = [o for _, job_outcomes in batch for o in job_outcomes]
         report = CompletionReport()
-        for attempt in range(1, 6):
-            try:
-                report = await self.store.complete(
-                    worker=self.worker_id, outcomes=outcomes, notice_platforms=list(self.senders)
-                )
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # The rows stay leased; if this never succeeds they are retried once the lease lapses.
-                log.warning("outbox could not record %d outcomes (try %d): %s", len(outcomes), attempt,
-                            type(exc).__name__)
-                await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
+        try:
+            # Plain retries of one write (the rows stay leased meanwhile; CancelledError is never retried).
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(RECORD_ATTEMPTS), wait=wait_exponential(multiplier=0.1, max=2.0),
+                retry=retry_if_exception_type(Exception), reraise=True,
+                before_sleep=lambda state: log.warning(
+                    "outbox could not record %d outcomes (try %d): %s", len(outcomes), state.attempt_number,
+                    type(state.outcome.exception()).__name__ if state.outcome else "?"),
+            ):
+                with attempt:
+                    report = await self.store.complete(
+                        worker=self.worker_id, outcomes=outcomes, notice_platforms=list(self.senders)
+                    )
+        except Exception as exc:
+            # Never recorded: the rows are retried once their lease lapses (a send may then repeat).
+            log.warning("outbox gave up recording %d outcomes after %d tries: %s", len(outcomes), RECORD_ATTEMPTS,
+                        type(exc).__name__)
         self._slots -= len(batch)
         for target in report.disabled:
             self._drop_waiting(target)

@@ -1,6 +1,6 @@
 """WhatsApp transport: parsing, rendering, templates, error classification, the sender against a fake Twilio
 API (the real twilio async client), and webhook signature checks. The conversation is stubbed here;
-tests/adapters/test_whatsapp_flow.py runs the whole app."""
+tests/adapters/whatsapp/test_whatsapp_flow.py runs the whole app."""
 
 from __future__ import annotations
 
