@@ -37,6 +37,7 @@ wrk:
 
 lint: $(STAMP)
 	$(BIN)/ruff check core adapters bots tests bench migrations
+	$(BIN)/mypy
 
 test: $(STAMP) chromium lint
 	$(BIN)/python -m pytest -q

@@ -86,7 +86,9 @@ class ConsoleSender:
                     shown_at=now if shown else None,
                 )
             )
-            message_id = result.inserted_primary_key[0]  # type: ignore[index]
+            key = result.inserted_primary_key
+            assert key is not None  # None only for statements other than an INSERT
+            message_id = key[0]
         return MessageRef(PLATFORM, address, str(message_id))
 
     async def send(self, address: str, reply: Reply) -> MessageRef:
@@ -190,7 +192,7 @@ class ConsoleChat:
         try:
             import readline  # line editing and history for input()
         except ImportError:  # pragma: no cover — not on every platform
-            readline = None  # type: ignore[assignment]
+            readline = None  # type: ignore[assignment]  # no readline on this platform (Windows)
         prompt = prompt if prompt is not None else f"{self.name}> "
 
         waiting = threading.Event()  # set while input() shows the prompt
@@ -201,7 +203,7 @@ class ConsoleChat:
 
         def redraw_end() -> None:
             if waiting.is_set():
-                buffer = readline.get_line_buffer() if readline is not None else ""  # type: ignore[attr-defined]
+                buffer = readline.get_line_buffer() if readline is not None else ""
                 self.out.write(prompt + buffer)
                 self.out.flush()
 

@@ -176,7 +176,7 @@ def main() -> None:
     results = run(args.seconds, args.connections, args.database_url, args.rounds)
     print(f"web benchmarks ({os.cpu_count()} cores, wrk -t1 -c{args.connections} -d{args.seconds}s, "
           f"median of {args.rounds} interleaved rounds, {'PostgreSQL' if args.database_url else 'SQLite'})")
-    print(report(results, {"GET /p/{id}": 0.40, "POST /api/v1/links": 0.15}))
+    print(report(results, {"GET /p/{id}": 0.45, "POST /api/v1/links": 0.14}))
     if not args.skip_outbox and (ROOT / "bench" / "outbox.py").exists():
         from bench import outbox
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import errno
 import logging
+import os
 import signal
 import socket
 import sys
@@ -44,6 +45,17 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     log.info("serving on http://%s:%s (public %s)", host, port, settings.server.public_base_url)
     web.run_app(create_app(settings), sock=listeners, print=None, access_log=None)
     return 0
+
+
+def flag_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """The environment with `serve --host/--port` as the settings they stand for, so an unset
+    server.public_base_url follows them like it follows the settings."""
+    env = dict(os.environ)
+    if getattr(args, "host", None) is not None:
+        env["PAYLINKS_SERVER__HOST"] = args.host
+    if getattr(args, "port", None) is not None:
+        env["PAYLINKS_SERVER__PORT"] = str(args.port)
+    return env
 
 
 def listen(host: str, port: int, *, port_from_flag: bool = False, host_from_flag: bool = False) -> list[socket.socket]:
@@ -119,7 +131,7 @@ async def cmd_merchant_list(settings: Settings, args: argparse.Namespace) -> int
     from bots.services import open_services
 
     async with open_services(settings) as services:
-        merchants = await services.merchants.list()
+        merchants = await services.merchants.list_merchants()
     for m in merchants:
         print(f"{m.id}\t{m.default_currency}\t{m.locale}\t{m.name}")
     return 0
@@ -284,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(args.config, env=flag_overrides(args))
     except ConfigError as exc:
         print(f"paylinks: configuration error: {exc}", file=sys.stderr)
         return 2

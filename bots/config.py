@@ -28,6 +28,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from adapters import registry
+from core import limits
 from core.durations import format_duration
 from core.money import is_currency
 from core.settings import NO_SECRET, Duration, RateText, Section
@@ -84,7 +85,7 @@ class LinksSettings(Section):
     default_locale: str = "en_US"
     default_expiry: Duration = timedelta(days=7)
     # In major units of the link's currency ("1000000" means 1,000,000.00 USD or 1,000,000 JPY).
-    max_amount: Annotated[Decimal, BeforeValidator(_amount)] = Decimal("10000000")
+    max_amount: Annotated[Decimal, BeforeValidator(_amount)] = limits.DEFAULT_MAX_AMOUNT
     sweep_interval: Duration = timedelta(minutes=1)
 
     @field_validator("default_currency")
@@ -323,7 +324,7 @@ def _check(loaded: CoreSettings) -> None:
 
 
 def describe(settings: BaseModel) -> dict[str, Any]:
-    """Settings as plain data with secrets masked, for `paylinks config` and start-up logs."""
+    """Settings as plain data with secrets masked (for tests and tools that show settings)."""
 
     def walk(obj: Any) -> Any:
         if isinstance(obj, BaseModel):

@@ -26,9 +26,12 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from adapters import registry
 from bots.config import OutboxBase as OutboxSettings
@@ -52,7 +55,14 @@ from core.outbox_texts import AlertFacts
 from core.pacing import MonotonicClock, Pacer, PlatformLimits
 from core.ports import ChatSender, MessageRef, Reply, RetryLater, Transient
 
+if TYPE_CHECKING:
+    from bots.services import Services
+
 log = logging.getLogger("paylinks.dispatcher")
+
+
+# Tries to record a batch's outcomes before leaving its rows to their lease.
+RECORD_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +224,7 @@ class Dispatcher:
             for batch, is_alert in batches:
                 ready = self.pacer.ready_at(target.platform, target.address, now)
                 if ready - now > self.config.hold_horizon_s:
-                    give_back.setdefault(ready - now, []).extend(r.id for r in batch)
+                    give_back.setdefault(ready - now, []).extend(_stored_ids(batch))
                     continue
                 at = self.pacer.reserve(target.platform, target.address, now)
                 # A paid alert that has to wait for its chat's slot may gather later alerts meanwhile.
@@ -330,19 +340,23 @@ class Dispatcher:
         batch, self._done = self._done, []
         outcomes = [o for _, job_outcomes in batch for o in job_outcomes]
         report = CompletionReport()
-        for attempt in range(1, 6):
-            try:
-                report = await self.store.complete(
-                    worker=self.worker_id, outcomes=outcomes, notice_platforms=list(self.senders)
-                )
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # The rows stay leased; if this never succeeds they are retried once the lease lapses.
-                log.warning("outbox could not record %d outcomes (try %d): %s", len(outcomes), attempt,
-                            type(exc).__name__)
-                await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
+        try:
+            # Plain retries of one write (the rows stay leased meanwhile; CancelledError is never retried).
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(RECORD_ATTEMPTS), wait=wait_exponential(multiplier=0.1, max=2.0),
+                retry=retry_if_exception_type(Exception), reraise=True,
+                before_sleep=lambda state: log.warning(
+                    "outbox could not record %d outcomes (try %d): %s", len(outcomes), state.attempt_number,
+                    type(state.outcome.exception()).__name__ if state.outcome else "?"),
+            ):
+                with attempt:
+                    report = await self.store.complete(
+                        worker=self.worker_id, outcomes=outcomes, notice_platforms=list(self.senders)
+                    )
+        except Exception as exc:
+            # Never recorded: the rows are retried once their lease lapses (a send may then repeat).
+            log.warning("outbox gave up recording %d outcomes after %d tries: %s", len(outcomes), RECORD_ATTEMPTS,
+                        type(exc).__name__)
         self._slots -= len(batch)
         for target in report.disabled:
             self._drop_waiting(target)
@@ -465,7 +479,7 @@ class Dispatcher:
             for task in list(self._running):
                 task.cancel()
             await self.flush()
-            waiting = [r.id for job in self._queue for r in job.rows]
+            waiting = _stored_ids(r for job in self._queue for r in job.rows)
             self._queue.clear()
             self._open_digests.clear()
             if waiting:
@@ -475,10 +489,15 @@ class Dispatcher:
         log.info("outbox dispatcher stopped worker=%s", self.worker_id)
 
 
-def build_dispatcher(services: object, **overrides: object) -> Dispatcher:
+def _stored_ids(rows: Iterable[OutboxMessage]) -> list[int]:
+    """The ids of rows read back from the database (only a row not yet INSERTed has id None)."""
+    return [r.id for r in rows if r.id is not None]
+
+
+def build_dispatcher(services: Services, **overrides: Any) -> Dispatcher:
     """The dispatcher for a Services container (bots.services), configured from its settings."""
     settings = services.settings
-    kwargs: dict[str, object] = {
+    kwargs: dict[str, Any] = {
         "pacer": Pacer(pacing_limits(settings.outbox)),
         "config": config_from_settings(settings.outbox),
         "clock": services.clock,
@@ -486,10 +505,10 @@ def build_dispatcher(services: object, **overrides: object) -> Dispatcher:
     }
     kwargs.update(overrides)
     store = OutboxStore(services.db, clock=services.clock, address_rules=registry.address_rules())
-    return Dispatcher(store, services.senders, **kwargs)  # type: ignore[arg-type, attr-defined]
+    return Dispatcher(store, services.senders, **kwargs)
 
 
-async def run_dispatcher(services: object, on_ready: Callable[[Dispatcher], None] | None = None) -> None:
+async def run_dispatcher(services: Services, on_ready: Callable[[Dispatcher], None] | None = None) -> None:
     dispatcher = build_dispatcher(services)
     if on_ready is not None:
         on_ready(dispatcher)

@@ -58,6 +58,22 @@ class OneLineFormatter(logging.Formatter):
         return text
 
 
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp answers a malformed request (a control character in a header, a bad request line) with 400
+    before any middleware runs, then logs "Error handling request" at ERROR with a traceback: anyone could
+    fill the log with ERROR records. Such records become one INFO line saying what was refused."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError) and error.code == 400:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = "malformed HTTP request refused with 400: %s", (error.message,)
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def configure_logging(level: str, *, stream: TextIO | None = sys.stderr, file: str | None = None) -> None:
     """Root logging for the `paylinks` programs: to `stream` (None: not to a stream) and/or to `file`."""
     handlers: list[logging.Handler] = []
@@ -76,3 +92,6 @@ def configure_logging(level: str, *, stream: TextIO | None = sys.stderr, file: s
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # httpx logs every request URL at INFO, and Telegram Bot API URLs carry the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestFilter) for f in server_log.filters):
+        server_log.addFilter(MalformedRequestFilter())

@@ -33,7 +33,7 @@ async def cmd_outbox_list(settings: Settings, args: argparse.Namespace) -> int:
     statuses = ("pending", "dead", "sent") if args.all else ("pending", "dead")
     async with open_services(settings) as services:
         store = OutboxStore(services.db, clock=services.clock, address_rules=registry.address_rules())
-        rows = await store.list(statuses=statuses, limit=args.limit)
+        rows = await store.list_messages(statuses=statuses, limit=args.limit)
         counts = await store.counts()
     print("\t".join(COLUMNS))
     for row in rows:

@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from adapters import registry
 from adapters.plugin import ChatPlatform
@@ -37,7 +38,7 @@ class Services:
     # Chat senders by platform ("console", "telegram", …), one per enabled platform plug-in.
     senders: dict[str, ChatSender] = field(default_factory=dict)
     # The enabled chat platform plug-ins, in registry order (bots/app.py mounts their web parts).
-    platforms: list[ChatPlatform] = field(default_factory=list)  # type: ignore[type-arg]
+    platforms: list[ChatPlatform[Any]] = field(default_factory=list)
     # The outbox hook (writes alert rows in the link's transaction; wakes this process's dispatcher).
     outbox: Outbox | None = None
     # The chat core every platform hands its messages to; always set by build_services.

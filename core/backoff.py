@@ -20,5 +20,5 @@ def backoff_delay(
     if attempt < 1:
         attempt = 1
     # Capping the exponent first keeps 2**n finite for any attempt count.
-    step = min(cap_s, base_s * 2 ** min(attempt - 1, 30))
+    step: float = min(cap_s, base_s * 2 ** min(attempt - 1, 30))
     return step / 2 + rand() * step / 2

@@ -264,7 +264,7 @@ class Conversation:
     async def _unusually_large(self, charge: Charge, merchant_id: str) -> bool:
         """More than LARGE_FACTOR times the median of the shop's last RECENT_LINKS links in this currency."""
         async with self.links.db.read() as conn:
-            amounts = sorted((await conn.execute(
+            amounts: list[int] = sorted((await conn.execute(
                 select(LINKS.c.amount_minor)
                 .where(LINKS.c.merchant_id == merchant_id, LINKS.c.currency == charge.money.currency)
                 .order_by(LINKS.c.created_at.desc(), LINKS.c.id.desc())
@@ -388,7 +388,7 @@ class Conversation:
         )
 
     async def _links(self, command: Links, identity: Identity, message: IncomingMessage) -> list[Reply]:
-        links, cursor = await self.links.list(identity.merchant.id, status=command.status, limit=LIST_LIMIT)
+        links, cursor = await self.links.list_links(identity.merchant.id, status=command.status, limit=LIST_LIMIT)
         return [Reply(render_links(links, command.label, identity.merchant.locale, more=cursor is not None))]
 
     async def find_link(self, merchant_id: str, key: str) -> PaymentLink | None:
@@ -482,7 +482,7 @@ class Conversation:
         hours = int((invite.expires_at - invite.created_at).total_seconds() // 3600)
         return [Reply(
             f"🎟 Invite code for **{markup.user(identity.merchant.name)}**: `{invite.code}`\n"
-            f"Whoever sends `/join {invite.code}` — here or on Telegram, Slack or WhatsApp — becomes staff. "
+            f"Whoever sends `/join {invite.code}` — here or in any other chat app I am on — becomes staff. "
             f"It works once, for {hours} hours."
         )]
 

@@ -40,10 +40,10 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import Connection, create_engine, event, text
-from sqlalchemy.engine import Dialect, Engine, Result
+from sqlalchemy.engine import CursorResult, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -53,6 +53,8 @@ log = logging.getLogger("paylinks.db")
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 T = TypeVar("T")
+# What execute() answers on both back ends: rows of any width, plus rowcount / inserted_primary_key.
+Rows = CursorResult[*tuple[Any, ...]]
 
 DEFAULT_BUSY_TIMEOUT = timedelta(seconds=5)
 # SQLite readers: WAL readers never wait for the write lock; this only bounds the brief locks they can meet
@@ -116,7 +118,7 @@ class DbConnection(Protocol):
     @property
     def dialect(self) -> Dialect: ...
 
-    async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]: ...
+    async def execute(self, statement: Any, parameters: Any = None) -> Rows: ...
 
     async def scalar(self, statement: Any, parameters: Any = None) -> Any: ...
 
@@ -133,7 +135,7 @@ class InlineConnection:
     def dialect(self) -> Dialect:
         return self.sync_connection.dialect
 
-    async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]:
+    async def execute(self, statement: Any, parameters: Any = None) -> Rows:
         return self.sync_connection.execute(statement, parameters)
 
     async def scalar(self, statement: Any, parameters: Any = None) -> Any:
@@ -141,6 +143,14 @@ class InlineConnection:
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         return fn(self.sync_connection, *args)
+
+
+def _driver(conn: Connection) -> sqlite3.Connection:
+    """The pysqlite connection under a checked-out SQLAlchemy one (typed Optional by SQLAlchemy for the
+    moment after an invalidation; a connection we hold is never in that state)."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    return cast(sqlite3.Connection, raw)  # SQLAlchemy types every driver's connection as Any
 
 
 def _sqlite_path(url: str) -> str:
@@ -243,7 +253,7 @@ class Database:
             return
         timeout = self.busy_timeout_s if busy_timeout is None else busy_timeout
         batch, writer = await self._join_batch(asyncio.get_running_loop().time() + timeout)
-        raw = writer.connection.driver_connection
+        raw = _driver(writer)
         raw.execute("SAVEPOINT paylinks_writer")
         outer = _writing.set((self, task))
         try:
@@ -282,9 +292,9 @@ class Database:
                 assert self.sync_engine is not None
                 self._writer = self._checkout()
                 # Never wait inside SQLite on the loop: _begin retries with asyncio sleeps instead.
-                self._writer.connection.driver_connection.execute("PRAGMA busy_timeout=0")
+                _driver(self._writer).execute("PRAGMA busy_timeout=0")
             if self._batch is None:
-                await self._begin(self._writer.connection.driver_connection, deadline)
+                await self._begin(_driver(self._writer), deadline)
                 self._batch = _Batch()
                 # Commit one loop turn later: writers handled in this turn, and any already queued on
                 # the lock (it is FIFO), join this batch first.
@@ -295,7 +305,7 @@ class Database:
             raise
 
     @staticmethod
-    async def _begin(raw: Any, deadline: float) -> None:
+    async def _begin(raw: sqlite3.Connection, deadline: float) -> None:
         """BEGIN IMMEDIATE (our own, on a driver connection in autocommit mode; SQLAlchemy's autobegin on it
         is bookkeeping only), retried while another process holds the write lock, until the deadline."""
         loop = asyncio.get_running_loop()
@@ -318,7 +328,7 @@ class Database:
             if self._batch is batch:
                 self._commit()
 
-    def _undo_savepoint(self, raw: Any, batch: _Batch) -> None:
+    def _undo_savepoint(self, raw: sqlite3.Connection, batch: _Batch) -> None:
         try:
             raw.execute("ROLLBACK TO paylinks_writer")
             raw.execute("RELEASE paylinks_writer")
@@ -334,7 +344,7 @@ class Database:
         batch, self._batch = self._batch, None
         if batch is None or self._writer is None:
             return
-        raw = self._writer.connection.driver_connection
+        raw = _driver(self._writer)
         try:
             raw.execute("COMMIT")
         except Exception as exc:
@@ -436,7 +446,7 @@ class Database:
             async with self._exclusive(None):
                 with self._checkout() as sync_conn:
                     # At start-up, before serving: waiting here for another process's write is fine.
-                    raw = sync_conn.connection.driver_connection
+                    raw = _driver(sync_conn)
                     raw.execute(f"PRAGMA busy_timeout={round(self.busy_timeout_s * 1000)}")
                     try:
                         upgrade(sync_conn)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -139,6 +139,16 @@ _GET_LINK = select(LINKS).where(LINKS.c.id == bindparam("id"))
 _GET_MERCHANT_LINK = _GET_LINK.where(LINKS.c.merchant_id == bindparam("merchant_id"))
 
 
+class HasStatus(Protocol):
+    """What status_of reads: a PaymentLink, or a narrower row with the same two fields (the pay page's)."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def expires_at(self) -> datetime: ...
+
+
 class _AlreadyRecorded(Exception):
     """Raised inside the payment transaction to roll it back: this event was recorded before."""
 
@@ -173,7 +183,7 @@ class LinkService:
     def url(self, link_id: str) -> str:
         return f"{self.public_base_url}/p/{link_id}"
 
-    def status_of(self, link: PaymentLink, now: datetime | None = None) -> LinkStatus:
+    def status_of(self, link: HasStatus, now: datetime | None = None) -> LinkStatus:
         """The status as the customer must see it: an overdue active link is expired already."""
         status = LinkStatus(link.status)
         if status is LinkStatus.ACTIVE and link.expires_at <= (now or self.clock()):
@@ -215,7 +225,7 @@ class LinkService:
             ).first()
         return await self.get(row.id, merchant_id) if row else None
 
-    async def list(
+    async def list_links(
         self,
         merchant_id: str,
         *,
@@ -313,7 +323,7 @@ class LinkService:
         if expires_at - now > limits.MAX_EXPIRY:
             raise LinkError("invalid_expiry", f"expiry must be within {limits.MAX_EXPIRY.days} days",
                             field="expires_at")
-        values = {
+        values: dict[str, Any] = {
             "id": draft.link_id or ids.link_id(),
             "merchant_id": draft.merchant_id,
             "amount_minor": money.amount_minor,

@@ -15,7 +15,6 @@ escape syntax exists; markers are only added around our own spans).
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 
 from core.text import isolate
@@ -104,7 +103,7 @@ def to_plain(text: str) -> str:
     return "".join(run.text for run in parse(text))
 
 
-def _grouped(runs: list[Run]) -> list[tuple[bool, list[Run]]]:
+def grouped(runs: list[Run]) -> list[tuple[bool, list[Run]]]:
     groups: list[tuple[bool, list[Run]]] = []
     for run in runs:
         if groups and groups[-1][0] == run.bold:
@@ -114,7 +113,7 @@ def _grouped(runs: list[Run]) -> list[tuple[bool, list[Run]]]:
     return groups
 
 
-def _wrap_bold(inner: str, marker_open: str, marker_close: str) -> str:
+def wrap_bold(inner: str, marker_open: str, marker_close: str) -> str:
     # Markdown-like bold (Slack, WhatsApp) only works when the markers touch non-space characters.
     stripped = inner.strip()
     if not stripped:
@@ -122,40 +121,3 @@ def _wrap_bold(inner: str, marker_open: str, marker_close: str) -> str:
     lead = inner[: len(inner) - len(inner.lstrip())]
     trail = inner[len(inner.rstrip()):]
     return f"{lead}{marker_open}{stripped}{marker_close}{trail}"
-
-
-def to_telegram_html(text: str) -> str:
-    """For Telegram's parse_mode="HTML"."""
-    out: list[str] = []
-    for bold, runs in _grouped(parse(text)):
-        inner = "".join(
-            f"<code>{html.escape(r.text, quote=False)}</code>" if r.code else html.escape(r.text, quote=False)
-            for r in runs
-        )
-        out.append(f"<b>{inner}</b>" if bold else inner)
-    return "".join(out)
-
-
-def slack_escape(text: str) -> str:
-    """Slack's three control characters (https://api.slack.com/reference/surfaces/formatting#escaping)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def to_slack_mrkdwn(text: str) -> str:
-    out: list[str] = []
-    for bold, runs in _grouped(parse(text)):
-        # Slack has no escape for a backtick inside code; a look-alike keeps the span intact.
-        inner = "".join(
-            f"`{slack_escape(r.text).replace('`', 'ˋ')}`" if r.code else slack_escape(r.text) for r in runs
-        )
-        out.append(_wrap_bold(inner, "*", "*") if bold else inner)
-    return "".join(out)
-
-
-def to_whatsapp(text: str) -> str:
-    """WhatsApp formatting: *bold* and ```monospace```. WhatsApp has no escape syntax."""
-    out: list[str] = []
-    for bold, runs in _grouped(parse(text)):
-        inner = "".join(f"```{r.text}```" if r.code else r.text for r in runs)
-        out.append(_wrap_bold(inner, "*", "*") if bold else inner)
-    return "".join(out)

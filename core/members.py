@@ -22,11 +22,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import ids, markup
 from core.clock import Clock, utcnow
-from core.db import Database
+from core.db import Database, DbConnection
 from core.deliveries import write_with_delivery
 from core.merchants import MerchantService, normalize_locale
 from core.models import AlertSubscription, Invite, Member, MemberRole, Merchant
@@ -113,7 +112,7 @@ class MemberService:
 
     # ------------------------------------------------------------ lookups
 
-    async def _row(self, conn: AsyncConnection, platform: str, user_id: str) -> Member | None:
+    async def _row(self, conn: DbConnection, platform: str, user_id: str) -> Member | None:
         row = (
             await conn.execute(
                 select(MEMBERS).where(MEMBERS.c.platform == platform, MEMBERS.c.platform_user_id == user_id)
@@ -121,7 +120,7 @@ class MemberService:
         ).first()
         return _member(row) if row else None
 
-    async def _merchant(self, conn: AsyncConnection, merchant_id: str) -> Merchant | None:
+    async def _merchant(self, conn: DbConnection, merchant_id: str) -> Merchant | None:
         row = (await conn.execute(select(MERCHANTS).where(MERCHANTS.c.id == merchant_id))).first()
         return Merchant(**row._mapping) if row else None
 
@@ -191,12 +190,12 @@ class MemberService:
         log.info("merchant onboarded merchant=%s platform=%s member=%s", merchant.id, message.platform, person.id)
         return Identity(merchant, person, created=True)
 
-    async def _identity_in(self, conn: AsyncConnection, person: Member) -> Identity:
+    async def _identity_in(self, conn: DbConnection, person: Member) -> Identity:
         merchant = await self._merchant(conn, person.merchant_id)
         assert merchant is not None
         return Identity(merchant, person)
 
-    async def _insert_workspace(self, conn: AsyncConnection, merchant_id: str, platform: str, workspace: str) -> None:
+    async def _insert_workspace(self, conn: DbConnection, merchant_id: str, platform: str, workspace: str) -> None:
         values = {
             "merchant_id": merchant_id, "platform": platform, "platform_user_id": workspace_user_id(workspace),
             "display_name": "(workspace)", "role": MemberRole.OWNER.value, "created_at": self.clock(),
@@ -215,7 +214,7 @@ class MemberService:
         }
 
     async def _put_member(
-        self, conn: AsyncConnection, merchant_id: str, message: IncomingMessage, role: MemberRole
+        self, conn: DbConnection, merchant_id: str, message: IncomingMessage, role: MemberRole
     ) -> None:
         """Insert the person's row, or move it to `merchant_id` with `role`."""
         if not await insert_ignore(conn, MEMBERS, self._member_values(merchant_id, message, role)):
@@ -282,7 +281,7 @@ class MemberService:
                     return invite
         raise RuntimeError("could not find a free invite code")  # pragma: no cover — 40 random bits, 5 tries
 
-    async def _check_open_invites(self, conn: AsyncConnection, merchant: Merchant, now: datetime) -> None:
+    async def _check_open_invites(self, conn: DbConnection, merchant: Merchant, now: datetime) -> None:
         """Refuse a new code while the shop has `max_open_invites` unused, unexpired ones (so a leaked owner
         account or a script cannot mint codes without end). Counted in the write transaction, after
         locking the merchant's row on PostgreSQL, so two /invite at once cannot both pass."""

@@ -108,7 +108,7 @@ class MerchantService:
             row = (await conn.execute(_GET_MERCHANT, {"id": merchant_id})).first()
         return Merchant.model_construct(**row._mapping) if row else None
 
-    async def list(self) -> list[Merchant]:
+    async def list_merchants(self) -> list[Merchant]:
         async with self.db.read() as conn:
             rows = (await conn.execute(select(MERCHANTS).order_by(MERCHANTS.c.created_at))).all()
         return [Merchant(**r._mapping) for r in rows]

@@ -45,7 +45,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def _ts(**kw: Any) -> Any:
-    return Field(sa_type=UTCDateTime, **kw)  # type: ignore[call-overload]
+    return Field(sa_type=UTCDateTime, **kw)
 
 
 class LinkStatus(StrEnum):

@@ -24,11 +24,10 @@ from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.backoff import Random, backoff_delay
 from core.clock import Clock, utcnow
-from core.db import Database
+from core.db import Database, DbConnection
 from core.links import LinkEvent, LinkEventKind
 from core.models import (
     AlertSubscription,
@@ -123,7 +122,7 @@ _DISABLED = select(TARGETS.c.platform, TARGETS.c.address, TARGETS.c.disabled_at,
 )
 
 
-async def insert_rows(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+async def insert_rows(conn: DbConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert outbox rows, skipping any whose dedupe key exists (an event seen twice writes once)."""
     if not rows:
         return
@@ -145,7 +144,7 @@ def new_row(
     }
 
 
-async def disabled_targets(conn: AsyncConnection, targets: Iterable[Target]) -> set[Target]:
+async def disabled_targets(conn: DbConnection, targets: Iterable[Target]) -> set[Target]:
     """Targets marked unreachable that have not written to us since (a new message re-enables them)."""
     wanted = set(targets)
     if not wanted:
@@ -187,7 +186,7 @@ class Outbox:
         for waker in list(self._wakers):
             waker()
 
-    async def __call__(self, conn: AsyncConnection, event: LinkEvent) -> None:
+    async def __call__(self, conn: DbConnection, event: LinkEvent) -> None:
         rows = await self.rows_for(conn, event)
         if rows:
             await insert_rows(conn, rows)
@@ -202,7 +201,7 @@ class Outbox:
         address = rules.customer_address(link.customer_phone)
         return Target(platform, address) if address else None
 
-    async def rows_for(self, conn: AsyncConnection, event: LinkEvent) -> list[dict[str, Any]]:
+    async def rows_for(self, conn: DbConnection, event: LinkEvent) -> list[dict[str, Any]]:
         link = event.link
         customer = self._customer_target(link)
         if event.kind is LinkEventKind.CREATED and customer is None:
@@ -513,7 +512,7 @@ class OutboxStore:
                          outcome.row.id, outcome.row.platform, outcome.row.kind, outcome.attempts, outcome.error)
         return report
 
-    async def _disable(self, conn: AsyncConnection, target: Target, outcome: Outcome) -> None:
+    async def _disable(self, conn: DbConnection, target: Target, outcome: Outcome) -> None:
         reason = (outcome.error or "unreachable")[:500]
         await insert_ignore(conn, TARGETS, {"platform": target.platform, "address": target.address})
         await conn.execute(
@@ -531,7 +530,7 @@ class OutboxStore:
         )
         log.warning("outbox target disabled platform=%s row=%s reason=%s", target.platform, outcome.row.id, reason)
 
-    async def seller_chats(self, conn: AsyncConnection, merchant_id: str, link_id: str | None) -> list[Target]:
+    async def seller_chats(self, conn: DbConnection, merchant_id: str, link_id: str | None) -> list[Target]:
         """Every chat where a merchant's people can be reached: the link's chat, subscriptions, members."""
         found: list[Target] = []
         if link_id:
@@ -563,7 +562,7 @@ class OutboxStore:
         return unique
 
     async def _notify_seller(
-        self, conn: AsyncConnection, outcome: Outcome, notice_platforms: Collection[str]
+        self, conn: DbConnection, outcome: Outcome, notice_platforms: Collection[str]
     ) -> bool:
         """Tell the seller through another of their chats that a target is unreachable."""
         row = outcome.row
@@ -595,7 +594,7 @@ class OutboxStore:
         )])
         return True
 
-    async def move_address(self, conn: AsyncConnection, old: Target, new: Target) -> None:
+    async def move_address(self, conn: DbConnection, old: Target, new: Target) -> None:
         """A chat moved (Telegram group -> supergroup): everything that names it follows it."""
         existing = (
             await conn.execute(
@@ -669,7 +668,9 @@ class OutboxStore:
             )
         return int(result.rowcount or 0)
 
-    async def list(self, *, statuses: Collection[str] = ("pending", "dead"), limit: int = 100) -> list[OutboxMessage]:
+    async def list_messages(
+        self, *, statuses: Collection[str] = ("pending", "dead"), limit: int = 100
+    ) -> list[OutboxMessage]:
         async with self.db.read() as conn:
             rows = (
                 await conn.execute(

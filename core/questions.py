@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Row, select, update
 
 from core import ids
 from core.clock import Clock, utcnow
@@ -78,7 +79,7 @@ class QuestionStore:
             )).first()
         return None if row is None else _question(row)
 
-    async def take(self, asker: Asker, question_id: str) -> Question | bool | None:
+    async def take(self, asker: Asker, question_id: str) -> Question | Literal[False] | None:
         """Claim the answer to `question_id`: the question, or False when it was already answered or has
         expired, or None when this person was never asked it here."""
         now = self.clock()
@@ -97,12 +98,12 @@ class QuestionStore:
         return _question(row) if claimed.rowcount == 1 else False
 
     @staticmethod
-    def _of(asker: Asker) -> tuple[object, ...]:
+    def _of(asker: Asker) -> tuple[ColumnElement[bool], ...]:
         return (QUESTIONS.c.platform == asker.platform, QUESTIONS.c.address == asker.address[:200],
                 QUESTIONS.c.user_id == asker.user_id[:120])
 
 
-def _question(row: object) -> Question:
-    data = row._mapping  # type: ignore[attr-defined]
+def _question(row: Row[*tuple[Any, ...]]) -> Question:
+    data = row._mapping
     readings = tuple(Charge.from_dict(r) for r in (data["payload"] or {}).get("readings", []))
     return Question(data["id"], data["merchant_id"], data["member_id"], readings, data["expires_at"])

@@ -37,6 +37,7 @@ async def insert_row(conn: DbConnection, table: Table, values: Mapping[str, Any]
         sql, names, processors = _compiled_insert(table, conn.dialect)
         params = [values[n] if p is None else p(values[n]) for n, p in zip(names, processors, strict=True)]
         try:
+            # Optional in SQLAlchemy's types (None after an invalidation, never while we hold it).
             conn.sync_connection.connection.driver_connection.execute(sql, params)  # type: ignore[union-attr]
         except sqlite3.Error as exc:
             # The same exception types callers get from Core (IntegrityError for a duplicate key…).
@@ -56,4 +57,4 @@ async def insert_ignore(conn: DbConnection, table: Table, values: dict[str, Any]
 
 
 def table(model: Any) -> Table:
-    return model.__table__  # type: ignore[no-any-return]
+    return model.__table__  # type: ignore[no-any-return]  # set by SQLAlchemy on table=True; SQLModel types none

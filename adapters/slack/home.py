@@ -18,12 +18,13 @@ from core.clock import Clock, utcnow
 from core.commands import Period
 from core.db import Database
 from core.links import LinkService
+from core.locales import timezone_for
 from core.members import MemberService
 from core.merchants import MerchantService
 from core.models import LinkStatus, PaymentLink
 from core.money import format_money
 from core.ports import IncomingMessage
-from core.reports import ReportService, format_when, timezone_for
+from core.reports import ReportService, format_when
 from core.sql import table
 
 LINKS = table(PaymentLink)

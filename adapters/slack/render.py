@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.markup import slack_escape as escape
-from core.markup import to_plain, to_slack_mrkdwn
+from core.markup import grouped, parse, to_plain, wrap_bold
 from core.models import LinkStatus
 from core.ports import Button, Reply
 from core.reports import STATUS_MARK, STATUS_WORD
@@ -29,9 +28,19 @@ FALLBACK_TEXT_MAX = 3000
 STATUS_MARKS = {status.value: f"{STATUS_MARK[status]} {STATUS_WORD[status]}" for status in LinkStatus}
 
 
+def escape(text: str) -> str:
+    """Slack's three control characters (https://api.slack.com/reference/surfaces/formatting#escaping)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def mrkdwn(text: str) -> str:
     """The core's markup (**bold**, `code`, escapes, plain URLs) as Slack mrkdwn, control characters escaped."""
-    return to_slack_mrkdwn(text)
+    out: list[str] = []
+    for bold, runs in grouped(parse(text)):
+        # Slack has no escape for a backtick inside code; a look-alike keeps the span intact.
+        inner = "".join(f"`{escape(r.text).replace('`', 'ˋ')}`" if r.code else escape(r.text) for r in runs)
+        out.append(wrap_bold(inner, "*", "*") if bold else inner)
+    return "".join(out)
 
 
 def plain(text: str) -> str:

@@ -25,11 +25,11 @@ from core.clock import Clock, utcnow
 from core.commands import Charge, Choice, CommandError, ParseContext, parse
 from core.conversation import Conversation
 from core.links import LinkError
+from core.locales import timezone_for
 from core.members import Identity
 from core.models import LinkStatus, Merchant, PaymentLink
 from core.money import format_money
 from core.ports import IncomingMessage
-from core.reports import timezone_for
 
 log = logging.getLogger("paylinks.telegram")
 

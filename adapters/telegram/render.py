@@ -7,6 +7,7 @@ are full of them).
 
 from __future__ import annotations
 
+import html
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,8 +27,15 @@ QR_SCALE = 8  # pixels per module, as the pay page's qr.png (one cache entry ser
 
 
 def to_html(text: str) -> str:
-    """**bold** → <b>, `code` → <code>, everything else escaped (see core.markup)."""
-    return markup.to_telegram_html(text)
+    """**bold** → <b>, `code` → <code>, everything else escaped (see core.markup); for parse_mode="HTML"."""
+    out: list[str] = []
+    for bold, runs in markup.grouped(markup.parse(text)):
+        inner = "".join(
+            f"<code>{html.escape(r.text, quote=False)}</code>" if r.code else html.escape(r.text, quote=False)
+            for r in runs
+        )
+        out.append(f"<b>{inner}</b>" if bold else inner)
+    return "".join(out)
 
 
 def _clip(text: str, limit: int) -> str:

@@ -454,7 +454,7 @@ class LinksApi:
         if cursor is not None and not _LINK_ID.fullmatch(cursor):
             raise _bad("invalid_cursor", "cursor does not name a link of yours", "cursor")
         try:
-            found, next_cursor = await self.links.list(merchant.id, status=status, limit=limit, cursor=cursor)
+            found, next_cursor = await self.links.list_links(merchant.id, status=status, limit=limit, cursor=cursor)
         except LinkError as exc:
             raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
         now = self.links.clock()

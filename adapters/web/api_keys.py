@@ -58,7 +58,7 @@ class SqliteKeyReader:
     def fetch(self, digest: str) -> KeyOwner | None:
         assert self._connection is not None
         try:
-            rows = self._connection.driver_connection.execute(self._sql, (digest,)).fetchall()  # type: ignore[union-attr]
+            rows = self._connection.driver_connection.execute(self._sql, (digest,)).fetchall()  # type: ignore[union-attr]  # None only once closed
         except Exception:
             self.close()  # a broken connection is not reused; the next request opens a fresh one
             raise

@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.config import JsonDict
 
 from core import limits
 from core.models import LinkStatus
@@ -99,17 +100,19 @@ class CreateLink(_Strict):
         },
     )
 
-    amount: str = Field(
-        None, pattern=AMOUNT_PATTERN, examples=["25.00"],  # type: ignore[arg-type]
+    # Optional fields typed without `| None`: the document says "string" (an explicit null is refused), and
+    # leaving them out means absent, so their default None is not of the field's type.
+    amount: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=AMOUNT_PATTERN, examples=["25.00"],
         description="Decimal string, e.g. \"25.00\", greater than zero, with at most the currency's ISO 4217 "
         "decimals and at most links.max_amount. JSON numbers are refused so no float ever rounds money.",
     )
-    amount_minor: MinorUnits = Field(
-        None, ge=1, le=limits.AMOUNT_MINOR_MAX,  # type: ignore[arg-type]
+    amount_minor: MinorUnits = Field(  # type: ignore[assignment]  # absent, never null
+        None, ge=1, le=limits.AMOUNT_MINOR_MAX,
         description="Integer count of minor units (2500 = 25.00 SGD; 1200 = ¥1200), at most links.max_amount.",
     )
-    currency: str = Field(
-        None, pattern=CURRENCY_PATTERN, examples=["SGD"],  # type: ignore[arg-type]
+    currency: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=CURRENCY_PATTERN, examples=["SGD"],
         description="ISO 4217 code, upper or lower case; default: the merchant's default currency.",
     )
     description: str = Field(
@@ -119,13 +122,13 @@ class CreateLink(_Strict):
     reference: Annotated[str, Field(max_length=limits.REFERENCE_MAX, pattern=LINK_TEXT_PATTERN)] | None = Field(
         None, description="Your own order number or similar."
     )
-    expires_at: str = Field(
-        None, json_schema_extra={"format": "date-time"},  # type: ignore[arg-type]
+    expires_at: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, json_schema_extra={"format": "date-time"},
         description="ISO 8601 with a UTC offset, in the future and at most "
         f"{limits.MAX_EXPIRY.days} days away. Default: now + links.default_expiry.",
     )
-    expires_in: str = Field(
-        None, pattern=DURATION_PATTERN,  # type: ignore[arg-type]
+    expires_in: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=DURATION_PATTERN,
         description=f"A duration such as \"30m\", \"2h\", \"3d\", \"1w\": longer than zero, at most "
         f"{limits.MAX_EXPIRY.days} days.",
     )
@@ -151,7 +154,7 @@ class StatusFilter(StrEnum):
 
 # ---------------------------------------------------------------- responses
 
-_DATE_TIME = {"format": "date-time", "description": "ISO 8601, UTC (`…Z`)"}
+_DATE_TIME: JsonDict = {"format": "date-time", "description": "ISO 8601, UTC (`…Z`)"}
 
 
 class CustomerOut(BaseModel):

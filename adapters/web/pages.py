@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from importlib import resources
-from typing import Any, cast
+from typing import Any
 
 import jinja2
 from aiohttp import web
@@ -199,7 +199,7 @@ class SqlitePageReader:
     def fetch(self, link_id: str) -> PageLink | None:
         assert self._connection is not None
         try:
-            rows = self._connection.driver_connection.execute(self._sql, (link_id,)).fetchall()  # type: ignore[union-attr]
+            rows = self._connection.driver_connection.execute(self._sql, (link_id,)).fetchall()  # type: ignore[union-attr]  # None only once closed
         except Exception:
             self.close()  # a broken connection is not reused; the next request opens a fresh one
             raise
@@ -285,8 +285,7 @@ class PayPages:
         link = await self._read(link_id) if LINK_ID.fullmatch(link_id) else None
         if link is None:
             return self.not_found()
-        # status_of only looks at .status and .expires_at, which PageLink has.
-        status = self.links.status_of(cast(PaymentLink, link))
+        status = self.links.status_of(link)
         if status is LinkStatus.EXPIRED and link.status == LinkStatus.ACTIVE:
             # Overdue but not swept yet: record the expiry now (hooks tell the merchant), show it at once.
             await self.links.get(link.id)

@@ -45,7 +45,7 @@ from adapters.whatsapp.address import whatsapp_address
 from core.clock import Clock, utcnow
 from core.db import Database
 from core.links import LinkService
-from core.markup import to_plain, to_whatsapp
+from core.markup import grouped, parse, to_plain, wrap_bold
 from core.merchants import MerchantService
 from core.models import ChatTarget, LinkStatus, PaymentLink
 from core.money import format_money
@@ -77,6 +77,15 @@ PERMANENT_CODES = frozenset({21211, 21614, 21610, 21408, 63003, 63015, 63024, OU
 CONFIG_CODES = frozenset({20003, 20404, 21606, 21659, 63007})
 
 TARGETS = table(ChatTarget)
+
+def to_whatsapp(text: str) -> str:
+    """WhatsApp formatting: *bold* and ```monospace```. WhatsApp has no escape syntax."""
+    out: list[str] = []
+    for bold, runs in grouped(parse(text)):
+        inner = "".join(f"```{r.text}```" if r.code else r.text for r in runs)
+        out.append(wrap_bold(inner, "*", "*") if bold else inner)
+    return "".join(out)
+
 
 # ---------------------------------------------------------------- addresses and inbound messages
 

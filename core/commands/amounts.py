@@ -18,7 +18,7 @@ from babel.core import get_global
 from babel.numbers import format_decimal, get_currency_symbol, get_decimal_symbol
 
 from core import markup
-from core.commands.values import CommandError, Example, ParseContext, ascii_digits, norm
+from core.commands.values import CommandError, Example, ParseContext, ascii_digits, has_number_forms, norm
 from core.locales import babel_locale, territory_currency
 from core.money import DOLLAR_PREFIXES, Money, MoneyError, _symbol, currency_codes, exponent, is_currency, to_minor
 
@@ -314,6 +314,7 @@ class Amount:
     @property
     def has_decimals(self) -> bool:
         """Cents were written ("12.50"), as prices are and counts are not."""
+        # Finite by construction (read from digits): typeshed's exponent also allows NaN/Infinity's letters.
         return self.value.as_tuple().exponent < 0  # type: ignore[operator]
 
 
@@ -351,8 +352,12 @@ def read_amount(tokens: list[str], ctx: ParseContext, example: Example) -> Amoun
             word = norm(attached).strip(".")
             if _is_code_like(word) and word.isupper():
                 _unknown_currency(word, ctx, example.build(amount=[number.digits, ctx.default_currency]))
+            typed = " ".join(tokens[:consumed])
+            if has_number_forms(typed):
+                raise CommandError(f"I couldn't read “{markup.escape(typed)}” as an amount: write it with plain "
+                                   "digits (0-9).", example.build(amount=["25"]), field="amount")
             raise CommandError(
-                f"I couldn't read “{markup.escape(' '.join(tokens[:consumed]))}” as an amount.",
+                f"I couldn't read “{markup.escape(typed)}” as an amount.",
                 example.build(amount=[number.digits]), field="amount",
             )
         markers.append(marker)

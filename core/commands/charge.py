@@ -24,7 +24,7 @@ from core.commands.amounts import (
 )
 from core.commands.contacts import read_customer
 from core.commands.expiry import is_expiry_keyword, read_expiry
-from core.commands.values import Charge, Choice, CommandError, Doubt, Example, ParseContext
+from core.commands.values import Charge, Choice, CommandError, Doubt, Example, ParseContext, has_number_forms
 from core.limits import DESCRIPTION_MAX, REFERENCE_MAX
 from core.links import Customer
 
@@ -62,6 +62,9 @@ def _parse_tokens(tokens: list[str], ctx: ParseContext, command: str) -> tuple[C
                 moved = [token, *tokens[:i], *tokens[i + 1:]]
                 raise CommandError("Start with the amount, then what it is for.",
                                    example.build(amount=[], rest=moved), field="amount")
+        if has_number_forms(tokens[0]):  # "² cake": a number, but not in digits we read
+            raise CommandError(f"I couldn't read “{markup.escape(tokens[0])}” as an amount: write it with plain "
+                               "digits (0-9).", example.build(amount=["25"], rest=tokens[1:]), field="amount")
         raise CommandError("I need an amount first.", example.build(amount=["25"]), field="amount")
     money = amount_money(amount, ctx, example)
     options = _read_options(example.rest_tokens, ctx, example)

@@ -67,9 +67,9 @@ def _bad_expiry_length(tokens: list[str], i: int) -> int:
     rest = tokens[i + 1: i + 4]
     while n < len(rest) and rest[n].casefold() in _EXPIRY_FILLERS:
         n += 1
-    if n < len(rest) and any(ch.isdigit() for ch in rest[n]):
+    if n < len(rest) and any(ch.isnumeric() for ch in rest[n]):
         n += 1
-        if rest[n - 1].isdigit() and n < len(rest) and rest[n].isalpha():
+        if all(ch.isnumeric() or ch in ".,'" for ch in rest[n - 1]) and n < len(rest) and rest[n].isalpha():
             n += 1  # the unit word that was not understood
     return n
 

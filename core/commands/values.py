@@ -199,15 +199,43 @@ Command = (Start | Help | Greeting | Charge | Choice | Links | Status | Cancel |
 # ---------------------------------------------------------------- shared helpers
 
 
+# Numeric characters that are not plain digits: superscripts and subscripts ("²", "₅"), circled and
+# parenthesised numbers ("①", "⑴"), vulgar fractions ("½"), Roman numerals. NFKC would fold "2⁵" into
+# "25" and "½" into "1⁄2": an amount the seller did not type. They are kept as they are, so the number
+# patterns refuse them and the seller is asked to write plain digits.
+def _is_number_form(ch: str) -> bool:
+    return ch.isnumeric() and not ch.isdecimal() and any(c.isdigit() for c in unicodedata.normalize("NFKC", ch))
+
+
+def has_number_forms(text: str) -> bool:
+    return any(_is_number_form(ch) for ch in text)
+
+
 def norm(text: str) -> str:
-    return unicodedata.normalize("NFKC", text)
+    """NFKC (full-width letters and digits, compatibility forms), except numeric characters that are not
+    digits, which stay as typed (see _is_number_form)."""
+    if text.isascii():
+        return text
+    if not any(_is_number_form(ch) for ch in text):
+        return unicodedata.normalize("NFKC", text)
+    parts: list[str] = []
+    run: list[str] = []
+    for ch in text:
+        if _is_number_form(ch):
+            parts.append(unicodedata.normalize("NFKC", "".join(run)))
+            parts.append(ch)
+            run = []
+        else:
+            run.append(ch)
+    parts.append(unicodedata.normalize("NFKC", "".join(run)))
+    return "".join(parts)
 
 
 def ascii_digits(text: str) -> str:
     """Every decimal digit as 0-9 ("٣" -> "3", "１" -> "1"); other characters unchanged.
 
-    Digits that are not decimal (superscripts such as "²" that NFKC did not fold) stay as they are and
-    fail the ASCII patterns that follow, so they are reported, never passed to int().
+    Numeric characters that are not decimal digits (superscripts such as "²", which norm() keeps as
+    typed) stay as they are and fail the ASCII patterns that follow, so they are reported, never read.
     """
     return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
 

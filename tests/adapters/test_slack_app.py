@@ -218,7 +218,7 @@ async def test_private_channel_without_the_bot_gets_an_ephemeral_invite_hint_and
     text = json.dumps(body)
     assert body["response_type"] == "ephemeral"
     assert "/invite @paylinks" in text
-    links, _ = await slack.services.links.list(conversation.merchant_id)
+    links, _ = await slack.services.links.list_links(conversation.merchant_id)
     [link] = links
     assert slack.services.links.url(link.id) in text
     assert link.origin_message is None  # nothing to edit later
@@ -254,7 +254,7 @@ async def test_the_link_message_can_be_edited_to_paid(slack: SlackLive, conversa
     await slack.command("/charge", "25 birthday cake")
     await slack.fake.wait_for("chat.postMessage")
     await slack.adapter.idle()
-    [link] = (await slack.services.links.list(conversation.merchant_id))[0]
+    [link] = (await slack.services.links.list_links(conversation.merchant_id))[0]
     assert link.origin_message is not None
     ref = MessageRef.from_dict(link.origin_message)
     await slack.services.senders["slack"].edit(ref, Reply("✅ **Paid** — S$25.00 — birthday cake"))

@@ -240,5 +240,5 @@ async def test_an_ambiguous_amount_is_asked_with_buttons_and_the_click_makes_the
     [post] = await fake.wait_for("chat.postMessage")
     await slack.adapter.idle()
     assert "*$12.50* — 2 coffees" in post.text_of_blocks()
-    links, _ = await slack.services.links.list((await slack.services.merchants.list())[0].id)
+    links, _ = await slack.services.links.list_links((await slack.services.merchants.list_merchants())[0].id)
     assert [(link.amount_minor, link.description) for link in links] == [(1250, "2 coffees")]

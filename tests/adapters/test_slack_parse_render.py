@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from adapters.slack import render as slack_render
 from adapters.slack.parse import (
     SlackAddress,
     SlackAddressError,
@@ -30,6 +33,7 @@ from adapters.slack.render import (
     unfurl,
 )
 from adapters.slack.sender import thread_address
+from core import markup as core_markup
 from core.ports import Button, MessageRef, Reply
 
 BASE = "https://pay.example.com"
@@ -290,3 +294,30 @@ def test_one_workspace_or_oauth_settings_load(env: dict[str, str]) -> None:
     assert options.multi_workspace is ("PAYLINKS_SLACK__CLIENT_ID" in env)
     assert options.redirect_uri == "https://pay.example.com/slack/oauth_redirect"
     assert options.authorization_url == "https://slack.com/oauth/v2/authorize"
+
+
+# ---------------------------------------------------------------- the core's markup as this platform's
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("**S$25.00** — cake", "*S$25.00* — cake"),
+        ("ping <!channel> & <@U123>", "ping &lt;!channel&gt; &amp; &lt;@U123&gt;"),
+        ("** padded **", " *padded* "),
+        ("`a`b`", "`a`b`"),
+    ],
+)
+def test_slack_mrkdwn(text: str, expected: str) -> None:
+    assert slack_render.mrkdwn(text) == expected
+
+
+def test_slack_code_never_breaks_on_a_backtick() -> None:
+    assert slack_render.mrkdwn("`" + core_markup.escape("a`b") + "`") == "`aˋb`"
+
+
+@given(st.text())
+def test_slack_output_has_no_raw_control_characters(text: str) -> None:
+    rendered = slack_render.mrkdwn(core_markup.escape(text))
+    assert "<" not in rendered and ">" not in rendered
+    assert rendered == slack_render.escape(text)

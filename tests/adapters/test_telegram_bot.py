@@ -159,7 +159,7 @@ async def test_a_mistake_gets_a_correction_not_a_link(tg: TelegramHarness) -> No
     await tg.say("/start")
     (text,) = sent_texts(await tg.say("/charge 25.555 USD cake"))
     assert "2 decimals" in text or "decimal" in text
-    links, _ = await tg.live.services.links.list(await _merchant_id(tg))
+    links, _ = await tg.live.services.links.list_links(await _merchant_id(tg))
     assert links == []
 
 
@@ -176,7 +176,7 @@ async def test_another_bots_command_is_ignored(tg: TelegramHarness) -> None:
     await tg.say("/start")
     calls = await tg.say("/charge@SomeOtherBot 12 cupcakes", chat_id=-1001, chat_type="group")
     assert calls == []
-    links, _ = await tg.live.services.links.list(await _merchant_id(tg))
+    links, _ = await tg.live.services.links.list_links(await _merchant_id(tg))
     assert links == []
 
 
@@ -201,7 +201,7 @@ async def test_an_ambiguous_amount_is_asked_back_with_buttons_and_made_on_the_ta
     buttons = [row[0] for row in question.keyboard]
     assert [b["text"] for b in buttons] == ["SGD 1.00 — cake", "SGD 1,000.00 — cake", "Cancel"]
     assert all("callback_data" in b and "url" not in b for b in buttons)
-    assert (await tg.live.services.links.list(await _merchant_id(tg)))[0] == []  # nothing made yet
+    assert (await tg.live.services.links.list_links(await _merchant_id(tg)))[0] == []  # nothing made yet
     message_id = _message_id_of(tg.fake, question)
     before = len(tg.fake.calls)
     tap = tg.fake.callback_query_update(buttons[1]["callback_data"], message_id=message_id)
@@ -210,11 +210,11 @@ async def test_an_ambiguous_amount_is_asked_back_with_buttons_and_made_on_the_ta
     assert [c.method for c in after if c.method == "answerCallbackQuery"] == ["answerCallbackQuery"]
     (card,) = [c for c in after if c.method == "sendMessage"]
     assert "SGD 1,000.00" in card.params["text"] and "/p/" in card.params["text"]
-    links, _ = await tg.live.services.links.list(await _merchant_id(tg))
+    links, _ = await tg.live.services.links.list_links(await _merchant_id(tg))
     assert [(link.amount_minor, link.currency) for link in links] == [(100000, "SGD")]
     # A second tap on the same button makes no second link.
     await tg.send(tg.fake.callback_query_update(buttons[1]["callback_data"], message_id=message_id))
-    assert len((await tg.live.services.links.list(await _merchant_id(tg)))[0]) == 1
+    assert len((await tg.live.services.links.list_links(await _merchant_id(tg)))[0]) == 1
 
 
 async def test_group_chatter_is_ignored(tg: TelegramHarness) -> None:
@@ -278,12 +278,12 @@ async def test_inline_offer_then_choice_creates_exactly_the_chosen_link(tg: Tele
     assert link is not None and link.amount_minor == 2500 and link.description == "cake"
     assert link.origin_message is not None and link.origin_message["extra"] == {"inline_message_id": "inl-77"}
     assert await services.links.get(unchosen) is None
-    links, _ = await services.links.list(merchant_id)
+    links, _ = await services.links.list_links(merchant_id)
     assert [x.id for x in links] == [link_id]
 
     # Telegram reporting the same choice again changes nothing.
     await tg.send(tg.fake.chosen_inline_result_update(link_id, "25 cake", inline_message_id="inl-77"))
-    assert len((await services.links.list(merchant_id))[0]) == 1
+    assert len((await services.links.list_links(merchant_id))[0]) == 1
 
     # /links shows the sent one only.
     (listing,) = sent_texts(await tg.say("/links"))
@@ -313,7 +313,7 @@ async def test_an_inline_query_that_could_mean_two_amounts_offers_no_card(tg: Te
     assert "Did you mean" in answer.params["button"]["text"]
     # A chosen result for such a query (stale client) makes no link either.
     await tg.send(tg.fake.chosen_inline_result_update(ids.link_id(), "2 coffees 12.50"))
-    assert (await tg.live.services.links.list(await _merchant_id(tg)))[0] == []
+    assert (await tg.live.services.links.list_links(await _merchant_id(tg)))[0] == []
 
 
 # ---------------------------------------------------------------- polling mode
@@ -350,7 +350,7 @@ def _message_id_of(fake: FakeTelegram, call: Any) -> int:
 
 
 async def _merchant_id(tg: TelegramHarness, user_id: str = "111") -> str:
-    merchants = await tg.live.services.merchants.list()
+    merchants = await tg.live.services.merchants.list_merchants()
     assert merchants, "no merchant yet"
     return merchants[-1].id
 
@@ -386,7 +386,7 @@ async def _eventually(check: Any, within: float = 10.0) -> Any:
 
 
 async def _outbox_rows(tg: TelegramHarness) -> list[Any]:
-    return await OutboxStore(tg.live.services.db).list(statuses=("pending", "sent", "dead"))
+    return await OutboxStore(tg.live.services.db).list_messages(statuses=("pending", "sent", "dead"))
 
 
 async def test_paid_alert_edits_the_link_message_and_answers_in_the_chat(tg: TelegramHarness) -> None:

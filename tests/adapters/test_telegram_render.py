@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from telegram import InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
 
@@ -13,6 +17,7 @@ from adapters.qr import qr_code
 from adapters.telegram.parse import parse_command, parse_private_text
 from adapters.telegram.render import SHARE_LABEL, qr_photo, render, render_plain, share_url, to_html
 from adapters.telegram.sender import classify, redact
+from core import markup as core_markup
 from core.ports import AddressMoved, Button, Permanent, Reply, RetryLater, Transient
 from tests.fakes.telegram import FakeTelegram
 
@@ -179,3 +184,27 @@ def test_token_never_appears_in_classified_errors() -> None:
     for error in (InvalidToken(f"The token `{token}` was rejected"), BadRequest(f"bad {token}")):
         assert token not in str(classify(error, token))
     assert redact(f"url /bot{token}/x", token) == "url /bot***/x"
+
+
+# ---------------------------------------------------------------- the core's markup as this platform's
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("**S$25.00** — 2 cakes", "<b>S$25.00</b> — 2 cakes"),
+        ("`<b>` & **<i>**", "<code>&lt;b&gt;</code> &amp; <b>&lt;i&gt;</b>"),
+        ("**Ref `INV & 1`**", "<b>Ref <code>INV &amp; 1</code></b>"),
+        ("https://pay.example/p/abc?x=1&y=2", "https://pay.example/p/abc?x=1&amp;y=2"),
+    ],
+)
+def test_telegram_html(text: str, expected: str) -> None:
+    assert to_html(text) == expected
+
+
+@given(st.text())
+def test_any_text_is_valid_markup_and_telegram_html_is_safe(text: str) -> None:
+    rendered = to_html(text)
+    # Only our own tags survive; everything else is escaped, and the visible text is the plain text.
+    assert set(re.findall(r"</?[a-z]+>", rendered)) <= {"<b>", "</b>", "<code>", "</code>"}
+    assert html.unescape(re.sub(r"</?(?:b|code)>", "", rendered)) == core_markup.to_plain(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -149,6 +150,31 @@ def test_serve_listens_on_the_configured_port(env: dict[str, str], tmp_path: Pat
         proc.terminate()
         _out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
+
+
+def test_serve_port_flag_moves_an_unset_public_base_url(env: dict[str, str], tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    port = free_port()
+    env.pop("PAYLINKS_SERVER__PUBLIC_BASE_URL", None)
+    env["PAYLINKS_SERVER__PORT"] = "8080"  # the flag wins over the setting, like the setting over the default
+    proc = subprocess.Popen([str(BIN), "serve", "--port", str(port)], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/openapi.json", timeout=1) as resp:
+                    document = json.loads(resp.read())
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "serve did not come up"
+                time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    # The document's server is public_base_url: derived from the port the flag gave.
+    assert [server["url"] for server in document["servers"]] == [f"http://127.0.0.1:{port}"]
 
 
 def _chat(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -8,6 +8,7 @@ import io
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -208,3 +209,21 @@ def test_a_newline_in_an_api_path_cannot_forge_a_log_line(
     assert not any(line.startswith("ERROR") for line in output.splitlines())
     assert not any(" ERROR " in record for record in records)
     assert any(r.endswith("api key refused method=GET path=/api/v1/links/x\\nERROR forged") for r in records)
+
+
+def test_a_malformed_request_is_one_info_line_not_an_error_traceback(
+    served: tuple[str, Path, subprocess.Popen[bytes]],
+) -> None:
+    """aiohttp refuses a control character in a header before any middleware, and would log the refusal at
+    ERROR with a traceback: anyone could fill the log with ERROR records."""
+    base, log, proc = served
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nUser-Agent: a\x1b[31mred\r\n\r\n")
+        answer = conn.recv(4096)
+    assert answer.split(b" ", 2)[1] == b"400"
+    proc.terminate()
+    proc.wait(timeout=10)
+    output = log.read_text()
+    assert "Traceback" not in output and " ERROR " not in output
+    assert any("malformed HTTP request refused with 400" in record for record in assert_unforgeable(output))

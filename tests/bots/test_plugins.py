@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import ClassVar
@@ -352,6 +353,25 @@ def test_core_and_the_programs_name_no_platform_or_provider() -> None:
     sandbox_only = [path for path in (ROOT / "adapters").rglob("*.py")
                     if "SandboxProvider" in path.read_text() and "payments/sandbox" not in path.as_posix()]
     assert sandbox_only == []
+
+
+def test_core_defines_nothing_for_one_platform_and_tells_users_of_none() -> None:
+    """Platform renderers live in their adapters, and core's sentences name no platform (a fifth one would
+    be left out, a disabled one offered)."""
+    names = ("telegram", "slack", "whatsapp")
+    offenders = []
+    for path in sorted((ROOT / "core").rglob("*.py")):
+        if path.name == "models.py":  # slack-sdk's store tables
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and any(
+                    name in node.name.lower() for name in names):
+                offenders.append(f"{path.relative_to(ROOT)}: def {node.name}")
+        for text in _string_constants(path):
+            if re.search(r"\b(telegram|slack|whatsapp)\b", text, re.IGNORECASE):
+                offenders.append(f"{path.relative_to(ROOT)}: {text!r}")
+    assert offenders == []
 
 
 def test_only_the_registry_lists_the_shipped_plugins() -> None:

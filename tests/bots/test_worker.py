@@ -188,6 +188,35 @@ async def test_a_paid_alert_is_sent_and_marked_with_the_platform_message_id(
     assert edit.message_ref is not None and edit.message_ref["message_id"].startswith("link-")
 
 
+async def test_recording_outcomes_is_retried_and_a_batch_never_recorded_is_left_to_its_lease(
+    db: Database, links: LinkService, merchant_id: str, senders: dict[str, RecordingSender], clocks: Clocks,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await pay(links, merchant_id, chat="1")
+    dispatcher = make_dispatcher(db, senders, clocks)
+    complete = dispatcher.store.complete
+    failures = iter([True, True, False])  # the database refuses twice, then takes the outcomes
+
+    async def flaky(**kwargs: Any) -> Any:
+        if next(failures, False):
+            raise OSError("database went away")
+        return await complete(**kwargs)
+
+    monkeypatch.setattr(dispatcher.store, "complete", flaky)
+    assert await dispatcher.run_once() == 1
+    assert [row.status for row in await outbox_rows(db)] == ["sent"]
+
+    async def down(**kwargs: Any) -> Any:
+        raise OSError("database went away")
+
+    await pay(links, merchant_id, chat="3")
+    clocks.advance(5)
+    monkeypatch.setattr(dispatcher.store, "complete", down)
+    assert await dispatcher.run_once() == 1  # sent, but its outcome could not be written: no exception
+    first, second = await outbox_rows(db)
+    assert first.status == "sent" and second.status != "sent" and second.lease_until is not None
+
+
 async def test_retry_after_is_honoured_exactly_and_holds_that_chat_back(
     db: Database, links: LinkService, merchant_id: str, senders: dict[str, RecordingSender], clocks: Clocks
 ) -> None:

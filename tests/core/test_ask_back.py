@@ -194,6 +194,20 @@ async def test_unicode_digits_in_an_expiry_never_reach_an_apology(chat: ChatDriv
         assert replies[-1].link_id or "For example" in replies[-1].text, (text, replies[-1].text)
 
 
+async def test_numbers_that_are_not_plain_digits_are_never_read_as_an_amount(chat: ChatDriver) -> None:
+    # NFKC would fold "2⁵" into 25 and "½" into "1⁄2": amounts the seller did not type. Refused, with the
+    # reason and a corrected example; decimal digits of other scripts are still digits.
+    await chat("/start")
+    for text in ("/charge 2⁵ cake", "/charge ² cake", "/charge 1½ cake", "/charge ① cake"):
+        reply = (await chat(text))[-1]
+        assert reply.link_id is None and "plain digits" in reply.text, (text, reply.text)
+        assert "For example: `/charge 25 cake`" in reply.text, (text, reply.text)
+    for text in ("/charge 25 cake exp ² days", "/charge 25 cake exp 1½ days"):
+        reply = (await chat(text))[-1]
+        assert reply.link_id is None and reply.text.endswith("For example: `/charge 25 cake exp 3d`"), reply.text
+    assert (await chat("/charge ２５ cake"))[-1].link_id is not None  # full-width digits are digits
+
+
 async def test_bidi_controls_in_user_text_are_isolated_in_replies(chat: ChatDriver) -> None:
     # A profile name's direction controls are dropped (the person never typed it for us)…
     greeting = (await chat.as_user("mallory", display_name="Evil\u202eShop")("/start"))[0].text

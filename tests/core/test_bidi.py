@@ -71,7 +71,7 @@ async def test_shop_names_with_bidi_controls_are_refused(db: Database, clock: Fa
     with pytest.raises(MerchantError) as info:
         await service.create(f"Cake{RLO} Shop")
     assert info.value.field == "name" and "direction controls" in str(info.value)
-    assert await service.list() == []
+    assert await service.list_merchants() == []
 
 
 async def test_chat_charge_with_bidi_controls_is_refused(chat: ChatDriver) -> None:
@@ -79,7 +79,7 @@ async def test_chat_charge_with_bidi_controls_is_refused(chat: ChatDriver) -> No
     assert "direction controls" in text
     identity = await chat.services.conversation.members.identify(chat.message("/links"))
     assert identity is not None
-    found, _ = await chat.services.links.list(identity.merchant.id)
+    found, _ = await chat.services.links.list_links(identity.merchant.id)
     assert found == [], "no link was made"
     assert "birthday cake" in (await chat.text("/charge 25 birthday cake"))  # without them it works
 

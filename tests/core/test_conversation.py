@@ -53,11 +53,11 @@ async def pay(chat: ChatDriver, link_id: str, n: int = 1) -> None:
 async def test_start_opens_a_shop_and_then_greets(chat: ChatDriver) -> None:
     first = await chat.text("/start")
     assert "Welcome" in first and "Alice" in first and "USD" in first
-    merchants = await chat.services.merchants.list()
+    merchants = await chat.services.merchants.list_merchants()
     assert [(m.name, m.default_currency, m.locale) for m in merchants] == [("Alice", "USD", "en_US")]
     again = await chat.text("/start")
     assert "You're in Alice (owner, USD)" in again
-    assert len(await chat.services.merchants.list()) == 1
+    assert len(await chat.services.merchants.list_merchants()) == 1
 
 
 async def test_any_command_onboards_first_then_answers(chat: ChatDriver) -> None:

@@ -73,9 +73,9 @@ async def test_list_is_newest_first_with_cursor(links: LinkService, merchant_id:
     for _ in range(5):
         made.append((await links.create(draft(merchant_id)))[0].id)
         clock.now += timedelta(seconds=1)
-    page, cursor = await links.list(merchant_id, limit=2)
+    page, cursor = await links.list_links(merchant_id, limit=2)
     assert [link.id for link in page] == made[::-1][:2]
-    rest, end = await links.list(merchant_id, limit=10, cursor=cursor)
+    rest, end = await links.list_links(merchant_id, limit=10, cursor=cursor)
     assert [link.id for link in rest] == made[::-1][2:] and end is None
 
 
@@ -138,7 +138,7 @@ async def test_failed_hook_rolls_back_the_link(links: LinkService, merchant_id: 
     links.hooks.append(broken)
     with pytest.raises(RuntimeError):
         await links.create(draft(merchant_id))
-    assert (await links.list(merchant_id))[0] == []
+    assert (await links.list_links(merchant_id))[0] == []
 
 
 async def test_failed_hook_rolls_back_the_payment(links: LinkService, merchant_id: str) -> None:

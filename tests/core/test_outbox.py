@@ -458,7 +458,7 @@ async def test_requeue_by_id_and_all_dead_rows_enables_their_targets_again(
         decide(second, Transient("x"), now=clock(), policy=RetryPolicy(max_attempts=1)),
         decide(third, None, now=clock(), policy=POLICY, ref=MessageRef("telegram", "3", "1")),
     ])
-    listed = await store.list()
+    listed = await store.list_messages()
     assert [(r.id, r.status) for r in listed] == [(first.id, "dead"), (second.id, "dead")]
     born = first.created_at
     clock.advance(hours=2)

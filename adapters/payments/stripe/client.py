@@ -49,6 +49,7 @@ class StripeApi:
 
     async def create_checkout_session(self, params: Mapping[str, Any], *, idempotency_key: str) -> dict[str, Any]:
         """POST /v1/checkout/sessions with params from mapping.checkout_session_params."""
+        # A plain dict where stripe's types want its TypedDict (the same keys, built by mapping.py).
         return await self._call(self._client.v1.checkout.sessions.create_async(
             dict(params), options={"idempotency_key": idempotency_key}))  # type: ignore[arg-type]
 
@@ -93,6 +94,7 @@ class StripeApi:
         if metadata:
             params["metadata"] = dict(metadata)
         options: dict[str, Any] = {"idempotency_key": idempotency_key} if idempotency_key else {}
+        # Plain dicts where stripe's types want its TypedDicts (same keys, built by mapping.py).
         return await self._call(self._client.v1.refunds.create_async(params, options=options))  # type: ignore[arg-type]
 
     async def close(self) -> None:

@@ -119,7 +119,8 @@ def outcome_from_session(session: Mapping[str, Any], *, status: OutcomeStatus | 
     session_id = session.get("id")
     if not isinstance(session_id, str) or not session_id:
         raise StripeMappingError("Stripe session has no id")
-    meta = session.get("metadata") if isinstance(session.get("metadata"), Mapping) else {}
+    metadata = session.get("metadata")
+    meta: Mapping[str, Any] = metadata if isinstance(metadata, Mapping) else {}
     link_id = session.get("client_reference_id") or meta.get("link_id")
     amount_minor: int | None = None
     currency = session.get("currency")
@@ -131,7 +132,8 @@ def outcome_from_session(session: Mapping[str, Any], *, status: OutcomeStatus | 
     payment_intent = session.get("payment_intent")
     if isinstance(payment_intent, Mapping):
         payment_intent = payment_intent.get("id")
-    details = session.get("customer_details") if isinstance(session.get("customer_details"), Mapping) else {}
+    customer_details = session.get("customer_details")
+    details: Mapping[str, Any] = customer_details if isinstance(customer_details, Mapping) else {}
     payer = details.get("name")
     livemode = session.get("livemode")
     return ProviderOutcome(

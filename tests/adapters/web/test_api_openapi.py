@@ -91,7 +91,7 @@ async def test_unknown_api_path_and_wrong_method_are_json_errors(shop: Shop) -> 
     ("method", "path", "target"),
     [
         ("POST", "/api/v1/links", "create"),
-        ("GET", "/api/v1/links", "list"),
+        ("GET", "/api/v1/links", "list_links"),
         ("GET", "/api/v1/links/abc", "get"),
         ("POST", "/api/v1/links/abc/cancel", "cancel"),
     ],

@@ -159,7 +159,7 @@ async def test_each_api_key_has_its_own_allowance(start: StartApp) -> None:
     assert (await live.client.get("/api/v1/links", headers=headers)).status == 429  # every endpoint
     other = await live.client.post("/api/v1/links", json=CREATE, headers={"Authorization": f"Bearer {second.key}"})
     assert other.status == 201
-    listed = await live.services.links.list(first.merchant_id)
+    listed = await live.services.links.list_links(first.merchant_id)
     assert len(listed[0]) == 5, "a refused request created nothing"
 
 

@@ -1,6 +1,6 @@
 """WhatsApp transport: parsing, rendering, templates, error classification, the sender against a fake Twilio
 API (the real twilio async client), and webhook signature checks. The conversation is stubbed here;
-tests/adapters/test_whatsapp_flow.py runs the whole app."""
+tests/adapters/whatsapp/test_whatsapp_flow.py runs the whole app."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from adapters.whatsapp import (
     webhook_url,
     whatsapp_address,
 )
+from adapters.whatsapp import channel as whatsapp_channel
 from core.db import Database
 from core.deliveries import DeliveryLog
 from core.links import Customer, LinkDraft, LinkService
@@ -554,3 +555,18 @@ def test_customer_addresses_need_a_number_with_its_country_code() -> None:
     assert PLUGIN.customer_address("+12") is None
     assert PLUGIN.member_address("6591234567") == "whatsapp:+6591234567"
     assert PLUGIN.member_address("not a number") is None
+
+
+# ---------------------------------------------------------------- the core's markup as this platform's
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("**S$25.00** — cake", "*S$25.00* — cake"),
+        ("ref `INV-1`", "ref ```INV-1```"),
+        ("<b>&", "<b>&"),  # WhatsApp shows text as written
+    ],
+)
+def test_whatsapp(text: str, expected: str) -> None:
+    assert whatsapp_channel.to_whatsapp(text) == expected

@@ -189,7 +189,7 @@ async def test_unsigned_and_forged_requests_are_refused(wa: Harness) -> None:
     assert await wa.post(form, signature=forged) == 403
     await wa.webhook.drain()
     assert wa.fake.requests == [] and await wa.target(SELLER) is None
-    assert await wa.live.services.merchants.list() == []
+    assert await wa.live.services.merchants.list_merchants() == []
 
 
 # ---------------------------------------------------------------- commands without slashes
@@ -199,7 +199,7 @@ async def test_seller_runs_the_shop_without_slashes(wa: Harness) -> None:
     [welcome] = await wa.seller.say("start")
     assert welcome.fields["From"] == SANDBOX and welcome.content_sid is None
     assert "Sam" in (welcome.body or "")
-    [merchant] = await wa.live.services.merchants.list()
+    [merchant] = await wa.live.services.merchants.list_merchants()
 
     link_id, card = await wa.charge("charge 25 cake")
     body = card.body or ""
