@@ -8,7 +8,7 @@ never paid without its alerts, nor alerted without being paid.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -506,7 +506,7 @@ class LinkService:
                                                   "closed_at": None, "next_check_at": now + self.reconcile_after,
                                                   "checks": 0})
 
-    async def open_checkouts(self, link_id: str) -> Sequence[CheckoutAttempt]:
+    async def open_checkouts(self, link_id: str) -> list[CheckoutAttempt]:
         async with self.db.read() as conn:
             rows = (await conn.execute(
                 select(CHECKOUTS).where(CHECKOUTS.c.link_id == link_id, CHECKOUTS.c.closed_at.is_(None))

@@ -488,5 +488,5 @@ async def test_the_chat_refuses_a_link_stripe_cannot_charge_with_an_example(live
     answer = await chat.text("/charge 5.124 KWD oil")
     assert "5.120" in answer and "5.130" in answer, answer
     assert "Stripe" in answer
-    links, _ = await live.services.links.list(merchant.id)
+    links, _ = await live.services.links.list_links(merchant.id)
     assert links == []
