@@ -13,7 +13,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from adapters.console import PLUGIN as CONSOLE
+from adapters.payments.portone.plugin import PLUGIN as PORTONE
 from adapters.payments.sandbox.plugin import PLUGIN as SANDBOX
+from adapters.payments.stripe.plugin import PLUGIN as STRIPE
 from adapters.plugin import ChatPlatform, PaymentProviderPlugin
 from adapters.slack.plugin import PLUGIN as SLACK
 from adapters.telegram.plugin import PLUGIN as TELEGRAM
@@ -30,6 +32,8 @@ CHAT_PLATFORMS: list[ChatPlatform[Any]] = [
 
 PAYMENT_PROVIDERS: list[PaymentProviderPlugin[Any]] = [
     SANDBOX,
+    STRIPE,
+    PORTONE,
 ]
 
 

@@ -108,6 +108,7 @@ class PaymentsBase(Section):
     """`[payments]`; each provider plug-in adds its `[payments.<name>]` table."""
 
     provider: str = "sandbox"
+    reconcile_after: Duration = timedelta(minutes=10)
 
 
 class OutboxBase(Section):

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from bots.dispatcher import run_dispatcher
 from bots.services import Services
 from core.db import DatabaseBusy
+from core.ports import ReconcilingProvider
 
 log = logging.getLogger("paylinks.jobs")
 
@@ -43,9 +44,21 @@ async def sweep_deliveries(services: Services) -> int:
     return count
 
 
+async def sweep_checkouts(services: Services) -> int:
+    """Missed webhooks: ask the provider about checkouts still unpaid after [payments] reconcile_after."""
+    provider = services.provider
+    if not isinstance(provider, ReconcilingProvider):
+        return 0
+    count = await services.links.reconcile(services.provider.name, provider.reconcile_event)
+    if count:
+        log.info("sweeper reconciled %d payments", count)
+    return count
+
+
 async def sweep(services: Services) -> None:
     await sweep_expired(services)
     await sweep_deliveries(services)
+    await sweep_checkouts(services)
 
 
 @asynccontextmanager

@@ -22,7 +22,7 @@ from core.links import LinkService
 from core.members import MemberService
 from core.merchants import MerchantService
 from core.outbox import Outbox
-from core.ports import ChatSender, IncomingMessage, PaymentProvider, Reply
+from core.ports import ChatSender, CheckingProvider, ClosingProvider, IncomingMessage, PaymentProvider, Reply
 
 log = logging.getLogger("paylinks")
 
@@ -74,6 +74,13 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
     services.conversation = Conversation(links=links, merchants=merchants, members=members, clock=clock)
     provider_plugin = registry.payment_providers()[settings.payments.provider]
     services.provider = provider_plugin.build(provider_plugin.section(settings), services)
+    # A provider that does not say is taken for pretend money: a live link must be a deliberate choice.
+    links.livemode = not getattr(services.provider, "test_mode", True)
+    links.reconcile_after = settings.payments.reconcile_after
+    if isinstance(services.provider, CheckingProvider):  # links it cannot charge are refused when made
+        links.money_check = services.provider.check_money
+    if isinstance(services.provider, ClosingProvider):  # its open checkouts close with the link
+        links.checkout_closers[services.provider.name] = services.provider.close_checkout
     services.outbox = Outbox(link_url=links.url, customer_platform=registry.customer_platform(settings),
                              address_rules=registry.address_rules())
     links.hooks.append(services.outbox)

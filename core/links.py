@@ -22,7 +22,15 @@ from core import ids, limits
 from core.clock import Clock, utcnow
 from core.db import Database, DatabaseBusy, DbConnection
 from core.deliveries import write_with_delivery
-from core.models import LINK_TRANSITIONS, LinkStatus, Payment, PaymentLink, PaymentStatus, ProviderEvent
+from core.models import (
+    LINK_TRANSITIONS,
+    CheckoutAttempt,
+    LinkStatus,
+    Payment,
+    PaymentLink,
+    PaymentStatus,
+    ProviderEvent,
+)
 from core.money import Money
 from core.ports import MessageRef, PaymentEvent
 from core.sql import insert_ignore, insert_row, table
@@ -33,6 +41,9 @@ log = logging.getLogger("paylinks.links")
 LINKS = table(PaymentLink)
 PAYMENTS = table(Payment)
 EVENTS = table(ProviderEvent)
+CHECKOUTS = table(CheckoutAttempt)
+RECONCILE_AFTER = timedelta(minutes=10)
+RECONCILE_MAX_WAIT = timedelta(hours=6)
 # Recording an overdue link's expiry while reading it waits this long (s) at most for the write lock.
 EXPIRE_ON_READ_WAIT_S = 0.05
 
@@ -93,6 +104,10 @@ class LinkEvent:
 
 # Runs inside the transaction that changes the link (the outbox writes its rows here).
 TransitionHook = Callable[[DbConnection, LinkEvent], Awaitable[None]]
+# A payment provider's own limits on what it can charge: (field, message) when it cannot, else None.
+MoneyCheck = Callable[[Money], tuple[str, str] | None]
+# Closes one open checkout at its provider by the provider's ref (expires a Stripe Checkout Session).
+CheckoutCloser = Callable[[str], Awaitable[None]]
 
 
 class PaymentOutcome(StrEnum):
@@ -154,6 +169,14 @@ class LinkService:
         self.max_amount = max_amount
         self.clock = clock
         self.hooks: list[TransitionHook] = []
+        # Set from the payment provider (bots/services.py): links it cannot charge are refused at creation.
+        self.money_check: MoneyCheck | None = None
+        # Provider name -> how to close its open checkouts once a link is cancelled or expires.
+        self.checkout_closers: dict[str, CheckoutCloser] = {}
+        # True when the provider takes real money (bots/services.py); recorded on every new link.
+        self.livemode = False
+        # A checkout not paid after this long is asked about at its provider ([payments] reconcile_after).
+        self.reconcile_after = RECONCILE_AFTER
 
     # ------------------------------------------------------------ reading
 
@@ -262,6 +285,9 @@ class LinkService:
                 f"amount must be at most {self.max_amount} {money.currency}",
                 field="amount",
             )
+        problem = self.money_check(money) if self.money_check is not None else None
+        if problem is not None:
+            raise LinkError("not_chargeable", problem[1], field=problem[0])
         texts = {"description": draft.description, "reference": draft.reference, "customer.name": draft.customer.name,
                  "customer.email": draft.customer.email, "customer.phone": draft.customer.phone}
         for name, value in texts.items():
@@ -320,6 +346,7 @@ class LinkService:
             "checkout_attempts": 0,
             "idempotency_key": draft.idempotency_key,
             "request_hash": draft.request_hash,
+            "livemode": self.livemode,
         }
         link = PaymentLink.model_construct(**values)
         try:
@@ -438,6 +465,7 @@ class LinkService:
                 field="id",
                 status=409,
             )
+        await self.close_checkouts(done.id)
         return done
 
     async def _expire_one(self, link_id: str, *, busy_timeout: float | None = None) -> PaymentLink | None:
@@ -446,7 +474,10 @@ class LinkService:
             row = (await conn.execute(select(LINKS.c.expires_at).where(LINKS.c.id == link_id))).first()
             if row is None or row.expires_at > now:
                 return None
-            return await self._transition(conn, link_id, LinkStatus.EXPIRED, now)
+            expired = await self._transition(conn, link_id, LinkStatus.EXPIRED, now)
+        if expired is not None:
+            await self.close_checkouts(link_id)
+        return expired
 
     async def expire_due(self, *, merchant_id: str | None = None, batch: int = 200) -> int:
         """Move overdue active links to expired (the sweeper, and before listings)."""
@@ -463,6 +494,87 @@ class LinkService:
             if await self._expire_one(link_id) is not None:
                 count += 1
         return count
+
+    # ------------------------------------------------------------ provider checkouts
+
+    async def record_checkout(self, link_id: str, attempt: int, provider: str, provider_ref: str) -> None:
+        """Remember the checkout a press of Pay opened (the same ref twice is one row: idempotent replays)."""
+        async with self.db.write() as conn:
+            now = self.clock()
+            await insert_ignore(conn, CHECKOUTS, {"link_id": link_id, "attempt": attempt, "provider": provider,
+                                                  "provider_ref": provider_ref, "created_at": now,
+                                                  "closed_at": None, "next_check_at": now + self.reconcile_after,
+                                                  "checks": 0})
+
+    async def open_checkouts(self, link_id: str) -> list[CheckoutAttempt]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(
+                select(CHECKOUTS).where(CHECKOUTS.c.link_id == link_id, CHECKOUTS.c.closed_at.is_(None))
+                .order_by(CHECKOUTS.c.attempt)
+            )).all()
+        return [CheckoutAttempt(**r._mapping) for r in rows]
+
+    async def close_checkouts(self, link_id: str) -> int:
+        """Close the link's open provider checkouts (after it was cancelled or expired); returns how many.
+
+        Runs after the link's transaction committed: a provider call never holds the write lock, and a
+        provider that is down cannot undo a cancel. A checkout left open that is paid anyway is recorded
+        as refund-needed (record_payment: the link is no longer payable).
+        """
+        if not self.checkout_closers:
+            return 0
+        closed = 0
+        for checkout in await self.open_checkouts(link_id):
+            closer = self.checkout_closers.get(checkout.provider)
+            if closer is None:
+                continue
+            try:
+                await closer(checkout.provider_ref)
+            except Exception as exc:  # logged and left open: the provider's own expiry still ends it
+                log.warning("checkout not closed link=%s provider=%s checkout=%s error=%s",
+                            link_id, checkout.provider, checkout.provider_ref, exc)
+                continue
+            async with self.db.write() as conn:
+                await conn.execute(update(CHECKOUTS).where(CHECKOUTS.c.id == checkout.id)
+                                   .values(closed_at=self.clock()))
+            closed += 1
+        return closed
+
+    async def reconcile(self, provider: str, fetch: Callable[[str], Awaitable[PaymentEvent | None]], *,
+                        batch: int = 50) -> int:
+        """Ask the provider about checkouts of active links that are due; record what was paid.
+
+        Due first `reconcile_after` after Pay, then with doubling waits (capped) while the link is active.
+        A payment found here is recorded exactly as its webhook would be, so the webhook that comes
+        later is a duplicate. Returns how many payments were recorded.
+        """
+        now = self.clock()
+        query = (select(CHECKOUTS.c.id, CHECKOUTS.c.provider_ref, CHECKOUTS.c.checks)
+                 .join_from(CHECKOUTS, LINKS, LINKS.c.id == CHECKOUTS.c.link_id)
+                 .where(CHECKOUTS.c.provider == provider, CHECKOUTS.c.closed_at.is_(None),
+                        CHECKOUTS.c.next_check_at <= now, LINKS.c.status == LinkStatus.ACTIVE.value,
+                        LINKS.c.expires_at > now)
+                 .order_by(CHECKOUTS.c.next_check_at).limit(batch))
+        async with self.db.read() as conn:
+            due = (await conn.execute(query)).all()
+        recorded = 0
+        for row in due:
+            wait = min(self.reconcile_after * 2 ** min(row.checks + 1, 16), RECONCILE_MAX_WAIT)
+            async with self.db.write() as conn:
+                await conn.execute(update(CHECKOUTS).where(CHECKOUTS.c.id == row.id)
+                                   .values(checks=row.checks + 1, next_check_at=now + wait))
+            try:
+                event = await fetch(row.provider_ref)
+            except Exception as exc:  # the next round asks again
+                log.warning("reconcile failed provider=%s checkout=%s error=%s", provider, row.provider_ref, exc)
+                continue
+            if event is None:
+                continue
+            outcome, payment = await self.record_payment(event)
+            log.info("reconciled provider=%s checkout=%s outcome=%s", provider, row.provider_ref, outcome.value)
+            if payment is not None:
+                recorded += 1
+        return recorded
 
     # ------------------------------------------------------------ payments
 
@@ -494,7 +606,10 @@ class LinkService:
             log.warning("payment for unknown link=%s provider_ref=%s", event.link_id, event.provider_ref)
             return PaymentOutcome.UNKNOWN_LINK, None
         link = _row_to_link(row)
-        matches = (event.amount_minor, event.currency.upper()) == (link.amount_minor, link.currency)
+        livemode = bool(link.livemode) if event.livemode is None else event.livemode
+        # Test money never pays a live link, nor real money a test link: it is refunded instead.
+        matches = ((event.amount_minor, event.currency.upper(), livemode)
+                   == (link.amount_minor, link.currency, bool(link.livemode)))
         payment = Payment(
             id=ids.prefixed("pay"),
             link_id=link.id,
@@ -505,6 +620,7 @@ class LinkService:
             status=PaymentStatus.SUCCEEDED if matches else PaymentStatus.REFUND_NEEDED,
             payer_name=event.payer_name,
             created_at=now,
+            livemode=livemode,
         )
         if not await insert_ignore(conn, PAYMENTS, payment.model_dump()):
             # The same provider payment came again under another event id: already counted.

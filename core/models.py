@@ -163,6 +163,8 @@ class PaymentLink(SQLModel, table=True):
     checkout_attempts: int = Field(default=0)
     idempotency_key: str | None = Field(default=None, max_length=255)
     request_hash: str | None = Field(default=None, max_length=64)
+    # False: made while the provider took pretend money (the sandbox, Stripe sk_test_ keys, PortOne sandbox).
+    livemode: bool = Field(default=False)
 
 
 class Payment(SQLModel, table=True):
@@ -177,6 +179,26 @@ class Payment(SQLModel, table=True):
     status: PaymentStatus = Field(sa_type=String(20))
     payer_name: str | None = Field(default=None, max_length=200)
     created_at: datetime = _ts()
+    # Real money (true) or pretend (false), as the provider said; never the other mode's link (see links.py).
+    livemode: bool = Field(default=False)
+
+
+class CheckoutAttempt(SQLModel, table=True):
+    """One press of Pay that opened a checkout at the provider, so it can be closed when the link closes."""
+
+    __tablename__ = "checkout_attempt"
+    __table_args__ = (UniqueConstraint("provider", "provider_ref"),)
+    id: int | None = Field(default=None, primary_key=True)
+    link_id: str = Field(foreign_key="payment_link.id", index=True, max_length=40)
+    attempt: int
+    provider: str = Field(max_length=20)
+    provider_ref: str = Field(max_length=200)
+    created_at: datetime = _ts()
+    # When we closed it at the provider (our link was cancelled or expired); None: still open there.
+    closed_at: datetime | None = _ts(default=None)
+    # Reconciliation (a missed webhook): when to ask the provider next, and how often it was asked.
+    next_check_at: datetime | None = _ts(default=None)
+    checks: int = Field(default=0)
 
 
 class ProviderEvent(SQLModel, table=True):

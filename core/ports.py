@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from core.models import PaymentLink
+from core.money import Money
 
 # ---------------------------------------------------------------- chat
 
@@ -174,6 +175,8 @@ class PaymentEvent:
     currency: str
     payer_name: str | None = None
     occurred_at: datetime | None = None
+    # Real money (true) or pretend (false), when the provider says; None: the link's own mode.
+    livemode: bool | None = None
 
 
 class WebhookError(Exception):
@@ -200,6 +203,33 @@ class PaymentProvider(Protocol):
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> PaymentEvent: ...
 
     async def fetch_status(self, provider_ref: str) -> str: ...
+
+
+@runtime_checkable
+class CheckingProvider(Protocol):
+    """Optional: a provider with its own rules on amounts and currencies (Stripe's currency table)."""
+
+    def check_money(self, money: Money) -> tuple[str, str] | None:
+        """(field, message) when this money cannot be charged, None when it can; LinkService refuses the link."""
+        ...
+
+
+@runtime_checkable
+class ClosingProvider(Protocol):
+    """Optional: a provider whose checkouts stay payable until closed (Stripe sessions, PortOne links)."""
+
+    async def close_checkout(self, provider_ref: str) -> None:
+        """Close one open checkout; an already finished one is not an error."""
+        ...
+
+
+@runtime_checkable
+class ReconcilingProvider(Protocol):
+    """Optional: a provider that can say whether a checkout was paid (a missed webhook is reconciled)."""
+
+    async def reconcile_event(self, provider_ref: str) -> PaymentEvent | None:
+        """The payment this checkout made, as its webhook would say it; None while it is not paid."""
+        ...
 
 
 @runtime_checkable

@@ -184,6 +184,7 @@ def link_json(link: PaymentLink, status: LinkStatus, url: str) -> dict[str, Any]
         "expires_at": iso_utc(link.expires_at),
         "paid_at": iso_utc(link.paid_at),
         "cancelled_at": iso_utc(link.cancelled_at),
+        "livemode": bool(link.livemode),
     }
 
 

@@ -182,6 +182,8 @@ class Link(BaseModel):
     expires_at: str = Field(json_schema_extra=_DATE_TIME)
     paid_at: str | None = Field(json_schema_extra=_DATE_TIME)
     cancelled_at: str | None = Field(json_schema_extra=_DATE_TIME)
+    livemode: bool = Field(description="false: a test-mode link (sandbox, Stripe test keys, PortOne sandbox); "
+                                       "no real money moves.")
 
 
 class LinkList(BaseModel):
@@ -212,6 +214,7 @@ ERROR_CODES: dict[str, str] = {
     "invalid_phone": "Not an international phone number.",
     "invalid_metadata": "A metadata key or value does not fit.",
     "too_many_keys": "Too many metadata keys.",
+    "not_chargeable": "The payment provider cannot charge this amount in this currency (field names which).",
     "invalid_idempotency_key": "Idempotency-Key is not 1 to 255 printable ASCII characters.",
     "idempotency_conflict": "The Idempotency-Key was used before with a different body.",
     "invalid_status": "status is not a link status.",
@@ -231,7 +234,7 @@ _BODY_CODES = (
     "invalid_json", "invalid_type", "missing_field", "unknown_field", "invalid_amount", "amount_too_large",
     "invalid_currency", "invalid_description", "missing_description", "invalid_expiry", "too_long",
     "invalid_text", "invalid_email", "invalid_phone", "invalid_metadata", "too_many_keys",
-    "invalid_idempotency_key",
+    "not_chargeable", "invalid_idempotency_key",
 )
 # Answered by every authenticated route (the rate limiter and the database may refuse any request).
 COMMON_ERRORS: dict[int, tuple[str, ...]] = {

@@ -51,7 +51,7 @@ HTML_HEADERS = {"Cache-Control": "no-store"}  # the status changes; never serve 
 _PAGE_QUERY = (
     select(
         LINKS.c.id, LINKS.c.amount_minor, LINKS.c.currency, LINKS.c.description, LINKS.c.reference,
-        LINKS.c.status, LINKS.c.expires_at, LINKS.c.paid_at,
+        LINKS.c.status, LINKS.c.expires_at, LINKS.c.paid_at, LINKS.c.livemode,
         MERCHANTS.c.name.label("merchant_name"), MERCHANTS.c.locale.label("merchant_locale"),
     )
     .join_from(LINKS, MERCHANTS, MERCHANTS.c.id == LINKS.c.merchant_id)
@@ -149,6 +149,7 @@ class PageLink:
     status: str
     expires_at: datetime
     paid_at: datetime | None
+    livemode: bool
     merchant_name: str
     merchant_locale: str
 
@@ -339,6 +340,7 @@ class PayPages:
             "amount": link.amount,
             "description": link.description,
             "reference": link.reference,
+            "test_mode": not link.livemode,
         }
         context.update(extra)  # a page may say something else (the refund page: the payment's amount)
         return template.render(context).encode()
@@ -386,8 +388,10 @@ class PayPages:
             checkout = await self.provider.create_checkout(
                 link, return_url=self.links.url(link.id), idempotency_key=f"{link.id}:{attempt}"
             )
-        except Exception:  # a provider outage must give the customer a page, not a 500
-            log.exception("checkout failed link=%s attempt=%d provider=%s", link.id, attempt, self.provider.name)
+        except Exception as exc:  # a provider outage must give the customer a page, not a 500
+            # The provider's request id (ProviderError.request_id) is what its support asks for.
+            log.exception("checkout failed link=%s attempt=%d provider=%s request_id=%s", link.id, attempt,
+                          self.provider.name, getattr(exc, "request_id", None))
             html = self.message_template.render(
                 lang="en", title="Payment could not start", sandbox=False, tone="bad", badge="Try again",
                 heading="The payment could not start",
@@ -395,6 +399,8 @@ class PayPages:
                 back_url=page_url, back_label="Back to the payment",
             )
             return web.Response(text=html, status=502, content_type="text/html", headers=HTML_HEADERS)
+        # Remembered so the checkout can be closed at the provider when the link is cancelled or expires.
+        await self.links.record_checkout(link.id, attempt, self.provider.name, checkout.provider_ref)
         log.info("checkout started link=%s attempt=%d checkout=%s", link.id, attempt, checkout.provider_ref)
         raise web.HTTPSeeOther(checkout.url)
 

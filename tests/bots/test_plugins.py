@@ -220,7 +220,7 @@ def test_a_plugins_section_comes_from_env_and_file_and_needs_no_example_entry(
         ('[outbox]\npager_per_pager = "lots"\n', {}, "outbox.pager_per_pager"),
         ("", {"PAYLINKS_PAGER__COLOUR": "x"}, "PAYLINKS_PAGER__COLOUR"),
         ("", {"PAYLINKS_PAYMENTS__FAKEPAY__SECRET": ""} | {"PAYLINKS_PAYMENTS__PROVIDER": "nope"},
-         "payments.provider: unknown provider 'nope' (known: fakepay, sandbox)"),
+         "payments.provider: unknown provider 'nope' (known: fakepay, portone, sandbox, stripe)"),
     ],
 )
 def test_a_plugins_bad_settings_are_refused_by_their_full_name(
@@ -376,4 +376,4 @@ def test_core_defines_nothing_for_one_platform_and_tells_users_of_none() -> None
 
 def test_only_the_registry_lists_the_shipped_plugins() -> None:
     assert [p.name for p in registry.CHAT_PLATFORMS] == ["console", "telegram", "slack", "whatsapp"]
-    assert list(registry.payment_providers()) == ["sandbox"]
+    assert list(registry.payment_providers()) == ["sandbox", "stripe", "portone"]

@@ -1,0 +1,168 @@
+"""The PortOne plug-in: `[payments.portone]`, the PortOneProvider, its webhook and return routes.
+
+POST /webhooks/portone: the body's signature_hash is verified (constant time), then PortOne's
+fetch-status must confirm the payment link succeeded before LinkService records it.
+GET /p/{link_id}/return/portone: the redirect's signature is verified; the page says paid / failed /
+pending honestly (paid only once recorded; a success redirect alone is "confirming", never a receipt).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Literal, cast
+
+from aiohttp import web
+from pydantic import BaseModel, SecretStr
+
+from adapters.payments.common import OutcomeStatus, ProviderError
+from adapters.payments.portone import mapping
+from adapters.payments.portone.client import DEFAULT_API_BASE_URL
+from adapters.payments.portone.provider import PortOneProvider, event_of
+from adapters.plugin import PaymentProviderPlugin, PluginContext, WebParts
+from core.links import LinkService
+from core.models import LinkStatus
+from core.ports import PaymentProvider, WebhookError
+from core.settings import NO_SECRET, Section, reveal
+
+log = logging.getLogger("paylinks.payments.portone")
+
+LINK_ID = re.compile(r"[a-z2-7]{16,64}")  # core.ids.link_id, as adapters/web/pages.py
+REFRESH_S = 5
+
+
+class PortOneSettings(Section):
+    client_key: str = ""
+    secret_key: SecretStr = NO_SECRET
+    environment: Literal["sandbox", "live"] = "sandbox"
+    country_code: str = ""
+    api_base_url: str = DEFAULT_API_BASE_URL
+
+
+class PortOnePlugin(PaymentProviderPlugin[PortOneSettings]):
+    name = "portone"
+    settings_model = PortOneSettings
+
+    def check(self, section: PortOneSettings, settings: BaseModel) -> None:
+        if not section.client_key:
+            raise ValueError("payments.portone.client_key: required when payments.provider is \"portone\" "
+                             "(the PortOne key from PortOne's admin console)")
+        if not reveal(section.secret_key):
+            raise ValueError("payments.portone.secret_key: required when payments.provider is \"portone\"")
+        code = section.country_code
+        if len(code) != 2 or not code.isascii() or not code.isalpha():
+            raise ValueError("payments.portone.country_code: a two-letter country code, e.g. \"TH\"")
+        if not section.api_base_url.startswith(("https://", "http://")):
+            raise ValueError("payments.portone.api_base_url: must be an http(s) URL")
+
+    def build(self, section: PortOneSettings, ctx: PluginContext) -> PaymentProvider:
+        async def merchant_name(merchant_id: str) -> str:
+            merchant = await ctx.merchants.get(merchant_id)
+            return merchant.name if merchant is not None else "paylinks"
+
+        return PortOneProvider(client_key=section.client_key, secret_key=reveal(section.secret_key),
+                               environment=section.environment, country_code=section.country_code.upper(),
+                               public_base_url=ctx.public_base_url, api_base_url=section.api_base_url,
+                               merchant_name=merchant_name, clock=ctx.clock)
+
+    def webhook_routes(self, provider: PaymentProvider, links: LinkService) -> list[web.RouteDef]:
+        return [web.post(self.webhook_path(), PortOneWebhooks(cast(PortOneProvider, provider), links).receive)]
+
+    def web(self, section: PortOneSettings, ctx: PluginContext, provider: PaymentProvider, *,
+            webhook_url: str) -> WebParts:
+        pages = PortOneReturnPages(cast(PortOneProvider, provider), ctx.links)
+        return WebParts(routes=pages.routes(), lifespans=[pages.lifespan])
+
+
+class PortOneWebhooks:
+    def __init__(self, provider: PortOneProvider, links: LinkService) -> None:
+        self.provider = provider
+        self.links = links
+
+    async def receive(self, request: web.Request) -> web.Response:
+        raw_body = await request.read()
+        try:
+            outcome = self.provider.read_webhook(raw_body)
+            event = event_of(outcome)
+        except WebhookError as exc:
+            log.warning("webhook rejected provider=portone reason=%s", exc)
+            return web.json_response({"error": {"code": "invalid_webhook", "message": str(exc), "field": None}},
+                                     status=400)
+        if event.kind == "payment.succeeded":
+            try:
+                confirmed = await self.provider.confirmed(outcome)
+            except ProviderError as exc:
+                # 503: PortOne retries; nothing is recorded on an unconfirmed webhook.
+                log.warning("portone webhook not confirmed link=%s ref=%s request_id=%s error=%s",
+                            event.link_id, event.provider_ref, exc.request_id, exc)
+                return web.json_response({"error": {"code": "provider_unavailable", "message":
+                                                     "could not confirm with PortOne; retry later",
+                                                     "field": None}}, status=503)
+            if not confirmed:
+                log.warning("portone webhook says paid, fetch-status does not link=%s ref=%s",
+                            event.link_id, event.provider_ref)
+                return web.json_response({"error": {"code": "invalid_webhook", "message":
+                                                     "PortOne's status does not confirm this payment",
+                                                     "field": None}}, status=400)
+        result, payment = await self.links.record_payment(event)
+        log.info("webhook processed provider=portone event=%s outcome=%s link=%s payment=%s", event.event_id,
+                 result.value, event.link_id or "-", payment.id if payment else "-")
+        return web.json_response({"received": True, "outcome": result.value})
+
+
+class PortOneReturnPages:
+    def __init__(self, provider: PortOneProvider, links: LinkService) -> None:
+        from adapters.web.pages import make_templates
+
+        self.provider = provider
+        self.links = links
+        self.message_template = make_templates().get_template("message.html")
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/p/{link_id}/return/portone", self.back_from_checkout)]
+
+    async def lifespan(self, _app: web.Application) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await self.provider.close()
+
+    async def back_from_checkout(self, request: web.Request) -> web.StreamResponse:
+        link_id = request.match_info["link_id"].lower()
+        if not LINK_ID.fullmatch(link_id):
+            raise web.HTTPNotFound()
+        page_url = f"/p/{link_id}"
+        query = {k: v for k, v in request.query.items()}
+        try:
+            self.provider.verify_redirect(query)
+        except WebhookError as exc:
+            log.info("portone redirect not verified link=%s reason=%s", link_id, exc)
+            raise web.HTTPSeeOther(page_url) from None
+        parsed = mapping.parse_merchant_order_id(query.get("merchant_order_ref"))
+        if parsed is None or parsed[0] != link_id:
+            raise web.HTTPSeeOther(page_url)
+        link = await self.links.get(link_id)
+        if link is None:
+            raise web.HTTPNotFound()
+        if link.status == LinkStatus.PAID:
+            raise web.HTTPSeeOther(page_url)  # the receipt
+        status = mapping.outcome_status(query.get("status"))
+        if status is OutcomeStatus.PAID or status is OutcomeStatus.PENDING:
+            # Never paid from the redirect alone: the confirmed webhook records it; this page waits for it.
+            return self._message("Processing", "Confirming your payment",
+                                 "PortOne is confirming your payment. This page refreshes by itself and shows "
+                                 "your receipt once it is confirmed.", refresh=True)
+        return self._message("Not paid", "The payment was not completed", "Nothing was charged. You can try again.",
+                             back_url=page_url)
+
+    def _message(self, badge: str, heading: str, explanation: str, *, refresh: bool = False,
+                 back_url: str = "") -> web.Response:
+        html = self.message_template.render(
+            lang="en", title=heading, sandbox=self.provider.test_mode, tone="warn", badge=badge, heading=heading,
+            explanation=explanation, back_url=back_url, back_label="Back to the payment",
+            refresh=REFRESH_S if refresh else 0)
+        return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+
+PLUGIN = PortOnePlugin()

@@ -1,0 +1,245 @@
+"""The PortOne plug-in end to end (issue 12 points 4 and 7): the app with `payments.provider = "portone"`
+talking to FakePortOne on 127.0.0.1 (JWT, client key, signature and spec checked), SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+
+from adapters.payments.portone.plugin import PLUGIN, PortOneSettings
+from bots.config import Secret
+from core.links import LinkDraft, LinkError
+from core.models import LinkStatus, PaymentLink, PaymentStatus
+from core.money import Money
+from tests.adapters.web.pages_support import make_overdue, page_of
+from tests.conftest import LiveApp, make_settings, start_live_app
+from tests.fakes.portone import FakePortOne
+
+CLIENT_KEY = "pk_test_PAYLINKS"
+SECRET = "sk_test_secret_123"
+WEBHOOK = "/webhooks/portone"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakePortOne]:
+    server = await FakePortOne(client_key=CLIENT_KEY, secret_key=SECRET).start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def live(database_url: str, fake: FakePortOne) -> AsyncIterator[LiveApp]:
+    settings = make_settings(database_url, limits__bad_auth_per_ip="1000/min")
+    settings.payments.provider = "portone"
+    section = settings.payments.portone
+    section.client_key = CLIENT_KEY
+    section.secret_key = Secret(SECRET)
+    section.country_code = "TH"
+    section.api_base_url = fake.url
+    app, client = await start_live_app(settings, run_jobs=False)  # outbox rows are not delivered here
+    fake.webhook_url = app.base_url + WEBHOOK
+    yield app
+    await client.close()
+
+
+async def make_link(live: LiveApp, minor: int = 250000, currency: str = "THB") -> PaymentLink:
+    merchant = await live.services.merchants.create("Noodle Bar", currency=currency, locale="en_SG")
+    link, _ = await live.services.links.create(LinkDraft(
+        merchant_id=merchant.id, money=Money(minor, currency), description="Pad thai",
+        origin_platform="console", origin_address="alice"))
+    return link
+
+
+async def press_pay(live: LiveApp, fake: FakePortOne, link: PaymentLink) -> str:
+    """POST /p/{id}/pay -> the payment_link_ref (the 303 goes to PortOne's checkout URL)."""
+    response = await live.client.post(f"/p/{link.id}/pay", allow_redirects=False)
+    assert response.status == 303, await response.text()
+    location = response.headers["Location"]
+    assert location.startswith(f"{fake.url}/checkout?ref=")
+    return location.split("ref=", 1)[1]
+
+
+async def post_webhook(live: LiveApp, body: dict[str, Any] | bytes) -> tuple[int, dict[str, Any]]:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    response = await live.client.post(WEBHOOK, data=raw, headers={"Content-Type": "application/json"})
+    assert response.status < 500 or response.status == 503, await response.text()
+    return response.status, await response.json()
+
+
+async def payments(live: LiveApp, link: PaymentLink) -> list[tuple[str, str]]:
+    return sorted((p.status, p.provider_ref) for p in await live.services.links.payments_for(link.id))
+
+
+async def link_status(live: LiveApp, link: PaymentLink) -> str:
+    stored = await live.services.links.get(link.id)
+    assert stored is not None
+    return stored.status
+
+
+def test_the_portone_section_is_checked_when_portone_is_chosen() -> None:
+    good = PortOneSettings(client_key=CLIENT_KEY, secret_key=Secret(SECRET), country_code="TH")
+    PLUGIN.check(good, good)
+    for section, key in [
+        (PortOneSettings(secret_key=Secret(SECRET), country_code="TH"), "payments.portone.client_key"),
+        (PortOneSettings(client_key=CLIENT_KEY, country_code="TH"), "payments.portone.secret_key"),
+        (PortOneSettings(client_key=CLIENT_KEY, secret_key=Secret(SECRET)), "payments.portone.country_code"),
+        (PortOneSettings(client_key=CLIENT_KEY, secret_key=Secret(SECRET), country_code="TH", api_base_url="x"),
+         "payments.portone.api_base_url"),
+    ]:
+        with pytest.raises(ValueError, match=key.replace(".", r"\.")) as caught:
+            PLUGIN.check(section, section)
+        assert SECRET not in str(caught.value)
+
+
+async def test_pay_end_to_end_through_the_hosted_page(live: LiveApp, fake: FakePortOne) -> None:
+    link = await make_link(live)
+    ref = await press_pay(live, fake, link)
+    (create,) = fake.calls_of("create")
+    assert fake.rejected == []  # the body matched the vendored spec, the JWT and the signature
+    assert (create.body["merchant_order_id"], create.body["amount"], create.body["currency"]) == (
+        f"{link.id}_1", 2500, "THB")
+    assert create.body["success_url"] == f"{live.base_url}/p/{link.id}/return/portone"
+    assert create.body["merchant_details"]["name"] == "Noodle Bar"
+    assert [c.provider_ref for c in await live.services.links.open_checkouts(link.id)] == [ref]
+
+    async with aiohttp.ClientSession() as client, client.post(f"{fake.url}/checkout/{ref}/pay",
+                                                              allow_redirects=False) as response:
+        assert response.status == 303
+        back = response.headers["Location"]
+    assert [status for status, _ in fake.webhooks_sent] == [200]
+    assert fake.calls_of("fetch"), "the webhook was confirmed with fetch-status"
+    assert await link_status(live, link) == LinkStatus.PAID
+    assert await payments(live, link) == [(PaymentStatus.SUCCEEDED, ref)]
+
+    parts = urlsplit(back)
+    response = await live.client.get(f"{parts.path}?{parts.query}")
+    assert response.status == 200
+    assert (await page_of(response)).title.startswith("Paid")
+
+
+async def test_a_success_redirect_alone_is_not_a_receipt(live: LiveApp, fake: FakePortOne) -> None:
+    link = await make_link(live)
+    ref = await press_pay(live, fake, link)
+    fake.webhook_url = None  # the webhook is late
+    await fake.settle(ref)
+    params = fake.redirect_params(fake.links[ref], "Success")
+    response = await live.client.get(f"/p/{link.id}/return/portone", params=params)
+    page = await page_of(response)
+    assert page.h1 == "Confirming your payment"
+    assert any(m.attrs.get("http-equiv") == "refresh" for m in page.all("meta"))
+    assert await link_status(live, link) == LinkStatus.ACTIVE
+    # A forged redirect (status changed after signing) goes back to the pay page.
+    response = await live.client.get(f"/p/{link.id}/return/portone", params={**params, "status": "Failed"},
+                                     allow_redirects=False)
+    assert (response.status, response.headers["Location"]) == (303, f"/p/{link.id}")
+    # A failed payment says so.
+    failed = fake.redirect_params(fake.links[ref], "Failed")
+    page = await page_of(await live.client.get(f"/p/{link.id}/return/portone", params=failed))
+    assert page.h1 == "The payment was not completed"
+
+
+async def test_replayed_tampered_and_unconfirmed_webhooks(live: LiveApp, fake: FakePortOne) -> None:
+    link = await make_link(live)
+    ref = await press_pay(live, fake, link)
+    fake.webhook_url = None
+    fake.links[ref].status = "Success"
+    body = fake.webhook_body(fake.links[ref])
+    assert (await post_webhook(live, body))[1]["outcome"] == "paid"
+    assert (await post_webhook(live, body))[1]["outcome"] == "duplicate"
+    for bad in [
+        {**body, "amount": 1},  # signed fields changed
+        {**body, "signature_hash": "AAAA"},
+        {k: v for k, v in body.items() if k != "signature_hash"},
+    ]:
+        status, answer = await post_webhook(live, bad)
+        assert (status, answer["error"]["code"]) == (400, "invalid_webhook")
+    assert (await post_webhook(live, b"not json"))[0] == 400
+    assert await payments(live, link) == [(PaymentStatus.SUCCEEDED, ref)]
+
+
+async def test_a_signed_paid_webhook_that_fetch_status_does_not_confirm_records_nothing(
+        live: LiveApp, fake: FakePortOne) -> None:
+    link = await make_link(live)
+    ref = await press_pay(live, fake, link)
+    fake.links[ref].status = "Success"
+    body = fake.webhook_body(fake.links[ref])
+    fake.links[ref].status = "Created"  # PortOne itself says it is not paid
+    status, answer = await post_webhook(live, body)
+    assert (status, answer["error"]["code"]) == (400, "invalid_webhook")
+    fake.fail("fetch", status=503)
+    fake.links[ref].status = "Success"
+    status, _ = await post_webhook(live, body)
+    assert status == 503  # PortOne retries later
+    assert await payments(live, link) == []
+    assert await link_status(live, link) == LinkStatus.ACTIVE
+
+
+async def test_concurrent_webhooks_make_one_payment(live: LiveApp, fake: FakePortOne) -> None:
+    link = await make_link(live)
+    ref = await press_pay(live, fake, link)
+    fake.links[ref].status = "Success"
+    fake.links[ref].order_ref = "2Or_txn"
+    bodies = [fake.webhook_body(fake.links[ref])] * 4 + [fake.payment_webhook_body(fake.links[ref], "Success")] * 2
+    answers = await asyncio.gather(*(post_webhook(live, body) for body in bodies))
+    assert sorted(answer["outcome"] for _, answer in answers) == ["duplicate"] * 5 + ["paid"]
+    assert await payments(live, link) == [(PaymentStatus.SUCCEEDED, ref)]
+
+
+async def test_an_amount_that_differs_from_the_link_never_pays_it(live: LiveApp, fake: FakePortOne) -> None:
+    link = await make_link(live)
+    ref = await press_pay(live, fake, link)
+    fake.links[ref].status = "Success"
+    fake.links[ref].body["amount"] = 25  # PortOne says 25 THB, the link is 2,500 THB
+    status, answer = await post_webhook(live, fake.webhook_body(fake.links[ref]))
+    assert (status, answer["outcome"]) == (200, "mismatch")
+    assert await link_status(live, link) == LinkStatus.ACTIVE
+    assert await payments(live, link) == [(PaymentStatus.REFUND_NEEDED, ref)]
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+async def test_an_outage_on_pay_shows_a_calm_try_again_page(live: LiveApp, fake: FakePortOne, status: int,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    link = await make_link(live)
+    fake.fail("create", status=status)
+    with caplog.at_level(logging.WARNING, logger="paylinks.web.pages"):
+        response = await live.client.post(f"/p/{link.id}/pay", allow_redirects=False)
+    assert response.status in (502, 503)
+    page = await page_of(response)
+    assert "try again" in page.text().lower()
+    assert SECRET not in page.html and SECRET not in caplog.text
+    assert any("request_id=" in r.getMessage() for r in caplog.records)
+    assert (await press_pay(live, fake, link))
+
+
+async def test_cancel_and_expiry_cancel_the_open_portone_link(live: LiveApp, fake: FakePortOne) -> None:
+    link = await make_link(live)
+    ref = await press_pay(live, fake, link)
+    await live.services.links.cancel(link.id, link.merchant_id)
+    assert fake.links[ref].status == "Cancelled"
+    assert await live.services.links.open_checkouts(link.id) == []
+    # A payment that lands anyway is refund-needed.
+    fake.links[ref].status = "Success"
+    status, answer = await post_webhook(live, fake.webhook_body(fake.links[ref]))
+    assert (status, answer["outcome"]) == (200, "refund_needed")
+
+    other = await make_link(live)
+    other_ref = await press_pay(live, fake, other)
+    await make_overdue(live.services, other.id, live.services.clock() - timedelta(minutes=1))
+    assert await live.services.links.expire_due() == 1
+    assert fake.links[other_ref].status == "Cancelled"
+
+
+async def test_links_portone_cannot_charge_are_refused_when_made(live: LiveApp) -> None:
+    merchant = await live.services.merchants.create("Oil Shop", currency="KWD", locale="en_SG")
+    with pytest.raises(LinkError) as caught:
+        await live.services.links.create(LinkDraft(merchant_id=merchant.id, money=Money(5120, "KWD"),
+                                                   description="oil"))
+    assert (caught.value.code, caught.value.field) == ("not_chargeable", "currency")
