@@ -9,8 +9,6 @@ pending honestly (paid only once recorded; a success redirect alone is "confirmi
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import AsyncIterator
 from typing import Literal, cast
 
 from aiohttp import web
@@ -20,6 +18,7 @@ from adapters.payments.common import OutcomeStatus, ProviderError
 from adapters.payments.portone import mapping
 from adapters.payments.portone.client import DEFAULT_API_BASE_URL
 from adapters.payments.portone.provider import PortOneProvider, event_of
+from adapters.payments.return_pages import ReturnPages
 from adapters.plugin import PaymentProviderPlugin, PluginContext, WebParts
 from core.links import LinkService
 from core.models import LinkStatus
@@ -28,8 +27,6 @@ from core.settings import NO_SECRET, Section, reveal
 
 log = logging.getLogger("paylinks.payments.portone")
 
-LINK_ID = re.compile(r"[a-z2-7]{16,64}")  # core.ids.link_id, as adapters/web/pages.py
-REFRESH_S = 5
 
 
 class PortOneSettings(Section):
@@ -111,27 +108,12 @@ class PortOneWebhooks:
         return web.json_response({"received": True, "outcome": result.value})
 
 
-class PortOneReturnPages:
-    def __init__(self, provider: PortOneProvider, links: LinkService) -> None:
-        from adapters.web.pages import make_templates
-
-        self.provider = provider
-        self.links = links
-        self.message_template = make_templates().get_template("message.html")
-
-    def routes(self) -> list[web.RouteDef]:
-        return [web.get("/p/{link_id}/return/portone", self.back_from_checkout)]
-
-    async def lifespan(self, _app: web.Application) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await self.provider.close()
+class PortOneReturnPages(ReturnPages):
+    name = "portone"
+    provider: PortOneProvider
 
     async def back_from_checkout(self, request: web.Request) -> web.StreamResponse:
-        link_id = request.match_info["link_id"].lower()
-        if not LINK_ID.fullmatch(link_id):
-            raise web.HTTPNotFound()
+        link_id = self.link_id_of(request)
         page_url = f"/p/{link_id}"
         query = {k: v for k, v in request.query.items()}
         try:
@@ -150,19 +132,11 @@ class PortOneReturnPages:
         status = mapping.outcome_status(query.get("status"))
         if status is OutcomeStatus.PAID or status is OutcomeStatus.PENDING:
             # Never paid from the redirect alone: the confirmed webhook records it; this page waits for it.
-            return self._message("Processing", "Confirming your payment",
-                                 "PortOne is confirming your payment. This page refreshes by itself and shows "
-                                 "your receipt once it is confirmed.", refresh=True)
-        return self._message("Not paid", "The payment was not completed", "Nothing was charged. You can try again.",
-                             back_url=page_url)
-
-    def _message(self, badge: str, heading: str, explanation: str, *, refresh: bool = False,
-                 back_url: str = "") -> web.Response:
-        html = self.message_template.render(
-            lang="en", title=heading, sandbox=self.provider.test_mode, tone="warn", badge=badge, heading=heading,
-            explanation=explanation, back_url=back_url, back_label="Back to the payment",
-            refresh=REFRESH_S if refresh else 0)
-        return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+            return self.message("Processing", "Confirming your payment",
+                                "PortOne is confirming your payment. This page refreshes by itself and shows "
+                                "your receipt once it is confirmed.", refresh=True)
+        return self.message("Not paid", "The payment was not completed", "Nothing was charged. You can try again.",
+                            back_url=page_url)
 
 
 PLUGIN = PortOnePlugin()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
 from typing import cast
 from urllib.parse import quote
 
@@ -18,18 +17,16 @@ from aiohttp import web
 from pydantic import BaseModel, SecretStr
 
 from adapters.payments.common import OutcomeStatus, ProviderError, ProviderUnavailable
+from adapters.payments.return_pages import ReturnPages
 from adapters.payments.stripe.client import DEFAULT_API_BASE_URL
 from adapters.payments.stripe.provider import StripeProvider, event_of
 from adapters.plugin import PaymentProviderPlugin, PluginContext, WebParts
-from core.links import LinkService
 from core.ports import PaymentProvider
 from core.settings import NO_SECRET, Section, reveal
 
 log = logging.getLogger("paylinks.payments.stripe")
 
-LINK_ID = re.compile(r"[a-z2-7]{16,64}")  # core.ids.link_id, as adapters/web/pages.py
 SESSION_ID = re.compile(r"cs_[A-Za-z0-9_]{1,200}")
-PROCESSING_REFRESH_S = 5
 
 
 class StripeSettings(Section):
@@ -66,27 +63,12 @@ class StripePlugin(PaymentProviderPlugin[StripeSettings]):
         return WebParts(routes=pages.routes(), lifespans=[pages.lifespan])
 
 
-class StripeReturnPages:
-    def __init__(self, provider: StripeProvider, links: LinkService) -> None:
-        from adapters.web.pages import make_templates
-
-        self.provider = provider
-        self.links = links
-        self.message_template = make_templates().get_template("message.html")
-
-    def routes(self) -> list[web.RouteDef]:
-        return [web.get("/p/{link_id}/return/stripe", self.back_from_checkout)]
-
-    async def lifespan(self, _app: web.Application) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await self.provider.close()
+class StripeReturnPages(ReturnPages):
+    name = "stripe"
+    provider: StripeProvider
 
     async def back_from_checkout(self, request: web.Request) -> web.StreamResponse:
-        link_id = request.match_info["link_id"].lower()
-        if not LINK_ID.fullmatch(link_id):
-            raise web.HTTPNotFound()
+        link_id = self.link_id_of(request)
         page_url = f"/p/{link_id}"
         session_id = request.query.get("session_id", "")
         if not SESSION_ID.fullmatch(session_id):
@@ -96,9 +78,10 @@ class StripeReturnPages:
         except ProviderUnavailable as exc:
             log.warning("stripe session not retrieved link=%s session=%s request_id=%s error=%s",
                         link_id, session_id, exc.request_id, exc)
-            return self._message(503, "Processing", "Checking your payment",
-                                 "We could not reach the payment provider just now. This page will try again "
-                                 "in a moment; you were not charged twice.", refresh=True, back_url=page_url)
+            return self.message("Processing", "Checking your payment",
+                                "We could not reach the payment provider just now. This page will try again "
+                                "in a moment; you were not charged twice.", status=503, refresh=True,
+                                back_url=page_url)
         except ProviderError as exc:  # no such session (for this account): nothing to show but the link
             log.info("stripe session refused link=%s session=%s request_id=%s error=%s",
                      link_id, session_id, exc.request_id, exc)
@@ -113,20 +96,11 @@ class StripeReturnPages:
             # The pay page shows the receipt, or the refund notice when this payment could not count.
             raise web.HTTPSeeOther(f"{page_url}?payment={quote(session_id)}")
         if outcome.status is OutcomeStatus.PENDING:
-            return self._message(200, "Processing", "Your payment is processing",
-                                 "The payment provider has not confirmed it yet. This page refreshes by itself "
-                                 "and shows your receipt once it is confirmed.", refresh=True, back_url="")
-        return self._message(200, "Not paid", "The payment was not completed",
-                             "Nothing was charged. You can try again.", back_url=page_url)
-
-    def _message(self, status: int, badge: str, heading: str, explanation: str, *, refresh: bool = False,
-                 back_url: str = "") -> web.Response:
-        html = self.message_template.render(
-            lang="en", title=heading, sandbox=self.provider.test_mode, tone="warn",
-            badge=badge, heading=heading, explanation=explanation, back_url=back_url,
-            back_label="Back to the payment", refresh=PROCESSING_REFRESH_S if refresh else 0)
-        return web.Response(text=html, status=status, content_type="text/html",
-                            headers={"Cache-Control": "no-store"})
+            return self.message("Processing", "Your payment is processing",
+                                "The payment provider has not confirmed it yet. This page refreshes by itself "
+                                "and shows your receipt once it is confirmed.", refresh=True, back_url="")
+        return self.message("Not paid", "The payment was not completed",
+                            "Nothing was charged. You can try again.", back_url=page_url)
 
 
 PLUGIN = StripePlugin()
