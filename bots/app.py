@@ -83,10 +83,25 @@ def _mount_pages(app: web.Application, services: Services) -> None:
     templates = make_templates()
     app.middlewares.append(database_busy_pages(templates))  # a calm 503 page when a write stays refused
     app.router.add_routes(StaticFiles().routes())
-    pages = PayPages(db=services.db, links=services.links, provider=services.provider, templates=templates)
+    pages = PayPages(db=services.db, links=services.links, providers=services.providers, templates=templates)
     app.cleanup_ctx.append(pages.lifespan)  # after database_ctx, so it ends before the engine is disposed
     app.router.add_routes(pages.routes())
-    plugin = registry.payment_providers()[services.settings.payments.provider]
-    app.router.add_routes(plugin.webhook_routes(services.provider, services.links))
-    _mount(app, plugin.web(plugin.section(services.settings), services, services.provider,
-                           webhook_url=public_base_url + plugin.webhook_path()))
+
+    async def providers_ctx(_app: web.Application) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await services.providers.close()  # every provider client, the deployment's and shops' own
+
+    app.cleanup_ctx.append(providers_ctx)
+    for plugin in registry.payment_providers().values():
+        section = plugin.section(services.settings)
+        # The deployment-wide instance: the default provider, or one shops may pick without secrets of
+        # their own (the sandbox's hosted checkout); a provider with per-shop keys and no deployment
+        # keys has none, only the shops' accounts below.
+        shared = services.providers.shared(plugin.name)
+        if shared is not None:
+            app.router.add_routes(plugin.webhook_routes(shared, services.links))
+            _mount(app, plugin.web(section, services, shared, webhook_url=public_base_url + plugin.webhook_path()))
+        # Return pages and POST /webhooks/<name>/{merchant_id}, for every account of this provider.
+        _mount(app, plugin.account_web(section, services))

@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from bots.dispatcher import run_dispatcher
 from bots.services import Services
 from core.db import DatabaseBusy
-from core.ports import ReconcilingProvider
 
 log = logging.getLogger("paylinks.jobs")
 
@@ -45,11 +44,9 @@ async def sweep_deliveries(services: Services) -> int:
 
 
 async def sweep_checkouts(services: Services) -> int:
-    """Missed webhooks: ask the provider about checkouts still unpaid after [payments] reconcile_after."""
-    provider = services.provider
-    if not isinstance(provider, ReconcilingProvider):
-        return 0
-    count = await services.links.reconcile(services.provider.name, provider.reconcile_event)
+    """Missed webhooks: ask the provider about checkouts still unpaid after [payments] reconcile_after (each
+    on the account it was opened on: the deployment's or the shop's own)."""
+    count = await services.links.reconcile()
     if count:
         log.info("sweeper reconciled %d payments", count)
     return count

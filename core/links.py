@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -32,7 +32,14 @@ from core.models import (
     ProviderEvent,
 )
 from core.money import Money
-from core.ports import MessageRef, PaymentEvent
+from core.ports import (
+    CheckingProvider,
+    ClosingProvider,
+    MessageRef,
+    PaymentEvent,
+    ProviderResolver,
+    ReconcilingProvider,
+)
 from core.sql import insert_ignore, insert_row, table
 from core.text import BIDI_CONTROLS_TEXT, has_bidi_controls, has_controls
 
@@ -104,10 +111,6 @@ class LinkEvent:
 
 # Runs inside the transaction that changes the link (the outbox writes its rows here).
 TransitionHook = Callable[[DbConnection, LinkEvent], Awaitable[None]]
-# A payment provider's own limits on what it can charge: (field, message) when it cannot, else None.
-MoneyCheck = Callable[[Money], tuple[str, str] | None]
-# Closes one open checkout at its provider by the provider's ref (expires a Stripe Checkout Session).
-CheckoutCloser = Callable[[str], Awaitable[None]]
 
 
 class PaymentOutcome(StrEnum):
@@ -169,12 +172,10 @@ class LinkService:
         self.max_amount = max_amount
         self.clock = clock
         self.hooks: list[TransitionHook] = []
-        # Set from the payment provider (bots/services.py): links it cannot charge are refused at creation.
-        self.money_check: MoneyCheck | None = None
-        # Provider name -> how to close its open checkouts once a link is cancelled or expires.
-        self.checkout_closers: dict[str, CheckoutCloser] = {}
-        # True when the provider takes real money (bots/services.py); recorded on every new link.
-        self.livemode = False
+        # Which provider account serves each shop (bots/services.py): its rules refuse links it cannot
+        # charge, its mode is the link's livemode, and checkouts close and reconcile on their own account.
+        # None: pretend money, no provider rules, nothing to close (core tests).
+        self.providers: ProviderResolver | None = None
         # A checkout not paid after this long is asked about at its provider ([payments] reconcile_after).
         self.reconcile_after = RECONCILE_AFTER
 
@@ -285,7 +286,14 @@ class LinkService:
                 f"amount must be at most {self.max_amount} {money.currency}",
                 field="amount",
             )
-        problem = self.money_check(money) if self.money_check is not None else None
+        livemode = False
+        problem = None
+        if self.providers is not None:
+            provider = (await self.providers.for_merchant(draft.merchant_id)).provider
+            # A provider that does not say is taken for pretend money: a live link must be a deliberate choice.
+            livemode = not getattr(provider, "test_mode", True)
+            if isinstance(provider, CheckingProvider):
+                problem = provider.check_money(money)
         if problem is not None:
             raise LinkError("not_chargeable", problem[1], field=problem[0])
         texts = {"description": draft.description, "reference": draft.reference, "customer.name": draft.customer.name,
@@ -346,7 +354,7 @@ class LinkService:
             "checkout_attempts": 0,
             "idempotency_key": draft.idempotency_key,
             "request_hash": draft.request_hash,
-            "livemode": self.livemode,
+            "livemode": livemode,
         }
         link = PaymentLink.model_construct(**values)
         try:
@@ -497,14 +505,30 @@ class LinkService:
 
     # ------------------------------------------------------------ provider checkouts
 
-    async def record_checkout(self, link_id: str, attempt: int, provider: str, provider_ref: str) -> None:
-        """Remember the checkout a press of Pay opened (the same ref twice is one row: idempotent replays)."""
+    async def record_checkout(self, link_id: str, attempt: int, provider: str, provider_ref: str, *,
+                              account: str | None = None) -> None:
+        """Remember the checkout a press of Pay opened (the same ref twice is one row: idempotent replays),
+        and on which account (a shop's own: its merchant id; None: the deployment's)."""
         async with self.db.write() as conn:
             now = self.clock()
             await insert_ignore(conn, CHECKOUTS, {"link_id": link_id, "attempt": attempt, "provider": provider,
                                                   "provider_ref": provider_ref, "created_at": now,
                                                   "closed_at": None, "next_check_at": now + self.reconcile_after,
-                                                  "checks": 0})
+                                                  "checks": 0, "account": account})
+
+    async def checkout_by_ref(self, provider: str, provider_ref: str) -> CheckoutAttempt | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(CHECKOUTS).where(CHECKOUTS.c.provider == provider,
+                                                              CHECKOUTS.c.provider_ref == provider_ref))).first()
+        return CheckoutAttempt(**row._mapping) if row is not None else None
+
+    async def latest_checkout(self, link_id: str, provider: str) -> CheckoutAttempt | None:
+        """The link's most recent checkout at this provider (a return page finds its account from it)."""
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(CHECKOUTS).where(CHECKOUTS.c.link_id == link_id,
+                                                              CHECKOUTS.c.provider == provider)
+                                      .order_by(CHECKOUTS.c.attempt.desc()).limit(1))).first()
+        return CheckoutAttempt(**row._mapping) if row is not None else None
 
     async def open_checkouts(self, link_id: str) -> list[CheckoutAttempt]:
         async with self.db.read() as conn:
@@ -521,15 +545,16 @@ class LinkService:
         provider that is down cannot undo a cancel. A checkout left open that is paid anyway is recorded
         as refund-needed (record_payment: the link is no longer payable).
         """
-        if not self.checkout_closers:
+        if self.providers is None:
             return 0
         closed = 0
         for checkout in await self.open_checkouts(link_id):
-            closer = self.checkout_closers.get(checkout.provider)
-            if closer is None:
+            # Closed on the account it was opened on (a shop may have changed accounts since).
+            provider = await self.providers.for_account(checkout.provider, checkout.account)
+            if not isinstance(provider, ClosingProvider):
                 continue
             try:
-                await closer(checkout.provider_ref)
+                await provider.close_checkout(checkout.provider_ref)
             except Exception as exc:  # logged and left open: the provider's own expiry still ends it
                 log.warning("checkout not closed link=%s provider=%s checkout=%s error=%s",
                             link_id, checkout.provider, checkout.provider_ref, exc)
@@ -540,38 +565,44 @@ class LinkService:
             closed += 1
         return closed
 
-    async def reconcile(self, provider: str, fetch: Callable[[str], Awaitable[PaymentEvent | None]], *,
-                        batch: int = 50) -> int:
-        """Ask the provider about checkouts of active links that are due; record what was paid.
+    async def reconcile(self, *, batch: int = 50) -> int:
+        """Ask the providers about checkouts of active links that are due; record what was paid.
 
         Due first `reconcile_after` after Pay, then with doubling waits (capped) while the link is active.
-        A payment found here is recorded exactly as its webhook would be, so the webhook that comes
-        later is a duplicate. Returns how many payments were recorded.
+        Each checkout is asked about on the account it was opened on. A payment found here is recorded
+        exactly as its webhook would be, so the webhook that comes later is a duplicate. Returns how many
+        payments were recorded.
         """
+        if self.providers is None:
+            return 0
         now = self.clock()
-        query = (select(CHECKOUTS.c.id, CHECKOUTS.c.provider_ref, CHECKOUTS.c.checks)
+        query = (select(CHECKOUTS.c.id, CHECKOUTS.c.provider, CHECKOUTS.c.account, CHECKOUTS.c.provider_ref,
+                        CHECKOUTS.c.checks)
                  .join_from(CHECKOUTS, LINKS, LINKS.c.id == CHECKOUTS.c.link_id)
-                 .where(CHECKOUTS.c.provider == provider, CHECKOUTS.c.closed_at.is_(None),
-                        CHECKOUTS.c.next_check_at <= now, LINKS.c.status == LinkStatus.ACTIVE.value,
-                        LINKS.c.expires_at > now)
+                 .where(CHECKOUTS.c.closed_at.is_(None), CHECKOUTS.c.next_check_at <= now,
+                        LINKS.c.status == LinkStatus.ACTIVE.value, LINKS.c.expires_at > now)
                  .order_by(CHECKOUTS.c.next_check_at).limit(batch))
         async with self.db.read() as conn:
             due = (await conn.execute(query)).all()
         recorded = 0
         for row in due:
+            provider = await self.providers.for_account(row.provider, row.account)
+            if not isinstance(provider, ReconcilingProvider):
+                continue
             wait = min(self.reconcile_after * 2 ** min(row.checks + 1, 16), RECONCILE_MAX_WAIT)
             async with self.db.write() as conn:
                 await conn.execute(update(CHECKOUTS).where(CHECKOUTS.c.id == row.id)
                                    .values(checks=row.checks + 1, next_check_at=now + wait))
             try:
-                event = await fetch(row.provider_ref)
+                event = await provider.reconcile_event(row.provider_ref)
             except Exception as exc:  # the next round asks again
-                log.warning("reconcile failed provider=%s checkout=%s error=%s", provider, row.provider_ref, exc)
+                log.warning("reconcile failed provider=%s checkout=%s error=%s", row.provider, row.provider_ref, exc)
                 continue
             if event is None:
                 continue
-            outcome, payment = await self.record_payment(event)
-            log.info("reconciled provider=%s checkout=%s outcome=%s", provider, row.provider_ref, outcome.value)
+            outcome, payment = await self.record_payment(replace(event, account=row.account))
+            log.info("reconciled provider=%s checkout=%s outcome=%s", row.provider, row.provider_ref,
+                     outcome.value)
             if payment is not None:
                 recorded += 1
         return recorded
@@ -621,6 +652,7 @@ class LinkService:
             payer_name=event.payer_name,
             created_at=now,
             livemode=livemode,
+            account=event.account,
         )
         if not await insert_ignore(conn, PAYMENTS, payment.model_dump()):
             # The same provider payment came again under another event id: already counted.

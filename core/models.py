@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    Text,
     UniqueConstraint,
     func,
 )
@@ -167,6 +168,21 @@ class PaymentLink(SQLModel, table=True):
     livemode: bool = Field(default=False)
 
 
+class ProviderAccount(SQLModel, table=True):
+    """A shop's own payment provider account (`paylinks merchant set-provider`); shops without one pay
+    through the deployment's `[payments] provider`. `secrets` is a JSON object of name -> value, encrypted
+    as one (core/secrets.py); `version` grows with every change, so cached clients are rebuilt."""
+
+    __tablename__ = "provider_account"
+    merchant_id: str = Field(primary_key=True, foreign_key="merchant.id", max_length=40)
+    provider: str = Field(max_length=20)
+    environment: str | None = Field(default=None, max_length=20)
+    country_code: str | None = Field(default=None, max_length=2)
+    secrets: str = Field(sa_type=Text)
+    version: int = Field(default=1)
+    updated_at: datetime = _ts()
+
+
 class Payment(SQLModel, table=True):
     __tablename__ = "payment"
     __table_args__ = (UniqueConstraint("provider", "provider_ref"),)
@@ -181,6 +197,8 @@ class Payment(SQLModel, table=True):
     created_at: datetime = _ts()
     # Real money (true) or pretend (false), as the provider said; never the other mode's link (see links.py).
     livemode: bool = Field(default=False)
+    # The account it was paid into: the shop's own (its merchant id), or None for the deployment's.
+    account: str | None = Field(default=None, max_length=40)
 
 
 class CheckoutAttempt(SQLModel, table=True):
@@ -199,6 +217,9 @@ class CheckoutAttempt(SQLModel, table=True):
     # Reconciliation (a missed webhook): when to ask the provider next, and how often it was asked.
     next_check_at: datetime | None = _ts(default=None)
     checks: int = Field(default=0)
+    # The provider account it was opened on: the shop's own (its merchant id), or None for the deployment's;
+    # closing, reconciling and its return page use that same account.
+    account: str | None = Field(default=None, max_length=40)
 
 
 class ProviderEvent(SQLModel, table=True):
@@ -309,6 +330,10 @@ class ChatQuestion(SQLModel, table=True):
 # own indexes), so Alembic creates them with the rest of the schema and autogenerate leaves them alone;
 # tests/adapters/test_slack_oauth.py fails if slack_sdk's layout ever drifts from this one.
 
+# Token columns are wider than slack_sdk's String(200): they hold Fernet ciphertext (core/secrets.py).
+SLACK_TOKEN_LENGTH = 1000
+SLACK_TOKEN_COLUMNS = ("bot_token", "bot_refresh_token", "user_token", "user_refresh_token")
+
 SLACK_INSTALLATIONS = Table(
     "slack_installations",
     SQLModel.metadata,
@@ -320,16 +345,16 @@ SLACK_INSTALLATIONS = Table(
     Column("enterprise_url", String(200)),
     Column("team_id", String(32)),
     Column("team_name", String(200)),
-    Column("bot_token", String(200)),
+    Column("bot_token", String(SLACK_TOKEN_LENGTH)),
     Column("bot_id", String(32)),
     Column("bot_user_id", String(32)),
     Column("bot_scopes", String(1000)),
-    Column("bot_refresh_token", String(200)),
+    Column("bot_refresh_token", String(SLACK_TOKEN_LENGTH)),
     Column("bot_token_expires_at", DateTime),
     Column("user_id", String(32), nullable=False),
-    Column("user_token", String(200)),
+    Column("user_token", String(SLACK_TOKEN_LENGTH)),
     Column("user_scopes", String(1000)),
-    Column("user_refresh_token", String(200)),
+    Column("user_refresh_token", String(SLACK_TOKEN_LENGTH)),
     Column("user_token_expires_at", DateTime),
     Column("incoming_webhook_url", String(200)),
     Column("incoming_webhook_channel", String(200)),
@@ -351,11 +376,11 @@ SLACK_BOTS = Table(
     Column("enterprise_name", String(200)),
     Column("team_id", String(32)),
     Column("team_name", String(200)),
-    Column("bot_token", String(200)),
+    Column("bot_token", String(SLACK_TOKEN_LENGTH)),
     Column("bot_id", String(32)),
     Column("bot_user_id", String(32)),
     Column("bot_scopes", String(1000)),
-    Column("bot_refresh_token", String(200)),
+    Column("bot_refresh_token", String(SLACK_TOKEN_LENGTH)),
     Column("bot_token_expires_at", DateTime),
     Column("is_enterprise_install", Boolean, default=False, nullable=False),
     Column("installed_at", DateTime, nullable=False, default=func.now()),

@@ -177,6 +177,8 @@ class PaymentEvent:
     occurred_at: datetime | None = None
     # Real money (true) or pretend (false), when the provider says; None: the link's own mode.
     livemode: bool | None = None
+    # The provider account it came through: a shop's own (its merchant id), None for the deployment's.
+    account: str | None = None
 
 
 class WebhookError(Exception):
@@ -238,4 +240,30 @@ class RefundingProvider(Protocol):
 
     async def refund(self, provider_ref: str, *, amount_minor: int, idempotency_key: str) -> str:
         """Refund part or all of a payment; returns the provider's refund reference."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AccountProvider:
+    """A provider instance and the account it acts for: a shop's own (its merchant id), or None for the
+    deployment's `[payments] provider`."""
+
+    provider: PaymentProvider
+    account: str | None = None
+
+
+class ProviderResolver(Protocol):
+    """Which provider account serves a shop, and which one a recorded checkout was opened on
+    (adapters/payments/accounts.ProviderDirectory)."""
+
+    async def for_merchant(self, merchant_id: str) -> AccountProvider:
+        """The shop's own account when it has one, else the deployment's provider."""
+        ...
+
+    async def for_account(self, provider: str, account: str | None) -> PaymentProvider | None:
+        """The provider instance for this provider name and account; None when there is none (any more)."""
+        ...
+
+    async def own(self, merchant_id: str, provider: str) -> PaymentProvider | None:
+        """The shop's own account of this provider; None when it has none."""
         ...

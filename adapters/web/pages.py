@@ -27,7 +27,7 @@ from core.db import Database
 from core.links import LinkService
 from core.models import LinkStatus, Merchant, Payment, PaymentLink, PaymentStatus
 from core.money import format_money
-from core.ports import PaymentProvider
+from core.ports import ProviderResolver
 from core.sql import table
 from core.text import isolate
 
@@ -230,12 +230,13 @@ class PayPages:
         *,
         db: Database,
         links: LinkService,
-        provider: PaymentProvider,
+        providers: ProviderResolver,
         templates: jinja2.Environment | None = None,
     ) -> None:
         self.db = db
         self.links = links
-        self.provider = provider
+        # Pay goes to the shop's own provider account when it has one, else the deployment's.
+        self.providers = providers
         env = templates or make_templates()
         # Compiled now, once per app, so a request only renders.
         self.pay_template = env.get_template("pay.html")
@@ -291,8 +292,8 @@ class PayPages:
             await self.links.get(link.id)
         payment_ref = request.query.get("payment")
         if payment_ref is not None and PAYMENT_REF.fullmatch(payment_ref):
-            returned = await self.links.payment_by_ref(self.provider.name, payment_ref)
-            if returned is not None and returned.link_id == link.id and returned.status == PaymentStatus.REFUND_NEEDED:
+            returned = next((p for p in await self.links.payments_for(link.id) if p.provider_ref == payment_ref), None)
+            if returned is not None and returned.status == PaymentStatus.REFUND_NEEDED:
                 return self._render(self.refund_template, link, self._refund_context(link, status, returned))
         if status is LinkStatus.ACTIVE:
             return self._pay_page(link)
@@ -383,15 +384,17 @@ class PayPages:
         if self.links.status_of(link) is not LinkStatus.ACTIVE:
             # Paid, expired or cancelled: the page explains which; no checkout is created.
             raise web.HTTPSeeOther(page_url)
+        chosen = await self.providers.for_merchant(link.merchant_id)
+        provider = chosen.provider
         attempt = await self.links.next_checkout_attempt(link.id)
         try:
-            checkout = await self.provider.create_checkout(
+            checkout = await provider.create_checkout(
                 link, return_url=self.links.url(link.id), idempotency_key=f"{link.id}:{attempt}"
             )
         except Exception as exc:  # a provider outage must give the customer a page, not a 500
             # The provider's request id (ProviderError.request_id) is what its support asks for.
             log.exception("checkout failed link=%s attempt=%d provider=%s request_id=%s", link.id, attempt,
-                          self.provider.name, getattr(exc, "request_id", None))
+                          provider.name, getattr(exc, "request_id", None))
             html = self.message_template.render(
                 lang="en", title="Payment could not start", sandbox=False, tone="bad", badge="Try again",
                 heading="The payment could not start",
@@ -400,7 +403,8 @@ class PayPages:
             )
             return web.Response(text=html, status=502, content_type="text/html", headers=HTML_HEADERS)
         # Remembered so the checkout can be closed at the provider when the link is cancelled or expires.
-        await self.links.record_checkout(link.id, attempt, self.provider.name, checkout.provider_ref)
+        await self.links.record_checkout(link.id, attempt, provider.name, checkout.provider_ref,
+                                         account=chosen.account)
         log.info("checkout started link=%s attempt=%d checkout=%s", link.id, attempt, checkout.provider_ref)
         raise web.HTTPSeeOther(checkout.url)
 

@@ -9,6 +9,7 @@ pending honestly (paid only once recorded; a success redirect alone is "confirmi
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Literal, cast
 
 from aiohttp import web
@@ -20,9 +21,11 @@ from adapters.payments.portone.client import DEFAULT_API_BASE_URL
 from adapters.payments.portone.provider import PortOneProvider, event_of
 from adapters.payments.return_pages import ReturnPages
 from adapters.plugin import PaymentProviderPlugin, PluginContext, WebParts
+from adapters.web.webhooks import ShopWebhooks, foreign_reason, invalid
 from core.links import LinkService
 from core.models import LinkStatus
 from core.ports import PaymentProvider, WebhookError
+from core.provider_accounts import ShopAccount
 from core.settings import NO_SECRET, Section, reveal
 
 log = logging.getLogger("paylinks.payments.portone")
@@ -40,6 +43,7 @@ class PortOneSettings(Section):
 class PortOnePlugin(PaymentProviderPlugin[PortOneSettings]):
     name = "portone"
     settings_model = PortOneSettings
+    account_secrets = ("client_key", "secret_key")
 
     def check(self, section: PortOneSettings, settings: BaseModel) -> None:
         if not section.client_key:
@@ -64,47 +68,79 @@ class PortOnePlugin(PaymentProviderPlugin[PortOneSettings]):
                                merchant_name=merchant_name, clock=ctx.clock)
 
     def webhook_routes(self, provider: PaymentProvider, links: LinkService) -> list[web.RouteDef]:
-        return [web.post(self.webhook_path(), PortOneWebhooks(cast(PortOneProvider, provider), links).receive)]
+        webhooks = PortOneWebhooks(links)
+        return [web.post(self.webhook_path(),
+                         lambda request: webhooks.handle(request, cast(PortOneProvider, provider), None))]
 
-    def web(self, section: PortOneSettings, ctx: PluginContext, provider: PaymentProvider, *,
-            webhook_url: str) -> WebParts:
-        pages = PortOneReturnPages(cast(PortOneProvider, provider), ctx.links)
-        return WebParts(routes=pages.routes(), lifespans=[pages.lifespan])
+    # ---- shops' own accounts
+
+    def check_account(self, section: PortOneSettings, account: ShopAccount) -> None:
+        if not account.secrets.get("client_key"):
+            raise ValueError("client_key: required (the PortOne key from PortOne's admin console)")
+        if not account.secrets.get("secret_key"):
+            raise ValueError("secret_key: required (the PortOne secret key)")
+        if account.environment not in ("sandbox", "live"):
+            raise ValueError("--environment: \"sandbox\" or \"live\"")
+        code = account.country_code or ""
+        if len(code) != 2 or not code.isascii() or not code.isalpha():
+            raise ValueError("--country: a two-letter country code, e.g. TH")
+
+    def build_account(self, section: PortOneSettings, ctx: PluginContext, account: ShopAccount) -> PaymentProvider:
+        async def merchant_name(merchant_id: str) -> str:
+            merchant = await ctx.merchants.get(merchant_id)
+            return merchant.name if merchant is not None else "paylinks"
+
+        return PortOneProvider(client_key=account.secrets["client_key"], secret_key=account.secrets["secret_key"],
+                               environment=account.environment or "sandbox",
+                               country_code=(account.country_code or "").upper(),
+                               public_base_url=ctx.public_base_url, api_base_url=section.api_base_url,
+                               merchant_name=merchant_name, clock=ctx.clock)
+
+    async def verify_account(self, provider: PaymentProvider) -> None:
+        await cast(PortOneProvider, provider).client.check_credentials()
+
+    def account_web(self, section: PortOneSettings, ctx: PluginContext) -> WebParts:
+        pages = PortOneReturnPages(ctx.providers, ctx.links)
+        webhooks = PortOneWebhooks(ctx.links)
+        shop = ShopWebhooks(ctx.providers, ctx.links, self.name,
+                            lambda request, provider, account: webhooks.handle(
+                                request, cast(PortOneProvider, provider), account))
+        return WebParts(routes=[*pages.routes(), *shop.routes()])
 
 
 class PortOneWebhooks:
-    def __init__(self, provider: PortOneProvider, links: LinkService) -> None:
-        self.provider = provider
+    def __init__(self, links: LinkService) -> None:
         self.links = links
 
-    async def receive(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request, provider: PortOneProvider, account: str | None) -> web.Response:
         raw_body = await request.read()
         try:
-            outcome = self.provider.read_webhook(raw_body)
-            event = event_of(outcome)
+            outcome = provider.read_webhook(raw_body)
+            event = replace(event_of(outcome), account=account)
         except WebhookError as exc:
-            log.warning("webhook rejected provider=portone reason=%s", exc)
-            return web.json_response({"error": {"code": "invalid_webhook", "message": str(exc), "field": None}},
-                                     status=400)
+            log.warning("webhook rejected provider=portone account=%s reason=%s", account or "-", exc)
+            return invalid(str(exc))
+        reason = await foreign_reason(self.links, event, account)
+        if reason is not None:
+            log.warning("webhook refused provider=portone account=%s link=%s reason=%s", account or "-",
+                        event.link_id, reason)
+            return invalid(reason)
         if event.kind == "payment.succeeded":
             try:
-                confirmed = await self.provider.confirmed(outcome)
+                confirmed = await provider.confirmed(outcome)
             except ProviderError as exc:
                 # 503: PortOne retries; nothing is recorded on an unconfirmed webhook.
                 log.warning("portone webhook not confirmed link=%s ref=%s request_id=%s error=%s",
                             event.link_id, event.provider_ref, exc.request_id, exc)
-                return web.json_response({"error": {"code": "provider_unavailable", "message":
-                                                     "could not confirm with PortOne; retry later",
-                                                     "field": None}}, status=503)
+                return invalid("could not confirm with PortOne; retry later", status=503,
+                               code="provider_unavailable")
             if not confirmed:
                 log.warning("portone webhook says paid, fetch-status does not link=%s ref=%s",
                             event.link_id, event.provider_ref)
-                return web.json_response({"error": {"code": "invalid_webhook", "message":
-                                                     "PortOne's status does not confirm this payment",
-                                                     "field": None}}, status=400)
+                return invalid("PortOne's status does not confirm this payment")
         result, payment = await self.links.record_payment(event)
-        log.info("webhook processed provider=portone event=%s outcome=%s link=%s payment=%s", event.event_id,
-                 result.value, event.link_id or "-", payment.id if payment else "-")
+        log.info("webhook processed provider=portone account=%s event=%s outcome=%s link=%s payment=%s",
+                 account or "-", event.event_id, result.value, event.link_id or "-", payment.id if payment else "-")
         return web.json_response({"received": True, "outcome": result.value})
 
 
@@ -116,17 +152,22 @@ class PortOneReturnPages(ReturnPages):
         link_id = self.link_id_of(request)
         page_url = f"/p/{link_id}"
         query = {k: v for k, v in request.query.items()}
+        link = await self.links.get(link_id)
+        if link is None:
+            raise web.HTTPNotFound()
+        # Verified with the secret of the account the link's checkout was opened on.
+        chosen = await self.provider_for(link)
+        if chosen is None:
+            raise web.HTTPSeeOther(page_url)
+        provider = cast(PortOneProvider, chosen.provider)
         try:
-            self.provider.verify_redirect(query)
+            provider.verify_redirect(query)
         except WebhookError as exc:
             log.info("portone redirect not verified link=%s reason=%s", link_id, exc)
             raise web.HTTPSeeOther(page_url) from None
         parsed = mapping.parse_merchant_order_id(query.get("merchant_order_ref"))
         if parsed is None or parsed[0] != link_id:
             raise web.HTTPSeeOther(page_url)
-        link = await self.links.get(link_id)
-        if link is None:
-            raise web.HTTPNotFound()
         if link.status == LinkStatus.PAID:
             raise web.HTTPSeeOther(page_url)  # the receipt
         status = mapping.outcome_status(query.get("status"))
@@ -134,9 +175,9 @@ class PortOneReturnPages(ReturnPages):
             # Never paid from the redirect alone: the confirmed webhook records it; this page waits for it.
             return self.message("Processing", "Confirming your payment",
                                 "PortOne is confirming your payment. This page refreshes by itself and shows "
-                                "your receipt once it is confirmed.", refresh=True)
+                                "your receipt once it is confirmed.", test_mode=provider.test_mode, refresh=True)
         return self.message("Not paid", "The payment was not completed", "Nothing was charged. You can try again.",
-                            back_url=page_url)
+                            test_mode=provider.test_mode, back_url=page_url)
 
 
 PLUGIN = PortOnePlugin()
