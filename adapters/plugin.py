@@ -150,6 +150,9 @@ class PaymentProviderPlugin(Generic[SectionT]):
     # The secrets a shop's own account needs (`paylinks merchant set-provider` reads them from stdin);
     # empty: no per-shop accounts, a shop choosing this provider uses the deployment's instance.
     account_secrets: ClassVar[tuple[str, ...]] = ()
+    # Settings of a shop's account other than secrets ("environment", "country_code"), and their defaults.
+    account_options: ClassVar[tuple[str, ...]] = ()
+    account_defaults: ClassVar[Mapping[str, str]] = {}
 
     def section(self, settings: BaseModel) -> SectionT:
         return cast(SectionT, section_of(section_of(settings, "payments"), self.name))

@@ -20,6 +20,7 @@ from core.db import DatabaseBusy
 from core.links import LinkDraft, LinkError
 from core.merchants import MerchantError
 from core.money import Money, MoneyError, is_currency
+from core.secrets import SecretsError
 
 log = logging.getLogger("paylinks")
 
@@ -229,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--locale", help="e.g. en_SG")
     create.set_defaults(func=cmd_merchant_create)
     merchant.add_parser("list", help="list merchants").set_defaults(func=cmd_merchant_list)
+    from bots.accounts_cli import register_merchant
+
+    register_merchant(merchant)
 
     apikey = sub.add_parser("apikey", help="manage API keys").add_subparsers(dest="action", required=True)
     key_create = apikey.add_parser("create", help="create an API key; prints the secret once")
@@ -284,6 +288,15 @@ def _register_chat(sub: Any) -> None:
 EXTRA_COMMANDS.append(_register_chat)
 
 
+def _register_secrets(sub: Any) -> None:
+    from bots.accounts_cli import register
+
+    register(sub)
+
+
+EXTRA_COMMANDS.append(_register_secrets)
+
+
 def log_targets(args: argparse.Namespace) -> dict[str, Any]:
     """Logs go to stderr, except for a command that holds a conversation on the terminal (`chat` sets
     `logs_in_the_way`): there only with --verbose, and/or to --log-file."""
@@ -310,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)
         return int(result or 0)
-    except (UsageError, MoneyError, LinkError, MerchantError, ConfigError) as exc:
+    except (UsageError, MoneyError, LinkError, MerchantError, ConfigError, SecretsError) as exc:
         print(f"paylinks: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
         return 2
     except DatabaseBusy as exc:

@@ -70,7 +70,8 @@ class ProviderAccounts:
     async def set(self, merchant_id: str, provider: str, *, secrets: dict[str, str],
                   environment: str | None = None, country_code: str | None = None) -> ShopAccount:
         """Store (or replace) the shop's account; the secrets are encrypted before the write."""
-        encrypted = self.box.encrypt(json.dumps(secrets, sort_keys=True))
+        # No secrets (a provider without per-shop keys): nothing to encrypt, so no key is needed.
+        encrypted = self.box.encrypt(json.dumps(secrets, sort_keys=True)) if secrets else ""
         values = {"provider": provider, "environment": environment, "country_code": country_code,
                   "secrets": encrypted, "updated_at": self.clock()}
         async with self.db.write() as conn:

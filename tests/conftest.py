@@ -186,6 +186,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# A fixed Fernet key for the tests' settings (tests/core/test_secrets.py covers the key file).
+TEST_SECRET_KEY = "bRi8rvT6Tp6N4bDgCkUeQp0pTWuGkyrC2ku4kVtbZjI="
+
+
 def make_settings(database_url: str, port: int | None = None, **overrides: Any) -> Settings:
     settings = load_settings(env={})
     settings.database.url = database_url
@@ -193,6 +197,8 @@ def make_settings(database_url: str, port: int | None = None, **overrides: Any) 
     settings.server.port = port
     settings.server.public_base_url = f"http://127.0.0.1:{port}"
     settings.payments.sandbox.webhook_secret = Secret("whsec_test_secret")
+    # Secrets at rest are encrypted under this key (PostgreSQL needs one configured; core/secrets.py).
+    settings.security.secret_key = Secret(TEST_SECRET_KEY)
     for dotted, value in overrides.items():
         section, key = dotted.split("__")
         setattr(getattr(settings, section), key, value)

@@ -9,8 +9,9 @@ pending honestly (paid only once recorded; a success redirect alone is "confirmi
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Literal, cast
+from typing import ClassVar, Literal, cast
 
 from aiohttp import web
 from pydantic import BaseModel, SecretStr
@@ -44,6 +45,8 @@ class PortOnePlugin(PaymentProviderPlugin[PortOneSettings]):
     name = "portone"
     settings_model = PortOneSettings
     account_secrets = ("client_key", "secret_key")
+    account_options = ("environment", "country_code")
+    account_defaults: ClassVar[Mapping[str, str]] = {"environment": "sandbox"}
 
     def check(self, section: PortOneSettings, settings: BaseModel) -> None:
         if not section.client_key:
