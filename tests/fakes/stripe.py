@@ -20,6 +20,10 @@ Scripting:
     fake.fail("sessions.create", status=500)             # kinds: sessions.create, sessions.retrieve,
     fake.fail("sessions.create", status=429, times=2)    #   sessions.expire, account, balance, refunds.create
     fake.stall("sessions.retrieve", seconds=3)           # answer late (client timeouts)
+Several accounts: `add_account(secret_key, webhook_secret=…, webhook_url=…)` adds a Stripe account of its
+own (a shop's): its key sees only its own sessions, its events are signed with its own webhook secret and
+sent to its own endpoint. The constructor's keys are the first account (`webhook_secret`, `webhook_url`).
+
 Scripted failures happen in front of the API (as rate limiting or an outage at the edge would), before
 idempotency keys are looked at, so a retry with the same key reaches the API. A restricted key
 (`restricted_keys`) may not read the account: GET /v1/account answers 403, the balance works.
@@ -112,6 +116,15 @@ class Call:
 
 
 @dataclass
+class FakeAccount:
+    """One Stripe account: its id, the signing secret and URL of its webhook endpoint."""
+
+    id: str
+    webhook_secret: str
+    webhook_url: str | None = None
+
+
+@dataclass
 class _Failure:
     kind: str
     status: int
@@ -136,10 +149,25 @@ class FakeStripe:
         self._stalls: dict[str, float] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self._account_id = "acct_fake" + secrets.token_hex(4)
+        self.accounts: dict[str, FakeAccount] = {}  # secret key -> the other accounts (add_account)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def add_account(self, secret_key: str, *, webhook_secret: str, webhook_url: str | None = None) -> FakeAccount:
+        account = FakeAccount("acct_fake" + secrets.token_hex(4), webhook_secret, webhook_url)
+        self.accounts[secret_key] = account
+        self.secret_keys.add(secret_key)
+        return account
+
+    def _endpoint(self, key: str) -> tuple[str, str | None]:
+        """(webhook secret, webhook URL) of the account this key belongs to."""
+        account = self.accounts.get(key)
+        if account is None:
+            return self.webhook_secret, self.webhook_url
+        return account.webhook_secret, account.webhook_url
 
     async def start(self) -> FakeStripe:
         app = web.Application()
@@ -334,8 +362,9 @@ class FakeStripe:
         if key in self.restricted_keys:
             raise StripeParamError(None, "The provided key does not have the required permissions for this "
                                    "endpoint on account.", code="", status=403)
+        account = self.accounts.get(key)
         return {
-            "id": "acct_fake" + secrets.token_hex(4), "object": "account", "charges_enabled": True,
+            "id": account.id if account else self._account_id, "object": "account", "charges_enabled": True,
             "country": "SG", "default_currency": "sgd", "details_submitted": True, "payouts_enabled": True,
             "type": "standard", "email": "seller@example.com"}
 
@@ -418,19 +447,25 @@ class FakeStripe:
                       "data": {"object": _public(session)}, "pending_webhooks": 1})
         return event
 
-    def signed(self, event: dict[str, Any], *, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+    def signed(self, event: dict[str, Any], *, timestamp: int | None = None,
+               secret: str | None = None) -> tuple[bytes, dict[str, str]]:
+        """Signed as Stripe signs it: with `secret`, else the secret of the account the event's session is in."""
+        if secret is None:
+            session = self.sessions.get(str(event.get("data", {}).get("object", {}).get("id")))
+            secret = self._endpoint(session["_paylinks_fake"]["key"])[0] if session else self.webhook_secret
         payload = json.dumps(event)
         header = stripe.WebhookSignature.generate_signature_header(
-            payload, self.webhook_secret, timestamp=int(self.clock()) if timestamp is None else timestamp)
+            payload, secret, timestamp=int(self.clock()) if timestamp is None else timestamp)
         return payload.encode(), {"Stripe-Signature": header, "Content-Type": "application/json; charset=utf-8"}
 
     async def send_event(self, event_type: str, session: dict[str, Any]) -> None:
         event = self.event(event_type, session)
-        if not self.webhook_url:
+        _secret, webhook_url = self._endpoint(session["_paylinks_fake"]["key"])
+        if not webhook_url:
             self.events_sent.append((0, event))
             return
         body, headers = self.signed(event)
-        async with aiohttp.ClientSession() as client, client.post(self.webhook_url, data=body,
+        async with aiohttp.ClientSession() as client, client.post(webhook_url, data=body,
                                                                   headers=headers) as response:
             self.events_sent.append((response.status, event))
 
