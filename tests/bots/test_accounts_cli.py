@@ -230,7 +230,7 @@ async def test_postgresql_without_a_key_refuses_to_store_secrets(postgres_url: s
     no_secret_in(refused)
 
 
-class database:  # noqa: N801 - used as `async with database(env) as db`
+class database:
     def __init__(self, env: dict[str, str]) -> None:
         self.db = Database(env["PAYLINKS_DATABASE__URL"])
 
