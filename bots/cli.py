@@ -142,8 +142,10 @@ async def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int
     from bots.services import open_services
 
     async with open_services(settings) as services:
-        # A shop taking pretend payments (the sandbox) gets pl_test_ keys; one taking real money pl_live_.
-        _key, secret = await services.merchants.create_api_key(args.merchant, test=services.provider.test_mode)
+        # A shop taking pretend payments (the sandbox) gets pl_test_ keys; one taking real money pl_live_
+        # (through its own account when it has one, else the deployment's provider).
+        provider = (await services.providers.for_merchant(args.merchant)).provider
+        _key, secret = await services.merchants.create_api_key(args.merchant, test=provider.test_mode)
     print(secret)
     return 0
 

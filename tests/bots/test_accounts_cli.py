@@ -27,6 +27,7 @@ from tests.fakes.stripe import FakeStripe
 
 BIN = Path(sys.executable).parent / "paylinks"
 KEY, WHSEC = "sk_test_shop_cli_key_2468", "whsec_shop_cli_secret_1357"
+LIVE_KEY = "sk_live_shop_cli_key_8642"
 PORTONE_KEY, PORTONE_SECRET = "pk_test_CLI_SHOP", "sk_test_cli_portone_secret_9999"
 LEGACY_TOKEN = "xoxb-legacy-plaintext-token-0000"
 PUBLIC = "https://pay.example.com"
@@ -51,6 +52,7 @@ async def run(env: dict[str, str], *args: str, stdin: str = "") -> Ran:
 async def stripe_fake() -> AsyncIterator[FakeStripe]:
     server = await FakeStripe(secret_keys=("sk_test_deployment",), webhook_secret="whsec_deployment").start()
     server.add_account(KEY, webhook_secret=WHSEC)
+    server.add_account(LIVE_KEY, webhook_secret=WHSEC)
     yield server
     await server.close()
 
@@ -79,7 +81,7 @@ def key_file(env: dict[str, str]) -> Path:
     return Path(env["PAYLINKS_DATABASE__URL"].split(":///", 1)[1]).parent / KEY_FILE_NAME
 
 
-def no_secret_in(*outputs: Ran, secrets: tuple[str, ...] = (KEY, WHSEC, PORTONE_SECRET)) -> None:
+def no_secret_in(*outputs: Ran, secrets: tuple[str, ...] = (KEY, LIVE_KEY, WHSEC, PORTONE_SECRET)) -> None:
     for output in outputs:
         for secret in secrets:
             assert secret not in output.stdout and secret not in output.stderr
@@ -174,8 +176,11 @@ async def test_portone_and_the_sandbox(env: dict[str, str], portone_fake: FakePo
 async def test_rotate_secrets_reencrypts_every_row(env: dict[str, str]) -> None:
     shop = await merchant(env)
     saved = await run(env, "merchant", "set-provider", shop, "stripe",
-                      stdin=f"secret_key={KEY}\nwebhook_secret={WHSEC}\n")
+                      stdin=f"secret_key={LIVE_KEY}\nwebhook_secret={WHSEC}\n")
     assert saved.code == 0, saved.stderr
+    # The shop takes real money through its own account now: its API keys are live keys.
+    api_key = await run(env, "apikey", "create", "--merchant", shop)
+    assert api_key.code == 0 and api_key.stdout.startswith("pl_live_")
     # A Slack bot token stored in plaintext before encryption existed.
     async with database(env) as db, db.write() as conn:
         await conn.execute(insert(SLACK_BOTS).values(client_id="c1", app_id="A1", team_id="T1",
@@ -195,7 +200,7 @@ async def test_rotate_secrets_reencrypts_every_row(env: dict[str, str]) -> None:
     # Only the new key is needed now; the old one alone cannot read the secrets, and says which setting.
     only_new = {**env, "PAYLINKS_SECURITY__SECRET_KEY": new}
     shown = await run(only_new, "merchant", "show", shop)
-    assert shown.code == 0 and "…" + KEY[-4:] in shown.stdout
+    assert shown.code == 0 and "…" + LIVE_KEY[-4:] in shown.stdout
     only_old = {**env, "PAYLINKS_SECURITY__SECRET_KEY": old}
     refused = await run(only_old, "merchant", "show", shop)
     assert refused.code == 2 and "security.secret_key" in refused.stderr and "Traceback" not in refused.stderr
