@@ -20,6 +20,7 @@ from core.sql import insert_row, table
 
 ACCOUNTS = table(ProviderAccount)
 _HINT_LENGTH = 4
+_HINT_MIN_LENGTH = 12
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,10 @@ class ShopAccount:
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
     def hints(self) -> dict[str, str]:
-        """The last four characters of each secret (all that is ever shown of one)."""
-        return {name: "…" + value[-_HINT_LENGTH:] for name, value in sorted(self.secrets.items())}
+        """The last four characters of each secret (all that is ever shown of one); nothing of a secret
+        too short for four characters to be a small part of it."""
+        return {name: "…" + (value[-_HINT_LENGTH:] if len(value) >= _HINT_MIN_LENGTH else "")
+                for name, value in sorted(self.secrets.items())}
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,14 +84,16 @@ async def test_shop_accounts_are_stored_encrypted_and_rotated(db: Database) -> N
     old, new = generate_key(), generate_key()
     merchant = await MerchantService(db, default_currency="SGD", default_locale="en_SG").create("Shop")
     accounts = ProviderAccounts(db, SecretBox(secret_key=old))
-    saved = await accounts.set(merchant.id, "stripe", secrets={"secret_key": SECRET, "webhook_secret": "whsec_abcd"})
+    saved = await accounts.set(merchant.id, "stripe", secrets={"secret_key": SECRET, "webhook_secret": "whsec_long_abcd"})
     assert saved.version == 1 and SECRET not in repr(saved)
     assert saved.hints() == {"secret_key": "…4321", "webhook_secret": "…abcd"}
+    short = await accounts.set(merchant.id, "stripe", secrets={"secret_key": "sk_4321", "webhook_secret": "whsec_abcd"})
+    assert short.hints() == {"secret_key": "…", "webhook_secret": "…"}  # too short to show any of it
     async with db.read() as conn:
         [row] = (await conn.execute(select(table(ProviderAccount)))).all()
-    assert SECRET not in row.secrets and "whsec_abcd" not in row.secrets
+    assert SECRET not in row.secrets and "whsec_long_abcd" not in row.secrets
     again = await accounts.set(merchant.id, "stripe", secrets={"secret_key": SECRET, "webhook_secret": "whsec_efgh"})
-    assert again.version == 2
+    assert again.version == 3
     assert (await accounts.version_of(merchant.id)) is not None
 
     rotated = ProviderAccounts(db, SecretBox(secret_key=new, previous_keys=[old]))
@@ -99,6 +101,6 @@ async def test_shop_accounts_are_stored_encrypted_and_rotated(db: Database) -> N
     assert await rotated.rotate() == 0  # nothing left under the old key
     only_new = ProviderAccounts(db, SecretBox(secret_key=new))
     found = await only_new.get(merchant.id)
-    assert found is not None and found.secrets["webhook_secret"] == "whsec_efgh" and found.version == 2
+    assert found is not None and found.secrets["webhook_secret"] == "whsec_efgh" and found.version == 3
     with pytest.raises(SecretsError):
         await ProviderAccounts(db, SecretBox(secret_key=old)).get(merchant.id)
