@@ -588,6 +588,10 @@ class LinkService:
         for row in due:
             provider = await self.providers.for_account(row.provider, row.account)
             if not isinstance(provider, ReconcilingProvider):
+                # Nothing can ask about it (the sandbox, an account gone): never due again, so these rows
+                # cannot crowd out the ones that can be reconciled.
+                async with self.db.write() as conn:
+                    await conn.execute(update(CHECKOUTS).where(CHECKOUTS.c.id == row.id).values(next_check_at=None))
                 continue
             wait = min(self.reconcile_after * 2 ** min(row.checks + 1, 16), RECONCILE_MAX_WAIT)
             async with self.db.write() as conn:

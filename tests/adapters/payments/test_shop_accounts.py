@@ -19,7 +19,7 @@ from sqlalchemy import select
 from adapters.payments.portone import signing
 from bots.config import Secret
 from core.links import LinkDraft
-from core.models import LinkStatus, PaymentLink, ProviderAccount
+from core.models import CheckoutAttempt, LinkStatus, PaymentLink, ProviderAccount
 from core.money import Money
 from core.sql import table
 from tests.adapters.web.pages_support import page_of
@@ -283,3 +283,17 @@ async def test_a_portone_shop_on_a_sandbox_deployment(portone_live: LiveApp, por
     [payment] = await portone_live.services.links.payments_for(link.id)
     assert payment.account == shop.id
     assert not [secret for secret in ALL_SECRETS if secret in caplog.text]
+
+
+async def test_checkouts_no_provider_can_reconcile_stop_being_due(portone_live: LiveApp) -> None:
+    """Sandbox checkouts (nothing to ask) leave the reconcile queue instead of filling every batch."""
+    links = portone_live.services.links
+    links.reconcile_after = timedelta(0)
+    shop = await portone_live.services.merchants.create("Sandbox Shop", currency="THB", locale="en_SG")
+    for _ in range(3):
+        await press_pay(portone_live, await make_link(portone_live, shop.id, 250000, "THB"))
+    assert await links.reconcile(batch=2) == 0
+    assert await links.reconcile(batch=2) == 0
+    async with portone_live.services.db.read() as conn:
+        due = (await conn.execute(select(table(CheckoutAttempt).c.next_check_at))).scalars().all()
+    assert due == [None, None, None]
