@@ -84,7 +84,8 @@ async def test_shop_accounts_are_stored_encrypted_and_rotated(db: Database) -> N
     old, new = generate_key(), generate_key()
     merchant = await MerchantService(db, default_currency="SGD", default_locale="en_SG").create("Shop")
     accounts = ProviderAccounts(db, SecretBox(secret_key=old))
-    saved = await accounts.set(merchant.id, "stripe", secrets={"secret_key": SECRET, "webhook_secret": "whsec_long_abcd"})
+    saved = await accounts.set(merchant.id, "stripe",
+                               secrets={"secret_key": SECRET, "webhook_secret": "whsec_long_abcd"})
     assert saved.version == 1 and SECRET not in repr(saved)
     assert saved.hints() == {"secret_key": "…4321", "webhook_secret": "…abcd"}
     short = await accounts.set(merchant.id, "stripe", secrets={"secret_key": "sk_4321", "webhook_secret": "whsec_abcd"})
