@@ -491,3 +491,17 @@ async def test_paylinks_outbox_lists_pending_and_dead_rows_and_requeues_them(
     assert everything.stdout.strip() == "requeued 1 row"
     after = [line.split("\t")[1] for line in run_cli(env, "outbox").stdout.splitlines()[1:]]
     assert after == ["pending", "pending"]
+
+
+
+async def test_a_dispatcher_woken_and_cancelled_at_once_stops(db: Database, clocks: Clocks) -> None:
+    """Shutdown often lands just as new outbox rows wake the dispatcher (a link cancelled, a payment
+    recorded). On Python 3.11, asyncio.wait_for returned the wake-up and dropped the cancel, so the
+    dispatcher ran on and `paylinks serve` never exited."""
+    dispatcher = make_dispatcher(db, {}, clocks)
+    pause = asyncio.create_task(dispatcher._sleep(30))
+    await asyncio.sleep(0)  # the pause is waiting now
+    dispatcher.kick()
+    pause.cancel()
+    done, _ = await asyncio.wait([pause], timeout=5)
+    assert pause in done and pause.cancelled()
