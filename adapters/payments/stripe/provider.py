@@ -102,8 +102,11 @@ class StripeProvider:
             raise ProviderUnavailable(f"Stripe answered with an unreadable session ({exc})",
                                       provider=self.name) from None
 
-    async def reconcile_event(self, provider_ref: str) -> PaymentEvent | None:
-        """The paid session as its webhook would record it (the later webhook is then a duplicate)."""
+    async def reconcile_event(self, provider_ref: str, link: PaymentLink) -> PaymentEvent | None:
+        """The paid session as its webhook would record it (the later webhook is then a duplicate).
+
+        The session carries its own amount and currency; record_payment checks them against `link`.
+        """
         outcome = await self.session_outcome(provider_ref)
         if outcome.status is not OutcomeStatus.PAID:
             return None

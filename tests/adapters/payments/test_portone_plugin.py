@@ -13,12 +13,15 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from sqlalchemy import select, update
 
 from adapters.payments.portone.plugin import PLUGIN, PortOneSettings
 from bots.config import Secret
-from core.links import LinkDraft, LinkError
-from core.models import LinkStatus, PaymentLink, PaymentStatus
+from bots.jobs import sweep
+from core.links import CHECKOUTS, LinkDraft, LinkError
+from core.models import LinkStatus, OutboxMessage, PaymentLink, PaymentStatus
 from core.money import Money
+from core.sql import table
 from tests.adapters.web.pages_support import make_overdue, page_of
 from tests.conftest import LiveApp, make_settings, start_live_app
 from tests.fakes.portone import FakePortOne
@@ -243,3 +246,97 @@ async def test_links_portone_cannot_charge_are_refused_when_made(live: LiveApp) 
         await live.services.links.create(LinkDraft(merchant_id=merchant.id, money=Money(5120, "KWD"),
                                                    description="oil"))
     assert (caught.value.code, caught.value.field) == ("not_chargeable", "currency")
+
+
+# ---------------------------------------------------------------- reconciliation (missed webhooks)
+
+
+async def _make_due(live: LiveApp, link: PaymentLink) -> None:
+    async with live.services.db.write() as conn:
+        await conn.execute(update(CHECKOUTS).where(CHECKOUTS.c.link_id == link.id)
+                           .values(next_check_at=live.services.clock() - timedelta(seconds=1)))
+
+
+async def _alert_kinds(live: LiveApp, link: PaymentLink) -> list[str]:
+    outbox = table(OutboxMessage)
+    async with live.services.db.read() as conn:
+        return sorted(r.kind for r in (await conn.execute(select(outbox.c.kind)
+                                                          .where(outbox.c.link_id == link.id))).all())
+
+
+async def test_a_missed_webhook_is_reconciled_through_fetch_status_once(live: LiveApp, fake: FakePortOne) -> None:
+    link = await make_link(live)
+    ref = await press_pay(live, fake, link)
+    fake.webhook_url = None  # PortOne's webhook never arrives
+    await fake.settle(ref)
+    await sweep(live.services)
+    assert fake.calls_of("fetch") == [], "not asked before [payments] reconcile_after"
+    assert await link_status(live, link) == LinkStatus.ACTIVE
+
+    await _make_due(live, link)
+    await sweep(live.services)
+    (fetch,) = fake.calls_of("fetch")
+    assert fetch.path == f"/api/paymentLink/{ref}/fetch-status"
+    assert await link_status(live, link) == LinkStatus.PAID
+    (payment,) = await live.services.links.payments_for(link.id)
+    assert (payment.status, payment.provider_ref, payment.amount_minor, payment.currency, payment.livemode) == (
+        PaymentStatus.SUCCEEDED, ref, 250000, "THB", False)
+    alerts = await _alert_kinds(live, link)
+    assert alerts, "the seller is alerted as for a webhook"
+
+    # The late webhook (confirmed, as always) is a duplicate; a later sweep records nothing more.
+    status, answer = await post_webhook(live, fake.webhook_body(fake.links[ref]))
+    assert (status, answer["outcome"]) == (200, "duplicate")
+    await _make_due(live, link)
+    await sweep(live.services)
+    assert len(fake.calls_of("fetch")) == 2, "paid links are no longer asked about"
+    assert await payments(live, link) == [(PaymentStatus.SUCCEEDED, ref)]
+    assert await _alert_kinds(live, link) == alerts, "alerts once"
+
+
+async def test_an_unpaid_portone_link_is_asked_again_with_backoff_until_the_link_expires(
+        live: LiveApp, fake: FakePortOne) -> None:
+    link = await make_link(live)
+    ref = await press_pay(live, fake, link)
+    waits = []
+    for round_ in range(4):
+        if round_ == 1:
+            fake.fail("fetch", status=503)  # an outage round is logged and asked again later
+        await _make_due(live, link)
+        await sweep(live.services)
+        (checkout,) = await live.services.links.open_checkouts(link.id)
+        assert checkout.next_check_at is not None
+        waits.append(checkout.next_check_at - live.services.clock())
+    assert len(fake.calls_of("fetch")) == 4
+    assert waits == sorted(waits) and len(set(waits)) == 4, waits
+    assert await link_status(live, link) == LinkStatus.ACTIVE
+
+    # Once the link has expired it is no longer asked about (its expiry cancels the PortOne link).
+    await make_overdue(live.services, link.id, live.services.clock() - timedelta(minutes=1))
+    await _make_due(live, link)
+    await sweep(live.services)
+    assert len(fake.calls_of("fetch")) == 5  # the expiry's own look before cancelling, no reconcile round
+    assert fake.links[ref].status == "Cancelled"
+    await _make_due(live, link)
+    await sweep(live.services)
+    assert len(fake.calls_of("fetch")) == 5
+
+
+async def test_a_reconciled_payment_on_a_link_paid_meanwhile_is_refund_needed(live: LiveApp,
+                                                                               fake: FakePortOne) -> None:
+    """Two PortOne links of one single-use link, both paid; one webhook missed: one payment, one refund."""
+    link = await make_link(live)
+    first = await press_pay(live, fake, link)
+    second = await press_pay(live, fake, link)
+    fake.webhook_url = None
+    await fake.settle(first)
+    await fake.settle(second)
+    status, answer = await post_webhook(live, fake.webhook_body(fake.links[second]))
+    assert (status, answer["outcome"]) == (200, "paid")
+    # The link is paid now: its other checkout is no longer reconciled as a payment of the link...
+    await _make_due(live, link)
+    await sweep(live.services)
+    # ...and when its own webhook lands, the money is recorded to be refunded.
+    status, answer = await post_webhook(live, fake.webhook_body(fake.links[first]))
+    assert (status, answer["outcome"]) == (200, "refund_needed")
+    assert await payments(live, link) == [(PaymentStatus.REFUND_NEEDED, first), (PaymentStatus.SUCCEEDED, second)]

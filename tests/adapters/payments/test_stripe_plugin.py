@@ -490,3 +490,17 @@ async def test_the_chat_refuses_a_link_stripe_cannot_charge_with_an_example(live
     assert "Stripe" in answer
     links, _ = await live.services.links.list_links(merchant.id)
     assert links == []
+
+
+async def test_an_expired_links_sessions_are_no_longer_reconciled(live: LiveApp, fake: FakeStripe) -> None:
+    from bots.jobs import sweep
+
+    link = await make_link(live)
+    session_id = await press_pay(live, link)
+    await make_overdue(live.services, link.id, live.services.clock() - timedelta(minutes=1))
+    await _make_due(live, link)
+    await sweep(live.services)  # the sweeper expires the link (and its session) before reconciling
+    assert fake.sessions[session_id]["status"] == "expired"
+    await _make_due(live, link)
+    await sweep(live.services)
+    assert fake.calls_of("sessions.retrieve") == [], "an expired link's checkouts are not asked about"
