@@ -234,8 +234,9 @@ class LinkService:
         cursor: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        livemode: bool | None = None,
     ) -> tuple[list[PaymentLink], str | None]:
-        """Newest first. `cursor` is the id of the last link of the previous page."""
+        """Newest first. `cursor` is the id of the last link of the previous page; `livemode` None: both."""
         await self.expire_due(merchant_id=merchant_id)
         query = select(LINKS).where(LINKS.c.merchant_id == merchant_id)
         if status is not None:
@@ -244,6 +245,8 @@ class LinkService:
             query = query.where(LINKS.c.created_at >= since)
         if until is not None:
             query = query.where(LINKS.c.created_at < until)
+        if livemode is not None:
+            query = query.where(LINKS.c.livemode == livemode)
         async with self.db.read() as conn:
             if cursor:
                 anchor = (
