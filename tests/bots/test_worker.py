@@ -267,7 +267,7 @@ async def test_alerts_arriving_while_a_chat_waits_for_its_slot_join_one_digest(
     await dispatcher.run_once()
     texts = senders["telegram"].texts()
     assert len(texts) == 2
-    assert texts[1].startswith("✅ **3 payments** in the last minute, **S$9.00** in all:")
+    assert texts[1].startswith("✅ **3 payments** (🧪 Test mode) in the last minute, **S$9.00** in all:")
 
 
 async def test_sends_to_a_group_are_paced_and_far_slots_go_back_to_the_table(
