@@ -389,9 +389,14 @@ class PayPages:
                 link, return_url=self.links.url(link.id), idempotency_key=f"{link.id}:{attempt}"
             )
         except Exception as exc:  # a provider outage must give the customer a page, not a 500
-            # The provider's request id (ProviderError.request_id) is what its support asks for.
-            log.exception("checkout failed link=%s attempt=%d provider=%s request_id=%s", link.id, attempt,
-                          self.provider.name, getattr(exc, "request_id", None))
+            # The provider's request id (ProviderError.request_id) is what its support asks for. A classified
+            # provider failure (it has a request_id attribute, maybe None) is one line; anything else a traceback.
+            if hasattr(exc, "request_id"):
+                log.warning("checkout failed link=%s attempt=%d provider=%s request_id=%s status=%s error=%s",
+                            link.id, attempt, self.provider.name, exc.request_id, getattr(exc, "status", None), exc)
+            else:
+                log.exception("checkout failed link=%s attempt=%d provider=%s request_id=None", link.id, attempt,
+                              self.provider.name)
             html = self.message_template.render(
                 lang="en", title="Payment could not start", sandbox=False, tone="bad", badge="Try again",
                 heading="The payment could not start",

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select, update
 
 from adapters.payments.portone.plugin import PLUGIN, PortOneSettings
+from adapters.payments.portone.provider import PortOneProvider
 from bots.config import Secret
 from bots.jobs import sweep
 from core.links import CHECKOUTS, LinkDraft, LinkError
@@ -218,7 +219,7 @@ async def test_an_outage_on_pay_shows_a_calm_try_again_page(live: LiveApp, fake:
     page = await page_of(response)
     assert "try again" in page.text().lower()
     assert SECRET not in page.html and SECRET not in caplog.text
-    assert any("request_id=" in r.getMessage() for r in caplog.records)
+    assert any("request_id=req_fake_outage" in r.getMessage() for r in caplog.records)
     assert (await press_pay(live, fake, link))
 
 
@@ -340,3 +341,51 @@ async def test_a_reconciled_payment_on_a_link_paid_meanwhile_is_refund_needed(li
     status, answer = await post_webhook(live, fake.webhook_body(fake.links[first]))
     assert (status, answer["outcome"]) == (200, "refund_needed")
     assert await payments(live, link) == [(PaymentStatus.REFUND_NEEDED, first), (PaymentStatus.SUCCEEDED, second)]
+
+
+# ---------------------------------------------------------------- point 7: reordered, paid twice, timeouts
+
+
+async def test_reordered_webhooks_make_one_payment(live: LiveApp, fake: FakePortOne) -> None:
+    """The paid webhook first, then older "Processing"/"Failed" ones that were delayed: nothing changes."""
+    link = await make_link(live)
+    ref = await press_pay(live, fake, link)
+    fake.links[ref].status = "Success"
+    paid = fake.webhook_body(fake.links[ref])
+    fake.links[ref].status = "Processing"
+    older = fake.webhook_body(fake.links[ref])
+    fake.links[ref].status = "Success"
+    fake.links[ref].order_ref = "2Or_first_try"
+    failed_txn = fake.payment_webhook_body(fake.links[ref], "Failed")  # a failed card try before the good one
+    assert (await post_webhook(live, paid))[1]["outcome"] == "paid"
+    assert (await post_webhook(live, older))[1]["outcome"] == "ignored"
+    assert (await post_webhook(live, failed_txn))[1]["outcome"] == "ignored"
+    assert await link_status(live, link) == LinkStatus.PAID
+    assert await payments(live, link) == [(PaymentStatus.SUCCEEDED, ref)]
+
+
+async def test_a_single_use_link_paid_twice_at_once_keeps_one_and_refunds_the_other(
+        live: LiveApp, fake: FakePortOne) -> None:
+    link = await make_link(live)
+    first, second = await press_pay(live, fake, link), await press_pay(live, fake, link)
+    for ref in (first, second):
+        fake.links[ref].status = "Success"
+    bodies = [fake.webhook_body(fake.links[first]), fake.webhook_body(fake.links[second])] * 2
+    answers = await asyncio.gather(*(post_webhook(live, body) for body in bodies))
+    assert sorted(answer["outcome"] for _, answer in answers) == ["duplicate", "duplicate", "paid", "refund_needed"]
+    assert await link_status(live, link) == LinkStatus.PAID
+    assert sorted(status for status, _ in await payments(live, link)) == [PaymentStatus.REFUND_NEEDED,
+                                                                          PaymentStatus.SUCCEEDED]
+
+
+async def test_a_portone_timeout_on_pay_shows_the_try_again_page(live: LiveApp, fake: FakePortOne) -> None:
+    link = await make_link(live)
+    provider = live.services.provider
+    assert isinstance(provider, PortOneProvider)
+    await provider.close()
+    provider.timeout_s = 0.3
+    fake.stall("create", 1.5)
+    response = await live.client.post(f"/p/{link.id}/pay", allow_redirects=False)
+    assert response.status in (502, 503)
+    page = await page_of(response)
+    assert "try again" in page.text().lower() and "Traceback" not in page.html
