@@ -398,7 +398,8 @@ class PayPages:
                 log.exception("checkout failed link=%s attempt=%d provider=%s request_id=None", link.id, attempt,
                               self.provider.name)
             html = self.message_template.render(
-                lang="en", title="Payment could not start", sandbox=False, tone="bad", badge="Try again",
+                lang="en", title="Payment could not start", sandbox=False, test_mode=not link.livemode,
+                tone="warn", badge="Try again",
                 heading="The payment could not start",
                 explanation="The payment provider did not answer. Nothing was charged; please try again.",
                 back_url=page_url, back_label="Back to the payment",

@@ -389,3 +389,12 @@ async def test_a_portone_timeout_on_pay_shows_the_try_again_page(live: LiveApp, 
     assert response.status in (502, 503)
     page = await page_of(response)
     assert "try again" in page.text().lower() and "Traceback" not in page.html
+
+
+async def test_the_pay_pages_csp_lets_pay_go_to_portone_checkout(live: LiveApp, fake: FakePortOne) -> None:
+    """Browsers check CSP form-action on the Pay form's 303: PortOne's hosted page must be allowed."""
+    link = await make_link(live)
+    response = await live.client.get(f"/p/{link.id}")
+    csp = response.headers["Content-Security-Policy"]
+    (form_action,) = [part.split()[1:] for part in csp.split("; ") if part.startswith("form-action")]
+    assert form_action == ["'self'", live.base_url, "https://checkout.portone.cloud", fake.url]

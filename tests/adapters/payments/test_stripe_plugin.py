@@ -538,3 +538,12 @@ async def test_a_single_use_link_paid_twice_at_once_keeps_one_and_refunds_the_ot
     assert await link_status(live, link) == LinkStatus.PAID
     assert sorted(status for status, _ in await payments(live, link)) == [PaymentStatus.REFUND_NEEDED,
                                                                           PaymentStatus.SUCCEEDED]
+
+
+async def test_the_pay_pages_csp_lets_pay_go_to_stripe_checkout(live: LiveApp, fake: FakeStripe) -> None:
+    """Browsers check CSP form-action on the Pay form's 303: Stripe's hosted page must be allowed."""
+    link = await make_link(live)
+    response = await live.client.get(f"/p/{link.id}")
+    csp = response.headers["Content-Security-Policy"]
+    (form_action,) = [part.split()[1:] for part in csp.split("; ") if part.startswith("form-action")]
+    assert form_action == ["'self'", live.base_url, "https://checkout.stripe.com", fake.url]
