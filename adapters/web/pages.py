@@ -23,6 +23,7 @@ from babel.dates import format_date, format_datetime
 from sqlalchemy import Connection, PoolProxiedConnection, bindparam, select
 
 from adapters.qr import render_qr
+from adapters.web.security import origin_of
 from core.db import Database
 from core.links import LinkService
 from core.models import LinkStatus, Merchant, Payment, PaymentLink, PaymentStatus
@@ -246,6 +247,10 @@ class PayPages:
         self.message_template = env.get_template("message.html")
         self._pay_html: dict[PageLink, bytes] = {}
         self._sqlite = SqlitePageReader()
+        # Where Pay's 303 may go: these origins are in CSP form-action (adapters/web/security.py).
+        self.redirect_origins = frozenset(
+            o for o in (origin_of(links.public_base_url), *(origin_of(u) for u in getattr(
+                provider, "checkout_origins", ()))) if o)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -408,6 +413,16 @@ class PayPages:
         # Remembered so the checkout can be closed at the provider when the link is cancelled or expires.
         await self.links.record_checkout(link.id, attempt, self.provider.name, checkout.provider_ref)
         log.info("checkout started link=%s attempt=%d checkout=%s", link.id, attempt, checkout.provider_ref)
+        if origin_of(checkout.url) not in self.redirect_origins:
+            # A checkout host CSP form-action does not list (providers treat the URL as theirs to pick):
+            # browsers would silently refuse a 303 there after the form post, so step over with a page.
+            log.info("checkout on an unlisted origin link=%s origin=%s", link.id, origin_of(checkout.url))
+            html = self.message_template.render(
+                lang="en", title="Opening the payment page", sandbox=False, test_mode=not link.livemode,
+                tone="warn", badge="One moment", heading="Opening the payment page",
+                explanation="You are being taken to the payment provider's page.",
+                back_url=checkout.url, back_label="Continue to payment", refresh_url=checkout.url)
+            return web.Response(text=html, content_type="text/html", headers=HTML_HEADERS)
         raise web.HTTPSeeOther(checkout.url)
 
     # ---- QR codes

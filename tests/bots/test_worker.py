@@ -428,7 +428,8 @@ async def test_serve_runs_the_dispatcher_and_rows_without_a_sender_never_stop_it
         await services.links.record_payment(PaymentEvent("sandbox", f"e-{platform}", "payment.succeeded",
                                                          link.id, f"c-{platform}", 990, "SGD"))
     await sender.wait_for(1)
-    assert sender.messages[0][1:3] == ("room-1", "✅ Paid (🧪 Test mode): **S$9.90** — tart\nat " + sender.messages[0][2][-9:])
+    sent_at = sender.messages[0][2][-9:]
+    assert sender.messages[0][1:3] == ("room-1", "✅ Paid (🧪 Test mode): **S$9.90** — tart\nat " + sent_at)
     async with asyncio.timeout(10):
         while True:
             rows = {r.platform: r for r in await outbox_rows(services.db)}

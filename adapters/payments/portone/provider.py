@@ -28,8 +28,9 @@ log = logging.getLogger("paylinks.payments.portone")
 PAID_KIND = "payment.succeeded"
 _ID_MAX = 200
 _LINK_ID_MAX = 40
-# Where PortOne's payment_link URLs point (the spec's example: https://checkout.portone.cloud?ref=…).
-CHECKOUT_ORIGIN = "https://checkout.portone.cloud"
+# Where PortOne's payment_link URLs point (examples: checkout.portone.cloud?ref=…, stage-checkout… for
+# the sandbox); another host still works, through a "continue" page (adapters/web/pages.py).
+CHECKOUT_ORIGINS = ("https://checkout.portone.cloud", "https://stage-checkout.portone.cloud")
 
 MerchantName = Callable[[str], Awaitable[str]]
 
@@ -57,7 +58,7 @@ class PortOneProvider:
         self.clock = clock
         self.test_mode = environment != "live"
         # Pay's 303 goes there (CSP form-action, adapters/web/security.py); the API's origin too (a stand-in).
-        self.checkout_origins = (CHECKOUT_ORIGIN, self.api_base_url)
+        self.checkout_origins = (*CHECKOUT_ORIGINS, self.api_base_url)
         self._client: PortOneClient | None = None
 
     def __repr__(self) -> str:  # never the secret

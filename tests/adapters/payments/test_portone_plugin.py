@@ -397,4 +397,20 @@ async def test_the_pay_pages_csp_lets_pay_go_to_portone_checkout(live: LiveApp, 
     response = await live.client.get(f"/p/{link.id}")
     csp = response.headers["Content-Security-Policy"]
     (form_action,) = [part.split()[1:] for part in csp.split("; ") if part.startswith("form-action")]
-    assert form_action == ["'self'", live.base_url, "https://checkout.portone.cloud", fake.url]
+    assert form_action == ["'self'", live.base_url, "https://checkout.portone.cloud",
+                           "https://stage-checkout.portone.cloud", fake.url]
+
+
+async def test_a_checkout_on_another_host_is_reached_through_a_continue_page(live: LiveApp,
+                                                                             fake: FakePortOne) -> None:
+    """PortOne's checkout URL is opaque: on a host CSP does not list, a 303 would be refused by browsers."""
+    link = await make_link(live)
+    pages = next(r.handler.__self__ for r in live.app.router.routes()  # type: ignore[attr-defined]
+                 if getattr(r.handler, "__name__", "") == "pay")
+    pages.redirect_origins = frozenset({live.base_url})  # as if the fake's host were not a checkout origin
+    response = await live.client.post(f"/p/{link.id}/pay", allow_redirects=False)
+    assert response.status == 200
+    page = await page_of(response)
+    (refresh,) = [m.attrs["content"] for m in page.all("meta") if m.attrs.get("http-equiv") == "refresh"]
+    assert refresh.startswith(f"0;url={fake.url}/checkout?ref=")
+    assert any(a.attrs.get("href") == refresh.removeprefix("0;url=") for a in page.all("a"))
