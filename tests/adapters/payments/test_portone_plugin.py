@@ -134,12 +134,16 @@ async def test_a_success_redirect_alone_is_not_a_receipt(live: LiveApp, fake: Fa
     ref = await press_pay(live, fake, link)
     fake.webhook_url = None  # the webhook is late
     await fake.settle(ref)
+    fake.links[ref].status = "Processing"  # and PortOne's own status does not say paid yet
     params = fake.redirect_params(fake.links[ref], "Success")
     response = await live.client.get(f"/p/{link.id}/return/portone", params=params)
     page = await page_of(response)
     assert page.h1 == "Confirming your payment"
     assert any(m.attrs.get("http-equiv") == "refresh" for m in page.all("meta"))
     assert await link_status(live, link) == LinkStatus.ACTIVE
+    fake.fail("fetch", status=503)  # PortOne down: still confirming, no error page
+    response = await live.client.get(f"/p/{link.id}/return/portone", params=params)
+    assert (response.status, (await page_of(response)).h1) == (200, "Confirming your payment")
     # A forged redirect (status changed after signing) goes back to the pay page.
     response = await live.client.get(f"/p/{link.id}/return/portone", params={**params, "status": "Failed"},
                                      allow_redirects=False)
@@ -148,6 +152,25 @@ async def test_a_success_redirect_alone_is_not_a_receipt(live: LiveApp, fake: Fa
     failed = fake.redirect_params(fake.links[ref], "Failed")
     page = await page_of(await live.client.get(f"/p/{link.id}/return/portone", params=failed))
     assert page.h1 == "The payment was not completed"
+
+
+async def test_the_return_records_a_payment_portone_confirms_before_its_webhook(live: LiveApp,
+                                                                                fake: FakePortOne) -> None:
+    link = await make_link(live)
+    ref = await press_pay(live, fake, link)
+    fake.webhook_url = None  # the webhook is late
+    await fake.settle(ref)
+    params = fake.redirect_params(fake.links[ref], "Success")
+    response = await live.client.get(f"/p/{link.id}/return/portone", params=params, allow_redirects=False)
+    assert (response.status, response.headers["Location"]) == (303, f"/p/{link.id}?payment={ref}")
+    assert fake.calls_of("fetch"), "confirmed with PortOne's fetch-status, not the redirect alone"
+    assert await payments(live, link) == [(PaymentStatus.SUCCEEDED, ref)]
+    assert (await page_of(await live.client.get(response.headers["Location"]))).h1 == "Payment received"
+    # The late webhook is a duplicate; so is the customer reloading the return page.
+    assert (await post_webhook(live, fake.webhook_body(fake.links[ref])))[1]["outcome"] == "duplicate"
+    again = await live.client.get(f"/p/{link.id}/return/portone", params=params, allow_redirects=False)
+    assert again.status == 303
+    assert await payments(live, link) == [(PaymentStatus.SUCCEEDED, ref)]
 
 
 async def test_replayed_tampered_and_unconfirmed_webhooks(live: LiveApp, fake: FakePortOne) -> None:
