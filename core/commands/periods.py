@@ -17,7 +17,7 @@ def _month_label(year: int, month: int, ctx: ParseContext) -> str:
     return format_skeleton("yMMMM", datetime(year, month, 1), locale=babel_locale(ctx.locale))
 
 
-_MODES = {"live": True, "real": True, "test": False, "sandbox": False}
+_MODES = {"live": True, "real": True, "test": False}
 
 
 def parse_report(rest: str, ctx: ParseContext) -> Report:
