@@ -79,7 +79,9 @@ def _mount_pages(app: web.Application, services: Services) -> None:
 
     public_base_url = services.settings.server.public_base_url
     # CSP, X-Frame-Options, Referrer-Policy, nosniff on every response (a handler may set its own).
-    app.middlewares.append(security_headers(public_base_url))
+    # The provider's hosted checkout pages are where Pay's 303 goes: CSP form-action must allow them.
+    checkout_origins: tuple[str, ...] = getattr(services.provider, "checkout_origins", ())
+    app.middlewares.append(security_headers(public_base_url, checkout_origins))
     templates = make_templates()
     app.middlewares.append(database_busy_pages(templates))  # a calm 503 page when a write stays refused
     app.router.add_routes(StaticFiles().routes())

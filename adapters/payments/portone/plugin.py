@@ -3,13 +3,16 @@
 POST /webhooks/portone: the body's signature_hash is verified (constant time), then PortOne's
 fetch-status must confirm the payment link succeeded before LinkService records it.
 GET /p/{link_id}/return/portone: the redirect's signature is verified; the page says paid / failed /
-pending honestly (paid only once recorded; a success redirect alone is "confirming", never a receipt).
+pending honestly. A success redirect alone is never a receipt: the route asks fetch-status about that
+attempt's PortOne link and, when PortOne says it succeeded, records the payment exactly as the confirmed
+webhook would (which is then a duplicate); otherwise a "confirming" page refreshes itself.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Literal, cast
+from urllib.parse import quote
 
 from aiohttp import web
 from pydantic import BaseModel, SecretStr
@@ -21,7 +24,7 @@ from adapters.payments.portone.provider import PortOneProvider, event_of
 from adapters.payments.return_pages import ReturnPages
 from adapters.plugin import PaymentProviderPlugin, PluginContext, WebParts
 from core.links import LinkService
-from core.models import LinkStatus
+from core.models import LinkStatus, PaymentLink
 from core.ports import PaymentProvider, WebhookError
 from core.settings import NO_SECRET, Section, reveal
 
@@ -131,12 +134,33 @@ class PortOneReturnPages(ReturnPages):
             raise web.HTTPSeeOther(page_url)  # the receipt
         status = mapping.outcome_status(query.get("status"))
         if status is OutcomeStatus.PAID or status is OutcomeStatus.PENDING:
-            # Never paid from the redirect alone: the confirmed webhook records it; this page waits for it.
+            # Never paid from the redirect alone: PortOne's fetch-status must say so, exactly as for a webhook
+            # (the webhook that follows is then a duplicate). Until then this page waits and looks again.
+            recorded = await self._confirm(link, parsed[1])
+            if recorded is not None:  # the pay page shows the receipt, or the refund notice
+                raise web.HTTPSeeOther(f"{page_url}?payment={quote(recorded)}")
             return self.message("Processing", "Confirming your payment",
                                 "PortOne is confirming your payment. This page refreshes by itself and shows "
                                 "your receipt once it is confirmed.", refresh=True)
         return self.message("Not paid", "The payment was not completed", "Nothing was charged. You can try again.",
                             back_url=page_url)
+
+    async def _confirm(self, link: PaymentLink, attempt: int) -> str | None:
+        """Ask fetch-status about this attempt's PortOne link; its ref once a payment of it is recorded."""
+        checkout = next((c for c in await self.links.open_checkouts(link.id) if c.attempt == attempt), None)
+        if checkout is None or checkout.provider != self.name:
+            return None
+        try:
+            event = await self.provider.reconcile_event(checkout.provider_ref, link)
+        except ProviderError as exc:
+            log.info("portone return not confirmed yet link=%s ref=%s request_id=%s error=%s",
+                     link.id, checkout.provider_ref, exc.request_id, exc)
+            return None
+        if event is None:
+            return None
+        result, _payment = await self.links.record_payment(event)
+        log.info("portone return recorded link=%s ref=%s outcome=%s", link.id, checkout.provider_ref, result.value)
+        return checkout.provider_ref
 
 
 PLUGIN = PortOnePlugin()
