@@ -189,6 +189,10 @@ class PaymentProviderPlugin(Generic[SectionT]):
     async def verify_account(self, provider: PaymentProvider) -> None:
         """Prove the account's credentials work with one call to the provider (raises ProviderError)."""
 
+    def checkout_origins(self, section: SectionT) -> tuple[str, ...]:
+        """Where a shop's own account of this provider sends customers to pay (CSP form-action)."""
+        return ()
+
     def shop_webhook_path(self, merchant_id: str = "{merchant_id}") -> str:
         return f"/webhooks/{self.name}/{merchant_id}"
 

@@ -79,11 +79,18 @@ def _mount_pages(app: web.Application, services: Services) -> None:
 
     public_base_url = services.settings.server.public_base_url
     # CSP, X-Frame-Options, Referrer-Policy, nosniff on every response (a handler may set its own).
-    app.middlewares.append(security_headers(public_base_url))
+    # The provider's hosted checkout pages are where Pay's 303 goes: CSP form-action must allow them.
+    # Every provider a shop may pay through: the deployment's and those shops may have their own account of.
+    checkout_origins: list[str] = list(getattr(services.provider, "checkout_origins", ()))
+    for plugin in registry.payment_providers().values():
+        checkout_origins.extend(plugin.checkout_origins(plugin.section(services.settings)))
+    checkout_origins = list(dict.fromkeys(checkout_origins))
+    app.middlewares.append(security_headers(public_base_url, checkout_origins))
     templates = make_templates()
     app.middlewares.append(database_busy_pages(templates))  # a calm 503 page when a write stays refused
     app.router.add_routes(StaticFiles().routes())
-    pages = PayPages(db=services.db, links=services.links, providers=services.providers, templates=templates)
+    pages = PayPages(db=services.db, links=services.links, providers=services.providers,
+                     checkout_origins=checkout_origins, templates=templates)
     app.cleanup_ctx.append(pages.lifespan)  # after database_ctx, so it ends before the engine is disposed
     app.router.add_routes(pages.routes())
 

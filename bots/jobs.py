@@ -14,6 +14,9 @@ from core.db import DatabaseBusy
 
 log = logging.getLogger("paylinks.jobs")
 
+# How long shutdown waits for the jobs once cancelled (the dispatcher's own wait for sends is 5 s).
+SHUTDOWN_GRACE_S = 20.0
+
 
 async def _every(interval_s: float, name: str, job: Callable[[], Awaitable[object]]) -> None:
     while True:
@@ -69,4 +72,8 @@ async def background_jobs(services: Services) -> AsyncIterator[list[asyncio.Task
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Shutdown must end even if a job is stuck (the dispatcher itself needs a few seconds to record
+        # sends in flight): what is still running after the grace period is named and left behind.
+        _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
+        for task in stuck:
+            log.error("background job %s did not stop within %.0fs; leaving it", task.get_name(), SHUTDOWN_GRACE_S)

@@ -524,6 +524,6 @@ class Conversation:
         return Reply(f"🔕 Paid alerts for **{name}** are off in this chat{already}.")
 
     async def _report(self, command: Report, identity: Identity, message: IncomingMessage) -> list[Reply]:
-        data = await self.reports.report(identity.merchant.id, command.period)
+        data = await self.reports.report(identity.merchant.id, command.period, livemode=command.livemode)
         merchant = identity.merchant
         return [Reply(render_report(data, merchant.name, merchant.locale, merchant.default_currency))]

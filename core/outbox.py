@@ -214,6 +214,7 @@ class Outbox:
             description=link.description, at=event.at, locale=merchant.locale if merchant else "en",
             merchant_name=merchant.name if merchant else "", reference=link.reference,
             payer_name=event.payment.payer_name if event.payment else None, url=self.link_url(link.id),
+            livemode=bool(event.payment.livemode if event.payment else link.livemode),
         )
         planned: list[tuple[Target, Role, dict[str, Any]]] = []
         if event.kind is LinkEventKind.CREATED:

@@ -229,8 +229,12 @@ class ClosingProvider(Protocol):
 class ReconcilingProvider(Protocol):
     """Optional: a provider that can say whether a checkout was paid (a missed webhook is reconciled)."""
 
-    async def reconcile_event(self, provider_ref: str) -> PaymentEvent | None:
-        """The payment this checkout made, as its webhook would say it; None while it is not paid."""
+    async def reconcile_event(self, provider_ref: str, link: PaymentLink) -> PaymentEvent | None:
+        """The payment this checkout of `link` made, as its webhook would say it; None while it is not paid.
+
+        `link` is the stored link the checkout was opened for (a provider whose status call carries no
+        amount, like PortOne's fetch-status, charges exactly what the checkout was created with).
+        """
         ...
 
 

@@ -2,6 +2,7 @@
 
 Numbers come from SQL aggregates (one GROUP BY per question); rendering is pure and returns Reply markup,
 with amounts in the merchant's locale and times in the merchant's time zone (from the locale's territory).
+Test money (links with livemode false) is counted apart from live money and never added to it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from core.links import LinkService
 from core.locales import babel_locale, timezone_for
 from core.models import LinkStatus, PaymentLink
 from core.money import format_money
+from core.outbox_texts import TEST_MARK
 from core.sql import table
 
 LINKS = table(PaymentLink)
@@ -67,8 +69,9 @@ class Totals:
 
 
 @dataclass(frozen=True, slots=True)
-class ReportData:
-    period: Period
+class Figures:
+    """One kind of money's figures for a period (live money and test money are never added up)."""
+
     paid: dict[str, Totals] = field(default_factory=dict)  # paid within the period, by currency
     open: dict[str, Totals] = field(default_factory=dict)  # made within the period and still payable
     expired: int = 0
@@ -79,51 +82,116 @@ class ReportData:
         return not (self.paid or self.open or self.expired or self.cancelled)
 
 
+@dataclass(frozen=True, slots=True)
+class ReportData:
+    period: Period
+    live: Figures = field(default_factory=Figures)
+    test: Figures = field(default_factory=Figures)  # sandbox, Stripe test keys, PortOne sandbox
+    only: bool | None = None  # the seller's filter: True live money only, False test money only
+
+    @property
+    def livemode(self) -> bool:
+        """Which money the report's main lines show: live, unless asked for test or there is only test."""
+        if self.only is not None:
+            return self.only
+        return not self.live.empty or self.test.empty
+
+    @property
+    def main(self) -> Figures:
+        return self.live if self.livemode else self.test
+
+    @property
+    def beside(self) -> Figures | None:
+        """Test money shown on its own line under live totals (never added to them); None when filtered."""
+        if self.only is not None or not self.livemode or self.test.empty:
+            return None
+        return self.test
+
+    @property
+    def paid(self) -> dict[str, Totals]:
+        return self.main.paid
+
+    @property
+    def open(self) -> dict[str, Totals]:
+        return self.main.open
+
+    @property
+    def expired(self) -> int:
+        return self.main.expired
+
+    @property
+    def cancelled(self) -> int:
+        return self.main.cancelled
+
+    @property
+    def empty(self) -> bool:
+        return self.main.empty and self.beside is None
+
+
 class ReportService:
     def __init__(self, db: Database, links: LinkService, *, clock: Clock = utcnow) -> None:
         self.db = db
         self.links = links
         self.clock = clock
 
-    async def report(self, merchant_id: str, period: Period) -> ReportData:
+    async def report(self, merchant_id: str, period: Period, *, livemode: bool | None = None) -> ReportData:
+        """Both kinds of money, separately; `livemode` True/False: only that kind (the seller's filter)."""
         await self.links.expire_due(merchant_id=merchant_id)
         count, total = func.count(LINKS.c.id), func.coalesce(func.sum(LINKS.c.amount_minor), 0)
+        mode = LINKS.c.livemode
         async with self.db.read() as conn:
             paid_rows = (
                 await conn.execute(
-                    select(LINKS.c.currency, count, total)
+                    select(mode, LINKS.c.currency, count, total)
                     .where(
                         LINKS.c.merchant_id == merchant_id,
                         LINKS.c.status == LinkStatus.PAID.value,
                         LINKS.c.paid_at >= period.start,
                         LINKS.c.paid_at < period.end,
                     )
-                    .group_by(LINKS.c.currency)
+                    .group_by(mode, LINKS.c.currency)
                 )
             ).all()
             made_rows = (
                 await conn.execute(
-                    select(LINKS.c.status, LINKS.c.currency, count, total)
+                    select(mode, LINKS.c.status, LINKS.c.currency, count, total)
                     .where(
                         LINKS.c.merchant_id == merchant_id,
                         LINKS.c.status != LinkStatus.PAID.value,
                         LINKS.c.created_at >= period.start,
                         LINKS.c.created_at < period.end,
                     )
-                    .group_by(LINKS.c.status, LINKS.c.currency)
+                    .group_by(mode, LINKS.c.status, LINKS.c.currency)
                 )
             ).all()
-        paid = {r[0]: Totals(int(r[1]), int(r[2])) for r in paid_rows}
-        open_: dict[str, Totals] = {}
-        expired = cancelled = 0
-        for status, currency, n, amount in made_rows:
+        figures = {True: _Tally(), False: _Tally()}
+        for live, currency, n, amount in paid_rows:
+            figures[bool(live)].paid[currency] = Totals(int(n), int(amount))
+        for live, status, currency, n, amount in made_rows:
+            tally = figures[bool(live)]
             if status == LinkStatus.ACTIVE.value:
-                open_[currency] = Totals(int(n), int(amount))
+                tally.open[currency] = Totals(int(n), int(amount))
             elif status == LinkStatus.EXPIRED.value:
-                expired += int(n)
+                tally.expired += int(n)
             elif status == LinkStatus.CANCELLED.value:
-                cancelled += int(n)
-        return ReportData(period, paid, open_, expired, cancelled)
+                tally.cancelled += int(n)
+        live_figures, test_figures = figures[True].done(), figures[False].done()
+        if livemode is True:
+            test_figures = Figures()
+        elif livemode is False:
+            live_figures = Figures()
+        return ReportData(period, live_figures, test_figures, only=livemode)
+
+
+@dataclass
+class _Tally:
+    paid: dict[str, Totals] = field(default_factory=dict)
+    open: dict[str, Totals] = field(default_factory=dict)
+    expired: int = 0
+    cancelled: int = 0
+
+    def done(self) -> Figures:
+        return Figures(self.paid, self.open, self.expired, self.cancelled)
 
 
 # ---------------------------------------------------------------- rendering (pure, Reply markup)
@@ -142,28 +210,45 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def render_report(data: ReportData, merchant_name: str, locale: str, currency: str | None = None) -> str:
-    lines = [f"📊 **{markup.user(merchant_name)}** — {markup.escape(data.period.label)}"]
-    if data.empty:
-        lines.append("Nothing yet in this period. Make a link: `/charge 25 birthday cake`")
-        return "\n".join(lines)
-    paid_count = sum(t.count for t in data.paid.values())
-    open_count = sum(t.count for t in data.open.values())
-    if data.paid:
-        paid = _money_list(data.paid, locale, bold=True, first=currency)
+def _figure_lines(figures: Figures, locale: str, currency: str | None) -> list[str]:
+    lines = []
+    paid_count = sum(t.count for t in figures.paid.values())
+    open_count = sum(t.count for t in figures.open.values())
+    if figures.paid:
+        paid = _money_list(figures.paid, locale, bold=True, first=currency)
         lines.append(f"✅ Paid: {paid} ({_plural(paid_count, 'link')})")
     else:
         lines.append("✅ Paid: nothing yet")
-    if data.open:
-        still_open = _money_list(data.open, locale, bold=False, first=currency)
+    if figures.open:
+        still_open = _money_list(figures.open, locale, bold=False, first=currency)
         lines.append(f"🕓 Open: {still_open} ({_plural(open_count, 'link')})")
     extra = []
-    if data.expired:
-        extra.append(f"⌛ Expired: {data.expired}")
-    if data.cancelled:
-        extra.append(f"🚫 Cancelled: {data.cancelled}")
+    if figures.expired:
+        extra.append(f"⌛ Expired: {figures.expired}")
+    if figures.cancelled:
+        extra.append(f"🚫 Cancelled: {figures.cancelled}")
     if extra:
         lines.append(" · ".join(extra))
+    return lines
+
+
+def render_report(data: ReportData, merchant_name: str, locale: str, currency: str | None = None) -> str:
+    mode = "" if data.livemode else f" · {TEST_MARK}, no real money"
+    if data.only is True:
+        mode = " · live money only"
+    lines = [f"📊 **{markup.user(merchant_name)}** — {markup.escape(data.period.label)}{mode}"]
+    if data.empty:
+        which = "Nothing yet" if data.only is None else "No live money" if data.only else "Nothing in test mode"
+        lines.append(f"{which} in this period. Make a link: `/charge 25 birthday cake`")
+        return "\n".join(lines)
+    lines.extend(_figure_lines(data.main, locale, currency))
+    beside = data.beside
+    if beside is not None:
+        # Never added to the totals above: shown apart, so a rehearsal cannot pass for sales.
+        paid = _money_list(beside.paid, locale, bold=False, first=currency) or "nothing"
+        paid_count = sum(t.count for t in beside.paid.values())
+        lines.append(f"{TEST_MARK} (not counted above): paid {paid}"
+                     + (f" ({_plural(paid_count, 'link')})" if paid_count else ""))
     return "\n".join(lines)
 
 

@@ -33,6 +33,9 @@ from core.links import LinkService
 from core.models import metadata
 from tests.clock import FakeClock
 
+# A stuck test ends the run with every task's stack instead of eating CI's 90 minutes.
+pytest_plugins = ["tests.watchdog"]
+
 PG_ENV = "PAYLINKS_TEST_DATABASE_URL"
 
 # ---------------------------------------------------------------- no internet in tests

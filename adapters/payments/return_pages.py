@@ -63,7 +63,8 @@ class ReturnPages:
     def message(self, badge: str, heading: str, explanation: str, *, test_mode: bool, status: int = 200,
                 refresh: bool = False, back_url: str = "") -> web.Response:
         html = self.message_template.render(
-            lang="en", title=heading, sandbox=test_mode, tone="warn", badge=badge, heading=heading,
+            lang="en", title=heading, sandbox=False, test_mode=test_mode, tone="warn", badge=badge,
+            heading=heading,
             explanation=explanation, back_url=back_url, back_label="Back to the payment",
             refresh=REFRESH_S if refresh else 0)
         return web.Response(text=html, status=status, content_type="text/html", headers={"Cache-Control": "no-store"})

@@ -443,6 +443,12 @@ class LinksApi:
                        "status") from None
         if wanted is not StatusFilter.ANY:
             status = LinkStatus(wanted.value)
+        livemode: bool | None = None
+        if "livemode" in query:
+            # Test and live money never mix: exports of one never carry the other.
+            livemode = {"true": True, "false": False}.get(query["livemode"])
+            if livemode is None:
+                raise _bad("invalid_livemode", "livemode must be true or false (or absent for both)", "livemode")
         limit = DEFAULT_LIMIT
         if "limit" in query:
             text = query["limit"]
@@ -454,7 +460,8 @@ class LinksApi:
         if cursor is not None and not _LINK_ID.fullmatch(cursor):
             raise _bad("invalid_cursor", "cursor does not name a link of yours", "cursor")
         try:
-            found, next_cursor = await self.links.list_links(merchant.id, status=status, limit=limit, cursor=cursor)
+            found, next_cursor = await self.links.list_links(merchant.id, status=status, limit=limit, cursor=cursor,
+                                                             livemode=livemode)
         except LinkError as exc:
             raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
         now = self.links.clock()

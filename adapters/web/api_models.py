@@ -219,6 +219,7 @@ ERROR_CODES: dict[str, str] = {
     "idempotency_conflict": "The Idempotency-Key was used before with a different body.",
     "invalid_status": "status is not a link status.",
     "invalid_limit": "limit is not an integer in range.",
+    "invalid_livemode": "livemode is not true or false.",
     "invalid_cursor": "cursor does not name a link of yours.",
     "unauthorized": "Missing, malformed, unknown or revoked API key.",
     "not_found": "No such link among yours, or no such endpoint.",
@@ -246,7 +247,7 @@ COMMON_ERRORS: dict[int, tuple[str, ...]] = {
 # status -> codes, per operationId; COMMON_ERRORS are added to each.
 ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "createLink": {400: _BODY_CODES, 409: ("idempotency_conflict",), 413: ("body_too_large",)},
-    "listLinks": {400: ("invalid_status", "invalid_limit", "invalid_cursor")},
+    "listLinks": {400: ("invalid_status", "invalid_livemode", "invalid_limit", "invalid_cursor")},
     "getLink": {404: ("not_found",)},
     "cancelLink": {404: ("not_found",), 409: ("not_active",)},
 }

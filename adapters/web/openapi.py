@@ -138,6 +138,10 @@ def _paths() -> dict[str, Any]:
                     {"name": "status", "in": "query", "required": False,
                      "schema": {"type": "string", "enum": [s.value for s in m.StatusFilter]},
                      "description": "Only links with this effective status; empty (`status=`) means all."},
+                    {"name": "livemode", "in": "query", "required": False,
+                     "schema": {"type": "string", "enum": ["true", "false"]},
+                     "description": "`true`: only live (real money) links; `false`: only test-mode links "
+                                    "(sandbox, Stripe test keys, PortOne sandbox); absent: both."},
                     {"name": "limit", "in": "query", "required": False,
                      "schema": {"type": "integer", "minimum": 1, "maximum": m.MAX_LIMIT,
                                 "default": m.DEFAULT_LIMIT}},

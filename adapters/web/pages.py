@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -23,6 +23,7 @@ from babel.dates import format_date, format_datetime
 from sqlalchemy import Connection, PoolProxiedConnection, bindparam, select
 
 from adapters.qr import render_qr
+from adapters.web.security import origin_of
 from core.db import Database
 from core.links import LinkService
 from core.models import LinkStatus, Merchant, Payment, PaymentLink, PaymentStatus
@@ -231,6 +232,7 @@ class PayPages:
         db: Database,
         links: LinkService,
         providers: ProviderResolver,
+        checkout_origins: Iterable[str] = (),
         templates: jinja2.Environment | None = None,
     ) -> None:
         self.db = db
@@ -247,6 +249,10 @@ class PayPages:
         self.message_template = env.get_template("message.html")
         self._pay_html: dict[PageLink, bytes] = {}
         self._sqlite = SqlitePageReader()
+        # Where Pay's 303 may go: these origins are in CSP form-action (adapters/web/security.py); every
+        # provider a shop may pay through (bots/app.py gathers them).
+        self.redirect_origins = frozenset(
+            o for o in (origin_of(links.public_base_url), *(origin_of(u) for u in checkout_origins)) if o)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -392,11 +398,17 @@ class PayPages:
                 link, return_url=self.links.url(link.id), idempotency_key=f"{link.id}:{attempt}"
             )
         except Exception as exc:  # a provider outage must give the customer a page, not a 500
-            # The provider's request id (ProviderError.request_id) is what its support asks for.
-            log.exception("checkout failed link=%s attempt=%d provider=%s request_id=%s", link.id, attempt,
-                          provider.name, getattr(exc, "request_id", None))
+            # The provider's request id (ProviderError.request_id) is what its support asks for. A classified
+            # provider failure (it has a request_id attribute, maybe None) is one line; anything else a traceback.
+            if hasattr(exc, "request_id"):
+                log.warning("checkout failed link=%s attempt=%d provider=%s request_id=%s status=%s error=%s",
+                            link.id, attempt, provider.name, exc.request_id, getattr(exc, "status", None), exc)
+            else:
+                log.exception("checkout failed link=%s attempt=%d provider=%s request_id=None", link.id, attempt,
+                              provider.name)
             html = self.message_template.render(
-                lang="en", title="Payment could not start", sandbox=False, tone="bad", badge="Try again",
+                lang="en", title="Payment could not start", sandbox=False, test_mode=not link.livemode,
+                tone="warn", badge="Try again",
                 heading="The payment could not start",
                 explanation="The payment provider did not answer. Nothing was charged; please try again.",
                 back_url=page_url, back_label="Back to the payment",
@@ -406,6 +418,16 @@ class PayPages:
         await self.links.record_checkout(link.id, attempt, provider.name, checkout.provider_ref,
                                          account=chosen.account)
         log.info("checkout started link=%s attempt=%d checkout=%s", link.id, attempt, checkout.provider_ref)
+        if origin_of(checkout.url) not in self.redirect_origins:
+            # A checkout host CSP form-action does not list (providers treat the URL as theirs to pick):
+            # browsers would silently refuse a 303 there after the form post, so step over with a page.
+            log.info("checkout on an unlisted origin link=%s origin=%s", link.id, origin_of(checkout.url))
+            html = self.message_template.render(
+                lang="en", title="Opening the payment page", sandbox=False, test_mode=not link.livemode,
+                tone="warn", badge="One moment", heading="Opening the payment page",
+                explanation="You are being taken to the payment provider's page.",
+                back_url=checkout.url, back_label="Continue to payment", refresh_url=checkout.url)
+            return web.Response(text=html, content_type="text/html", headers=HTML_HEADERS)
         raise web.HTTPSeeOther(checkout.url)
 
     # ---- QR codes

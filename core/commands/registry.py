@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from core import markup
 from core.commands.amounts import rank_currencies, symbol_currencies
 from core.commands.charge import parse_charge
-from core.commands.periods import parse_period
+from core.commands.periods import parse_report
 from core.commands.values import (
     Alerts,
     Cancel,
@@ -28,7 +28,6 @@ from core.commands.values import (
     Join,
     Links,
     ParseContext,
-    Report,
     SetCurrency,
     Start,
     Status,
@@ -167,9 +166,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 "One link's status: /status <id or reference>", _parse_status, "status"),
     CommandSpec("cancel", "/cancel INV-1042", "cancel an open link",
                 "Cancel an unpaid link: /cancel <id or reference>", _parse_cancel, "cancel"),
-    CommandSpec("report", "/report [today|week|month|2026-11]", "totals, paid versus open",
-                "Sales: /report [today|week|month|YYYY-MM]",
-                lambda rest, ctx: Report(parse_period(rest, ctx)), "report", aliases=("sales",)),
+    CommandSpec("report", "/report [today|week|month|2026-11] [live|test]", "totals, paid versus open",
+                "Sales: /report [today|week|month|YYYY-MM] [live|test]",
+                lambda rest, ctx: parse_report(rest, ctx), "report", aliases=("sales",)),
     CommandSpec("currency", "/currency SGD", "your default currency", "Default currency: /currency SGD",
                 _parse_currency, "currency"),
     CommandSpec("invite", "/invite", "a one-time code for staff, or for your other chat apps",

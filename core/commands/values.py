@@ -170,6 +170,7 @@ class Period:
 @dataclass(frozen=True, slots=True)
 class Report:
     period: Period
+    livemode: bool | None = None  # "live" / "test" after the period: only that money; None: both, apart
 
 
 @dataclass(frozen=True, slots=True)

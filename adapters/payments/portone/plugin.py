@@ -3,7 +3,9 @@
 POST /webhooks/portone: the body's signature_hash is verified (constant time), then PortOne's
 fetch-status must confirm the payment link succeeded before LinkService records it.
 GET /p/{link_id}/return/portone: the redirect's signature is verified; the page says paid / failed /
-pending honestly (paid only once recorded; a success redirect alone is "confirming", never a receipt).
+pending honestly. A success redirect alone is never a receipt: the route asks fetch-status about that
+attempt's PortOne link and, when PortOne says it succeeded, records the payment exactly as the confirmed
+webhook would (which is then a duplicate); otherwise a "confirming" page refreshes itself.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import ClassVar, Literal, cast
+from urllib.parse import quote
 
 from aiohttp import web
 from pydantic import BaseModel, SecretStr
@@ -19,12 +22,12 @@ from pydantic import BaseModel, SecretStr
 from adapters.payments.common import OutcomeStatus, ProviderError
 from adapters.payments.portone import mapping
 from adapters.payments.portone.client import DEFAULT_API_BASE_URL
-from adapters.payments.portone.provider import PortOneProvider, event_of
+from adapters.payments.portone.provider import CHECKOUT_ORIGINS, PortOneProvider, event_of
 from adapters.payments.return_pages import ReturnPages
 from adapters.plugin import PaymentProviderPlugin, PluginContext, WebParts
 from adapters.web.webhooks import ShopWebhooks, foreign_reason, invalid
 from core.links import LinkService
-from core.models import LinkStatus
+from core.models import LinkStatus, PaymentLink
 from core.ports import PaymentProvider, WebhookError
 from core.provider_accounts import ShopAccount
 from core.settings import NO_SECRET, Section, reveal
@@ -102,6 +105,9 @@ class PortOnePlugin(PaymentProviderPlugin[PortOneSettings]):
     async def verify_account(self, provider: PaymentProvider) -> None:
         await cast(PortOneProvider, provider).client.check_credentials()
 
+    def checkout_origins(self, section: PortOneSettings) -> tuple[str, ...]:
+        return (*CHECKOUT_ORIGINS, section.api_base_url)
+
     def account_web(self, section: PortOneSettings, ctx: PluginContext) -> WebParts:
         pages = PortOneReturnPages(ctx.providers, ctx.links)
         webhooks = PortOneWebhooks(ctx.links)
@@ -149,7 +155,6 @@ class PortOneWebhooks:
 
 class PortOneReturnPages(ReturnPages):
     name = "portone"
-    provider: PortOneProvider
 
     async def back_from_checkout(self, request: web.Request) -> web.StreamResponse:
         link_id = self.link_id_of(request)
@@ -158,8 +163,14 @@ class PortOneReturnPages(ReturnPages):
         link = await self.links.get(link_id)
         if link is None:
             raise web.HTTPNotFound()
-        # Verified with the secret of the account the link's checkout was opened on.
-        chosen = await self.provider_for(link)
+        # The attempt named in the (not yet verified) redirect only picks the checkout, and so the account
+        # whose secret must verify the redirect; a forged one fails that verification.
+        parsed = mapping.parse_merchant_order_id(query.get("merchant_order_ref"))
+        if parsed is None or parsed[0] != link_id:
+            raise web.HTTPSeeOther(page_url)
+        checkout = next((c for c in await self.links.open_checkouts(link.id)
+                         if c.attempt == parsed[1] and c.provider == self.name), None)
+        chosen = await self.provider_for(link, checkout.provider_ref if checkout is not None else None)
         if chosen is None:
             raise web.HTTPSeeOther(page_url)
         provider = cast(PortOneProvider, chosen.provider)
@@ -168,19 +179,39 @@ class PortOneReturnPages(ReturnPages):
         except WebhookError as exc:
             log.info("portone redirect not verified link=%s reason=%s", link_id, exc)
             raise web.HTTPSeeOther(page_url) from None
-        parsed = mapping.parse_merchant_order_id(query.get("merchant_order_ref"))
-        if parsed is None or parsed[0] != link_id:
-            raise web.HTTPSeeOther(page_url)
         if link.status == LinkStatus.PAID:
             raise web.HTTPSeeOther(page_url)  # the receipt
         status = mapping.outcome_status(query.get("status"))
         if status is OutcomeStatus.PAID or status is OutcomeStatus.PENDING:
-            # Never paid from the redirect alone: the confirmed webhook records it; this page waits for it.
+            # Never paid from the redirect alone: PortOne's fetch-status must say so, exactly as for a webhook
+            # (the webhook that follows is then a duplicate). Until then this page waits and looks again.
+            recorded = await self._confirm(link, provider, checkout.provider_ref if checkout else None,
+                                           chosen.account)
+            if recorded is not None:  # the pay page shows the receipt, or the refund notice
+                raise web.HTTPSeeOther(f"{page_url}?payment={quote(recorded)}")
             return self.message("Processing", "Confirming your payment",
                                 "PortOne is confirming your payment. This page refreshes by itself and shows "
                                 "your receipt once it is confirmed.", test_mode=provider.test_mode, refresh=True)
         return self.message("Not paid", "The payment was not completed", "Nothing was charged. You can try again.",
                             test_mode=provider.test_mode, back_url=page_url)
+
+    async def _confirm(self, link: PaymentLink, provider: PortOneProvider, provider_ref: str | None,
+                       account: str | None) -> str | None:
+        """Ask fetch-status (on the checkout's own account) about this attempt's PortOne link; its ref
+        once a payment of it is recorded."""
+        if provider_ref is None:
+            return None
+        try:
+            event = await provider.reconcile_event(provider_ref, link)
+        except ProviderError as exc:
+            log.info("portone return not confirmed yet link=%s ref=%s request_id=%s error=%s",
+                     link.id, provider_ref, exc.request_id, exc)
+            return None
+        if event is None:
+            return None
+        result, _payment = await self.links.record_payment(replace(event, account=account))
+        log.info("portone return recorded link=%s ref=%s outcome=%s", link.id, provider_ref, result.value)
+        return provider_ref
 
 
 PLUGIN = PortOnePlugin()

@@ -10,7 +10,9 @@ payment is its payment_link_ref: one PortOne link can only ever be one payment.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 
 from adapters.payments.common import OutcomeStatus, ProviderOutcome, ProviderRejected, ProviderUnavailable
 from adapters.payments.portone import mapping, signing
@@ -21,9 +23,14 @@ from core.money import Money
 from core.ports import Checkout, PaymentEvent, WebhookError
 from core.text import has_controls
 
+log = logging.getLogger("paylinks.payments.portone")
+
 PAID_KIND = "payment.succeeded"
 _ID_MAX = 200
 _LINK_ID_MAX = 40
+# Where PortOne's payment_link URLs point (examples: checkout.portone.cloud?ref=…, stage-checkout… for
+# the sandbox); another host still works, through a "continue" page (adapters/web/pages.py).
+CHECKOUT_ORIGINS = ("https://checkout.portone.cloud", "https://stage-checkout.portone.cloud")
 
 MerchantName = Callable[[str], Awaitable[str]]
 
@@ -50,6 +57,8 @@ class PortOneProvider:
         self.merchant_name = merchant_name
         self.clock = clock
         self.test_mode = environment != "live"
+        # Pay's 303 goes there (CSP form-action, adapters/web/security.py); the API's origin too (a stand-in).
+        self.checkout_origins = (*CHECKOUT_ORIGINS, self.api_base_url)
         self._client: PortOneClient | None = None
 
     def __repr__(self) -> str:  # never the secret
@@ -95,6 +104,25 @@ class PortOneProvider:
         except mapping.PortOneMappingError as exc:
             raise ProviderUnavailable(f"PortOne answered with an unreadable status ({exc})",
                                       provider=self.name) from None
+
+    async def reconcile_event(self, provider_ref: str, link: PaymentLink) -> PaymentEvent | None:
+        """A missed webhook: fetch-status of one PortOne link of ours, as its confirmed webhook would record it.
+
+        fetch-status carries no amount, but the PortOne link was created by us, signed, for exactly the
+        stored link's amount and currency, and PortOne charges what the link says: a Success of that
+        PortOne link (for our merchant_order_id) is a payment of that amount. The later webhook (event id
+        "{ref}:paid") then meets the same payment ref and is a duplicate.
+        """
+        outcome = await self.link_outcome(provider_ref)
+        if outcome.status is not OutcomeStatus.PAID:
+            return None
+        if outcome.link_id != link.id:
+            log.warning("portone fetch-status names another link checkout=%s link=%s", provider_ref, link.id)
+            return None
+        if outcome.amount_minor is None or outcome.currency is None:
+            outcome = replace(outcome, amount_minor=link.amount_minor, currency=link.currency)
+        event = event_of(replace(outcome, livemode=not self.test_mode))
+        return replace(event, event_id=f"reconcile:{provider_ref}"[:_ID_MAX])
 
     async def fetch_status(self, provider_ref: str) -> str:
         return (await self.link_outcome(provider_ref)).status.value

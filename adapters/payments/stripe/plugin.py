@@ -20,7 +20,7 @@ from pydantic import BaseModel, SecretStr
 from adapters.payments.common import OutcomeStatus, ProviderError, ProviderUnavailable
 from adapters.payments.return_pages import ReturnPages
 from adapters.payments.stripe.client import DEFAULT_API_BASE_URL
-from adapters.payments.stripe.provider import StripeProvider, event_of
+from adapters.payments.stripe.provider import CHECKOUT_ORIGIN, StripeProvider, event_of
 from adapters.plugin import PaymentProviderPlugin, PluginContext, WebParts
 from adapters.web.webhooks import ShopWebhooks
 from core.ports import PaymentProvider
@@ -78,6 +78,9 @@ class StripePlugin(PaymentProviderPlugin[StripeSettings]):
 
     async def verify_account(self, provider: PaymentProvider) -> None:
         await cast(StripeProvider, provider).api.check_credentials()
+
+    def checkout_origins(self, section: StripeSettings) -> tuple[str, ...]:
+        return (CHECKOUT_ORIGIN, section.api_base_url)
 
     def account_web(self, section: StripeSettings, ctx: PluginContext) -> WebParts:
         pages = StripeReturnPages(ctx.providers, ctx.links)

@@ -29,6 +29,8 @@ SIGNATURE_HEADER = "Stripe-Signature"
 PAID_KIND = "payment.succeeded"
 _ID_MAX = 200  # provider_event.event_id and payment.provider_ref columns
 _LINK_ID_MAX = 40
+# Where Checkout Sessions' URLs point (a Stripe custom checkout domain would need adding here).
+CHECKOUT_ORIGIN = "https://checkout.stripe.com"
 # An example currency for the message refusing one Stripe cannot charge.
 _EXAMPLE = "25.00 SGD"
 
@@ -48,6 +50,9 @@ class StripeProvider:
         self.clock = clock
         # Sandbox-like pretend money with sk_test_/rk_test_ keys.
         self.test_mode = mapping.is_test_key(secret_key)
+        # Pay's 303 goes there (CSP form-action, adapters/web/security.py); the API's own origin too, for a
+        # stand-in such as stripe-mock or the tests' fake that serves its hosted page itself.
+        self.checkout_origins = (CHECKOUT_ORIGIN, self.api_base_url)
         self._api: StripeApi | None = None
 
     def __repr__(self) -> str:  # never the keys
@@ -102,8 +107,11 @@ class StripeProvider:
             raise ProviderUnavailable(f"Stripe answered with an unreadable session ({exc})",
                                       provider=self.name) from None
 
-    async def reconcile_event(self, provider_ref: str) -> PaymentEvent | None:
-        """The paid session as its webhook would record it (the later webhook is then a duplicate)."""
+    async def reconcile_event(self, provider_ref: str, link: PaymentLink) -> PaymentEvent | None:
+        """The paid session as its webhook would record it (the later webhook is then a duplicate).
+
+        The session carries its own amount and currency; record_payment checks them against `link`.
+        """
         outcome = await self.session_outcome(provider_ref)
         if outcome.status is not OutcomeStatus.PAID:
             return None
