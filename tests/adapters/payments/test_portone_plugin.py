@@ -420,8 +420,11 @@ async def test_the_pay_pages_csp_lets_pay_go_to_portone_checkout(live: LiveApp, 
     response = await live.client.get(f"/p/{link.id}")
     csp = response.headers["Content-Security-Policy"]
     (form_action,) = [part.split()[1:] for part in csp.split("; ") if part.startswith("form-action")]
-    assert form_action == ["'self'", live.base_url, "https://checkout.portone.cloud",
-                           "https://stage-checkout.portone.cloud", fake.url]
+    portone = ["'self'", live.base_url, "https://checkout.portone.cloud", "https://stage-checkout.portone.cloud",
+               fake.url]
+    assert form_action[:len(portone)] == portone
+    # Beside them only Stripe's, which a shop with its own Stripe account pays through (point 1).
+    assert form_action[len(portone):] == ["https://checkout.stripe.com", "https://api.stripe.com"]
 
 
 async def test_a_checkout_on_another_host_is_reached_through_a_continue_page(live: LiveApp,

@@ -271,17 +271,25 @@ async def test_a_portone_shop_on_a_sandbox_deployment(portone_live: LiveApp, por
     assert (status, answer["error"]["code"]) == (404, "unknown_account")
     assert await status_of(portone_live, link) == LinkStatus.ACTIVE
 
-    # The return page verifies the redirect with the shop's secret.
+    # The return page verifies the redirect with the shop's secret and confirms on the shop's account.
+    forged_params = {**portone_fake.redirect_params(portone_fake.links[ref], "Success")}
+    forged_params["signature_hash"] = signing.signature_hash(
+        {k: forged_params[k] for k in signing.REDIRECT_FIELDS}, PORTONE_SECRET)
+    response = await portone_live.client.get(f"/p/{link.id}/return/portone", params=forged_params,
+                                             allow_redirects=False)
+    assert (response.status, response.headers["Location"]) == (303, f"/p/{link.id}")
+    assert await status_of(portone_live, link) == LinkStatus.ACTIVE
     params = portone_fake.redirect_params(portone_fake.links[ref], "Success")
-    page = await page_of(await portone_live.client.get(f"/p/{link.id}/return/portone", params=params))
-    assert page.h1 == "Confirming your payment"
-
-    status, answer = await post(portone_live, webhook_path, json.dumps(body).encode())
-    assert (status, answer["outcome"]) == (200, "paid")
+    response = await portone_live.client.get(f"/p/{link.id}/return/portone", params=params, allow_redirects=False)
+    assert (response.status, response.headers["Location"]) == (303, f"/p/{link.id}?payment={ref}")
     [fetch] = portone_fake.calls_of("fetch")
     assert fetch.headers["X-Portone-Client-Key"] == SHOP_PORTONE_KEY
     [payment] = await portone_live.services.links.payments_for(link.id)
     assert payment.account == shop.id
+
+    # The webhook that follows, verified with the shop's secret, is the same payment.
+    status, answer = await post(portone_live, webhook_path, json.dumps(body).encode())
+    assert (status, answer["outcome"]) == (200, "duplicate")
     assert not [secret for secret in ALL_SECRETS if secret in caplog.text]
 
 

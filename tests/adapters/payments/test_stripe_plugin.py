@@ -546,4 +546,8 @@ async def test_the_pay_pages_csp_lets_pay_go_to_stripe_checkout(live: LiveApp, f
     response = await live.client.get(f"/p/{link.id}")
     csp = response.headers["Content-Security-Policy"]
     (form_action,) = [part.split()[1:] for part in csp.split("; ") if part.startswith("form-action")]
-    assert form_action == ["'self'", live.base_url, "https://checkout.stripe.com", fake.url]
+    stripe = ["'self'", live.base_url, "https://checkout.stripe.com", fake.url]
+    assert form_action[:len(stripe)] == stripe
+    # Beside them only PortOne's, which a shop with its own PortOne account pays through (point 1).
+    assert form_action[len(stripe):] == ["https://checkout.portone.cloud", "https://stage-checkout.portone.cloud",
+                                         "https://api.portone.cloud"]
