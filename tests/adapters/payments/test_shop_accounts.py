@@ -22,7 +22,6 @@ from core.links import LinkDraft
 from core.models import CheckoutAttempt, LinkStatus, PaymentLink, ProviderAccount
 from core.money import Money
 from core.sql import table
-from tests.adapters.web.pages_support import page_of
 from tests.conftest import LiveApp, make_settings, start_live_app
 from tests.fakes.portone import FakePortOne
 from tests.fakes.stripe import FakeStripe
