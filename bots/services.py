@@ -22,6 +22,7 @@ from core.links import LinkService
 from core.members import MemberService
 from core.merchants import MerchantService
 from core.outbox import Outbox
+from core.refunds import RefundService
 from core.ports import ChatSender, CheckingProvider, ClosingProvider, IncomingMessage, PaymentProvider, Reply
 
 log = logging.getLogger("paylinks")
@@ -43,6 +44,8 @@ class Services:
     outbox: Outbox | None = None
     # The chat core every platform hands its messages to; always set by build_services.
     conversation: Conversation = None  # type: ignore[assignment]
+    # Refunds through the provider, double-payment handling; always set by build_services.
+    refunds: RefundService = None  # type: ignore[assignment]
 
     @property
     def public_base_url(self) -> str:
@@ -84,6 +87,11 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
     services.outbox = Outbox(link_url=links.url, customer_platform=registry.customer_platform(settings),
                              address_rules=registry.address_rules())
     links.hooks.append(services.outbox)
+    services.refunds = RefundService(db, links, provider=services.provider,
+                                     auto_refund_duplicates=settings.payments.auto_refund_duplicates, clock=clock)
+    services.refunds.wake = services.outbox.wake
+    services.refunds.install()
+    services.conversation.refunds = services.refunds
     # Senders are built here rather than in app.py so `paylinks worker` delivers every platform's rows.
     for platform in registry.enabled_platforms(settings):
         try:

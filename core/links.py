@@ -92,6 +92,7 @@ class LinkEventKind(StrEnum):
     PAID = "link.paid"
     EXPIRED = "link.expired"
     CANCELLED = "link.cancelled"
+    REFUNDED = "link.refunded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,13 @@ class LinkEvent:
 
 # Runs inside the transaction that changes the link (the outbox writes its rows here).
 TransitionHook = Callable[[DbConnection, LinkEvent], Awaitable[None]]
+# Runs inside the transaction that records a payment which cannot count (paid twice, or after the link
+# closed): the refunds work writes the seller's "paid twice" alert here.
+PaymentHook = Callable[[DbConnection, PaymentLink, Payment], Awaitable[None]]
+# Runs after that transaction committed (the automatic refund of a double payment).
+AfterPayment = Callable[[Payment], Awaitable[None]]
+# Handles verified provider events other than payments (refunds, failures, disputes): core/refunds.py.
+EventSink = Callable[["PaymentEvent"], Awaitable["PaymentOutcome"]]
 # A payment provider's own limits on what it can charge: (field, message) when it cannot, else None.
 MoneyCheck = Callable[[Money], tuple[str, str] | None]
 # Closes one open checkout at its provider by the provider's ref (expires a Stripe Checkout Session).
@@ -117,12 +125,14 @@ class PaymentOutcome(StrEnum):
     MISMATCH = "mismatch"  # amount or currency differ from the link: never counts as paid
     UNKNOWN_LINK = "unknown_link"
     IGNORED = "ignored"  # an event kind we do not act on
+    RECORDED = "recorded"  # a refund, failure or dispute event, handled by the event sink
 
 
 _TO_EVENT = {
     LinkStatus.PAID: LinkEventKind.PAID,
     LinkStatus.EXPIRED: LinkEventKind.EXPIRED,
     LinkStatus.CANCELLED: LinkEventKind.CANCELLED,
+    LinkStatus.REFUNDED: LinkEventKind.REFUNDED,
 }
 
 
@@ -169,6 +179,10 @@ class LinkService:
         self.max_amount = max_amount
         self.clock = clock
         self.hooks: list[TransitionHook] = []
+        self.payment_hooks: list[PaymentHook] = []
+        self.after_payment: list[AfterPayment] = []
+        # Refund, failure and dispute events go here (core.refunds.RefundService.handle_event).
+        self.event_sink: EventSink | None = None
         # Set from the payment provider (bots/services.py): links it cannot charge are refused at creation.
         self.money_check: MoneyCheck | None = None
         # Provider name -> how to close its open checkouts once a link is cancelled or expires.
@@ -429,6 +443,13 @@ class LinkService:
 
     # ------------------------------------------------------------ transitions
 
+    async def transition(
+        self, conn: DbConnection, link_id: str, to: LinkStatus, now: datetime,
+        payment: Payment | None = None, **values: Any,
+    ) -> PaymentLink | None:
+        """The guarded move, for another service's transaction (core/refunds.py: paid -> refunded)."""
+        return await self._transition(conn, link_id, to, now, payment, **values)
+
     async def _transition(
         self, conn: DbConnection, link_id: str, to: LinkStatus, now: datetime,
         payment: Payment | None = None, **values: Any,
@@ -581,6 +602,8 @@ class LinkService:
     async def record_payment(self, event: PaymentEvent) -> tuple[PaymentOutcome, Payment | None]:
         """Record a verified provider event in ONE transaction: inbox row, payment, link transition, hooks."""
         if event.kind != "payment.succeeded":
+            if self.event_sink is not None:
+                return await self.event_sink(event), None
             return PaymentOutcome.IGNORED, None
         now = self.clock()
         try:
@@ -593,6 +616,12 @@ class LinkService:
                 "payment %s payment=%s link=%s provider=%s",
                 outcome.value, payment.id, payment.link_id, event.provider,
             )
+            if payment.status == PaymentStatus.REFUND_NEEDED:
+                for after in self.after_payment:
+                    try:
+                        await after(payment)
+                    except Exception:  # recorded and alerted already; the seller can /refund it
+                        log.exception("after-payment step failed payment=%s", payment.id)
         return outcome, payment
 
     async def _record(
@@ -621,12 +650,17 @@ class LinkService:
             payer_name=event.payer_name,
             created_at=now,
             livemode=livemode,
+            amount_refunded_minor=0,
+            payment_ref=event.payment_ref,
+            channel=event.channel,
         )
         if not await insert_ignore(conn, PAYMENTS, payment.model_dump()):
             # The same provider payment came again under another event id: already counted.
             raise _AlreadyRecorded
         if not matches:
             log.warning("payment amount/currency mismatch payment=%s link=%s", payment.id, link.id)
+            for payment_hook in self.payment_hooks:
+                await payment_hook(conn, link, payment)
             return PaymentOutcome.MISMATCH, payment
         payable = self.status_of(link, now) is LinkStatus.ACTIVE
         if payable and await self._transition(
@@ -640,7 +674,17 @@ class LinkService:
             .where(PAYMENTS.c.id == payment.id)
             .values(status=PaymentStatus.REFUND_NEEDED.value)
         )
+        for payment_hook in self.payment_hooks:
+            await payment_hook(conn, link, payment)
         return PaymentOutcome.REFUND_NEEDED, payment
+
+    async def note_payment_ref(self, provider: str, provider_ref: str, payment_ref: str,
+                               channel: str | None) -> None:
+        """Fill in the provider's payment id (and channel) a refund needs, when the first event lacked it."""
+        async with self.db.write() as conn:
+            await conn.execute(update(PAYMENTS).where(
+                PAYMENTS.c.provider == provider, PAYMENTS.c.provider_ref == provider_ref,
+                PAYMENTS.c.payment_ref.is_(None)).values(payment_ref=payment_ref, channel=channel))
 
     async def payments_for(self, link_id: str) -> list[Payment]:
         async with self.db.read() as conn:

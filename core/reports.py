@@ -6,6 +6,7 @@ with amounts in the merchant's locale and times in the merchant's time zone (fro
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,9 +19,10 @@ from core.commands import Period
 from core.db import Database
 from core.links import LinkService
 from core.locales import babel_locale, timezone_for
-from core.models import LinkStatus, PaymentLink
+from core.models import LinkStatus, Payment, PaymentLink, Refund
 from core.money import format_money
 from core.sql import table
+from core.timeline import TimelineEvent
 
 LINKS = table(PaymentLink)
 
@@ -31,12 +33,14 @@ STATUS_MARK: dict[LinkStatus, str] = {
     LinkStatus.PAID: "✅",
     LinkStatus.EXPIRED: "⌛",
     LinkStatus.CANCELLED: "🚫",
+    LinkStatus.REFUNDED: "↩️",
 }
 STATUS_WORD: dict[LinkStatus, str] = {
     LinkStatus.ACTIVE: "Open",
     LinkStatus.PAID: "Paid",
     LinkStatus.EXPIRED: "Expired",
     LinkStatus.CANCELLED: "Cancelled",
+    LinkStatus.REFUNDED: "Refunded",
 }
 
 
@@ -167,6 +171,43 @@ def render_report(data: ReportData, merchant_name: str, locale: str, currency: s
     return "\n".join(lines)
 
 
+_TIMELINE_WORDS = {
+    "link.created": "made", "link.opened": "opened", "checkout.started": "checkout started",
+    "payment.succeeded": "paid", "alert.delivered": "alert delivered", "refund.requested": "refund asked",
+    "refund.succeeded": "refunded", "refund.failed": "refund failed", "link.expired": "expired",
+    "link.cancelled": "cancelled", "payment.failed": "payment failed", "dispute.created": "disputed",
+}
+TIMELINE_LINES = 8
+
+
+def render_money_life(payments: Sequence[Payment], refunds: Mapping[str, Sequence[Refund]],
+                      events: Sequence[TimelineEvent], locale: str) -> list[str]:
+    """/status's lines after the link: each payment with its refunds, then the timeline, briefly."""
+    lines = []
+    for payment in payments:
+        amount = format_money(payment.amount_minor, payment.currency, locale)
+        who = f" by {markup.user(payment.payer_name)}" if payment.payer_name else ""
+        line = f"💳 {amount}{who} · {str(payment.status).replace('_', ' ')} · `{payment.id}`"
+        if payment.amount_refunded_minor:
+            line += f" · refunded {format_money(payment.amount_refunded_minor, payment.currency, locale)}"
+        lines.append(line)
+        for refund in refunds.get(payment.id, ()):
+            text = f"  ↩️ {format_money(refund.amount_minor, refund.currency, locale)} {refund.status}"
+            if refund.failure_reason:
+                text += f": {markup.escape(refund.failure_reason[:120])}"
+            lines.append(text)
+    if events:
+        shown = list(events)[-TIMELINE_LINES:]
+        parts = []
+        for event in shown:
+            word = _TIMELINE_WORDS.get(event.type, event.type)
+            if event.type == "link.opened" and event.details.get("views", 1) > 1:
+                word += f" ×{event.details['views']}"
+            parts.append(f"{format_when(event.at, locale)} {word}")
+        lines.append("🕑 " + " → ".join(parts))
+    return lines
+
+
 def render_link_line(link: PaymentLink, locale: str) -> str:
     status = LinkStatus(link.status)
     amount = format_money(link.amount_minor, link.currency, locale)
@@ -201,7 +242,7 @@ def render_status(link: PaymentLink, url: str, locale: str, now: datetime) -> st
     if customer:
         details.append(f"for {markup.user(customer)}")
     lines.append(" · ".join(details))
-    if status is LinkStatus.PAID and link.paid_at:
+    if status in (LinkStatus.PAID, LinkStatus.REFUNDED) and link.paid_at:
         lines.append(f"Paid {format_when(link.paid_at, locale)}")
     elif status is LinkStatus.CANCELLED and link.cancelled_at:
         lines.append(f"Cancelled {format_when(link.cancelled_at, locale)}")

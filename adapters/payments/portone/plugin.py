@@ -1,15 +1,18 @@
 """The PortOne plug-in: `[payments.portone]`, the PortOneProvider, its webhook and return routes.
 
 POST /webhooks/portone: the body's signature_hash is verified (constant time), then PortOne's
-fetch-status must confirm the payment link succeeded before LinkService records it.
+fetch-status must confirm the payment link succeeded before LinkService records it. A refund webhook
+(`refund_status`, no signature at all) is only a hint: the refund's state is read from PortOne's own
+refund list (GET /api/refund/{order_ref}) and that is what gets recorded.
 GET /p/{link_id}/return/portone: the redirect's signature is verified; the page says paid / failed /
 pending honestly (paid only once recorded; a success redirect alone is "confirming", never a receipt).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from aiohttp import web
 from pydantic import BaseModel, SecretStr
@@ -22,7 +25,7 @@ from adapters.payments.return_pages import ReturnPages
 from adapters.plugin import PaymentProviderPlugin, PluginContext, WebParts
 from core.links import LinkService
 from core.models import LinkStatus
-from core.ports import PaymentProvider, WebhookError
+from core.ports import PaymentEvent, PaymentProvider, RefundState, WebhookError
 from core.settings import NO_SECRET, Section, reveal
 
 log = logging.getLogger("paylinks.payments.portone")
@@ -79,6 +82,9 @@ class PortOneWebhooks:
 
     async def receive(self, request: web.Request) -> web.Response:
         raw_body = await request.read()
+        refund = _refund_webhook(raw_body)
+        if refund is not None:
+            return await self._refund(refund)
         try:
             outcome = self.provider.read_webhook(raw_body)
             event = event_of(outcome)
@@ -103,9 +109,48 @@ class PortOneWebhooks:
                                                      "PortOne's status does not confirm this payment",
                                                      "field": None}}, status=400)
         result, payment = await self.links.record_payment(event)
+        if event.payment_ref:  # the transaction webhook names what a refund needs, whichever came first
+            await self.links.note_payment_ref(event.provider, event.provider_ref, event.payment_ref, event.channel)
         log.info("webhook processed provider=portone event=%s outcome=%s link=%s payment=%s", event.event_id,
                  result.value, event.link_id or "-", payment.id if payment else "-")
         return web.json_response({"received": True, "outcome": result.value})
+
+    async def _refund(self, body: dict[str, Any]) -> web.Response:
+        order_ref, refund_ref = str(body.get("payment_txn_ref") or ""), str(body.get("refund_id") or "")
+        if not order_ref or not refund_ref or len(order_ref) > 200 or len(refund_ref) > 200:
+            return web.json_response({"error": {"code": "invalid_webhook", "message": "refund webhook names no "
+                                                "transaction or refund", "field": None}}, status=400)
+        try:
+            state = await self.provider.confirmed_refund(order_ref, refund_ref)
+        except (ProviderError, mapping.PortOneMappingError) as exc:
+            log.warning("portone refund webhook not confirmed refund=%s error=%s", refund_ref, exc)
+            return web.json_response({"error": {"code": "provider_unavailable", "message":
+                                                "could not confirm with PortOne; retry later", "field": None}},
+                                     status=503)
+        if state is None:
+            log.warning("portone refund webhook for a refund PortOne does not list refund=%s", refund_ref)
+            return web.json_response({"error": {"code": "invalid_webhook", "message":
+                                                "PortOne does not list this refund", "field": None}}, status=400)
+        if state is RefundState.PENDING:
+            return web.json_response({"received": True, "outcome": "ignored"})
+        event = PaymentEvent(provider=self.provider.name, event_id=f"refund:{refund_ref}:{state.value}"[:200],
+                             kind=f"refund.{state.value}", link_id="", provider_ref="", amount_minor=0,
+                             currency="", payment_ref=order_ref, refund_ref=refund_ref,
+                             reason="PortOne marked the refund failed" if state is RefundState.FAILED else None)
+        result, _ = await self.links.record_payment(event)
+        log.info("refund webhook processed provider=portone refund=%s outcome=%s", refund_ref, result.value)
+        return web.json_response({"received": True, "outcome": result.value})
+
+
+def _refund_webhook(raw_body: bytes) -> dict[str, Any] | None:
+    """The body when it is PortOne's refund webhook (it has `refund_status` and no signature_hash)."""
+    try:
+        body = json.loads(raw_body)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(body, dict) and "refund_status" in body and "signature_hash" not in body:
+        return body
+    return None
 
 
 class PortOneReturnPages(ReturnPages):
