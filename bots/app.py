@@ -66,7 +66,7 @@ def _mount_api(app: web.Application, services: Services) -> None:
 
     # The middleware only acts on /api/ paths: JSON errors there, pass-through everywhere else.
     app.middlewares.append(api_errors)
-    api = LinksApi(services.links, services.merchants)
+    api = LinksApi(services.links, services.merchants, refunds=services.refunds)
     app.cleanup_ctx.append(api.lifespan)  # after database_ctx, so it ends before the engine is disposed
     app.router.add_routes(api.routes())
 
