@@ -83,7 +83,8 @@ def _mount_pages(app: web.Application, services: Services) -> None:
     templates = make_templates()
     app.middlewares.append(database_busy_pages(templates))  # a calm 503 page when a write stays refused
     app.router.add_routes(StaticFiles().routes())
-    pages = PayPages(db=services.db, links=services.links, provider=services.provider, templates=templates)
+    pages = PayPages(db=services.db, links=services.links, provider=services.provider, templates=templates,
+                     refunds=services.refunds)
     app.cleanup_ctx.append(pages.lifespan)  # after database_ctx, so it ends before the engine is disposed
     app.router.add_routes(pages.routes())
     plugin = registry.payment_providers()[services.settings.payments.provider]

@@ -25,6 +25,7 @@ from core.sql import table
 from core.timeline import TimelineEvent
 
 LINKS = table(PaymentLink)
+PAYMENTS = table(Payment)
 
 # ---------------------------------------------------------------- display helpers
 
@@ -71,16 +72,32 @@ class Totals:
 
 
 @dataclass(frozen=True, slots=True)
+class MoneyTotals:
+    """The money itself, from the payments taken in the period: gross in, refunded out, net kept."""
+
+    payments: int
+    gross_minor: int
+    refunded_minor: int
+
+    @property
+    def net_minor(self) -> int:
+        return self.gross_minor - self.refunded_minor
+
+
+@dataclass(frozen=True, slots=True)
 class ReportData:
     period: Period
     paid: dict[str, Totals] = field(default_factory=dict)  # paid within the period, by currency
     open: dict[str, Totals] = field(default_factory=dict)  # made within the period and still payable
     expired: int = 0
     cancelled: int = 0
+    # Every payment taken within the period (double payments too), by currency, with what went back.
+    money: dict[str, MoneyTotals] = field(default_factory=dict)
+    refunded_links: int = 0
 
     @property
     def empty(self) -> bool:
-        return not (self.paid or self.open or self.expired or self.cancelled)
+        return not (self.paid or self.open or self.expired or self.cancelled or self.money)
 
 
 class ReportService:
@@ -117,6 +134,22 @@ class ReportService:
                     .group_by(LINKS.c.status, LINKS.c.currency)
                 )
             ).all()
+            money_rows = (
+                await conn.execute(
+                    select(PAYMENTS.c.currency, func.count(PAYMENTS.c.id),
+                           func.coalesce(func.sum(PAYMENTS.c.amount_minor), 0),
+                           func.coalesce(func.sum(PAYMENTS.c.amount_refunded_minor), 0))
+                    .join_from(PAYMENTS, LINKS, LINKS.c.id == PAYMENTS.c.link_id)
+                    .where(LINKS.c.merchant_id == merchant_id, PAYMENTS.c.created_at >= period.start,
+                           PAYMENTS.c.created_at < period.end)
+                    .group_by(PAYMENTS.c.currency)
+                )
+            ).all()
+            refunded_links = int(await conn.scalar(
+                select(func.count(LINKS.c.id)).where(
+                    LINKS.c.merchant_id == merchant_id, LINKS.c.status == LinkStatus.REFUNDED.value,
+                    LINKS.c.paid_at >= period.start, LINKS.c.paid_at < period.end)) or 0)
+        money = {r[0]: MoneyTotals(int(r[1]), int(r[2]), int(r[3])) for r in money_rows}
         paid = {r[0]: Totals(int(r[1]), int(r[2])) for r in paid_rows}
         open_: dict[str, Totals] = {}
         expired = cancelled = 0
@@ -127,7 +160,7 @@ class ReportService:
                 expired += int(n)
             elif status == LinkStatus.CANCELLED.value:
                 cancelled += int(n)
-        return ReportData(period, paid, open_, expired, cancelled)
+        return ReportData(period, paid, open_, expired, cancelled, money, refunded_links)
 
 
 # ---------------------------------------------------------------- rendering (pure, Reply markup)
@@ -166,8 +199,16 @@ def render_report(data: ReportData, merchant_name: str, locale: str, currency: s
         extra.append(f"⌛ Expired: {data.expired}")
     if data.cancelled:
         extra.append(f"🚫 Cancelled: {data.cancelled}")
+    if data.refunded_links:
+        extra.append(f"↩️ Refunded: {data.refunded_links}")
     if extra:
         lines.append(" · ".join(extra))
+    for code in sorted(data.money, key=lambda c: (c != currency, c)):
+        totals = data.money[code]
+        gross = format_money(totals.gross_minor, code, locale)
+        refunded = format_money(totals.refunded_minor, code, locale)
+        net = format_money(totals.net_minor, code, locale)
+        lines.append(f"💰 {code}: gross {gross} − refunded {refunded} = net **{net}**")
     return "\n".join(lines)
 
 
