@@ -229,8 +229,9 @@ async def cmd_link_refund(settings: Settings, args: argparse.Namespace) -> int:
             chosen.refundable_minor
         if not args.yes:
             to = f" to {chosen.payment.payer_name}" if chosen.payment.payer_name else ""
-            answer = input(f"Refund {format_money(amount_minor, link.currency)}{to} for {link.description}? "
-                           "This cannot be undone. [y/N] ")
+            question = (f"Refund {format_money(amount_minor, link.currency)}{to} for {link.description}? "
+                        "This cannot be undone. [y/N] ")
+            answer = await asyncio.to_thread(input, question)
             if answer.strip().casefold() not in ("y", "yes"):
                 print("nothing refunded", file=sys.stderr)
                 return 1

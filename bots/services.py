@@ -22,8 +22,8 @@ from core.links import LinkService
 from core.members import MemberService
 from core.merchants import MerchantService
 from core.outbox import Outbox
-from core.refunds import RefundService
 from core.ports import ChatSender, CheckingProvider, ClosingProvider, IncomingMessage, PaymentProvider, Reply
+from core.refunds import RefundService
 
 log = logging.getLogger("paylinks")
 

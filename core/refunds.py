@@ -488,8 +488,10 @@ class RefundService:
             text = (f"❌ Refund of **{amount}**{to} failed — {link.description}\n"
                     f"{payment.provider} said: {refund.failure_reason or 'no reason given'}")
             event = EVENT_REFUND_FAILED
+        # The link's own message changes only for the payment that paid it (recorded when paid_at was set).
+        applied = link.paid_at is not None and payment.created_at == link.paid_at
         await self._alert(conn, link, event, refund.id, Reply(text, link_id=link.id), now=now,
-                          edit=refund.status is RefundStatus.SUCCEEDED and payment.status != PaymentStatus.REFUND_NEEDED)
+                          edit=refund.status is RefundStatus.SUCCEEDED and applied)
 
     async def _problem_alert(self, conn: DbConnection, link: Any, event: PaymentEvent, now: datetime) -> None:
         locale = await self._locale(conn, link.merchant_id)

@@ -59,7 +59,7 @@ async def timeline(db: Database, link: PaymentLink, status: LinkStatus) -> list[
         for row in (await conn.execute(select(RECORDS).where(RECORDS.c.link_id == link.id))).all():
             details = dict(row.details or {})
             if row.type == "link.opened":
-                details["views"] = int(row.count)
+                details["views"] = int(row._mapping["count"])
             events.append(TimelineEvent(row.type, row.at, details))
         for row in (await conn.execute(select(CHECKOUTS).where(CHECKOUTS.c.link_id == link.id))).all():
             events.append(TimelineEvent("checkout.started", row.created_at,

@@ -348,9 +348,9 @@ class LinksApi:
         if not created:
             headers["Idempotent-Replayed"] = "true"
         # A new link has no payments yet: no query for them on the creation path.
-        body = link_json(link, self.links.status_of(link), self.links.url(link.id)) if created \
+        answer = link_json(link, self.links.status_of(link), self.links.url(link.id)) if created \
             else await self._json(link)
-        return _respond(body, 201 if created else 200, headers)
+        return _respond(answer, 201 if created else 200, headers)
 
     @staticmethod
     def _idempotency_key(request: web.Request) -> str | None:

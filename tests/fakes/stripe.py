@@ -403,8 +403,8 @@ class FakeStripe:
                        "amount": session["amount_total"], "amount_captured": session["amount_total"],
                        "amount_refunded": refunded, "refunded": refunded >= session["amount_total"],
                        "currency": session["currency"], "payment_intent": intent, "livemode": session["livemode"],
-                       "refunds": {"object": "list", "data": [copy.deepcopy(r) for r in refunds],
-                                   "has_more": False, "url": f"/v1/charges/{session['_paylinks_fake']['charge']}/refunds"}})
+                       "refunds": {"object": "list", "data": [copy.deepcopy(r) for r in refunds], "has_more": False,
+                                   "url": f"/v1/charges/{session['_paylinks_fake']['charge']}/refunds"}})
         return charge
 
     async def dispute(self, session_id: str, *, reason: str = "fraudulent") -> None:

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from adapters.payments import signing
-from core.clock import Clock, utcnow
 import aiohttp
 
+from adapters.payments import signing
+from core.clock import Clock, utcnow
 from core.models import Payment, PaymentLink
 from core.ports import Checkout, PaymentEvent, RefundAnswer, RefundRefused, RefundState, WebhookError
 from core.text import has_controls
