@@ -228,8 +228,10 @@ async def cmd_link_refund(settings: Settings, args: argparse.Namespace) -> int:
         amount_minor = Money.parse(args.amount, link.currency).amount_minor if args.amount else \
             chosen.refundable_minor
         if not args.yes:
+            merchant = await services.merchants.get(link.merchant_id)
+            locale = merchant.locale if merchant is not None else "en"
             to = f" to {chosen.payment.payer_name}" if chosen.payment.payer_name else ""
-            question = (f"Refund {format_money(amount_minor, link.currency)}{to} for {link.description}? "
+            question = (f"Refund {format_money(amount_minor, link.currency, locale)}{to} for {link.description}? "
                         "This cannot be undone. [y/N] ")
             answer = await asyncio.to_thread(input, question)
             if answer.strip().casefold() not in ("y", "yes"):
