@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from adapters.payments.sandbox.provider import SandboxProvider
 from bots.config import Settings
-from core.models import LinkStatus, OutboxMessage, OutboxStatus, PaymentLink, PaymentStatus, RefundStatus
+from core.models import OutboxMessage, OutboxStatus, PaymentLink, PaymentStatus, RefundStatus
 from core.ports import PaymentEvent, RefundAnswer, RefundRefused, RefundState
 from core.refunds import RefundRequest, payment_status_after
 from core.sql import table

@@ -119,7 +119,7 @@ async def test_a_refund_stripe_refuses_is_failed_at_once(live: LiveApp, fake: Fa
 
 
 async def test_a_forged_refund_webhook_is_refused(live: LiveApp, fake: FakeStripe) -> None:
-    link, session_id = await paid(live, fake)
+    link, _ = await paid(live, fake)
     fake.webhook_url = None  # Stripe's own events are held back: only the forged one arrives
     refund = await ask(live, link)
     await fake.drain()
