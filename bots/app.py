@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -16,9 +17,14 @@ from bots.jobs import background_jobs
 from bots.services import Services, build_services, prepare_database
 from core.clock import Clock, utcnow
 
+if TYPE_CHECKING:
+    from adapters.web.pages import PayPages
+
 log = logging.getLogger("paylinks.app")
 
 SERVICES = web.AppKey("services", Services)
+# The pay pages (their view counts are written after answering; tests wait for them here).
+PAGES: web.AppKey[PayPages] = web.AppKey("pages")
 
 
 def create_app(
@@ -85,6 +91,7 @@ def _mount_pages(app: web.Application, services: Services) -> None:
     app.router.add_routes(StaticFiles().routes())
     pages = PayPages(db=services.db, links=services.links, provider=services.provider, templates=templates,
                      refunds=services.refunds)
+    app[PAGES] = pages
     app.cleanup_ctx.append(pages.lifespan)  # after database_ctx, so it ends before the engine is disposed
     app.router.add_routes(pages.routes())
     plugin = registry.payment_providers()[services.settings.payments.provider]

@@ -7,6 +7,7 @@ template compiled once per app, no per-request set-up.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -259,6 +260,7 @@ class PayPages:
         self.not_found_template = env.get_template("not_found.html")
         self.message_template = env.get_template("message.html")
         self._pay_html: dict[PageLink, bytes] = {}
+        self._view_tasks: set[asyncio.Task[None]] = set()
         self._sqlite = SqlitePageReader()
 
     def routes(self) -> list[web.RouteDef]:
@@ -286,6 +288,7 @@ class PayPages:
         try:
             yield
         finally:
+            await self.views_recorded()
             self._sqlite.close()
 
     async def _exists(self, link_id: str) -> bool:
@@ -303,7 +306,7 @@ class PayPages:
         if status is LinkStatus.EXPIRED and link.status == LinkStatus.ACTIVE:
             # Overdue but not swept yet: record the expiry now (hooks tell the merchant), show it at once.
             await self.links.get(link.id)
-        await self._count_view(link.id)
+        self._count_view(link.id)
         payment_ref = request.query.get("payment")
         if payment_ref is not None and PAYMENT_REF.fullmatch(payment_ref):
             returned = await self.links.payment_by_ref(self.provider.name, payment_ref)
@@ -365,11 +368,22 @@ class PayPages:
         context.update(extra)  # a page may say something else (the refund page: the payment's amount)
         return template.render(context).encode()
 
-    async def _count_view(self, link_id: str) -> None:
+    def _count_view(self, link_id: str) -> None:
+        """Count the view after answering: a page never waits for a write (another process may hold it)."""
+        task = asyncio.get_running_loop().create_task(self._record_view(link_id))
+        self._view_tasks.add(task)
+        task.add_done_callback(self._view_tasks.discard)
+
+    async def _record_view(self, link_id: str) -> None:
         try:
             await self.refunds.record_view(link_id)
         except (DatabaseBusy, IntegrityError):  # a view count is never worth a failed page
             log.info("pay page view not counted link=%s", link_id)
+
+    async def views_recorded(self) -> None:
+        """Wait for the view counts still being written (tests, shutdown)."""
+        while self._view_tasks:
+            await asyncio.gather(*list(self._view_tasks), return_exceptions=True)
 
     @staticmethod
     def _refund_facts(link: PageLink, payment: Payment | None, refunds: list[Refund]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from adapters.payments.sandbox.provider import SandboxProvider
+from bots.app import PAGES
 from bots.config import Settings
 from core.models import OutboxMessage, OutboxStatus, PaymentLink, PaymentStatus, RefundStatus
 from core.ports import PaymentEvent, RefundAnswer, RefundRefused, RefundState
@@ -282,6 +283,7 @@ async def test_the_timeline_lists_what_happened_oldest_first(live: LiveApp) -> N
     await live.services.links.attach_message(link.id, _ref("shop-chat"))
     for _ in range(3):
         assert (await live.client.get(f"/p/{link.id}")).status == 200
+    await live.app[PAGES].views_recorded()  # counted after each page was answered
     pressed = await live.client.post(f"/p/{link.id}/pay", allow_redirects=False)
     assert pressed.status == 303
     await pay(live, link, 1)
