@@ -604,9 +604,10 @@ class Conversation:
         prefix = ""
         if not identity.is_owner:
             owner = await self._owner_here(merchant.id, message.platform)
-            if owner is None:
-                return Reply(f"Only the owner of **{markup.user(merchant.name)}** can confirm a refund, and they "
-                             f"are not on {message.platform}. Ask them to send `/refund {short_id(link.id)}`.")
+            if owner is None or not (message.is_group or message.workspace):
+                # The owner answers in a chat they share with staff; in a one-to-one chat they never would.
+                return Reply(f"Only the owner of **{markup.user(merchant.name)}** can confirm a refund. Ask here in "
+                             f"a group they are in, or ask them to send `/refund {short_id(link.id)}`.")
             asker = Asker(message.platform, message.address, owner.platform_user_id)
             prefix = (f"{markup.user(message.display_name or 'Staff')} asks for a refund; the owner"
                       f"{' ' + markup.user(owner.display_name) if owner.display_name else ''} confirms here.\n")

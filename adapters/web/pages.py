@@ -410,7 +410,7 @@ class PayPages:
 
     def _refund_context(self, link: PageLink, status: LinkStatus, payment: Payment,
                         refunds: list[Refund] | None = None) -> dict[str, Any]:
-        if status is LinkStatus.PAID:
+        if status in (LinkStatus.PAID, LinkStatus.REFUNDED):
             heading = "This link was already paid"
             explanation = "Someone paid this link just before you, so your payment was not applied to it."
         elif status is LinkStatus.ACTIVE:

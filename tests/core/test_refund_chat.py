@@ -132,3 +132,15 @@ async def test_paylinks_refund_on_slack_is_the_refund_command() -> None:
 
 def _pressed(chat: ChatDriver, action: str | None) -> IncomingMessage:
     return dataclasses.replace(chat.message(""), action=action)
+
+
+async def test_staff_alone_with_the_bot_is_told_to_ask_the_owner(chat: ChatDriver) -> None:
+    chat.services.refunds.provider = PendingProvider()  # type: ignore[assignment]
+    await open_shop(chat)
+    code = re.search(r"Invite code for .*: ([A-Z0-9]{8})", await chat.text("/invite"))
+    assert code is not None
+    staff = chat.as_user("bob")
+    await staff(f"/join {code.group(1)}")
+    link_id = await charge_and_pay(chat)
+    answer = await staff.text(f"/refund {link_id[:8]}")
+    assert "Only the owner of" in answer and f"/refund {link_id[:8]}" in answer
