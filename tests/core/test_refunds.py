@@ -204,6 +204,8 @@ async def test_money_is_never_returned_before_the_provider_says_so_and_a_refusal
     (payment,) = await live.services.links.payments_for(link.id)
     assert (pending.status, payment.amount_refunded_minor, payment.status) == (RefundStatus.PENDING, 0,
                                                                                PaymentStatus.SUCCEEDED)
+    receipt = await (await live.client.get(f"/p/{link.id}?payment=ch_1")).text()
+    assert "Payment received" in receipt and "A refund of S$10.00 is on its way." in receipt
     # The provider's webhook says succeeded: now (and only now) the money counts as returned.
     event = PaymentEvent(provider="sandbox", event_id="evt_r1", kind="refund.succeeded", link_id="", provider_ref="",
                          amount_minor=1000, currency="SGD", refund_ref=f"prov-{pending.id}")
