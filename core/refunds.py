@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -77,6 +77,9 @@ SUBSCRIPTIONS = table(AlertSubscription)
 # Refunds that hold money: a pending one may still succeed, so it is never refundable twice.
 _RESERVING = (RefundStatus.PENDING.value, RefundStatus.SUCCEEDED.value)
 AUTO = "auto"
+# A refund the provider could not be asked about is asked again after this, for at most GIVE_UP_AFTER.
+RETRY_AFTER = timedelta(minutes=1)
+GIVE_UP_AFTER = timedelta(hours=24)
 EVENT_DOUBLE = "payment.refund_needed"
 EVENT_REFUNDED = "refund.succeeded"
 EVENT_REFUND_FAILED = "refund.failed"
@@ -313,14 +316,45 @@ class RefundService:
         except RefundRefused as exc:
             return await self.settle(refund.id, RefundState.FAILED, reason=str(exc)[:500] or "refused") or refund
         except RefundUnavailable as exc:
-            reason = f"{payment.provider} could not be reached ({str(exc)[:200]}); nothing was refunded, try again"
-            return await self.settle(refund.id, RefundState.FAILED, reason=reason) or refund
+            # Unknown whether it went through (a timeout): keep the money reserved and ask again with the same
+            # idempotency key (retry_unsent), never a second refund.
+            note = f"{payment.provider} could not be reached ({str(exc)[:200]}); asking again shortly"
+            async with self.db.write() as conn:
+                await conn.execute(update(REFUNDS).where(REFUNDS.c.id == refund.id, REFUNDS.c.status ==
+                                                         RefundStatus.PENDING.value)
+                                   .values(failure_reason=note[:500], updated_at=self.clock()))
+            return await self.get(refund.id) or refund
         except Exception as exc:  # a bug in an adapter must not leave money reserved forever
             log.exception("refund call failed refund=%s", refund.id)
             return await self.settle(refund.id, RefundState.FAILED,
                                      reason=f"unexpected {type(exc).__name__}; nothing was refunded") or refund
         return await self.settle(refund.id, answer.state, provider_ref=answer.provider_ref,
                                  reason=answer.reason) or refund
+
+    async def retry_unsent(self, *, now: datetime | None = None, batch: int = 50) -> int:
+        """Ask again for pending refunds the provider never answered (the sweeper); give up after a day."""
+        now = now or self.clock()
+        async with self.db.read() as conn:
+            rows = (await conn.execute(
+                select(REFUNDS).where(REFUNDS.c.status == RefundStatus.PENDING.value, REFUNDS.c.provider_ref.is_(None),
+                                      REFUNDS.c.updated_at <= now - RETRY_AFTER)
+                .order_by(REFUNDS.c.updated_at).limit(batch))).all()
+        asked = 0
+        for row in rows:
+            refund = _row_to_refund(row)
+            if refund.created_at <= now - GIVE_UP_AFTER:
+                await self.settle(refund.id, RefundState.FAILED, reason=f"{refund.provider} could not be reached "
+                                  f"for {GIVE_UP_AFTER.days * 24} hours; nothing is known to have been refunded")
+                continue
+            async with self.db.write() as conn:
+                claimed = await conn.execute(update(REFUNDS).where(
+                    REFUNDS.c.id == refund.id, REFUNDS.c.updated_at == refund.updated_at).values(updated_at=now))
+                found = (await conn.execute(select(PAYMENTS).where(PAYMENTS.c.id == refund.payment_id))).first()
+            if claimed.rowcount != 1 or found is None:
+                continue  # another process took it
+            await self._ask_provider(refund, _row_to_payment(found))
+            asked += 1
+        return asked
 
     # ------------------------------------------------------------ the provider's answer
 

@@ -200,7 +200,8 @@ class RefundOut(BaseModel):
     status: RefundStatus = Field(description="`pending` until the provider confirms (`succeeded`) or refuses "
                                              "(`failed`, with its reason in `failure_reason`).")
     reason: str | None
-    failure_reason: str | None = Field(description="The provider's words when it refused.")
+    failure_reason: str | None = Field(description="The provider's words when it refused; on a pending refund, "
+                                                   "why it is still being asked.")
     created_at: str = Field(json_schema_extra=_DATE_TIME)
     completed_at: str | None = Field(json_schema_extra=_DATE_TIME)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from adapters.payments.common import (
     OutcomeStatus,
@@ -142,8 +143,8 @@ class PortOneProvider:
                                        channel=payment.channel, environment=self.environment,
                                        reason=reason or "refund from paylinks", full=full)
             body["description"] = f"paylinks refund {idempotency_key}"
-            answer = await self.client.refund(order_ref, body)
-            details = mapping.refund_details(answer)
+            made = await self._made_before(order_ref, idempotency_key)
+            details = made if made else mapping.refund_details(await self.client.refund(order_ref, body))
         except ProviderUnavailable as exc:
             raise RefundUnavailable(str(exc)) from None
         except (ProviderError, mapping.PortOneMappingError) as exc:
@@ -155,6 +156,14 @@ class PortOneProvider:
         state = RefundState(mapping.refund_state(detail.get("refund_status")))
         return RefundAnswer(provider_ref=mapping.refund_ref_of(detail), state=state,
                             reason=str(detail.get("refund_status"))[:200] if state is RefundState.FAILED else None)
+
+    async def _made_before(self, order_ref: str, idempotency_key: str) -> list[Mapping[str, Any]]:
+        """Our refund, if an earlier attempt made it (PortOne has no idempotency keys: its list says)."""
+        try:
+            listed = mapping.refund_details(await self.client.fetch_refunds(order_ref))
+        except (ProviderRejected, mapping.PortOneMappingError):  # no refunds yet, or an unreadable list
+            return []
+        return [d for d in listed if idempotency_key in str(d.get("description") or "")]
 
     async def confirmed_refund(self, order_ref: str, refund_ref: str) -> RefundState | None:
         """What PortOne's own refund list says of one refund (its webhook is unsigned); None: not listed."""

@@ -5,6 +5,7 @@ on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -113,9 +114,26 @@ async def test_a_refund_stripe_refuses_is_failed_at_once(live: LiveApp, fake: Fa
     fake.fail("refunds.create", status=400)
     refund = await ask(live, link)
     assert refund.status == RefundStatus.FAILED and "Stripe refused the request" in (refund.failure_reason or "")
+
+
+
+async def test_a_refund_stripe_could_not_take_stays_reserved_and_is_asked_again(live: LiveApp,
+                                                                              fake: FakeStripe) -> None:
+    link, _ = await paid(live, fake)
     fake.fail("refunds.create", status=503)
     down = await ask(live, link)
-    assert down.status == RefundStatus.FAILED and "could not be reached" in (down.failure_reason or "")
+    # Unknown whether Stripe made it: still pending, the money reserved, never asked under a new key.
+    assert down.status == RefundStatus.PENDING and "could not be reached" in (down.failure_reason or "")
+    assert await live.services.refunds.refundable(link.id) == []
+    assert await live.services.refunds.retry_unsent() == 0  # not yet due
+    later = live.services.clock() + timedelta(minutes=2)
+    assert await live.services.refunds.retry_unsent(now=later) == 1
+    first, second = fake.calls_of("refunds.create")
+    assert first.headers["Idempotency-Key"] == second.headers["Idempotency-Key"] == f"paylinks-refund-{down.id}"
+    await fake.drain()
+    stored = await live.services.refunds.get(down.id)
+    assert stored is not None and stored.status == RefundStatus.SUCCEEDED
+    assert (await live.services.links.get(link.id)).status == LinkStatus.REFUNDED  # type: ignore[union-attr]
 
 
 async def test_a_forged_refund_webhook_is_refused(live: LiveApp, fake: FakeStripe) -> None:
