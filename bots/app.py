@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -16,9 +17,14 @@ from bots.jobs import background_jobs
 from bots.services import Services, build_services, prepare_database
 from core.clock import Clock, utcnow
 
+if TYPE_CHECKING:
+    from adapters.web.pages import PayPages
+
 log = logging.getLogger("paylinks.app")
 
 SERVICES = web.AppKey("services", Services)
+# The pay pages (their view counts are written after answering; tests wait for them here).
+PAGES: web.AppKey[PayPages] = web.AppKey("pages")
 
 
 def create_app(
@@ -66,7 +72,7 @@ def _mount_api(app: web.Application, services: Services) -> None:
 
     # The middleware only acts on /api/ paths: JSON errors there, pass-through everywhere else.
     app.middlewares.append(api_errors)
-    api = LinksApi(services.links, services.merchants)
+    api = LinksApi(services.links, services.merchants, refunds=services.refunds)
     app.cleanup_ctx.append(api.lifespan)  # after database_ctx, so it ends before the engine is disposed
     app.router.add_routes(api.routes())
 
@@ -90,7 +96,8 @@ def _mount_pages(app: web.Application, services: Services) -> None:
     app.middlewares.append(database_busy_pages(templates))  # a calm 503 page when a write stays refused
     app.router.add_routes(StaticFiles().routes())
     pages = PayPages(db=services.db, links=services.links, providers=services.providers,
-                     checkout_origins=checkout_origins, templates=templates)
+                     checkout_origins=checkout_origins, templates=templates, refunds=services.refunds)
+    app[PAGES] = pages
     app.cleanup_ctx.append(pages.lifespan)  # after database_ctx, so it ends before the engine is disposed
     app.router.add_routes(pages.routes())
 

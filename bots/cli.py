@@ -209,6 +209,48 @@ async def cmd_link_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_link_refund(settings: Settings, args: argparse.Namespace) -> int:
+    """Refund a link's payment through the provider; asks on a terminal, --yes elsewhere. Prints the refund."""
+    from bots.services import open_services
+    from core.money import format_money
+    from core.refunds import RefundRequest
+
+    if not args.yes and not sys.stdin.isatty():
+        raise UsageError("--yes is required when standard input is not a terminal (a refund cannot be undone)")
+    async with open_services(settings) as services:
+        link = await services.links.get(args.link_id.strip().lower())
+        if link is None:
+            raise UsageError(f"no link with id {args.link_id}")
+        choices = await services.refunds.refundable(link.id)
+        if not choices:
+            raise UsageError(f"link {link.id} has nothing to refund (it is {services.links.status_of(link).value})")
+        if len(choices) > 1:
+            raise UsageError(f"link {link.id} has {len(choices)} refundable payments; refund them from the API "
+                             "with payment_id (" + ", ".join(c.payment.id for c in choices) + ")")
+        chosen = choices[0]
+        amount_minor = Money.parse(args.amount, link.currency).amount_minor if args.amount else \
+            chosen.refundable_minor
+        if not args.yes:
+            merchant = await services.merchants.get(link.merchant_id)
+            locale = merchant.locale if merchant is not None else "en"
+            to = f" to {chosen.payment.payer_name}" if chosen.payment.payer_name else ""
+            question = (f"Refund {format_money(amount_minor, link.currency, locale)}{to} for {link.description}? "
+                        "This cannot be undone. [y/N] ")
+            answer = await asyncio.to_thread(input, question)
+            if answer.strip().casefold() not in ("y", "yes"):
+                print("nothing refunded", file=sys.stderr)
+                return 1
+        refund, _ = await services.refunds.request(RefundRequest(
+            link_id=link.id, merchant_id=link.merchant_id, amount_minor=amount_minor,
+            payment_id=chosen.payment.id, requested_by="cli", reason=args.reason))
+        drain = getattr(services.provider, "drain", None)
+        if drain is not None:  # the sandbox's refund webhook must leave before this process ends
+            await drain()
+    print(f"{refund.id} {refund.status} {Money(refund.amount_minor, refund.currency).amount_str()} {refund.currency}"
+          + (f" ({refund.failure_reason})" if refund.failure_reason else ""))
+    return 0 if refund.status != "failed" else 1
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -253,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     link_create.add_argument("--merchant", required=True)
     link_create.add_argument("words", nargs=argparse.REMAINDER, metavar="AMOUNT [CURRENCY] DESCRIPTION")
     link_create.set_defaults(func=cmd_link_create)
+    link_refund = link.add_parser("refund", help="refund a link's payment (all of it, or AMOUNT); prints the refund")
+    link_refund.add_argument("link_id", metavar="ID")
+    link_refund.add_argument("amount", nargs="?", metavar="AMOUNT", help="e.g. 10.50; default: all that is left")
+    link_refund.add_argument("--yes", action="store_true", help="do not ask (required without a terminal)")
+    link_refund.add_argument("--reason", help="why, for the timeline")
+    link_refund.set_defaults(func=cmd_link_refund)
 
     for register in EXTRA_COMMANDS:
         register(sub)

@@ -117,6 +117,7 @@ class PaymentsBase(Section):
 
     provider: str = "sandbox"
     reconcile_after: Duration = timedelta(minutes=10)
+    auto_refund_duplicates: bool = True
 
 
 class OutboxBase(Section):

@@ -55,10 +55,19 @@ async def sweep_checkouts(services: Services) -> int:
     return count
 
 
+async def sweep_refunds(services: Services) -> int:
+    """Refunds the provider could not be asked about: ask again (same idempotency key)."""
+    count = await services.refunds.retry_unsent()
+    if count:
+        log.info("sweeper asked again for %d refunds", count)
+    return count
+
+
 async def sweep(services: Services) -> None:
     await sweep_expired(services)
     await sweep_deliveries(services)
     await sweep_checkouts(services)
+    await sweep_refunds(services)
 
 
 @asynccontextmanager

@@ -25,6 +25,7 @@ from core.merchants import MerchantService
 from core.outbox import Outbox
 from core.ports import ChatSender, IncomingMessage, PaymentProvider, Reply
 from core.provider_accounts import ProviderAccounts
+from core.refunds import RefundService
 from core.secrets import SecretBox, key_file_for
 from core.settings import reveal
 
@@ -53,6 +54,8 @@ class Services:
     outbox: Outbox | None = None
     # The chat core every platform hands its messages to; always set by build_services.
     conversation: Conversation = None  # type: ignore[assignment]
+    # Refunds through the provider, double-payment handling; always set by build_services.
+    refunds: RefundService = None  # type: ignore[assignment]
 
     @property
     def public_base_url(self) -> str:
@@ -98,6 +101,11 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
     services.outbox = Outbox(link_url=links.url, customer_platform=registry.customer_platform(settings),
                              address_rules=registry.address_rules())
     links.hooks.append(services.outbox)
+    services.refunds = RefundService(db, links, provider=services.provider, providers=services.providers,
+                                     auto_refund_duplicates=settings.payments.auto_refund_duplicates, clock=clock)
+    services.refunds.wake = services.outbox.wake
+    services.refunds.install()
+    services.conversation.refunds = services.refunds
     # Senders are built here rather than in app.py so `paylinks worker` delivers every platform's rows.
     for platform in registry.enabled_platforms(settings):
         try:

@@ -99,6 +99,7 @@ class LinkEventKind(StrEnum):
     PAID = "link.paid"
     EXPIRED = "link.expired"
     CANCELLED = "link.cancelled"
+    REFUNDED = "link.refunded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,13 @@ class LinkEvent:
 
 # Runs inside the transaction that changes the link (the outbox writes its rows here).
 TransitionHook = Callable[[DbConnection, LinkEvent], Awaitable[None]]
+# Runs inside the transaction that records a payment which cannot count (paid twice, or after the link
+# closed): the refunds work writes the seller's "paid twice" alert here.
+PaymentHook = Callable[[DbConnection, PaymentLink, Payment], Awaitable[None]]
+# Runs after that transaction committed (the automatic refund of a double payment).
+AfterPayment = Callable[[Payment], Awaitable[None]]
+# Handles verified provider events other than payments (refunds, failures, disputes): core/refunds.py.
+EventSink = Callable[["PaymentEvent"], Awaitable["PaymentOutcome"]]
 
 
 class PaymentOutcome(StrEnum):
@@ -120,12 +128,14 @@ class PaymentOutcome(StrEnum):
     MISMATCH = "mismatch"  # amount or currency differ from the link: never counts as paid
     UNKNOWN_LINK = "unknown_link"
     IGNORED = "ignored"  # an event kind we do not act on
+    RECORDED = "recorded"  # a refund, failure or dispute event, handled by the event sink
 
 
 _TO_EVENT = {
     LinkStatus.PAID: LinkEventKind.PAID,
     LinkStatus.EXPIRED: LinkEventKind.EXPIRED,
     LinkStatus.CANCELLED: LinkEventKind.CANCELLED,
+    LinkStatus.REFUNDED: LinkEventKind.REFUNDED,
 }
 
 
@@ -179,6 +189,10 @@ class LinkService:
         # Fixed mode for new links, over the provider's (core tests, and tests rehearsing a shop that goes
         # live); None: each shop's provider decides, pretend money without a resolver.
         self.livemode: bool | None = None
+        self.payment_hooks: list[PaymentHook] = []
+        self.after_payment: list[AfterPayment] = []
+        # Refund, failure and dispute events go here (core.refunds.RefundService.handle_event).
+        self.event_sink: EventSink | None = None
         # A checkout not paid after this long is asked about at its provider ([payments] reconcile_after).
         self.reconcile_after = RECONCILE_AFTER
 
@@ -445,6 +459,13 @@ class LinkService:
 
     # ------------------------------------------------------------ transitions
 
+    async def transition(
+        self, conn: DbConnection, link_id: str, to: LinkStatus, now: datetime,
+        payment: Payment | None = None, **values: Any,
+    ) -> PaymentLink | None:
+        """The guarded move, for another service's transaction (core/refunds.py: paid -> refunded)."""
+        return await self._transition(conn, link_id, to, now, payment, **values)
+
     async def _transition(
         self, conn: DbConnection, link_id: str, to: LinkStatus, now: datetime,
         payment: Payment | None = None, **values: Any,
@@ -630,6 +651,8 @@ class LinkService:
     async def record_payment(self, event: PaymentEvent) -> tuple[PaymentOutcome, Payment | None]:
         """Record a verified provider event in ONE transaction: inbox row, payment, link transition, hooks."""
         if event.kind != "payment.succeeded":
+            if self.event_sink is not None:
+                return await self.event_sink(event), None
             return PaymentOutcome.IGNORED, None
         now = self.clock()
         try:
@@ -642,6 +665,12 @@ class LinkService:
                 "payment %s payment=%s link=%s provider=%s",
                 outcome.value, payment.id, payment.link_id, event.provider,
             )
+            if payment.status == PaymentStatus.REFUND_NEEDED:
+                for after in self.after_payment:
+                    try:
+                        await after(payment)
+                    except Exception:  # recorded and alerted already; the seller can /refund it
+                        log.exception("after-payment step failed payment=%s", payment.id)
         return outcome, payment
 
     async def _record(
@@ -671,12 +700,17 @@ class LinkService:
             created_at=now,
             livemode=livemode,
             account=event.account,
+            amount_refunded_minor=0,
+            payment_ref=event.payment_ref,
+            channel=event.channel,
         )
         if not await insert_ignore(conn, PAYMENTS, payment.model_dump()):
             # The same provider payment came again under another event id: already counted.
             raise _AlreadyRecorded
         if not matches:
             log.warning("payment amount/currency mismatch payment=%s link=%s", payment.id, link.id)
+            for payment_hook in self.payment_hooks:
+                await payment_hook(conn, link, payment)
             return PaymentOutcome.MISMATCH, payment
         payable = self.status_of(link, now) is LinkStatus.ACTIVE
         if payable and await self._transition(
@@ -690,7 +724,17 @@ class LinkService:
             .where(PAYMENTS.c.id == payment.id)
             .values(status=PaymentStatus.REFUND_NEEDED.value)
         )
+        for payment_hook in self.payment_hooks:
+            await payment_hook(conn, link, payment)
         return PaymentOutcome.REFUND_NEEDED, payment
+
+    async def note_payment_ref(self, provider: str, provider_ref: str, payment_ref: str,
+                               channel: str | None) -> None:
+        """Fill in the provider's payment id (and channel) a refund needs, when the first event lacked it."""
+        async with self.db.write() as conn:
+            await conn.execute(update(PAYMENTS).where(
+                PAYMENTS.c.provider == provider, PAYMENTS.c.provider_ref == provider_ref,
+                PAYMENTS.c.payment_ref.is_(None)).values(payment_ref=payment_ref, channel=channel))
 
     async def payments_for(self, link_id: str) -> list[Payment]:
         async with self.db.read() as conn:

@@ -203,6 +203,8 @@ class Outbox:
 
     async def rows_for(self, conn: DbConnection, event: LinkEvent) -> list[dict[str, Any]]:
         link = event.link
+        if event.kind is LinkEventKind.REFUNDED:
+            return []  # core/refunds.py writes the refund's own alert and edit in this transaction
         customer = self._customer_target(link)
         if event.kind is LinkEventKind.CREATED and customer is None:
             return []  # most links: nothing to send, and no query on the link-creation path

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-from core.models import PaymentLink
+from core.models import Payment, PaymentLink
 from core.money import Money
 
 # ---------------------------------------------------------------- chat
@@ -168,7 +169,9 @@ class PaymentEvent:
 
     provider: str
     event_id: str
-    kind: str  # "payment.succeeded" (others are acknowledged and ignored)
+    # "payment.succeeded"; "refund.succeeded" | "refund.failed" (refund_ref / refund_id say which refund);
+    # "payment.failed" (a checkout the provider reports failed); "dispute.created". Others are ignored.
+    kind: str
     link_id: str
     provider_ref: str
     amount_minor: int
@@ -179,6 +182,15 @@ class PaymentEvent:
     livemode: bool | None = None
     # The provider account it came through: a shop's own (its merchant id), None for the deployment's.
     account: str | None = None
+    # The provider's id of the money taken when it differs from provider_ref (Stripe payment_intent,
+    # PortOne order_ref), and PortOne's channel_key: what a refund must name.
+    payment_ref: str | None = None
+    channel: str | None = None
+    # Refund events: the provider's refund id and/or ours (echoed back in its metadata).
+    refund_ref: str | None = None
+    refund_id: str | None = None
+    # The provider's words: why a refund or payment failed, why a dispute was opened.
+    reason: str | None = None
 
 
 class WebhookError(Exception):
@@ -238,12 +250,39 @@ class ReconcilingProvider(Protocol):
         ...
 
 
+class RefundState(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class RefundAnswer:
+    """What the provider answered to a refund request: its refund id and what it says happened."""
+
+    provider_ref: str | None
+    state: RefundState
+    reason: str | None = None  # the provider's words when it failed
+
+
+class RefundRefused(Exception):
+    """The provider refused the refund; `str(exc)` is its reason, safe to show the seller (no secret)."""
+
+
+class RefundUnavailable(Exception):
+    """The provider could not be asked (network, 5xx, rate limit); nothing is known to have been refunded."""
+
+
 @runtime_checkable
 class RefundingProvider(Protocol):
-    """Optional: a provider that can refund. Not implemented by the sandbox yet; no caller yet."""
+    """Optional: a provider that can give money back (core/refunds.py calls it, outside any transaction)."""
 
-    async def refund(self, provider_ref: str, *, amount_minor: int, idempotency_key: str) -> str:
-        """Refund part or all of a payment; returns the provider's refund reference."""
+    async def refund(self, payment: Payment, amount_minor: int, idempotency_key: str, *,
+                     reason: str | None = None) -> RefundAnswer:
+        """Refund part or all of a payment. The same idempotency key never refunds twice.
+
+        Raises RefundRefused (the provider said no) or RefundUnavailable (it could not be asked).
+        """
         ...
 
 

@@ -7,6 +7,7 @@ Test money (links with livemode false) is counted apart from live money and neve
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,12 +20,14 @@ from core.commands import Period
 from core.db import Database
 from core.links import LinkService
 from core.locales import babel_locale, timezone_for
-from core.models import LinkStatus, PaymentLink
+from core.models import LinkStatus, Payment, PaymentLink, Refund
 from core.money import format_money
 from core.outbox_texts import TEST_MARK
 from core.sql import table
+from core.timeline import TimelineEvent
 
 LINKS = table(PaymentLink)
+PAYMENTS = table(Payment)
 
 # ---------------------------------------------------------------- display helpers
 
@@ -33,12 +36,14 @@ STATUS_MARK: dict[LinkStatus, str] = {
     LinkStatus.PAID: "✅",
     LinkStatus.EXPIRED: "⌛",
     LinkStatus.CANCELLED: "🚫",
+    LinkStatus.REFUNDED: "↩️",
 }
 STATUS_WORD: dict[LinkStatus, str] = {
     LinkStatus.ACTIVE: "Open",
     LinkStatus.PAID: "Paid",
     LinkStatus.EXPIRED: "Expired",
     LinkStatus.CANCELLED: "Cancelled",
+    LinkStatus.REFUNDED: "Refunded",
 }
 
 
@@ -69,6 +74,19 @@ class Totals:
 
 
 @dataclass(frozen=True, slots=True)
+class MoneyTotals:
+    """The money itself, from the payments taken in the period: gross in, refunded out, net kept."""
+
+    payments: int
+    gross_minor: int
+    refunded_minor: int
+
+    @property
+    def net_minor(self) -> int:
+        return self.gross_minor - self.refunded_minor
+
+
+@dataclass(frozen=True, slots=True)
 class Figures:
     """One kind of money's figures for a period (live money and test money are never added up)."""
 
@@ -76,10 +94,13 @@ class Figures:
     open: dict[str, Totals] = field(default_factory=dict)  # made within the period and still payable
     expired: int = 0
     cancelled: int = 0
+    # Every payment taken within the period (double payments too), by currency, with what went back.
+    money: dict[str, MoneyTotals] = field(default_factory=dict)
+    refunded_links: int = 0
 
     @property
     def empty(self) -> bool:
-        return not (self.paid or self.open or self.expired or self.cancelled)
+        return not (self.paid or self.open or self.expired or self.cancelled or self.money)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +145,14 @@ class ReportData:
         return self.main.cancelled
 
     @property
+    def money(self) -> dict[str, MoneyTotals]:
+        return self.main.money
+
+    @property
+    def refunded_links(self) -> int:
+        return self.main.refunded_links
+
+    @property
     def empty(self) -> bool:
         return self.main.empty and self.beside is None
 
@@ -164,7 +193,30 @@ class ReportService:
                     .group_by(mode, LINKS.c.status, LINKS.c.currency)
                 )
             ).all()
+            money_rows = (
+                await conn.execute(
+                    select(PAYMENTS.c.livemode, PAYMENTS.c.currency, func.count(PAYMENTS.c.id),
+                           func.coalesce(func.sum(PAYMENTS.c.amount_minor), 0),
+                           func.coalesce(func.sum(PAYMENTS.c.amount_refunded_minor), 0))
+                    .join_from(PAYMENTS, LINKS, LINKS.c.id == PAYMENTS.c.link_id)
+                    .where(LINKS.c.merchant_id == merchant_id, PAYMENTS.c.created_at >= period.start,
+                           PAYMENTS.c.created_at < period.end)
+                    .group_by(PAYMENTS.c.livemode, PAYMENTS.c.currency)
+                )
+            ).all()
+            refunded_rows = (
+                await conn.execute(
+                    select(mode, count).where(
+                        LINKS.c.merchant_id == merchant_id, LINKS.c.status == LinkStatus.REFUNDED.value,
+                        LINKS.c.paid_at >= period.start, LINKS.c.paid_at < period.end)
+                    .group_by(mode)
+                )
+            ).all()
         figures = {True: _Tally(), False: _Tally()}
+        for live, currency, n, gross, refunded in money_rows:
+            figures[bool(live)].money[currency] = MoneyTotals(int(n), int(gross), int(refunded))
+        for live, n in refunded_rows:
+            figures[bool(live)].refunded_links = int(n)
         for live, currency, n, amount in paid_rows:
             figures[bool(live)].paid[currency] = Totals(int(n), int(amount))
         for live, status, currency, n, amount in made_rows:
@@ -189,9 +241,11 @@ class _Tally:
     open: dict[str, Totals] = field(default_factory=dict)
     expired: int = 0
     cancelled: int = 0
+    money: dict[str, MoneyTotals] = field(default_factory=dict)
+    refunded_links: int = 0
 
     def done(self) -> Figures:
-        return Figures(self.paid, self.open, self.expired, self.cancelled)
+        return Figures(self.paid, self.open, self.expired, self.cancelled, self.money, self.refunded_links)
 
 
 # ---------------------------------------------------------------- rendering (pure, Reply markup)
@@ -227,8 +281,16 @@ def _figure_lines(figures: Figures, locale: str, currency: str | None) -> list[s
         extra.append(f"⌛ Expired: {figures.expired}")
     if figures.cancelled:
         extra.append(f"🚫 Cancelled: {figures.cancelled}")
+    if figures.refunded_links:
+        extra.append(f"↩️ Refunded: {figures.refunded_links}")
     if extra:
         lines.append(" · ".join(extra))
+    for code in sorted(figures.money, key=lambda c: (c != currency, c)):
+        totals = figures.money[code]
+        gross = format_money(totals.gross_minor, code, locale)
+        refunded = format_money(totals.refunded_minor, code, locale)
+        net = format_money(totals.net_minor, code, locale)
+        lines.append(f"💰 {code}: gross {gross} − refunded {refunded} = net **{net}**")
     return lines
 
 
@@ -250,6 +312,44 @@ def render_report(data: ReportData, merchant_name: str, locale: str, currency: s
         lines.append(f"{TEST_MARK} (not counted above): paid {paid}"
                      + (f" ({_plural(paid_count, 'link')})" if paid_count else ""))
     return "\n".join(lines)
+
+
+_TIMELINE_WORDS = {
+    "link.created": "made", "link.opened": "opened", "checkout.started": "checkout started",
+    "payment.succeeded": "paid", "alert.delivered": "alert delivered", "refund.requested": "refund asked",
+    "refund.succeeded": "refunded", "refund.failed": "refund failed", "link.expired": "expired",
+    "link.cancelled": "cancelled", "payment.failed": "payment failed", "dispute.created": "disputed",
+}
+TIMELINE_LINES = 8
+
+
+def render_money_life(payments: Sequence[Payment], refunds: Mapping[str, Sequence[Refund]],
+                      events: Sequence[TimelineEvent], locale: str) -> list[str]:
+    """/status's lines after the link: each payment with its refunds, then the timeline, briefly."""
+    lines = []
+    for payment in payments:
+        amount = format_money(payment.amount_minor, payment.currency, locale)
+        who = f" by {markup.user(payment.payer_name)}" if payment.payer_name else ""
+        line = f"💳 {amount}{who} · {str(payment.status).replace('_', ' ')} · `{payment.id}`"
+        if payment.amount_refunded_minor:
+            line += f" · refunded {format_money(payment.amount_refunded_minor, payment.currency, locale)}"
+        lines.append(line)
+        for refund in refunds.get(payment.id, ()):
+            text = f"  ↩️ {format_money(refund.amount_minor, refund.currency, locale)} {refund.status}"
+            if refund.failure_reason:
+                text += f": {markup.escape(refund.failure_reason[:120])}"
+            lines.append(text)
+    if events:
+        shown = list(events)[-TIMELINE_LINES:]
+        parts = []
+        for event in shown:
+            word = _TIMELINE_WORDS.get(event.type, event.type)
+            if event.type == "link.opened" and event.details.get("views", 1) > 1:
+                word += f" ×{event.details['views']}"
+            parts.append(f"{format_when(event.at, locale)} {word}")
+        lines.append("🕑 " + " → ".join(parts))
+    return lines
+
 
 
 def render_link_line(link: PaymentLink, locale: str) -> str:
@@ -286,7 +386,7 @@ def render_status(link: PaymentLink, url: str, locale: str, now: datetime) -> st
     if customer:
         details.append(f"for {markup.user(customer)}")
     lines.append(" · ".join(details))
-    if status is LinkStatus.PAID and link.paid_at:
+    if status in (LinkStatus.PAID, LinkStatus.REFUNDED) and link.paid_at:
         lines.append(f"Paid {format_when(link.paid_at, locale)}")
     elif status is LinkStatus.CANCELLED and link.cancelled_at:
         lines.append(f"Cancelled {format_when(link.cancelled_at, locale)}")

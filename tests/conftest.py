@@ -202,6 +202,9 @@ def make_settings(database_url: str, port: int | None = None, **overrides: Any) 
     settings.payments.sandbox.webhook_secret = Secret("whsec_test_secret")
     # Secrets at rest are encrypted under this key (PostgreSQL needs one configured; core/secrets.py).
     settings.security.secret_key = Secret(TEST_SECRET_KEY)
+    # Off by default in tests: the tests of payment recording look at a refund-needed payment as recorded;
+    # the refunds tests (tests/core/test_refunds.py and friends) turn it on, as it is in production.
+    settings.payments.auto_refund_duplicates = False
     for dotted, value in overrides.items():
         section, key = dotted.split("__")
         setattr(getattr(settings, section), key, value)

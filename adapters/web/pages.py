@@ -7,6 +7,7 @@ template compiled once per app, no per-request set-up.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -21,14 +22,16 @@ import jinja2
 from aiohttp import web
 from babel.dates import format_date, format_datetime
 from sqlalchemy import Connection, PoolProxiedConnection, bindparam, select
+from sqlalchemy.exc import IntegrityError
 
 from adapters.qr import render_qr
 from adapters.web.security import origin_of
-from core.db import Database
+from core.db import Database, DatabaseBusy
 from core.links import LinkService
-from core.models import LinkStatus, Merchant, Payment, PaymentLink, PaymentStatus
+from core.models import LinkStatus, Merchant, Payment, PaymentLink, PaymentStatus, Refund, RefundStatus
 from core.money import format_money
 from core.ports import ProviderResolver
+from core.refunds import RefundService
 from core.sql import table
 from core.text import isolate
 
@@ -164,6 +167,15 @@ if [c.key for c in _PAGE_QUERY.selected_columns] != [f.name for f in fields(Page
     raise RuntimeError("_PAGE_QUERY columns and PageLink fields differ")
 
 
+def _applied(link: PageLink, payment: Payment) -> bool:
+    """The payment that paid the link: recorded in the very transaction that set paid_at (same instant).
+
+    Its status cannot say so once refunds begin (a refunded double payment is `refunded` too).
+    """
+    return payment.status != PaymentStatus.REFUND_NEEDED and link.paid_at is not None \
+        and payment.created_at == link.paid_at
+
+
 class SqlitePageReader:
     """The pay page's query on SQLite, on one long-lived connection of the engine's pool.
 
@@ -234,11 +246,14 @@ class PayPages:
         providers: ProviderResolver,
         checkout_origins: Iterable[str] = (),
         templates: jinja2.Environment | None = None,
+        refunds: RefundService | None = None,
     ) -> None:
         self.db = db
         self.links = links
         # Pay goes to the shop's own provider account when it has one, else the deployment's.
         self.providers = providers
+        # The timeline's link.opened (first view, then a count) and the refunds the pages tell the truth about.
+        self.refunds = refunds or RefundService(db, links, clock=links.clock)
         env = templates or make_templates()
         # Compiled now, once per app, so a request only renders.
         self.pay_template = env.get_template("pay.html")
@@ -248,6 +263,7 @@ class PayPages:
         self.not_found_template = env.get_template("not_found.html")
         self.message_template = env.get_template("message.html")
         self._pay_html: dict[PageLink, bytes] = {}
+        self._view_tasks: set[asyncio.Task[None]] = set()
         self._sqlite = SqlitePageReader()
         # Where Pay's 303 may go: these origins are in CSP form-action (adapters/web/security.py); every
         # provider a shop may pay through (bots/app.py gathers them).
@@ -279,6 +295,7 @@ class PayPages:
         try:
             yield
         finally:
+            await self.views_recorded()
             self._sqlite.close()
 
     async def _exists(self, link_id: str) -> bool:
@@ -296,20 +313,26 @@ class PayPages:
         if status is LinkStatus.EXPIRED and link.status == LinkStatus.ACTIVE:
             # Overdue but not swept yet: record the expiry now (hooks tell the merchant), show it at once.
             await self.links.get(link.id)
+        self._count_view(link.id)
         payment_ref = request.query.get("payment")
         if payment_ref is not None and PAYMENT_REF.fullmatch(payment_ref):
             returned = next((p for p in await self.links.payments_for(link.id) if p.provider_ref == payment_ref), None)
-            if returned is not None and returned.status == PaymentStatus.REFUND_NEEDED:
-                return self._render(self.refund_template, link, self._refund_context(link, status, returned))
+            if returned is not None and not _applied(link, returned):
+                refunds = (await self.refunds.refunds_for([link.id])).get(returned.id, [])
+                return self._render(self.refund_template, link,
+                                    self._refund_context(link, status, returned, refunds))
         if status is LinkStatus.ACTIVE:
             return self._pay_page(link)
-        if status is LinkStatus.PAID:
-            payment = await self._kept_payment(link.id)
+        if status in (LinkStatus.PAID, LinkStatus.REFUNDED):
+            payment = await self._kept_payment(link)
             paid_at = link.paid_at or (payment.created_at if payment else None)
+            refunds = (await self.refunds.refunds_for([link.id])).get(payment.id, []) if payment else []
             return self._render(self.receipt_template, link, {
-                "title": f"Paid: {link.amount} to {isolate(link.merchant_name)}",
+                "title": f"{'Refunded' if status is LinkStatus.REFUNDED else 'Paid'}: {link.amount} to "
+                         f"{isolate(link.merchant_name)}",
                 "paid_on": datetime_text(paid_at, link.merchant_locale) if paid_at else "",
                 "payment_id": payment.id if payment else "",
+                **self._refund_facts(link, payment, refunds),
             })
         expired = status is LinkStatus.EXPIRED
         return self._render(self.closed_template, link, {
@@ -352,8 +375,49 @@ class PayPages:
         context.update(extra)  # a page may say something else (the refund page: the payment's amount)
         return template.render(context).encode()
 
-    def _refund_context(self, link: PageLink, status: LinkStatus, payment: Payment) -> dict[str, Any]:
-        if status is LinkStatus.PAID:
+    def _count_view(self, link_id: str) -> None:
+        """Count the view after answering: a page never waits for a write (another process may hold it)."""
+        task = asyncio.get_running_loop().create_task(self._record_view(link_id))
+        self._view_tasks.add(task)
+        task.add_done_callback(self._view_tasks.discard)
+
+    async def _record_view(self, link_id: str) -> None:
+        try:
+            await self.refunds.record_view(link_id)
+        except (DatabaseBusy, IntegrityError):  # a view count is never worth a failed page
+            log.info("pay page view not counted link=%s", link_id)
+
+    async def views_recorded(self) -> None:
+        """Wait for the view counts still being written (tests, shutdown)."""
+        while self._view_tasks:
+            await asyncio.gather(*list(self._view_tasks), return_exceptions=True)
+
+    @staticmethod
+    def _refund_facts(link: PageLink, payment: Payment | None, refunds: list[Refund]) -> dict[str, Any]:
+        """What the customer's page says of refunds: only what the provider confirmed counts as returned."""
+        if payment is None:
+            return {"refund_state": ""}
+        pending = sum(r.amount_minor for r in refunds if r.status == RefundStatus.PENDING)
+        refunded = payment.amount_refunded_minor
+        done = [r.completed_at for r in refunds if r.status == RefundStatus.SUCCEEDED and r.completed_at]
+        if refunded >= payment.amount_minor:
+            state = "refunded"
+        elif refunded:
+            state = "partly_refunded"
+        elif pending:
+            state = "pending"
+        else:
+            state = ""
+        return {
+            "refund_state": state,
+            "refunded_amount": format_money(refunded, payment.currency, link.merchant_locale),
+            "pending_amount": format_money(pending, payment.currency, link.merchant_locale),
+            "refunded_on": datetime_text(max(done), link.merchant_locale) if done else "",
+        }
+
+    def _refund_context(self, link: PageLink, status: LinkStatus, payment: Payment,
+                        refunds: list[Refund] | None = None) -> dict[str, Any]:
+        if status in (LinkStatus.PAID, LinkStatus.REFUNDED):
             heading = "This link was already paid"
             explanation = "Someone paid this link just before you, so your payment was not applied to it."
         elif status is LinkStatus.ACTIVE:
@@ -368,11 +432,12 @@ class PayPages:
             "explanation": explanation,
             "amount": format_money(payment.amount_minor, payment.currency, link.merchant_locale),
             "payment_id": payment.id,
+            **self._refund_facts(link, payment, refunds or []),
         }
 
-    async def _kept_payment(self, link_id: str) -> Payment | None:
-        payments = await self.links.payments_for(link_id)
-        return next((p for p in payments if p.status == PaymentStatus.SUCCEEDED), None)
+    async def _kept_payment(self, link: PageLink) -> Payment | None:
+        payments = await self.links.payments_for(link.id)
+        return next((p for p in payments if _applied(link, p)), None)
 
     def not_found(self) -> web.Response:
         html = self.not_found_template.render(lang="en", title="Payment link not found")

@@ -14,9 +14,16 @@ Several accounts: `add_account(client_key, secret_key, webhook_url=…)` adds a 
 of its own (a shop's). Requests are checked against the account their `X-Portone-Client-Key` names; a
 link belongs to the account that created it (another account's key gets "not found"), and its webhooks
 and redirects are signed with its account's secret and go to its account's webhook URL.
+Refunds: POST /api/refund/{order_ref} (body checked against the spec; more than is left refused) answers
+with the transaction's refunds, the new one `refund_initial` ("PENDING" unless set to "SUCCESS"); a
+pending refund then settles to `refund_outcome` and its UNSIGNED refund webhook (the documented sample's
+fields, tests/fakes/portone_spec/refund_webhook_sample.json) goes to `refund_webhook_url`.
+GET /api/refund/{order_ref} lists them (what paylinks confirms a refund webhook with). `drain()` waits
+for the webhooks scheduled so far.
 
 Scripting:
-    fake.fail("create", status=503)            # next create answers 503 (also "fetch", "cancel", "refund")
+    fake.fail("create", status=503)            # next create answers 503 (also "fetch", "cancel", "refund",
+                                               #   "refunds")
     fake.fail("fetch", status=429, retry_after=3)
     fake.stall("create", seconds=5)            # answer late (client timeouts)
     fake.response_shape = "envelope"           # create answers {"content": {...}, "status_code": "2000"}
@@ -87,6 +94,7 @@ class FakeLink:
     transactions: list[dict[str, Any]] = field(default_factory=list)
     order_ref: str | None = None
     client_key: str = ""  # the account that created it
+    refunds: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -110,6 +118,10 @@ class FakePortOne:
         self.webhook_url: str | None = None  # payment-link webhooks (payment_link_status)
         self.payment_webhook_url: str | None = None  # transaction webhooks (payment_status)
         self.response_shape = "flat"
+        self.refund_webhook_url: str | None = None  # refund webhooks (refund_status), unsigned
+        self.refund_initial = "PENDING"
+        self.refund_outcome = "SUCCESS"
+        self._tasks: set[asyncio.Task[None]] = set()
         self._failures: list[_Failure] = []
         self._stalls: dict[str, float] = {}
         self._ids = itertools.count(1)
@@ -147,6 +159,7 @@ class FakePortOne:
         app.router.add_get("/api/paymentLink/{ref}/fetch-status", self._fetch)
         app.router.add_put("/api/paymentLink/{ref}/status/{link_status}", self._cancel)
         app.router.add_post("/api/refund/{order_ref}", self._refund)
+        app.router.add_get("/api/refund/{order_ref}", self._refund_list)
         app.router.add_get("/checkout", self._checkout_page)
         app.router.add_post("/checkout/{ref}/{action}", self._checkout_action)
         self._runner = web.AppRunner(app, access_log=None)
@@ -301,14 +314,67 @@ class FakePortOne:
         if link is None:
             return self.error(400, "4096", "INVALID_REFERENCE", "order not found")
         paid = Decimal(str(link.body["amount"]))
-        amount = paid if body["refund_type"] == "full" else Decimal(str(body["amount"]))
-        if amount > paid:
-            return self.error(400, "4041", "INVALID_AMOUNT", "refund exceeds the payment")
-        return web.json_response({"amountToRefund": float(paid - amount), "refundDetails": [{
-            "refund_date": "2026-01-01T00:00:00Z", "refund_id": f"rf_{secrets.token_hex(6)}",
-            "psp_refund_id": "13785967", "amount": float(amount), "currency": link.body["currency"],
-            "refund_status": "SUCCESS", "refund_type": body["refund_type"],
-            "refund_reason": body["refund_reason"]}]})
+        refunded = sum((Decimal(str(r["amount"])) for r in link.refunds if r["refund_status"] != "FAILED"),
+                       Decimal(0))
+        amount = paid - refunded if body["refund_type"] == "full" else Decimal(str(body["amount"]))
+        if amount <= 0 or amount > paid - refunded:
+            return self.error(400, "4041", "INVALID_AMOUNT", "refund exceeds what is left of the payment")
+        refund = {"refund_date": "2026-01-01T00:00:00Z", "refund_id": f"rf_{secrets.token_hex(6)}",
+                  "psp_refund_id": str(next(self._ids) + 13785000), "amount": amount,
+                  "currency": link.body["currency"], "refund_status": self.refund_initial,
+                  "refund_type": body["refund_type"], "refund_reason": body["refund_reason"],
+                  "description": body["description"], "merchant_id": "11"}
+        link.refunds.append(refund)
+        if self.refund_initial == "PENDING":
+            self._later(self._settle_refund(link, refund))
+        return self._refund_answer(link)
+
+    def _refund_answer(self, link: FakeLink) -> web.Response:
+        paid = Decimal(str(link.body["amount"]))
+        left = paid - sum((Decimal(str(r["amount"])) for r in link.refunds if r["refund_status"] != "FAILED"),
+                          Decimal(0))
+        return web.json_response(_jsonable({"amountToRefund": left, "refundDetails": link.refunds}))
+
+    async def _refund_list(self, request: web.Request) -> web.Response:
+        _, failed = await self._gate(request, "refunds")
+        if failed is not None:
+            return failed
+        link = next((li for li in self.links.values() if li.order_ref == request.match_info["order_ref"]), None)
+        if link is None:
+            return self.error(400, "4096", "INVALID_REFERENCE", "order not found")
+        return self._refund_answer(link)
+
+    async def _settle_refund(self, link: FakeLink, refund: dict[str, Any]) -> None:
+        refund["refund_status"] = self.refund_outcome
+        await self.send_refund_webhook(link, refund)
+
+    def refund_webhook_body(self, link: FakeLink, refund: dict[str, Any]) -> dict[str, Any]:
+        """The documented sample's fields; PortOne signs none of them."""
+        return {"refund_date": "2026-01-01 10:42:24.650023 +0000 UTC", "refund_id": refund["refund_id"],
+                "psp_refund_id": refund["psp_refund_id"], "amount": refund["amount"],
+                "currency": refund["currency"], "refund_status": refund["refund_status"],
+                "refund_type": refund["refund_type"], "refund_reason": refund["refund_reason"],
+                "merchant_id": "11", "description": refund["description"], "payment_txn_ref": link.order_ref,
+                "payment_channel": "GBPRIMEPAY", "payment_method": "GBPrimePay Credit Card"}
+
+    async def send_refund_webhook(self, link: FakeLink, refund: dict[str, Any], **overrides: Any) -> int | None:
+        if not self.refund_webhook_url:
+            return None
+        body = {**self.refund_webhook_body(link, refund), **overrides}
+        async with aiohttp.ClientSession() as session, session.post(
+                self.refund_webhook_url, data=json.dumps(_jsonable(body)),
+                headers={"Content-Type": "application/json"}) as response:
+            self.webhooks_sent.append((response.status, body))
+            return response.status
+
+    def _later(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # ------------------------------------------------------------ hosted checkout
 

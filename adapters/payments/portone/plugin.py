@@ -1,7 +1,9 @@
 """The PortOne plug-in: `[payments.portone]`, the PortOneProvider, its webhook and return routes.
 
 POST /webhooks/portone: the body's signature_hash is verified (constant time), then PortOne's
-fetch-status must confirm the payment link succeeded before LinkService records it.
+fetch-status must confirm the payment link succeeded before LinkService records it. A refund webhook
+(`refund_status`, no signature at all) is only a hint: the refund's state is read from PortOne's own
+refund list (GET /api/refund/{order_ref}) and that is what gets recorded.
 GET /p/{link_id}/return/portone: the redirect's signature is verified; the page says paid / failed /
 pending honestly. A success redirect alone is never a receipt: the route asks fetch-status about that
 attempt's PortOne link and, when PortOne says it succeeded, records the payment exactly as the confirmed
@@ -10,10 +12,11 @@ webhook would (which is then a duplicate); otherwise a "confirming" page refresh
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import ClassVar, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 from urllib.parse import quote
 
 from aiohttp import web
@@ -28,7 +31,7 @@ from adapters.plugin import PaymentProviderPlugin, PluginContext, WebParts
 from adapters.web.webhooks import ShopWebhooks, foreign_reason, invalid
 from core.links import LinkService
 from core.models import LinkStatus, PaymentLink
-from core.ports import PaymentProvider, WebhookError
+from core.ports import PaymentEvent, PaymentProvider, RefundState, WebhookError
 from core.provider_accounts import ShopAccount
 from core.settings import NO_SECRET, Section, reveal
 
@@ -123,6 +126,9 @@ class PortOneWebhooks:
 
     async def handle(self, request: web.Request, provider: PortOneProvider, account: str | None) -> web.Response:
         raw_body = await request.read()
+        refund = _refund_webhook(raw_body)
+        if refund is not None:
+            return await self._refund(refund, provider)
         try:
             outcome = provider.read_webhook(raw_body)
             event = replace(event_of(outcome), account=account)
@@ -148,9 +154,48 @@ class PortOneWebhooks:
                             event.link_id, event.provider_ref)
                 return invalid("PortOne's status does not confirm this payment")
         result, payment = await self.links.record_payment(event)
+        if event.payment_ref:  # the transaction webhook names what a refund needs, whichever came first
+            await self.links.note_payment_ref(event.provider, event.provider_ref, event.payment_ref, event.channel)
         log.info("webhook processed provider=portone account=%s event=%s outcome=%s link=%s payment=%s",
                  account or "-", event.event_id, result.value, event.link_id or "-", payment.id if payment else "-")
         return web.json_response({"received": True, "outcome": result.value})
+
+    async def _refund(self, body: dict[str, Any], provider: PortOneProvider) -> web.Response:
+        order_ref, refund_ref = str(body.get("payment_txn_ref") or ""), str(body.get("refund_id") or "")
+        if not order_ref or not refund_ref or len(order_ref) > 200 or len(refund_ref) > 200:
+            return web.json_response({"error": {"code": "invalid_webhook", "message": "refund webhook names no "
+                                                "transaction or refund", "field": None}}, status=400)
+        try:
+            state = await provider.confirmed_refund(order_ref, refund_ref)
+        except (ProviderError, mapping.PortOneMappingError) as exc:
+            log.warning("portone refund webhook not confirmed refund=%s error=%s", refund_ref, exc)
+            return web.json_response({"error": {"code": "provider_unavailable", "message":
+                                                "could not confirm with PortOne; retry later", "field": None}},
+                                     status=503)
+        if state is None:
+            log.warning("portone refund webhook for a refund PortOne does not list refund=%s", refund_ref)
+            return web.json_response({"error": {"code": "invalid_webhook", "message":
+                                                "PortOne does not list this refund", "field": None}}, status=400)
+        if state is RefundState.PENDING:
+            return web.json_response({"received": True, "outcome": "ignored"})
+        event = PaymentEvent(provider=provider.name, event_id=f"refund:{refund_ref}:{state.value}"[:200],
+                             kind=f"refund.{state.value}", link_id="", provider_ref="", amount_minor=0,
+                             currency="", payment_ref=order_ref, refund_ref=refund_ref,
+                             reason="PortOne marked the refund failed" if state is RefundState.FAILED else None)
+        result, _ = await self.links.record_payment(event)
+        log.info("refund webhook processed provider=portone refund=%s outcome=%s", refund_ref, result.value)
+        return web.json_response({"received": True, "outcome": result.value})
+
+
+def _refund_webhook(raw_body: bytes) -> dict[str, Any] | None:
+    """The body when it is PortOne's refund webhook (it has `refund_status` and no signature_hash)."""
+    try:
+        body = json.loads(raw_body)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(body, dict) and "refund_status" in body and "signature_hash" not in body:
+        return body
+    return None
 
 
 class PortOneReturnPages(ReturnPages):
