@@ -24,9 +24,9 @@ import pytest
 import requests
 import schemathesis
 from aiohttp import web
-from sqlalchemy import delete
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
+from sqlalchemy import delete
 
 from bots.app import SERVICES, create_app
 from core import limits
