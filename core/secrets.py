@@ -15,6 +15,8 @@ The key must be backed up with the database: without it the stored secrets canno
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 from collections.abc import Sequence
@@ -95,6 +97,7 @@ class SecretBox:
         self._key_file = key_file
         self._multi: MultiFernet | None = None
         self._primary: Fernet | None = None
+        self._primary_key = ""
 
     def __repr__(self) -> str:  # never the keys
         return f"SecretBox(key_file={self._key_file!s}, previous_keys={len(self._previous_keys)})"
@@ -102,9 +105,11 @@ class SecretBox:
     def _keys(self) -> MultiFernet:
         if self._multi is None:
             if self._secret_key:
+                self._primary_key = self._secret_key
                 primary = _fernet(self._secret_key, "security.secret_key")
             elif self._key_file is not None:
-                primary = _fernet(_read_or_create_key_file(self._key_file), str(self._key_file))
+                self._primary_key = _read_or_create_key_file(self._key_file)
+                primary = _fernet(self._primary_key, str(self._key_file))
             else:
                 raise SecretsError(f"{SETTING} is required to store secrets in this database (several "
                                    "processes must share one key; put the same key in every one's settings)")
@@ -112,6 +117,12 @@ class SecretBox:
             self._primary = primary
             self._multi = MultiFernet([primary, *previous])
         return self._multi
+
+    def derive(self, purpose: str) -> str:
+        """A secret for `purpose` that every process sharing this key derives alike (an HMAC of the key),
+        so one need not be configured or stored; SecretsError when there is no key."""
+        self._keys()
+        return hmac.new(self._primary_key.encode(), purpose.encode(), hashlib.sha256).hexdigest()
 
     @staticmethod
     def is_encrypted(stored: str) -> bool:

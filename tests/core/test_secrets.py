@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -78,6 +79,38 @@ def test_postgresql_without_a_key_refuses_naming_the_setting() -> None:
     assert box.decrypt("plain") == "plain"  # reading legacy plaintext needs no key
     with pytest.raises(SecretsError, match=r"security\.secret_key \(PAYLINKS_SECURITY__SECRET_KEY\) is required"):
         box.encrypt(SECRET)
+
+
+def test_derived_secrets_agree_across_processes_sharing_the_key(tmp_path: Path) -> None:
+    key = generate_key()
+    first, second = SecretBox(secret_key=key), SecretBox(secret_key=key)
+    assert first.derive("sandbox") == second.derive("sandbox")
+    assert first.derive("sandbox") != first.derive("other purpose")
+    assert SecretBox(secret_key=generate_key()).derive("sandbox") != first.derive("sandbox")
+    assert key not in first.derive("sandbox")
+    # The key file beside a SQLite database gives every process on that machine the same one, too.
+    path = tmp_path / KEY_FILE_NAME
+    assert SecretBox(key_file=path).derive("x") == SecretBox(key_file=path).derive("x")
+
+
+def test_the_sandbox_signs_alike_in_serve_and_the_cli(tmp_path: Path) -> None:
+    """A refund asked from the CLI is signed there and verified by `serve`: both derive one secret."""
+    from adapters.payments.sandbox.plugin import SandboxPlugin, SandboxSettings
+
+    class Context:
+        public_base_url = "http://127.0.0.1:8000"
+        secrets = SecretBox(key_file=tmp_path / KEY_FILE_NAME)
+
+        @staticmethod
+        def clock() -> Any:
+            return None
+
+    def build() -> Any:
+        return SandboxPlugin().build(SandboxSettings(), Context())  # type: ignore[arg-type]
+
+    assert build().webhook_secret == build().webhook_secret
+    Context.secrets = SecretBox()  # PostgreSQL with no key configured: nothing to derive from
+    assert build().webhook_secret != build().webhook_secret
 
 
 async def test_shop_accounts_are_stored_encrypted_and_rotated(db: Database) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import cast
 
@@ -10,12 +11,25 @@ from pydantic import BaseModel, SecretStr
 from adapters.payments.sandbox.provider import SandboxProvider
 from adapters.plugin import PaymentProviderPlugin, PluginContext, WebParts
 from core.ports import PaymentProvider
+from core.secrets import SecretsError
 from core.settings import NO_SECRET, Section, reveal
+
+log = logging.getLogger("paylinks.payments.sandbox")
 
 
 class SandboxSettings(Section):
-    # Empty: a random secret per process, fine while one `paylinks serve` both signs and verifies.
+    # Empty: derived from [security] secret_key (or paylinks.key), so `serve`, `worker` and the CLI agree.
     webhook_secret: SecretStr = NO_SECRET
+
+
+def _shared_secret(ctx: PluginContext) -> str:
+    """The same in every process of this deployment (a refund asked from the CLI is signed by the CLI and
+    verified by `serve`); a random one per process when there is no key to derive it from."""
+    try:
+        return ctx.secrets.derive("paylinks sandbox webhooks")
+    except SecretsError as exc:
+        log.warning("sandbox webhooks signed with a per-process secret (%s)", exc)
+        return secrets.token_urlsafe(32)
 
 
 class SandboxPlugin(PaymentProviderPlugin[SandboxSettings]):
@@ -27,8 +41,7 @@ class SandboxPlugin(PaymentProviderPlugin[SandboxSettings]):
 
     def build(self, section: SandboxSettings, ctx: PluginContext) -> PaymentProvider:
         if not reveal(section.webhook_secret):
-            # One process both signs and verifies sandbox webhooks, so a per-process secret is enough.
-            section.webhook_secret = SecretStr(secrets.token_urlsafe(32))
+            section.webhook_secret = SecretStr(_shared_secret(ctx))
         return SandboxProvider(public_base_url=ctx.public_base_url, webhook_secret=reveal(section.webhook_secret),
                                clock=ctx.clock)
 
