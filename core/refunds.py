@@ -470,6 +470,9 @@ class RefundService:
                 log.warning("%s for no link of ours provider=%s ref=%s", event.kind, event.provider,
                             event.payment_ref or event.provider_ref)
                 return PaymentOutcome.UNKNOWN_LINK
+            if event.kind == EVENT_PAYMENT_FAILED and link_row.status != LinkStatus.ACTIVE.value:
+                # A failed try that arrives after the link was paid or closed is old news: nothing to tell.
+                return PaymentOutcome.IGNORED
             details: dict[str, Any] = {"provider": event.provider, "reason": event.reason,
                                        "amount": _plain(event.amount_minor, event.currency) if event.currency
                                        else None, "amount_minor": event.amount_minor or None,

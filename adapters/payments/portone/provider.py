@@ -246,7 +246,10 @@ def event_of(outcome: ProviderOutcome) -> PaymentEvent:
         # PortOne's webhooks carry no event id: the link and its status name the event (a redelivery is
         # the same event); the payment itself is unique by the link ref anyway.
         event_id=f"{ref}:{outcome.status.value}"[:_ID_MAX],
-        kind=PAID_KIND if paid else f"portone.{outcome.status.value}",
+        # A failed transaction is told to the seller (the link stays open for another try); expiries and
+        # cancellations change nothing here.
+        kind=PAID_KIND if paid else ("payment.failed" if outcome.status is OutcomeStatus.FAILED and ours
+                                     else f"portone.{outcome.status.value}"),
         link_id=outcome.link_id if ours and outcome.link_id else "",
         provider_ref=ref,
         amount_minor=outcome.amount_minor or 0,

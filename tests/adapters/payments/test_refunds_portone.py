@@ -132,3 +132,24 @@ async def test_a_refund_portone_refuses_is_failed_with_its_reason(live: LiveApp,
     refund = await ask(live, link)
     assert refund.status == RefundStatus.FAILED and refund.failure_reason
     assert (await live.services.refunds.refundable(link.id))[0].refundable_minor == 250000
+
+
+async def test_a_payment_portone_reports_failed_alerts_the_seller(live: LiveApp, fake: FakePortOne) -> None:
+    from sqlalchemy import select
+
+    from core.models import OutboxMessage
+    from core.ports import MessageRef
+    from core.sql import table
+
+    link = await make_link(live)
+    await live.services.links.attach_message(link.id, MessageRef("console", "alice", "1"))
+    ref = await press_pay(live, fake, link)
+    assert await fake.settle(ref, paid=False) == "Failed"
+    outbox = table(OutboxMessage)
+    async with live.services.db.read() as conn:
+        rows = (await conn.execute(select(outbox.c.kind, outbox.c.payload)
+                                   .where(outbox.c.link_id == link.id))).all()
+    texts = [f"{r.kind}: {r.payload['reply']['text']}" for r in rows]
+    assert any(t.startswith("payment.failed.alert: ⚠️ Payment failed: **THB 2,500.00**") and "still open" in t
+               for t in texts), texts
+    assert (await live.services.links.get(link.id)).status == LinkStatus.ACTIVE  # type: ignore[union-attr]
