@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -86,7 +87,27 @@ def _mount_pages(app: web.Application, services: Services) -> None:
     pages = PayPages(db=services.db, links=services.links, provider=services.provider, templates=templates)
     app.cleanup_ctx.append(pages.lifespan)  # after database_ctx, so it ends before the engine is disposed
     app.router.add_routes(pages.routes())
+    _mount_dashboard(app, services, templates)
     plugin = registry.payment_providers()[services.settings.payments.provider]
     app.router.add_routes(plugin.webhook_routes(services.provider, services.links))
     _mount(app, plugin.web(plugin.section(services.settings), services, services.provider,
                            webhook_url=public_base_url + plugin.webhook_path()))
+
+
+def _mount_dashboard(app: web.Application, services: Services, templates: Any) -> None:
+    """The seller's dashboard under /dashboard and the landing page at / (adapters/web/dashboard/)."""
+    from adapters.web.dashboard.views import Dashboard
+    from core.audit import AuditLog
+    from core.members import MemberService
+
+    outbox = services.outbox
+    members = MemberService(services.db, services.merchants,
+                            max_open_invites=services.settings.limits.invites_per_shop, clock=services.clock)
+    dashboard = Dashboard(
+        links=services.links, merchants=services.merchants, members=members,
+        signins=services.conversation.signins, audit=AuditLog(services.db, clock=services.clock),
+        templates=templates, secure_cookie=services.public_base_url.startswith("https://"),
+        resend=(lambda link: outbox.resend(services.db, link, services.clock())) if outbox else None,
+        can_resend=outbox.can_resend if outbox else None,
+    )
+    app.router.add_routes(dashboard.routes())

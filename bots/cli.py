@@ -147,6 +147,23 @@ async def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int
     return 0
 
 
+async def cmd_dashboard_link(settings: Settings, args: argparse.Namespace) -> int:
+    from bots.services import open_services
+    from core.audit import Actor, AuditLog
+    from core.signin import SigninError
+
+    async with open_services(settings) as services:
+        if await services.merchants.get(args.merchant) is None:
+            raise UsageError(f"no merchant with id {args.merchant} (see `paylinks merchant list`)")
+        try:
+            url = await services.conversation.signins.create_link(args.merchant, args.member)
+        except SigninError as exc:
+            raise UsageError(f"{exc.message} (see the team page or `paylinks chat`)") from None
+        await AuditLog(services.db).record(args.merchant, "signin.link", Actor("operator (CLI)", "cli", args.member))
+    print(url)
+    return 0
+
+
 KEY_COLUMNS = ("key_id", "prefix", "last4", "created", "last_used", "revoked")
 
 
@@ -247,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     link_create.add_argument("--merchant", required=True)
     link_create.add_argument("words", nargs=argparse.REMAINDER, metavar="AMOUNT [CURRENCY] DESCRIPTION")
     link_create.set_defaults(func=cmd_link_create)
+
+    dashboard = sub.add_parser("dashboard-link", help="print a one-time dashboard sign-in link (10 minutes)")
+    dashboard.add_argument("--merchant", required=True)
+    dashboard.add_argument("--member", type=int, default=None,
+                           help="sign in as this member (their role); default: as the shop's owner")
+    dashboard.set_defaults(func=cmd_dashboard_link)
 
     for register in EXTRA_COMMANDS:
         register(sub)

@@ -36,6 +36,7 @@ from core.commands import (
     Command,
     CommandError,
     CommandSpec,
+    Dashboard,
     Doubt,
     Greeting,
     Help,
@@ -68,6 +69,7 @@ from core.reports import (
     render_status,
     short_id,
 )
+from core.signin import SigninService
 from core.sql import table
 from core.text import without_controls
 
@@ -96,6 +98,7 @@ class Conversation:
         reports: ReportService | None = None,
         clock: Clock = utcnow,
         deliveries: DeliveryLog | None = None,
+        signins: SigninService | None = None,
     ) -> None:
         self.links = links
         self.merchants = merchants
@@ -106,6 +109,7 @@ class Conversation:
         self.deliveries = deliveries or DeliveryLog(links.db, clock=clock)
         # Questions asked back (ambiguous amounts) wait in the database, never in this object.
         self.questions = QuestionStore(links.db, clock=clock)
+        self.signins = signins or SigninService(links.db, public_base_url=links.public_base_url, clock=clock)
 
     # ------------------------------------------------------------ entry point
 
@@ -527,3 +531,12 @@ class Conversation:
         data = await self.reports.report(identity.merchant.id, command.period)
         merchant = identity.merchant
         return [Reply(render_report(data, merchant.name, merchant.locale, merchant.default_currency))]
+
+    async def _dashboard(self, command: Dashboard, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        url = await self.signins.create_link(identity.merchant.id, identity.member.id)
+        role = "owner" if identity.is_owner else "staff"
+        return [Reply(
+            f"🔐 Your sign-in link to the **{markup.user(identity.merchant.name)}** dashboard ({role}):\n{url}\n"
+            "It works once, for 10 minutes. Don't forward it: whoever opens it is signed in as you.",
+            buttons=(Button("Open the dashboard", url),), private=True,
+        )]

@@ -23,6 +23,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 from aiohttp import web
@@ -247,6 +248,8 @@ class LinksApi:
         return [
             web.post(f"{API_PREFIX}/links", self.create_link),
             web.get(f"{API_PREFIX}/links", self.list_links),
+            # Before /links/{id}, which would otherwise take "export.csv" for a link id.
+            web.get(f"{API_PREFIX}/links/export.csv", self.export_csv),
             web.get(f"{API_PREFIX}/links/{{id}}", self.get_link),
             web.post(f"{API_PREFIX}/links/{{id}}/cancel", self.cancel_link),
             web.get(f"{API_PREFIX}/openapi.json", self.openapi),
@@ -471,6 +474,19 @@ class LinksApi:
         except LinkError as exc:
             raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
         return _respond(self._json(link), headers=_NO_STORE)
+
+    async def export_csv(self, request: web.Request) -> web.StreamResponse:
+        from adapters.web.export import csv_chunks, stream_csv
+        from adapters.web.link_filters import FilterError, parse_filter
+        from core.link_search import LinkSearch
+
+        merchant = await self._merchant(request)
+        try:
+            where = parse_filter(request.query, ZoneInfo("UTC"))
+        except FilterError as exc:
+            raise _bad(exc.code, exc.message, exc.field) from None
+        chunks = csv_chunks(LinkSearch(self.links.db), merchant.id, where, self.links.status_of)
+        return await stream_csv(request, chunks, "paylinks-links.csv")
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.Response(body=self._openapi, content_type="application/json")

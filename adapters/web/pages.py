@@ -73,14 +73,16 @@ def make_templates() -> jinja2.Environment:
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.globals.update(css_url=StaticFiles.url("paylinks.css"), icon_url=StaticFiles.url("favicon.svg"))
+    env.globals.update(css_url=StaticFiles.url("paylinks.css"), icon_url=StaticFiles.url("favicon.svg"),
+                       dashboard_css_url=StaticFiles.url("dashboard.css"),
+                       dashboard_js_url=StaticFiles.url("dashboard.js"))
     return env
 
 
 @lru_cache(maxsize=1)
 def _static_files() -> dict[str, tuple[bytes, str, str]]:
     """name -> (content, content type, short content hash)."""
-    types = {".css": "text/css", ".svg": "image/svg+xml"}
+    types = {".css": "text/css", ".svg": "image/svg+xml", ".js": "text/javascript"}
     files: dict[str, tuple[bytes, str, str]] = {}
     for entry in resources.files("adapters.web").joinpath("static").iterdir():
         suffix = "." + entry.name.rsplit(".", 1)[-1]

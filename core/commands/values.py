@@ -188,12 +188,17 @@ class Join:
 
 
 @dataclass(frozen=True, slots=True)
+class Dashboard:
+    """A one-time sign-in link to the web dashboard, answered privately."""
+
+
+@dataclass(frozen=True, slots=True)
 class Alerts:
     on: bool | None  # None: show whether they are on
 
 
 Command = (Start | Help | Greeting | Charge | Choice | Links | Status | Cancel | Report | SetCurrency | Invite
-           | Join | Alerts)
+           | Join | Alerts | Dashboard)
 
 
 # ---------------------------------------------------------------- shared helpers
