@@ -25,6 +25,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from core import markup
+from core.audit import Actor, AuditLog
 from core.clock import Clock, utcnow
 from core.commands import (
     BY_NAME,
@@ -46,6 +47,7 @@ from core.commands import (
     ParseContext,
     Report,
     SetCurrency,
+    Shop,
     Status,
     parse,
     split_command,
@@ -540,3 +542,29 @@ class Conversation:
             "It works once, for 10 minutes. Don't forward it: whoever opens it is signed in as you.",
             buttons=(Button("Open the dashboard", url),), private=True,
         )]
+
+    async def _shop(self, command: Shop, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        merchant = identity.merchant
+        if command.setting is None:
+            zone = merchant.timezone or f"{timezone_for(merchant.locale)} (from the locale)"
+            return [Reply(
+                f"🏪 **{markup.user(merchant.name)}**\n• currency {merchant.default_currency}\n"
+                f"• locale {merchant.locale}\n• timezone {markup.escape(str(zone))}\n"
+                "Change with `/shop name Cake Corner`, `/shop timezone Asia/Singapore`, `/shop locale id_ID`; "
+                "logo, colour and more in /dashboard."
+            )]
+        if not identity.is_owner:
+            return [Reply(f"Only the owner of **{markup.user(merchant.name)}** can change its settings.")]
+        try:
+            await self.merchants.update(merchant.id, **{command.setting: command.value})
+        except MerchantError as error:
+            examples = {"name": "/shop name Cake Corner", "timezone": "/shop timezone Asia/Singapore",
+                        "locale": "/shop locale id_ID"}
+            return [Reply(f"{markup.escape(str(error))[:1].upper()}{markup.escape(str(error))[1:]}.\n"
+                          f"For example: `{examples[command.setting]}`")]
+        await AuditLog(self.links.db, clock=self.clock).record(
+            merchant.id, "shop.updated", Actor(identity.member.display_name or "member", message.platform,
+                                               identity.member.id, message.address), fields=[command.setting])
+        updated = await self.merchants.get(merchant.id)
+        shown = getattr(updated, command.setting if command.setting != "name" else "name", command.value)
+        return [Reply(f"Done: the shop's {command.setting} is now **{markup.user(str(shown))}**.")]

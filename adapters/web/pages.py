@@ -7,6 +7,7 @@ template compiled once per app, no per-request set-up.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -25,7 +26,7 @@ from sqlalchemy import Connection, PoolProxiedConnection, bindparam, select
 from adapters.qr import render_qr
 from core.db import Database
 from core.links import LinkService
-from core.models import LinkStatus, Merchant, Payment, PaymentLink, PaymentStatus
+from core.models import LinkStatus, Merchant, MerchantLogo, Payment, PaymentLink, PaymentStatus
 from core.money import format_money
 from core.ports import PaymentProvider
 from core.sql import table
@@ -35,6 +36,7 @@ log = logging.getLogger("paylinks.web.pages")
 
 LINKS = table(PaymentLink)
 MERCHANTS = table(Merchant)
+LOGOS = table(MerchantLogo)
 
 # Link ids are lowercase base32 (core.ids.link_id); anything else is not a link and costs no query.
 LINK_ID = re.compile(r"[a-z2-7]{16,64}")
@@ -44,7 +46,8 @@ PAYMENT_REF = re.compile(r"[A-Za-z0-9_\-]{4,200}")
 QR_PNG_SCALE = 8  # pixels per module (Telegram's QR photo uses the same, so they share adapters.qr's cache)
 QR_SVG_SCALE = 4
 
-PAY_HTML_CACHE_SIZE = 2048  # rendered active pay pages kept (~2 KB each)
+PAY_HTML_CACHE_SIZE = 2048
+OG_CACHE_SIZE = 256  # link preview PNGs (~30 KB each), per link state and branding  # rendered active pay pages kept (~2 KB each)
 
 HTML_HEADERS = {"Cache-Control": "no-store"}  # the status changes; never serve a stale "Pay" page
 
@@ -53,6 +56,8 @@ _PAGE_QUERY = (
         LINKS.c.id, LINKS.c.amount_minor, LINKS.c.currency, LINKS.c.description, LINKS.c.reference,
         LINKS.c.status, LINKS.c.expires_at, LINKS.c.paid_at, LINKS.c.livemode,
         MERCHANTS.c.name.label("merchant_name"), MERCHANTS.c.locale.label("merchant_locale"),
+        LINKS.c.merchant_id, MERCHANTS.c.brand_color, MERCHANTS.c.logo_version, MERCHANTS.c.support_email,
+        MERCHANTS.c.support_phone,
     )
     .join_from(LINKS, MERCHANTS, MERCHANTS.c.id == LINKS.c.merchant_id)
     .where(LINKS.c.id == bindparam("link_id"))
@@ -154,6 +159,12 @@ class PageLink:
     livemode: bool
     merchant_name: str
     merchant_locale: str
+    # The shop's branding (the dashboard's settings page, `/shop`): None where it is not set.
+    merchant_id: str
+    brand_color: str | None
+    logo_version: str | None
+    support_email: str | None
+    support_phone: str | None
 
     @property
     def amount(self) -> str:
@@ -223,6 +234,13 @@ class SqlitePageReader:
             connection.close()
 
 
+def preview_version(link: PageLink) -> str:
+    """Changes whenever the link preview card would look different (status, amount, name, branding)."""
+    key = "|".join(str(v) for v in (link.status, link.amount_minor, link.currency, link.description,
+                                    link.merchant_name, link.brand_color, link.logo_version, link.merchant_locale))
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
 # ---------------------------------------------------------------- the pages
 
 
@@ -247,6 +265,7 @@ class PayPages:
         self.not_found_template = env.get_template("not_found.html")
         self.message_template = env.get_template("message.html")
         self._pay_html: dict[PageLink, bytes] = {}
+        self._og_cache: dict[tuple[str, str, str], bytes] = {}
         self._sqlite = SqlitePageReader()
 
     def routes(self) -> list[web.RouteDef]:
@@ -255,6 +274,7 @@ class PayPages:
             web.post("/p/{link_id}/pay", self.pay),
             web.get("/p/{link_id}/qr.svg", self.qr_svg),
             web.get("/p/{link_id}/qr.png", self.qr_png),
+            web.get("/p/{link_id}/og.png", self.og_png),
         ]
 
     # ---- reading
@@ -343,6 +363,12 @@ class PayPages:
             "description": link.description,
             "reference": link.reference,
             "test_mode": not link.livemode,
+            "brand_css": f"/brand/{link.merchant_id}.css?v={link.brand_color.lstrip('#')}" if link.brand_color else None,
+            "logo_url": f"/brand/{link.merchant_id}/logo.png?v={link.logo_version}" if link.logo_version else None,
+            "support_email": link.support_email,
+            "support_phone": link.support_phone,
+            # Cached per link state and branding (adapters/web/preview.py): the URL changes when they do.
+            "og_image": f"{self.links.url(link.id)}/og.png?v={preview_version(link)}",
         }
         context.update(extra)  # a page may say something else (the refund page: the payment's amount)
         return template.render(context).encode()
@@ -405,6 +431,36 @@ class PayPages:
         await self.links.record_checkout(link.id, attempt, self.provider.name, checkout.provider_ref)
         log.info("checkout started link=%s attempt=%d checkout=%s", link.id, attempt, checkout.provider_ref)
         raise web.HTTPSeeOther(checkout.url)
+
+    # ---- the link preview card (og:image)
+
+    async def og_png(self, request: web.Request) -> web.Response:
+        link_id = request.match_info["link_id"].lower()
+        link = await self._read(link_id) if LINK_ID.fullmatch(link_id) else None
+        if link is None:
+            return self.not_found()
+        status = self.links.status_of(link)
+        key = (link.id, preview_version(link), status.value)
+        body = self._og_cache.get(key)
+        if body is None:
+            from adapters.web.branding import og_card
+
+            logo = None
+            if link.logo_version:
+                async with self.db.read() as conn:
+                    row = (await conn.execute(select(LOGOS.c.png).where(LOGOS.c.merchant_id == link.merchant_id))).first()
+                logo = row.png if row else None
+            label = {LinkStatus.ACTIVE: f"Pay by {_date_text(link.expires_at.date(), link.merchant_locale)}",
+                     LinkStatus.PAID: "Paid", LinkStatus.EXPIRED: "Expired",
+                     LinkStatus.CANCELLED: "Cancelled"}[status]
+            # Pillow's drawing is CPU work: off the event loop.
+            body = await asyncio.to_thread(
+                og_card, shop=link.merchant_name, amount=link.amount, description=link.description,
+                status_label=label, colour=link.brand_color or "#1d4ed8", logo_png=logo)
+            if len(self._og_cache) >= OG_CACHE_SIZE:
+                self._og_cache.pop(next(iter(self._og_cache)))
+            self._og_cache[key] = body
+        return web.Response(body=body, content_type="image/png", headers={"Cache-Control": "public, max-age=300"})
 
     # ---- QR codes
 

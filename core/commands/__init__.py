@@ -56,6 +56,7 @@ from core.commands.values import (
     Period,
     Report,
     SetCurrency,
+    Shop,
     Start,
     Status,
 )
@@ -64,7 +65,7 @@ from core.locales import babel_locale, territory_of
 __all__ = [
     "BY_NAME", "COMMANDS", "COMMON_CODES", "SYMBOL_LOCALES", "USAGE", "Alerts", "Cancel", "Charge", "Choice",
     "Command", "CommandError", "CommandSpec", "CommandWord", "Dashboard", "Doubt", "Greeting", "Help", "Invite", "Join",
-    "Links", "ParseContext", "Period", "Report", "SetCurrency", "Start", "Status", "babel_locale",
+    "Links", "ParseContext", "Period", "Report", "SetCurrency", "Shop", "Start", "Status", "babel_locale",
     "format_amount_text", "greeting", "grouping_alternative", "parse", "parse_charge", "parse_decimal",
     "parse_money", "parse_period", "split_command", "suggest", "symbol_currencies", "territory_of",
 ]

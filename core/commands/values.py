@@ -188,6 +188,14 @@ class Join:
 
 
 @dataclass(frozen=True, slots=True)
+class Shop:
+    """`/shop` (see the settings) or `/shop name|timezone|locale VALUE` (change one)."""
+
+    setting: str | None = None
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Dashboard:
     """A one-time sign-in link to the web dashboard, answered privately."""
 
@@ -198,7 +206,7 @@ class Alerts:
 
 
 Command = (Start | Help | Greeting | Charge | Choice | Links | Status | Cancel | Report | SetCurrency | Invite
-           | Join | Alerts | Dashboard)
+           | Join | Alerts | Dashboard | Shop)
 
 
 # ---------------------------------------------------------------- shared helpers
