@@ -8,10 +8,12 @@ template compiled once per app, no per-request set-up.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -266,6 +268,8 @@ class PayPages:
         self.message_template = env.get_template("message.html")
         self._pay_html: dict[PageLink, bytes] = {}
         self._og_cache: dict[tuple[str, str, str], bytes] = {}
+        # One thread of our own for Pillow (shut down with the app, not left to the loop's default pool).
+        self._drawing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="og-card")
         self._sqlite = SqlitePageReader()
 
     def routes(self) -> list[web.RouteDef]:
@@ -295,6 +299,7 @@ class PayPages:
             yield
         finally:
             self._sqlite.close()
+            self._drawing.shutdown(wait=False, cancel_futures=True)
 
     async def _exists(self, link_id: str) -> bool:
         async with self.db.read() as conn:
@@ -454,9 +459,10 @@ class PayPages:
                      LinkStatus.PAID: "Paid", LinkStatus.EXPIRED: "Expired",
                      LinkStatus.CANCELLED: "Cancelled"}[status]
             # Pillow's drawing is CPU work: off the event loop.
-            body = await asyncio.to_thread(
+            render = functools.partial(
                 og_card, shop=link.merchant_name, amount=link.amount, description=link.description,
                 status_label=label, colour=link.brand_color or "#1d4ed8", logo_png=logo)
+            body = await asyncio.get_running_loop().run_in_executor(self._drawing, render)
             if len(self._og_cache) >= OG_CACHE_SIZE:
                 self._og_cache.pop(next(iter(self._og_cache)))
             self._og_cache[key] = body

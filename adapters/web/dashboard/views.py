@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import jinja2
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from sqlalchemy import delete, func, select, update
 
 from adapters.web import branding
@@ -137,7 +137,7 @@ class Dashboard:
             post("/dashboard/links/{link_id}/resend", self.page(self.resend)),
             get("/dashboard/export.csv", self.page(self.export)),
             get("/dashboard/settings", self.page(self.settings_page)),
-            post("/dashboard/settings", self.page(self.save_settings)),
+            post("/dashboard/settings", self.page(self.save_settings, multipart=True)),
             get("/dashboard/audit", self.page(self.audit_page, owner=True)),
             get("/dashboard/keys", self.page(self.keys_page, owner=True)),
             post("/dashboard/keys", self.page(self.create_key, owner=True)),
@@ -155,8 +155,8 @@ class Dashboard:
 
     # ------------------------------------------------------------ plumbing
 
-    def page(self, handler: Callable[..., Awaitable[web.StreamResponse]], *,
-             owner: bool = False) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def page(self, handler: Callable[..., Awaitable[web.StreamResponse]], *, owner: bool = False,
+             multipart: bool = False) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         """The session (or the sign-in explanation), the shop, CSRF on POST, owners-only pages."""
         async def wrapped(request: web.Request) -> web.StreamResponse:
             try:
@@ -170,7 +170,7 @@ class Dashboard:
             try:
                 if owner:
                     owner_only(session)
-                if request.method == "POST":
+                if request.method == "POST" and not multipart:  # a multipart handler checks it itself
                     form = await request.post()
                     check_csrf(form, session)
                 return await handler(request, session, merchant)
@@ -512,9 +512,10 @@ class Dashboard:
                            zone_now=str(shop_zone(merchant)))
 
     async def save_settings(self, request: web.Request, session: Session, merchant: Merchant) -> web.StreamResponse:
+        values, logo_bytes, too_big = await self._settings_form(request)
+        check_csrf(values, session)
         owner_only(session)
-        form = await request.post()
-        values = {k: str(v).strip() for k, v in form.items() if isinstance(v, str) and k != CSRF_FIELD}
+        values.pop(CSRF_FIELD, None)
         errors: dict[str, str] = {}
         changes: dict[str, Any] = {}
         suggestion = None
@@ -559,11 +560,12 @@ class Dashboard:
         if not is_currency(currency):
             errors["default_currency"] = "Give a three-letter ISO 4217 code, e.g. SGD."
         locale = values.get("locale", "")
-        logo = form.get("logo")
         logo_png = None
-        if isinstance(logo, web.FileField) and logo.filename:
+        if too_big:
+            errors["logo"] = "The logo is larger than 1 MB; upload a smaller PNG or JPEG."
+        elif logo_bytes:
             try:
-                logo_png = branding.reencode_logo(logo.file.read(branding.LOGO_MAX_BYTES + 1))
+                logo_png = branding.reencode_logo(logo_bytes)
             except branding.BrandingError as error:
                 errors["logo"] = error.message
         if errors:
@@ -587,6 +589,33 @@ class Dashboard:
                                     conn=conn, fields=sorted(k for k in changes if k != "logo_version")
                                     + (["logo"] if "logo_version" in changes else []))
         raise web.HTTPSeeOther("/dashboard/settings?done=saved")
+
+    @staticmethod
+    async def _settings_form(request: web.Request) -> tuple[dict[str, str], bytes, bool]:
+        """The settings form read as a stream (the logo may be larger than the app's body limit):
+        (text fields, the logo's bytes, whether the logo was over LOGO_MAX_BYTES)."""
+        values: dict[str, str] = {}
+        logo = b""
+        too_big = False
+        if not request.content_type.startswith("multipart/"):
+            form = await request.post()
+            return {k: str(v).strip() for k, v in form.items() if isinstance(v, str)}, b"", False
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or part.name is None:
+                continue
+            if part.name == "logo":
+                chunks, size = [], 0
+                while chunk := await part.read_chunk(64 * 1024):
+                    size += len(chunk)
+                    if size > branding.LOGO_MAX_BYTES:
+                        too_big = True
+                    elif not too_big:
+                        chunks.append(chunk)
+                logo = b"" if too_big else b"".join(chunks)
+            elif len(values) < 30:
+                values[part.name] = (await part.read(decode=True))[:2000].decode("utf-8", "replace").strip()
+        return values, logo, too_big
 
     async def brand_css(self, request: web.Request) -> web.Response:
         merchant = await self.merchants.get(request.match_info["merchant_id"][:40])

@@ -42,3 +42,15 @@ async def shop_with_member(live: Any, name: str = "Cake Corner", *, role: Member
     identity = await services.conversation.members.ensure_member(merchant_id, message, role=role)
     assert identity.member.id is not None
     return merchant_id, identity.member.id
+
+
+_payments = iter(range(1, 1_000_000))
+
+
+async def pay_link(live: Any, link_id: str) -> None:
+    """Record a sandbox payment of the link, as its verified webhook would."""
+    from tests.adapters.web.pages_support import payment_event
+
+    link = await live.services.links.get(link_id)
+    outcome, _payment = await live.services.links.record_payment(payment_event(link, next(_payments) + 7000))
+    assert outcome.value == "paid"
