@@ -21,7 +21,7 @@ LINKS = table(PaymentLink)
 PAYMENTS = table(Payment)
 
 API_ORIGIN = "api"  # links made through the REST API or the CLI have no chat origin
-EXPORT_BATCH = 500
+EXPORT_BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)

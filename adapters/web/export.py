@@ -20,12 +20,12 @@ from core.link_search import API_ORIGIN, LinkFilter, LinkSearch
 
 COLUMNS = EXPORT_COLUMNS
 BOM = "\ufeff"
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_STARTS = frozenset("=+-@\t\r")
 FLUSH_BYTES = 64 * 1024
 
 
 def neutralise(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+    return "'" + value if value[:1] in _FORMULA_STARTS and value else value
 
 
 def rows_of(link: Any, payments: list[Any], status: str) -> Iterable[list[str]]:
