@@ -313,7 +313,7 @@ class TelegramBot:
         if message.is_group:
             replies = [await self._privately(context, message, reply) if reply.private else reply
                        for reply in replies]
-        await self._answer(context, message.address, [r for r in replies if r is not None], reply_to=reply_to)
+        await self._answer(context, message.address, replies, reply_to=reply_to)
 
     async def _on_private_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = parse_private_text(update)
@@ -347,7 +347,7 @@ class TelegramBot:
         await self._answer(context, message.address, replies, reply_to=None)
 
     async def _privately(self, context: ContextTypes.DEFAULT_TYPE, message: IncomingMessage,
-                         reply: Reply) -> Reply | None:
+                         reply: Reply) -> Reply:
         """A private answer asked for in a group goes to the person's DM; the group hears only where it went."""
         try:
             await post_reply(context.bot, message.user_id, reply)

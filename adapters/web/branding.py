@@ -106,8 +106,11 @@ def reencode_logo(data: bytes) -> bytes:
     return out.getvalue()
 
 
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+
 @lru_cache(maxsize=8)
-def _font(size: int, bold: bool) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+def _font(size: int, bold: bool) -> Font:
     names = ("DejaVuSans-Bold.ttf", "LiberationSans-Bold.ttf") if bold else ("DejaVuSans.ttf",
                                                                               "LiberationSans-Regular.ttf")
     for directory in _FONT_DIRS:
@@ -117,7 +120,7 @@ def _font(size: int, bold: bool) -> ImageFont.FreeTypeFont | ImageFont.ImageFont
     return ImageFont.load_default(size)
 
 
-def _fit(draw: ImageDraw.ImageDraw, text: str, size: int, bold: bool, width: int) -> tuple[str, ImageFont.FreeTypeFont | ImageFont.ImageFont]:
+def _fit(draw: ImageDraw.ImageDraw, text: str, size: int, bold: bool, width: int) -> tuple[str, Font]:
     font = _font(size, bold)
     while draw.textlength(text, font=font) > width and len(text) > 1:
         text = text[:-2].rstrip() + "…"

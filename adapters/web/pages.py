@@ -48,8 +48,8 @@ PAYMENT_REF = re.compile(r"[A-Za-z0-9_\-]{4,200}")
 QR_PNG_SCALE = 8  # pixels per module (Telegram's QR photo uses the same, so they share adapters.qr's cache)
 QR_SVG_SCALE = 4
 
-PAY_HTML_CACHE_SIZE = 2048
-OG_CACHE_SIZE = 256  # link preview PNGs (~30 KB each), per link state and branding  # rendered active pay pages kept (~2 KB each)
+PAY_HTML_CACHE_SIZE = 2048  # rendered active pay pages kept (~2 KB each)
+OG_CACHE_SIZE = 256  # link preview PNGs (~30 KB each), per link state and branding
 
 HTML_HEADERS = {"Cache-Control": "no-store"}  # the status changes; never serve a stale "Pay" page
 
@@ -368,7 +368,8 @@ class PayPages:
             "description": link.description,
             "reference": link.reference,
             "test_mode": not link.livemode,
-            "brand_css": f"/brand/{link.merchant_id}.css?v={link.brand_color.lstrip('#')}" if link.brand_color else None,
+            "brand_css": (f"/brand/{link.merchant_id}.css?v={link.brand_color.lstrip('#')}"
+                          if link.brand_color else None),
             "logo_url": f"/brand/{link.merchant_id}/logo.png?v={link.logo_version}" if link.logo_version else None,
             "support_email": link.support_email,
             "support_phone": link.support_phone,
@@ -453,7 +454,8 @@ class PayPages:
             logo = None
             if link.logo_version:
                 async with self.db.read() as conn:
-                    row = (await conn.execute(select(LOGOS.c.png).where(LOGOS.c.merchant_id == link.merchant_id))).first()
+                    row = (await conn.execute(
+                        select(LOGOS.c.png).where(LOGOS.c.merchant_id == link.merchant_id))).first()
                 logo = row.png if row else None
             label = {LinkStatus.ACTIVE: f"Pay by {_date_text(link.expires_at.date(), link.merchant_locale)}",
                      LinkStatus.PAID: "Paid", LinkStatus.EXPIRED: "Expired",

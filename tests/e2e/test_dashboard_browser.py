@@ -49,7 +49,8 @@ async def _page(browser: Any, options: dict[str, Any]) -> Any:
     page = await context.new_page()
     page.set_default_timeout(15_000)
     problems: list[str] = []
-    # A reused sign-in link answers 400, refused forms 422 and the staff's refused page 403 on purpose; Chromium logs those statuses too.
+    # A reused sign-in link answers 400, refused forms 422 and the staff's refused page 403 on purpose;
+    # Chromium logs those statuses too.
     expected = re.compile(r"Failed to load resource: .* status of 4(00|03|22)")
     page.on("console", lambda msg: problems.append(msg.text)
             if msg.type == "error" and not expected.search(msg.text) else None)

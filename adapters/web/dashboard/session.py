@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
-from multidict import MultiDictProxy
 
 from core.signin import Session, SigninService
 
@@ -43,7 +43,7 @@ async def current(request: web.Request, signins: SigninService) -> Session:
     return session
 
 
-def check_csrf(form: Mapping[str, str] | MultiDictProxy[str | bytes | web.FileField], session: Session) -> None:
+def check_csrf(form: Mapping[str, Any], session: Session) -> None:
     token = form.get(CSRF_FIELD)
     if not isinstance(token, str) or not hmac.compare_digest(token.encode(), session.csrf_token.encode()):
         raise Forbidden("This form was missing its security token (or it was from an old page). "

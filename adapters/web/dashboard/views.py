@@ -352,7 +352,8 @@ class Dashboard:
         rows = [self._link_row(link, merchant) for link in found]
         return self.render(
             "dashboard/links.html", request, session, merchant, title="Links", rows=rows, errors=errors,
-            query=kept, next_cursor=next_cursor, next_query={**kept, "cursor": next_cursor or ""}, first_page=cursor is None,
+            query=kept, next_cursor=next_cursor, next_query={**kept, "cursor": next_cursor or ""},
+            first_page=cursor is None,
             currencies=await self.search.currencies(merchant.id), origins=await self.search.origins(merchant.id),
             statuses=[s.value for s in LinkStatus],
         )
@@ -650,7 +651,8 @@ class Dashboard:
                         secret: str | None = None) -> web.Response:
         keys = await self.merchants.list_api_keys(merchant.id)
         return self.render("dashboard/keys.html", request, session, merchant, title="API keys", secret=secret,
-                           keys=[{"id": k.id, "shown": f"{k.prefix}…{k.hint}", "created": self.when(k.created_at, merchant),
+                           keys=[{"id": k.id, "shown": f"{k.prefix}…{k.hint}",
+                                  "created": self.when(k.created_at, merchant),
                                   "used": self.when(k.last_used_at, merchant) or "never",
                                   "revoked": self.when(k.revoked_at, merchant)} for k in keys])
 
@@ -743,8 +745,9 @@ class Dashboard:
             await conn.execute(update(INVITES).where(INVITES.c.used_by_member_id == member.id)
                                .values(used_by_member_id=None))
             await conn.execute(delete(MEMBERS).where(MEMBERS.c.id == member.id))
-            await self.audit.record(merchant.id, "member.removed", self.actor(request, session, await self.who(session)),
-                                    conn=conn, member=f"{member.display_name} ({member.platform})", role=member.role)
+            actor = self.actor(request, session, await self.who(session))
+            await self.audit.record(merchant.id, "member.removed", actor, conn=conn,
+                                    member=f"{member.display_name} ({member.platform})", role=member.role)
         raise web.HTTPSeeOther("/dashboard/team")
 
     async def alerts_page(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:

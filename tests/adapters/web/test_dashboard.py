@@ -131,7 +131,7 @@ async def test_cli_link_without_member_is_the_owner_and_unknown_member_is_refuse
 
 
 async def test_dashboard_in_chat_answers_privately_with_a_working_link(live: LiveApp) -> None:
-    merchant_id, _ = await shop_with_member(live)
+    await shop_with_member(live)
     message = IncomingMessage(platform="console", user_id="u1", address="console:u1", text="/dashboard")
     replies = await live.services.conversation.handle(message)
     assert len(replies) == 1 and replies[0].private
