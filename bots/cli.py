@@ -142,9 +142,16 @@ async def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int
 
     async with open_services(settings) as services:
         # A shop taking pretend payments (the sandbox) gets pl_test_ keys; one taking real money pl_live_.
-        _key, secret = await services.merchants.create_api_key(args.merchant, test=services.provider.test_mode)
+        key, secret = await services.merchants.create_api_key(args.merchant, test=services.provider.test_mode)
+        await _audit(services, args.merchant, "key.created", key_id=key.id)
     print(secret)
     return 0
+
+
+async def _audit(services: Any, merchant_id: str, action: str, **detail: Any) -> None:
+    from core.audit import Actor, AuditLog
+
+    await AuditLog(services.db).record(merchant_id, action, Actor("operator (CLI)", "cli"), **detail)
 
 
 async def cmd_dashboard_link(settings: Settings, args: argparse.Namespace) -> int:
@@ -189,6 +196,8 @@ async def cmd_apikey_revoke(settings: Settings, args: argparse.Namespace) -> int
 
     async with open_services(settings) as services:
         key, revoked = await services.merchants.revoke_api_key(args.key_id)
+        if revoked:
+            await _audit(services, key.merchant_id, "key.revoked", key_id=key.id)
     if revoked:
         print(f"revoked {key.id}")
     else:

@@ -59,7 +59,7 @@ from core.locales import timezone_for
 from core.members import Identity, MemberError, MemberService
 from core.merchants import MerchantError, MerchantService
 from core.models import LinkStatus, Merchant, PaymentLink
-from core.money import format_money
+from core.money import Money, format_money
 from core.ports import Button, IncomingMessage, Reply
 from core.questions import Asker, Question, QuestionStore
 from core.reports import (
@@ -457,6 +457,10 @@ class Conversation:
                 "only an open link can be cancelled."
             )
         log.info("link cancelled from chat link=%s member=%s", link.id, identity.member.id)
+        await AuditLog(self.links.db, clock=self.clock).record(
+            identity.merchant.id, "link.cancelled",
+            Actor(identity.member.display_name or "member", identity.member.platform, identity.member.id),
+            link_id=link.id, amount=Money(link.amount_minor, link.currency).amount_str(), currency=link.currency)
         return Reply(
             f"🚫 Cancelled **{amount}** — {markup.user(link.description)}. The link no longer takes payments."
         )

@@ -45,6 +45,7 @@ from adapters.web.api_models import (
 )
 from adapters.web.openapi import build_document
 from core import ids, limits
+from core.audit import Actor, AuditLog
 from core.db import DatabaseBusy
 from core.durations import parse_duration
 from core.links import Customer, LinkDraft, LinkError, LinkService
@@ -473,6 +474,9 @@ class LinksApi:
             link = await self.links.cancel(link_id, merchant.id)
         except LinkError as exc:
             raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
+        await AuditLog(self.links.db, clock=self.links.clock).record(
+            merchant.id, "link.cancelled", Actor(f"API key {merchant.key_id}", "api", address=request.remote),
+            link_id=link.id)
         return _respond(self._json(link), headers=_NO_STORE)
 
     async def export_csv(self, request: web.Request) -> web.StreamResponse:

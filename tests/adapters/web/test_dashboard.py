@@ -374,3 +374,24 @@ async def test_overview_totals_and_an_accessible_chart(live: LiveApp) -> None:
     assert 'role="img"' in page and "<title id=\"chart-title\">" in page and "<desc id=\"chart-desc\">" in page
     assert "The same as a table" in page
     assert CSRF.search(page)
+
+
+async def test_cancellations_from_chat_and_api_are_in_the_audit_log(live: LiveApp) -> None:
+    merchant_id, owner_id = await shop_with_member(live)
+    by_chat, _ = await live.services.links.create(_draft(merchant_id, 500, "scone"))
+    by_api, _ = await live.services.links.create(_draft(merchant_id, 700, "bun", chat=False))
+    await live.services.conversation.handle(IncomingMessage(
+        platform="console", user_id="u1", address="console:u1", text=f"/cancel {by_chat.id}"))
+    _key, secret = await live.services.merchants.create_api_key(merchant_id, test=True)
+    cancelled = await live.client.post(f"/api/v1/links/{by_api.id}/cancel",
+                                       headers={"Authorization": f"Bearer {secret}"})
+    assert cancelled.status == 200
+    await sign_in(live.client, await signin_url(live, merchant_id, owner_id))
+    page = await (await live.client.get("/dashboard/audit")).text()
+    assert by_chat.id in page and by_api.id in page
+    async with live.services.db.read() as conn:
+        rows = (await conn.execute(select(AUDIT.c.action, AUDIT.c.platform, AUDIT.c.member_id)
+                                   .where(AUDIT.c.action == "link.cancelled").order_by(AUDIT.c.id))).all()
+    assert [tuple(r) for r in rows] == [("link.cancelled", "console", owner_id), ("link.cancelled", "api", None)]
+    # Never editable: the dashboard has no route that changes or deletes an entry.
+    assert (await live.client.post("/dashboard/audit", data={})).status == 405
