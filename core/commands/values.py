@@ -161,6 +161,12 @@ class Cancel:
 
 
 @dataclass(frozen=True, slots=True)
+class RefundAsk:
+    key: str  # link id, id prefix, reference, or a payment id (pay_…) from a "paid twice" alert
+    amount_text: str | None = None  # None: all that is refundable; read in the link's currency
+
+
+@dataclass(frozen=True, slots=True)
 class Period:
     label: str
     start: datetime  # inclusive, UTC
@@ -170,6 +176,7 @@ class Period:
 @dataclass(frozen=True, slots=True)
 class Report:
     period: Period
+    livemode: bool | None = None  # "live" / "test" after the period: only that money; None: both, apart
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +213,7 @@ class Alerts:
 
 
 Command = (Start | Help | Greeting | Charge | Choice | Links | Status | Cancel | Report | SetCurrency | Invite
-           | Join | Alerts | Dashboard | Shop)
+           | Join | Alerts | RefundAsk | Dashboard | Shop)
 
 
 # ---------------------------------------------------------------- shared helpers

@@ -77,7 +77,7 @@ PAGE_SIZE = 25
 FILTER_PARAMS = ("q", "status", "currency", "from", "to", "origin")
 NO_STORE = {"Cache-Control": "no-store"}
 CHART_DAYS = 30
-STATUS_TONES = {"active": "warn", "paid": "ok", "expired": "bad", "cancelled": "bad"}
+STATUS_TONES = {"active": "warn", "paid": "ok", "expired": "bad", "cancelled": "bad", "refunded": "bad"}
 
 
 def shop_zone(merchant: Merchant) -> tzinfo:

@@ -1,7 +1,7 @@
 """The seller's dashboard: sign-in links, sessions, the audit log, branding and logos
 
-Revision ID: 0010_dashboard_sessions_branding
-Revises: 0009_livemode
+Revision ID: 0012_dashboard_sessions_branding
+Revises: 0010_refunds_timeline (file 0011_refunds_timeline.py)
 Create Date: 2026-12-01 13:30:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from core.models import UTCDateTime
 
-revision: str = "0010_dashboard_sessions_branding"
-down_revision: str | Sequence[str] | None = "0009_livemode"
+revision: str = "0012_dashboard_sessions_branding"
+down_revision: str | Sequence[str] | None = "0010_refunds_timeline"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
