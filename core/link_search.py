@@ -31,7 +31,7 @@ _EXPORT_LINK_COLUMNS = (
 )
 _EXPORT_PAYMENT_COLUMNS = (
     PAYMENTS.c.id, PAYMENTS.c.link_id, PAYMENTS.c.status, PAYMENTS.c.created_at, PAYMENTS.c.amount_minor,
-    PAYMENTS.c.currency, PAYMENTS.c.provider, PAYMENTS.c.provider_ref,
+    PAYMENTS.c.currency, PAYMENTS.c.provider, PAYMENTS.c.provider_ref, PAYMENTS.c.amount_refunded_minor,
 )
 
 

@@ -255,7 +255,8 @@ class Refund(SQLModel, table=True):
     currency: str = Field(max_length=3)
     status: RefundStatus = Field(default=RefundStatus.PENDING, sa_type=String(10))
     reason: str | None = Field(default=None, max_length=500)
-    # Who asked: "api", "cli", "auto" (a double payment) or "chat:<platform>:<user id>"; shown as requested_by_name.
+    # Who asked: "api", "cli", "auto" (a double payment), "chat:<platform>:<user id>" or
+    # "dashboard:<member id>"; shown as requested_by_name.
     requested_by: str = Field(max_length=200)
     requested_by_name: str | None = Field(default=None, max_length=200)
     provider: str = Field(max_length=20)

@@ -40,8 +40,8 @@ def rows_of(link: Any, payments: list[Any], status: str) -> Iterable[list[str]]:
         yield [*base, "", "", "", "", "", "", "", expires]
         return
     for payment in payments:
-        # Refunds are recorded by the refunds work (issue 13); until then nothing is refunded.
-        refunded = amount_str(0, payment.currency)
+        # What the provider confirmed as given back (core/refunds.py); pending refunds are not counted yet.
+        refunded = amount_str(payment.amount_refunded_minor, payment.currency)
         yield [*base, payment.id, payment.status, iso_utc(payment.created_at) or "",
                amount_str(payment.amount_minor, payment.currency), refunded, payment.provider,
                payment.provider_ref, expires]

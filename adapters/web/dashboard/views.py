@@ -2,13 +2,14 @@
 
 Works without JavaScript (one small script only adds a copy button). Every page reads the session from
 the database (core.signin), every POST checks the session's CSRF token, and owner-only pages refuse
-staff. Irreversible actions (cancel, revoke, remove) show a confirmation page first.
+staff. Irreversible actions (cancel, refund, revoke, remove) show a confirmation page first.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -55,10 +56,15 @@ from core.models import (
     Payment,
     PaymentLink,
     PaymentStatus,
+    Refund,
+    RefundStatus,
 )
-from core.money import format_money, is_currency
+from core.money import Money, MoneyError, format_money, is_currency
+from core.ports import ProviderResolver
+from core.refunds import RefundRequest, RefundService
 from core.signin import Session, SigninError, SigninService
 from core.sql import table
+from core.timeline import TimelineEvent, timeline
 
 log = logging.getLogger("paylinks.web.dashboard")
 
@@ -78,6 +84,15 @@ FILTER_PARAMS = ("q", "status", "currency", "from", "to", "origin")
 NO_STORE = {"Cache-Control": "no-store"}
 CHART_DAYS = 30
 STATUS_TONES = {"active": "warn", "paid": "ok", "expired": "bad", "cancelled": "bad", "refunded": "bad"}
+# Payments that were sales (later refunded in part or in full); not a second payment of a paid link.
+_SOLD = (PaymentStatus.SUCCEEDED.value, PaymentStatus.PARTIALLY_REFUNDED.value, PaymentStatus.REFUNDED.value)
+# The timeline's event types (core/timeline.py) as the page names them.
+EVENT_WORDS = {
+    "link.created": "Made", "link.opened": "Pay page opened", "checkout.started": "Checkout opened",
+    "payment.succeeded": "Paid", "payment.failed": "Payment failed", "dispute.created": "Disputed",
+    "alert.delivered": "Alert delivered", "refund.requested": "Refund asked", "refund.succeeded": "Refunded",
+    "refund.failed": "Refund failed", "link.expired": "Expired", "link.cancelled": "Cancelled",
+}
 
 
 def shop_zone(merchant: Merchant) -> tzinfo:
@@ -106,7 +121,8 @@ class Dashboard:
     def __init__(self, *, links: LinkService, merchants: MerchantService, members: MemberService,
                  signins: SigninService, audit: AuditLog, templates: jinja2.Environment,
                  secure_cookie: bool, resend: Callable[[PaymentLink], Awaitable[bool]] | None = None,
-                 can_resend: Callable[[PaymentLink], bool] | None = None) -> None:
+                 can_resend: Callable[[PaymentLink], bool] | None = None, refunds: RefundService | None = None,
+                 providers: ProviderResolver | None = None) -> None:
         self.links = links
         self.db = links.db
         self.merchants = merchants
@@ -118,6 +134,8 @@ class Dashboard:
         self.secure_cookie = secure_cookie
         self.resend_link = resend
         self.can_resend = can_resend or (lambda link: False)
+        self.refunds = refunds  # None: no Refund button (refunds happen at the provider)
+        self.providers = providers  # the shop's own provider account decides test or live API keys
         self.api = LinksApi(links, merchants)  # the same validation as POST /api/v1/links
 
     def routes(self) -> list[web.RouteDef]:
@@ -135,6 +153,8 @@ class Dashboard:
             get("/dashboard/links/{link_id}/cancel", self.page(self.confirm_cancel)),
             post("/dashboard/links/{link_id}/cancel", self.page(self.cancel)),
             post("/dashboard/links/{link_id}/resend", self.page(self.resend)),
+            get("/dashboard/links/{link_id}/refund", self.page(self.confirm_refund, owner=True)),
+            post("/dashboard/links/{link_id}/refund", self.page(self.refund, owner=True)),
             get("/dashboard/export.csv", self.page(self.export)),
             get("/dashboard/settings", self.page(self.settings_page)),
             post("/dashboard/settings", self.page(self.save_settings, multipart=True)),
@@ -280,9 +300,10 @@ class Dashboard:
     async def _totals(self, merchant: Merchant, since: datetime, until: datetime) -> list[Row]:
         async with self.db.read() as conn:
             paid = (await conn.execute(
-                select(PAYMENTS.c.currency, func.count(), func.coalesce(func.sum(PAYMENTS.c.amount_minor), 0))
+                select(PAYMENTS.c.currency, func.count(), func.coalesce(func.sum(PAYMENTS.c.amount_minor), 0),
+                       func.coalesce(func.sum(PAYMENTS.c.amount_refunded_minor), 0))
                 .join_from(PAYMENTS, LINKS, LINKS.c.id == PAYMENTS.c.link_id)
-                .where(LINKS.c.merchant_id == merchant.id, PAYMENTS.c.status == PaymentStatus.SUCCEEDED.value,
+                .where(LINKS.c.merchant_id == merchant.id, PAYMENTS.c.status.in_(_SOLD),
                        PAYMENTS.c.created_at >= since, PAYMENTS.c.created_at <= until)
                 .group_by(PAYMENTS.c.currency))).all()
             opened = (await conn.execute(
@@ -290,12 +311,11 @@ class Dashboard:
                 .where(LINKS.c.merchant_id == merchant.id, LINKS.c.status == LinkStatus.ACTIVE.value,
                        LINKS.c.created_at >= since)
                 .group_by(LINKS.c.currency))).all()
-        gross = {r[0]: (int(r[1]), int(r[2])) for r in paid}
+        gross = {r[0]: (int(r[1]), int(r[2]), int(r[3])) for r in paid}
         open_ = {r[0]: (int(r[1]), int(r[2])) for r in opened}
         rows = []
         for currency in sorted(set(gross) | set(open_)):
-            count, total = gross.get(currency, (0, 0))
-            refunded = 0  # refunds are recorded by the refunds work (issue 13)
+            count, total, refunded = gross.get(currency, (0, 0, 0))
             open_count, open_total = open_.get(currency, (0, 0))
             rows.append(Row(currency, self.money(total, currency, merchant), self.money(refunded, currency, merchant),
                             self.money(total - refunded, currency, merchant), count,
@@ -310,7 +330,7 @@ class Dashboard:
             rows = (await conn.execute(
                 select(PAYMENTS.c.created_at, PAYMENTS.c.amount_minor)
                 .join_from(PAYMENTS, LINKS, LINKS.c.id == PAYMENTS.c.link_id)
-                .where(LINKS.c.merchant_id == merchant.id, PAYMENTS.c.status == PaymentStatus.SUCCEEDED.value,
+                .where(LINKS.c.merchant_id == merchant.id, PAYMENTS.c.status.in_(_SOLD),
                        PAYMENTS.c.currency == currency, PAYMENTS.c.created_at >= start.astimezone(UTC)))).all()
         per_day = [0] * CHART_DAYS
         for created_at, amount in rows:
@@ -376,31 +396,129 @@ class Dashboard:
     async def link_detail(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
         link = await self._own_link(request, merchant)
         payments = await self.links.payments_for(link.id)
-        checkouts = await self.links.open_checkouts(link.id)
         status = self.links.status_of(link)
-        timeline = [("Made", link.created_at, f"from {link.origin_platform or 'the API'}")]
-        for checkout in checkouts:
-            timeline.append(("Checkout opened", checkout.created_at, f"attempt {checkout.attempt}"))
-        for payment in payments:
-            timeline.append(("Paid" if payment.status == PaymentStatus.SUCCEEDED else "Paid again (refund needed)",
-                             payment.created_at, self.money(payment.amount_minor, payment.currency, merchant)))
-        if link.cancelled_at:
-            timeline.append(("Cancelled", link.cancelled_at, ""))
-        if status is LinkStatus.EXPIRED:
-            timeline.append(("Expired", link.expires_at, ""))
-        timeline.sort(key=lambda item: item[1])
+        events = await timeline(self.db, link, status)
+        refunds = await self.refunds.refunds_for([link.id]) if self.refunds is not None else {}
+        refundable = ({c.payment.id for c in await self.refunds.refundable(link.id)}
+                      if self.refunds is not None and session.is_owner else set())
         return self.render(
             "dashboard/link.html", request, session, merchant, title=f"Link {link.id[:8]}",
             link=link, row=self._link_row(link, merchant), url=self.links.url(link.id),
             expires=self.when(link.expires_at, merchant),
-            timeline=[(what, self.when(at, merchant), note) for what, at, note in timeline],
-            payments=[{"id": p.id, "amount": self.money(p.amount_minor, p.currency, merchant), "status": p.status,
-                       "at": self.when(p.created_at, merchant), "provider": p.provider, "ref": p.provider_ref,
-                       "payer": p.payer_name or ""} for p in payments],
+            timeline=[(EVENT_WORDS.get(e.type, e.type), self.when(e.at, merchant),
+                       self._event_note(e, merchant, link.origin_platform or "the API")) for e in events],
+            payments=[{"id": p.id, "amount": self.money(p.amount_minor, p.currency, merchant),
+                       "status": str(p.status).replace("_", " "), "at": self.when(p.created_at, merchant),
+                       "provider": p.provider, "ref": p.provider_ref, "payer": p.payer_name or "",
+                       "refunded": self.money(p.amount_refunded_minor, p.currency, merchant)
+                       if p.amount_refunded_minor else "",
+                       "refunds": [self._refund_row(r, merchant) for r in refunds.get(p.id, [])],
+                       "can_refund": p.id in refundable} for p in payments],
             can_cancel=status is LinkStatus.ACTIVE,
             can_resend=status is LinkStatus.ACTIVE and self.resend_link is not None and self.can_resend(link),
             notice=request.query.get("done", ""),
         )
+
+    def _event_note(self, event: TimelineEvent, merchant: Merchant, origin: str) -> str:
+        details = event.details
+        parts = []
+        if "amount_minor" in details and event.type != "link.created":
+            parts.append(self.money(int(details["amount_minor"]), str(details["currency"]), merchant))
+        if event.type == "link.created":
+            parts.append(f"from {origin}")
+        if details.get("views", 0) > 1:
+            parts.append(f"{details['views']} views")
+        if event.type == "checkout.started":
+            parts.append(f"attempt {details.get('attempt')} with {details.get('provider')}")
+        if event.type == "alert.delivered":
+            parts.append(str(details.get("platform", "")))
+        if details.get("payer_name"):
+            parts.append(f"by {details['payer_name']}")
+        if details.get("status") == PaymentStatus.REFUND_NEEDED.value:
+            parts.append("paid twice: to refund")
+        if details.get("reason"):
+            parts.append(str(details["reason"])[:200])
+        return " · ".join(p for p in parts if p)
+
+    def _refund_row(self, refund: Refund, merchant: Merchant) -> dict[str, str]:
+        return {"id": refund.id, "amount": self.money(refund.amount_minor, refund.currency, merchant),
+                "status": str(refund.status), "at": self.when(refund.created_at, merchant),
+                "reason": refund.failure_reason or refund.reason or "",
+                "tone": {RefundStatus.SUCCEEDED.value: "ok", RefundStatus.FAILED.value: "bad"}.get(
+                    str(refund.status), "warn")}
+
+    # ------------------------------------------------------------ refunds (owner only)
+
+    async def _refund_choice(self, request: web.Request, merchant: Merchant) -> tuple[PaymentLink, Any]:
+        """The link and the payment to refund (?payment= or the form's payment_id, else the only one)."""
+        link = await self._own_link(request, merchant)
+        if self.refunds is None:
+            raise Forbidden("Refunds are not set up here; refund from your payment provider's dashboard.")
+        choices = await self.refunds.refundable(link.id)
+        wanted = request.query.get("payment", "")
+        if request.method == "POST":
+            form = await request.post()
+            wanted = str(form.get("payment_id", "")) or wanted
+        chosen = [c for c in choices if c.payment.id == wanted] if wanted else choices
+        if not chosen:
+            raise Forbidden("There is nothing left to refund on this link.")
+        if len(chosen) > 1:
+            raise Forbidden("This link has more than one payment to refund: use the Refund button of one payment.")
+        return link, chosen[0]
+
+    def _refund_page(self, request: web.Request, session: Session, merchant: Merchant, link: PaymentLink,
+                     choice: Any, *, values: dict[str, str], errors: dict[str, str], status: int = 200) -> web.Response:
+        payment = choice.payment
+        most = self.money(choice.refundable_minor, payment.currency, merchant)
+        payer = payment.payer_name or "the customer"
+        return self.render(
+            "dashboard/refund.html", request, session, merchant, status=status, title="Refund this payment?",
+            link=link, payment_id=payment.id, most=most, payer=payer,
+            most_plain=Money(choice.refundable_minor, payment.currency).amount_str(),
+            paid=self.money(payment.amount_minor, payment.currency, merchant), currency=payment.currency,
+            values=values, errors=errors,
+            # One refund however often the form is sent (a double click, a reload after a timeout).
+            attempt=values.get("attempt") or secrets.token_urlsafe(16))
+
+    async def confirm_refund(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
+        link, choice = await self._refund_choice(request, merchant)
+        return self._refund_page(request, session, merchant, link, choice, values={}, errors={})
+
+    async def refund(self, request: web.Request, session: Session, merchant: Merchant) -> web.StreamResponse:
+        link, choice = await self._refund_choice(request, merchant)
+        assert self.refunds is not None
+        form = await request.post()
+        values = {k: str(v).strip()[:200] for k, v in form.items() if isinstance(v, str) and k != CSRF_FIELD}
+        payment = choice.payment
+        amount_minor = choice.refundable_minor
+        if values.get("amount"):
+            try:
+                amount_minor = Money.parse(values["amount"], payment.currency).amount_minor
+            except MoneyError as error:
+                example = Money(choice.refundable_minor, payment.currency).amount_str()
+                message = f"{str(error)[:1].upper()}{str(error)[1:]}. For example: {example}"
+                return self._refund_page(request, session, merchant, link, choice, values=values, status=422,
+                                         errors={"amount": message})
+        attempt = values.get("attempt", "")
+        if not 10 <= len(attempt) <= 64:
+            attempt = secrets.token_urlsafe(16)
+        who = await self.who(session)
+        try:
+            refund, created = await self.refunds.request(RefundRequest(
+                link_id=link.id, merchant_id=merchant.id, amount_minor=amount_minor, payment_id=payment.id,
+                reason=values.get("reason") or None, requested_by=f"dashboard:{session.member_id or 'operator'}",
+                requested_by_name=who, idempotency_key=f"dashboard:{attempt}", request_hash=None))
+        except LinkError as error:
+            field = "amount" if error.field == "amount" else "form"
+            return self._refund_page(request, session, merchant, link, choice, values=values, status=422,
+                                     errors={field: f"{error.message[:1].upper()}{error.message[1:]}."})
+        if created:
+            await self.audit.record(merchant.id, "link.refunded", self.actor(request, session, who), link_id=link.id,
+                                    refund_id=refund.id, amount=amount_str(refund.amount_minor, refund.currency),
+                                    currency=refund.currency, status=str(refund.status))
+        done = {RefundStatus.SUCCEEDED.value: "refunded", RefundStatus.FAILED.value: "refund_failed"}.get(
+            str(refund.status), "refund_asked")
+        raise web.HTTPSeeOther(f"/dashboard/links/{link.id}?done={done}")
 
     async def confirm_cancel(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
         link = await self._own_link(request, merchant)
@@ -657,7 +775,10 @@ class Dashboard:
                                   "revoked": self.when(k.revoked_at, merchant)} for k in keys])
 
     async def create_key(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
-        key, secret = await self.merchants.create_api_key(merchant.id, test=not self.links.livemode)
+        test = not self.links.livemode
+        if self.providers is not None:  # the shop's own provider account, else the deployment's
+            test = (await self.providers.for_merchant(merchant.id)).provider.test_mode
+        key, secret = await self.merchants.create_api_key(merchant.id, test=test)
         await self.audit.record(merchant.id, "key.created", self.actor(request, session, await self.who(session)),
                                 key_id=key.id)
         return await self.keys_page(request, session, merchant, secret=secret)
