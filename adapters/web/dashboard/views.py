@@ -115,6 +115,7 @@ class Row:
     count: int
     open_amount: str
     open_count: int
+    test: bool = False  # test-mode money (the sandbox, a provider's test keys), shown apart from live
 
 
 class Dashboard:
@@ -298,28 +299,31 @@ class Dashboard:
                            tables=tables, chart=chart)
 
     async def _totals(self, merchant: Merchant, since: datetime, until: datetime) -> list[Row]:
+        """Per currency, live money first; test-mode money on rows of its own, never added to live totals."""
         async with self.db.read() as conn:
             paid = (await conn.execute(
-                select(PAYMENTS.c.currency, func.count(), func.coalesce(func.sum(PAYMENTS.c.amount_minor), 0),
+                select(PAYMENTS.c.livemode, PAYMENTS.c.currency, func.count(),
+                       func.coalesce(func.sum(PAYMENTS.c.amount_minor), 0),
                        func.coalesce(func.sum(PAYMENTS.c.amount_refunded_minor), 0))
                 .join_from(PAYMENTS, LINKS, LINKS.c.id == PAYMENTS.c.link_id)
                 .where(LINKS.c.merchant_id == merchant.id, PAYMENTS.c.status.in_(_SOLD),
                        PAYMENTS.c.created_at >= since, PAYMENTS.c.created_at <= until)
-                .group_by(PAYMENTS.c.currency))).all()
+                .group_by(PAYMENTS.c.livemode, PAYMENTS.c.currency))).all()
             opened = (await conn.execute(
-                select(LINKS.c.currency, func.count(), func.coalesce(func.sum(LINKS.c.amount_minor), 0))
+                select(LINKS.c.livemode, LINKS.c.currency, func.count(),
+                       func.coalesce(func.sum(LINKS.c.amount_minor), 0))
                 .where(LINKS.c.merchant_id == merchant.id, LINKS.c.status == LinkStatus.ACTIVE.value,
                        LINKS.c.created_at >= since)
-                .group_by(LINKS.c.currency))).all()
-        gross = {r[0]: (int(r[1]), int(r[2]), int(r[3])) for r in paid}
-        open_ = {r[0]: (int(r[1]), int(r[2])) for r in opened}
+                .group_by(LINKS.c.livemode, LINKS.c.currency))).all()
+        gross = {(bool(r[0]), r[1]): (int(r[2]), int(r[3]), int(r[4])) for r in paid}
+        open_ = {(bool(r[0]), r[1]): (int(r[2]), int(r[3])) for r in opened}
         rows = []
-        for currency in sorted(set(gross) | set(open_)):
-            count, total, refunded = gross.get(currency, (0, 0, 0))
-            open_count, open_total = open_.get(currency, (0, 0))
+        for live, currency in sorted(set(gross) | set(open_), key=lambda k: (not k[0], k[1])):
+            count, total, refunded = gross.get((live, currency), (0, 0, 0))
+            open_count, open_total = open_.get((live, currency), (0, 0))
             rows.append(Row(currency, self.money(total, currency, merchant), self.money(refunded, currency, merchant),
                             self.money(total - refunded, currency, merchant), count,
-                            self.money(open_total, currency, merchant), open_count))
+                            self.money(open_total, currency, merchant), open_count, test=not live))
         return rows
 
     async def _chart(self, merchant: Merchant, today: datetime, zone: tzinfo) -> dict[str, Any]:
@@ -328,12 +332,16 @@ class Dashboard:
         currency = merchant.default_currency
         async with self.db.read() as conn:
             rows = (await conn.execute(
-                select(PAYMENTS.c.created_at, PAYMENTS.c.amount_minor)
+                select(PAYMENTS.c.created_at, PAYMENTS.c.amount_minor, PAYMENTS.c.livemode)
                 .join_from(PAYMENTS, LINKS, LINKS.c.id == PAYMENTS.c.link_id)
                 .where(LINKS.c.merchant_id == merchant.id, PAYMENTS.c.status.in_(_SOLD),
                        PAYMENTS.c.currency == currency, PAYMENTS.c.created_at >= start.astimezone(UTC)))).all()
+        # Live money, or test-mode money while the shop has none: never the two added together.
+        live = any(row.livemode for row in rows)
         per_day = [0] * CHART_DAYS
-        for created_at, amount in rows:
+        for created_at, amount, livemode in rows:
+            if bool(livemode) is not live:
+                continue
             index = (created_at.astimezone(zone).date() - start.date()).days
             if 0 <= index < CHART_DAYS:
                 per_day[index] += int(amount)
@@ -347,10 +355,12 @@ class Dashboard:
                          "x": round(n * bar + 2, 1), "y": height - h, "h": h, "w": round(bar - 4, 1)})
         total = self.money(sum(per_day), currency, merchant)
         best = max(range(CHART_DAYS), key=lambda i: per_day[i])
-        summary = (f"Paid in {currency} per day from {days[0]['label']} to {days[-1]['label']}: {total} in all"
+        summary = (("" if live else "Test mode: ")
+                   + f"Paid in {currency} per day from {days[0]['label']} to {days[-1]['label']}: {total} in all"
                    + (f"; the best day was {days[best]['label']} with {days[best]['amount']}." if per_day[best]
                       else "; nothing was paid."))
-        return {"days": days, "width": width, "height": height, "currency": currency, "summary": summary}
+        return {"test": not live, "days": days, "width": width, "height": height, "currency": currency,
+                "summary": summary}
 
     # ------------------------------------------------------------ links
 

@@ -1,7 +1,8 @@
 """The dashboard's link page after the refunds work (issue 13 in issue 14's dashboard), on both back ends:
 payments with their refunds, the link's timeline, and the owner's Refund button (confirmation page, CSRF,
 the amount checked beside its field) through RefundService and the sandbox's real refund webhook; the
-export's amount_refunded and the overview's Refunded column follow what the provider confirmed."""
+export's amount_refunded and the overview's Refunded column follow what the provider confirmed; the overview
+keeps test-mode money on rows of its own."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ import io
 import re
 
 import aiohttp
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from adapters.payments.sandbox.provider import SandboxProvider
 from adapters.web.api_models import EXPORT_COLUMNS
 from core.links import LinkDraft
-from core.models import AuditEvent, MemberRole, Refund
+from core.models import AuditEvent, MemberRole, Payment, PaymentLink, Refund
 from core.money import Money
 from core.sql import table
 from tests.adapters.web.dashboard_support import CSRF, pay_link, shop_with_member, sign_in, signin_url
@@ -142,3 +143,23 @@ async def test_staff_see_payments_but_cannot_refund(live: LiveApp) -> None:
     finally:
         await browser.close()
     assert await _refunds(live, link_id) == []
+
+
+async def test_overview_keeps_test_money_apart_from_live(live: LiveApp) -> None:
+    merchant_id, member_id = await shop_with_member(live)
+    test_link = await _paid_link(live, merchant_id, 2500)
+    live_link = await _paid_link(live, merchant_id, 900)
+    links, payments = table(PaymentLink), table(Payment)
+    async with live.services.db.write() as conn:  # as if paid through the shop's live provider account
+        await conn.execute(update(links).where(links.c.id == live_link).values(livemode=True))
+        await conn.execute(update(payments).where(payments.c.link_id == live_link).values(livemode=True))
+    await sign_in(live.client, await signin_url(live, merchant_id, member_id))
+    page = await (await live.client.get("/dashboard")).text()
+    today = page.split('id="period-2"')[0]
+    live_row = re.search(r'<th scope="row">SGD</th>'
+                         r'<td>S\$9\.00</td><td>S\$0\.00</td><td>S\$9\.00</td><td>1</td>', today)
+    test_row = re.search(r'<th scope="row">SGD <span class="badge badge-warn">test mode</span></th>'
+                         r'<td>S\$25\.00</td><td>S\$0\.00</td><td>S\$25\.00</td><td>1</td>', today)
+    assert live_row is not None and test_row is not None, today
+    assert live_row.start() < test_row.start()  # live money first
+    assert "S$34.00" not in page and test_link != live_link
