@@ -173,6 +173,7 @@ async def test_the_seller_runs_the_shop_from_the_dashboard(sqlite_live: LiveApp,
     narrow = await _page(browser, NARROW)
     await _sign_in(narrow, await signins.create_link(merchant_id, owner_id))
     pages = ["/dashboard", "/dashboard/links", f"/dashboard/links/{link_id}", f"/dashboard/links/{fresh.id}/cancel",
+             f"/dashboard/links/{link_id}/refund",
              "/dashboard/links/new", "/dashboard/settings", "/dashboard/alerts", "/dashboard/keys",
              "/dashboard/team", "/dashboard/audit"]
     for path in pages:
