@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -100,6 +100,7 @@ def _mount_pages(app: web.Application, services: Services) -> None:
     app[PAGES] = pages
     app.cleanup_ctx.append(pages.lifespan)  # after database_ctx, so it ends before the engine is disposed
     app.router.add_routes(pages.routes())
+    _mount_dashboard(app, services, templates)
 
     async def providers_ctx(_app: web.Application) -> AsyncIterator[None]:
         try:
@@ -119,3 +120,22 @@ def _mount_pages(app: web.Application, services: Services) -> None:
             _mount(app, plugin.web(section, services, shared, webhook_url=public_base_url + plugin.webhook_path()))
         # Return pages and POST /webhooks/<name>/{merchant_id}, for every account of this provider.
         _mount(app, plugin.account_web(section, services))
+
+
+def _mount_dashboard(app: web.Application, services: Services, templates: Any) -> None:
+    """The seller's dashboard under /dashboard and the landing page at / (adapters/web/dashboard/)."""
+    from adapters.web.dashboard.views import Dashboard
+    from core.audit import AuditLog
+    from core.members import MemberService
+
+    outbox = services.outbox
+    members = MemberService(services.db, services.merchants,
+                            max_open_invites=services.settings.limits.invites_per_shop, clock=services.clock)
+    dashboard = Dashboard(
+        links=services.links, merchants=services.merchants, members=members,
+        signins=services.conversation.signins, audit=AuditLog(services.db, clock=services.clock),
+        templates=templates, secure_cookie=services.public_base_url.startswith("https://"),
+        resend=(lambda link: outbox.resend(services.db, link, services.clock())) if outbox else None,
+        can_resend=outbox.can_resend if outbox else None, refunds=services.refunds, providers=services.providers,
+    )
+    app.router.add_routes(dashboard.routes())

@@ -145,8 +145,32 @@ async def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int
         # A shop taking pretend payments (the sandbox) gets pl_test_ keys; one taking real money pl_live_
         # (through its own account when it has one, else the deployment's provider).
         provider = (await services.providers.for_merchant(args.merchant)).provider
-        _key, secret = await services.merchants.create_api_key(args.merchant, test=provider.test_mode)
+        key, secret = await services.merchants.create_api_key(args.merchant, test=provider.test_mode)
+        await _audit(services, args.merchant, "key.created", key_id=key.id)
     print(secret)
+    return 0
+
+
+async def _audit(services: Any, merchant_id: str, action: str, **detail: Any) -> None:
+    from core.audit import Actor, AuditLog
+
+    await AuditLog(services.db).record(merchant_id, action, Actor("operator (CLI)", "cli"), **detail)
+
+
+async def cmd_dashboard_link(settings: Settings, args: argparse.Namespace) -> int:
+    from bots.services import open_services
+    from core.audit import Actor, AuditLog
+    from core.signin import SigninError
+
+    async with open_services(settings) as services:
+        if await services.merchants.get(args.merchant) is None:
+            raise UsageError(f"no merchant with id {args.merchant} (see `paylinks merchant list`)")
+        try:
+            url = await services.conversation.signins.create_link(args.merchant, args.member)
+        except SigninError as exc:
+            raise UsageError(f"{exc.message} (see the team page or `paylinks chat`)") from None
+        await AuditLog(services.db).record(args.merchant, "signin.link", Actor("operator (CLI)", "cli", args.member))
+    print(url)
     return 0
 
 
@@ -175,6 +199,8 @@ async def cmd_apikey_revoke(settings: Settings, args: argparse.Namespace) -> int
 
     async with open_services(settings) as services:
         key, revoked = await services.merchants.revoke_api_key(args.key_id)
+        if revoked:
+            await _audit(services, key.merchant_id, "key.revoked", key_id=key.id)
     if revoked:
         print(f"revoked {key.id}")
     else:
@@ -301,6 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
     link_refund.add_argument("--yes", action="store_true", help="do not ask (required without a terminal)")
     link_refund.add_argument("--reason", help="why, for the timeline")
     link_refund.set_defaults(func=cmd_link_refund)
+
+    dashboard = sub.add_parser("dashboard-link", help="print a one-time dashboard sign-in link (10 minutes)")
+    dashboard.add_argument("--merchant", required=True)
+    dashboard.add_argument("--member", type=int, default=None,
+                           help="sign in as this member (their role); default: as the shop's owner")
+    dashboard.set_defaults(func=cmd_dashboard_link)
 
     for register in EXTRA_COMMANDS:
         register(sub)

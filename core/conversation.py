@@ -25,6 +25,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from core import markup
+from core.audit import Actor, AuditLog
 from core.clock import Clock, utcnow
 from core.commands import (
     BY_NAME,
@@ -36,6 +37,7 @@ from core.commands import (
     Command,
     CommandError,
     CommandSpec,
+    Dashboard,
     Doubt,
     Greeting,
     Help,
@@ -46,6 +48,7 @@ from core.commands import (
     RefundAsk,
     Report,
     SetCurrency,
+    Shop,
     Status,
     parse,
     parse_money,
@@ -58,7 +61,7 @@ from core.locales import timezone_for
 from core.members import Identity, MemberError, MemberService
 from core.merchants import MerchantError, MerchantService
 from core.models import LinkStatus, Member, MemberRole, Merchant, PaymentLink, RefundStatus
-from core.money import format_money
+from core.money import Money, format_money
 from core.ports import Button, IncomingMessage, Reply
 from core.questions import Asker, Question, QuestionStore
 from core.refunds import RefundRequest, RefundService
@@ -72,6 +75,7 @@ from core.reports import (
     render_status,
     short_id,
 )
+from core.signin import SigninService
 from core.sql import table
 from core.text import without_controls
 from core.timeline import timeline
@@ -101,6 +105,7 @@ class Conversation:
         reports: ReportService | None = None,
         clock: Clock = utcnow,
         deliveries: DeliveryLog | None = None,
+        signins: SigninService | None = None,
     ) -> None:
         self.links = links
         self.merchants = merchants
@@ -111,6 +116,7 @@ class Conversation:
         self.deliveries = deliveries or DeliveryLog(links.db, clock=clock)
         # Questions asked back (ambiguous amounts) wait in the database, never in this object.
         self.questions = QuestionStore(links.db, clock=clock)
+        self.signins = signins or SigninService(links.db, public_base_url=links.public_base_url, clock=clock)
         # Set by bots/services.py: /refund and the refunds shown by /status.
         self.refunds: RefundService | None = None
 
@@ -473,6 +479,10 @@ class Conversation:
                 "only an open link can be cancelled."
             )
         log.info("link cancelled from chat link=%s member=%s", link.id, identity.member.id)
+        await AuditLog(self.links.db, clock=self.clock).record(
+            identity.merchant.id, "link.cancelled",
+            Actor(identity.member.display_name or "member", identity.member.platform, identity.member.id),
+            link_id=link.id, amount=Money(link.amount_minor, link.currency).amount_str(), currency=link.currency)
         return Reply(
             f"🚫 Cancelled **{amount}** — {markup.user(link.description)}. The link no longer takes payments."
         )
@@ -627,8 +637,6 @@ class Conversation:
 
     @staticmethod
     def _plain(amount_minor: int, currency: str) -> str:
-        from core.money import Money
-
         return Money(amount_minor, currency).amount_str()
 
     async def _confirmed(self, message: IncomingMessage, question: Question, pick: int) -> Reply:
@@ -663,3 +671,38 @@ class Conversation:
         data = await self.reports.report(identity.merchant.id, command.period, livemode=command.livemode)
         merchant = identity.merchant
         return [Reply(render_report(data, merchant.name, merchant.locale, merchant.default_currency))]
+
+    async def _dashboard(self, command: Dashboard, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        url = await self.signins.create_link(identity.merchant.id, identity.member.id)
+        role = "owner" if identity.is_owner else "staff"
+        return [Reply(
+            f"🔐 Your sign-in link to the **{markup.user(identity.merchant.name)}** dashboard ({role}):\n{url}\n"
+            "It works once, for 10 minutes. Don't forward it: whoever opens it is signed in as you.",
+            buttons=(Button("Open the dashboard", url),), private=True,
+        )]
+
+    async def _shop(self, command: Shop, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        merchant = identity.merchant
+        if command.setting is None:
+            zone = merchant.timezone or f"{timezone_for(merchant.locale)} (from the locale)"
+            return [Reply(
+                f"🏪 **{markup.user(merchant.name)}**\n• currency {merchant.default_currency}\n"
+                f"• locale {merchant.locale}\n• timezone {markup.escape(str(zone))}\n"
+                "Change with `/shop name Cake Corner`, `/shop timezone Asia/Singapore`, `/shop locale id_ID`; "
+                "logo, colour and more in /dashboard."
+            )]
+        if not identity.is_owner:
+            return [Reply(f"Only the owner of **{markup.user(merchant.name)}** can change its settings.")]
+        try:
+            await self.merchants.update(merchant.id, **{command.setting: command.value})
+        except MerchantError as error:
+            examples = {"name": "/shop name Cake Corner", "timezone": "/shop timezone Asia/Singapore",
+                        "locale": "/shop locale id_ID"}
+            return [Reply(f"{markup.escape(str(error))[:1].upper()}{markup.escape(str(error))[1:]}.\n"
+                          f"For example: `{examples[command.setting]}`")]
+        await AuditLog(self.links.db, clock=self.clock).record(
+            merchant.id, "shop.updated", Actor(identity.member.display_name or "member", message.platform,
+                                               identity.member.id, message.address), fields=[command.setting])
+        updated = await self.merchants.get(merchant.id)
+        shown = getattr(updated, command.setting if command.setting != "name" else "name", command.value)
+        return [Reply(f"Done: the shop's {command.setting} is now **{markup.user(str(shown))}**.")]

@@ -66,6 +66,17 @@ def normalize_locale(locale: str) -> str:
         raise MerchantError(f"{locale!r} is not a known locale (try en_SG or id_ID)", field="locale") from None
 
 
+def normalize_timezone(name: str) -> str:
+    """An IANA time zone name ("asia/singapore" -> "Asia/Singapore"), or MerchantError."""
+    from zoneinfo import available_timezones
+
+    wanted = name.strip().replace(" ", "_")
+    for zone in available_timezones():
+        if zone.casefold() == wanted.casefold():
+            return zone
+    raise MerchantError(f"{name!r} is not a time zone name (try Asia/Singapore or Asia/Jakarta)", field="timezone")
+
+
 def hash_secret(secret: str) -> str:
     # API secrets are 256-bit random strings, so a plain SHA-256 is enough (no password stretching).
     return hashlib.sha256(secret.encode()).hexdigest()
@@ -113,8 +124,19 @@ class MerchantService:
             rows = (await conn.execute(select(MERCHANTS).order_by(MERCHANTS.c.created_at))).all()
         return [Merchant(**r._mapping) for r in rows]
 
-    async def update(self, merchant_id: str, *, currency: str | None = None, locale: str | None = None) -> None:
+    async def update(self, merchant_id: str, *, currency: str | None = None, locale: str | None = None,
+                     name: str | None = None, timezone: str | None = None) -> None:
         values: dict[str, str] = {}
+        if name is not None:
+            name = name.strip()
+            if not name:
+                raise MerchantError("a shop needs a name", field="name")
+            if has_bidi_controls(name) or any(ord(ch) < 32 for ch in name):
+                raise MerchantError(f"the name contains control characters or {BIDI_CONTROLS_TEXT}; remove them",
+                                    field="name")
+            values["name"] = name[:200]
+        if timezone is not None:
+            values["timezone"] = normalize_timezone(timezone)
         if currency is not None:
             try:
                 values["default_currency"] = normalize_currency(currency)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -119,6 +120,12 @@ class Merchant(SQLModel, table=True):
     locale: str = Field(max_length=20)
     brand_color: str | None = Field(default=None, max_length=7)
     created_at: datetime = _ts()
+    # Branding the customer sees (set from the dashboard or `/shop`); None: not set, defaults apply.
+    timezone: str | None = Field(default=None, max_length=64)
+    support_email: str | None = Field(default=None, max_length=320)
+    support_phone: str | None = Field(default=None, max_length=32)
+    # Short hash of the stored logo's PNG, so its URL changes with it (the bytes are in merchant_logo).
+    logo_version: str | None = Field(default=None, max_length=16)
 
 
 class Member(SQLModel, table=True):
@@ -248,7 +255,8 @@ class Refund(SQLModel, table=True):
     currency: str = Field(max_length=3)
     status: RefundStatus = Field(default=RefundStatus.PENDING, sa_type=String(10))
     reason: str | None = Field(default=None, max_length=500)
-    # Who asked: "api", "cli", "auto" (a double payment) or "chat:<platform>:<user id>"; shown as requested_by_name.
+    # Who asked: "api", "cli", "auto" (a double payment), "chat:<platform>:<user id>" or
+    # "dashboard:<member id>"; shown as requested_by_name.
     requested_by: str = Field(max_length=200)
     requested_by_name: str | None = Field(default=None, max_length=200)
     provider: str = Field(max_length=20)
@@ -400,6 +408,60 @@ class ChatQuestion(SQLModel, table=True):
     created_at: datetime = _ts()
     expires_at: datetime = _ts()
     answered_at: datetime | None = _ts(default=None)
+
+
+class MerchantLogo(SQLModel, table=True):
+    """A shop's logo, re-encoded as PNG by the dashboard (never the uploaded bytes themselves)."""
+
+    __tablename__ = "merchant_logo"
+    merchant_id: str = Field(foreign_key="merchant.id", primary_key=True, max_length=40)
+    png: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    updated_at: datetime = _ts()
+
+
+class DashboardSignin(SQLModel, table=True):
+    """A one-time sign-in link for the dashboard; only a SHA-256 of its token is kept."""
+
+    __tablename__ = "dashboard_signin"
+    token_hash: str = Field(primary_key=True, max_length=64)
+    merchant_id: str = Field(foreign_key="merchant.id", max_length=40)
+    member_id: int | None = Field(default=None, foreign_key="member.id")
+    role: MemberRole = Field(sa_type=String(10))
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    used_at: datetime | None = _ts(default=None)
+
+
+class DashboardSession(SQLModel, table=True):
+    """A signed-in browser. In the database so every process sees it; the cookie holds the secret whose
+    SHA-256 is the key."""
+
+    __tablename__ = "dashboard_session"
+    id_hash: str = Field(primary_key=True, max_length=64)
+    merchant_id: str = Field(foreign_key="merchant.id", index=True, max_length=40)
+    member_id: int | None = Field(default=None, foreign_key="member.id")
+    role: MemberRole = Field(sa_type=String(10))
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = _ts()
+    # Refreshed at most once a minute; older than the idle timeout means signed out.
+    last_seen_at: datetime = _ts()
+    client_address: str | None = Field(default=None, max_length=64)
+
+
+class AuditEvent(SQLModel, table=True):
+    """What changed money or access, by whom, when and from where. Only ever inserted."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_merchant_at", "merchant_id", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    merchant_id: str = Field(foreign_key="merchant.id", max_length=40)
+    at: datetime = _ts()
+    action: str = Field(max_length=40)
+    actor: str = Field(max_length=200)  # "Alice (telegram)", "operator (CLI)", "API key key_…"
+    member_id: int | None = Field(default=None)
+    platform: str | None = Field(default=None, max_length=20)  # "web", "cli", "api", a chat platform
+    address: str | None = Field(default=None, max_length=200)  # client IP or chat address
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
 
 
 # ---------------------------------------------------------------- Slack OAuth (multi-workspace installs)

@@ -193,6 +193,36 @@ class Outbox:
             # The rows are not committed yet; the dispatcher re-checks for a moment after a wake.
             self.wake()
 
+    def can_resend(self, link: PaymentLink) -> bool:
+        """Whether the link can be sent to its customer in a chat (a customer platform and a contact)."""
+        return self._customer_target(link) is not None
+
+    async def resend(self, db: Database, link: PaymentLink, now: datetime) -> bool:
+        """Send the payment link to its customer again (the dashboard's Resend); False: no chat address."""
+        target = self._customer_target(link)
+        if target is None:
+            return False
+        async with db.read() as conn:
+            found = (await conn.execute(_MERCHANT_AND_SUBSCRIPTIONS, {"merchant_id": link.merchant_id})).all()
+        merchant = found[0] if found else None
+        facts = AlertFacts(
+            event=LinkEventKind.CREATED.value, link_id=link.id, amount_minor=link.amount_minor,
+            currency=link.currency, description=link.description, at=now,
+            locale=merchant.locale if merchant else "en", merchant_name=merchant.name if merchant else "",
+            reference=link.reference, payer_name=None, url=self.link_url(link.id),
+        )
+        link_info = {"id": link.id, "url": facts.url, "amount_text": facts.amount_text,
+                     "description": link.description, "merchant_name": facts.merchant_name}
+        row = new_row(target=target, kind=kind_of(facts.event, Role.CUSTOMER_LINK),
+                      body=payload(ACTION_SEND, customer_link_reply(facts), event=facts.event, facts=facts,
+                                   link=link_info),
+                      key=dedupe_key("link.resent", link.id, now.isoformat(), target.platform, target.address),
+                      now=now, merchant_id=link.merchant_id, link_id=link.id)
+        async with db.write() as conn:
+            await insert_rows(conn, [row])
+        self.wake()
+        return True
+
     def _customer_target(self, link: PaymentLink) -> Target | None:
         platform = self.customer_platform
         rules = self.address_rules.get(platform) if platform is not None else None

@@ -60,10 +60,13 @@ class Reply:
     # Set on the /charge answer: adapters store where it was posted (LinkService.attach_message) so
     # paid alerts can edit that message.
     link_id: str | None = None
+    # Only for the person who asked (a sign-in link): a DM, or Slack's ephemeral message, never the group.
+    private: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "text": self.text,
+            **({"private": True} if self.private else {}),
             "buttons": [{"label": b.label, "url": b.url, **({"action": b.action} if b.action else {})}
                         for b in self.buttons],
             "link_id": self.link_id,
@@ -76,6 +79,7 @@ class Reply:
             buttons=tuple(Button(str(b["label"]), str(b.get("url") or ""), b.get("action"))
                           for b in data.get("buttons", ())),
             link_id=data.get("link_id"),
+            private=bool(data.get("private", False)),
         )
 
 

@@ -117,7 +117,7 @@ class RefundRequest:
     amount_minor: int | None = None  # None: all that is refundable
     payment_id: str | None = None  # required when the link has more than one refundable payment
     reason: str | None = None
-    requested_by: str = "api"  # "api", "cli", "auto", "chat:<platform>:<user id>"
+    requested_by: str = "api"  # "api", "cli", "auto", "chat:<platform>:<user id>", "dashboard:<member id>"
     requested_by_name: str | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None

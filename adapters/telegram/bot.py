@@ -310,6 +310,9 @@ class TelegramBot:
         await self._reachable_again(message.address)
         replies = await self.conversation(message)
         reply_to = int(message.extra["message_id"]) if message.is_group else None
+        if message.is_group:
+            replies = [await self._privately(context, message, reply) if reply.private else reply
+                       for reply in replies]
         await self._answer(context, message.address, replies, reply_to=reply_to)
 
     async def _on_private_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -342,6 +345,16 @@ class TelegramBot:
         message = replace(message, delivery_id=self._delivery_id(update))
         replies = await self.conversation(message)
         await self._answer(context, message.address, replies, reply_to=None)
+
+    async def _privately(self, context: ContextTypes.DEFAULT_TYPE, message: IncomingMessage,
+                         reply: Reply) -> Reply:
+        """A private answer asked for in a group goes to the person's DM; the group hears only where it went."""
+        try:
+            await post_reply(context.bot, message.user_id, reply)
+        except TelegramError as exc:  # they never opened a chat with the bot: it may not write first
+            log.info("telegram private answer not delivered user DM: %s", self._describe(exc))
+            return Reply("I can only send that privately. Open a chat with me and send the command there.")
+        return Reply("I sent it to you in a private chat.")
 
     async def _answer(
         self, context: ContextTypes.DEFAULT_TYPE, chat_id: str, replies: list[Reply], *, reply_to: int | None

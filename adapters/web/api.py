@@ -23,6 +23,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 from aiohttp import web
@@ -45,6 +46,7 @@ from adapters.web.api_models import (
 )
 from adapters.web.openapi import build_document
 from core import ids, limits
+from core.audit import Actor, AuditLog
 from core.db import DatabaseBusy
 from core.durations import parse_duration
 from core.links import Customer, LinkDraft, LinkError, LinkService
@@ -293,6 +295,8 @@ class LinksApi:
         return [
             web.post(f"{API_PREFIX}/links", self.create_link),
             web.get(f"{API_PREFIX}/links", self.list_links),
+            # Before /links/{id}, which would otherwise take "export.csv" for a link id.
+            web.get(f"{API_PREFIX}/links/export.csv", self.export_csv),
             web.get(f"{API_PREFIX}/links/{{id}}", self.get_link),
             web.post(f"{API_PREFIX}/links/{{id}}/cancel", self.cancel_link),
             web.post(f"{API_PREFIX}/links/{{id}}/refund", self.refund_link),
@@ -536,6 +540,9 @@ class LinksApi:
             link = await self.links.cancel(link_id, merchant.id)
         except LinkError as exc:
             raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
+        await AuditLog(self.links.db, clock=self.links.clock).record(
+            merchant.id, "link.cancelled", Actor(f"API key {merchant.key_id}", "api", address=request.remote),
+            link_id=link.id)
         return _respond(await self._json(link), headers=_NO_STORE)
 
     # ------------------------------------------------------------ refunds and the timeline
@@ -586,6 +593,19 @@ class LinksApi:
         events = await timeline(self.links.db, link, self.links.status_of(link))
         data = [{"type": e.type, "at": iso_utc(e.at), "details": e.details} for e in events]
         return _respond({"data": data}, headers=_NO_STORE)
+
+    async def export_csv(self, request: web.Request) -> web.StreamResponse:
+        from adapters.web.export import csv_chunks, stream_csv
+        from adapters.web.link_filters import FilterError, parse_filter
+        from core.link_search import LinkSearch
+
+        merchant = await self._merchant(request)
+        try:
+            where = parse_filter(request.query, ZoneInfo("UTC"))
+        except FilterError as exc:
+            raise _bad(exc.code, exc.message, exc.field) from None
+        chunks = csv_chunks(LinkSearch(self.links.db), merchant.id, where, self.links.status_of)
+        return await stream_csv(request, chunks, "paylinks-links.csv")
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.Response(body=self._openapi, content_type="application/json")

@@ -298,6 +298,8 @@ ERROR_CODES: dict[str, str] = {
     "invalid_limit": "limit is not an integer in range.",
     "invalid_livemode": "livemode is not true or false.",
     "invalid_cursor": "cursor does not name a link of yours.",
+    "invalid_date": "from / to must be dates such as 2026-12-01.",
+    "invalid_origin": "origin must be a chat platform's name or \"api\".",
     "unauthorized": "Missing, malformed, unknown or revoked API key.",
     "not_found": "No such link among yours, or no such endpoint.",
     "not_active": "The link is not active (already paid, expired or cancelled).",
@@ -310,6 +312,13 @@ ERROR_CODES: dict[str, str] = {
     "database_busy": "The database is busy; retry after `Retry-After` seconds.",
     "internal_error": "Unexpected failure; the message carries an error id for the logs.",
 }
+
+# The columns of GET /api/v1/links/export.csv and /dashboard/export.csv, in order (appended to, never renamed).
+EXPORT_COLUMNS = (
+    "link_id", "created_at", "status", "livemode", "origin", "description", "reference", "customer_name",
+    "customer_email", "customer_phone", "currency", "amount", "payment_id", "payment_status", "paid_at",
+    "amount_paid", "amount_refunded", "provider", "provider_ref", "expires_at",
+)
 
 _BODY_CODES = (
     "invalid_json", "invalid_type", "missing_field", "unknown_field", "invalid_amount", "amount_too_large",
@@ -329,6 +338,7 @@ ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "createLink": {400: _BODY_CODES, 409: ("idempotency_conflict",), 413: ("body_too_large",)},
     "listLinks": {400: ("invalid_status", "invalid_livemode", "invalid_limit", "invalid_cursor")},
     "getLink": {404: ("not_found",)},
+    "exportLinks": {400: ("invalid_status", "invalid_currency", "invalid_date", "invalid_origin")},
     "cancelLink": {404: ("not_found",), 409: ("not_active",)},
     "refundLink": {400: ("invalid_json", "invalid_type", "unknown_field", "invalid_amount", "amount_too_large",
                          "too_long", "invalid_text", "payment_required", "invalid_payment",

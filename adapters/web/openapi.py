@@ -156,6 +156,34 @@ def _paths() -> dict[str, Any]:
                 },
             },
         },
+        f"{prefix}/links/export.csv": {
+            "get": {
+                "operationId": "exportLinks",
+                "summary": "Your links with their payments as CSV (streamed)",
+                "description": "One row per payment and one for a link without payments, newest link first. "
+                "UTF-8 with a BOM, RFC 4180 quoting; cells starting with = + - @ are prefixed with '. "
+                "Columns (later versions append, never rename): " + ", ".join(m.EXPORT_COLUMNS) + ".",
+                "parameters": [
+                    {"name": "q", "in": "query", "required": False, "schema": {"type": "string"},
+                     "description": "Words found in description, reference, customer name/email/phone or id."},
+                    {"name": "status", "in": "query", "required": False,
+                     "schema": {"type": "string", "enum": [s.value for s in m.StatusFilter]}},
+                    {"name": "currency", "in": "query", "required": False,
+                     "schema": {"type": "string", "pattern": "^[A-Za-z]{3}$"}},
+                    {"name": "from", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
+                     "description": "Links made on or after this UTC day."},
+                    {"name": "to", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
+                     "description": "Links made on or before this UTC day."},
+                    {"name": "origin", "in": "query", "required": False, "schema": {"type": "string"},
+                     "description": "A chat platform's name (`telegram`, `slack`…) or `api`."},
+                ],
+                "responses": {
+                    "200": {"description": "The CSV file.",
+                            "content": {"text/csv": {"schema": {"type": "string"}}}},
+                    **_errors("exportLinks"),
+                },
+            },
+        },
         f"{prefix}/links/{{id}}": {
             "get": {
                 "operationId": "getLink",

@@ -8,10 +8,12 @@ template compiled once per app, no per-request set-up.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -28,7 +30,16 @@ from adapters.qr import render_qr
 from adapters.web.security import origin_of
 from core.db import Database, DatabaseBusy
 from core.links import LinkService
-from core.models import LinkStatus, Merchant, Payment, PaymentLink, PaymentStatus, Refund, RefundStatus
+from core.models import (
+    LinkStatus,
+    Merchant,
+    MerchantLogo,
+    Payment,
+    PaymentLink,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+)
 from core.money import format_money
 from core.ports import ProviderResolver
 from core.refunds import RefundService
@@ -39,6 +50,7 @@ log = logging.getLogger("paylinks.web.pages")
 
 LINKS = table(PaymentLink)
 MERCHANTS = table(Merchant)
+LOGOS = table(MerchantLogo)
 
 # Link ids are lowercase base32 (core.ids.link_id); anything else is not a link and costs no query.
 LINK_ID = re.compile(r"[a-z2-7]{16,64}")
@@ -49,6 +61,7 @@ QR_PNG_SCALE = 8  # pixels per module (Telegram's QR photo uses the same, so the
 QR_SVG_SCALE = 4
 
 PAY_HTML_CACHE_SIZE = 2048  # rendered active pay pages kept (~2 KB each)
+OG_CACHE_SIZE = 256  # link preview PNGs (~30 KB each), per link state and branding
 
 HTML_HEADERS = {"Cache-Control": "no-store"}  # the status changes; never serve a stale "Pay" page
 
@@ -57,6 +70,8 @@ _PAGE_QUERY = (
         LINKS.c.id, LINKS.c.amount_minor, LINKS.c.currency, LINKS.c.description, LINKS.c.reference,
         LINKS.c.status, LINKS.c.expires_at, LINKS.c.paid_at, LINKS.c.livemode,
         MERCHANTS.c.name.label("merchant_name"), MERCHANTS.c.locale.label("merchant_locale"),
+        LINKS.c.merchant_id, MERCHANTS.c.brand_color, MERCHANTS.c.logo_version, MERCHANTS.c.support_email,
+        MERCHANTS.c.support_phone,
     )
     .join_from(LINKS, MERCHANTS, MERCHANTS.c.id == LINKS.c.merchant_id)
     .where(LINKS.c.id == bindparam("link_id"))
@@ -77,14 +92,16 @@ def make_templates() -> jinja2.Environment:
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.globals.update(css_url=StaticFiles.url("paylinks.css"), icon_url=StaticFiles.url("favicon.svg"))
+    env.globals.update(css_url=StaticFiles.url("paylinks.css"), icon_url=StaticFiles.url("favicon.svg"),
+                       dashboard_css_url=StaticFiles.url("dashboard.css"),
+                       dashboard_js_url=StaticFiles.url("dashboard.js"))
     return env
 
 
 @lru_cache(maxsize=1)
 def _static_files() -> dict[str, tuple[bytes, str, str]]:
     """name -> (content, content type, short content hash)."""
-    types = {".css": "text/css", ".svg": "image/svg+xml"}
+    types = {".css": "text/css", ".svg": "image/svg+xml", ".js": "text/javascript"}
     files: dict[str, tuple[bytes, str, str]] = {}
     for entry in resources.files("adapters.web").joinpath("static").iterdir():
         suffix = "." + entry.name.rsplit(".", 1)[-1]
@@ -156,6 +173,12 @@ class PageLink:
     livemode: bool
     merchant_name: str
     merchant_locale: str
+    # The shop's branding (the dashboard's settings page, `/shop`): None where it is not set.
+    merchant_id: str
+    brand_color: str | None
+    logo_version: str | None
+    support_email: str | None
+    support_phone: str | None
 
     @property
     def amount(self) -> str:
@@ -234,6 +257,13 @@ class SqlitePageReader:
             connection.close()
 
 
+def preview_version(link: PageLink) -> str:
+    """Changes whenever the link preview card would look different (status, amount, name, branding)."""
+    key = "|".join(str(v) for v in (link.status, link.amount_minor, link.currency, link.description,
+                                    link.merchant_name, link.brand_color, link.logo_version, link.merchant_locale))
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
 # ---------------------------------------------------------------- the pages
 
 
@@ -263,6 +293,9 @@ class PayPages:
         self.not_found_template = env.get_template("not_found.html")
         self.message_template = env.get_template("message.html")
         self._pay_html: dict[PageLink, bytes] = {}
+        self._og_cache: dict[tuple[str, str, str], bytes] = {}
+        # One thread of our own for Pillow (shut down with the app, not left to the loop's default pool).
+        self._drawing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="og-card")
         self._view_tasks: set[asyncio.Task[None]] = set()
         self._sqlite = SqlitePageReader()
         # Where Pay's 303 may go: these origins are in CSP form-action (adapters/web/security.py); every
@@ -276,6 +309,7 @@ class PayPages:
             web.post("/p/{link_id}/pay", self.pay),
             web.get("/p/{link_id}/qr.svg", self.qr_svg),
             web.get("/p/{link_id}/qr.png", self.qr_png),
+            web.get("/p/{link_id}/og.png", self.og_png),
         ]
 
     # ---- reading
@@ -297,6 +331,7 @@ class PayPages:
         finally:
             await self.views_recorded()
             self._sqlite.close()
+            self._drawing.shutdown(wait=False, cancel_futures=True)
 
     async def _exists(self, link_id: str) -> bool:
         async with self.db.read() as conn:
@@ -371,6 +406,13 @@ class PayPages:
             "description": link.description,
             "reference": link.reference,
             "test_mode": not link.livemode,
+            "brand_css": (f"/brand/{link.merchant_id}.css?v={link.brand_color.lstrip('#')}"
+                          if link.brand_color else None),
+            "logo_url": f"/brand/{link.merchant_id}/logo.png?v={link.logo_version}" if link.logo_version else None,
+            "support_email": link.support_email,
+            "support_phone": link.support_phone,
+            # Cached per link state and branding (adapters/web/preview.py): the URL changes when they do.
+            "og_image": f"{self.links.url(link.id)}/og.png?v={preview_version(link)}",
         }
         context.update(extra)  # a page may say something else (the refund page: the payment's amount)
         return template.render(context).encode()
@@ -494,6 +536,38 @@ class PayPages:
                 back_url=checkout.url, back_label="Continue to payment", refresh_url=checkout.url)
             return web.Response(text=html, content_type="text/html", headers=HTML_HEADERS)
         raise web.HTTPSeeOther(checkout.url)
+
+    # ---- the link preview card (og:image)
+
+    async def og_png(self, request: web.Request) -> web.Response:
+        link_id = request.match_info["link_id"].lower()
+        link = await self._read(link_id) if LINK_ID.fullmatch(link_id) else None
+        if link is None:
+            return self.not_found()
+        status = self.links.status_of(link)
+        key = (link.id, preview_version(link), status.value)
+        body = self._og_cache.get(key)
+        if body is None:
+            from adapters.web.branding import og_card
+
+            logo = None
+            if link.logo_version:
+                async with self.db.read() as conn:
+                    row = (await conn.execute(
+                        select(LOGOS.c.png).where(LOGOS.c.merchant_id == link.merchant_id))).first()
+                logo = row.png if row else None
+            label = {LinkStatus.ACTIVE: f"Pay by {_date_text(link.expires_at.date(), link.merchant_locale)}",
+                     LinkStatus.PAID: "Paid", LinkStatus.EXPIRED: "Expired",
+                     LinkStatus.CANCELLED: "Cancelled", LinkStatus.REFUNDED: "Refunded"}[status]
+            # Pillow's drawing is CPU work: off the event loop.
+            render = functools.partial(
+                og_card, shop=link.merchant_name, amount=link.amount, description=link.description,
+                status_label=label, colour=link.brand_color or "#1d4ed8", logo_png=logo)
+            body = await asyncio.get_running_loop().run_in_executor(self._drawing, render)
+            if len(self._og_cache) >= OG_CACHE_SIZE:
+                self._og_cache.pop(next(iter(self._og_cache)))
+            self._og_cache[key] = body
+        return web.Response(body=body, content_type="image/png", headers={"Cache-Control": "public, max-age=300"})
 
     # ---- QR codes
 

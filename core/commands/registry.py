@@ -22,6 +22,7 @@ from core.commands.values import (
     Cancel,
     Command,
     CommandError,
+    Dashboard,
     Greeting,
     Help,
     Invite,
@@ -30,6 +31,7 @@ from core.commands.values import (
     ParseContext,
     RefundAsk,
     SetCurrency,
+    Shop,
     Start,
     Status,
 )
@@ -139,6 +141,25 @@ def _parse_currency(rest: str, ctx: ParseContext) -> SetCurrency:
     raise CommandError(f"“{markup.escape(word)}” is not an ISO 4217 currency code.", example, field="currency")
 
 
+_SHOP_SETTINGS = {"name": "name", "timezone": "timezone", "tz": "timezone", "zone": "timezone",
+                  "locale": "locale", "language": "locale"}
+
+
+def _parse_shop(rest: str, ctx: ParseContext) -> Shop:
+    word, _, value = rest.strip().partition(" ")
+    if not word:
+        return Shop()
+    setting = _SHOP_SETTINGS.get(word.casefold())
+    if setting is None:
+        raise CommandError(f"I can change the shop's name, timezone or locale, not “{markup.escape(word[:40])}”.",
+                           "/shop name Cake Corner", field="setting")
+    if not value.strip():
+        examples = {"name": "/shop name Cake Corner", "timezone": "/shop timezone Asia/Singapore",
+                    "locale": "/shop locale id_ID"}
+        raise CommandError(f"Give the new {setting}.", examples[setting], field=setting)
+    return Shop(setting, value.strip())
+
+
 def _parse_join(rest: str, ctx: ParseContext) -> Join:
     code = re.sub(r"[\s-]", "", rest).upper()
     if not code:
@@ -191,6 +212,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 "join", needs_shop=False),
     CommandSpec("alerts", "/alerts on|off", "paid alerts in this chat", "Paid alerts in this chat: /alerts on|off",
                 _parse_alerts, "alerts", aliases=("alert",)),
+    CommandSpec("shop", "/shop [name|timezone|locale VALUE]", "your shop's settings, or change one",
+                "Shop settings: /shop name Cake Corner", _parse_shop, "shop"),
+    CommandSpec("dashboard", "/dashboard", "a private sign-in link to your shop's web dashboard",
+                "Sign in to the web dashboard", lambda rest, ctx: Dashboard(), "dashboard",
+                aliases=("web", "login")),
     CommandSpec("help", "/help", "what I can do", "What I can do", _parse_help, "help_command", listed=False,
                 needs_shop=False),
     CommandSpec("start", "/start", "open your shop, or see it", "Start (or see your shop)",

@@ -195,12 +195,25 @@ class Join:
 
 
 @dataclass(frozen=True, slots=True)
+class Shop:
+    """`/shop` (see the settings) or `/shop name|timezone|locale VALUE` (change one)."""
+
+    setting: str | None = None
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    """A one-time sign-in link to the web dashboard, answered privately."""
+
+
+@dataclass(frozen=True, slots=True)
 class Alerts:
     on: bool | None  # None: show whether they are on
 
 
 Command = (Start | Help | Greeting | Charge | Choice | Links | Status | Cancel | Report | SetCurrency | Invite
-           | Join | Alerts | RefundAsk)
+           | Join | Alerts | RefundAsk | Dashboard | Shop)
 
 
 # ---------------------------------------------------------------- shared helpers

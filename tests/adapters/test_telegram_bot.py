@@ -172,6 +172,17 @@ async def test_group_command_with_the_bots_name_is_answered_in_the_group(tg: Tel
     assert "cupcakes" in call.params["text"]
 
 
+async def test_dashboard_asked_in_a_group_goes_to_the_persons_private_chat(tg: TelegramHarness) -> None:
+    await tg.say("/start")
+    calls = [c for c in await tg.say(f"/dashboard@{BOT}", chat_id=-1001, chat_type="supergroup")
+             if c.method == "sendMessage"]
+    private = [c for c in calls if c.chat_id == "111"]
+    group = [c for c in calls if c.chat_id == "-1001"]
+    assert len(private) == 1 and "/dashboard/signin/" in private[0].params["text"]
+    assert len(group) == 1 and "private chat" in group[0].params["text"]
+    assert "/dashboard/signin/" not in group[0].params["text"]
+
+
 async def test_another_bots_command_is_ignored(tg: TelegramHarness) -> None:
     await tg.say("/start")
     calls = await tg.say("/charge@SomeOtherBot 12 cupcakes", chat_id=-1001, chat_type="group")

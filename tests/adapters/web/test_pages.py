@@ -155,7 +155,10 @@ async def test_open_graph_and_twitter_meta_unfurl_as_pay_amount_to_merchant(live
     assert page.meta("twitter:description") == "Chocolate cake"
     assert page.meta("og:url") == f"{live.base_url}/p/{link.id}"
     assert page.meta("og:type") == "website"
-    assert page.meta("twitter:card") == "summary"
+    # The preview card (issue 14): a 1200×630 PNG whose URL changes with the link's state.
+    assert page.meta("twitter:card") == "summary_large_image"
+    assert page.meta("og:image").startswith(f"{live.base_url}/p/{link.id}/og.png?v=")
+    assert page.meta("og:image:width") == "1200" and page.meta("og:image:height") == "630"
     assert page.meta("og:site_name") == "Cake Shop"
     assert page.meta("robots") == "noindex, nofollow"
 

@@ -1,0 +1,213 @@
+"""The seller's dashboard in Debian's Chromium (issue 14): sign in from the CLI's and the chat's links,
+make a link from the form, find it, pay it, download the CSV, brand the shop and see it on the pay page,
+axe-core on every page (zero serious or critical violations), keyboard use, 320 px and 200 % zoom.
+
+One browser for the module's one flow, to keep it fast. PAYLINKS_SCREENSHOTS=/dir keeps screenshots of every
+page at 390×844 and 1280×800.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from adapters.web.api_models import EXPORT_COLUMNS
+from core.models import MemberRole
+from core.ports import IncomingMessage
+from tests.adapters.web.dashboard_support import shop_with_member
+from tests.conftest import LiveApp
+from tests.e2e.test_browser import CHROMIUM_ARGS, _unavailable, chromium_path, fill_card, screenshot
+
+DESKTOP = {"viewport": {"width": 1280, "height": 800}}
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+NARROW = {"viewport": {"width": 320, "height": 640}}
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    executable = chromium_path()
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed (pip install -e '.[test]')")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def _page(browser: Any, options: dict[str, Any]) -> Any:
+    context = await browser.new_context(**options, accept_downloads=True)
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    problems: list[str] = []
+    # A reused sign-in link answers 400, refused forms 422 and the staff's refused page 403 on purpose;
+    # Chromium logs those statuses too.
+    expected = re.compile(r"Failed to load resource: .* status of 4(00|03|22)")
+    page.on("console", lambda msg: problems.append(msg.text)
+            if msg.type == "error" and not expected.search(msg.text) else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.problems = problems
+    return page
+
+
+async def _axe(page: Any, name: str) -> None:
+    from axe_playwright_python.async_playwright import Axe
+
+    results = await Axe().run(page)
+    bad = [v for v in results.response["violations"] if v.get("impact") in ("serious", "critical")]
+    assert bad == [], f"{name}: " + "; ".join(f"{v['id']}: {v['help']} ({len(v['nodes'])})" for v in bad)
+
+
+async def _sign_in(page: Any, url: str) -> None:
+    from playwright.async_api import expect
+
+    await page.goto(url)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Overview")
+
+
+async def test_the_seller_runs_the_shop_from_the_dashboard(sqlite_live: LiveApp, browser: Any,
+                                                           tmp_path: Any) -> None:
+    from playwright.async_api import expect
+
+    live = sqlite_live
+    merchant_id, owner_id = await shop_with_member(live, "Cake Corner")
+    signins = live.services.conversation.signins
+    desktop = await _page(browser, DESKTOP)
+    phone = await _page(browser, PHONE)
+
+    # The landing page, then a CLI link (no member: the operator, as owner) on the desktop.
+    await desktop.goto(live.base_url + "/")
+    await expect(desktop.get_by_role("heading", name="Sign in from your chat")).to_be_visible()
+    await _axe(desktop, "landing")
+    url = await signins.create_link(merchant_id)
+    await _sign_in(desktop, url)
+    # A reused link is refused with the reason.
+    await phone.goto(url)
+    await phone.get_by_role("button", name="Sign in").click()
+    await expect(phone.get_by_role("alert")).to_contain_text("used already")
+    await _axe(phone, "signin refused")
+
+    # The phone signs in with the link /dashboard gave in the console chat.
+    replies = await live.services.conversation.handle(IncomingMessage(
+        platform="console", user_id="u1", address="console:u1", text="/dashboard"))
+    chat_url = re.search(r"http://\S+/dashboard/signin/\S+", replies[0].text)
+    assert chat_url is not None and replies[0].private
+    await _sign_in(phone, chat_url.group(0))
+
+    # A link from the form, keyboard only: Tab to each field, Enter submits.
+    await phone.goto(live.base_url + "/dashboard/links/new")
+    await phone.get_by_label("Amount").focus()
+    await phone.keyboard.type("42.50")
+    await phone.keyboard.press("Tab")
+    await phone.keyboard.press("Tab")
+    await phone.keyboard.type("Wedding cake tasting")
+    await phone.get_by_label("Reference").fill("INV-7")
+    await phone.get_by_label("Name").fill("Siti")
+    await phone.keyboard.press("Enter")
+    await expect(phone.get_by_role("status").first).to_contain_text("The link was made")
+    await expect(phone.get_by_role("heading", level=1)).to_have_text("S$42.50")
+    link_id = phone.url.split("/")[-1].split("?")[0]
+
+    # Search and filters find it; pay it as the customer would.
+    await phone.goto(live.base_url + "/dashboard/links")
+    await phone.get_by_label("Search").fill("siti")
+    await phone.get_by_role("button", name="Find").click()
+    await expect(phone.get_by_role("link", name=re.compile("Wedding cake tasting"))).to_have_count(1)
+    await phone.goto(live.base_url + f"/p/{link_id}")
+    await phone.get_by_role("button", name=re.compile(r"^Pay")).click()
+    await fill_card(phone, "4242 4242 4242 4242")
+    await expect(phone.get_by_role("heading", level=1)).to_have_text("Payment received")
+    await phone.goto(live.base_url + "/dashboard/links?status=paid")
+    await expect(phone.get_by_role("link", name=re.compile("Wedding cake tasting"))).to_have_count(1)
+
+    # The CSV matches the API.
+    await desktop.goto(live.base_url + "/dashboard/links")
+    async with desktop.expect_download() as download_info:
+        await desktop.get_by_role("link", name="Download CSV").click()
+    download = await download_info.value
+    saved = tmp_path / "export.csv"
+    await download.save_as(saved)
+    rows = list(csv.reader(io.StringIO(saved.read_bytes().decode("utf-8-sig"), newline="")))
+    assert tuple(rows[0]) == EXPORT_COLUMNS and len(rows) == 2
+    row = dict(zip(EXPORT_COLUMNS, rows[1], strict=True))
+    assert (row["link_id"], row["amount"], row["amount_paid"], row["status"]) == (link_id, "42.50", "42.50", "paid")
+
+    # Branding: a colour that fails is refused with a suggestion; a logo and a good colour reach the pay page.
+    await desktop.goto(live.base_url + "/dashboard/settings")
+    await desktop.get_by_label("Brand colour").fill("#ffcc00")
+    await desktop.get_by_role("button", name="Save").click()
+    await expect(desktop.get_by_text("nearest colour that passes")).to_be_visible()
+    await _axe(desktop, "settings with errors")
+    logo = tmp_path / "logo.png"
+    Image.new("RGB", (600, 600), "#be123c").save(logo)
+    await desktop.get_by_label("Brand colour").fill("#0f766e")
+    await desktop.get_by_label("Logo").set_input_files(str(logo))
+    await desktop.get_by_label("Support email").fill("help@cake.example")
+    await desktop.get_by_role("button", name="Save").click()
+    await expect(desktop.get_by_role("status")).to_contain_text("Saved")
+    fresh, _ = await live.services.links.create(_draft(merchant_id))
+    await phone.goto(live.base_url + f"/p/{fresh.id}")
+    pay = phone.get_by_role("button", name=re.compile(r"^Pay"))
+    assert await pay.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(15, 118, 110)"
+    await expect(phone.get_by_role("img", name="Cake Corner logo")).to_be_visible()
+    og = await phone.locator('meta[property="og:image"]').get_attribute("content")
+    card = await phone.request.get(og)
+    with Image.open(io.BytesIO(await card.body())) as image:
+        assert image.size == (1200, 630)
+    await _axe(phone, "branded pay page")
+    await screenshot(phone, "dashboard-pay-branded-390")
+
+    # Every dashboard page: axe, screenshots at both sizes, no sideways scrolling at 320 px.
+    await desktop.goto(live.base_url + "/dashboard/keys")
+    await desktop.get_by_role("button", name="Create a key").click()
+    narrow = await _page(browser, NARROW)
+    await _sign_in(narrow, await signins.create_link(merchant_id, owner_id))
+    pages = ["/dashboard", "/dashboard/links", f"/dashboard/links/{link_id}", f"/dashboard/links/{fresh.id}/cancel",
+             f"/dashboard/links/{link_id}/refund",
+             "/dashboard/links/new", "/dashboard/settings", "/dashboard/alerts", "/dashboard/keys",
+             "/dashboard/team", "/dashboard/audit"]
+    for path in pages:
+        name = path.replace(link_id, "paid-link").replace(fresh.id, "open-link").strip("/").replace("/", "-")
+        for page, size in ((desktop, "1280"), (phone, "390")):
+            await page.goto(live.base_url + path)
+            await _axe(page, f"{path} at {size}")
+            await screenshot(page, f"{name}-{size}")
+        await narrow.goto(live.base_url + path)
+        assert await narrow.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), path
+    # 200 % zoom of a 1280 px window is a 640 px viewport at twice the pixels: still nothing sideways.
+    zoomed = await _page(browser, {"viewport": {"width": 640, "height": 400}, "device_scale_factor": 2})
+    await _sign_in(zoomed, await signins.create_link(merchant_id, owner_id))
+    await zoomed.goto(live.base_url + f"/dashboard/links/{link_id}")
+    assert await zoomed.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+    # Keyboard: the skip link is the first Tab stop and moves focus to the content.
+    await desktop.goto(live.base_url + "/dashboard")
+    await desktop.keyboard.press("Tab")
+    assert await desktop.evaluate("document.activeElement.textContent") == "Skip to content"
+
+    # A staff member is refused the owner's pages.
+    _, staff_id = await shop_with_member(live, role=MemberRole.STAFF, user="u7", merchant_id=merchant_id)
+    staff = await _page(browser, PHONE)
+    await _sign_in(staff, await signins.create_link(merchant_id, staff_id))
+    await staff.goto(live.base_url + "/dashboard/keys")
+    await expect(staff.get_by_role("alert")).to_contain_text("Only the shop's owner")
+    await _axe(staff, "denied")
+
+    for page in (desktop, phone, narrow, zoomed, staff):
+        assert page.problems == []
+
+
+def _draft(merchant_id: str) -> Any:
+    from core.links import LinkDraft
+    from core.money import Money
+    return LinkDraft(merchant_id=merchant_id, money=Money(1800, "SGD"), description="Lemon tart")
