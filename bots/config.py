@@ -121,6 +121,22 @@ class OutboxBase(Section):
     poll_interval: Duration = timedelta(seconds=1)
 
 
+class WebhooksSettings(Section):
+    """`[webhooks]`: merchants' own endpoints (core/webhooks.py, adapters/webhooks/)."""
+
+    # Allow endpoint URLs on loopback, link-local and private addresses (a shop's own network): SSRF risk.
+    allow_private: bool = False
+    # How long one event is retried (with backoff, at most an hour apart) before it is dead.
+    max_age: Duration = timedelta(days=3)
+    # An endpoint whose every attempt failed for this long is disabled, and its shop's owner told.
+    disable_after: Duration = timedelta(days=5)
+    # One attempt waits this long for the endpoint's answer.
+    timeout: Duration = timedelta(seconds=10)
+    # 32 bytes of URL-safe base64 sealing the signing secrets at rest. Empty: a key file
+    # paylinks-secret.key beside the SQLite database (made on first use); required with PostgreSQL.
+    secret_key: SecretStr = NO_SECRET
+
+
 class CoreSettings(BaseSettings):
     """The sections core owns; `Settings` adds the plug-ins' ones."""
 
@@ -130,6 +146,7 @@ class CoreSettings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     links: LinksSettings = Field(default_factory=LinksSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    webhooks: WebhooksSettings = Field(default_factory=WebhooksSettings)
 
     @classmethod
     def settings_customise_sources(

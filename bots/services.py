@@ -15,6 +15,7 @@ from typing import Any
 from adapters import registry
 from adapters.plugin import ChatPlatform
 from bots.config import ConfigError, Settings
+from bots.webhooks import install_webhooks
 from core.clock import Clock, utcnow
 from core.conversation import Conversation
 from core.db import Database
@@ -23,6 +24,7 @@ from core.members import MemberService
 from core.merchants import MerchantService
 from core.outbox import Outbox
 from core.ports import ChatSender, CheckingProvider, ClosingProvider, IncomingMessage, PaymentProvider, Reply
+from core.webhooks import WebhookEndpoints
 
 log = logging.getLogger("paylinks")
 
@@ -43,6 +45,8 @@ class Services:
     outbox: Outbox | None = None
     # The chat core every platform hands its messages to; always set by build_services.
     conversation: Conversation = None  # type: ignore[assignment]
+    # Merchant webhook endpoints (bots/webhooks.py); always set by build_services.
+    webhooks: WebhookEndpoints = None  # type: ignore[assignment]
 
     @property
     def public_base_url(self) -> str:
@@ -91,6 +95,7 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
         except ValueError as exc:  # e.g. Telegram webhook mode without a secret: refuse to start
             raise ConfigError(str(exc)) from None
         services.platforms.append(platform)
+    services.webhooks = install_webhooks(services)
     return services
 
 

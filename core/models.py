@@ -270,6 +270,37 @@ class OutboxMessage(SQLModel, table=True):
     requeued_at: datetime | None = _ts(default=None)
 
 
+class WebhookEndpoint(SQLModel, table=True):
+    """A merchant's URL that hears of link and payment events (core/webhooks.py); signed per Standard Webhooks."""
+
+    __tablename__ = "webhook_endpoint"
+    id: str = Field(primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchant.id", index=True, max_length=40)
+    url: str = Field(max_length=2000)
+    events: list[str] = Field(default_factory=list, sa_type=JSON)
+    # The whsec_ signing secret, encrypted (core/secretbox.py); shown to the owner once, when created.
+    secret_sealed: str = Field(max_length=400)
+    created_at: datetime = _ts()
+    # The start of the current run of failed attempts (None: the last attempt succeeded).
+    failing_since: datetime | None = _ts(default=None)
+    disabled_at: datetime | None = _ts(default=None)
+    disabled_reason: str | None = Field(default=None, max_length=500)
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One HTTP attempt to deliver a webhook event; the delivery is its outbox_message row."""
+
+    __tablename__ = "webhook_attempt"
+    __table_args__ = (Index("ix_webhook_attempt_delivery", "delivery_id", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field()
+    endpoint_id: str = Field(max_length=40)
+    attempted_at: datetime = _ts()
+    status_code: int | None = Field(default=None)  # None: no HTTP answer (timeout, refused, blocked)
+    error: str | None = Field(default=None, max_length=500)
+    duration_ms: int = Field(default=0)
+
+
 class ConsoleMessage(SQLModel, table=True):
     """A message sent to a console chat (adapters/console.py); a running `paylinks chat` prints it."""
 

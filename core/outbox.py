@@ -47,7 +47,7 @@ from core.outbox_texts import (
     receipt_reply,
     target_disabled_notice,
 )
-from core.ports import AddressMoved, AddressRules, MessageRef, Permanent, Reply, RetryLater, SendError
+from core.ports import AddressMoved, AddressRules, Dropped, MessageRef, Permanent, Reply, RetryLater, SendError
 from core.sql import insert_ignore, table
 
 log = logging.getLogger("paylinks.outbox")
@@ -307,6 +307,21 @@ class RetryPolicy:
     backoff_cap_s: float = 600.0
 
 
+@dataclass(frozen=True, slots=True)
+class RetryPolicies:
+    """The retry policy per kind of message: the first prefix of `by_kind` that a row's kind starts with
+    wins (merchant webhooks, "webhook.", retry for days), else `default` (chat alerts: [outbox] max_age)."""
+
+    default: RetryPolicy = field(default_factory=RetryPolicy)
+    by_kind: tuple[tuple[str, RetryPolicy], ...] = ()
+
+    def for_kind(self, kind: str) -> RetryPolicy:
+        for prefix, policy in self.by_kind:
+            if kind.startswith(prefix):
+                return policy
+        return self.default
+
+
 def decide(
     row: OutboxMessage, error: BaseException | None, *, now: datetime, policy: RetryPolicy,
     ref: MessageRef | None = None, rand: Random | None = None,
@@ -320,7 +335,7 @@ def decide(
     deadline = (row.requeued_at or row.created_at) + policy.max_age
     if isinstance(error, Permanent):
         # A failed edit says nothing about the chat (the message may be gone or too old to edit).
-        if row.payload.get("action") == ACTION_EDIT:
+        if row.payload.get("action") == ACTION_EDIT or isinstance(error, Dropped):
             return Outcome(row, Result.DEAD, attempts, now, error=text)
         return Outcome(row, Result.DISABLED, attempts, now, error=text)
     if isinstance(error, AddressMoved):
@@ -356,6 +371,20 @@ class CompletionReport:
     disabled: list[Target] = field(default_factory=list)
     moved: list[tuple[Target, Target]] = field(default_factory=list)
     notices: int = 0
+
+
+# Platforms whose rows for one target and link go out strictly in order (merchant webhooks): a row waits
+# while an older one for the same endpoint and link is still pending (being retried, or leased).
+ORDERED_PLATFORMS = ("webhook",)
+_OLDER = OUTBOX.alias("older")
+_EARLIER_PENDING = (
+    select(_OLDER.c.id)
+    .where(_OLDER.c.platform == OUTBOX.c.platform, _OLDER.c.address == OUTBOX.c.address,
+           _OLDER.c.link_id == OUTBOX.c.link_id, _OLDER.c.status == OutboxStatus.PENDING.value,
+           _OLDER.c.id < OUTBOX.c.id)
+    .correlate(OUTBOX)
+    .exists()
+)
 
 
 class OutboxStore:
@@ -404,7 +433,8 @@ class OutboxStore:
         now = self.clock()
         query = (
             select(OUTBOX.c.id)
-            .where(self._claimable(now), OUTBOX.c.next_attempt_at <= now, OUTBOX.c.platform.in_(list(platforms)))
+            .where(self._claimable(now), OUTBOX.c.next_attempt_at <= now, OUTBOX.c.platform.in_(list(platforms)),
+                   or_(OUTBOX.c.platform.not_in(list(ORDERED_PLATFORMS)), ~_EARLIER_PENDING))
             .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id)
             .limit(limit)
         )

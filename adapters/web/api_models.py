@@ -194,6 +194,70 @@ class LinkList(BaseModel):
     )
 
 
+# ---------------------------------------------------------------- merchant webhooks
+
+WEBHOOK_ENDPOINT_ID_PATTERN = "^we_[a-z2-7]{1,40}$"
+DELIVERY_ID_PATTERN = "^[0-9]{1,18}$"
+WEBHOOK_EVENT_TYPES = ("link.created", "link.paid", "payment.succeeded", "link.expired", "link.cancelled",
+                       "payment.refunded")
+
+
+WebhookEventType = Literal["link.created", "link.paid", "payment.succeeded", "link.expired", "link.cancelled",
+                           "payment.refunded"]
+
+
+class CreateWebhookEndpoint(_Strict):
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "examples": [{"url": "https://shop.example/hooks/paylinks", "events": ["link.paid", "payment.refunded"]}]})
+    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://[^\x00-\x20\x7f]+$", description="Where events are POSTed: https (http only in test mode); "
+                     "loopback, link-local and private addresses are refused unless [webhooks] allow_private.")
+    events: list[WebhookEventType] = Field(min_length=1, max_length=len(WEBHOOK_EVENT_TYPES),
+                                           description="The events to send there (each once).")
+
+
+class WebhookEndpointOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=WEBHOOK_ENDPOINT_ID_PATTERN)
+    url: str
+    events: list[str]
+    status: Literal["enabled", "disabled"] = Field(
+        description="disabled: every attempt failed for [webhooks] disable_after; a resend enables it again.")
+    disabled_reason: str | None
+    failing_since: str | None = Field(json_schema_extra=_DATE_TIME)
+    created_at: str = Field(json_schema_extra=_DATE_TIME)
+
+
+class WebhookEndpointCreated(WebhookEndpointOut):
+    secret: str = Field(pattern="^whsec_[A-Za-z0-9+/=]+$",
+                        description="The Standard Webhooks signing secret; shown only in this answer.")
+
+
+class WebhookEndpointList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data: list[WebhookEndpointOut]
+
+
+class WebhookDelivery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: int = Field(ge=1, description="The delivery's id (for resend).")
+    event_id: str = Field(description="The event's id, sent as `webhook-id` (the same on a resend).")
+    type: str
+    status: Literal["pending", "sent", "dead"]
+    attempts: int = Field(ge=0)
+    response_code: int | None = Field(description="The HTTP status of the last attempt; null: none yet, or "
+                                      "no answer (timeout, connection refused, address not allowed).")
+    last_error: str | None
+    link_id: str | None
+    created_at: str = Field(json_schema_extra=_DATE_TIME)
+    next_attempt_at: str | None = Field(json_schema_extra=_DATE_TIME)
+    sent_at: str | None = Field(json_schema_extra=_DATE_TIME)
+
+
+class WebhookDeliveryList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data: list[WebhookDelivery]
+
+
 # ---------------------------------------------------------------- errors
 
 # Every code the API answers, with what it means (the document lists them per route).
@@ -228,6 +292,11 @@ ERROR_CODES: dict[str, str] = {
     "rate_limited": "Too many requests; retry after `Retry-After` seconds.",
     "database_busy": "The database is busy; retry after `Retry-After` seconds.",
     "internal_error": "Unexpected failure; the message carries an error id for the logs.",
+    "invalid_url": "The webhook URL is not an allowed http(s) URL (https in live mode; no private addresses).",
+    "invalid_events": "events names no event, or one that does not exist.",
+    "too_many_endpoints": "The shop has as many webhook endpoints as allowed.",
+    "endpoint_disabled": "The webhook endpoint is disabled (a resend enables it again).",
+    "webhooks_not_configured": "The server has no [webhooks] secret_key (needed with PostgreSQL).",
 }
 
 _BODY_CODES = (
@@ -249,6 +318,16 @@ ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "listLinks": {400: ("invalid_status", "invalid_limit", "invalid_cursor")},
     "getLink": {404: ("not_found",)},
     "cancelLink": {404: ("not_found",), 409: ("not_active",)},
+    "createWebhookEndpoint": {400: ("invalid_json", "invalid_type", "missing_field", "unknown_field", "too_long",
+                                    "invalid_url", "invalid_events"),
+                              409: ("too_many_endpoints",), 413: ("body_too_large",),
+                              503: ("webhooks_not_configured",)},
+    "listWebhookEndpoints": {},
+    "getWebhookEndpoint": {404: ("not_found",)},
+    "deleteWebhookEndpoint": {404: ("not_found",)},
+    "testWebhookEndpoint": {404: ("not_found",), 409: ("endpoint_disabled",)},
+    "listWebhookDeliveries": {404: ("not_found",)},
+    "resendWebhookDelivery": {404: ("not_found",)},
 }
 # Headers that come with an error status.
 ERROR_HEADERS: dict[int, dict[str, Any]] = {
@@ -259,7 +338,10 @@ ERROR_HEADERS: dict[int, dict[str, Any]] = {
 
 
 def errors_for(operation_id: str) -> dict[int, tuple[str, ...]]:
-    return {**ROUTE_ERRORS.get(operation_id, {}), **COMMON_ERRORS}
+    merged = dict(COMMON_ERRORS)
+    for status, codes in ROUTE_ERRORS.get(operation_id, {}).items():
+        merged[status] = tuple(dict.fromkeys((*codes, *COMMON_ERRORS.get(status, ()))))
+    return merged
 
 
 class ErrorDetail(BaseModel):

@@ -1,0 +1,57 @@
+"""merchant webhooks: endpoints and their delivery attempts
+
+Revision ID: 0010_reach_webhooks
+Revises: 0009_livemode
+Create Date: 2026-12-01 13:30:00
+
+Deliveries themselves are outbox_message rows (platform "webhook"); webhook_attempt keeps each HTTP try.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from core.models import UTCDateTime
+
+revision: str = "0010_reach_webhooks"
+down_revision: str | Sequence[str] | None = "0009_livemode"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "webhook_endpoint",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("merchant_id", sa.String(length=40), nullable=False),
+        sa.Column("url", sa.String(length=2000), nullable=False),
+        sa.Column("events", sa.JSON(), nullable=False),
+        sa.Column("secret_sealed", sa.String(length=400), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("failing_since", UTCDateTime(), nullable=True),
+        sa.Column("disabled_at", UTCDateTime(), nullable=True),
+        sa.Column("disabled_reason", sa.String(length=500), nullable=True),
+        sa.ForeignKeyConstraint(["merchant_id"], ["merchant.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_webhook_endpoint_merchant_id", "webhook_endpoint", ["merchant_id"], unique=False)
+    op.create_table(
+        "webhook_attempt",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("delivery_id", sa.Integer(), nullable=False),
+        sa.Column("endpoint_id", sa.String(length=40), nullable=False),
+        sa.Column("attempted_at", UTCDateTime(), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("error", sa.String(length=500), nullable=True),
+        sa.Column("duration_ms", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_webhook_attempt_delivery", "webhook_attempt", ["delivery_id", "id"], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_index("ix_webhook_attempt_delivery", table_name="webhook_attempt")
+    op.drop_table("webhook_attempt")
+    op.drop_index("ix_webhook_endpoint_merchant_id", table_name="webhook_endpoint")
+    op.drop_table("webhook_endpoint")
