@@ -209,7 +209,8 @@ WebhookEventType = Literal["link.created", "link.paid", "payment.succeeded", "li
 class CreateWebhookEndpoint(_Strict):
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
         "examples": [{"url": "https://shop.example/hooks/paylinks", "events": ["link.paid", "payment.refunded"]}]})
-    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://[^\x00-\x20\x7f]+$", description="Where events are POSTed: https (http only in test mode); "
+    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://[^\x00-\x20\x7f]+$",
+                     description="Where events are POSTed: https (http only in test mode); "
                      "loopback, link-local and private addresses are refused unless [webhooks] allow_private.")
     events: list[WebhookEventType] = Field(min_length=1, max_length=len(WEBHOOK_EVENT_TYPES),
                                            description="The events to send there (each once).")
