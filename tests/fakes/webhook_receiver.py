@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -50,9 +50,12 @@ class WebhookReceiver:
         return web.Response(status=int(step), text="ok")
 
     async def wait_for(self, count: int, within_s: float = 5.0) -> list[Received]:
+        return await self.wait_until(lambda received: len(received) >= count, within_s)
+
+    async def wait_until(self, done: Callable[[list[Received]], bool], within_s: float = 5.0) -> list[Received]:
         async def reached() -> None:
             async with self._changed:
-                await self._changed.wait_for(lambda: len(self.received) >= count)
+                await self._changed.wait_for(lambda: done(self.received))
 
         await asyncio.wait_for(reached(), within_s)
         return self.received
