@@ -342,10 +342,10 @@ class Dispatcher:
             return await sender.send(address, digest_reply(facts, self.clock()))
         row = job.rows[0]
         body = row.payload
+        if isinstance(sender, RowDeliverer) and body.get("action") != ACTION_EDIT:
+            return await sender.deliver(row)  # webhooks and email need the whole row, not only a Reply
         if body.get("action") == ACTION_WEBHOOK:
-            if not isinstance(sender, RowDeliverer):
-                raise Transient(f"the {job.target.platform} sender cannot deliver webhooks")
-            return await sender.deliver(row)
+            raise Transient(f"the {job.target.platform} sender cannot deliver webhooks")
         reply = Reply.from_dict(body["reply"])
         if body.get("action") == ACTION_EDIT:
             ref = MessageRef.from_dict(body["ref"])

@@ -86,7 +86,8 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
     if isinstance(services.provider, ClosingProvider):  # its open checkouts close with the link
         links.checkout_closers[services.provider.name] = services.provider.close_checkout
     services.outbox = Outbox(link_url=links.url, customer_platform=registry.customer_platform(settings),
-                             address_rules=registry.address_rules())
+                             address_rules=registry.address_rules(),
+                             customer_channels=registry.customer_email_platforms(settings))
     links.hooks.append(services.outbox)
     # Senders are built here rather than in app.py so `paylinks worker` delivers every platform's rows.
     for platform in registry.enabled_platforms(settings):

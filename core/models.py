@@ -301,6 +301,20 @@ class WebhookAttempt(SQLModel, table=True):
     duration_ms: int = Field(default=0)
 
 
+class CustomerContact(SQLModel, table=True):
+    """A customer's email (or phone) as one shop knows it: the unsubscribe token its messages carry
+    (`/u/{token}`, RFC 8058 one-click) and whether they opted out of that shop's messages."""
+
+    __tablename__ = "customer_contact"
+    __table_args__ = (UniqueConstraint("merchant_id", "channel", "address"),)
+    token: str = Field(primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchant.id", max_length=40)
+    channel: str = Field(max_length=20)
+    address: str = Field(max_length=320)
+    created_at: datetime = _ts()
+    opted_out_at: datetime | None = _ts(default=None)
+
+
 class ConsoleMessage(SQLModel, table=True):
     """A message sent to a console chat (adapters/console.py); a running `paylinks chat` prints it."""
 

@@ -166,12 +166,14 @@ class Outbox:
 
     def __init__(
         self, *, link_url: Callable[[str], str], customer_platform: str | None = None,
-        address_rules: Mapping[str, AddressRules] | None = None,
+        address_rules: Mapping[str, AddressRules] | None = None, customer_channels: Sequence[str] = (),
     ) -> None:
         self.link_url = link_url
         # The platform that sends receipts and links to customers (its plug-in turns a link's contact
         # into an address); None: customers hear nothing from us in chat.
         self.customer_platform = customer_platform
+        # More platforms that reach customers as well, each at its own contact (email: the link's email).
+        self.customer_channels = tuple(customer_channels)
         self.address_rules: Mapping[str, AddressRules] = address_rules or {}
         self._wakers: list[Callable[[], None]] = []
 
@@ -193,18 +195,24 @@ class Outbox:
             # The rows are not committed yet; the dispatcher re-checks for a moment after a wake.
             self.wake()
 
-    def _customer_target(self, link: PaymentLink) -> Target | None:
-        platform = self.customer_platform
-        rules = self.address_rules.get(platform) if platform is not None else None
-        if platform is None or rules is None:
-            return None
-        address = rules.customer_address(link.customer_phone)
-        return Target(platform, address) if address else None
+    def customer_targets(self, link: PaymentLink) -> list[Target]:
+        """Where the link's customer can be reached: the chat platform by phone, email by address."""
+        found: list[Target] = []
+        platforms = ([self.customer_platform] if self.customer_platform else []) + list(self.customer_channels)
+        for platform in platforms:
+            rules = self.address_rules.get(platform)
+            if rules is None:
+                continue
+            by_email = getattr(rules, "customer_contact", "phone") == "email"
+            address = rules.customer_address(link.customer_email if by_email else link.customer_phone)
+            if address:
+                found.append(Target(platform, address))
+        return found
 
     async def rows_for(self, conn: DbConnection, event: LinkEvent) -> list[dict[str, Any]]:
         link = event.link
-        customer = self._customer_target(link)
-        if event.kind is LinkEventKind.CREATED and customer is None:
+        customers = self.customer_targets(link)
+        if event.kind is LinkEventKind.CREATED and not customers:
             return []  # most links: nothing to send, and no query on the link-creation path
         found = (await conn.execute(_MERCHANT_AND_SUBSCRIPTIONS, {"merchant_id": link.merchant_id})).all()
         merchant = found[0] if found else None
@@ -217,16 +225,17 @@ class Outbox:
         )
         planned: list[tuple[Target, Role, dict[str, Any]]] = []
         if event.kind is LinkEventKind.CREATED:
-            if customer is not None:
-                link_info = {"id": link.id, "url": facts.url, "amount_text": facts.amount_text,
-                             "description": link.description, "merchant_name": facts.merchant_name}
+            link_info = {"id": link.id, "url": facts.url, "amount_text": facts.amount_text,
+                         "description": link.description, "merchant_name": facts.merchant_name}
+            for customer in customers:
                 planned.append((customer, Role.CUSTOMER_LINK, payload(
                     ACTION_SEND, customer_link_reply(facts), event=facts.event, facts=facts, link=link_info)))
         else:
             planned.extend(self._seller_targets(event, facts, subscriptions))
-            if event.kind is LinkEventKind.PAID and customer is not None:
-                planned.append((customer, Role.RECEIPT,
-                                payload(ACTION_SEND, receipt_reply(facts), event=facts.event, facts=facts)))
+            if event.kind is LinkEventKind.PAID:
+                for customer in customers:
+                    planned.append((customer, Role.RECEIPT,
+                                    payload(ACTION_SEND, receipt_reply(facts), event=facts.event, facts=facts)))
         if not planned:
             return []
         skip = await disabled_targets(conn, (t for t, _, _ in planned))

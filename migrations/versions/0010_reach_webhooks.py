@@ -1,4 +1,4 @@
-"""merchant webhooks: endpoints and their delivery attempts
+"""merchant webhooks (endpoints, delivery attempts) and customer contacts (unsubscribe tokens, opt-outs)
 
 Revision ID: 0010_reach_webhooks
 Revises: 0009_livemode
@@ -48,9 +48,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_webhook_attempt_delivery", "webhook_attempt", ["delivery_id", "id"], unique=False)
+    op.create_table(
+        "customer_contact",
+        sa.Column("token", sa.String(length=40), nullable=False),
+        sa.Column("merchant_id", sa.String(length=40), nullable=False),
+        sa.Column("channel", sa.String(length=20), nullable=False),
+        sa.Column("address", sa.String(length=320), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("opted_out_at", UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(["merchant_id"], ["merchant.id"]),
+        sa.PrimaryKeyConstraint("token"),
+        sa.UniqueConstraint("merchant_id", "channel", "address"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("customer_contact")
     op.drop_index("ix_webhook_attempt_delivery", table_name="webhook_attempt")
     op.drop_table("webhook_attempt")
     op.drop_index("ix_webhook_endpoint_merchant_id", table_name="webhook_endpoint")
