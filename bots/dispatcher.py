@@ -44,6 +44,7 @@ from core.models import OutboxMessage
 from core.outbox import (
     ACTION_EDIT,
     DIGEST_KIND,
+    REMINDER_KIND,
     CompletionReport,
     Outbox,
     OutboxStore,
@@ -55,7 +56,7 @@ from core.outbox import (
 )
 from core.outbox_texts import AlertFacts
 from core.pacing import MonotonicClock, Pacer, PlatformLimits
-from core.ports import ChatSender, MessageRef, Reply, RetryLater, Transient
+from core.ports import ChatSender, Dropped, MessageRef, Reply, RetryLater, Transient
 from core.webhooks import ACTION_WEBHOOK, RowDeliverer
 from core.webhooks import KIND_PREFIX as WEBHOOK_KIND_PREFIX
 
@@ -342,6 +343,8 @@ class Dispatcher:
             return await sender.send(address, digest_reply(facts, self.clock()))
         row = job.rows[0]
         body = row.payload
+        if row.kind == REMINDER_KIND and not await self.store.link_is_open(row.link_id):
+            raise Dropped("the link was paid, cancelled or expired before its reminder went out")
         if isinstance(sender, RowDeliverer) and body.get("action") != ACTION_EDIT:
             return await sender.deliver(row)  # webhooks and email need the whole row, not only a Reply
         if body.get("action") == ACTION_WEBHOOK:

@@ -24,6 +24,7 @@ from core.members import MemberService
 from core.merchants import MerchantService
 from core.outbox import Outbox
 from core.ports import ChatSender, CheckingProvider, ClosingProvider, IncomingMessage, PaymentProvider, Reply
+from core.reminders import Reminders
 from core.webhooks import WebhookEndpoints
 
 log = logging.getLogger("paylinks")
@@ -45,6 +46,8 @@ class Services:
     outbox: Outbox | None = None
     # The chat core every platform hands its messages to; always set by build_services.
     conversation: Conversation = None  # type: ignore[assignment]
+    # Reminders to customers (core/reminders.py); always set by build_services.
+    reminders: Reminders | None = None
     # Merchant webhook endpoints (bots/webhooks.py); always set by build_services.
     webhooks: WebhookEndpoints = None  # type: ignore[assignment]
 
@@ -89,6 +92,9 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
                              address_rules=registry.address_rules(),
                              customer_channels=registry.customer_email_platforms(settings))
     links.hooks.append(services.outbox)
+    services.reminders = Reminders(db, links, services.outbox, before_expiry=settings.links.remind_before_expiry,
+                                   clock=clock)
+    services.conversation.reminders = services.reminders
     # Senders are built here rather than in app.py so `paylinks worker` delivers every platform's rows.
     for platform in registry.enabled_platforms(settings):
         try:

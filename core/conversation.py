@@ -43,6 +43,7 @@ from core.commands import (
     Join,
     Links,
     ParseContext,
+    Remind,
     Report,
     SetCurrency,
     Status,
@@ -59,6 +60,7 @@ from core.models import LinkStatus, Merchant, PaymentLink
 from core.money import format_money
 from core.ports import Button, IncomingMessage, Reply
 from core.questions import Asker, Question, QuestionStore
+from core.reminders import ReminderError, Reminders
 from core.reports import (
     ReportService,
     format_relative,
@@ -106,6 +108,8 @@ class Conversation:
         self.deliveries = deliveries or DeliveryLog(links.db, clock=clock)
         # Questions asked back (ambiguous amounts) wait in the database, never in this object.
         self.questions = QuestionStore(links.db, clock=clock)
+        # Set by bots/services.py; None: /remind answers that reminders are not available here.
+        self.reminders: Reminders | None = None
 
     # ------------------------------------------------------------ entry point
 
@@ -454,6 +458,20 @@ class Conversation:
         return Reply(
             f"🚫 Cancelled **{amount}** — {markup.user(link.description)}. The link no longer takes payments."
         )
+
+    async def _remind(self, command: Remind, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        link = await self.find_link(identity.merchant.id, command.key)
+        if link is None:
+            return [self._not_found(command.key, identity, "remind")]
+        amount = format_money(link.amount_minor, link.currency, identity.merchant.locale)
+        if self.reminders is None:
+            return [Reply("Reminders are not available here.")]
+        try:
+            done = await self.reminders.remind_now(link.id, identity.merchant.id)
+        except ReminderError as error:
+            return [Reply(f"No reminder sent for {amount} — {markup.user(link.description)}: {error.message}.")]
+        where = " and ".join(done.channels)
+        return [Reply(f"⏰ Reminder sent for **{amount}** — {markup.user(link.description)} (by {where}).")]
 
     async def _currency(self, command: SetCurrency, identity: Identity, message: IncomingMessage) -> list[Reply]:
         return [await self._currency_reply(command, identity)]

@@ -347,6 +347,8 @@ class LinkService:
             "idempotency_key": draft.idempotency_key,
             "request_hash": draft.request_hash,
             "livemode": self.livemode,
+            "reminded_at": None,
+            "auto_reminded_at": None,
         }
         link = PaymentLink.model_construct(**values)
         try:

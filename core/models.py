@@ -165,6 +165,10 @@ class PaymentLink(SQLModel, table=True):
     request_hash: str | None = Field(default=None, max_length=64)
     # False: made while the provider took pretend money (the sandbox, Stripe sk_test_ keys, PortOne sandbox).
     livemode: bool = Field(default=False)
+    # The last reminder sent to the customer (/remind: at most one per 12 h), and the automatic one
+    # ([links] remind_before_expiry: at most one per link). core/reminders.py.
+    reminded_at: datetime | None = _ts(default=None)
+    auto_reminded_at: datetime | None = _ts(default=None)
 
 
 class Payment(SQLModel, table=True):

@@ -42,6 +42,7 @@ from core.outbox_texts import (
     AlertFacts,
     alert_reply,
     customer_link_reply,
+    customer_reminder_reply,
     customer_undeliverable_notice,
     edited_link_reply,
     receipt_reply,
@@ -64,6 +65,7 @@ class Role(StrEnum):
     EDIT = "edit"  # the /charge message itself, edited to show the new status
     RECEIPT = "receipt"  # to the customer, after paying
     CUSTOMER_LINK = "customer_link"  # the payment link, sent to the customer when it is made
+    REMINDER = "reminder"  # the payment link again, to a customer who has not paid (core/reminders.py)
 
 
 def kind_of(event: str, role: Role) -> str:
@@ -73,6 +75,8 @@ def kind_of(event: str, role: Role) -> str:
 # Paid alerts to one chat may be merged into a digest when that chat has a backlog.
 DIGEST_KIND = kind_of(LinkEventKind.PAID.value, Role.ALERT)
 NOTICE_KIND = "notice.undeliverable"
+REMINDER_EVENT = "link.reminder"
+REMINDER_KIND = f"{REMINDER_EVENT}.reminder"
 
 # Which events reach chats subscribed with /alerts on (the origin chat hears of all three).
 SUBSCRIBER_EVENTS = frozenset({LinkEventKind.PAID, LinkEventKind.EXPIRED, LinkEventKind.CANCELLED})
@@ -246,6 +250,31 @@ class Outbox:
             for target, role, body in planned
             if target not in skip
         ]
+
+    async def reminder_rows(self, conn: DbConnection, link: PaymentLink, at: datetime) -> list[dict[str, Any]]:
+        """One reminder per channel the customer has, written in the caller's transaction; [] when none."""
+        customers = self.customer_targets(link)
+        if not customers:
+            return []
+        merchant = (await conn.execute(select(MERCHANTS.c.name, MERCHANTS.c.locale)
+                                       .where(MERCHANTS.c.id == link.merchant_id))).first()
+        facts = AlertFacts(
+            event=REMINDER_EVENT, link_id=link.id, amount_minor=link.amount_minor, currency=link.currency,
+            description=link.description, at=at, locale=merchant.locale if merchant else "en",
+            merchant_name=merchant.name if merchant else "", reference=link.reference, url=self.link_url(link.id),
+        )
+        skip = await disabled_targets(conn, customers)
+        rows = [
+            new_row(target=target, kind=REMINDER_KIND,
+                    body=payload(ACTION_SEND, customer_reminder_reply(facts), event=REMINDER_EVENT, facts=facts),
+                    key=dedupe_key(REMINDER_EVENT, link.id, at.isoformat(), target.platform, target.address),
+                    now=at, merchant_id=link.merchant_id, link_id=link.id)
+            for target in customers if target not in skip
+        ]
+        await insert_rows(conn, rows)
+        if rows:
+            self.wake()
+        return rows
 
     def _seller_targets(
         self, event: LinkEvent, facts: AlertFacts, subscriptions: Sequence[Target]
@@ -619,7 +648,7 @@ class OutboxStore:
         destination = usable[0]
         reason = (outcome.error or "unreachable").split(": ", 1)[-1]
         facts_data = row.payload.get("facts")
-        if row.kind.endswith((Role.RECEIPT.value, Role.CUSTOMER_LINK.value)) and facts_data:
+        if row.kind.endswith((Role.RECEIPT.value, Role.CUSTOMER_LINK.value, Role.REMINDER.value)) and facts_data:
             rules = self.address_rules.get(row.platform)
             contact = rules.describe_contact(row.address) if rules is not None else f"{row.address} on {row.platform}"
             reply = customer_undeliverable_notice(AlertFacts.from_dict(facts_data), contact, reason,
@@ -686,6 +715,14 @@ class OutboxStore:
                 update(OUTBOX).where(OUTBOX.c.id == pending.id).values(address=new.address, payload=body)
             )
         log.info("outbox chat moved platform=%s", old.platform)
+
+    async def link_is_open(self, link_id: str | None) -> bool:
+        """Reminders stop with the link: is it still active and unexpired?"""
+        if not link_id:
+            return False
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(LINKS.c.status, LINKS.c.expires_at).where(LINKS.c.id == link_id))).first()
+        return row is not None and row.status == "active" and row.expires_at > self.clock()
 
     # ------------------------------------------------------------ housekeeping and the operator
 

@@ -28,6 +28,7 @@ from core.commands.values import (
     Join,
     Links,
     ParseContext,
+    Remind,
     Report,
     SetCurrency,
     Start,
@@ -101,6 +102,10 @@ def _parse_cancel(rest: str, ctx: ParseContext) -> Cancel:
     return Cancel(_which_link(rest, "cancel"))
 
 
+def _parse_remind(rest: str, ctx: ParseContext) -> Remind:
+    return Remind(_which_link(rest, "remind"))
+
+
 def _parse_alerts(rest: str, ctx: ParseContext) -> Alerts:
     word = rest.strip().casefold()
     if not word:
@@ -167,6 +172,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 "One link's status: /status <id or reference>", _parse_status, "status"),
     CommandSpec("cancel", "/cancel INV-1042", "cancel an open link",
                 "Cancel an unpaid link: /cancel <id or reference>", _parse_cancel, "cancel"),
+    CommandSpec("remind", "/remind INV-1042", "remind the customer to pay (once per 12 h)",
+                "Remind the customer: /remind <id or reference>", _parse_remind, "remind"),
     CommandSpec("report", "/report [today|week|month|2026-11]", "totals, paid versus open",
                 "Sales: /report [today|week|month|YYYY-MM]",
                 lambda rest, ctx: Report(parse_period(rest, ctx)), "report", aliases=("sales",)),

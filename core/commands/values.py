@@ -161,6 +161,11 @@ class Cancel:
 
 
 @dataclass(frozen=True, slots=True)
+class Remind:
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class Period:
     label: str
     start: datetime  # inclusive, UTC
@@ -192,7 +197,7 @@ class Alerts:
     on: bool | None  # None: show whether they are on
 
 
-Command = (Start | Help | Greeting | Charge | Choice | Links | Status | Cancel | Report | SetCurrency | Invite
+Command = (Start | Help | Greeting | Charge | Choice | Links | Status | Cancel | Remind | Report | SetCurrency | Invite
            | Join | Alerts)
 
 

@@ -1,4 +1,5 @@
-"""merchant webhooks (endpoints, delivery attempts) and customer contacts (unsubscribe tokens, opt-outs)
+"""merchant webhooks (endpoints, delivery attempts), customer contacts (unsubscribe tokens, opt-outs) and
+links' reminder times
 
 Revision ID: 0010_reach_webhooks
 Revises: 0009_livemode
@@ -61,8 +62,15 @@ def upgrade() -> None:
         sa.UniqueConstraint("merchant_id", "channel", "address"),
     )
 
+    with op.batch_alter_table("payment_link", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("reminded_at", UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column("auto_reminded_at", UTCDateTime(), nullable=True))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("payment_link", schema=None) as batch_op:
+        batch_op.drop_column("auto_reminded_at")
+        batch_op.drop_column("reminded_at")
     op.drop_table("customer_contact")
     op.drop_index("ix_webhook_attempt_delivery", table_name="webhook_attempt")
     op.drop_table("webhook_attempt")
