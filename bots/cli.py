@@ -247,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     link_create.add_argument("--merchant", required=True)
     link_create.add_argument("words", nargs=argparse.REMAINDER, metavar="AMOUNT [CURRENCY] DESCRIPTION")
     link_create.set_defaults(func=cmd_link_create)
+    from bots.import_cli import register as register_link_import
+
+    register_link_import(link)
 
     for register in EXTRA_COMMANDS:
         register(sub)

@@ -85,6 +85,8 @@ class LinkDraft:
     # A preset public id (Telegram inline mode shows the link's URL before the link is created); must come
     # from ids.link_id(). None: a fresh one.
     link_id: str | None = None
+    # False: the customer is not sent the link now (a CSV import without --send).
+    notify_customer: bool = True
 
 
 class LinkEventKind(StrEnum):
@@ -100,6 +102,8 @@ class LinkEvent:
     link: PaymentLink
     at: datetime
     payment: Payment | None = None
+    # On link.created: whether the customer is sent the link (LinkDraft.notify_customer).
+    notify_customer: bool = True
 
 
 # Runs inside the transaction that changes the link (the outbox writes its rows here).
@@ -137,6 +141,8 @@ def _row_to_link(row: Any) -> PaymentLink:
 # Hot-path statements are built once; SQLAlchemy then reuses their compiled form.
 _GET_LINK = select(LINKS).where(LINKS.c.id == bindparam("id"))
 _GET_MERCHANT_LINK = _GET_LINK.where(LINKS.c.merchant_id == bindparam("merchant_id"))
+_BY_IDEMPOTENCY_KEY = select(LINKS).where(LINKS.c.merchant_id == bindparam("merchant_id"),
+                                          LINKS.c.idempotency_key == bindparam("key"))
 
 
 class HasStatus(Protocol):
@@ -277,6 +283,60 @@ class LinkService:
             if existing is not None:
                 return self._replay(existing, draft), False
         money = draft.money
+        now = self.clock()
+        description, customer, expires_at = self._checked(draft, now)
+        values: dict[str, Any] = {
+            "id": draft.link_id or ids.link_id(),
+            "merchant_id": draft.merchant_id,
+            "amount_minor": money.amount_minor,
+            "currency": money.currency,
+            "description": description,
+            "reference": draft.reference or None,
+            "customer_name": customer.name,
+            "customer_email": customer.email,
+            "customer_phone": customer.phone,
+            "status": LinkStatus.ACTIVE,
+            "created_at": now,
+            "expires_at": expires_at,
+            "paid_at": None,
+            "cancelled_at": None,
+            "meta": dict(draft.meta),
+            "origin_platform": draft.origin_platform,
+            "origin_address": draft.origin_address,
+            "origin_message": None,
+            "created_by_member_id": draft.created_by_member_id,
+            "checkout_attempts": 0,
+            "idempotency_key": draft.idempotency_key,
+            "request_hash": draft.request_hash,
+            "livemode": self.livemode,
+            "reminded_at": None,
+            "auto_reminded_at": None,
+        }
+        link = PaymentLink.model_construct(**values)
+        try:
+            # From a chat message: its delivery row commits with the link, or AlreadyHandled undoes both.
+            async with write_with_delivery(self.db) as conn:
+                await insert_row(conn, LINKS, values)
+                if self.hooks:
+                    event = LinkEvent(LinkEventKind.CREATED, link, now, notify_customer=draft.notify_customer)
+                    for hook in self.hooks:
+                        await hook(conn, event)
+        except IntegrityError:
+            # Two requests with one idempotency key raced; the other one won.
+            if draft.idempotency_key:
+                existing = await self._by_idempotency_key(draft.merchant_id, draft.idempotency_key)
+                if existing is not None:
+                    return self._replay(existing, draft), False
+            raise
+        log.info("link created link=%s merchant=%s", link.id, draft.merchant_id)
+        return link, True
+
+    def check_draft(self, draft: LinkDraft) -> None:
+        """Everything create() checks, without making the link (a dry run); LinkError when it would fail."""
+        self._checked(draft, self.clock())
+
+    def _checked(self, draft: LinkDraft, now: datetime) -> tuple[str, Customer, datetime]:
+        money = draft.money
         if money.amount_minor <= 0:
             raise LinkError("invalid_amount", "amount must be greater than zero", field="amount")
         if money.amount_minor > limits.AMOUNT_MINOR_MAX or money.decimal() > self.max_amount:
@@ -316,58 +376,13 @@ class LinkService:
             if not key or len(key) > limits.METADATA_KEY_MAX or len(value) > limits.METADATA_VALUE_MAX:
                 raise LinkError("invalid_metadata", f"metadata keys must be 1 to {limits.METADATA_KEY_MAX} "
                                 f"characters and values at most {limits.METADATA_VALUE_MAX}", field="metadata")
-        now = self.clock()
         expires_at = draft.expires_at or now + (draft.expires_in or self.default_expiry)
         if expires_at <= now:
             raise LinkError("invalid_expiry", "expiry must be in the future", field="expires_at")
         if expires_at - now > limits.MAX_EXPIRY:
             raise LinkError("invalid_expiry", f"expiry must be within {limits.MAX_EXPIRY.days} days",
                             field="expires_at")
-        values: dict[str, Any] = {
-            "id": draft.link_id or ids.link_id(),
-            "merchant_id": draft.merchant_id,
-            "amount_minor": money.amount_minor,
-            "currency": money.currency,
-            "description": description,
-            "reference": draft.reference or None,
-            "customer_name": customer.name,
-            "customer_email": customer.email,
-            "customer_phone": customer.phone,
-            "status": LinkStatus.ACTIVE,
-            "created_at": now,
-            "expires_at": expires_at,
-            "paid_at": None,
-            "cancelled_at": None,
-            "meta": dict(draft.meta),
-            "origin_platform": draft.origin_platform,
-            "origin_address": draft.origin_address,
-            "origin_message": None,
-            "created_by_member_id": draft.created_by_member_id,
-            "checkout_attempts": 0,
-            "idempotency_key": draft.idempotency_key,
-            "request_hash": draft.request_hash,
-            "livemode": self.livemode,
-            "reminded_at": None,
-            "auto_reminded_at": None,
-        }
-        link = PaymentLink.model_construct(**values)
-        try:
-            # From a chat message: its delivery row commits with the link, or AlreadyHandled undoes both.
-            async with write_with_delivery(self.db) as conn:
-                await insert_row(conn, LINKS, values)
-                if self.hooks:
-                    event = LinkEvent(LinkEventKind.CREATED, link, now)
-                    for hook in self.hooks:
-                        await hook(conn, event)
-        except IntegrityError:
-            # Two requests with one idempotency key raced; the other one won.
-            if draft.idempotency_key:
-                existing = await self._by_idempotency_key(draft.merchant_id, draft.idempotency_key)
-                if existing is not None:
-                    return self._replay(existing, draft), False
-            raise
-        log.info("link created link=%s merchant=%s", link.id, draft.merchant_id)
-        return link, True
+        return description, customer, expires_at
 
     @staticmethod
     def _checked_customer(customer: Customer) -> Customer:
@@ -397,11 +412,7 @@ class LinkService:
 
     async def _by_idempotency_key(self, merchant_id: str, key: str) -> PaymentLink | None:
         async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(LINKS).where(LINKS.c.merchant_id == merchant_id, LINKS.c.idempotency_key == key)
-                )
-            ).first()
+            row = (await conn.execute(_BY_IDEMPOTENCY_KEY, {"merchant_id": merchant_id, "key": key})).first()
         return _row_to_link(row) if row else None
 
     async def attach_message(self, link_id: str, ref: MessageRef) -> None:

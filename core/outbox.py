@@ -216,6 +216,8 @@ class Outbox:
     async def rows_for(self, conn: DbConnection, event: LinkEvent) -> list[dict[str, Any]]:
         link = event.link
         customers = self.customer_targets(link)
+        if event.kind is LinkEventKind.CREATED and not event.notify_customer:
+            customers = []
         if event.kind is LinkEventKind.CREATED and not customers:
             return []  # most links: nothing to send, and no query on the link-creation path
         found = (await conn.execute(_MERCHANT_AND_SUBSCRIPTIONS, {"merchant_id": link.merchant_id})).all()

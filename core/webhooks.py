@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 
 from core import ids
 from core.clock import Clock, utcnow
@@ -152,17 +152,23 @@ def payment_json(payment: Payment) -> dict[str, Any]:
             "livemode": bool(payment.livemode)}
 
 
+# Built once: this runs inside every link change's transaction.
+_LISTENING = (select(ENDPOINTS.c.id, ENDPOINTS.c.events)
+              .where(ENDPOINTS.c.merchant_id == bindparam("merchant_id"), ENDPOINTS.c.disabled_at.is_(None))
+              .order_by(ENDPOINTS.c.id))
+
+
 async def write_event(
     conn: DbConnection, *, merchant_id: str, event_type: str, data: Mapping[str, Any], at: datetime,
     link_id: str | None = None, only_endpoint: str | None = None,
 ) -> list[str]:
     """Queue one event for every enabled endpoint of the shop that listens to it, in the caller's
     transaction. Returns the event id (one per endpoint row; the same id for all of them)."""
-    query = select(ENDPOINTS.c.id, ENDPOINTS.c.events).where(
-        ENDPOINTS.c.merchant_id == merchant_id, ENDPOINTS.c.disabled_at.is_(None))
-    if only_endpoint is not None:
-        query = query.where(ENDPOINTS.c.id == only_endpoint)
-    endpoints = (await conn.execute(query.order_by(ENDPOINTS.c.id))).all()
+    if only_endpoint is None:
+        endpoints = (await conn.execute(_LISTENING, {"merchant_id": merchant_id})).all()
+    else:
+        endpoints = (await conn.execute(_LISTENING.where(ENDPOINTS.c.id == only_endpoint),
+                                        {"merchant_id": merchant_id})).all()
     wanted = [e.id for e in endpoints if only_endpoint is not None or event_type in (e.events or [])]
     if not wanted:
         return []
