@@ -95,6 +95,10 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
     services.reminders = Reminders(db, links, services.outbox, before_expiry=settings.links.remind_before_expiry,
                                    clock=clock)
     services.conversation.reminders = services.reminders
+    rules = registry.address_rules()
+    outbox = services.outbox
+    services.conversation.customer_reach = lambda link: [
+        rules[t.platform].describe_contact(t.address) for t in outbox.customer_targets(link)]
     # Senders are built here rather than in app.py so `paylinks worker` delivers every platform's rows.
     for platform in registry.enabled_platforms(settings):
         try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -110,6 +111,9 @@ class Conversation:
         self.questions = QuestionStore(links.db, clock=clock)
         # Set by bots/services.py; None: /remind answers that reminders are not available here.
         self.reminders: Reminders | None = None
+        # Where a new link is sent to its customer, in words ("ana@example.com by email"); set by
+        # bots/services.py from the outbox's customer channels.
+        self.customer_reach: Callable[[PaymentLink], list[str]] | None = None
 
     # ------------------------------------------------------------ entry point
 
@@ -383,6 +387,8 @@ class Conversation:
         details.append(f"id `{short_id(link.id)}`")
         lines.append(" · ".join(details))
         lines.append(url)
+        if self.customer_reach is not None and (reach := self.customer_reach(link)):
+            lines.append(f"📨 Sent to {' and '.join(markup.user(r) for r in reach)}")
         when = format_when(link.expires_at, locale)
         lines.append(f"⏳ Expires {format_relative(link.expires_at, now, locale)} ({when})")
         return Reply(

@@ -87,6 +87,8 @@ class LinkDraft:
     link_id: str | None = None
     # False: the customer is not sent the link now (a CSV import without --send).
     notify_customer: bool = True
+    # Only these customer channels ("email", "sms", "whatsapp"); None: every one the customer has.
+    notify: frozenset[str] | None = None
 
 
 class LinkEventKind(StrEnum):
@@ -102,8 +104,10 @@ class LinkEvent:
     link: PaymentLink
     at: datetime
     payment: Payment | None = None
-    # On link.created: whether the customer is sent the link (LinkDraft.notify_customer).
+    # On link.created: whether the customer is sent the link (LinkDraft.notify_customer), and by which
+    # channels (LinkDraft.notify; None: all).
     notify_customer: bool = True
+    notify: frozenset[str] | None = None
 
 
 # Runs inside the transaction that changes the link (the outbox writes its rows here).
@@ -318,7 +322,8 @@ class LinkService:
             async with write_with_delivery(self.db) as conn:
                 await insert_row(conn, LINKS, values)
                 if self.hooks:
-                    event = LinkEvent(LinkEventKind.CREATED, link, now, notify_customer=draft.notify_customer)
+                    event = LinkEvent(LinkEventKind.CREATED, link, now, notify_customer=draft.notify_customer,
+                                      notify=draft.notify)
                     for hook in self.hooks:
                         await hook(conn, event)
         except IntegrityError:

@@ -218,6 +218,8 @@ class Outbox:
         customers = self.customer_targets(link)
         if event.kind is LinkEventKind.CREATED and not event.notify_customer:
             customers = []
+        elif event.kind is LinkEventKind.CREATED and event.notify is not None:
+            customers = [t for t in customers if t.platform in event.notify]
         if event.kind is LinkEventKind.CREATED and not customers:
             return []  # most links: nothing to send, and no query on the link-creation path
         found = (await conn.execute(_MERCHANT_AND_SUBSCRIPTIONS, {"merchant_id": link.merchant_id})).all()

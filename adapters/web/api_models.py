@@ -133,6 +133,11 @@ class CreateLink(_Strict):
         f"{limits.MAX_EXPIRY.days} days.",
     )
     customer: CustomerIn | None = None
+    notify: list[Literal["email", "sms", "whatsapp"]] = Field(
+        None, max_length=3,  # type: ignore[arg-type]  # absent, never null
+        description="Where to send the link to the customer: any of email, sms, whatsapp. Default: every "
+        "channel the customer has (customer.email, customer.phone) that this server has enabled; [] sends "
+        "nothing. A channel the server has not enabled is skipped.")
     metadata: Annotated[
         dict[MetadataKey, MetadataValue], Field(max_length=limits.METADATA_KEYS_MAX)
     ] | None = Field(None, description="Your own string key/value pairs, returned unchanged.")

@@ -195,3 +195,24 @@ async def test_without_a_host_mail_is_kept_as_eml_files_beside_the_database(
     kept = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     assert kept["To"] == "bo@example.com" and "S$9.50" in kept["Subject"]
     assert str(path) in caplog.text
+
+
+async def test_notify_chooses_the_channels_and_the_default_is_every_one_the_customer_has(
+    live: LiveApp, shop: Shop
+) -> None:
+    for notify, description in ((None, "default"), (["email"], "email"), (["whatsapp"], "whatsapp"), ([], "none")):
+        body: dict[str, Any] = {"amount": "2.00", "description": description, "customer": {"email": "a@example.com"}}
+        if notify is not None:
+            body["notify"] = notify
+        assert (await shop.api.create(body)).status == 201
+    bad = await shop.api.create({"amount": "2.00", "description": "x", "notify": ["pigeon"]})
+    assert bad.status == 400 and bad.error["field"].startswith("notify")
+    async with live.services.db.read() as conn:
+        rows = (await conn.execute(select(OUTBOX.c.payload).where(OUTBOX.c.platform == "email"))).all()
+    assert sorted(r.payload["facts"]["description"] for r in rows) == ["default", "email"]
+
+
+async def test_the_sellers_charge_message_says_where_the_link_went(chat: Any) -> None:
+    text = await chat.text("/charge 25 cake to alice@example.com")
+    assert "📨 Sent to alice@example.com by email" in text, text
+    assert "Sent to" not in await chat.text("/charge 5 tea")
