@@ -28,9 +28,11 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
 from bots.app import SERVICES, create_app
+from bots.config import Secret
 from core import limits
 from core.durations import parse_duration
 from core.money import Money, MoneyError
+from core.secretbox import new_key
 from core.webhooks import WebhookError, check_url
 from tests.conftest import make_settings
 
@@ -43,7 +45,8 @@ class ThreadedApp:
     def __init__(self, database_url: str) -> None:
         # Fuzzing sends many requests, bad keys among them, from one address: the limits have tests of their own.
         self.settings = make_settings(database_url, limits__api_per_key="1000000/s",
-                                      limits__bad_auth_per_ip="1000000/s", limits__public_per_ip="1000000/s")
+                                      limits__bad_auth_per_ip="1000000/s", limits__public_per_ip="1000000/s",
+                                      webhooks__secret_key=Secret(new_key()))  # PostgreSQL needs one
         self.base_url = self.settings.server.public_base_url
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="schemathesis-app", daemon=True)
