@@ -39,6 +39,14 @@ class EmailPlugin(ChatPlatform[EmailSettings]):
     # Which contact on a link this platform reaches customers at (the outbox reads it).
     customer_contact: ClassVar[str] = "email"
 
+    def enabled(self, settings: BaseModel) -> bool:
+        # Without a host, mail is kept in files beside the SQLite database; with another database there
+        # is no such place, so email is off until [email] host is set.
+        section = self.section(settings)
+        if section is None or not section.enabled:
+            return False
+        return bool(section.host) or str(getattr(settings, "database").url).startswith("sqlite")
+
     def check(self, section: EmailSettings, settings: BaseModel) -> None:
         if not section.enabled:
             return

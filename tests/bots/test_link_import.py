@@ -22,6 +22,7 @@ from core.imports import Importer, ImportFileError
 from core.models import OutboxMessage, PaymentLink
 from core.sql import table
 from tests.clock import FakeClock
+from tests.conftest import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent / "paylinks"
@@ -38,6 +39,12 @@ abc,SGD,Tuition March,T-003,Cy,,,
 50,SGD,Tuition March,T-007,Gu,,12,
 50,SGD,Tuition March,T-001,Ana again,,,
 """
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    # An SMTP host (never reached: nothing is dispatched here) so email is on with PostgreSQL too.
+    return make_settings(database_url, email__host="127.0.0.1", email__security="none")
 
 
 @pytest.fixture

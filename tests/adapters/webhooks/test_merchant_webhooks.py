@@ -198,7 +198,7 @@ async def test_events_are_signed_per_standard_webhooks_and_carry_the_links_api_j
         with pytest.raises(WebhookVerificationError):
             Webhook("whsec_" + "A" * 43 + "=").verify(first.body, first.headers)
         with pytest.raises(WebhookVerificationError):
-            Webhook(endpoint["secret"]).verify(first.body.replace("Cake", "Pie"), first.headers)
+            Webhook(endpoint["secret"]).verify(first.body.replace('"type"', '"typo"'), first.headers)
 
 
 async def test_only_subscribed_events_and_only_the_shops_own_endpoints(
