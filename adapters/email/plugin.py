@@ -45,7 +45,7 @@ class EmailPlugin(ChatPlatform[EmailSettings]):
         section = self.section(settings)
         if section is None or not section.enabled:
             return False
-        return bool(section.host) or str(getattr(settings, "database").url).startswith("sqlite")
+        return bool(section.host) or str(settings.database.url).startswith("sqlite")
 
     def check(self, section: EmailSettings, settings: BaseModel) -> None:
         if not section.enabled:
