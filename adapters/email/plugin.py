@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, SecretStr
 
-from adapters.plugin import ChatPlatform, PluginContext, WebParts
+from adapters.plugin import ChatPlatform, PluginContext, WebParts, section_of
 from core.db import _sqlite_path
 from core.limits import normalise_email
 from core.pacing import PlatformLimits, rate_setting
@@ -45,7 +45,7 @@ class EmailPlugin(ChatPlatform[EmailSettings]):
         section = self.section(settings)
         if section is None or not section.enabled:
             return False
-        return bool(section.host) or str(settings.database.url).startswith("sqlite")
+        return bool(section.host) or str(section_of(settings, "database").url).startswith("sqlite")
 
     def check(self, section: EmailSettings, settings: BaseModel) -> None:
         if not section.enabled:
