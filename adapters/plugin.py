@@ -25,7 +25,9 @@ from core.db import Database
 from core.links import LinkService
 from core.merchants import MerchantService
 from core.pacing import PlatformLimits
-from core.ports import ChatSender, IncomingMessage, PaymentProvider, Reply
+from core.ports import ChatSender, IncomingMessage, PaymentProvider, ProviderResolver, Reply
+from core.provider_accounts import ShopAccount
+from core.secrets import SecretBox
 from core.settings import PluginSection, Section
 
 Lifespan = Callable[[web.Application], AsyncIterator[None]]
@@ -55,6 +57,16 @@ class PluginContext(Protocol):
 
     @property
     def public_base_url(self) -> str: ...
+
+    @property
+    def secrets(self) -> SecretBox:
+        """Encrypts what a plug-in stores (tokens) under `[security] secret_key`."""
+        ...
+
+    @property
+    def providers(self) -> ProviderResolver:
+        """Which provider account serves a shop (the deployment's, or the shop's own)."""
+        ...
 
     async def handle(self, message: IncomingMessage) -> list[Reply]:
         """The chat core's answer to a message (looked up per message, so tests may stand in for it)."""
@@ -125,12 +137,22 @@ class ChatPlatform(Generic[ChatSectionT]):
         """Routes and lifespans in `paylinks serve`; the lifespans close the sender at shutdown."""
         return WebParts()
 
+    async def rotate_secrets(self, ctx: PluginContext) -> int:
+        """`paylinks rotate-secrets`: re-encrypt what this platform stores; returns how many rows changed."""
+        return 0
+
 
 class PaymentProviderPlugin(Generic[SectionT]):
     """A payment provider plug-in; its section is `[payments.<name>]`, chosen by `[payments] provider`."""
 
     name: ClassVar[str]
     settings_model: ClassVar[type[Section]]
+    # The secrets a shop's own account needs (`paylinks merchant set-provider` reads them from stdin);
+    # empty: no per-shop accounts, a shop choosing this provider uses the deployment's instance.
+    account_secrets: ClassVar[tuple[str, ...]] = ()
+    # Settings of a shop's account other than secrets ("environment", "country_code"), and their defaults.
+    account_options: ClassVar[tuple[str, ...]] = ()
+    account_defaults: ClassVar[Mapping[str, str]] = {}
 
     def section(self, settings: BaseModel) -> SectionT:
         return cast(SectionT, section_of(section_of(settings, "payments"), self.name))
@@ -153,4 +175,28 @@ class PaymentProviderPlugin(Generic[SectionT]):
     def web(self, section: SectionT, ctx: PluginContext, provider: PaymentProvider, *,
             webhook_url: str) -> WebParts:
         """Pages the provider serves itself (a hosted checkout); `webhook_url` is where its webhooks go."""
+        return WebParts()
+
+    # ---- shops' own accounts (adapters/payments/accounts.py)
+
+    def check_account(self, section: SectionT, account: ShopAccount) -> None:
+        """The shape of a shop's account (key prefixes, environment); raise ValueError naming the field."""
+
+    def build_account(self, section: SectionT, ctx: PluginContext, account: ShopAccount) -> PaymentProvider:
+        """The provider instance acting for one shop's own account."""
+        raise NotImplementedError
+
+    async def verify_account(self, provider: PaymentProvider) -> None:
+        """Prove the account's credentials work with one call to the provider (raises ProviderError)."""
+
+    def checkout_origins(self, section: SectionT) -> tuple[str, ...]:
+        """Where a shop's own account of this provider sends customers to pay (CSP form-action)."""
+        return ()
+
+    def shop_webhook_path(self, merchant_id: str = "{merchant_id}") -> str:
+        return f"/webhooks/{self.name}/{merchant_id}"
+
+    def account_web(self, section: SectionT, ctx: PluginContext) -> WebParts:
+        """Routes serving every account of this provider, the deployment's and shops' own: the return
+        page and POST /webhooks/<name>/{merchant_id}; mounted whether or not it is the default."""
         return WebParts()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -16,9 +17,14 @@ from bots.jobs import background_jobs
 from bots.services import Services, build_services, prepare_database
 from core.clock import Clock, utcnow
 
+if TYPE_CHECKING:
+    from adapters.web.pages import PayPages
+
 log = logging.getLogger("paylinks.app")
 
 SERVICES = web.AppKey("services", Services)
+# The pay pages (their view counts are written after answering; tests wait for them here).
+PAGES: web.AppKey[PayPages] = web.AppKey("pages")
 
 
 def create_app(
@@ -66,7 +72,7 @@ def _mount_api(app: web.Application, services: Services) -> None:
 
     # The middleware only acts on /api/ paths: JSON errors there, pass-through everywhere else.
     app.middlewares.append(api_errors)
-    api = LinksApi(services.links, services.merchants)
+    api = LinksApi(services.links, services.merchants, refunds=services.refunds)
     app.cleanup_ctx.append(api.lifespan)  # after database_ctx, so it ends before the engine is disposed
     app.router.add_routes(api.routes())
     from adapters.web.webhooks_api import WebhooksApi
@@ -82,14 +88,37 @@ def _mount_pages(app: web.Application, services: Services) -> None:
 
     public_base_url = services.settings.server.public_base_url
     # CSP, X-Frame-Options, Referrer-Policy, nosniff on every response (a handler may set its own).
-    app.middlewares.append(security_headers(public_base_url))
+    # The provider's hosted checkout pages are where Pay's 303 goes: CSP form-action must allow them.
+    # Every provider a shop may pay through: the deployment's and those shops may have their own account of.
+    checkout_origins: list[str] = list(getattr(services.provider, "checkout_origins", ()))
+    for plugin in registry.payment_providers().values():
+        checkout_origins.extend(plugin.checkout_origins(plugin.section(services.settings)))
+    checkout_origins = list(dict.fromkeys(checkout_origins))
+    app.middlewares.append(security_headers(public_base_url, checkout_origins))
     templates = make_templates()
     app.middlewares.append(database_busy_pages(templates))  # a calm 503 page when a write stays refused
     app.router.add_routes(StaticFiles().routes())
-    pages = PayPages(db=services.db, links=services.links, provider=services.provider, templates=templates)
+    pages = PayPages(db=services.db, links=services.links, providers=services.providers,
+                     checkout_origins=checkout_origins, templates=templates, refunds=services.refunds)
+    app[PAGES] = pages
     app.cleanup_ctx.append(pages.lifespan)  # after database_ctx, so it ends before the engine is disposed
     app.router.add_routes(pages.routes())
-    plugin = registry.payment_providers()[services.settings.payments.provider]
-    app.router.add_routes(plugin.webhook_routes(services.provider, services.links))
-    _mount(app, plugin.web(plugin.section(services.settings), services, services.provider,
-                           webhook_url=public_base_url + plugin.webhook_path()))
+
+    async def providers_ctx(_app: web.Application) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await services.providers.close()  # every provider client, the deployment's and shops' own
+
+    app.cleanup_ctx.append(providers_ctx)
+    for plugin in registry.payment_providers().values():
+        section = plugin.section(services.settings)
+        # The deployment-wide instance: the default provider, or one shops may pick without secrets of
+        # their own (the sandbox's hosted checkout); a provider with per-shop keys and no deployment
+        # keys has none, only the shops' accounts below.
+        shared = services.providers.shared(plugin.name)
+        if shared is not None:
+            app.router.add_routes(plugin.webhook_routes(shared, services.links))
+            _mount(app, plugin.web(section, services, shared, webhook_url=public_base_url + plugin.webhook_path()))
+        # Return pages and POST /webhooks/<name>/{merchant_id}, for every account of this provider.
+        _mount(app, plugin.account_web(section, services))

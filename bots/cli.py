@@ -20,6 +20,7 @@ from core.db import DatabaseBusy
 from core.links import LinkDraft, LinkError
 from core.merchants import MerchantError
 from core.money import Money, MoneyError, is_currency
+from core.secrets import SecretsError
 
 log = logging.getLogger("paylinks")
 
@@ -141,8 +142,10 @@ async def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int
     from bots.services import open_services
 
     async with open_services(settings) as services:
-        # A shop taking pretend payments (the sandbox) gets pl_test_ keys; one taking real money pl_live_.
-        _key, secret = await services.merchants.create_api_key(args.merchant, test=services.provider.test_mode)
+        # A shop taking pretend payments (the sandbox) gets pl_test_ keys; one taking real money pl_live_
+        # (through its own account when it has one, else the deployment's provider).
+        provider = (await services.providers.for_merchant(args.merchant)).provider
+        _key, secret = await services.merchants.create_api_key(args.merchant, test=provider.test_mode)
     print(secret)
     return 0
 
@@ -206,6 +209,48 @@ async def cmd_link_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_link_refund(settings: Settings, args: argparse.Namespace) -> int:
+    """Refund a link's payment through the provider; asks on a terminal, --yes elsewhere. Prints the refund."""
+    from bots.services import open_services
+    from core.money import format_money
+    from core.refunds import RefundRequest
+
+    if not args.yes and not sys.stdin.isatty():
+        raise UsageError("--yes is required when standard input is not a terminal (a refund cannot be undone)")
+    async with open_services(settings) as services:
+        link = await services.links.get(args.link_id.strip().lower())
+        if link is None:
+            raise UsageError(f"no link with id {args.link_id}")
+        choices = await services.refunds.refundable(link.id)
+        if not choices:
+            raise UsageError(f"link {link.id} has nothing to refund (it is {services.links.status_of(link).value})")
+        if len(choices) > 1:
+            raise UsageError(f"link {link.id} has {len(choices)} refundable payments; refund them from the API "
+                             "with payment_id (" + ", ".join(c.payment.id for c in choices) + ")")
+        chosen = choices[0]
+        amount_minor = Money.parse(args.amount, link.currency).amount_minor if args.amount else \
+            chosen.refundable_minor
+        if not args.yes:
+            merchant = await services.merchants.get(link.merchant_id)
+            locale = merchant.locale if merchant is not None else "en"
+            to = f" to {chosen.payment.payer_name}" if chosen.payment.payer_name else ""
+            question = (f"Refund {format_money(amount_minor, link.currency, locale)}{to} for {link.description}? "
+                        "This cannot be undone. [y/N] ")
+            answer = await asyncio.to_thread(input, question)
+            if answer.strip().casefold() not in ("y", "yes"):
+                print("nothing refunded", file=sys.stderr)
+                return 1
+        refund, _ = await services.refunds.request(RefundRequest(
+            link_id=link.id, merchant_id=link.merchant_id, amount_minor=amount_minor,
+            payment_id=chosen.payment.id, requested_by="cli", reason=args.reason))
+        drain = getattr(services.provider, "drain", None)
+        if drain is not None:  # the sandbox's refund webhook must leave before this process ends
+            await drain()
+    print(f"{refund.id} {refund.status} {Money(refund.amount_minor, refund.currency).amount_str()} {refund.currency}"
+          + (f" ({refund.failure_reason})" if refund.failure_reason else ""))
+    return 0 if refund.status != "failed" else 1
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -229,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--locale", help="e.g. en_SG")
     create.set_defaults(func=cmd_merchant_create)
     merchant.add_parser("list", help="list merchants").set_defaults(func=cmd_merchant_list)
+    from bots.accounts_cli import register_merchant
+
+    register_merchant(merchant)
 
     apikey = sub.add_parser("apikey", help="manage API keys").add_subparsers(dest="action", required=True)
     key_create = apikey.add_parser("create", help="create an API key; prints the secret once")
@@ -247,6 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     link_create.add_argument("--merchant", required=True)
     link_create.add_argument("words", nargs=argparse.REMAINDER, metavar="AMOUNT [CURRENCY] DESCRIPTION")
     link_create.set_defaults(func=cmd_link_create)
+    link_refund = link.add_parser("refund", help="refund a link's payment (all of it, or AMOUNT); prints the refund")
+    link_refund.add_argument("link_id", metavar="ID")
+    link_refund.add_argument("amount", nargs="?", metavar="AMOUNT", help="e.g. 10.50; default: all that is left")
+    link_refund.add_argument("--yes", action="store_true", help="do not ask (required without a terminal)")
+    link_refund.add_argument("--reason", help="why, for the timeline")
+    link_refund.set_defaults(func=cmd_link_refund)
+
     from bots.import_cli import register as register_link_import
 
     register_link_import(link)
@@ -287,6 +342,15 @@ def _register_chat(sub: Any) -> None:
 EXTRA_COMMANDS.append(_register_chat)
 
 
+def _register_secrets(sub: Any) -> None:
+    from bots.accounts_cli import register
+
+    register(sub)
+
+
+EXTRA_COMMANDS.append(_register_secrets)
+
+
 def log_targets(args: argparse.Namespace) -> dict[str, Any]:
     """Logs go to stderr, except for a command that holds a conversation on the terminal (`chat` sets
     `logs_in_the_way`): there only with --verbose, and/or to --log-file."""
@@ -313,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)
         return int(result or 0)
-    except (UsageError, MoneyError, LinkError, MerchantError, ConfigError) as exc:
+    except (UsageError, MoneyError, LinkError, MerchantError, ConfigError, SecretsError) as exc:
         print(f"paylinks: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
         return 2
     except DatabaseBusy as exc:

@@ -117,11 +117,20 @@ class LimitsSettings(Section):
     invites_per_shop: int = 10
 
 
+class SecuritySettings(Section):
+    # Fernet key encrypting secrets at rest (core/secrets.py). Empty: paylinks.key beside the SQLite
+    # database (created on first use); PostgreSQL deployments must set it.
+    secret_key: SecretStr = NO_SECRET
+    # Keys used before a rotation: still read, and `paylinks rotate-secrets` re-encrypts under secret_key.
+    previous_secret_keys: list[SecretStr] = Field(default_factory=list)
+
+
 class PaymentsBase(Section):
     """`[payments]`; each provider plug-in adds its `[payments.<name>]` table."""
 
     provider: str = "sandbox"
     reconcile_after: Duration = timedelta(minutes=10)
+    auto_refund_duplicates: bool = True
 
 
 class OutboxBase(Section):
@@ -160,6 +169,7 @@ class CoreSettings(BaseSettings):
     links: LinksSettings = Field(default_factory=LinksSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     webhooks: WebhooksSettings = Field(default_factory=WebhooksSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     @classmethod
     def settings_customise_sources(

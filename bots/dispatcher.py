@@ -307,7 +307,8 @@ class Dispatcher:
             if ready is not None:
                 job.at = ready
                 return None
-            ref = await asyncio.wait_for(self._deliver(sender, job), timeout=self.config.send_timeout_s)
+            async with asyncio.timeout(self.config.send_timeout_s):
+                ref = await self._deliver(sender, job)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # classified by decide(); unexpected ones count as transient
@@ -477,8 +478,11 @@ class Dispatcher:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
+        # asyncio.timeout, not wait_for: on Python 3.11 a cancel that lands while wait_for's own timeout
+        # is firing comes out as TimeoutError, and suppressing that swallowed shutdown (the loop ran on).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
         self._wake.clear()
 
     async def _flush_loop(self) -> None:

@@ -11,9 +11,11 @@ from contextlib import asynccontextmanager
 from bots.dispatcher import run_dispatcher
 from bots.services import Services
 from core.db import DatabaseBusy
-from core.ports import ReconcilingProvider
 
 log = logging.getLogger("paylinks.jobs")
+
+# How long shutdown waits for the jobs once cancelled (the dispatcher's own wait for sends is 5 s).
+SHUTDOWN_GRACE_S = 20.0
 
 
 async def _every(interval_s: float, name: str, job: Callable[[], Awaitable[object]]) -> None:
@@ -45,11 +47,9 @@ async def sweep_deliveries(services: Services) -> int:
 
 
 async def sweep_checkouts(services: Services) -> int:
-    """Missed webhooks: ask the provider about checkouts still unpaid after [payments] reconcile_after."""
-    provider = services.provider
-    if not isinstance(provider, ReconcilingProvider):
-        return 0
-    count = await services.links.reconcile(services.provider.name, provider.reconcile_event)
+    """Missed webhooks: ask the provider about checkouts still unpaid after [payments] reconcile_after (each
+    on the account it was opened on: the deployment's or the shop's own)."""
+    count = await services.links.reconcile()
     if count:
         log.info("sweeper reconciled %d payments", count)
     return count
@@ -60,11 +60,20 @@ async def sweep_reminders(services: Services) -> int:
     return await services.reminders.remind_due() if services.reminders is not None else 0
 
 
+async def sweep_refunds(services: Services) -> int:
+    """Refunds the provider could not be asked about: ask again (same idempotency key)."""
+    count = await services.refunds.retry_unsent()
+    if count:
+        log.info("sweeper asked again for %d refunds", count)
+    return count
+
+
 async def sweep(services: Services) -> None:
     await sweep_expired(services)
     await sweep_reminders(services)
     await sweep_deliveries(services)
     await sweep_checkouts(services)
+    await sweep_refunds(services)
 
 
 @asynccontextmanager
@@ -78,4 +87,8 @@ async def background_jobs(services: Services) -> AsyncIterator[list[asyncio.Task
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Shutdown must end even if a job is stuck (the dispatcher itself needs a few seconds to record
+        # sends in flight): what is still running after the grace period is named and left behind.
+        _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
+        for task in stuck:
+            log.error("background job %s did not stop within %.0fs; leaving it", task.get_name(), SHUTDOWN_GRACE_S)

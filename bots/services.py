@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters import registry
+from adapters.payments.accounts import ProviderDirectory
 from adapters.plugin import ChatPlatform
 from bots.config import ConfigError, Settings
 from bots.webhooks import install_webhooks
@@ -23,8 +24,12 @@ from core.links import LinkService
 from core.members import MemberService
 from core.merchants import MerchantService
 from core.outbox import Outbox
-from core.ports import ChatSender, CheckingProvider, ClosingProvider, IncomingMessage, PaymentProvider, Reply
+from core.ports import ChatSender, IncomingMessage, PaymentProvider, Reply
+from core.provider_accounts import ProviderAccounts
+from core.refunds import RefundService
 from core.reminders import Reminders
+from core.secrets import SecretBox, key_file_for
+from core.settings import reveal
 from core.webhooks import WebhookEndpoints
 
 log = logging.getLogger("paylinks")
@@ -36,7 +41,13 @@ class Services:
     db: Database
     links: LinkService
     merchants: MerchantService
+    # The deployment's provider (`[payments] provider`), for shops without their own account.
     provider: PaymentProvider = None  # type: ignore[assignment]  # always set by build_services
+    # Which account serves each shop: the deployment's provider or the shop's own (adapters/payments/accounts.py).
+    providers: ProviderDirectory = None  # type: ignore[assignment]  # always set by build_services
+    # Encrypts secrets at rest (core/secrets.py); its key is loaded on first use.
+    secrets: SecretBox = None  # type: ignore[assignment]  # always set by build_services
+    accounts: ProviderAccounts = None  # type: ignore[assignment]  # always set by build_services
     clock: Clock = utcnow
     # Chat senders by platform ("console", "telegram", …), one per enabled platform plug-in.
     senders: dict[str, ChatSender] = field(default_factory=dict)
@@ -50,6 +61,8 @@ class Services:
     reminders: Reminders | None = None
     # Merchant webhook endpoints (bots/webhooks.py); always set by build_services.
     webhooks: WebhookEndpoints = None  # type: ignore[assignment]
+    # Refunds through the provider, double-payment handling; always set by build_services.
+    refunds: RefundService = None  # type: ignore[assignment]
 
     @property
     def public_base_url(self) -> str:
@@ -79,15 +92,19 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
     services = Services(settings=settings, db=db, links=links, merchants=merchants, clock=clock)
     members = MemberService(db, merchants, max_open_invites=settings.limits.invites_per_shop, clock=clock)
     services.conversation = Conversation(links=links, merchants=merchants, members=members, clock=clock)
-    provider_plugin = registry.payment_providers()[settings.payments.provider]
+    security = settings.security
+    services.secrets = SecretBox(secret_key=reveal(security.secret_key),
+                                 previous_keys=[reveal(key) for key in security.previous_secret_keys],
+                                 key_file=key_file_for(settings.database.url))
+    services.accounts = ProviderAccounts(db, services.secrets, clock=clock)
+    plugins = registry.payment_providers()
+    provider_plugin = plugins[settings.payments.provider]
     services.provider = provider_plugin.build(provider_plugin.section(settings), services)
-    # A provider that does not say is taken for pretend money: a live link must be a deliberate choice.
-    links.livemode = not getattr(services.provider, "test_mode", True)
+    services.providers = ProviderDirectory(plugins=plugins, settings=settings, ctx=services,
+                                           default=services.provider, accounts=services.accounts)
+    # Links get their provider's money rules and livemode, and close/reconcile checkouts, per shop.
+    links.providers = services.providers
     links.reconcile_after = settings.payments.reconcile_after
-    if isinstance(services.provider, CheckingProvider):  # links it cannot charge are refused when made
-        links.money_check = services.provider.check_money
-    if isinstance(services.provider, ClosingProvider):  # its open checkouts close with the link
-        links.checkout_closers[services.provider.name] = services.provider.close_checkout
     services.outbox = Outbox(link_url=links.url, customer_platform=registry.customer_platform(settings),
                              address_rules=registry.address_rules(),
                              customer_channels=registry.customer_email_platforms(settings))
@@ -99,6 +116,11 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
     outbox = services.outbox
     services.conversation.customer_reach = lambda link: [
         rules[t.platform].describe_contact(t.address) for t in outbox.customer_targets(link)]
+    services.refunds = RefundService(db, links, provider=services.provider, providers=services.providers,
+                                     auto_refund_duplicates=settings.payments.auto_refund_duplicates, clock=clock)
+    services.refunds.wake = services.outbox.wake
+    services.refunds.install()
+    services.conversation.refunds = services.refunds
     # Senders are built here rather than in app.py so `paylinks worker` delivers every platform's rows.
     for platform in registry.enabled_platforms(settings):
         try:
@@ -130,4 +152,5 @@ async def open_services(
         # Senders build their HTTP clients lazily inside the loop (the worker's case); close them here.
         for sender in services.senders.values():
             await sender.close()
+        await services.providers.close()
         await services.db.dispose()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from adapters import registry
 from adapters.web.api import link_json
 from adapters.webhooks.sender import WebhookSender
-from core.db import _sqlite_path
+from core.db import DbConnection, _sqlite_path
 from core.models import PaymentLink
+from core.refunds import RefundService
 from core.secretbox import KEY_FILE_NAME, SecretBox, key_from_file
 from core.settings import reveal
 from core.webhooks import PLATFORM, WebhookEndpoints, WebhookError, WebhookEvents
@@ -35,11 +36,12 @@ def install_webhooks(services: Services) -> WebhookEndpoints:
     links = services.links
     endpoints = WebhookEndpoints(
         services.db, functools.cache(lambda: _secret_box(services)), allow_private=settings.allow_private,
-        livemode=lambda: links.livemode, clock=services.clock,
+        livemode=links.livemode_for, clock=services.clock,
     )
 
-    def render(link: PaymentLink) -> dict[str, object]:
-        return link_json(link, links.status_of(link, services.clock()), links.url(link.id))
+    async def render(conn: DbConnection, link: PaymentLink) -> dict[str, Any]:
+        payments, refunds = await RefundService.of_link(conn, link.id)
+        return link_json(link, links.status_of(link, services.clock()), links.url(link.id), payments, refunds)
 
     outbox = services.outbox
     wake = outbox.wake if outbox is not None else None

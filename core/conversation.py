@@ -44,11 +44,13 @@ from core.commands import (
     Join,
     Links,
     ParseContext,
+    RefundAsk,
     Remind,
     Report,
     SetCurrency,
     Status,
     parse,
+    parse_money,
     split_command,
 )
 from core.db import DatabaseBusy
@@ -57,22 +59,25 @@ from core.links import LinkError, LinkService
 from core.locales import timezone_for
 from core.members import Identity, MemberError, MemberService
 from core.merchants import MerchantError, MerchantService
-from core.models import LinkStatus, Merchant, PaymentLink
+from core.models import LinkStatus, Member, MemberRole, Merchant, PaymentLink, RefundStatus
 from core.money import format_money
 from core.ports import Button, IncomingMessage, Reply
 from core.questions import Asker, Question, QuestionStore
+from core.refunds import RefundRequest, RefundService
 from core.reminders import ReminderError, Reminders
 from core.reports import (
     ReportService,
     format_relative,
     format_when,
     render_links,
+    render_money_life,
     render_report,
     render_status,
     short_id,
 )
 from core.sql import table
 from core.text import without_controls
+from core.timeline import timeline
 
 log = logging.getLogger("paylinks.conversation")
 
@@ -114,6 +119,8 @@ class Conversation:
         # Where a new link is sent to its customer, in words ("ana@example.com by email"); set by
         # bots/services.py from the outbox's customer channels.
         self.customer_reach: Callable[[PaymentLink], list[str]] | None = None
+        # Set by bots/services.py: /refund and the refunds shown by /status.
+        self.refunds: RefundService | None = None
 
     # ------------------------------------------------------------ entry point
 
@@ -340,6 +347,12 @@ class Conversation:
         question = await self.questions.open_question(self._asker(message))
         if question is None:
             return None
+        if question.confirm is not None:
+            if number is not None:
+                pick = 1 if number.group(1) == "1" else 0
+            else:
+                pick = 1 if text in _YES_WORDS else 0
+            return await self._answer(message, question.id, pick)
         if number is not None:
             pick = int(number.group(1))
         elif text in _YES_WORDS and len(question.readings) == 1:
@@ -352,14 +365,17 @@ class Conversation:
 
     async def _answer(self, message: IncomingMessage, question_id: str, pick: int) -> list[Reply]:
         open_now = await self.questions.open_question(self._asker(message))
-        if open_now is not None and open_now.id == question_id and pick > len(open_now.readings):
+        if open_now is not None and open_now.confirm is None and open_now.id == question_id \
+                and pick > len(open_now.readings):
             return [Reply(f"Reply a number from 1 to {len(open_now.readings)}, or `cancel`.")]
         question = await self.questions.take(self._asker(message), question_id)
         if question is None:
             return [Reply("That question was for someone else. Send your own `/charge 25 cake`.")]
+        if question is not False and question.confirm is not None:
+            return [await self._confirmed(message, question, pick)]
         if question is False or pick > len(question.readings):
             return [Reply("That question is closed (answered, replaced or expired). "
-                          "Send the /charge again, e.g. `/charge 25 cake`.")]
+                          "Send the command again, e.g. `/charge 25 cake`.")]
         if pick == 0:
             return [Reply("OK, no link made.")]
         identity = await self.members.identify(message)
@@ -439,7 +455,13 @@ class Conversation:
         buttons: tuple[Button, ...] = ()
         if LinkStatus(link.status) is LinkStatus.ACTIVE:
             buttons = (Button(f"Pay {format_money(link.amount_minor, link.currency, locale)}", url),)
-        return Reply(render_status(link, url, locale, self.clock()), buttons=buttons)
+        text = render_status(link, url, locale, self.clock())
+        if self.refunds is not None:
+            payments = (await self.refunds.payments_of([link.id])).get(link.id, [])
+            refunds = await self.refunds.refunds_for([link.id])
+            events = await timeline(self.links.db, link, self.links.status_of(link))
+            text = "\n".join([text, *render_money_life(payments, refunds, events, locale)])
+        return Reply(text, buttons=buttons)
 
     async def _cancel(self, command: Cancel, identity: Identity, message: IncomingMessage) -> list[Reply]:
         return [await self._cancel_reply(command, identity)]
@@ -547,7 +569,121 @@ class Conversation:
         already = "" if changed else " (they already were)"
         return Reply(f"🔕 Paid alerts for **{name}** are off in this chat{already}.")
 
+    # ------------------------------------------------------------ refunds
+
+    async def _refund(self, command: RefundAsk, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        return [await self._refund_question(command, identity, message)]
+
+    async def _refund_question(self, command: RefundAsk, identity: Identity, message: IncomingMessage) -> Reply:
+        """Check what would be refunded, then ask the owner to confirm: a refund cannot be undone."""
+        if self.refunds is None:
+            return Reply("Refunds are not set up here; refund from your payment provider's dashboard.")
+        merchant = identity.merchant
+        payment_id = command.key if command.key.startswith("pay_") else None
+        link = None
+        if payment_id is not None:
+            payment = await self.refunds.payment(payment_id, merchant.id)
+            link = await self.links.get(payment.link_id, merchant.id) if payment is not None else None
+        else:
+            link = await self.find_link(merchant.id, command.key)
+        if link is None:
+            return self._not_found(command.key, identity, "refund")
+        locale = merchant.locale
+        choices = await self.refunds.refundable(link.id)
+        if payment_id is not None:
+            choices = [c for c in choices if c.payment.id == payment_id]
+        if not choices:
+            return Reply(f"There is nothing to refund on **{format_money(link.amount_minor, link.currency, locale)}**"
+                         f" — {markup.user(link.description)} (it is {self.links.status_of(link).value}).")
+        if len(choices) > 1:
+            lines = [f"That link has {len(choices)} payments you can refund. Say which:"]
+            lines.extend(f"• `/refund {c.payment.id}` — {format_money(c.refundable_minor, c.payment.currency, locale)}"
+                         f"{' by ' + markup.user(c.payment.payer_name) if c.payment.payer_name else ''}"
+                         for c in choices)
+            return Reply("\n".join(lines))
+        chosen = choices[0]
+        amount_minor = chosen.refundable_minor
+        most = format_money(chosen.refundable_minor, link.currency, locale)
+        if command.amount_text:
+            context = dataclasses.replace(self._context(merchant), default_currency=link.currency)
+            try:
+                money = parse_money(command.amount_text, context)
+            except CommandError:
+                return Reply(f"I couldn't read “{markup.user(command.amount_text[:40])}” as an amount in "
+                             f"{link.currency}.\nFor example: `/refund {short_id(link.id)} "
+                             f"{self._plain(chosen.refundable_minor, link.currency)}`")
+            if money.currency != link.currency:
+                return Reply(f"That link was paid in {link.currency}, so the refund is in {link.currency} too.\n"
+                             f"For example: `/refund {short_id(link.id)} {money.amount_str()}`")
+            if not 0 < money.amount_minor <= chosen.refundable_minor:
+                return Reply(f"I can refund at most {most} of that payment.\nFor example: "
+                             f"`/refund {short_id(link.id)} {self._plain(chosen.refundable_minor, link.currency)}`")
+            amount_minor = money.amount_minor
+        amount = format_money(amount_minor, link.currency, locale)
+        payer = markup.user(chosen.payment.payer_name) if chosen.payment.payer_name else "the customer"
+        confirm = {"kind": "refund", "link_id": link.id, "payment_id": chosen.payment.id,
+                   "amount_minor": amount_minor, "requested_by": f"chat:{message.platform}:{message.user_id}",
+                   "requested_by_name": message.display_name or None}
+        asker = self._asker(message)
+        prefix = ""
+        if not identity.is_owner:
+            owner = await self._owner_here(merchant.id, message.platform)
+            if owner is None or not (message.is_group or message.workspace):
+                # The owner answers in a chat they share with staff; in a one-to-one chat they never would.
+                return Reply(f"Only the owner of **{markup.user(merchant.name)}** can confirm a refund. Ask here in "
+                             f"a group they are in, or ask them to send `/refund {short_id(link.id)}`.")
+            asker = Asker(message.platform, message.address, owner.platform_user_id)
+            prefix = (f"{markup.user(message.display_name or 'Staff')} asks for a refund; the owner"
+                      f"{' ' + markup.user(owner.display_name) if owner.display_name else ''} confirms here.\n")
+        question = await self.questions.ask(asker, merchant_id=merchant.id, member_id=identity.member.id,
+                                            confirm=confirm)
+        text = (f"{prefix}↩️ Refund **{amount}** to {payer} for {markup.user(link.description)}? yes / no\n"
+                "A refund cannot be undone.")
+        return Reply(text, buttons=(Button(f"Yes, refund {amount}", action=f"{ANSWER_PREFIX}{question.id}:1"),
+                                    Button("No", action=f"{ANSWER_PREFIX}{question.id}:0")))
+
+    async def _owner_here(self, merchant_id: str, platform: str) -> Member | None:
+        for member in await self.members.members_of(merchant_id):
+            if member.platform == platform and MemberRole(member.role) is MemberRole.OWNER \
+                    and not member.platform_user_id.startswith("workspace:"):
+                return member
+        return None
+
+    @staticmethod
+    def _plain(amount_minor: int, currency: str) -> str:
+        from core.money import Money
+
+        return Money(amount_minor, currency).amount_str()
+
+    async def _confirmed(self, message: IncomingMessage, question: Question, pick: int) -> Reply:
+        confirm = question.confirm or {}
+        if pick != 1:
+            return Reply("OK, nothing refunded.")
+        identity = await self.members.identify(message)
+        if identity is None or identity.merchant.id != question.merchant_id or not identity.is_owner:
+            return Reply("Only the shop's owner can confirm a refund, so nothing was refunded.")
+        if self.refunds is None or confirm.get("kind") != "refund":
+            return Reply("That question is closed. Send the /refund again.")
+        try:
+            refund, _ = await self.refunds.request(RefundRequest(
+                link_id=str(confirm["link_id"]), merchant_id=identity.merchant.id,
+                amount_minor=int(confirm["amount_minor"]), payment_id=str(confirm["payment_id"]),
+                requested_by=str(confirm["requested_by"]), requested_by_name=confirm.get("requested_by_name"),
+                reason="asked in chat",
+                # Keyed by the question: a second tap, or the same answer in two processes, is one refund.
+                idempotency_key=f"chat-question:{question.id}", request_hash=None))
+        except LinkError as error:
+            return Reply(f"Nothing refunded: {markup.escape(error.message)}.")
+        amount = format_money(refund.amount_minor, refund.currency, identity.merchant.locale)
+        status = RefundStatus(refund.status)
+        if status is RefundStatus.SUCCEEDED:
+            return Reply(f"↩️ Refunded **{amount}**; {refund.provider} confirmed it.")
+        if status is RefundStatus.FAILED:
+            return Reply(f"❌ The refund of **{amount}** failed: {markup.escape(refund.failure_reason or 'no reason')}."
+                         " Nothing was refunded.")
+        return Reply(f"↩️ Refund of **{amount}** asked of {refund.provider}. I'll tell you when it is confirmed.")
+
     async def _report(self, command: Report, identity: Identity, message: IncomingMessage) -> list[Reply]:
-        data = await self.reports.report(identity.merchant.id, command.period)
+        data = await self.reports.report(identity.merchant.id, command.period, livemode=command.livemode)
         merchant = identity.merchant
         return [Reply(render_report(data, merchant.name, merchant.locale, merchant.default_currency))]

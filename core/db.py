@@ -33,6 +33,7 @@ gets DatabaseBusy too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -270,7 +271,14 @@ class Database:
                     raise DatabaseBusy("another process held the database's lock") from exc
             raise
         _writing.reset(outer)
-        raw.execute("RELEASE paylinks_writer")
+        try:
+            raw.execute("RELEASE paylinks_writer")
+        except Exception:
+            # SQLite ended the transaction under us (I/O error, full disk): the batch is lost, and the
+            # lock must still be freed, or the committer and every later writer would wait on it.
+            self._undo_savepoint(raw, batch)
+            self._write_lock.release()
+            raise
         self._write_lock.release()
         await asyncio.shield(batch.done)
 
@@ -349,7 +357,8 @@ class Database:
             raw.execute("COMMIT")
         except Exception as exc:
             if raw.in_transaction:
-                raw.execute("ROLLBACK")
+                with contextlib.suppress(Exception):  # the batch's waiters must hear of it either way
+                    raw.execute("ROLLBACK")
             if _is_sqlite_busy(exc):  # rollback-journal mode: COMMIT waits for readers; we don't
                 batch.done.set_exception(DatabaseBusy("readers held the database while committing"))
             else:
@@ -461,12 +470,21 @@ class Database:
 
     async def dispose(self) -> None:
         if self.sync_engine is not None:
-            async with self._exclusive(None):
-                if self._writer is not None:
-                    self._writer.close()
-                    self._writer = None
+            deadline = asyncio.get_running_loop().time() + self.busy_timeout_s
+            try:
+                async with self._exclusive(deadline):  # commits the open batch first
+                    self._close_writer()
+            except DatabaseBusy:
+                # A writer of ours never finished (shutdown must still end): its batch is lost.
+                log.error("database closed with a write still in progress; that write is lost")
+                self._close_writer()
             self.sync_engine.dispose()
         await self.engine.dispose()
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 def sqlite_url(path: str | Path) -> str:

@@ -1,7 +1,9 @@
 """Many paid alerts for one chat, merged into one message when that chat has a backlog.
 
 "**12 payments** in the last minute, **S$300.00** in all:" followed by one line per payment (the
-newest last, up to a limit), with totals per currency since one shop can sell in several.
+newest last, up to a limit), with totals per currency since one shop can sell in several. Test money
+(sandbox, Stripe test keys, PortOne sandbox) is never added to live totals: it has its own total and
+its lines are marked.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from core.money import format_money
-from core.outbox_texts import AlertFacts, clock_time
+from core.outbox_texts import TEST_MARK, AlertFacts, clock_time
 from core.ports import Reply
 
 MAX_LINES = 15
@@ -43,8 +45,16 @@ def digest_reply(facts: Sequence[AlertFacts], now: datetime, *, max_lines: int =
     locale = ordered[-1].locale
     count = len(ordered)
     noun = "payment" if count == 1 else "payments"
-    head = (f"✅ **{count} {noun}** {span_words(ordered[0].at, now)}, "
-            f"**{totals_text(ordered, locale)}** in all:")
+    live = [f for f in ordered if f.livemode]
+    test = [f for f in ordered if not f.livemode]
+    span = span_words(ordered[0].at, now)
+    if not live:
+        head = f"✅ **{count} {noun}** ({TEST_MARK}) {span}, **{totals_text(test, locale)}** in all:"
+    elif not test:
+        head = f"✅ **{count} {noun}** {span}, **{totals_text(live, locale)}** in all:"
+    else:
+        head = (f"✅ **{count} {noun}** {span}, **{totals_text(live, locale)}** in all "
+                f"(+ {totals_text(test, locale)} in 🧪 test mode, not counted):")
     shown = ordered[-max_lines:]
     lines = [head]
     if count > len(shown):
@@ -52,5 +62,6 @@ def digest_reply(facts: Sequence[AlertFacts], now: datetime, *, max_lines: int =
     for item in shown:
         who = f" · {item.payer_name}" if item.payer_name else ""
         ref = f" · ref {item.reference}" if item.reference else ""
-        lines.append(f"• {item.amount_text} — {item.description}{who} · {clock_time(item.at)}{ref}")
+        mark = "🧪 " if live and not item.livemode else ""
+        lines.append(f"• {mark}{item.amount_text} — {item.description}{who} · {clock_time(item.at)}{ref}")
     return Reply(text="\n".join(lines))

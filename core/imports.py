@@ -169,7 +169,7 @@ class Importer:
                     raise LinkError("duplicate_reference", f"reference {draft.reference!r} is on an earlier row",
                                     field="reference")
                 elif dry_run:
-                    self.links.check_draft(draft)
+                    await self.links.check_draft(draft)
                     report.created += 1
                 else:
                     batch.append((number, draft))  # create() checks it

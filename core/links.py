@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -32,7 +32,14 @@ from core.models import (
     ProviderEvent,
 )
 from core.money import Money
-from core.ports import MessageRef, PaymentEvent
+from core.ports import (
+    CheckingProvider,
+    ClosingProvider,
+    MessageRef,
+    PaymentEvent,
+    ProviderResolver,
+    ReconcilingProvider,
+)
 from core.sql import insert_ignore, insert_row, table
 from core.text import BIDI_CONTROLS_TEXT, has_bidi_controls, has_controls
 
@@ -96,6 +103,7 @@ class LinkEventKind(StrEnum):
     PAID = "link.paid"
     EXPIRED = "link.expired"
     CANCELLED = "link.cancelled"
+    REFUNDED = "link.refunded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +120,13 @@ class LinkEvent:
 
 # Runs inside the transaction that changes the link (the outbox writes its rows here).
 TransitionHook = Callable[[DbConnection, LinkEvent], Awaitable[None]]
-# A payment provider's own limits on what it can charge: (field, message) when it cannot, else None.
-MoneyCheck = Callable[[Money], tuple[str, str] | None]
-# Closes one open checkout at its provider by the provider's ref (expires a Stripe Checkout Session).
-CheckoutCloser = Callable[[str], Awaitable[None]]
+# Runs inside the transaction that records a payment which cannot count (paid twice, or after the link
+# closed): the refunds work writes the seller's "paid twice" alert here.
+PaymentHook = Callable[[DbConnection, PaymentLink, Payment], Awaitable[None]]
+# Runs after that transaction committed (the automatic refund of a double payment).
+AfterPayment = Callable[[Payment], Awaitable[None]]
+# Handles verified provider events other than payments (refunds, failures, disputes): core/refunds.py.
+EventSink = Callable[["PaymentEvent"], Awaitable["PaymentOutcome"]]
 
 
 class PaymentOutcome(StrEnum):
@@ -125,19 +136,26 @@ class PaymentOutcome(StrEnum):
     MISMATCH = "mismatch"  # amount or currency differ from the link: never counts as paid
     UNKNOWN_LINK = "unknown_link"
     IGNORED = "ignored"  # an event kind we do not act on
+    RECORDED = "recorded"  # a refund, failure or dispute event, handled by the event sink
 
 
 _TO_EVENT = {
     LinkStatus.PAID: LinkEventKind.PAID,
     LinkStatus.EXPIRED: LinkEventKind.EXPIRED,
     LinkStatus.CANCELLED: LinkEventKind.CANCELLED,
+    LinkStatus.REFUNDED: LinkEventKind.REFUNDED,
 }
+
+
+def _takes_real_money(provider: object) -> bool:
+    # A provider that does not say is taken for pretend money: a live link must be a deliberate choice.
+    return not getattr(provider, "test_mode", True)
 
 
 def _row_to_link(row: Any) -> PaymentLink:
     # model_construct skips validation (the row came from our own schema): ~8 µs instead of ~60 µs,
-    # which matters on the pay page and API hot paths.
-    values = dict(row._mapping)
+    # which matters on the pay page and API hot paths. A plain mapping of the link's columns works too.
+    values = dict(row) if isinstance(row, dict) else dict(row._mapping)
     values["status"] = LinkStatus(values["status"])
     return PaymentLink.model_construct(**values)
 
@@ -179,12 +197,17 @@ class LinkService:
         self.max_amount = max_amount
         self.clock = clock
         self.hooks: list[TransitionHook] = []
-        # Set from the payment provider (bots/services.py): links it cannot charge are refused at creation.
-        self.money_check: MoneyCheck | None = None
-        # Provider name -> how to close its open checkouts once a link is cancelled or expires.
-        self.checkout_closers: dict[str, CheckoutCloser] = {}
-        # True when the provider takes real money (bots/services.py); recorded on every new link.
-        self.livemode = False
+        # Which provider account serves each shop (bots/services.py): its rules refuse links it cannot
+        # charge, its mode is the link's livemode, and checkouts close and reconcile on their own account.
+        # None: pretend money, no provider rules, nothing to close (core tests).
+        self.providers: ProviderResolver | None = None
+        # Fixed mode for new links, over the provider's (core tests, and tests rehearsing a shop that goes
+        # live); None: each shop's provider decides, pretend money without a resolver.
+        self.livemode: bool | None = None
+        self.payment_hooks: list[PaymentHook] = []
+        self.after_payment: list[AfterPayment] = []
+        # Refund, failure and dispute events go here (core.refunds.RefundService.handle_event).
+        self.event_sink: EventSink | None = None
         # A checkout not paid after this long is asked about at its provider ([payments] reconcile_after).
         self.reconcile_after = RECONCILE_AFTER
 
@@ -244,8 +267,9 @@ class LinkService:
         cursor: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        livemode: bool | None = None,
     ) -> tuple[list[PaymentLink], str | None]:
-        """Newest first. `cursor` is the id of the last link of the previous page."""
+        """Newest first. `cursor` is the id of the last link of the previous page; `livemode` None: both."""
         await self.expire_due(merchant_id=merchant_id)
         query = select(LINKS).where(LINKS.c.merchant_id == merchant_id)
         if status is not None:
@@ -254,6 +278,8 @@ class LinkService:
             query = query.where(LINKS.c.created_at >= since)
         if until is not None:
             query = query.where(LINKS.c.created_at < until)
+        if livemode is not None:
+            query = query.where(LINKS.c.livemode == livemode)
         async with self.db.read() as conn:
             if cursor:
                 anchor = (
@@ -288,7 +314,7 @@ class LinkService:
                 return self._replay(existing, draft), False
         money = draft.money
         now = self.clock()
-        description, customer, expires_at = self._checked(draft, now)
+        description, customer, expires_at, livemode = await self._checked(draft, now)
         values: dict[str, Any] = {
             "id": draft.link_id or ids.link_id(),
             "merchant_id": draft.merchant_id,
@@ -312,7 +338,7 @@ class LinkService:
             "checkout_attempts": 0,
             "idempotency_key": draft.idempotency_key,
             "request_hash": draft.request_hash,
-            "livemode": self.livemode,
+            "livemode": livemode,
             "reminded_at": None,
             "auto_reminded_at": None,
         }
@@ -336,11 +362,20 @@ class LinkService:
         log.info("link created link=%s merchant=%s", link.id, draft.merchant_id)
         return link, True
 
-    def check_draft(self, draft: LinkDraft) -> None:
-        """Everything create() checks, without making the link (a dry run); LinkError when it would fail."""
-        self._checked(draft, self.clock())
+    async def livemode_for(self, merchant_id: str) -> bool:
+        """Whether the shop's new links take real money (its provider account's mode)."""
+        if self.livemode is not None:
+            return self.livemode
+        if self.providers is None:
+            return False
+        return _takes_real_money((await self.providers.for_merchant(merchant_id)).provider)
 
-    def _checked(self, draft: LinkDraft, now: datetime) -> tuple[str, Customer, datetime]:
+    async def check_draft(self, draft: LinkDraft) -> None:
+        """Everything create() checks, without making the link (a dry run); LinkError when it would fail."""
+        await self._checked(draft, self.clock())
+
+    async def _checked(self, draft: LinkDraft, now: datetime) -> tuple[str, Customer, datetime, bool]:
+        """The draft's checked description, customer and expiry, and the mode its shop's provider is in."""
         money = draft.money
         if money.amount_minor <= 0:
             raise LinkError("invalid_amount", "amount must be greater than zero", field="amount")
@@ -350,7 +385,15 @@ class LinkService:
                 f"amount must be at most {self.max_amount} {money.currency}",
                 field="amount",
             )
-        problem = self.money_check(money) if self.money_check is not None else None
+        livemode = False
+        problem = None
+        if self.providers is not None:
+            provider = (await self.providers.for_merchant(draft.merchant_id)).provider
+            livemode = _takes_real_money(provider)
+            if isinstance(provider, CheckingProvider):
+                problem = provider.check_money(money)
+        if self.livemode is not None:
+            livemode = self.livemode
         if problem is not None:
             raise LinkError("not_chargeable", problem[1], field=problem[0])
         texts = {"description": draft.description, "reference": draft.reference, "customer.name": draft.customer.name,
@@ -387,7 +430,7 @@ class LinkService:
         if expires_at - now > limits.MAX_EXPIRY:
             raise LinkError("invalid_expiry", f"expiry must be within {limits.MAX_EXPIRY.days} days",
                             field="expires_at")
-        return description, customer, expires_at
+        return description, customer, expires_at, livemode
 
     @staticmethod
     def _checked_customer(customer: Customer) -> Customer:
@@ -446,6 +489,13 @@ class LinkService:
         return int(attempts)
 
     # ------------------------------------------------------------ transitions
+
+    async def transition(
+        self, conn: DbConnection, link_id: str, to: LinkStatus, now: datetime,
+        payment: Payment | None = None, **values: Any,
+    ) -> PaymentLink | None:
+        """The guarded move, for another service's transaction (core/refunds.py: paid -> refunded)."""
+        return await self._transition(conn, link_id, to, now, payment, **values)
 
     async def _transition(
         self, conn: DbConnection, link_id: str, to: LinkStatus, now: datetime,
@@ -515,14 +565,30 @@ class LinkService:
 
     # ------------------------------------------------------------ provider checkouts
 
-    async def record_checkout(self, link_id: str, attempt: int, provider: str, provider_ref: str) -> None:
-        """Remember the checkout a press of Pay opened (the same ref twice is one row: idempotent replays)."""
+    async def record_checkout(self, link_id: str, attempt: int, provider: str, provider_ref: str, *,
+                              account: str | None = None) -> None:
+        """Remember the checkout a press of Pay opened (the same ref twice is one row: idempotent replays),
+        and on which account (a shop's own: its merchant id; None: the deployment's)."""
         async with self.db.write() as conn:
             now = self.clock()
             await insert_ignore(conn, CHECKOUTS, {"link_id": link_id, "attempt": attempt, "provider": provider,
                                                   "provider_ref": provider_ref, "created_at": now,
                                                   "closed_at": None, "next_check_at": now + self.reconcile_after,
-                                                  "checks": 0})
+                                                  "checks": 0, "account": account})
+
+    async def checkout_by_ref(self, provider: str, provider_ref: str) -> CheckoutAttempt | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(CHECKOUTS).where(CHECKOUTS.c.provider == provider,
+                                                              CHECKOUTS.c.provider_ref == provider_ref))).first()
+        return CheckoutAttempt(**row._mapping) if row is not None else None
+
+    async def latest_checkout(self, link_id: str, provider: str) -> CheckoutAttempt | None:
+        """The link's most recent checkout at this provider (a return page finds its account from it)."""
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(CHECKOUTS).where(CHECKOUTS.c.link_id == link_id,
+                                                              CHECKOUTS.c.provider == provider)
+                                      .order_by(CHECKOUTS.c.attempt.desc()).limit(1))).first()
+        return CheckoutAttempt(**row._mapping) if row is not None else None
 
     async def open_checkouts(self, link_id: str) -> list[CheckoutAttempt]:
         async with self.db.read() as conn:
@@ -539,15 +605,16 @@ class LinkService:
         provider that is down cannot undo a cancel. A checkout left open that is paid anyway is recorded
         as refund-needed (record_payment: the link is no longer payable).
         """
-        if not self.checkout_closers:
+        if self.providers is None:
             return 0
         closed = 0
         for checkout in await self.open_checkouts(link_id):
-            closer = self.checkout_closers.get(checkout.provider)
-            if closer is None:
+            # Closed on the account it was opened on (a shop may have changed accounts since).
+            provider = await self.providers.for_account(checkout.provider, checkout.account)
+            if not isinstance(provider, ClosingProvider):
                 continue
             try:
-                await closer(checkout.provider_ref)
+                await provider.close_checkout(checkout.provider_ref)
             except Exception as exc:  # logged and left open: the provider's own expiry still ends it
                 log.warning("checkout not closed link=%s provider=%s checkout=%s error=%s",
                             link_id, checkout.provider, checkout.provider_ref, exc)
@@ -558,38 +625,54 @@ class LinkService:
             closed += 1
         return closed
 
-    async def reconcile(self, provider: str, fetch: Callable[[str], Awaitable[PaymentEvent | None]], *,
-                        batch: int = 50) -> int:
-        """Ask the provider about checkouts of active links that are due; record what was paid.
+    async def reconcile(self, *, batch: int = 50) -> int:
+        """Ask the providers about checkouts of active links that are due; record what was paid.
 
-        Due first `reconcile_after` after Pay, then with doubling waits (capped) while the link is active.
-        A payment found here is recorded exactly as its webhook would be, so the webhook that comes
-        later is a duplicate. Returns how many payments were recorded.
+        Due first `reconcile_after` after Pay, then with doubling waits (capped) while the link is active
+        and not expired. Each checkout is asked about on the account it was opened on (the deployment's or
+        the shop's own). A payment found here is recorded exactly as its webhook would be (same
+        record_payment, same alerts), so the webhook that comes later is a duplicate. Returns how many
+        payments were recorded.
         """
+        if self.providers is None:
+            return 0
         now = self.clock()
-        query = (select(CHECKOUTS.c.id, CHECKOUTS.c.provider_ref, CHECKOUTS.c.checks)
+        query = (select(CHECKOUTS.c.id.label("checkout_id"), CHECKOUTS.c.provider_ref.label("checkout_ref"),
+                        CHECKOUTS.c.checks.label("checkout_checks"), CHECKOUTS.c.provider.label("checkout_provider"),
+                        CHECKOUTS.c.account.label("checkout_account"), *LINKS.c)
                  .join_from(CHECKOUTS, LINKS, LINKS.c.id == CHECKOUTS.c.link_id)
-                 .where(CHECKOUTS.c.provider == provider, CHECKOUTS.c.closed_at.is_(None),
-                        CHECKOUTS.c.next_check_at <= now, LINKS.c.status == LinkStatus.ACTIVE.value,
-                        LINKS.c.expires_at > now)
+                 .where(CHECKOUTS.c.closed_at.is_(None), CHECKOUTS.c.next_check_at <= now,
+                        LINKS.c.status == LinkStatus.ACTIVE.value, LINKS.c.expires_at > now)
                  .order_by(CHECKOUTS.c.next_check_at).limit(batch))
         async with self.db.read() as conn:
             due = (await conn.execute(query)).all()
         recorded = 0
         for row in due:
-            wait = min(self.reconcile_after * 2 ** min(row.checks + 1, 16), RECONCILE_MAX_WAIT)
+            values = row._mapping
+            checkout_id, checks, ref = values["checkout_id"], values["checkout_checks"], values["checkout_ref"]
+            name, account = values["checkout_provider"], values["checkout_account"]
+            provider = await self.providers.for_account(name, account)
+            if not isinstance(provider, ReconcilingProvider):
+                # Nothing can ask about it (the sandbox, an account gone): never due again, so these rows
+                # cannot crowd out the ones that can be reconciled.
+                async with self.db.write() as conn:
+                    await conn.execute(update(CHECKOUTS).where(CHECKOUTS.c.id == checkout_id)
+                                       .values(next_check_at=None))
+                continue
+            wait = min(self.reconcile_after * 2 ** min(checks + 1, 16), RECONCILE_MAX_WAIT)
             async with self.db.write() as conn:
-                await conn.execute(update(CHECKOUTS).where(CHECKOUTS.c.id == row.id)
-                                   .values(checks=row.checks + 1, next_check_at=now + wait))
+                await conn.execute(update(CHECKOUTS).where(CHECKOUTS.c.id == checkout_id)
+                                   .values(checks=checks + 1, next_check_at=now + wait))
+            link = _row_to_link({c.name: values[c] for c in LINKS.c})
             try:
-                event = await fetch(row.provider_ref)
+                event = await provider.reconcile_event(ref, link)
             except Exception as exc:  # the next round asks again
-                log.warning("reconcile failed provider=%s checkout=%s error=%s", provider, row.provider_ref, exc)
+                log.warning("reconcile failed provider=%s checkout=%s error=%s", name, ref, exc)
                 continue
             if event is None:
                 continue
-            outcome, payment = await self.record_payment(event)
-            log.info("reconciled provider=%s checkout=%s outcome=%s", provider, row.provider_ref, outcome.value)
+            outcome, payment = await self.record_payment(replace(event, account=account))
+            log.info("reconciled provider=%s checkout=%s outcome=%s", name, ref, outcome.value)
             if payment is not None:
                 recorded += 1
         return recorded
@@ -599,6 +682,8 @@ class LinkService:
     async def record_payment(self, event: PaymentEvent) -> tuple[PaymentOutcome, Payment | None]:
         """Record a verified provider event in ONE transaction: inbox row, payment, link transition, hooks."""
         if event.kind != "payment.succeeded":
+            if self.event_sink is not None:
+                return await self.event_sink(event), None
             return PaymentOutcome.IGNORED, None
         now = self.clock()
         try:
@@ -611,6 +696,12 @@ class LinkService:
                 "payment %s payment=%s link=%s provider=%s",
                 outcome.value, payment.id, payment.link_id, event.provider,
             )
+            if payment.status == PaymentStatus.REFUND_NEEDED:
+                for after in self.after_payment:
+                    try:
+                        await after(payment)
+                    except Exception:  # recorded and alerted already; the seller can /refund it
+                        log.exception("after-payment step failed payment=%s", payment.id)
         return outcome, payment
 
     async def _record(
@@ -639,12 +730,18 @@ class LinkService:
             payer_name=event.payer_name,
             created_at=now,
             livemode=livemode,
+            account=event.account,
+            amount_refunded_minor=0,
+            payment_ref=event.payment_ref,
+            channel=event.channel,
         )
         if not await insert_ignore(conn, PAYMENTS, payment.model_dump()):
             # The same provider payment came again under another event id: already counted.
             raise _AlreadyRecorded
         if not matches:
             log.warning("payment amount/currency mismatch payment=%s link=%s", payment.id, link.id)
+            for payment_hook in self.payment_hooks:
+                await payment_hook(conn, link, payment)
             return PaymentOutcome.MISMATCH, payment
         payable = self.status_of(link, now) is LinkStatus.ACTIVE
         if payable and await self._transition(
@@ -658,7 +755,17 @@ class LinkService:
             .where(PAYMENTS.c.id == payment.id)
             .values(status=PaymentStatus.REFUND_NEEDED.value)
         )
+        for payment_hook in self.payment_hooks:
+            await payment_hook(conn, link, payment)
         return PaymentOutcome.REFUND_NEEDED, payment
+
+    async def note_payment_ref(self, provider: str, provider_ref: str, payment_ref: str,
+                               channel: str | None) -> None:
+        """Fill in the provider's payment id (and channel) a refund needs, when the first event lacked it."""
+        async with self.db.write() as conn:
+            await conn.execute(update(PAYMENTS).where(
+                PAYMENTS.c.provider == provider, PAYMENTS.c.provider_ref == provider_ref,
+                PAYMENTS.c.payment_ref.is_(None)).values(payment_ref=payment_ref, channel=channel))
 
     async def payments_for(self, link_id: str) -> list[Payment]:
         async with self.db.read() as conn:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    Text,
     UniqueConstraint,
     func,
 )
@@ -53,14 +54,17 @@ class LinkStatus(StrEnum):
     PAID = "paid"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+    # Paid, then all of its money given back (core/refunds.py).
+    REFUNDED = "refunded"
 
 
 # The only allowed link transitions; every status change goes through LinkService._transition (core/links.py).
 LINK_TRANSITIONS: dict[LinkStatus, frozenset[LinkStatus]] = {
     LinkStatus.ACTIVE: frozenset({LinkStatus.PAID, LinkStatus.EXPIRED, LinkStatus.CANCELLED}),
-    LinkStatus.PAID: frozenset(),
+    LinkStatus.PAID: frozenset({LinkStatus.REFUNDED}),
     LinkStatus.EXPIRED: frozenset(),
     LinkStatus.CANCELLED: frozenset(),
+    LinkStatus.REFUNDED: frozenset(),
 }
 
 
@@ -69,6 +73,31 @@ class PaymentStatus(StrEnum):
     # The provider charged the customer but the link was already paid (or no longer payable):
     # money to give back, never a second sale.
     REFUND_NEEDED = "refund_needed"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+
+
+# How a payment's status follows its refunded amount; applied only by core/refunds.py (payment_status_after).
+PAYMENT_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
+    PaymentStatus.SUCCEEDED: frozenset({PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED}),
+    PaymentStatus.REFUND_NEEDED: frozenset({PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED}),
+    PaymentStatus.PARTIALLY_REFUNDED: frozenset({PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED}),
+    PaymentStatus.REFUNDED: frozenset(),
+}
+
+
+class RefundStatus(StrEnum):
+    PENDING = "pending"  # asked of the provider, not confirmed yet: the money is reserved, not returned
+    SUCCEEDED = "succeeded"  # the provider says the money went back
+    FAILED = "failed"  # the provider refused (its reason is kept) or could not be asked
+
+
+# Refund transitions; every change goes through RefundService._move (core/refunds.py), a guarded UPDATE.
+REFUND_TRANSITIONS: dict[RefundStatus, frozenset[RefundStatus]] = {
+    RefundStatus.PENDING: frozenset({RefundStatus.SUCCEEDED, RefundStatus.FAILED}),
+    RefundStatus.SUCCEEDED: frozenset(),
+    RefundStatus.FAILED: frozenset(),
+}
 
 
 class MemberRole(StrEnum):
@@ -171,6 +200,21 @@ class PaymentLink(SQLModel, table=True):
     auto_reminded_at: datetime | None = _ts(default=None)
 
 
+class ProviderAccount(SQLModel, table=True):
+    """A shop's own payment provider account (`paylinks merchant set-provider`); shops without one pay
+    through the deployment's `[payments] provider`. `secrets` is a JSON object of name -> value, encrypted
+    as one (core/secrets.py); `version` grows with every change, so cached clients are rebuilt."""
+
+    __tablename__ = "provider_account"
+    merchant_id: str = Field(primary_key=True, foreign_key="merchant.id", max_length=40)
+    provider: str = Field(max_length=20)
+    environment: str | None = Field(default=None, max_length=20)
+    country_code: str | None = Field(default=None, max_length=2)
+    secrets: str = Field(sa_type=Text)
+    version: int = Field(default=1)
+    updated_at: datetime = _ts()
+
+
 class Payment(SQLModel, table=True):
     __tablename__ = "payment"
     __table_args__ = (UniqueConstraint("provider", "provider_ref"),)
@@ -185,6 +229,58 @@ class Payment(SQLModel, table=True):
     created_at: datetime = _ts()
     # Real money (true) or pretend (false), as the provider said; never the other mode's link (see links.py).
     livemode: bool = Field(default=False)
+    # The account it was paid into: the shop's own (its merchant id), or None for the deployment's.
+    account: str | None = Field(default=None, max_length=40)
+    # Refunded so far (succeeded refunds only): money is never counted as returned before the provider says.
+    amount_refunded_minor: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    # The provider's own id for the money taken, which its refunds name (Stripe payment_intent, PortOne
+    # order_ref) when it differs from provider_ref; and PortOne's channel_key. None: asked when refunding.
+    payment_ref: str | None = Field(default=None, max_length=200)
+    channel: str | None = Field(default=None, max_length=100)
+
+
+class Refund(SQLModel, table=True):
+    """Money given back from one payment: asked (pending), then confirmed or refused by the provider."""
+
+    __tablename__ = "refund"
+    __table_args__ = (UniqueConstraint("merchant_id", "idempotency_key"),)
+    id: str = Field(primary_key=True, max_length=40)
+    payment_id: str = Field(foreign_key="payment.id", index=True, max_length=40)
+    link_id: str = Field(foreign_key="payment_link.id", index=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchant.id", max_length=40)
+    amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(max_length=3)
+    status: RefundStatus = Field(default=RefundStatus.PENDING, sa_type=String(10))
+    reason: str | None = Field(default=None, max_length=500)
+    # Who asked: "api", "cli", "auto" (a double payment) or "chat:<platform>:<user id>"; shown as requested_by_name.
+    requested_by: str = Field(max_length=200)
+    requested_by_name: str | None = Field(default=None, max_length=200)
+    provider: str = Field(max_length=20)
+    provider_ref: str | None = Field(default=None, max_length=200, index=True)
+    # The provider's words when it refused (shown to the seller); never a secret.
+    failure_reason: str | None = Field(default=None, max_length=500)
+    idempotency_key: str = Field(max_length=255)
+    request_hash: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    completed_at: datetime | None = _ts(default=None)
+
+
+class LinkEventRecord(SQLModel, table=True):
+    """A timeline event that cannot be derived from other rows (the pay page's first view, its count).
+
+    `dedupe_key` makes an event stored once (link.opened: later views add to `count`).
+    """
+
+    __tablename__ = "link_events"
+    __table_args__ = (Index("ix_link_events_link_at", "link_id", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    link_id: str = Field(foreign_key="payment_link.id", max_length=40)
+    type: str = Field(max_length=40)
+    at: datetime = _ts()
+    count: int = Field(default=1)
+    details: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    dedupe_key: str | None = Field(default=None, unique=True, max_length=255)
 
 
 class CheckoutAttempt(SQLModel, table=True):
@@ -203,6 +299,9 @@ class CheckoutAttempt(SQLModel, table=True):
     # Reconciliation (a missed webhook): when to ask the provider next, and how often it was asked.
     next_check_at: datetime | None = _ts(default=None)
     checks: int = Field(default=0)
+    # The provider account it was opened on: the shop's own (its merchant id), or None for the deployment's;
+    # closing, reconciling and its return page use that same account.
+    account: str | None = Field(default=None, max_length=40)
 
 
 class ProviderEvent(SQLModel, table=True):
@@ -358,6 +457,10 @@ class ChatQuestion(SQLModel, table=True):
 # own indexes), so Alembic creates them with the rest of the schema and autogenerate leaves them alone;
 # tests/adapters/test_slack_oauth.py fails if slack_sdk's layout ever drifts from this one.
 
+# Token columns are wider than slack_sdk's String(200): they hold Fernet ciphertext (core/secrets.py).
+SLACK_TOKEN_LENGTH = 1000
+SLACK_TOKEN_COLUMNS = ("bot_token", "bot_refresh_token", "user_token", "user_refresh_token")
+
 SLACK_INSTALLATIONS = Table(
     "slack_installations",
     SQLModel.metadata,
@@ -369,16 +472,16 @@ SLACK_INSTALLATIONS = Table(
     Column("enterprise_url", String(200)),
     Column("team_id", String(32)),
     Column("team_name", String(200)),
-    Column("bot_token", String(200)),
+    Column("bot_token", String(SLACK_TOKEN_LENGTH)),
     Column("bot_id", String(32)),
     Column("bot_user_id", String(32)),
     Column("bot_scopes", String(1000)),
-    Column("bot_refresh_token", String(200)),
+    Column("bot_refresh_token", String(SLACK_TOKEN_LENGTH)),
     Column("bot_token_expires_at", DateTime),
     Column("user_id", String(32), nullable=False),
-    Column("user_token", String(200)),
+    Column("user_token", String(SLACK_TOKEN_LENGTH)),
     Column("user_scopes", String(1000)),
-    Column("user_refresh_token", String(200)),
+    Column("user_refresh_token", String(SLACK_TOKEN_LENGTH)),
     Column("user_token_expires_at", DateTime),
     Column("incoming_webhook_url", String(200)),
     Column("incoming_webhook_channel", String(200)),
@@ -400,11 +503,11 @@ SLACK_BOTS = Table(
     Column("enterprise_name", String(200)),
     Column("team_id", String(32)),
     Column("team_name", String(200)),
-    Column("bot_token", String(200)),
+    Column("bot_token", String(SLACK_TOKEN_LENGTH)),
     Column("bot_id", String(32)),
     Column("bot_user_id", String(32)),
     Column("bot_scopes", String(1000)),
-    Column("bot_refresh_token", String(200)),
+    Column("bot_refresh_token", String(SLACK_TOKEN_LENGTH)),
     Column("bot_token_expires_at", DateTime),
     Column("is_enterprise_install", Boolean, default=False, nullable=False),
     Column("installed_at", DateTime, nullable=False, default=func.now()),

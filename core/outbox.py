@@ -215,6 +215,8 @@ class Outbox:
 
     async def rows_for(self, conn: DbConnection, event: LinkEvent) -> list[dict[str, Any]]:
         link = event.link
+        if event.kind is LinkEventKind.REFUNDED:
+            return []  # core/refunds.py writes the refund's own alert and edit in this transaction
         customers = self.customer_targets(link)
         if event.kind is LinkEventKind.CREATED and not event.notify_customer:
             customers = []
@@ -230,6 +232,7 @@ class Outbox:
             description=link.description, at=event.at, locale=merchant.locale if merchant else "en",
             merchant_name=merchant.name if merchant else "", reference=link.reference,
             payer_name=event.payment.payer_name if event.payment else None, url=self.link_url(link.id),
+            livemode=bool(event.payment.livemode if event.payment else link.livemode),
         )
         planned: list[tuple[Target, Role, dict[str, Any]]] = []
         if event.kind is LinkEventKind.CREATED:

@@ -35,6 +35,9 @@ class AlertFacts:
     reference: str | None = None
     payer_name: str | None = None
     url: str | None = None
+    # False for test money (sandbox, Stripe test keys, PortOne sandbox): every text says so. Rows written
+    # before this was recorded read as live, so nothing is ever marked test by mistake.
+    livemode: bool = True
 
     @property
     def amount_text(self) -> str:
@@ -46,7 +49,7 @@ class AlertFacts:
             "event": self.event, "link_id": self.link_id, "amount_minor": self.amount_minor,
             "currency": self.currency, "description": self.description, "at": self.at.astimezone(UTC).isoformat(),
             "locale": self.locale, "merchant_name": self.merchant_name, "reference": self.reference,
-            "payer_name": self.payer_name, "url": self.url,
+            "payer_name": self.payer_name, "url": self.url, "livemode": self.livemode,
         }
 
     @classmethod
@@ -78,11 +81,19 @@ _HEADLINES = {
     EVENT_EXPIRED: "⌛ Expired unpaid",
     EVENT_CANCELLED: "✖️ Cancelled",
 }
+# Beside the headline of anything about test money, so a seller never ships goods for a rehearsal.
+TEST_MARK = "🧪 Test mode"
+
+
+def test_mark(facts: AlertFacts) -> str:
+    """" (🧪 Test mode)" for test money, "" for live money."""
+    return "" if facts.livemode else f" ({TEST_MARK})"
 
 
 def alert_reply(facts: AlertFacts) -> Reply:
-    """The message that makes the seller's phone buzz: "✅ Paid: **S$25.00** — cake"."""
-    headline = _HEADLINES.get(facts.event, facts.event)
+    """The message that makes the seller's phone buzz: "✅ Paid: **S$25.00** — cake"
+    ("✅ Paid (🧪 Test mode): …" for test money)."""
+    headline = _HEADLINES.get(facts.event, facts.event) + test_mark(facts)
     details = _details(facts) if facts.event == EVENT_PAID else f"at {clock_time(facts.at)}"
     return Reply(text=f"{headline}: **{facts.amount_text}** — {facts.description}\n{details}",
                  link_id=facts.link_id)
@@ -90,10 +101,11 @@ def alert_reply(facts: AlertFacts) -> Reply:
 
 def edited_link_reply(facts: AlertFacts) -> Reply:
     """What the original /charge message becomes: its status instead of the Pay button."""
+    mark = test_mark(facts)
     status = {
-        EVENT_PAID: f"✅ Paid {_details(facts)}",
-        EVENT_EXPIRED: f"⌛ Expired at {clock_time(facts.at)}, not paid",
-        EVENT_CANCELLED: f"✖️ Cancelled at {clock_time(facts.at)}",
+        EVENT_PAID: f"✅ Paid{mark} {_details(facts)}",
+        EVENT_EXPIRED: f"⌛ Expired{mark} at {clock_time(facts.at)}, not paid",
+        EVENT_CANCELLED: f"✖️ Cancelled{mark} at {clock_time(facts.at)}",
     }.get(facts.event, facts.event)
     return Reply(text=f"**{facts.amount_text}** — {facts.description}\n{status}", link_id=facts.link_id)
 
@@ -102,9 +114,10 @@ def receipt_reply(facts: AlertFacts) -> Reply:
     """The customer's receipt after paying."""
     shop = f" to {facts.merchant_name}" if facts.merchant_name else ""
     ref = f" · ref {facts.reference}" if facts.reference else ""
+    test = "" if facts.livemode else f"\n{TEST_MARK}: no real money was charged."
     return Reply(
         text=f"✅ Payment received, thank you!\n**{facts.amount_text}**{shop} for {facts.description}\n"
-             f"{clock_time(facts.at)}{ref}",
+             f"{clock_time(facts.at)}{ref}{test}",
         link_id=facts.link_id,
     )
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-from core.models import PaymentLink
+from core.models import Payment, PaymentLink
 from core.money import Money
 
 # ---------------------------------------------------------------- chat
@@ -173,7 +174,9 @@ class PaymentEvent:
 
     provider: str
     event_id: str
-    kind: str  # "payment.succeeded" (others are acknowledged and ignored)
+    # "payment.succeeded"; "refund.succeeded" | "refund.failed" (refund_ref / refund_id say which refund);
+    # "payment.failed" (a checkout the provider reports failed); "dispute.created". Others are ignored.
+    kind: str
     link_id: str
     provider_ref: str
     amount_minor: int
@@ -182,6 +185,17 @@ class PaymentEvent:
     occurred_at: datetime | None = None
     # Real money (true) or pretend (false), when the provider says; None: the link's own mode.
     livemode: bool | None = None
+    # The provider account it came through: a shop's own (its merchant id), None for the deployment's.
+    account: str | None = None
+    # The provider's id of the money taken when it differs from provider_ref (Stripe payment_intent,
+    # PortOne order_ref), and PortOne's channel_key: what a refund must name.
+    payment_ref: str | None = None
+    channel: str | None = None
+    # Refund events: the provider's refund id and/or ours (echoed back in its metadata).
+    refund_ref: str | None = None
+    refund_id: str | None = None
+    # The provider's words: why a refund or payment failed, why a dispute was opened.
+    reason: str | None = None
 
 
 class WebhookError(Exception):
@@ -232,15 +246,72 @@ class ClosingProvider(Protocol):
 class ReconcilingProvider(Protocol):
     """Optional: a provider that can say whether a checkout was paid (a missed webhook is reconciled)."""
 
-    async def reconcile_event(self, provider_ref: str) -> PaymentEvent | None:
-        """The payment this checkout made, as its webhook would say it; None while it is not paid."""
+    async def reconcile_event(self, provider_ref: str, link: PaymentLink) -> PaymentEvent | None:
+        """The payment this checkout of `link` made, as its webhook would say it; None while it is not paid.
+
+        `link` is the stored link the checkout was opened for (a provider whose status call carries no
+        amount, like PortOne's fetch-status, charges exactly what the checkout was created with).
+        """
         ...
+
+
+class RefundState(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class RefundAnswer:
+    """What the provider answered to a refund request: its refund id and what it says happened."""
+
+    provider_ref: str | None
+    state: RefundState
+    reason: str | None = None  # the provider's words when it failed
+
+
+class RefundRefused(Exception):
+    """The provider refused the refund; `str(exc)` is its reason, safe to show the seller (no secret)."""
+
+
+class RefundUnavailable(Exception):
+    """The provider could not be asked (network, 5xx, rate limit); nothing is known to have been refunded."""
 
 
 @runtime_checkable
 class RefundingProvider(Protocol):
-    """Optional: a provider that can refund. Not implemented by the sandbox yet; no caller yet."""
+    """Optional: a provider that can give money back (core/refunds.py calls it, outside any transaction)."""
 
-    async def refund(self, provider_ref: str, *, amount_minor: int, idempotency_key: str) -> str:
-        """Refund part or all of a payment; returns the provider's refund reference."""
+    async def refund(self, payment: Payment, amount_minor: int, idempotency_key: str, *,
+                     reason: str | None = None) -> RefundAnswer:
+        """Refund part or all of a payment. The same idempotency key never refunds twice.
+
+        Raises RefundRefused (the provider said no) or RefundUnavailable (it could not be asked).
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AccountProvider:
+    """A provider instance and the account it acts for: a shop's own (its merchant id), or None for the
+    deployment's `[payments] provider`."""
+
+    provider: PaymentProvider
+    account: str | None = None
+
+
+class ProviderResolver(Protocol):
+    """Which provider account serves a shop, and which one a recorded checkout was opened on
+    (adapters/payments/accounts.ProviderDirectory)."""
+
+    async def for_merchant(self, merchant_id: str) -> AccountProvider:
+        """The shop's own account when it has one, else the deployment's provider."""
+        ...
+
+    async def for_account(self, provider: str, account: str | None) -> PaymentProvider | None:
+        """The provider instance for this provider name and account; None when there is none (any more)."""
+        ...
+
+    async def own(self, merchant_id: str, provider: str) -> PaymentProvider | None:
+        """The shop's own account of this provider; None when it has none."""
         ...

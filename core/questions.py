@@ -32,6 +32,8 @@ class Question:
     member_id: int | None
     readings: tuple[Charge, ...]
     expires_at: datetime
+    # A yes/no confirmation instead of readings: what to do on "yes" (a refund: {"kind": "refund", …}).
+    confirm: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +52,9 @@ class QuestionStore:
         self.ttl = ttl
 
     async def ask(self, asker: Asker, *, merchant_id: str, member_id: int | None,
-                  readings: tuple[Charge, ...]) -> Question:
+                  readings: tuple[Charge, ...] = (), confirm: dict[str, Any] | None = None) -> Question:
         now = self.clock()
-        question = Question(ids.prefixed("q", 8), merchant_id, member_id, readings, now + self.ttl)
+        question = Question(ids.prefixed("q", 8), merchant_id, member_id, readings, now + self.ttl, confirm)
         async with self.db.write() as conn:
             # A newer question replaces the open one: only the latest buttons still answer.
             await conn.execute(
@@ -63,7 +65,8 @@ class QuestionStore:
             await conn.execute(QUESTIONS.insert().values(
                 id=question.id, merchant_id=merchant_id, member_id=member_id, platform=asker.platform,
                 address=asker.address[:200], user_id=asker.user_id[:120],
-                payload={"readings": [r.to_dict() for r in readings]}, created_at=now,
+                payload={"readings": [r.to_dict() for r in readings],
+                         **({"confirm": confirm} if confirm is not None else {})}, created_at=now,
                 expires_at=question.expires_at,
             ))
         return question
@@ -105,5 +108,7 @@ class QuestionStore:
 
 def _question(row: Row[*tuple[Any, ...]]) -> Question:
     data = row._mapping
-    readings = tuple(Charge.from_dict(r) for r in (data["payload"] or {}).get("readings", []))
-    return Question(data["id"], data["merchant_id"], data["member_id"], readings, data["expires_at"])
+    stored = data["payload"] or {}
+    readings = tuple(Charge.from_dict(r) for r in stored.get("readings", []))
+    return Question(data["id"], data["merchant_id"], data["member_id"], readings, data["expires_at"],
+                    stored.get("confirm"))

@@ -19,7 +19,7 @@ import json
 import logging
 import secrets
 from base64 import b64encode
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -52,8 +52,11 @@ TEST_EVENT = "webhook.test"
 MAX_URL = 2000
 MAX_ENDPOINTS_PER_SHOP = 20
 
-# The link's JSON as the API returns it (adapters/web/api.py link_json), injected by bots/services.py.
-LinkRenderer = Callable[[PaymentLink], dict[str, Any]]
+# The link's JSON as the API returns it (adapters/web/api.py link_json, with its payments and refunds read
+# in the change's transaction), injected by bots/webhooks.py.
+LinkRenderer = Callable[[DbConnection, PaymentLink], Awaitable[dict[str, Any]]]
+# An event's data, or how to make it: built only when some endpoint listens (most shops have none).
+EventData = Mapping[str, Any] | Callable[[], Awaitable[Mapping[str, Any]]]
 
 
 class WebhookError(Exception):
@@ -159,7 +162,7 @@ _LISTENING = (select(ENDPOINTS.c.id, ENDPOINTS.c.events)
 
 
 async def write_event(
-    conn: DbConnection, *, merchant_id: str, event_type: str, data: Mapping[str, Any], at: datetime,
+    conn: DbConnection, *, merchant_id: str, event_type: str, data: EventData, at: datetime,
     link_id: str | None = None, only_endpoint: str | None = None,
 ) -> list[str]:
     """Queue one event for every enabled endpoint of the shop that listens to it, in the caller's
@@ -173,7 +176,7 @@ async def write_event(
     if not wanted:
         return []
     event_id = ids.prefixed("evt", 12)
-    body = event_body(event_id, event_type, at, data)
+    body = event_body(event_id, event_type, at, await data() if callable(data) else data)
     rows = [
         new_row(target=Target(PLATFORM, endpoint_id), kind=KIND_PREFIX + event_type,
                 body={"action": ACTION_WEBHOOK, "event": event_type, "webhook": body},
@@ -195,13 +198,23 @@ class WebhookEvents:
 
     async def __call__(self, conn: DbConnection, event: LinkEvent) -> None:
         link = event.link
-        data = self.render_link(link)
+        rendered: list[dict[str, Any]] = []
+
+        async def data() -> dict[str, Any]:
+            if not rendered:
+                rendered.append(await self.render_link(conn, link))
+            return rendered[0]
+
         written = await write_event(conn, merchant_id=link.merchant_id, event_type=event.kind.value, data=data,
                                     at=event.at, link_id=link.id)
-        if event.kind is LinkEventKind.PAID and event.payment is not None:
-            written += await write_event(
-                conn, merchant_id=link.merchant_id, event_type="payment.succeeded",
-                data={**data, "payment": payment_json(event.payment)}, at=event.at, link_id=link.id)
+        payment = event.payment
+        if event.kind is LinkEventKind.PAID and payment is not None:
+
+            async def paid_data() -> dict[str, Any]:
+                return {**await data(), "payment": payment_json(payment)}
+
+            written += await write_event(conn, merchant_id=link.merchant_id, event_type="payment.succeeded",
+                                         data=paid_data, at=event.at, link_id=link.id)
         if written and self.on_written is not None:
             self.on_written()
 
@@ -239,11 +252,11 @@ def disabled_notice(url: str, reason: str) -> Reply:
 
 class WebhookEndpoints:
     def __init__(self, db: Database, box: Callable[[], SecretBox], *, allow_private: bool,
-                 livemode: Callable[[], bool], clock: Clock = utcnow) -> None:
+                 livemode: Callable[[str], Awaitable[bool]], clock: Clock = utcnow) -> None:
         self.db = db
         self._box = box  # built on first use: the key file is made only when webhooks are used
         self.allow_private = allow_private
-        self.livemode = livemode
+        self.livemode = livemode  # the shop's mode: live endpoints must be https
         self.clock = clock
         self.on_written: Callable[[], None] | None = None
 
@@ -252,7 +265,7 @@ class WebhookEndpoints:
 
     async def create(self, merchant_id: str, url: str, events: Sequence[str]) -> tuple[WebhookEndpoint, str]:
         """The new endpoint and its signing secret, which is never shown again."""
-        checked_url = check_url(url, allow_private=self.allow_private, livemode=self.livemode())
+        checked_url = check_url(url, allow_private=self.allow_private, livemode=await self.livemode(merchant_id))
         checked_events = check_events(events)
         secret = new_signing_secret()
         endpoint = WebhookEndpoint(

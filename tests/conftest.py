@@ -33,6 +33,9 @@ from core.links import LinkService
 from core.models import metadata
 from tests.clock import FakeClock
 
+# A stuck test ends the run with every task's stack instead of eating CI's 90 minutes.
+pytest_plugins = ["tests.watchdog"]
+
 PG_ENV = "PAYLINKS_TEST_DATABASE_URL"
 
 # ---------------------------------------------------------------- no internet in tests
@@ -186,6 +189,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# A fixed Fernet key for the tests' settings (tests/core/test_secrets.py covers the key file).
+TEST_SECRET_KEY = "bRi8rvT6Tp6N4bDgCkUeQp0pTWuGkyrC2ku4kVtbZjI="
+
+
 def make_settings(database_url: str, port: int | None = None, **overrides: Any) -> Settings:
     settings = load_settings(env={})
     settings.database.url = database_url
@@ -193,6 +200,11 @@ def make_settings(database_url: str, port: int | None = None, **overrides: Any) 
     settings.server.port = port
     settings.server.public_base_url = f"http://127.0.0.1:{port}"
     settings.payments.sandbox.webhook_secret = Secret("whsec_test_secret")
+    # Secrets at rest are encrypted under this key (PostgreSQL needs one configured; core/secrets.py).
+    settings.security.secret_key = Secret(TEST_SECRET_KEY)
+    # Off by default in tests: the tests of payment recording look at a refund-needed payment as recorded;
+    # the refunds tests (tests/core/test_refunds.py and friends) turn it on, as it is in production.
+    settings.payments.auto_refund_duplicates = False
     for dotted, value in overrides.items():
         section, key = dotted.split("__")
         setattr(getattr(settings, section), key, value)

@@ -1,24 +1,22 @@
 """Where a provider's hosted checkout sends the customer back (`/p/{link_id}/return/<provider>`): the
-parts every provider's return page shares. Each provider decides what the redirect proves."""
+parts every provider's return page shares. Each provider decides what the redirect proves.
+
+The page answers on the provider account the checkout was opened on (the deployment's or the shop's
+own, recorded with the checkout), so a redirect is verified and a session retrieved with that account.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from typing import Protocol
 
 from aiohttp import web
 
 from core.links import LinkService
+from core.models import PaymentLink
+from core.ports import AccountProvider, ProviderResolver
 
 LINK_ID = re.compile(r"[a-z2-7]{16,64}")  # core.ids.link_id, as adapters/web/pages.py
 REFRESH_S = 5  # a "processing" page looks again this often (a meta refresh: no JavaScript needed)
-
-
-class ClosableProvider(Protocol):
-    test_mode: bool
-
-    async def close(self) -> None: ...
 
 
 class ReturnPages:
@@ -26,24 +24,34 @@ class ReturnPages:
 
     name: str
 
-    def __init__(self, provider: ClosableProvider, links: LinkService) -> None:
+    def __init__(self, providers: ProviderResolver, links: LinkService) -> None:
         from adapters.web.pages import make_templates
 
-        self.provider = provider
+        self.providers = providers
         self.links = links
         self.message_template = make_templates().get_template("message.html")
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get(f"/p/{{link_id}}/return/{self.name}", self.back_from_checkout)]
 
-    async def lifespan(self, _app: web.Application) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await self.provider.close()
-
     async def back_from_checkout(self, request: web.Request) -> web.StreamResponse:
         raise NotImplementedError
+
+    async def provider_for(self, link: PaymentLink, provider_ref: str | None = None) -> AccountProvider | None:
+        """This provider's instance for the account the link's checkout was opened on; None: no such
+        checkout here (the caller shows the pay page). With a ref, that very checkout of this link."""
+        if provider_ref is not None:
+            checkout = await self.links.checkout_by_ref(self.name, provider_ref)
+            if checkout is not None and checkout.link_id != link.id:
+                return None
+        else:
+            checkout = await self.links.latest_checkout(link.id, self.name)
+        if checkout is not None:
+            provider = await self.providers.for_account(self.name, checkout.account)
+            return AccountProvider(provider, checkout.account) if provider is not None else None
+        # No checkout recorded here: the shop's current account, if it is of this provider.
+        chosen = await self.providers.for_merchant(link.merchant_id)
+        return chosen if chosen.provider.name == self.name else None
 
     @staticmethod
     def link_id_of(request: web.Request) -> str:
@@ -52,10 +60,11 @@ class ReturnPages:
             raise web.HTTPNotFound()
         return link_id
 
-    def message(self, badge: str, heading: str, explanation: str, *, status: int = 200, refresh: bool = False,
-                back_url: str = "") -> web.Response:
+    def message(self, badge: str, heading: str, explanation: str, *, test_mode: bool, status: int = 200,
+                refresh: bool = False, back_url: str = "") -> web.Response:
         html = self.message_template.render(
-            lang="en", title=heading, sandbox=self.provider.test_mode, tone="warn", badge=badge, heading=heading,
+            lang="en", title=heading, sandbox=False, test_mode=test_mode, tone="warn", badge=badge,
+            heading=heading,
             explanation=explanation, back_url=back_url, back_label="Back to the payment",
             refresh=REFRESH_S if refresh else 0)
         return web.Response(text=html, status=status, content_type="text/html", headers={"Cache-Control": "no-store"})

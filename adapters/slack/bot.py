@@ -37,6 +37,7 @@ from core.db import Database
 from core.links import LinkService
 from core.merchants import MerchantService
 from core.ports import IncomingMessage, Permanent, Reply, SendError
+from core.secrets import SecretBox
 from core.settings import reveal
 
 log = logging.getLogger("paylinks.slack")
@@ -112,12 +113,14 @@ def check_settings(slack: Any) -> None:
         raise SlackConfigError("slack.api_base_url: expected an http(s) URL such as https://slack.com/api/")
 
 
-def build_sender(options: SlackOptions, db: Database) -> SlackSender:
+def build_sender(options: SlackOptions, db: Database, box: SecretBox | None = None) -> SlackSender:
     """The Slack ChatSender; pure construction, so the worker process can build it too."""
     # No retry handlers: the outbox is the one place that decides about retries.
     client = AsyncWebClient(base_url=options.api_base_url, retry_handlers=[])
     if options.multi_workspace:
-        store = InstallationStore(db, client_id=options.client_id)
+        if box is None:
+            raise ValueError("slack: OAuth installs store bot tokens, which need the secret key (core/secrets.py)")
+        store = InstallationStore(db, client_id=options.client_id, box=box)
         return SlackSender(client, store.bot_token)
     token = options.bot_token
 
@@ -137,9 +140,11 @@ class SlackAdapter:
         merchants: MerchantService,
         handle: Handler,
         sender: SlackSender,
+        box: SecretBox,
         clock: Clock = utcnow,
     ) -> None:
         self.options = options
+        self._box = box
         self.links = links
         self.handle = handle
         self.sender = sender
@@ -165,7 +170,7 @@ class SlackAdapter:
                 install_path=INSTALL_PATH,
                 redirect_uri_path=REDIRECT_PATH,
                 authorization_url=options.authorization_url,
-                installation_store=InstallationStore(self._db, client_id=options.client_id),
+                installation_store=InstallationStore(self._db, client_id=options.client_id, box=self._box),
                 state_store=OAuthStateStore(self._db),
                 installation_store_bot_only=True,  # paylinks acts as its bot only, never as the installer
                 logger=log,

@@ -54,7 +54,13 @@ class SlackPlugin(ChatPlatform[SlackSettings]):
         from adapters.slack.bot import build_sender, options_from_settings
 
         assert section is not None
-        return build_sender(options_from_settings(section, public_base_url=ctx.public_base_url), ctx.db)
+        return build_sender(options_from_settings(section, public_base_url=ctx.public_base_url), ctx.db, ctx.secrets)
+
+    async def rotate_secrets(self, ctx: PluginContext) -> int:
+        """Bot tokens of OAuth installs, re-encrypted (and legacy plaintext ones encrypted)."""
+        from adapters.slack.stores import rotate_tokens
+
+        return await rotate_tokens(ctx.db, ctx.secrets)
 
     def web(self, section: SlackSettings | None, ctx: PluginContext, sender: ChatSender) -> WebParts:
         """POST /slack/events, GET /slack/install, /slack/oauth_redirect. The Bolt AsyncApp is built inside
@@ -66,7 +72,7 @@ class SlackPlugin(ChatPlatform[SlackSettings]):
         slack = SlackAdapter(
             options_from_settings(section, public_base_url=ctx.public_base_url),
             db=ctx.db, links=ctx.links, merchants=ctx.merchants, handle=ctx.handle, sender=sender,
-            clock=ctx.clock,
+            box=ctx.secrets, clock=ctx.clock,
         )
 
         async def slack_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -40,6 +40,7 @@ from adapters.web.api_models import (
     MAX_IDEMPOTENCY_KEY,
     MAX_LIMIT,
     CreateLink,
+    CreateRefund,
     StatusFilter,
 )
 from adapters.web.openapi import build_document
@@ -48,8 +49,10 @@ from core.db import DatabaseBusy
 from core.durations import parse_duration
 from core.links import Customer, LinkDraft, LinkError, LinkService
 from core.merchants import MerchantService
-from core.models import LinkStatus, PaymentLink
+from core.models import LinkStatus, Payment, PaymentLink, Refund
 from core.money import Money, MoneyError, exponent, normalize_currency
+from core.refunds import RefundRequest, RefundService
+from core.timeline import timeline
 
 log = logging.getLogger("paylinks.api")
 
@@ -168,7 +171,45 @@ def amount_str(amount_minor: int, currency: str) -> str:
     return f"{whole}.{frac:0{exp}d}"
 
 
-def link_json(link: PaymentLink, status: LinkStatus, url: str) -> dict[str, Any]:
+def refund_json(refund: Refund) -> dict[str, Any]:
+    return {
+        "id": refund.id,
+        "payment_id": refund.payment_id,
+        "amount": amount_str(refund.amount_minor, refund.currency),
+        "amount_minor": refund.amount_minor,
+        "currency": refund.currency,
+        "status": str(refund.status),
+        "reason": refund.reason,
+        "failure_reason": refund.failure_reason,
+        "created_at": iso_utc(refund.created_at),
+        "completed_at": iso_utc(refund.completed_at),
+    }
+
+
+def payment_json(payment: Payment, refunds: list[Refund]) -> dict[str, Any]:
+    return {
+        "id": payment.id,
+        "status": str(payment.status),
+        "amount": amount_str(payment.amount_minor, payment.currency),
+        "amount_minor": payment.amount_minor,
+        "amount_refunded": amount_str(payment.amount_refunded_minor, payment.currency),
+        "amount_refunded_minor": payment.amount_refunded_minor,
+        "currency": payment.currency,
+        "provider": payment.provider,
+        "provider_ref": payment.provider_ref,
+        "payer_name": payment.payer_name,
+        "paid_at": iso_utc(payment.created_at),
+        "refunds": [refund_json(r) for r in refunds],
+    }
+
+
+def link_json(link: PaymentLink, status: LinkStatus, url: str, payments: list[Payment] | None = None,
+              refunds: Mapping[str, list[Refund]] | None = None) -> dict[str, Any]:
+    payments = payments or []
+    refunds = refunds or {}
+    # Refunds are in the payment's currency, which is the link's (a mismatched payment is refunded in
+    # its own currency and not added here).
+    refunded = sum(p.amount_refunded_minor for p in payments if p.currency == link.currency)
     return {
         "id": link.id,
         "url": url,
@@ -185,6 +226,9 @@ def link_json(link: PaymentLink, status: LinkStatus, url: str) -> dict[str, Any]
         "paid_at": iso_utc(link.paid_at),
         "cancelled_at": iso_utc(link.cancelled_at),
         "livemode": bool(link.livemode),
+        "amount_refunded": amount_str(refunded, link.currency),
+        "amount_refunded_minor": refunded,
+        "payments": [payment_json(p, refunds.get(p.id, [])) for p in payments],
     }
 
 
@@ -234,10 +278,12 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
 
 class LinksApi:
     def __init__(
-        self, links: LinkService, merchants: MerchantService, *, keys: ApiKeys | None = None
+        self, links: LinkService, merchants: MerchantService, *, keys: ApiKeys | None = None,
+        refunds: RefundService | None = None,
     ) -> None:
         self.links = links
         self.merchants = merchants
+        self.refunds = refunds or RefundService(links.db, links, clock=links.clock)
         self.keys = keys or ApiKeys(merchants)
         # cleanup_ctx: the key reader's connection and last-used writes end before the database does.
         self.lifespan = self.keys.lifespan
@@ -249,6 +295,8 @@ class LinksApi:
             web.get(f"{API_PREFIX}/links", self.list_links),
             web.get(f"{API_PREFIX}/links/{{id}}", self.get_link),
             web.post(f"{API_PREFIX}/links/{{id}}/cancel", self.cancel_link),
+            web.post(f"{API_PREFIX}/links/{{id}}/refund", self.refund_link),
+            web.get(f"{API_PREFIX}/links/{{id}}/events", self.link_events),
             web.get(f"{API_PREFIX}/openapi.json", self.openapi),
         ]
 
@@ -261,8 +309,17 @@ class LinksApi:
                            {"WWW-Authenticate": 'Bearer realm="paylinks", error="invalid_token"'})
         return merchant
 
-    def _json(self, link: PaymentLink) -> dict[str, Any]:
-        return link_json(link, self.links.status_of(link), self.links.url(link.id))
+    async def _json(self, link: PaymentLink) -> dict[str, Any]:
+        return (await self._many([link]))[0]
+
+    async def _many(self, found: list[PaymentLink]) -> list[dict[str, Any]]:
+        """Links as JSON with their payments and refunds (two queries for the whole page)."""
+        ids_ = [link.id for link in found]
+        payments = await self.refunds.payments_of(ids_) if ids_ else {}
+        refunds = await self.refunds.refunds_for(ids_) if any(payments.values()) else {}
+        now = self.links.clock()
+        return [link_json(link, self.links.status_of(link, now), self.links.url(link.id),
+                          payments.get(link.id, []), refunds) for link in found]
 
     # ------------------------------------------------------------ POST /links
 
@@ -290,7 +347,10 @@ class LinksApi:
         headers = {"Location": f"{API_PREFIX}/links/{link.id}", **_NO_STORE}
         if not created:
             headers["Idempotent-Replayed"] = "true"
-        return _respond(self._json(link), 201 if created else 200, headers)
+        # A new link has no payments yet: no query for them on the creation path.
+        answer = link_json(link, self.links.status_of(link), self.links.url(link.id)) if created \
+            else await self._json(link)
+        return _respond(answer, 201 if created else 200, headers)
 
     @staticmethod
     def _idempotency_key(request: web.Request) -> str | None:
@@ -431,7 +491,7 @@ class LinksApi:
         link = await self.links.get(link_id, merchant.id) if _LINK_ID.fullmatch(link_id) else None
         if link is None:
             raise ApiError(404, "not_found", "no such link", "id")
-        return _respond(self._json(link), headers=_NO_STORE)
+        return _respond(await self._json(link), headers=_NO_STORE)
 
     async def list_links(self, request: web.Request) -> web.Response:
         merchant = await self._merchant(request)
@@ -444,6 +504,12 @@ class LinksApi:
                        "status") from None
         if wanted is not StatusFilter.ANY:
             status = LinkStatus(wanted.value)
+        livemode: bool | None = None
+        if "livemode" in query:
+            # Test and live money never mix: exports of one never carry the other.
+            livemode = {"true": True, "false": False}.get(query["livemode"])
+            if livemode is None:
+                raise _bad("invalid_livemode", "livemode must be true or false (or absent for both)", "livemode")
         limit = DEFAULT_LIMIT
         if "limit" in query:
             text = query["limit"]
@@ -455,11 +521,11 @@ class LinksApi:
         if cursor is not None and not _LINK_ID.fullmatch(cursor):
             raise _bad("invalid_cursor", "cursor does not name a link of yours", "cursor")
         try:
-            found, next_cursor = await self.links.list_links(merchant.id, status=status, limit=limit, cursor=cursor)
+            found, next_cursor = await self.links.list_links(merchant.id, status=status, limit=limit, cursor=cursor,
+                                                             livemode=livemode)
         except LinkError as exc:
             raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
-        now = self.links.clock()
-        data = [link_json(link, self.links.status_of(link, now), self.links.url(link.id)) for link in found]
+        data = await self._many(found)
         return _respond({"data": data, "next_cursor": next_cursor}, headers=_NO_STORE)
 
     async def cancel_link(self, request: web.Request) -> web.Response:
@@ -471,7 +537,56 @@ class LinksApi:
             link = await self.links.cancel(link_id, merchant.id)
         except LinkError as exc:
             raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
-        return _respond(self._json(link), headers=_NO_STORE)
+        return _respond(await self._json(link), headers=_NO_STORE)
+
+    # ------------------------------------------------------------ refunds and the timeline
+
+    async def refund_link(self, request: web.Request) -> web.Response:
+        merchant = await self._merchant(request)
+        link_id = request.match_info["id"]
+        idempotency_key = self._idempotency_key(request)
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            raise ApiError(413, "body_too_large", f"the request body is larger than {MAX_BODY_BYTES} bytes", "body")
+        body = await request.read()
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiError(413, "body_too_large", f"the request body is larger than {MAX_BODY_BYTES} bytes", "body")
+        payload = parse_json_object(body) if body.strip() else {}
+        try:
+            asked = CreateRefund.model_validate(payload)
+        except ValidationError as exc:
+            code, message, field = api_models.first_error(exc)
+            raise _bad(code, message, field) from None
+        link = await self.links.get(link_id, merchant.id) if _LINK_ID.fullmatch(link_id) else None
+        if link is None:
+            raise ApiError(404, "not_found", "no such link", "id")
+        amount_minor = None
+        if asked.amount is not None:
+            try:
+                amount_minor = Money.parse(asked.amount, link.currency).amount_minor
+            except MoneyError as exc:
+                raise _bad("invalid_amount", str(exc), "amount") from None
+        try:
+            refund, created = await self.refunds.request(RefundRequest(
+                link_id=link.id, merchant_id=merchant.id, amount_minor=amount_minor, payment_id=asked.payment_id,
+                reason=(asked.reason or "").strip() or None, requested_by="api",
+                idempotency_key=idempotency_key,
+                request_hash=request_hash(payload) if idempotency_key is not None else None))
+        except LinkError as exc:
+            raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
+        headers = dict(_NO_STORE)
+        if not created:
+            headers["Idempotent-Replayed"] = "true"
+        return _respond(refund_json(refund), 201 if created else 200, headers)
+
+    async def link_events(self, request: web.Request) -> web.Response:
+        merchant = await self._merchant(request)
+        link_id = request.match_info["id"]
+        link = await self.links.get(link_id, merchant.id) if _LINK_ID.fullmatch(link_id) else None
+        if link is None:
+            raise ApiError(404, "not_found", "no such link", "id")
+        events = await timeline(self.links.db, link, self.links.status_of(link))
+        data = [{"type": e.type, "at": iso_utc(e.at), "details": e.details} for e in events]
+        return _respond({"data": data}, headers=_NO_STORE)
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.Response(body=self._openapi, content_type="application/json")

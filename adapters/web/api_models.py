@@ -20,7 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic.config import JsonDict
 
 from core import limits
-from core.models import LinkStatus
+from core.models import LinkStatus, PaymentStatus, RefundStatus
 from core.text import BIDI_CONTROLS_TEXT, has_bidi_controls
 
 API_PREFIX = "/api/v1"
@@ -50,6 +50,8 @@ DURATION_PATTERN = r"^\s*[0-9]{1,6}\s*[smhdwSMHDW]\s*$"
 CURRENCY_PATTERN = r"^([A-Z]{3}|[a-z]{3})$"
 LINK_ID_PATTERN = f"^[a-z2-7]{{1,{MAX_LINK_ID}}}$"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e][\x20-\x7e]*$"  # printable ASCII, no leading space
+PAYMENT_ID_PATTERN = r"^pay_[a-z2-7]{1,36}$"
+REFUND_REASON_MAX = 500
 
 Text = Annotated[str, Field(pattern=TEXT_PATTERN)]
 
@@ -147,6 +149,26 @@ CREATE_FIELDS = frozenset(CreateLink.model_fields)
 CUSTOMER_FIELDS = tuple(CustomerIn.model_fields)
 
 
+class CreateRefund(_Strict):
+    """Everything optional: an empty body refunds all that is left of the link's one refundable payment."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "examples": [{"amount": "10.00", "reason": "one cake was missing"}]})
+
+    amount: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=AMOUNT_PATTERN, examples=["10.00"],
+        description="Decimal string in the payment's currency, with at most its ISO 4217 decimals, greater than "
+        "zero and at most what is left to refund. Default: all that is left.",
+    )
+    reason: Annotated[str, Field(max_length=REFUND_REASON_MAX, pattern=LINK_TEXT_PATTERN)] | None = Field(
+        None, description="Why, for your records (shown in the timeline).")
+    payment_id: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=PAYMENT_ID_PATTERN,
+        description="Which payment (`payments[].id`); required when the link has more than one refundable "
+        "payment (someone paid twice).",
+    )
+
+
 class StatusFilter(StrEnum):
     """`status=` on the list: a link status, or empty for no filter."""
 
@@ -155,6 +177,7 @@ class StatusFilter(StrEnum):
     PAID = LinkStatus.PAID.value
     EXPIRED = LinkStatus.EXPIRED.value
     CANCELLED = LinkStatus.CANCELLED.value
+    REFUNDED = LinkStatus.REFUNDED.value
 
 
 # ---------------------------------------------------------------- responses
@@ -167,6 +190,57 @@ class CustomerOut(BaseModel):
     name: str | None
     email: str | None
     phone: str | None = Field(description="E.164, e.g. +6591234567")
+
+
+_AMOUNT_OUT = r"^[0-9]+(\.[0-9]+)?$"
+
+
+class RefundOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern="^re_[a-z2-7]+$")
+    payment_id: str = Field(pattern=PAYMENT_ID_PATTERN)
+    amount: str = Field(pattern=_AMOUNT_OUT)
+    amount_minor: MinorUnits = Field(ge=1)
+    currency: str = Field(pattern="^[A-Z]{3}$")
+    status: RefundStatus = Field(description="`pending` until the provider confirms (`succeeded`) or refuses "
+                                             "(`failed`, with its reason in `failure_reason`).")
+    reason: str | None
+    failure_reason: str | None = Field(description="The provider's words when it refused; on a pending refund, "
+                                                   "why it is still being asked.")
+    created_at: str = Field(json_schema_extra=_DATE_TIME)
+    completed_at: str | None = Field(json_schema_extra=_DATE_TIME)
+
+
+class PaymentOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=PAYMENT_ID_PATTERN)
+    status: PaymentStatus = Field(description="`refund_needed`: money taken that cannot count (paid twice, or "
+                                              "after the link closed), to be given back.")
+    amount: str = Field(pattern=_AMOUNT_OUT)
+    amount_minor: MinorUnits = Field(ge=1)
+    amount_refunded: str = Field(pattern=_AMOUNT_OUT)
+    amount_refunded_minor: MinorUnits = Field(ge=0)
+    currency: str = Field(pattern="^[A-Z]{3}$")
+    provider: str
+    provider_ref: str
+    payer_name: str | None
+    paid_at: str = Field(json_schema_extra=_DATE_TIME)
+    refunds: list[RefundOut]
+
+
+class TimelineEventOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(description="link.created, link.opened (details.views counts every view), "
+                                  "checkout.started, payment.succeeded, alert.delivered (per chat), refund.requested, "
+                                  "refund.succeeded, refund.failed, payment.failed, dispute.created, link.expired, "
+                                  "link.cancelled; more may come.")
+    at: str = Field(json_schema_extra=_DATE_TIME)
+    details: dict[str, Any]
+
+
+class EventList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data: list[TimelineEventOut] = Field(description="Oldest first.")
 
 
 class Link(BaseModel):
@@ -189,6 +263,9 @@ class Link(BaseModel):
     cancelled_at: str | None = Field(json_schema_extra=_DATE_TIME)
     livemode: bool = Field(description="false: a test-mode link (sandbox, Stripe test keys, PortOne sandbox); "
                                        "no real money moves.")
+    amount_refunded: str = Field(pattern=_AMOUNT_OUT, description="Refunded so far (confirmed by the provider).")
+    amount_refunded_minor: MinorUnits = Field(ge=0)
+    payments: list[PaymentOut] = Field(description="Oldest first, each with its refunds.")
 
 
 class LinkList(BaseModel):
@@ -289,10 +366,14 @@ ERROR_CODES: dict[str, str] = {
     "idempotency_conflict": "The Idempotency-Key was used before with a different body.",
     "invalid_status": "status is not a link status.",
     "invalid_limit": "limit is not an integer in range.",
+    "invalid_livemode": "livemode is not true or false.",
     "invalid_cursor": "cursor does not name a link of yours.",
     "unauthorized": "Missing, malformed, unknown or revoked API key.",
     "not_found": "No such link among yours, or no such endpoint.",
     "not_active": "The link is not active (already paid, expired or cancelled).",
+    "not_refundable": "The link (or payment) has nothing left to refund.",
+    "payment_required": "The link has more than one refundable payment: say which with payment_id.",
+    "invalid_payment": "payment_id does not name a payment of this link.",
     "method_not_allowed": "The endpoint does not accept that method.",
     "body_too_large": f"The body is larger than {MAX_BODY_BYTES} bytes.",
     "rate_limited": "Too many requests; retry after `Retry-After` seconds.",
@@ -321,7 +402,7 @@ COMMON_ERRORS: dict[int, tuple[str, ...]] = {
 # status -> codes, per operationId; COMMON_ERRORS are added to each.
 ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "createLink": {400: _BODY_CODES, 409: ("idempotency_conflict",), 413: ("body_too_large",)},
-    "listLinks": {400: ("invalid_status", "invalid_limit", "invalid_cursor")},
+    "listLinks": {400: ("invalid_status", "invalid_livemode", "invalid_limit", "invalid_cursor")},
     "getLink": {404: ("not_found",)},
     "cancelLink": {404: ("not_found",), 409: ("not_active",)},
     "createWebhookEndpoint": {400: ("invalid_json", "invalid_type", "missing_field", "unknown_field", "too_long",
@@ -334,6 +415,11 @@ ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "testWebhookEndpoint": {404: ("not_found",), 409: ("endpoint_disabled",)},
     "listWebhookDeliveries": {404: ("not_found",)},
     "resendWebhookDelivery": {404: ("not_found",)},
+    "refundLink": {400: ("invalid_json", "invalid_type", "unknown_field", "invalid_amount", "amount_too_large",
+                         "too_long", "invalid_text", "payment_required", "invalid_payment",
+                         "invalid_idempotency_key"),
+                   404: ("not_found",), 409: ("not_refundable", "idempotency_conflict"), 413: ("body_too_large",)},
+    "listLinkEvents": {404: ("not_found",)},
 }
 # Headers that come with an error status.
 ERROR_HEADERS: dict[int, dict[str, Any]] = {
@@ -376,6 +462,7 @@ _TYPE_CODES = {
 }
 _PATTERN_CODES = {
     "amount": "invalid_amount",
+    "payment_id": "invalid_payment",
     "currency": "invalid_currency",
     "expires_in": "invalid_expiry",
     "description": "missing_description",

@@ -47,7 +47,8 @@ def _schemas() -> dict[str, Any]:
          (m.Error, "serialization"), (m.CreateWebhookEndpoint, "validation"),
          (m.WebhookEndpointOut, "serialization"), (m.WebhookEndpointCreated, "serialization"),
          (m.WebhookEndpointList, "serialization"), (m.WebhookDelivery, "serialization"),
-         (m.WebhookDeliveryList, "serialization")],
+         (m.WebhookDeliveryList, "serialization"), (m.CreateRefund, "validation"),
+         (m.RefundOut, "serialization"), (m.EventList, "serialization")],
         ref_template=_REF + "{model}",
     )
     schemas: dict[str, Any] = _clean(top["$defs"])
@@ -141,6 +142,10 @@ def _paths() -> dict[str, Any]:
                     {"name": "status", "in": "query", "required": False,
                      "schema": {"type": "string", "enum": [s.value for s in m.StatusFilter]},
                      "description": "Only links with this effective status; empty (`status=`) means all."},
+                    {"name": "livemode", "in": "query", "required": False,
+                     "schema": {"type": "string", "enum": ["true", "false"]},
+                     "description": "`true`: only live (real money) links; `false`: only test-mode links "
+                                    "(sandbox, Stripe test keys, PortOne sandbox); absent: both."},
                     {"name": "limit", "in": "query", "required": False,
                      "schema": {"type": "integer", "minimum": 1, "maximum": m.MAX_LIMIT,
                                 "default": m.DEFAULT_LIMIT}},
@@ -174,6 +179,44 @@ def _paths() -> dict[str, Any]:
                 "responses": {
                     "200": _json("Link", "Cancelled.", links={"GetLink": _link_links()["GetLink"]}),
                     **_errors("cancelLink"),
+                },
+            },
+        },
+        f"{prefix}/links/{{id}}/refund": {
+            "post": {
+                "operationId": "refundLink",
+                "summary": "Refund a payment of the link, all of it or part",
+                "description": "Reserves the amount and asks the payment provider at once. The answer's "
+                "`status` is `pending` until the provider confirms it (`succeeded`; the link's "
+                "`amount_refunded` then grows, and a link refunded in full reads `refunded`) or refuses it "
+                "(`failed`, with the provider's reason). Several requests at once never refund more than "
+                "was paid.",
+                "parameters": [link_id, {
+                    "name": "Idempotency-Key", "in": "header", "required": False,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": m.MAX_IDEMPOTENCY_KEY,
+                               "pattern": m.IDEMPOTENCY_KEY_PATTERN},
+                    "description": "Retry safely: the same key with the same body returns the refund made "
+                    "first (status 200, `Idempotent-Replayed: true`); with a different body, a 409.",
+                }],
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": {"$ref": _REF + "CreateRefund"}}},
+                },
+                "responses": {
+                    "201": _json("RefundOut", "Asked of the provider (see `status`)."),
+                    "200": _json("RefundOut", "An Idempotency-Key replay: the refund made first.", replayed),
+                    **_errors("refundLink"),
+                },
+            },
+        },
+        f"{prefix}/links/{{id}}/events": {
+            "get": {
+                "operationId": "listLinkEvents",
+                "summary": "The link's timeline, oldest first",
+                "parameters": [link_id],
+                "responses": {
+                    "200": _json("EventList", "What happened to the link, times in UTC."),
+                    **_errors("listLinkEvents"),
                 },
             },
         },

@@ -7,10 +7,11 @@ template compiled once per app, no per-request set-up.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -21,13 +22,16 @@ import jinja2
 from aiohttp import web
 from babel.dates import format_date, format_datetime
 from sqlalchemy import Connection, PoolProxiedConnection, bindparam, select
+from sqlalchemy.exc import IntegrityError
 
 from adapters.qr import render_qr
-from core.db import Database
+from adapters.web.security import origin_of
+from core.db import Database, DatabaseBusy
 from core.links import LinkService
-from core.models import LinkStatus, Merchant, Payment, PaymentLink, PaymentStatus
+from core.models import LinkStatus, Merchant, Payment, PaymentLink, PaymentStatus, Refund, RefundStatus
 from core.money import format_money
-from core.ports import PaymentProvider
+from core.ports import ProviderResolver
+from core.refunds import RefundService
 from core.sql import table
 from core.text import isolate
 
@@ -163,6 +167,15 @@ if [c.key for c in _PAGE_QUERY.selected_columns] != [f.name for f in fields(Page
     raise RuntimeError("_PAGE_QUERY columns and PageLink fields differ")
 
 
+def _applied(link: PageLink, payment: Payment) -> bool:
+    """The payment that paid the link: recorded in the very transaction that set paid_at (same instant).
+
+    Its status cannot say so once refunds begin (a refunded double payment is `refunded` too).
+    """
+    return payment.status != PaymentStatus.REFUND_NEEDED and link.paid_at is not None \
+        and payment.created_at == link.paid_at
+
+
 class SqlitePageReader:
     """The pay page's query on SQLite, on one long-lived connection of the engine's pool.
 
@@ -230,12 +243,17 @@ class PayPages:
         *,
         db: Database,
         links: LinkService,
-        provider: PaymentProvider,
+        providers: ProviderResolver,
+        checkout_origins: Iterable[str] = (),
         templates: jinja2.Environment | None = None,
+        refunds: RefundService | None = None,
     ) -> None:
         self.db = db
         self.links = links
-        self.provider = provider
+        # Pay goes to the shop's own provider account when it has one, else the deployment's.
+        self.providers = providers
+        # The timeline's link.opened (first view, then a count) and the refunds the pages tell the truth about.
+        self.refunds = refunds or RefundService(db, links, clock=links.clock)
         env = templates or make_templates()
         # Compiled now, once per app, so a request only renders.
         self.pay_template = env.get_template("pay.html")
@@ -245,7 +263,12 @@ class PayPages:
         self.not_found_template = env.get_template("not_found.html")
         self.message_template = env.get_template("message.html")
         self._pay_html: dict[PageLink, bytes] = {}
+        self._view_tasks: set[asyncio.Task[None]] = set()
         self._sqlite = SqlitePageReader()
+        # Where Pay's 303 may go: these origins are in CSP form-action (adapters/web/security.py); every
+        # provider a shop may pay through (bots/app.py gathers them).
+        self.redirect_origins = frozenset(
+            o for o in (origin_of(links.public_base_url), *(origin_of(u) for u in checkout_origins)) if o)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -272,6 +295,7 @@ class PayPages:
         try:
             yield
         finally:
+            await self.views_recorded()
             self._sqlite.close()
 
     async def _exists(self, link_id: str) -> bool:
@@ -289,20 +313,26 @@ class PayPages:
         if status is LinkStatus.EXPIRED and link.status == LinkStatus.ACTIVE:
             # Overdue but not swept yet: record the expiry now (hooks tell the merchant), show it at once.
             await self.links.get(link.id)
+        self._count_view(link.id)
         payment_ref = request.query.get("payment")
         if payment_ref is not None and PAYMENT_REF.fullmatch(payment_ref):
-            returned = await self.links.payment_by_ref(self.provider.name, payment_ref)
-            if returned is not None and returned.link_id == link.id and returned.status == PaymentStatus.REFUND_NEEDED:
-                return self._render(self.refund_template, link, self._refund_context(link, status, returned))
+            returned = next((p for p in await self.links.payments_for(link.id) if p.provider_ref == payment_ref), None)
+            if returned is not None and not _applied(link, returned):
+                refunds = (await self.refunds.refunds_for([link.id])).get(returned.id, [])
+                return self._render(self.refund_template, link,
+                                    self._refund_context(link, status, returned, refunds))
         if status is LinkStatus.ACTIVE:
             return self._pay_page(link)
-        if status is LinkStatus.PAID:
-            payment = await self._kept_payment(link.id)
+        if status in (LinkStatus.PAID, LinkStatus.REFUNDED):
+            payment = await self._kept_payment(link)
             paid_at = link.paid_at or (payment.created_at if payment else None)
+            refunds = (await self.refunds.refunds_for([link.id])).get(payment.id, []) if payment else []
             return self._render(self.receipt_template, link, {
-                "title": f"Paid: {link.amount} to {isolate(link.merchant_name)}",
+                "title": f"{'Refunded' if status is LinkStatus.REFUNDED else 'Paid'}: {link.amount} to "
+                         f"{isolate(link.merchant_name)}",
                 "paid_on": datetime_text(paid_at, link.merchant_locale) if paid_at else "",
                 "payment_id": payment.id if payment else "",
+                **self._refund_facts(link, payment, refunds),
             })
         expired = status is LinkStatus.EXPIRED
         return self._render(self.closed_template, link, {
@@ -345,8 +375,49 @@ class PayPages:
         context.update(extra)  # a page may say something else (the refund page: the payment's amount)
         return template.render(context).encode()
 
-    def _refund_context(self, link: PageLink, status: LinkStatus, payment: Payment) -> dict[str, Any]:
-        if status is LinkStatus.PAID:
+    def _count_view(self, link_id: str) -> None:
+        """Count the view after answering: a page never waits for a write (another process may hold it)."""
+        task = asyncio.get_running_loop().create_task(self._record_view(link_id))
+        self._view_tasks.add(task)
+        task.add_done_callback(self._view_tasks.discard)
+
+    async def _record_view(self, link_id: str) -> None:
+        try:
+            await self.refunds.record_view(link_id)
+        except (DatabaseBusy, IntegrityError):  # a view count is never worth a failed page
+            log.info("pay page view not counted link=%s", link_id)
+
+    async def views_recorded(self) -> None:
+        """Wait for the view counts still being written (tests, shutdown)."""
+        while self._view_tasks:
+            await asyncio.gather(*list(self._view_tasks), return_exceptions=True)
+
+    @staticmethod
+    def _refund_facts(link: PageLink, payment: Payment | None, refunds: list[Refund]) -> dict[str, Any]:
+        """What the customer's page says of refunds: only what the provider confirmed counts as returned."""
+        if payment is None:
+            return {"refund_state": ""}
+        pending = sum(r.amount_minor for r in refunds if r.status == RefundStatus.PENDING)
+        refunded = payment.amount_refunded_minor
+        done = [r.completed_at for r in refunds if r.status == RefundStatus.SUCCEEDED and r.completed_at]
+        if refunded >= payment.amount_minor:
+            state = "refunded"
+        elif refunded:
+            state = "partly_refunded"
+        elif pending:
+            state = "pending"
+        else:
+            state = ""
+        return {
+            "refund_state": state,
+            "refunded_amount": format_money(refunded, payment.currency, link.merchant_locale),
+            "pending_amount": format_money(pending, payment.currency, link.merchant_locale),
+            "refunded_on": datetime_text(max(done), link.merchant_locale) if done else "",
+        }
+
+    def _refund_context(self, link: PageLink, status: LinkStatus, payment: Payment,
+                        refunds: list[Refund] | None = None) -> dict[str, Any]:
+        if status in (LinkStatus.PAID, LinkStatus.REFUNDED):
             heading = "This link was already paid"
             explanation = "Someone paid this link just before you, so your payment was not applied to it."
         elif status is LinkStatus.ACTIVE:
@@ -361,11 +432,12 @@ class PayPages:
             "explanation": explanation,
             "amount": format_money(payment.amount_minor, payment.currency, link.merchant_locale),
             "payment_id": payment.id,
+            **self._refund_facts(link, payment, refunds or []),
         }
 
-    async def _kept_payment(self, link_id: str) -> Payment | None:
-        payments = await self.links.payments_for(link_id)
-        return next((p for p in payments if p.status == PaymentStatus.SUCCEEDED), None)
+    async def _kept_payment(self, link: PageLink) -> Payment | None:
+        payments = await self.links.payments_for(link.id)
+        return next((p for p in payments if _applied(link, p)), None)
 
     def not_found(self) -> web.Response:
         html = self.not_found_template.render(lang="en", title="Payment link not found")
@@ -383,25 +455,44 @@ class PayPages:
         if self.links.status_of(link) is not LinkStatus.ACTIVE:
             # Paid, expired or cancelled: the page explains which; no checkout is created.
             raise web.HTTPSeeOther(page_url)
+        chosen = await self.providers.for_merchant(link.merchant_id)
+        provider = chosen.provider
         attempt = await self.links.next_checkout_attempt(link.id)
         try:
-            checkout = await self.provider.create_checkout(
+            checkout = await provider.create_checkout(
                 link, return_url=self.links.url(link.id), idempotency_key=f"{link.id}:{attempt}"
             )
         except Exception as exc:  # a provider outage must give the customer a page, not a 500
-            # The provider's request id (ProviderError.request_id) is what its support asks for.
-            log.exception("checkout failed link=%s attempt=%d provider=%s request_id=%s", link.id, attempt,
-                          self.provider.name, getattr(exc, "request_id", None))
+            # The provider's request id (ProviderError.request_id) is what its support asks for. A classified
+            # provider failure (it has a request_id attribute, maybe None) is one line; anything else a traceback.
+            if hasattr(exc, "request_id"):
+                log.warning("checkout failed link=%s attempt=%d provider=%s request_id=%s status=%s error=%s",
+                            link.id, attempt, provider.name, exc.request_id, getattr(exc, "status", None), exc)
+            else:
+                log.exception("checkout failed link=%s attempt=%d provider=%s request_id=None", link.id, attempt,
+                              provider.name)
             html = self.message_template.render(
-                lang="en", title="Payment could not start", sandbox=False, tone="bad", badge="Try again",
+                lang="en", title="Payment could not start", sandbox=False, test_mode=not link.livemode,
+                tone="warn", badge="Try again",
                 heading="The payment could not start",
                 explanation="The payment provider did not answer. Nothing was charged; please try again.",
                 back_url=page_url, back_label="Back to the payment",
             )
             return web.Response(text=html, status=502, content_type="text/html", headers=HTML_HEADERS)
         # Remembered so the checkout can be closed at the provider when the link is cancelled or expires.
-        await self.links.record_checkout(link.id, attempt, self.provider.name, checkout.provider_ref)
+        await self.links.record_checkout(link.id, attempt, provider.name, checkout.provider_ref,
+                                         account=chosen.account)
         log.info("checkout started link=%s attempt=%d checkout=%s", link.id, attempt, checkout.provider_ref)
+        if origin_of(checkout.url) not in self.redirect_origins:
+            # A checkout host CSP form-action does not list (providers treat the URL as theirs to pick):
+            # browsers would silently refuse a 303 there after the form post, so step over with a page.
+            log.info("checkout on an unlisted origin link=%s origin=%s", link.id, origin_of(checkout.url))
+            html = self.message_template.render(
+                lang="en", title="Opening the payment page", sandbox=False, test_mode=not link.livemode,
+                tone="warn", badge="One moment", heading="Opening the payment page",
+                explanation="You are being taken to the payment provider's page.",
+                back_url=checkout.url, back_label="Continue to payment", refresh_url=checkout.url)
+            return web.Response(text=html, content_type="text/html", headers=HTML_HEADERS)
         raise web.HTTPSeeOther(checkout.url)
 
     # ---- QR codes

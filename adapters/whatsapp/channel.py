@@ -623,7 +623,8 @@ class WhatsAppWebhook:
 
     async def close(self, timeout_s: float = 10.0) -> None:
         try:
-            await asyncio.wait_for(self.drain(), timeout_s)
+            async with asyncio.timeout(timeout_s):  # not wait_for: it can turn a cancel into TimeoutError
+                await self.drain()
         except TimeoutError:
             for task in list(self._tasks):
                 task.cancel()

@@ -1,4 +1,5 @@
-"""Periods for /report: today, yesterday, week, month, last week, last month, 2026-11, 2026-11-26."""
+"""Periods for /report: today, yesterday, week, month, last week, last month, 2026-11, 2026-11-26; and the
+money it covers: "live" or "test" (either end of the words) for only that kind."""
 
 from __future__ import annotations
 
@@ -8,12 +9,26 @@ from datetime import UTC, date, datetime, time, timedelta
 from babel.dates import format_skeleton
 
 from core import markup
-from core.commands.values import CommandError, ParseContext, Period, ascii_digits
+from core.commands.values import CommandError, ParseContext, Period, Report, ascii_digits
 from core.locales import babel_locale
 
 
 def _month_label(year: int, month: int, ctx: ParseContext) -> str:
     return format_skeleton("yMMMM", datetime(year, month, 1), locale=babel_locale(ctx.locale))
+
+
+_MODES = {"live": True, "real": True, "test": False}
+
+
+def parse_report(rest: str, ctx: ParseContext) -> Report:
+    """"/report week test": the period, then (or first) "live"/"test" to see one kind of money only."""
+    words = ascii_digits(rest).casefold().split()
+    livemode = None
+    for index in (-1, 0):
+        if words and words[index] in _MODES:
+            livemode = _MODES[words.pop(index)]
+            break
+    return Report(parse_period(" ".join(words), ctx), livemode)
 
 
 def parse_period(rest: str, ctx: ParseContext) -> Period:
@@ -53,8 +68,9 @@ def parse_period(rest: str, ctx: ParseContext) -> Period:
             return Period(day.isoformat(), at(day), at(day + timedelta(days=1)))
     this_month = f"{today.year}-{today.month:02d}"
     raise CommandError(
-        f"I can report on today, yesterday, week, month, last week, last month or a month like {this_month}, "
-        f"not “{markup.escape(rest.strip())}”.", f"/report {this_month}", field="period",
+        f"I can report on today, yesterday, week, month, last week, last month or a month like {this_month} "
+        f"(add `live` or `test` for one kind of money), not “{markup.escape(rest.strip())}”.",
+        f"/report {this_month}", field="period",
     )
 
 

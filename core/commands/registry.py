@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from core import markup
 from core.commands.amounts import rank_currencies, symbol_currencies
 from core.commands.charge import parse_charge
-from core.commands.periods import parse_period
+from core.commands.periods import parse_report
 from core.commands.values import (
     Alerts,
     Cancel,
@@ -28,8 +28,8 @@ from core.commands.values import (
     Join,
     Links,
     ParseContext,
+    RefundAsk,
     Remind,
-    Report,
     SetCurrency,
     Start,
     Status,
@@ -100,6 +100,12 @@ def _parse_status(rest: str, ctx: ParseContext) -> Status:
 
 def _parse_cancel(rest: str, ctx: ParseContext) -> Cancel:
     return Cancel(_which_link(rest, "cancel"))
+
+
+def _parse_refund(rest: str, ctx: ParseContext) -> RefundAsk:
+    key = _which_link(rest, "refund")
+    amount = rest.strip().split(None, 1)[1].strip() if len(rest.strip().split(None, 1)) > 1 else ""
+    return RefundAsk(key, amount or None)
 
 
 def _parse_remind(rest: str, ctx: ParseContext) -> Remind:
@@ -174,9 +180,16 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 "Cancel an unpaid link: /cancel <id or reference>", _parse_cancel, "cancel"),
     CommandSpec("remind", "/remind INV-1042", "remind the customer to pay (once per 12 h)",
                 "Remind the customer: /remind <id or reference>", _parse_remind, "remind"),
-    CommandSpec("report", "/report [today|week|month|2026-11]", "totals, paid versus open",
-                "Sales: /report [today|week|month|YYYY-MM]",
-                lambda rest, ctx: Report(parse_period(rest, ctx)), "report", aliases=("sales",)),
+    CommandSpec("refund", "/refund INV-1042 [amount]", "give a payment back, all of it or an amount (asks first)",
+                "Refund a payment: /refund <id or reference> [amount]", _parse_refund, "refund",
+                details="**/refund** gives a customer's money back through the payment provider.\n"
+                        "• `/refund INV-1042` refunds all that is left of the link's payment\n"
+                        "• `/refund INV-1042 10.50` refunds part of it\n"
+                        "I ask you to confirm first, because a refund cannot be undone; staff may ask, the "
+                        "owner confirms. I tell you when the provider confirms it."),
+    CommandSpec("report", "/report [today|week|month|2026-11] [live|test]", "totals, paid versus open",
+                "Sales: /report [today|week|month|YYYY-MM] [live|test]",
+                lambda rest, ctx: parse_report(rest, ctx), "report", aliases=("sales",)),
     CommandSpec("currency", "/currency SGD", "your default currency", "Default currency: /currency SGD",
                 _parse_currency, "currency"),
     CommandSpec("invite", "/invite", "a one-time code for staff, or for your other chat apps",

@@ -161,6 +161,12 @@ class Cancel:
 
 
 @dataclass(frozen=True, slots=True)
+class RefundAsk:
+    key: str  # link id, id prefix, reference, or a payment id (pay_…) from a "paid twice" alert
+    amount_text: str | None = None  # None: all that is refundable; read in the link's currency
+
+
+@dataclass(frozen=True, slots=True)
 class Remind:
     key: str
 
@@ -175,6 +181,7 @@ class Period:
 @dataclass(frozen=True, slots=True)
 class Report:
     period: Period
+    livemode: bool | None = None  # "live" / "test" after the period: only that money; None: both, apart
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +205,7 @@ class Alerts:
 
 
 Command = (Start | Help | Greeting | Charge | Choice | Links | Status | Cancel | Remind | Report | SetCurrency | Invite
-           | Join | Alerts)
+           | Join | Alerts | RefundAsk)
 
 
 # ---------------------------------------------------------------- shared helpers

@@ -16,7 +16,7 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy import MetaData, Table, select
 
 from bots.config import Secret
-from core.models import SLACK_BOTS, SLACK_INSTALLATIONS, SLACK_OAUTH_STATES
+from core.models import SLACK_BOTS, SLACK_INSTALLATIONS, SLACK_OAUTH_STATES, SLACK_TOKEN_COLUMNS
 from core.ports import IncomingMessage, Permanent, Reply
 from tests.adapters.slack_support import SlackLive, slack_settings
 from tests.conftest import start_live_app
@@ -84,9 +84,12 @@ async def test_installing_stores_the_workspace_and_its_bot_token_is_used(oauth: 
     assert exchange.params["code"] == "code-1"
     assert exchange.params["redirect_uri"] == f"{oauth.live.base_url}/slack/oauth_redirect"
     [bot] = await _rows(oauth, SLACK_BOTS)
-    assert (bot.team_id, bot.team_name, bot.bot_token) == (NEW_TEAM, "New Shop", NEW_TOKEN)
+    assert (bot.team_id, bot.team_name) == (NEW_TEAM, "New Shop")
+    # The token is stored encrypted (core/secrets.py), never as it is.
+    assert NEW_TOKEN not in bot.bot_token and oauth.services.secrets.decrypt(bot.bot_token) == NEW_TOKEN
     [installation] = await _rows(oauth, SLACK_INSTALLATIONS)
     assert installation.team_id == NEW_TEAM and installation.client_id == fake.client_id
+    assert NEW_TOKEN not in installation.bot_token
     assert await _rows(oauth, SLACK_OAUTH_STATES) == []  # the state is used up
 
     # A command from the new workspace is answered with that workspace's token …
@@ -168,4 +171,15 @@ def _layout(table: Table) -> tuple[dict[str, tuple[str, int | None, bool, bool]]
     ],
 )
 def test_migrated_tables_match_slack_sdk_layout(ours: Table, theirs: Any) -> None:
-    assert _layout(ours) == _layout(theirs(MetaData()))
+    our_columns, our_indexes = _layout(ours)
+    their_columns, their_indexes = _layout(theirs(MetaData()))
+    assert our_indexes == their_indexes
+    assert our_columns.keys() == their_columns.keys()
+    for name, (kind, length, nullable, primary) in our_columns.items():
+        if name in SLACK_TOKEN_COLUMNS:
+            # Wider than slack_sdk's: the tokens are stored as Fernet ciphertext (core/secrets.py).
+            their_kind, their_length, their_nullable, their_primary = their_columns[name]
+            assert (kind, nullable, primary) == (their_kind, their_nullable, their_primary)
+            assert length is not None and their_length is not None and length >= 4 * their_length
+        else:
+            assert (kind, length, nullable, primary) == their_columns[name], name

@@ -180,7 +180,7 @@ async def test_a_paid_alert_is_sent_and_marked_with_the_platform_message_id(
     assert await dispatcher.run_once() == 1
     telegram = senders["telegram"]
     assert [(m[0], m[1]) for m in telegram.messages] == [("send", "42"), ("edit", "42")]
-    assert telegram.messages[0][2].startswith("✅ Paid: **S$25.00** — order")
+    assert telegram.messages[0][2].startswith("✅ Paid (🧪 Test mode): **S$25.00** — order")  # the sandbox
     assert "by Alice" in telegram.messages[0][2]
     edit, alert = await outbox_rows(db)
     assert (edit.status, alert.status) == ("sent", "sent")
@@ -245,7 +245,7 @@ async def test_a_backlog_of_paid_alerts_for_one_chat_becomes_one_digest(
     assert await dispatcher.run_once() == 12
     [text] = senders["telegram"].texts()
     lines = text.split("\n")
-    assert lines[0] == "✅ **12 payments** in the last minute, **S$300.00** in all:"
+    assert lines[0] == "✅ **12 payments** (🧪 Test mode) in the last minute, **S$300.00** in all:"
     assert len(lines) == 13 and "· Bob ·" in lines[1]
     rows = await outbox_rows(db)
     assert {r.status for r in rows} == {"sent"} and len({str(r.message_ref) for r in rows}) == 1
@@ -257,7 +257,7 @@ async def test_alerts_arriving_while_a_chat_waits_for_its_slot_join_one_digest(
     dispatcher = make_dispatcher(db, senders, clocks)
     await pay(links, merchant_id, minor=1000)
     await dispatcher.run_once()
-    assert senders["telegram"].texts()[0].startswith("✅ Paid: **S$10.00**")
+    assert senders["telegram"].texts()[0].startswith("✅ Paid (🧪 Test mode): **S$10.00**")
     for minor in (200, 300, 400):
         clocks.advance(0.2)
         await pay(links, merchant_id, minor=minor)
@@ -267,7 +267,7 @@ async def test_alerts_arriving_while_a_chat_waits_for_its_slot_join_one_digest(
     await dispatcher.run_once()
     texts = senders["telegram"].texts()
     assert len(texts) == 2
-    assert texts[1].startswith("✅ **3 payments** in the last minute, **S$9.00** in all:")
+    assert texts[1].startswith("✅ **3 payments** (🧪 Test mode) in the last minute, **S$9.00** in all:")
 
 
 async def test_sends_to_a_group_are_paced_and_far_slots_go_back_to_the_table(
@@ -428,7 +428,8 @@ async def test_serve_runs_the_dispatcher_and_rows_without_a_sender_never_stop_it
         await services.links.record_payment(PaymentEvent("sandbox", f"e-{platform}", "payment.succeeded",
                                                          link.id, f"c-{platform}", 990, "SGD"))
     await sender.wait_for(1)
-    assert sender.messages[0][1:3] == ("room-1", "✅ Paid: **S$9.90** — tart\nat " + sender.messages[0][2][-9:])
+    sent_at = sender.messages[0][2][-9:]
+    assert sender.messages[0][1:3] == ("room-1", "✅ Paid (🧪 Test mode): **S$9.90** — tart\nat " + sent_at)
     async with asyncio.timeout(10):
         while True:
             rows = {r.platform: r for r in await outbox_rows(services.db)}
@@ -491,3 +492,17 @@ async def test_paylinks_outbox_lists_pending_and_dead_rows_and_requeues_them(
     assert everything.stdout.strip() == "requeued 1 row"
     after = [line.split("\t")[1] for line in run_cli(env, "outbox").stdout.splitlines()[1:]]
     assert after == ["pending", "pending"]
+
+
+
+async def test_a_dispatcher_woken_and_cancelled_at_once_stops(db: Database, clocks: Clocks) -> None:
+    """Shutdown often lands just as new outbox rows wake the dispatcher (a link cancelled, a payment
+    recorded). On Python 3.11, asyncio.wait_for returned the wake-up and dropped the cancel, so the
+    dispatcher ran on and `paylinks serve` never exited."""
+    dispatcher = make_dispatcher(db, {}, clocks)
+    pause = asyncio.create_task(dispatcher._sleep(30))
+    await asyncio.sleep(0)  # the pause is waiting now
+    dispatcher.kick()
+    pause.cancel()
+    done, _ = await asyncio.wait([pause], timeout=5)
+    assert pause in done and pause.cancelled()

@@ -104,6 +104,18 @@ async def test_a_cancelled_waiter_does_not_strand_the_batch(sqlite_db: Database)
     assert await asyncio.wait_for(insert(db, "after"), 5) == "after"
 
 
+async def test_a_transaction_ended_under_a_writer_frees_the_lock(sqlite_db: Database) -> None:
+    """If SQLite ends the batch's transaction inside a writer (here: a stray COMMIT; in life an I/O error),
+    that writer fails, and the next writer and closing the database do not wait forever for the lock."""
+    db = sqlite_db
+    with pytest.raises(sqlite3.OperationalError, match="savepoint"):
+        async with db.write() as conn:
+            await conn.execute(text("INSERT INTO t_items (name) VALUES ('lost')"))
+            await conn.execute(text("COMMIT"))
+    assert await asyncio.wait_for(insert(db, "after"), 5) == "after"
+    assert "after" in await names(db)
+
+
 async def test_failed_commit_fails_every_writer_of_the_batch(tmp_path: Path) -> None:
     """SQLite checks deferred foreign keys at COMMIT: one bad row makes the whole COMMIT fail."""
     path = tmp_path / "deferred.db"

@@ -30,7 +30,7 @@ from core.outbox import (
     decide,
     error_text,
 )
-from core.outbox_texts import AlertFacts
+from core.outbox_texts import AlertFacts, alert_reply, edited_link_reply, receipt_reply
 from core.ports import AddressMoved, MessageRef, Permanent, RetryLater, Transient
 from core.sql import table
 from tests.clock import T0, FakeClock
@@ -135,6 +135,25 @@ def test_digest_counts_totals_per_currency_and_lists_the_payments() -> None:
     assert "**IDR 150,000.00 + S$25.00** in all:" in mixed.text
 
 
+def test_test_money_is_marked_in_every_text_and_never_added_to_live_totals() -> None:
+    test = _facts(2500, livemode=False)
+    assert alert_reply(test).text.startswith("✅ Paid (🧪 Test mode): **S$25.00** — cake")
+    assert alert_reply(_facts(2500)).text.startswith("✅ Paid: **S$25.00** — cake")
+    assert "✅ Paid (🧪 Test mode) at" in edited_link_reply(test).text
+    assert "🧪 Test mode: no real money was charged." in receipt_reply(test).text
+    assert "🧪" not in receipt_reply(_facts(2500)).text
+    assert AlertFacts.from_dict(test.to_dict()).livemode is False
+    assert AlertFacts.from_dict({k: v for k, v in test.to_dict().items() if k != "livemode"}).livemode is True
+
+    mixed = digest_reply([_facts(2500, minutes_ago=0.2), _facts(9900, minutes_ago=0.1, livemode=False)], T0)
+    head, *lines = mixed.text.split("\n")
+    assert head == ("✅ **2 payments** in the last minute, **S$25.00** in all "
+                    "(+ S$99.00 in 🧪 test mode, not counted):")
+    assert lines == ["• S$25.00 — cake · 11:59 UTC", "• 🧪 S$99.00 — cake · 11:59 UTC"]
+    only_test = digest_reply([_facts(2500, livemode=False), _facts(100, livemode=False)], T0)
+    assert only_test.text.startswith("✅ **2 payments** (🧪 Test mode) in the last minute, **S$26.00** in all:")
+
+
 def test_a_long_digest_shows_the_newest_and_says_how_many_earlier() -> None:
     facts = [_facts(100 * n, minutes_ago=30 - n) for n in range(1, 31)]
     reply = digest_reply(facts, T0, max_lines=5)
@@ -219,6 +238,7 @@ async def test_paying_writes_edit_answer_subscriptions_and_receipt_in_one_go(
 ) -> None:
     await subscribe(db, merchant_id, "slack", "C-ALERTS")
     await subscribe(db, merchant_id, "telegram", "42")  # the origin chat is also subscribed: answered once
+    links.livemode = True  # real money: the texts carry no test mark
     link_id = await paid_link(links, merchant_id, phone="+6591234567")
     found = await rows(db)
     kinds = [(r.kind, r.platform, r.address) for r in found]
@@ -252,7 +272,10 @@ async def test_without_whatsapp_customers_get_nothing_and_without_a_message_noth
     await paid_link(links, merchant_id, message=False, phone="+6591234567", payer=None)
     found = await rows(db)
     assert [(r.kind, r.address) for r in found] == [("link.paid.alert", "42")]
-    assert found[0].payload["reply"]["text"] == "✅ Paid: **S$25.00** — 2 birthday cakes\nat 12:00 UTC · ref INV-7"
+    # A test-mode link (the sandbox): the alert says so beside its headline.
+    assert found[0].payload["reply"]["text"] == (
+        "✅ Paid (🧪 Test mode): **S$25.00** — 2 birthday cakes\nat 12:00 UTC · ref INV-7")
+    assert found[0].payload["facts"]["livemode"] is False
 
 
 async def test_a_redelivered_event_writes_nothing_twice(

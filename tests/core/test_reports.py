@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from core.commands import ParseContext, Period, parse_period
+from core.commands.periods import parse_report
+from core.commands.values import Report
 from core.db import Database
 from core.links import LinkDraft, LinkService
 from core.merchants import MerchantService
@@ -15,6 +17,7 @@ from core.models import LinkStatus, PaymentLink
 from core.money import Money
 from core.ports import PaymentEvent
 from core.reports import (
+    Figures,
     ReportData,
     ReportService,
     Totals,
@@ -127,8 +130,8 @@ PERIOD = Period("today", datetime(2026, 11, 26, tzinfo=UTC), datetime(2026, 11, 
 
 
 def test_render_report() -> None:
-    data = ReportData(PERIOD, paid={"USD": Totals(1, 500), "SGD": Totals(3, 7500)},
-                      open={"SGD": Totals(1, 1000)}, expired=2, cancelled=1)
+    data = ReportData(PERIOD, Figures(paid={"USD": Totals(1, 500), "SGD": Totals(3, 7500)},
+                                      open={"SGD": Totals(1, 1000)}, expired=2, cancelled=1))
     assert render_report(data, "Cake *Shop*", "en_SG", "SGD") == (
         "📊 **Cake \\*Shop\\*** — today\n"
         "✅ Paid: **S$75.00** + **US$5.00** (4 links)\n"
@@ -136,8 +139,60 @@ def test_render_report() -> None:
         "⌛ Expired: 2 · 🚫 Cancelled: 1"
     )
     assert "Nothing yet" in render_report(ReportData(PERIOD), "Cake Shop", "en_SG")
-    only_open = render_report(ReportData(PERIOD, open={"IDR": Totals(2, 30_000_000)}), "Toko", "id_ID", "IDR")
+    only_open = render_report(ReportData(PERIOD, Figures(open={"IDR": Totals(2, 30_000_000)})), "Toko", "id_ID",
+                              "IDR")
     assert "✅ Paid: nothing yet" in only_open and "Rp 300.000,00 (2 links)" in only_open
+
+
+def test_test_money_is_reported_apart_and_never_added_to_live_totals() -> None:
+    live = Figures(paid={"SGD": Totals(2, 5000)})
+    test = Figures(paid={"SGD": Totals(3, 9900)}, open={"SGD": Totals(1, 100)})
+    both = render_report(ReportData(PERIOD, live, test), "Cake Shop", "en_SG", "SGD")
+    assert both == (
+        "📊 **Cake Shop** — today\n"
+        "✅ Paid: **S$50.00** (2 links)\n"
+        "🧪 Test mode (not counted above): paid S$99.00 (3 links)"
+    )
+    # Only test money (a shop rehearsing): its figures, marked as test money.
+    only_test = render_report(ReportData(PERIOD, Figures(), test), "Cake Shop", "en_SG", "SGD")
+    assert only_test.startswith("📊 **Cake Shop** — today · 🧪 Test mode, no real money\n✅ Paid: **S$99.00**")
+    # The seller's filters.
+    assert "S$99.00" not in render_report(ReportData(PERIOD, live, Figures(), only=True), "Cake Shop", "en_SG")
+    filtered = render_report(ReportData(PERIOD, Figures(), test, only=False), "Cake Shop", "en_SG")
+    assert "🧪 Test mode" in filtered and "S$99.00" in filtered and "S$50.00" not in filtered
+    assert "No live money in this period" in render_report(ReportData(PERIOD, only=True), "Cake Shop", "en_SG")
+
+
+async def test_report_separates_live_and_test_money(db: Database, links: LinkService, clock: FakeClock) -> None:
+    merchants = MerchantService(db, default_currency="SGD", default_locale="en_SG", clock=clock)
+    shop = (await merchants.create("Cake Shop")).id
+    clock.now = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
+    await pay(links, await new_link(links, shop, 1000))  # rehearsed in test mode
+    await new_link(links, shop, 300)
+    links.livemode = True  # then the shop went live
+    try:
+        await pay(links, await new_link(links, shop, 2500))
+        await new_link(links, shop, 700)
+    finally:
+        links.livemode = False
+    context = ParseContext(locale="en_SG", default_currency="SGD", now=clock.now, timezone=SG)
+    service = ReportService(db, links, clock=clock)
+    both = await service.report(shop, parse_period("today", context))
+    assert both.livemode and both.paid == {"SGD": Totals(1, 2500)} and both.open == {"SGD": Totals(1, 700)}
+    assert both.beside is not None and both.beside.paid == {"SGD": Totals(1, 1000)}
+    live = await service.report(shop, parse_period("today", context), livemode=True)
+    assert live.paid == {"SGD": Totals(1, 2500)} and live.beside is None and live.test.empty
+    test = await service.report(shop, parse_period("today", context), livemode=False)
+    assert not test.livemode and test.paid == {"SGD": Totals(1, 1000)} and test.open == {"SGD": Totals(1, 300)}
+    assert test.live.empty
+
+
+def test_report_words_choose_the_money() -> None:
+    context = ParseContext(locale="en_SG", now=datetime(2026, 11, 26, 1, 0, tzinfo=UTC), timezone=SG)
+    assert parse_report("week test", context) == Report(parse_period("week", context), False)
+    assert parse_report("live last month", context) == Report(parse_period("last month", context), True)
+    assert parse_report("", context) == Report(parse_period("today", context), None)
+    assert parse_report("test", context).livemode is False
 
 
 def _link(status: LinkStatus, **kw: object) -> PaymentLink:

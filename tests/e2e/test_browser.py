@@ -138,3 +138,43 @@ async def test_declined_card_shows_the_decline_and_a_retry_pays(sqlite_live: Liv
     stored = await sqlite_live.services.links.get(link.id)
     assert stored is not None and stored.status == LinkStatus.PAID
     assert phone.problems == []
+
+
+async def test_customer_pays_the_seller_refunds_from_chat_and_the_receipt_says_refunded(
+        sqlite_live: LiveApp, phone: Any) -> None:
+    """Issue 13: pay in Chromium, refund from the seller's chat (with its confirmation), see "Refunded"."""
+    from playwright.async_api import expect
+
+    from adapters.payments.sandbox.provider import SandboxProvider
+    from core.ports import IncomingMessage
+
+    services = sqlite_live.services
+
+    async def say(text: str) -> str:
+        replies = await services.conversation.handle(IncomingMessage("console", "sam", "sam", text,
+                                                                     display_name="Sam"))
+        return "\n".join(reply.text for reply in replies)
+
+    await say("/start")
+    (reply,) = await services.conversation.handle(IncomingMessage("console", "sam", "sam", "/charge 25 SGD cake"))
+    assert reply.link_id is not None
+    await phone.goto(services.links.url(reply.link_id))
+    await phone.get_by_role("button", name=re.compile(r"^Pay")).click()
+    await fill_card(phone, "4242 4242 4242 4242")
+    await expect(phone.get_by_role("heading", level=1)).to_have_text("Payment received")
+    receipt_url = phone.url
+
+    question = await say(f"/refund {reply.link_id[:8]}")
+    assert "to Ann Tan for cake? yes / no" in question
+    assert "asked of sandbox" in await say("yes")
+    provider = services.provider
+    assert isinstance(provider, SandboxProvider)
+    await provider.drain()  # the sandbox's signed refund webhook reached the app
+
+    await phone.goto(receipt_url)
+    await expect(phone.get_by_role("heading", level=1)).to_have_text("Payment refunded")
+    await expect(phone.get_by_text("↩ Refunded")).to_be_visible()
+    await screenshot(phone, "refunded-receipt")
+    stored = await services.links.get(reply.link_id)
+    assert stored is not None and stored.status == LinkStatus.REFUNDED
+    assert phone.problems == []

@@ -10,8 +10,20 @@ It also plays the customer's side: GET {url}/checkout?ref=… is a hosted page w
 paying marks the link Success, sends the signed payment-link webhook to `webhook_url` (when set) and
 303s to the link's success_url with signed redirect parameters.
 
+Several accounts: `add_account(client_key, secret_key, webhook_url=…)` adds a PortOne merchant account
+of its own (a shop's). Requests are checked against the account their `X-Portone-Client-Key` names; a
+link belongs to the account that created it (another account's key gets "not found"), and its webhooks
+and redirects are signed with its account's secret and go to its account's webhook URL.
+Refunds: POST /api/refund/{order_ref} (body checked against the spec; more than is left refused) answers
+with the transaction's refunds, the new one `refund_initial` ("PENDING" unless set to "SUCCESS"); a
+pending refund then settles to `refund_outcome` and its UNSIGNED refund webhook (the documented sample's
+fields, tests/fakes/portone_spec/refund_webhook_sample.json) goes to `refund_webhook_url`.
+GET /api/refund/{order_ref} lists them (what paylinks confirms a refund webhook with). `drain()` waits
+for the webhooks scheduled so far.
+
 Scripting:
-    fake.fail("create", status=503)            # next create answers 503 (also "fetch", "cancel", "refund")
+    fake.fail("create", status=503)            # next create answers 503 (also "fetch", "cancel", "refund",
+                                               #   "refunds")
     fake.fail("fetch", status=429, retry_after=3)
     fake.stall("create", seconds=5)            # answer late (client timeouts)
     fake.response_shape = "envelope"           # create answers {"content": {...}, "status_code": "2000"}
@@ -81,6 +93,8 @@ class FakeLink:
     status: str = "Created"
     transactions: list[dict[str, Any]] = field(default_factory=list)
     order_ref: str | None = None
+    client_key: str = ""  # the account that created it
+    refunds: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -104,15 +118,40 @@ class FakePortOne:
         self.webhook_url: str | None = None  # payment-link webhooks (payment_link_status)
         self.payment_webhook_url: str | None = None  # transaction webhooks (payment_status)
         self.response_shape = "flat"
+        self.refund_webhook_url: str | None = None  # refund webhooks (refund_status), unsigned
+        self.refund_initial = "PENDING"
+        self.refund_outcome = "SUCCESS"
+        self._tasks: set[asyncio.Task[None]] = set()
         self._failures: list[_Failure] = []
         self._stalls: dict[str, float] = {}
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.port = 0
+        # Other accounts (add_account): client key -> (secret key, webhook URL).
+        self.accounts: dict[str, tuple[str, str | None]] = {}
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def add_account(self, client_key: str, secret_key: str, *, webhook_url: str | None = None) -> None:
+        self.accounts[client_key] = (secret_key, webhook_url)
+
+    def _secret_of(self, client_key: str) -> str | None:
+        if client_key == self.client_key:
+            return self.secret_key
+        found = self.accounts.get(client_key)
+        return found[0] if found else None
+
+    def _link_key(self, link: FakeLink) -> str:
+        return link.client_key or self.client_key
+
+    def _link_secret(self, link: FakeLink) -> str:
+        return self._secret_of(self._link_key(link)) or self.secret_key
+
+    def _link_webhook_url(self, link: FakeLink) -> str | None:
+        key = self._link_key(link)
+        return self.webhook_url if key == self.client_key else self.accounts[key][1]
 
     async def start(self) -> FakePortOne:
         app = web.Application()
@@ -120,6 +159,7 @@ class FakePortOne:
         app.router.add_get("/api/paymentLink/{ref}/fetch-status", self._fetch)
         app.router.add_put("/api/paymentLink/{ref}/status/{link_status}", self._cancel)
         app.router.add_post("/api/refund/{order_ref}", self._refund)
+        app.router.add_get("/api/refund/{order_ref}", self._refund_list)
         app.router.add_get("/checkout", self._checkout_page)
         app.router.add_post("/checkout/{ref}/{action}", self._checkout_action)
         self._runner = web.AppRunner(app, access_log=None)
@@ -178,8 +218,9 @@ class FakePortOne:
                 return body, web.json_response(
                     {"message": "Too many requests", "status_code": "4088", "status_reason": "MAX_RETRY_LIMIT_EXCEED"},
                     status=failure.status, headers=headers)
-        key = request.headers.get("X-Portone-Client-Key")
-        if key != self.client_key:
+        key = request.headers.get("X-Portone-Client-Key") or ""
+        secret = self._secret_of(key)
+        if secret is None:
             return body, self.error(401, "4010", "INVALID_UNAUTHORISED_TRANSACTION_IAMPORTKEY_ERROR",
                                     "X-Portone-Client-Key is missing or unknown")
         auth = request.headers.get("Authorization", "")
@@ -187,10 +228,17 @@ class FakePortOne:
         if scheme != "Bearer" or not token:
             return body, self.error(401, "4054", "INVALID_UNAUTHORIZED_JWT_TOKEN_ERROR", "Bearer token is required")
         try:
-            signing.verify_jwt(token, client_key=self.client_key, secret_key=self.secret_key, now=self.clock())
+            signing.verify_jwt(token, client_key=key, secret_key=secret, now=self.clock())
         except signing.JWTRejected as exc:
             return body, self.error(401, "4054", "INVALID_UNAUTHORIZED_JWT_TOKEN_ERROR", f"invalid token: {exc}")
         return body, None
+
+    def _own_link(self, request: web.Request) -> FakeLink | None:
+        """The link named in the path, if it belongs to the account calling (else PortOne says not found)."""
+        link = self.links.get(request.match_info["ref"])
+        if link is None or self._link_key(link) != request.headers.get("X-Portone-Client-Key"):
+            return None
+        return link
 
     def _invalid(self, kind: str, errors: list[str]) -> web.Response:
         self.rejected.append((kind, errors))
@@ -205,20 +253,21 @@ class FakePortOne:
         errors = spec_errors(CREATE_SCHEMA, _jsonable(body))
         if errors:
             return self._invalid("create", errors)
-        if body["portone_key"] != self.client_key:
+        key = request.headers["X-Portone-Client-Key"]
+        if body["portone_key"] != key:
             return self.error(401, "4010", "INVALID_UNAUTHORISED_TRANSACTION_IAMPORTKEY_ERROR",
                               "portone_key does not match the client key")
         expected = {"amount": body["amount"], "client_key": body["portone_key"], "currency": body["currency"],
                     "failure_url": body["failure_url"], "merchant_order_id": body["merchant_order_id"],
                     "success_url": body["success_url"]}
-        if not signing.signature_matches(expected, self.secret_key, body["signature_hash"]):
+        if not signing.signature_matches(expected, self._secret_of(key) or "", body["signature_hash"]):
             self.rejected.append(("create", ["signature_hash"]))
             return self.error(401, "4011", "INVALID_UNAUTHORISED_TRANSACTION_SIGNATURE_ERROR",
                               "signature_hash is invalid")
         if any(link.body["merchant_order_id"] == body["merchant_order_id"] for link in self.links.values()):
             return self.error(400, "4002", "DUPLICATE_TRANSACTION_ERROR", "merchant_order_id already used")
         ref = f"2Pl{next(self._ids):05d}{secrets.token_hex(8)}"
-        self.links[ref] = FakeLink(ref=ref, body=body)
+        self.links[ref] = FakeLink(ref=ref, body=body, client_key=key)
         created = {"payment_link_ref": ref, "payment_link": f"{self.url}/checkout?ref={ref}"}
         if self.response_shape == "envelope":
             return web.json_response({"content": created, "message": "Payment link created",
@@ -229,7 +278,7 @@ class FakePortOne:
         _, failed = await self._gate(request, "fetch")
         if failed is not None:
             return failed
-        link = self.links.get(request.match_info["ref"])
+        link = self._own_link(request)
         if link is None:
             return self.error(400, "4083", "INVALID_PAYMENT_LINK_REF", "payment link not found")
         return web.json_response({
@@ -244,7 +293,7 @@ class FakePortOne:
         if request.match_info["link_status"] != "cancelled":
             return self.error(401, "4001", "INVALID_PAYMENT_REQUEST",
                               "Invalid status! Only cancelled status is allowed")
-        link = self.links.get(request.match_info["ref"])
+        link = self._own_link(request)
         if link is None:
             return self.error(400, "4083", "INVALID_PAYMENT_LINK_REF", "payment link not found")
         if link.status not in ("Created", "Processing"):
@@ -265,14 +314,67 @@ class FakePortOne:
         if link is None:
             return self.error(400, "4096", "INVALID_REFERENCE", "order not found")
         paid = Decimal(str(link.body["amount"]))
-        amount = paid if body["refund_type"] == "full" else Decimal(str(body["amount"]))
-        if amount > paid:
-            return self.error(400, "4041", "INVALID_AMOUNT", "refund exceeds the payment")
-        return web.json_response({"amountToRefund": float(paid - amount), "refundDetails": [{
-            "refund_date": "2026-01-01T00:00:00Z", "refund_id": f"rf_{secrets.token_hex(6)}",
-            "psp_refund_id": "13785967", "amount": float(amount), "currency": link.body["currency"],
-            "refund_status": "SUCCESS", "refund_type": body["refund_type"],
-            "refund_reason": body["refund_reason"]}]})
+        refunded = sum((Decimal(str(r["amount"])) for r in link.refunds if r["refund_status"] != "FAILED"),
+                       Decimal(0))
+        amount = paid - refunded if body["refund_type"] == "full" else Decimal(str(body["amount"]))
+        if amount <= 0 or amount > paid - refunded:
+            return self.error(400, "4041", "INVALID_AMOUNT", "refund exceeds what is left of the payment")
+        refund = {"refund_date": "2026-01-01T00:00:00Z", "refund_id": f"rf_{secrets.token_hex(6)}",
+                  "psp_refund_id": str(next(self._ids) + 13785000), "amount": amount,
+                  "currency": link.body["currency"], "refund_status": self.refund_initial,
+                  "refund_type": body["refund_type"], "refund_reason": body["refund_reason"],
+                  "description": body["description"], "merchant_id": "11"}
+        link.refunds.append(refund)
+        if self.refund_initial == "PENDING":
+            self._later(self._settle_refund(link, refund))
+        return self._refund_answer(link)
+
+    def _refund_answer(self, link: FakeLink) -> web.Response:
+        paid = Decimal(str(link.body["amount"]))
+        left = paid - sum((Decimal(str(r["amount"])) for r in link.refunds if r["refund_status"] != "FAILED"),
+                          Decimal(0))
+        return web.json_response(_jsonable({"amountToRefund": left, "refundDetails": link.refunds}))
+
+    async def _refund_list(self, request: web.Request) -> web.Response:
+        _, failed = await self._gate(request, "refunds")
+        if failed is not None:
+            return failed
+        link = next((li for li in self.links.values() if li.order_ref == request.match_info["order_ref"]), None)
+        if link is None:
+            return self.error(400, "4096", "INVALID_REFERENCE", "order not found")
+        return self._refund_answer(link)
+
+    async def _settle_refund(self, link: FakeLink, refund: dict[str, Any]) -> None:
+        refund["refund_status"] = self.refund_outcome
+        await self.send_refund_webhook(link, refund)
+
+    def refund_webhook_body(self, link: FakeLink, refund: dict[str, Any]) -> dict[str, Any]:
+        """The documented sample's fields; PortOne signs none of them."""
+        return {"refund_date": "2026-01-01 10:42:24.650023 +0000 UTC", "refund_id": refund["refund_id"],
+                "psp_refund_id": refund["psp_refund_id"], "amount": refund["amount"],
+                "currency": refund["currency"], "refund_status": refund["refund_status"],
+                "refund_type": refund["refund_type"], "refund_reason": refund["refund_reason"],
+                "merchant_id": "11", "description": refund["description"], "payment_txn_ref": link.order_ref,
+                "payment_channel": "GBPRIMEPAY", "payment_method": "GBPrimePay Credit Card"}
+
+    async def send_refund_webhook(self, link: FakeLink, refund: dict[str, Any], **overrides: Any) -> int | None:
+        if not self.refund_webhook_url:
+            return None
+        body = {**self.refund_webhook_body(link, refund), **overrides}
+        async with aiohttp.ClientSession() as session, session.post(
+                self.refund_webhook_url, data=json.dumps(_jsonable(body)),
+                headers={"Content-Type": "application/json"}) as response:
+            self.webhooks_sent.append((response.status, body))
+            return response.status
+
+    def _later(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # ------------------------------------------------------------ hosted checkout
 
@@ -319,23 +421,25 @@ class FakePortOne:
         body = {
             "link_ref": link.ref, "link": f"{self.url}/checkout?ref={link.ref}",
             "currency": link.body["currency"], "amount": link.body["amount"],
-            "countryCode": link.body["country_code"], "chaipaykey": self.client_key, "status": link.status,
+            "countryCode": link.body["country_code"], "chaipaykey": self._link_key(link), "status": link.status,
             "success_url": link.body["success_url"], "cancel_url": link.body["failure_url"],
             "merchant_order_ref": link.body["merchant_order_id"],
             "merchant_name": link.body["merchant_details"]["name"],
             "created_at": "2026-01-01T00:00:00Z", "source": link.body["source"],
             "description": link.body.get("description", ""), "customer_name": "Test Customer",
-            "portone_key": self.client_key,
+            "portone_key": self._link_key(link),
         }
-        body["signature_hash"] = signing.signature_hash(signing.payment_link_webhook_fields(body), self.secret_key)
+        body["signature_hash"] = signing.signature_hash(signing.payment_link_webhook_fields(body),
+                                                        self._link_secret(link))
         return body
 
     async def send_webhook(self, link: FakeLink) -> None:
-        if not self.webhook_url:
+        webhook_url = self._link_webhook_url(link)
+        if not webhook_url:
             return
         body = self.webhook_body(link)
         async with aiohttp.ClientSession() as session, session.post(
-                self.webhook_url, data=json.dumps(_jsonable(body)),
+                webhook_url, data=json.dumps(_jsonable(body)),
                 headers={"Content-Type": "application/json"}) as response:
             self.webhooks_sent.append((response.status, body))
 
@@ -347,10 +451,10 @@ class FakePortOne:
             "method_name": "GBPrimePay Credit Card", "method_key": "GBPRIMEPAY_CREDIT_CARD",
             "buyer_name": "Test Customer", "status_code": "2000" if status == "Success" else "6001",
             "payment_link_ref": link.ref, "environment": link.body["environment"], "source": "checkout",
-            "merchant_key": self.client_key,
+            "merchant_key": self._link_key(link),
         }
         body["signature_hash"] = signing.signature_hash({k: body[k] for k in signing.PAYMENT_WEBHOOK_FIELDS},
-                                                        self.secret_key)
+                                                        self._link_secret(link))
         return body
 
     async def send_payment_webhook(self, link: FakeLink, status: str) -> None:
@@ -368,7 +472,7 @@ class FakePortOne:
                   "amount": signing.amount_text(link.body["amount"]), "currency": link.body["currency"],
                   "status_code": "2000" if status == "Success" else "6001"}
         params["signature_hash"] = signing.signature_hash(
-            {k: params[k] for k in signing.REDIRECT_FIELDS}, self.secret_key)
+            {k: params[k] for k in signing.REDIRECT_FIELDS}, self._link_secret(link))
         return params
 
 

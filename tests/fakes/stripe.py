@@ -16,10 +16,20 @@ own `stripe.WebhookSignature.generate_signature_header`, then 303s to the succes
 session id filled in. `expire_session` / POST /v1/checkout/sessions/{id}/expire sends
 `checkout.session.expired`.
 
+Refunds (POST /v1/refunds, `payment_intent`, optional `amount`, `metadata`): answered `pending`, as card
+refunds often are, then settled after the answer to `refund_outcome` ("succeeded" or "failed") with
+`refund.updated` (and `charge.refunded` when it succeeded), signed like every event. A refund beyond what
+is left answers Stripe's `amount_too_large`; failed refunds give their amount back. `dispute(session_id)`
+sends `charge.dispute.created`. `drain()` waits for the events sent so far.
+
 Scripting:
     fake.fail("sessions.create", status=500)             # kinds: sessions.create, sessions.retrieve,
     fake.fail("sessions.create", status=429, times=2)    #   sessions.expire, account, balance, refunds.create
     fake.stall("sessions.retrieve", seconds=3)           # answer late (client timeouts)
+Several accounts: `add_account(secret_key, webhook_secret=…, webhook_url=…)` adds a Stripe account of its
+own (a shop's): its key sees only its own sessions, its events are signed with its own webhook secret and
+sent to its own endpoint. The constructor's keys are the first account (`webhook_secret`, `webhook_url`).
+
 Scripted failures happen in front of the API (as rate limiting or an outage at the edge would), before
 idempotency keys are looked at, so a retry with the same key reaches the API. A restricted key
 (`restricted_keys`) may not read the account: GET /v1/account answers 403, the balance works.
@@ -112,6 +122,15 @@ class Call:
 
 
 @dataclass
+class FakeAccount:
+    """One Stripe account: its id, the signing secret and URL of its webhook endpoint."""
+
+    id: str
+    webhook_secret: str
+    webhook_url: str | None = None
+
+
+@dataclass
 class _Failure:
     kind: str
     status: int
@@ -130,16 +149,33 @@ class FakeStripe:
         self.calls: list[Call] = []
         self.sessions: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
+        self.refund_outcome = "succeeded"  # what a pending refund becomes: "succeeded" | "failed"
+        self._tasks: set[asyncio.Task[None]] = set()
         self.events_sent: list[tuple[int, dict[str, Any]]] = []
         self._idempotency: dict[tuple[str, str], tuple[str, int, dict[str, Any]]] = {}
         self._failures: list[_Failure] = []
         self._stalls: dict[str, float] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self._account_id = "acct_fake" + secrets.token_hex(4)
+        self.accounts: dict[str, FakeAccount] = {}  # secret key -> the other accounts (add_account)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def add_account(self, secret_key: str, *, webhook_secret: str, webhook_url: str | None = None) -> FakeAccount:
+        account = FakeAccount("acct_fake" + secrets.token_hex(4), webhook_secret, webhook_url)
+        self.accounts[secret_key] = account
+        self.secret_keys.add(secret_key)
+        return account
+
+    def _endpoint(self, key: str) -> tuple[str, str | None]:
+        """(webhook secret, webhook URL) of the account this key belongs to."""
+        account = self.accounts.get(key)
+        if account is None:
+            return self.webhook_secret, self.webhook_url
+        return account.webhook_secret, account.webhook_url
 
     async def start(self) -> FakeStripe:
         app = web.Application()
@@ -334,8 +370,9 @@ class FakeStripe:
         if key in self.restricted_keys:
             raise StripeParamError(None, "The provided key does not have the required permissions for this "
                                    "endpoint on account.", code="", status=403)
+        account = self.accounts.get(key)
         return {
-            "id": "acct_fake" + secrets.token_hex(4), "object": "account", "charges_enabled": True,
+            "id": account.id if account else self._account_id, "object": "account", "charges_enabled": True,
             "country": "SG", "default_currency": "sgd", "details_submitted": True, "payouts_enabled": True,
             "type": "standard", "email": "seller@example.com"}
 
@@ -358,17 +395,71 @@ class FakeStripe:
         if session is None:
             raise StripeParamError("payment_intent", f"No such payment_intent: '{intent}'", code="resource_missing",
                                    status=404)
-        already = sum(r["amount"] for r in self.refunds.values() if r["payment_intent"] == intent)
+        already = sum(r["amount"] for r in self.refunds.values()
+                      if r["payment_intent"] == intent and r["status"] != "failed")
         amount = _int(params["amount"], "amount") if "amount" in params else session["amount_total"] - already
         if amount <= 0 or amount + already > session["amount_total"]:
             raise StripeParamError("amount", f"Refund amount ({amount}) is greater than unrefunded amount on charge",
                                    code="amount_too_large")
+        _metadata(params.get("metadata"), "metadata")
         refund = copy.deepcopy(fixtures()["refund"])
         refund.update({"id": "re_" + secrets.token_hex(12), "amount": amount, "currency": session["currency"],
-                       "payment_intent": intent, "charge": "ch_" + secrets.token_hex(12),
-                       "created": int(self.clock()), "metadata": params.get("metadata") or {}, "status": "succeeded"})
+                       "payment_intent": intent, "charge": session["_paylinks_fake"].setdefault(
+                           "charge", "ch_" + secrets.token_hex(12)),
+                       "created": int(self.clock()), "metadata": params.get("metadata") or {}, "status": "pending"})
         self.refunds[refund["id"]] = refund
-        return refund
+        answer = copy.deepcopy(refund)
+        self._later(self._settle_refund(refund["id"], session))
+        return answer
+
+    async def _settle_refund(self, refund_id: str, session: dict[str, Any]) -> None:
+        refund = self.refunds[refund_id]
+        refund["status"] = self.refund_outcome
+        if self.refund_outcome == "failed":
+            refund["failure_reason"] = "expired_or_canceled_card"
+        key = session["_paylinks_fake"]["key"]
+        await self.send_object_event("refund.updated", refund, livemode=session["livemode"], key=key)
+        if refund["status"] == "succeeded":
+            await self.send_object_event("charge.refunded", self.charge(session), livemode=session["livemode"], key=key)
+
+    def charge(self, session: dict[str, Any]) -> dict[str, Any]:
+        """The session's charge, with its refunds newest first (as Stripe lists them)."""
+        intent = session["payment_intent"]
+        refunds = sorted((r for r in self.refunds.values() if r["payment_intent"] == intent),
+                         key=lambda r: r["created"], reverse=True)
+        refunded = sum(r["amount"] for r in refunds if r["status"] == "succeeded")
+        charge = copy.deepcopy(fixtures()["charge"])
+        charge.update({"id": session["_paylinks_fake"].setdefault("charge", "ch_" + secrets.token_hex(12)),
+                       "amount": session["amount_total"], "amount_captured": session["amount_total"],
+                       "amount_refunded": refunded, "refunded": refunded >= session["amount_total"],
+                       "currency": session["currency"], "payment_intent": intent, "livemode": session["livemode"],
+                       "refunds": {"object": "list", "data": [copy.deepcopy(r) for r in refunds], "has_more": False,
+                                   "url": f"/v1/charges/{session['_paylinks_fake']['charge']}/refunds"}})
+        return charge
+
+    async def dispute(self, session_id: str, *, reason: str = "fraudulent") -> None:
+        """The customer disputed the payment with their bank: `charge.dispute.created`."""
+        session = self.sessions[session_id]
+        charge = self.charge(session)
+        dispute = {"id": "dp_" + secrets.token_hex(12), "object": "dispute", "amount": session["amount_total"],
+                   "currency": session["currency"], "charge": charge["id"],
+                   "payment_intent": session["payment_intent"], "reason": reason, "status": "needs_response",
+                   "created": int(self.clock()), "livemode": session["livemode"], "metadata": {},
+                   "evidence_details": {"due_by": int(self.clock()) + 7 * 86400, "has_evidence": False,
+                                        "past_due": False, "submission_count": 0}}
+        await self.send_object_event("charge.dispute.created", dispute, livemode=session["livemode"],
+                                     key=session["_paylinks_fake"]["key"])
+
+    def _later(self, work: Any) -> None:
+        # Stripe sends the event after answering the API call.
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait until every event scheduled so far was delivered."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # ------------------------------------------------------------ hosted page and webhooks
 
@@ -412,31 +503,45 @@ class FakeStripe:
         await self.send_event("checkout.session.expired", session)
 
     def event(self, event_type: str, session: dict[str, Any]) -> dict[str, Any]:
+        return self.object_event(event_type, _public(session), livemode=session["livemode"])
+
+    def object_event(self, event_type: str, obj: dict[str, Any], *, livemode: bool) -> dict[str, Any]:
         event = copy.deepcopy(fixtures()["event"])
         event.update({"id": "evt_" + secrets.token_hex(12), "type": event_type, "created": int(self.clock()),
-                      "api_version": stripe.api_version, "livemode": session["livemode"],
-                      "data": {"object": _public(session)}, "pending_webhooks": 1})
+                      "api_version": stripe.api_version, "livemode": livemode,
+                      "data": {"object": copy.deepcopy(obj)}, "pending_webhooks": 1})
         return event
 
-    def signed(self, event: dict[str, Any], *, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+    def signed(self, event: dict[str, Any], *, timestamp: int | None = None,
+               secret: str | None = None) -> tuple[bytes, dict[str, str]]:
+        """Signed as Stripe signs it: with `secret`, else the secret of the account the event's session is in."""
+        if secret is None:
+            session = self.sessions.get(str(event.get("data", {}).get("object", {}).get("id")))
+            secret = self._endpoint(session["_paylinks_fake"]["key"])[0] if session else self.webhook_secret
         payload = json.dumps(event)
         header = stripe.WebhookSignature.generate_signature_header(
-            payload, self.webhook_secret, timestamp=int(self.clock()) if timestamp is None else timestamp)
+            payload, secret, timestamp=int(self.clock()) if timestamp is None else timestamp)
         return payload.encode(), {"Stripe-Signature": header, "Content-Type": "application/json; charset=utf-8"}
 
     async def send_event(self, event_type: str, session: dict[str, Any]) -> None:
-        event = self.event(event_type, session)
-        if not self.webhook_url:
+        await self._deliver(self.event(event_type, session), session["_paylinks_fake"]["key"])
+
+    async def send_object_event(self, event_type: str, obj: dict[str, Any], *, livemode: bool, key: str) -> None:
+        """An event about another object (a refund, a charge, a dispute) of the account `key` belongs to."""
+        await self._deliver(self.object_event(event_type, obj, livemode=livemode), key)
+
+    async def _deliver(self, event: dict[str, Any], key: str) -> None:
+        secret, webhook_url = self._endpoint(key)
+        if not webhook_url:
             self.events_sent.append((0, event))
             return
-        body, headers = self.signed(event)
-        async with aiohttp.ClientSession() as client, client.post(self.webhook_url, data=body,
+        body, headers = self.signed(event, secret=secret)
+        async with aiohttp.ClientSession() as client, client.post(webhook_url, data=body,
                                                                   headers=headers) as response:
             self.events_sent.append((response.status, event))
 
     def _schedule_event(self, event_type: str, session: dict[str, Any]) -> None:
-        # Stripe sends the event after answering the API call.
-        asyncio.get_running_loop().create_task(self.send_event(event_type, session))
+        self._later(self.send_event(event_type, session))
 
 
 def _form_pairs(body: str) -> list[tuple[str, str]]:

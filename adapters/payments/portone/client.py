@@ -69,6 +69,10 @@ class PortOneClient:
         """POST /api/refund/{order_ref} with a body from mapping.refund_body."""
         return await self._request("POST", f"/api/refund/{_segment(order_ref)}", body)
 
+    async def fetch_refunds(self, order_ref: str) -> dict[str, Any]:
+        """GET /api/refund/{order_ref}: every refund of the transaction (how a refund webhook is confirmed)."""
+        return await self._request("GET", f"/api/refund/{_segment(order_ref)}")
+
     async def check_credentials(self) -> None:
         """A signed status call for a link that does not exist: PortOne answers "not found" (or a status)
         when the key and secret are good, 401 when they are not.

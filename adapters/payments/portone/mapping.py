@@ -312,6 +312,29 @@ def refund_body(*, amount_minor: int, currency: str, channel: str, environment: 
     }
 
 
+_REFUND_STATES = {"SUCCESS": "succeeded", "SUCCEEDED": "succeeded", "COMPLETED": "succeeded",
+                  "FAILED": "failed", "FAILURE": "failed", "REJECTED": "failed", "CANCELLED": "failed"}
+
+
+def refund_state(status: object) -> str:
+    """PortOne's refund_status -> "succeeded" | "failed" | "pending" (anything else is still in progress)."""
+    return _REFUND_STATES.get(str(status or "").strip().upper(), "pending")
+
+
+def refund_details(body: object) -> list[Mapping[str, Any]]:
+    """The refundDetails of a create-refund or fetch-refunds answer (all refunds of the transaction)."""
+    content = _content(body)
+    details = content.get("refundDetails")
+    if not isinstance(details, list):
+        raise PortOneMappingError("PortOne's refund answer has no refundDetails", field="refundDetails")
+    return [d for d in details if isinstance(d, Mapping)]
+
+
+def refund_ref_of(detail: Mapping[str, Any]) -> str | None:
+    ref = detail.get("refund_id") or detail.get("psp_refund_id")
+    return str(ref)[:200] if ref else None
+
+
 def _content(body: object) -> Mapping[str, Any]:
     if not isinstance(body, Mapping):
         raise PortOneMappingError("PortOne's answer is not a JSON object", field="response")

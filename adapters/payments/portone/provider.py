@@ -10,20 +10,42 @@ payment is its payment_link_ref: one PortOne link can only ever be one payment.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from typing import Any
 
-from adapters.payments.common import OutcomeStatus, ProviderOutcome, ProviderRejected, ProviderUnavailable
+from adapters.payments.common import (
+    OutcomeStatus,
+    ProviderError,
+    ProviderOutcome,
+    ProviderRejected,
+    ProviderUnavailable,
+)
 from adapters.payments.portone import mapping, signing
 from adapters.payments.portone.client import DEFAULT_API_BASE_URL, PortOneClient
 from core.clock import Clock, utcnow
-from core.models import PaymentLink
+from core.models import Payment, PaymentLink
 from core.money import Money
-from core.ports import Checkout, PaymentEvent, WebhookError
+from core.ports import (
+    Checkout,
+    PaymentEvent,
+    RefundAnswer,
+    RefundRefused,
+    RefundState,
+    RefundUnavailable,
+    WebhookError,
+)
 from core.text import has_controls
+
+log = logging.getLogger("paylinks.payments.portone")
 
 PAID_KIND = "payment.succeeded"
 _ID_MAX = 200
 _LINK_ID_MAX = 40
+# Where PortOne's payment_link URLs point (examples: checkout.portone.cloud?ref=…, stage-checkout… for
+# the sandbox); another host still works, through a "continue" page (adapters/web/pages.py).
+CHECKOUT_ORIGINS = ("https://checkout.portone.cloud", "https://stage-checkout.portone.cloud")
 
 MerchantName = Callable[[str], Awaitable[str]]
 
@@ -50,6 +72,8 @@ class PortOneProvider:
         self.merchant_name = merchant_name
         self.clock = clock
         self.test_mode = environment != "live"
+        # Pay's 303 goes there (CSP form-action, adapters/web/security.py); the API's origin too (a stand-in).
+        self.checkout_origins = (*CHECKOUT_ORIGINS, self.api_base_url)
         self._client: PortOneClient | None = None
 
     def __repr__(self) -> str:  # never the secret
@@ -96,6 +120,25 @@ class PortOneProvider:
             raise ProviderUnavailable(f"PortOne answered with an unreadable status ({exc})",
                                       provider=self.name) from None
 
+    async def reconcile_event(self, provider_ref: str, link: PaymentLink) -> PaymentEvent | None:
+        """A missed webhook: fetch-status of one PortOne link of ours, as its confirmed webhook would record it.
+
+        fetch-status carries no amount, but the PortOne link was created by us, signed, for exactly the
+        stored link's amount and currency, and PortOne charges what the link says: a Success of that
+        PortOne link (for our merchant_order_id) is a payment of that amount. The later webhook (event id
+        "{ref}:paid") then meets the same payment ref and is a duplicate.
+        """
+        outcome = await self.link_outcome(provider_ref)
+        if outcome.status is not OutcomeStatus.PAID:
+            return None
+        if outcome.link_id != link.id:
+            log.warning("portone fetch-status names another link checkout=%s link=%s", provider_ref, link.id)
+            return None
+        if outcome.amount_minor is None or outcome.currency is None:
+            outcome = replace(outcome, amount_minor=link.amount_minor, currency=link.currency)
+        event = event_of(replace(outcome, livemode=not self.test_mode))
+        return replace(event, event_id=f"reconcile:{provider_ref}"[:_ID_MAX])
+
     async def fetch_status(self, provider_ref: str) -> str:
         return (await self.link_outcome(provider_ref)).status.value
 
@@ -109,6 +152,53 @@ class PortOneProvider:
         except ProviderRejected as exc:
             if exc.status not in (400, 404, 409):
                 raise
+
+    # ---------------------------------------------------------------- refunds
+
+    async def refund(self, payment: Payment, amount_minor: int, idempotency_key: str, *,
+                     reason: str | None = None) -> RefundAnswer:
+        """POST /api/refund/{order_ref}, full or partial. PortOne takes no idempotency key, so ours goes in
+        the description (core never sends one refund twice; the refund list shows which is ours)."""
+        try:
+            order_ref = payment.payment_ref or (await self.link_outcome(payment.provider_ref)).payment_ref
+            if not order_ref:
+                raise RefundRefused("PortOne has no transaction for this payment")
+            if not payment.channel:
+                raise RefundRefused("PortOne did not say which payment channel took this payment; refund it from "
+                                    "the PortOne admin console")
+            full = amount_minor == payment.amount_minor and not payment.amount_refunded_minor
+            body = mapping.refund_body(amount_minor=amount_minor, currency=payment.currency,
+                                       channel=payment.channel, environment=self.environment,
+                                       reason=reason or "refund from paylinks", full=full)
+            body["description"] = f"paylinks refund {idempotency_key}"
+            made = await self._made_before(order_ref, idempotency_key)
+            details = made if made else mapping.refund_details(await self.client.refund(order_ref, body))
+        except ProviderUnavailable as exc:
+            raise RefundUnavailable(str(exc)) from None
+        except (ProviderError, mapping.PortOneMappingError) as exc:
+            raise RefundRefused(str(exc)) from None
+        ours = [d for d in details if idempotency_key in str(d.get("description") or "")] or details[-1:]
+        if not ours:
+            return RefundAnswer(provider_ref=None, state=RefundState.PENDING)
+        detail = ours[-1]
+        state = RefundState(mapping.refund_state(detail.get("refund_status")))
+        return RefundAnswer(provider_ref=mapping.refund_ref_of(detail), state=state,
+                            reason=str(detail.get("refund_status"))[:200] if state is RefundState.FAILED else None)
+
+    async def _made_before(self, order_ref: str, idempotency_key: str) -> list[Mapping[str, Any]]:
+        """Our refund, if an earlier attempt made it (PortOne has no idempotency keys: its list says)."""
+        try:
+            listed = mapping.refund_details(await self.client.fetch_refunds(order_ref))
+        except (ProviderRejected, mapping.PortOneMappingError):  # no refunds yet, or an unreadable list
+            return []
+        return [d for d in listed if idempotency_key in str(d.get("description") or "")]
+
+    async def confirmed_refund(self, order_ref: str, refund_ref: str) -> RefundState | None:
+        """What PortOne's own refund list says of one refund (its webhook is unsigned); None: not listed."""
+        for detail in mapping.refund_details(await self.client.fetch_refunds(order_ref)):
+            if mapping.refund_ref_of(detail) == refund_ref:
+                return RefundState(mapping.refund_state(detail.get("refund_status")))
+        return None
 
     # ---------------------------------------------------------------- webhooks
 
@@ -163,4 +253,6 @@ def event_of(outcome: ProviderOutcome) -> PaymentEvent:
         currency=outcome.currency or "",
         payer_name=payer,
         livemode=outcome.livemode,
+        payment_ref=outcome.payment_ref,
+        channel=outcome.channel,
     )

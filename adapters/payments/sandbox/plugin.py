@@ -37,7 +37,9 @@ class SandboxPlugin(PaymentProviderPlugin[SandboxSettings]):
         # The sandbox "gateway" posts its webhooks to us over real HTTP, like an outside provider.
         from adapters.payments.sandbox.checkout import SandboxCheckout
 
-        checkout = SandboxCheckout(cast(SandboxProvider, provider), webhook_url=webhook_url)
+        sandbox = cast(SandboxProvider, provider)
+        sandbox.webhook_url = webhook_url  # refund webhooks come back to this app too
+        checkout = SandboxCheckout(sandbox, webhook_url=webhook_url)
         return WebParts(routes=checkout.routes(), lifespans=[checkout.lifespan])
 
 

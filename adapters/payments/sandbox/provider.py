@@ -4,24 +4,33 @@ It behaves like a real gateway from the core's point of view: create_checkout re
 checkout page; a successful card posts a signed webhook (header `Paylinks-Signature`) to
 /webhooks/sandbox; verify_webhook maps that webhook to a PaymentEvent and fails closed.
 Test cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined.
+
+Refunds: `refund` answers "pending" at once and then, like a real gateway, posts a signed
+`refund.succeeded` webhook to /webhooks/sandbox (from a background task, after answering).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import aiohttp
+
 from adapters.payments import signing
 from core.clock import Clock, utcnow
-from core.models import PaymentLink
-from core.ports import Checkout, PaymentEvent, WebhookError
+from core.models import Payment, PaymentLink
+from core.ports import Checkout, PaymentEvent, RefundAnswer, RefundRefused, RefundState, WebhookError
 from core.text import has_controls
+
+log = logging.getLogger("paylinks.payments.sandbox")
 
 SIGNATURE_HEADER = "Paylinks-Signature"
 SUCCESS_CARD = "4242424242424242"
@@ -70,6 +79,9 @@ class SandboxProvider:
         self.public_base_url = public_base_url.rstrip("/")
         self.webhook_secret = webhook_secret
         self.clock = clock
+        # Where refund webhooks go; the plug-in's web() sets the served app's own URL.
+        self.webhook_url = f"{self.public_base_url}/webhooks/{self.name}"
+        self._deliveries: set[asyncio.Task[int | None]] = set()
 
     # ---- the "provider API"
 
@@ -85,6 +97,46 @@ class SandboxProvider:
     async def fetch_status(self, provider_ref: str) -> str:
         # The sandbox keeps no state of its own: the webhook is the only source of truth.
         return "unknown"
+
+    async def refund(self, payment: Payment, amount_minor: int, idempotency_key: str, *,
+                     reason: str | None = None) -> RefundAnswer:
+        """Pending now; the signed `refund.succeeded` webhook follows (the same key is the same refund)."""
+        if payment.provider != self.name:
+            raise RefundRefused(f"payment {payment.id} was not made with the sandbox")
+        if not 0 < amount_minor <= payment.amount_minor:
+            raise RefundRefused("amount must be more than zero and at most the payment's amount")
+        ref = "re_" + self._mac(f"refund:{idempotency_key}".encode())[:24]
+        body = json.dumps({
+            "id": "evt_" + self._mac(f"refund-event:{idempotency_key}".encode())[:24],
+            "type": "refund.succeeded",
+            "created": int(self.clock().timestamp()),
+            "data": {"refund_id": ref, "metadata": {"paylinks_refund": idempotency_key},
+                     "charge_id": payment.provider_ref, "link_id": payment.link_id,
+                     "amount_minor": amount_minor, "currency": payment.currency},
+        }, separators=(",", ":")).encode()
+        header = signing.sign_header(self.webhook_secret, int(self.clock().timestamp()), body)
+        task = asyncio.get_running_loop().create_task(
+            self._post(body, {SIGNATURE_HEADER: header, "Content-Type": "application/json"}))
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+        return RefundAnswer(provider_ref=ref, state=RefundState.PENDING)
+
+    async def _post(self, body: bytes, headers: dict[str, str]) -> int | None:
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as client, \
+                    client.post(self.webhook_url, data=body, headers=headers, allow_redirects=False) as response:
+                await response.read()
+                if response.status >= 300:
+                    log.warning("sandbox refund webhook not accepted status=%s", response.status)
+                return response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("sandbox refund webhook not delivered error=%s", type(exc).__name__)
+            return None
+
+    async def drain(self) -> None:
+        """Wait for the refund webhooks sent so far (tests; shutdown)."""
+        while self._deliveries:
+            await asyncio.gather(*list(self._deliveries), return_exceptions=True)
 
     # ---- checkout sessions (signed so the checkout page cannot be pointed at another amount)
 
@@ -144,6 +196,8 @@ class SandboxProvider:
         try:
             event = json.loads(raw_body)
             data = event["data"]
+            if event.get("type") == "refund.succeeded":
+                return self._refund_event(event, data)
             amount = data["amount_minor"]
             if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount < 2**63:
                 raise TypeError("amount_minor")
@@ -165,6 +219,18 @@ class SandboxProvider:
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise WebhookError(f"malformed sandbox event ({type(exc).__name__})") from None
         return parsed
+
+    def _refund_event(self, event: dict[str, Any], data: dict[str, Any]) -> PaymentEvent:
+        amount = data["amount_minor"]
+        if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount < 2**63:
+            raise TypeError("amount_minor")
+        metadata = data.get("metadata") or {}
+        ours = metadata.get("paylinks_refund") if isinstance(metadata, dict) else None
+        return PaymentEvent(
+            provider=self.name, event_id=_text(event["id"], 200), kind="refund.succeeded",
+            link_id=_text(data["link_id"], 40), provider_ref=_text(data["charge_id"], 200), amount_minor=amount,
+            currency=_text(data["currency"], 3), refund_ref=_text(data["refund_id"], 200),
+            refund_id=_text(ours, 40) if ours is not None else None)
 
     def _mac(self, data: bytes) -> str:
         return hmac.new(self.webhook_secret.encode(), data, hashlib.sha256).hexdigest()

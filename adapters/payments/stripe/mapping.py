@@ -29,6 +29,10 @@ HANDLED_EVENTS = frozenset({
     "checkout.session.expired",
 })
 
+# Events about money after checkout (adapters.payments.stripe.provider.refund_or_dispute_event).
+REFUND_AND_DISPUTE_EVENTS = frozenset({"charge.refunded", "refund.updated", "refund.failed",
+                                       "charge.dispute.created"})
+
 
 class StripeMappingError(ValueError):
     """A Stripe object we cannot read (no id, not a checkout session, inexact amount)."""

@@ -12,14 +12,33 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.payments.common import OutcomeStatus, ProviderOutcome, ProviderRejected, ProviderUnavailable
+from adapters.payments.common import (
+    OutcomeStatus,
+    ProviderError,
+    ProviderOutcome,
+    ProviderRejected,
+    ProviderUnavailable,
+)
 from adapters.payments.stripe import mapping
 from adapters.payments.stripe.client import DEFAULT_API_BASE_URL, StripeApi, construct_event
-from adapters.payments.stripe.currencies import StripeCurrencyError, check_chargeable
+from adapters.payments.stripe.currencies import (
+    StripeCurrencyError,
+    check_chargeable,
+    from_stripe_amount,
+    stripe_unit_amount,
+)
 from core.clock import Clock, utcnow
-from core.models import PaymentLink
+from core.models import Payment, PaymentLink
 from core.money import Money
-from core.ports import Checkout, PaymentEvent, WebhookError
+from core.ports import (
+    Checkout,
+    PaymentEvent,
+    RefundAnswer,
+    RefundRefused,
+    RefundState,
+    RefundUnavailable,
+    WebhookError,
+)
 from core.text import has_controls
 
 log = logging.getLogger("paylinks.payments.stripe")
@@ -29,6 +48,8 @@ SIGNATURE_HEADER = "Stripe-Signature"
 PAID_KIND = "payment.succeeded"
 _ID_MAX = 200  # provider_event.event_id and payment.provider_ref columns
 _LINK_ID_MAX = 40
+# Where Checkout Sessions' URLs point (a Stripe custom checkout domain would need adding here).
+CHECKOUT_ORIGIN = "https://checkout.stripe.com"
 # An example currency for the message refusing one Stripe cannot charge.
 _EXAMPLE = "25.00 SGD"
 
@@ -48,6 +69,9 @@ class StripeProvider:
         self.clock = clock
         # Sandbox-like pretend money with sk_test_/rk_test_ keys.
         self.test_mode = mapping.is_test_key(secret_key)
+        # Pay's 303 goes there (CSP form-action, adapters/web/security.py); the API's own origin too, for a
+        # stand-in such as stripe-mock or the tests' fake that serves its hosted page itself.
+        self.checkout_origins = (CHECKOUT_ORIGIN, self.api_base_url)
         self._api: StripeApi | None = None
 
     def __repr__(self) -> str:  # never the keys
@@ -102,8 +126,11 @@ class StripeProvider:
             raise ProviderUnavailable(f"Stripe answered with an unreadable session ({exc})",
                                       provider=self.name) from None
 
-    async def reconcile_event(self, provider_ref: str) -> PaymentEvent | None:
-        """The paid session as its webhook would record it (the later webhook is then a duplicate)."""
+    async def reconcile_event(self, provider_ref: str, link: PaymentLink) -> PaymentEvent | None:
+        """The paid session as its webhook would record it (the later webhook is then a duplicate).
+
+        The session carries its own amount and currency; record_payment checks them against `link`.
+        """
         outcome = await self.session_outcome(provider_ref)
         if outcome.status is not OutcomeStatus.PAID:
             return None
@@ -121,11 +148,35 @@ class StripeProvider:
                 return
             raise
 
+    # ---------------------------------------------------------------- refunds
+
+    async def refund(self, payment: Payment, amount_minor: int, idempotency_key: str, *,
+                     reason: str | None = None) -> RefundAnswer:
+        """POST /v1/refunds on the payment intent; `charge.refunded` / `refund.updated` confirm it later."""
+        try:
+            intent = payment.payment_ref or (await self.session_outcome(payment.provider_ref)).payment_ref
+            if not intent:
+                raise RefundRefused("Stripe has no payment intent for this payment")
+            answer = await self.api.create_refund(
+                payment_intent=intent, amount=stripe_unit_amount(amount_minor, payment.currency),
+                idempotency_key=f"paylinks-refund-{idempotency_key}",
+                metadata={"paylinks_refund": idempotency_key, "link_id": payment.link_id})
+        except ProviderUnavailable as exc:
+            raise RefundUnavailable(str(exc)) from None
+        except (ProviderError, StripeCurrencyError) as exc:  # refused (amount, already refunded, key)
+            raise RefundRefused(str(exc)) from None
+        return refund_answer(answer)
+
     # ---------------------------------------------------------------- webhooks
 
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> PaymentEvent:
         event = construct_event(raw_body, headers.get(SIGNATURE_HEADER), self._webhook_secret)
         event_id = _bounded(event["id"], _ID_MAX, "event id")
+        if event.get("type") in mapping.REFUND_AND_DISPUTE_EVENTS:
+            try:
+                return refund_or_dispute_event(event, event_id)
+            except (KeyError, TypeError, ValueError, StripeCurrencyError) as exc:
+                raise WebhookError(f"Stripe event {event['type']} is malformed ({type(exc).__name__})") from None
         try:
             outcome = mapping.outcome_from_event(event)
         except mapping.StripeMappingError as exc:
@@ -143,18 +194,71 @@ def event_of(outcome: ProviderOutcome, *, event_id: str, kind: str) -> PaymentEv
     if paid and ours and (outcome.amount_minor is None or outcome.currency is None):
         raise WebhookError("Stripe paid session has no amount")
     payer = outcome.payer_name if outcome.payer_name and not has_controls(outcome.payer_name) else None
+    failed = outcome.status is OutcomeStatus.FAILED and ours
+    # Expired and still-processing sessions change nothing here (the link stays payable); a failed one
+    # (a delayed method refused after checkout) is told to the seller.
+    kind = PAID_KIND if paid and ours else ("payment.failed" if failed else f"stripe.{kind}"[:100])
     return PaymentEvent(
         provider=mapping.PROVIDER,
         event_id=event_id,
-        # Failed, expired and still-processing sessions change nothing here (the link stays payable).
-        kind=PAID_KIND if paid and ours else f"stripe.{kind}"[:100],
+        kind=kind,
         link_id=outcome.link_id if ours and outcome.link_id else "",
         provider_ref=_bounded(outcome.provider_ref, _ID_MAX, "session id"),
         amount_minor=outcome.amount_minor or 0,
         currency=outcome.currency or "",
         payer_name=payer,
         livemode=outcome.livemode,
+        payment_ref=outcome.payment_ref,
+        reason="the payment method was refused after checkout" if failed else None,
     )
+
+
+_REFUND_STATES = {"succeeded": RefundState.SUCCEEDED, "failed": RefundState.FAILED,
+                  "canceled": RefundState.FAILED}
+
+
+def refund_answer(refund: Mapping[str, Any]) -> RefundAnswer:
+    """A Stripe refund object -> what it says: pending (also requires_action) until succeeded or failed."""
+    state = _REFUND_STATES.get(str(refund.get("status")), RefundState.PENDING)
+    reason = refund.get("failure_reason") if state is RefundState.FAILED else None
+    ref = refund.get("id")
+    return RefundAnswer(provider_ref=ref if isinstance(ref, str) and ref else None, state=state,
+                        reason=str(reason or "Stripe marked the refund failed")[:200] if state is RefundState.FAILED
+                        else None)
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value and len(value) <= _ID_MAX and not has_controls(value) else None
+
+
+def refund_or_dispute_event(event: Mapping[str, Any], event_id: str) -> PaymentEvent:
+    """charge.refunded / refund.updated / refund.failed / charge.dispute.created -> a PaymentEvent."""
+    kind = str(event["type"])
+    obj = event["data"]["object"]
+    if kind == "charge.dispute.created":
+        currency = str(obj["currency"]).upper()
+        return PaymentEvent(provider=mapping.PROVIDER, event_id=event_id, kind="dispute.created", link_id="",
+                            provider_ref="", amount_minor=from_stripe_amount(int(obj["amount"]), currency),
+                            currency=currency, payment_ref=_text_or_none(obj.get("payment_intent")),
+                            reason=_text_or_none(obj.get("reason")), livemode=event.get("livemode"))
+    if kind == "charge.refunded":
+        refunds = (obj.get("refunds") or {}).get("data") or []
+        # Stripe lists the newest first: the refund this event is about. Older ones had their own events.
+        obj = refunds[0] if refunds else {}
+    answer = refund_answer(obj)
+    metadata = obj.get("metadata") or {}
+    ours = _text_or_none(metadata.get("paylinks_refund")) if isinstance(metadata, Mapping) else None
+    currency = str(obj.get("currency") or "").upper()
+    amount = obj.get("amount")
+    if answer.state is RefundState.PENDING or answer.provider_ref is None or not isinstance(amount, int):
+        return PaymentEvent(provider=mapping.PROVIDER, event_id=event_id, kind=f"stripe.{kind}"[:100], link_id="",
+                            provider_ref="", amount_minor=0, currency="")
+    return PaymentEvent(
+        provider=mapping.PROVIDER, event_id=event_id,
+        kind="refund.succeeded" if answer.state is RefundState.SUCCEEDED else "refund.failed",
+        link_id="", provider_ref="", amount_minor=from_stripe_amount(amount, currency), currency=currency,
+        payment_ref=_text_or_none(obj.get("payment_intent")), refund_ref=answer.provider_ref,
+        refund_id=ours[:40] if ours else None, reason=answer.reason, livemode=event.get("livemode"))
 
 
 def _attempt_of(idempotency_key: str) -> int:

@@ -4,11 +4,15 @@ and as a "test mode" badge on the pay page; SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from bots.config import Secret, Settings
+from core.links import LinkDraft
 from core.models import LinkStatus, PaymentStatus
+from core.money import Money
+from core.ports import PaymentEvent
 from tests.adapters.payments.test_stripe_plugin import WEBHOOK, make_link, press_pay
 from tests.adapters.web.api_support import make_shop
 from tests.adapters.web.pages_support import page_of
@@ -115,3 +119,62 @@ def test_portone_is_live_only_in_its_live_environment() -> None:
                                public_base_url="https://pay.example.com")
 
     assert (provider("sandbox").test_mode, provider("live").test_mode) == (True, False)
+
+
+async def test_the_api_list_filters_by_livemode(live_mode: LiveApp) -> None:
+    shop = await make_shop(live_mode)
+    live_mode.services.links.livemode = False  # the shop rehearsed in test mode first
+    try:
+        rehearsal = await shop.api.create({"amount": "1.00", "description": "rehearsal"})
+    finally:
+        live_mode.services.links.livemode = True
+    real = await shop.api.create({"amount": "25.00", "description": "cake"})
+    assert (rehearsal.body["livemode"], real.body["livemode"]) == (False, True)
+
+    def ids(response: Any) -> list[str]:
+        assert response.status == 200, response.text
+        return [link["id"] for link in response.body["data"]]
+
+    assert ids(await shop.api.get("/api/v1/links")) == [real.body["id"], rehearsal.body["id"]]
+    assert ids(await shop.api.get("/api/v1/links?livemode=true")) == [real.body["id"]]
+    assert ids(await shop.api.get("/api/v1/links?livemode=false")) == [rehearsal.body["id"]]
+    assert ids(await shop.api.get("/api/v1/links?livemode=false&status=active")) == [rehearsal.body["id"]]
+    bad = await shop.api.get("/api/v1/links?livemode=yes")
+    assert bad.status == 400
+    assert (bad.error["code"], bad.error["field"]) == ("invalid_livemode", "livemode")
+
+    document = (await shop.api.get("/api/v1/openapi.json")).body
+    (param,) = [p for p in document["paths"]["/api/v1/links"]["get"]["parameters"] if p["name"] == "livemode"]
+    assert param["schema"]["enum"] == ["true", "false"]
+
+
+async def test_the_chat_report_keeps_test_money_apart(live_mode: LiveApp, fake: FakeStripe) -> None:
+    from tests.chat_support import ChatDriver
+    from tests.clock import FakeClock
+
+    services = live_mode.services
+    chat = ChatDriver(services, FakeClock())
+    merchant = await services.merchants.create("Cake Shop", currency="SGD", locale="en_SG")
+    await chat.conversation.members.ensure_member(merchant.id, chat.message(""))
+
+    async def paid_link(minor: int, livemode: bool) -> None:
+        services.links.livemode = livemode
+        try:
+            link, _ = await services.links.create(LinkDraft(merchant_id=merchant.id, money=Money(minor, "SGD"),
+                                                            description="cake"))
+        finally:
+            services.links.livemode = True
+        await services.links.record_payment(PaymentEvent(
+            provider="stripe", event_id=f"evt_{link.id}", kind="payment.succeeded", link_id=link.id,
+            provider_ref=f"cs_{link.id}", amount_minor=minor, currency="SGD", livemode=livemode))
+
+    await paid_link(2500, True)
+    await paid_link(9900, False)
+    report = await chat.text("/report")
+    assert "✅ Paid: S$25.00 (1 link)" in report, report
+    assert "🧪 Test mode (not counted above): paid S$99.00 (1 link)" in report
+    assert "124" not in report  # never S$124.00: test money is not added to live money
+    only_test = await chat.text("/report today test")
+    assert "🧪 Test mode, no real money" in only_test and "S$99.00" in only_test and "S$25.00" not in only_test
+    only_live = await chat.text("/report live")
+    assert "S$25.00" in only_live and "S$99.00" not in only_live

@@ -13,12 +13,16 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from sqlalchemy import select, update
 
 from adapters.payments.portone.plugin import PLUGIN, PortOneSettings
+from adapters.payments.portone.provider import PortOneProvider
 from bots.config import Secret
-from core.links import LinkDraft, LinkError
-from core.models import LinkStatus, PaymentLink, PaymentStatus
+from bots.jobs import sweep
+from core.links import CHECKOUTS, LinkDraft, LinkError
+from core.models import LinkStatus, OutboxMessage, PaymentLink, PaymentStatus
 from core.money import Money
+from core.sql import table
 from tests.adapters.web.pages_support import make_overdue, page_of
 from tests.conftest import LiveApp, make_settings, start_live_app
 from tests.fakes.portone import FakePortOne
@@ -130,12 +134,16 @@ async def test_a_success_redirect_alone_is_not_a_receipt(live: LiveApp, fake: Fa
     ref = await press_pay(live, fake, link)
     fake.webhook_url = None  # the webhook is late
     await fake.settle(ref)
+    fake.links[ref].status = "Processing"  # and PortOne's own status does not say paid yet
     params = fake.redirect_params(fake.links[ref], "Success")
     response = await live.client.get(f"/p/{link.id}/return/portone", params=params)
     page = await page_of(response)
     assert page.h1 == "Confirming your payment"
     assert any(m.attrs.get("http-equiv") == "refresh" for m in page.all("meta"))
     assert await link_status(live, link) == LinkStatus.ACTIVE
+    fake.fail("fetch", status=503)  # PortOne down: still confirming, no error page
+    response = await live.client.get(f"/p/{link.id}/return/portone", params=params)
+    assert (response.status, (await page_of(response)).h1) == (200, "Confirming your payment")
     # A forged redirect (status changed after signing) goes back to the pay page.
     response = await live.client.get(f"/p/{link.id}/return/portone", params={**params, "status": "Failed"},
                                      allow_redirects=False)
@@ -144,6 +152,25 @@ async def test_a_success_redirect_alone_is_not_a_receipt(live: LiveApp, fake: Fa
     failed = fake.redirect_params(fake.links[ref], "Failed")
     page = await page_of(await live.client.get(f"/p/{link.id}/return/portone", params=failed))
     assert page.h1 == "The payment was not completed"
+
+
+async def test_the_return_records_a_payment_portone_confirms_before_its_webhook(live: LiveApp,
+                                                                                fake: FakePortOne) -> None:
+    link = await make_link(live)
+    ref = await press_pay(live, fake, link)
+    fake.webhook_url = None  # the webhook is late
+    await fake.settle(ref)
+    params = fake.redirect_params(fake.links[ref], "Success")
+    response = await live.client.get(f"/p/{link.id}/return/portone", params=params, allow_redirects=False)
+    assert (response.status, response.headers["Location"]) == (303, f"/p/{link.id}?payment={ref}")
+    assert fake.calls_of("fetch"), "confirmed with PortOne's fetch-status, not the redirect alone"
+    assert await payments(live, link) == [(PaymentStatus.SUCCEEDED, ref)]
+    assert (await page_of(await live.client.get(response.headers["Location"]))).h1 == "Payment received"
+    # The late webhook is a duplicate; so is the customer reloading the return page.
+    assert (await post_webhook(live, fake.webhook_body(fake.links[ref])))[1]["outcome"] == "duplicate"
+    again = await live.client.get(f"/p/{link.id}/return/portone", params=params, allow_redirects=False)
+    assert again.status == 303
+    assert await payments(live, link) == [(PaymentStatus.SUCCEEDED, ref)]
 
 
 async def test_replayed_tampered_and_unconfirmed_webhooks(live: LiveApp, fake: FakePortOne) -> None:
@@ -215,7 +242,7 @@ async def test_an_outage_on_pay_shows_a_calm_try_again_page(live: LiveApp, fake:
     page = await page_of(response)
     assert "try again" in page.text().lower()
     assert SECRET not in page.html and SECRET not in caplog.text
-    assert any("request_id=" in r.getMessage() for r in caplog.records)
+    assert any("request_id=req_fake_outage" in r.getMessage() for r in caplog.records)
     assert (await press_pay(live, fake, link))
 
 
@@ -243,3 +270,173 @@ async def test_links_portone_cannot_charge_are_refused_when_made(live: LiveApp) 
         await live.services.links.create(LinkDraft(merchant_id=merchant.id, money=Money(5120, "KWD"),
                                                    description="oil"))
     assert (caught.value.code, caught.value.field) == ("not_chargeable", "currency")
+
+
+# ---------------------------------------------------------------- reconciliation (missed webhooks)
+
+
+async def _make_due(live: LiveApp, link: PaymentLink) -> None:
+    async with live.services.db.write() as conn:
+        await conn.execute(update(CHECKOUTS).where(CHECKOUTS.c.link_id == link.id)
+                           .values(next_check_at=live.services.clock() - timedelta(seconds=1)))
+
+
+async def _alert_kinds(live: LiveApp, link: PaymentLink) -> list[str]:
+    outbox = table(OutboxMessage)
+    async with live.services.db.read() as conn:
+        return sorted(r.kind for r in (await conn.execute(select(outbox.c.kind)
+                                                          .where(outbox.c.link_id == link.id))).all())
+
+
+async def test_a_missed_webhook_is_reconciled_through_fetch_status_once(live: LiveApp, fake: FakePortOne) -> None:
+    link = await make_link(live)
+    ref = await press_pay(live, fake, link)
+    fake.webhook_url = None  # PortOne's webhook never arrives
+    await fake.settle(ref)
+    await sweep(live.services)
+    assert fake.calls_of("fetch") == [], "not asked before [payments] reconcile_after"
+    assert await link_status(live, link) == LinkStatus.ACTIVE
+
+    await _make_due(live, link)
+    await sweep(live.services)
+    (fetch,) = fake.calls_of("fetch")
+    assert fetch.path == f"/api/paymentLink/{ref}/fetch-status"
+    assert await link_status(live, link) == LinkStatus.PAID
+    (payment,) = await live.services.links.payments_for(link.id)
+    assert (payment.status, payment.provider_ref, payment.amount_minor, payment.currency, payment.livemode) == (
+        PaymentStatus.SUCCEEDED, ref, 250000, "THB", False)
+    alerts = await _alert_kinds(live, link)
+    assert alerts, "the seller is alerted as for a webhook"
+
+    # The late webhook (confirmed, as always) is a duplicate; a later sweep records nothing more.
+    status, answer = await post_webhook(live, fake.webhook_body(fake.links[ref]))
+    assert (status, answer["outcome"]) == (200, "duplicate")
+    await _make_due(live, link)
+    await sweep(live.services)
+    assert len(fake.calls_of("fetch")) == 2, "paid links are no longer asked about"
+    assert await payments(live, link) == [(PaymentStatus.SUCCEEDED, ref)]
+    assert await _alert_kinds(live, link) == alerts, "alerts once"
+
+
+async def test_an_unpaid_portone_link_is_asked_again_with_backoff_until_the_link_expires(
+        live: LiveApp, fake: FakePortOne) -> None:
+    link = await make_link(live)
+    ref = await press_pay(live, fake, link)
+    waits = []
+    for round_ in range(4):
+        if round_ == 1:
+            fake.fail("fetch", status=503)  # an outage round is logged and asked again later
+        await _make_due(live, link)
+        await sweep(live.services)
+        (checkout,) = await live.services.links.open_checkouts(link.id)
+        assert checkout.next_check_at is not None
+        waits.append(checkout.next_check_at - live.services.clock())
+    assert len(fake.calls_of("fetch")) == 4
+    assert waits == sorted(waits) and len(set(waits)) == 4, waits
+    assert await link_status(live, link) == LinkStatus.ACTIVE
+
+    # Once the link has expired it is no longer asked about (its expiry cancels the PortOne link).
+    await make_overdue(live.services, link.id, live.services.clock() - timedelta(minutes=1))
+    await _make_due(live, link)
+    await sweep(live.services)
+    assert len(fake.calls_of("fetch")) == 5  # the expiry's own look before cancelling, no reconcile round
+    assert fake.links[ref].status == "Cancelled"
+    await _make_due(live, link)
+    await sweep(live.services)
+    assert len(fake.calls_of("fetch")) == 5
+
+
+async def test_a_reconciled_payment_on_a_link_paid_meanwhile_is_refund_needed(live: LiveApp,
+                                                                               fake: FakePortOne) -> None:
+    """Two PortOne links of one single-use link, both paid; one webhook missed: one payment, one refund."""
+    link = await make_link(live)
+    first = await press_pay(live, fake, link)
+    second = await press_pay(live, fake, link)
+    fake.webhook_url = None
+    await fake.settle(first)
+    await fake.settle(second)
+    status, answer = await post_webhook(live, fake.webhook_body(fake.links[second]))
+    assert (status, answer["outcome"]) == (200, "paid")
+    # The link is paid now: its other checkout is no longer reconciled as a payment of the link...
+    await _make_due(live, link)
+    await sweep(live.services)
+    # ...and when its own webhook lands, the money is recorded to be refunded.
+    status, answer = await post_webhook(live, fake.webhook_body(fake.links[first]))
+    assert (status, answer["outcome"]) == (200, "refund_needed")
+    assert await payments(live, link) == [(PaymentStatus.REFUND_NEEDED, first), (PaymentStatus.SUCCEEDED, second)]
+
+
+# ---------------------------------------------------------------- point 7: reordered, paid twice, timeouts
+
+
+async def test_reordered_webhooks_make_one_payment(live: LiveApp, fake: FakePortOne) -> None:
+    """The paid webhook first, then older "Processing"/"Failed" ones that were delayed: nothing changes."""
+    link = await make_link(live)
+    ref = await press_pay(live, fake, link)
+    fake.links[ref].status = "Success"
+    paid = fake.webhook_body(fake.links[ref])
+    fake.links[ref].status = "Processing"
+    older = fake.webhook_body(fake.links[ref])
+    fake.links[ref].status = "Success"
+    fake.links[ref].order_ref = "2Or_first_try"
+    failed_txn = fake.payment_webhook_body(fake.links[ref], "Failed")  # a failed card try before the good one
+    assert (await post_webhook(live, paid))[1]["outcome"] == "paid"
+    assert (await post_webhook(live, older))[1]["outcome"] == "ignored"
+    assert (await post_webhook(live, failed_txn))[1]["outcome"] == "ignored"
+    assert await link_status(live, link) == LinkStatus.PAID
+    assert await payments(live, link) == [(PaymentStatus.SUCCEEDED, ref)]
+
+
+async def test_a_single_use_link_paid_twice_at_once_keeps_one_and_refunds_the_other(
+        live: LiveApp, fake: FakePortOne) -> None:
+    link = await make_link(live)
+    first, second = await press_pay(live, fake, link), await press_pay(live, fake, link)
+    for ref in (first, second):
+        fake.links[ref].status = "Success"
+    bodies = [fake.webhook_body(fake.links[first]), fake.webhook_body(fake.links[second])] * 2
+    answers = await asyncio.gather(*(post_webhook(live, body) for body in bodies))
+    assert sorted(answer["outcome"] for _, answer in answers) == ["duplicate", "duplicate", "paid", "refund_needed"]
+    assert await link_status(live, link) == LinkStatus.PAID
+    assert sorted(status for status, _ in await payments(live, link)) == [PaymentStatus.REFUND_NEEDED,
+                                                                          PaymentStatus.SUCCEEDED]
+
+
+async def test_a_portone_timeout_on_pay_shows_the_try_again_page(live: LiveApp, fake: FakePortOne) -> None:
+    link = await make_link(live)
+    provider = live.services.provider
+    assert isinstance(provider, PortOneProvider)
+    await provider.close()
+    provider.timeout_s = 0.3
+    fake.stall("create", 1.5)
+    response = await live.client.post(f"/p/{link.id}/pay", allow_redirects=False)
+    assert response.status in (502, 503)
+    page = await page_of(response)
+    assert "try again" in page.text().lower() and "Traceback" not in page.html
+
+
+async def test_the_pay_pages_csp_lets_pay_go_to_portone_checkout(live: LiveApp, fake: FakePortOne) -> None:
+    """Browsers check CSP form-action on the Pay form's 303: PortOne's hosted page must be allowed."""
+    link = await make_link(live)
+    response = await live.client.get(f"/p/{link.id}")
+    csp = response.headers["Content-Security-Policy"]
+    (form_action,) = [part.split()[1:] for part in csp.split("; ") if part.startswith("form-action")]
+    portone = ["'self'", live.base_url, "https://checkout.portone.cloud", "https://stage-checkout.portone.cloud",
+               fake.url]
+    assert form_action[:len(portone)] == portone
+    # Beside them only Stripe's, which a shop with its own Stripe account pays through (point 1).
+    assert form_action[len(portone):] == ["https://checkout.stripe.com", "https://api.stripe.com"]
+
+
+async def test_a_checkout_on_another_host_is_reached_through_a_continue_page(live: LiveApp,
+                                                                             fake: FakePortOne) -> None:
+    """PortOne's checkout URL is opaque: on a host CSP does not list, a 303 would be refused by browsers."""
+    link = await make_link(live)
+    pages = next(r.handler.__self__ for r in live.app.router.routes()  # type: ignore[attr-defined]
+                 if getattr(r.handler, "__name__", "") == "pay")
+    pages.redirect_origins = frozenset({live.base_url})  # as if the fake's host were not a checkout origin
+    response = await live.client.post(f"/p/{link.id}/pay", allow_redirects=False)
+    assert response.status == 200
+    page = await page_of(response)
+    (refresh,) = [m.attrs["content"] for m in page.all("meta") if m.attrs.get("http-equiv") == "refresh"]
+    assert refresh.startswith(f"0;url={fake.url}/checkout?ref=")
+    assert any(a.attrs.get("href") == refresh.removeprefix("0;url=") for a in page.all("a"))

@@ -490,3 +490,64 @@ async def test_the_chat_refuses_a_link_stripe_cannot_charge_with_an_example(live
     assert "Stripe" in answer
     links, _ = await live.services.links.list_links(merchant.id)
     assert links == []
+
+
+async def test_an_expired_links_sessions_are_no_longer_reconciled(live: LiveApp, fake: FakeStripe) -> None:
+    from bots.jobs import sweep
+
+    link = await make_link(live)
+    session_id = await press_pay(live, link)
+    await make_overdue(live.services, link.id, live.services.clock() - timedelta(minutes=1))
+    await _make_due(live, link)
+    await sweep(live.services)  # the sweeper expires the link (and its session) before reconciling
+    assert fake.sessions[session_id]["status"] == "expired"
+    await _make_due(live, link)
+    await sweep(live.services)
+    assert fake.calls_of("sessions.retrieve") == [], "an expired link's checkouts are not asked about"
+
+
+# ---------------------------------------------------------------- point 7: reordered, paid twice at once
+
+
+async def test_reordered_events_make_one_payment(live: LiveApp, fake: FakeStripe) -> None:
+    """A delayed method: "succeeded" arrives before the "completed (unpaid)" that preceded it, then "expired"."""
+    link = await make_link(live)
+    session_id = await press_pay(live, link)
+    fake.webhook_url = None
+    await fake.complete_session(session_id, paid=False)
+    await fake.settle_async(session_id, succeeded=True)
+    (_, completed), (_, succeeded) = fake.events_sent
+    assert (await post_event(live, *fake.signed(succeeded)))[1]["outcome"] == "paid"
+    assert (await post_event(live, *fake.signed(completed)))[1]["outcome"] == "ignored"  # unpaid: changes nothing
+    expired = fake.event("checkout.session.expired", {**fake.sessions[session_id], "status": "expired"})
+    assert (await post_event(live, *fake.signed(expired)))[1]["outcome"] == "ignored"
+    assert await link_status(live, link) == LinkStatus.PAID
+    assert await payments(live, link) == [(PaymentStatus.SUCCEEDED, session_id)]
+
+
+async def test_a_single_use_link_paid_twice_at_once_keeps_one_and_refunds_the_other(
+        live: LiveApp, fake: FakeStripe) -> None:
+    link = await make_link(live)
+    first, second = await press_pay(live, link), await press_pay(live, link)  # two tabs, two sessions
+    fake.webhook_url = None
+    await fake.complete_session(first)
+    await fake.complete_session(second)
+    bodies = [fake.signed(event) for _, event in fake.events_sent]
+    answers = await asyncio.gather(*(post_event(live, body, headers) for body, headers in bodies * 2))
+    assert sorted(answer["outcome"] for _, answer in answers) == ["duplicate", "duplicate", "paid", "refund_needed"]
+    assert await link_status(live, link) == LinkStatus.PAID
+    assert sorted(status for status, _ in await payments(live, link)) == [PaymentStatus.REFUND_NEEDED,
+                                                                          PaymentStatus.SUCCEEDED]
+
+
+async def test_the_pay_pages_csp_lets_pay_go_to_stripe_checkout(live: LiveApp, fake: FakeStripe) -> None:
+    """Browsers check CSP form-action on the Pay form's 303: Stripe's hosted page must be allowed."""
+    link = await make_link(live)
+    response = await live.client.get(f"/p/{link.id}")
+    csp = response.headers["Content-Security-Policy"]
+    (form_action,) = [part.split()[1:] for part in csp.split("; ") if part.startswith("form-action")]
+    stripe = ["'self'", live.base_url, "https://checkout.stripe.com", fake.url]
+    assert form_action[:len(stripe)] == stripe
+    # Beside them only PortOne's, which a shop with its own PortOne account pays through (point 1).
+    assert form_action[len(stripe):] == ["https://checkout.portone.cloud", "https://stage-checkout.portone.cloud",
+                                         "https://api.portone.cloud"]

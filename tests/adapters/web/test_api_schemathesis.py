@@ -26,17 +26,20 @@ import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
+from sqlalchemy import delete
 
 from bots.app import SERVICES, create_app
 from bots.config import Secret
 from core import limits
 from core.durations import parse_duration
+from core.models import metadata
 from core.money import Money, MoneyError
 from core.secretbox import new_key
 from core.webhooks import WebhookError, check_url
 from tests.conftest import make_settings
 
 MAX_EXAMPLES = 40
+KEPT_TABLES = {"merchant", "api_key", "alembic_version"}
 
 
 class ThreadedApp:
@@ -75,6 +78,17 @@ class ThreadedApp:
 
         return str(self.run(make()))
 
+    def forget_links(self) -> None:
+        """Every link and what hangs off it gone (the shop and its key stay): each stateful run starts from
+        the same state, so hypothesis sees the same answers when it replays a run."""
+        async def wipe() -> None:
+            async with self.app[SERVICES].db.write() as conn:
+                for t in reversed(metadata.sorted_tables):
+                    if t.name not in KEPT_TABLES:
+                        await conn.execute(delete(t))
+
+        self.run(wipe())
+
     def stop(self) -> None:
         if self.runner is not None:
             self.run(self.runner.cleanup())
@@ -111,6 +125,11 @@ def _keep_positive_cases_within_business_rules(ctx: Any, case: Any) -> Any:
             check_url(body["url"], allow_private=False, livemode=False)
         except WebhookError:
             body["url"] = "https://shop.example/hooks"
+    if str(case.operation.path).endswith("/refund"):
+        # payment_id must name a payment of that link, and the amount fit its currency: no schema can say.
+        body.pop("payment_id", None)
+        if "amount" in body:
+            body["amount"] = "1"
         return case
     currency = str(body.get("currency") or "SGD").upper()
     if "amount" in body and not _fits(body["amount"], currency):
@@ -203,6 +222,9 @@ def test_stateful_create_get_cancel(served: tuple[ThreadedApp, str]) -> None:
     seen: set[tuple[str, int]] = set()
 
     class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def setup(self) -> None:
+            served[0].forget_links()
+
         def get_call_kwargs(self, case: Any) -> dict[str, Any]:
             return {"headers": auth}  # explicit, so ignored_auth probes without it
 

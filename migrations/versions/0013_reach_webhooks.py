@@ -1,8 +1,8 @@
 """merchant webhooks (endpoints, delivery attempts), customer contacts (unsubscribe tokens, opt-outs) and
 links' reminder times
 
-Revision ID: 0010_reach_webhooks
-Revises: 0009_livemode
+Revision ID: 0013_reach_webhooks
+Revises: 0010_refunds_timeline
 Create Date: 2026-12-01 13:30:00
 
 Deliveries themselves are outbox_message rows (platform "webhook"); webhook_attempt keeps each HTTP try.
@@ -15,8 +15,8 @@ from alembic import op
 
 from core.models import UTCDateTime
 
-revision: str = "0010_reach_webhooks"
-down_revision: str | Sequence[str] | None = "0009_livemode"
+revision: str = "0013_reach_webhooks"
+down_revision: str | Sequence[str] | None = "0010_refunds_timeline"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

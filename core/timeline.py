@@ -1,0 +1,94 @@
+"""A link's timeline: what happened to it, oldest first, built from the rows that record each step.
+
+Most events are read from where they already live (the link's own times, checkout attempts, payments,
+refunds, sent outbox alerts); only what is stored nowhere else is a `link_events` row (the pay page's
+first view with its count, a failed payment, a dispute).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from core.db import Database
+from core.models import (
+    CheckoutAttempt,
+    LinkEventRecord,
+    LinkStatus,
+    OutboxMessage,
+    OutboxStatus,
+    Payment,
+    PaymentLink,
+    Refund,
+    RefundStatus,
+)
+from core.money import exponent
+from core.sql import table
+
+CHECKOUTS = table(CheckoutAttempt)
+PAYMENTS = table(Payment)
+REFUNDS = table(Refund)
+RECORDS = table(LinkEventRecord)
+OUTBOX = table(OutboxMessage)
+
+# Which sent outbox rows are "alert.delivered": messages to the seller's chats (alerts and edits).
+_SELLER_ROLES = (".alert", ".edit")
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEvent:
+    type: str
+    at: datetime
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _amount(amount_minor: int, currency: str) -> dict[str, Any]:
+    exp = exponent(currency)
+    whole, frac = divmod(amount_minor, 10**exp) if exp else (amount_minor, 0)
+    text = f"{whole}.{frac:0{exp}d}" if exp else str(amount_minor)
+    return {"amount": text, "amount_minor": amount_minor, "currency": currency}
+
+
+async def timeline(db: Database, link: PaymentLink, status: LinkStatus) -> list[TimelineEvent]:
+    """Every event of one link, oldest first; `status` is the link's status as customers see it."""
+    events = [TimelineEvent("link.created", link.created_at, _amount(link.amount_minor, link.currency))]
+    async with db.read() as conn:
+        for row in (await conn.execute(select(RECORDS).where(RECORDS.c.link_id == link.id))).all():
+            details = dict(row.details or {})
+            if row.type == "link.opened":
+                details["views"] = int(row._mapping["count"])
+            events.append(TimelineEvent(row.type, row.at, details))
+        for row in (await conn.execute(select(CHECKOUTS).where(CHECKOUTS.c.link_id == link.id))).all():
+            events.append(TimelineEvent("checkout.started", row.created_at,
+                                        {"attempt": row.attempt, "provider": row.provider}))
+        for row in (await conn.execute(select(PAYMENTS).where(PAYMENTS.c.link_id == link.id))).all():
+            events.append(TimelineEvent("payment.succeeded", row.created_at, {
+                "payment_id": row.id, "provider": row.provider, "status": row.status,
+                "payer_name": row.payer_name, **_amount(row.amount_minor, row.currency)}))
+        for row in (await conn.execute(select(REFUNDS).where(REFUNDS.c.link_id == link.id))).all():
+            base = {"refund_id": row.id, "payment_id": row.payment_id, **_amount(row.amount_minor, row.currency)}
+            events.append(TimelineEvent("refund.requested", row.created_at, {
+                **base, "reason": row.reason, "requested_by": row.requested_by}))
+            if row.completed_at is not None and row.status == RefundStatus.SUCCEEDED.value:
+                events.append(TimelineEvent("refund.succeeded", row.completed_at, base))
+            elif row.completed_at is not None and row.status == RefundStatus.FAILED.value:
+                events.append(TimelineEvent("refund.failed", row.completed_at,
+                                            {**base, "reason": row.failure_reason}))
+        sent = (await conn.execute(
+            select(OUTBOX.c.kind, OUTBOX.c.platform, OUTBOX.c.sent_at)
+            .where(OUTBOX.c.link_id == link.id, OUTBOX.c.status == OutboxStatus.SENT.value)
+        )).all()
+    for row in sent:
+        if row.sent_at is not None and row.kind.endswith(_SELLER_ROLES):
+            event, _, role = row.kind.rpartition(".")
+            events.append(TimelineEvent("alert.delivered", row.sent_at,
+                                        {"platform": row.platform, "event": event, "as": role}))
+    if status is LinkStatus.EXPIRED:
+        events.append(TimelineEvent("link.expired", link.expires_at))
+    if status is LinkStatus.CANCELLED and link.cancelled_at is not None:
+        events.append(TimelineEvent("link.cancelled", link.cancelled_at))
+    order = {"link.created": 0}
+    return sorted(events, key=lambda e: (e.at, order.get(e.type, 1)))
