@@ -5,7 +5,7 @@ A reminder is outbox rows (one per channel the customer has: email, WhatsApp), w
 transaction that records `reminded_at` on the link, so it is sent once. Reminders stop when the link is
 paid, cancelled or expired: none is written for a link that is not open, and the dispatcher drops a
 waiting one whose link closed meanwhile (bots/dispatcher.py). Each sent reminder is put on the link's
-timeline through `record_timeline`, one small function the timeline store can take over.
+timeline (`link_events`, core/timeline.py) through `record_timeline`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -22,18 +23,15 @@ from core.db import Database, DbConnection
 from core.links import LINKS, LinkService, _row_to_link
 from core.models import LinkStatus, PaymentLink
 from core.outbox import Outbox
+from core.timeline import record_event
 
 log = logging.getLogger("paylinks.reminders")
 
 MANUAL_EVERY = timedelta(hours=12)
 
 # (connection, link id, entry kind, at, detail) -> None: a line on the link's timeline, in the caller's
-# transaction. The default only logs; the timeline store (another module) replaces it.
-TimelineWriter = Callable[[DbConnection, str, str, datetime, dict[str, str]], Awaitable[None]]
-
-
-async def log_timeline(conn: DbConnection, link_id: str, kind: str, at: datetime, detail: dict[str, str]) -> None:
-    log.info("timeline link=%s %s %s", link_id, kind, " ".join(f"{k}={v}" for k, v in detail.items()))
+# transaction.
+TimelineWriter = Callable[[DbConnection, str, str, datetime, dict[str, Any]], Awaitable[None]]
 
 
 class ReminderError(Exception):
@@ -50,7 +48,7 @@ class Reminded:
 
 class Reminders:
     def __init__(self, db: Database, links: LinkService, outbox: Outbox, *, before_expiry: timedelta | None,
-                 clock: Clock = utcnow, record_timeline: TimelineWriter = log_timeline) -> None:
+                 clock: Clock = utcnow, record_timeline: TimelineWriter = record_event) -> None:
         self.db = db
         self.links = links
         self.outbox = outbox
@@ -62,7 +60,7 @@ class Reminders:
         rows = await self.outbox.reminder_rows(conn, link, now)
         channels = sorted({str(r["platform"]) for r in rows})
         if rows:
-            await self.record_timeline(conn, link.id, "reminder.sent", now, {"how": how, "to": ",".join(channels)})
+            await self.record_timeline(conn, link.id, "reminder.sent", now, {"how": how, "to": channels})
         return channels
 
     async def remind_now(self, link_id: str, merchant_id: str) -> Reminded:

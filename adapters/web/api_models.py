@@ -231,7 +231,9 @@ class PaymentOut(BaseModel):
 class TimelineEventOut(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: str = Field(description="link.created, link.opened (details.views counts every view), "
-                                  "checkout.started, payment.succeeded, alert.delivered (per chat), refund.requested, "
+                                  "checkout.started, payment.succeeded, alert.delivered (per chat), reminder.sent "
+                                  "(details.how: manual or before expiry; details.to: the channels), delivery.failed "
+                                  "(an alert, customer message or webhook given up on), refund.requested, "
                                   "refund.succeeded, refund.failed, payment.failed, dispute.created, link.expired, "
                                   "link.cancelled; more may come.")
     at: str = Field(json_schema_extra=_DATE_TIME)

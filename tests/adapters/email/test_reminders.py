@@ -4,7 +4,6 @@ none once a link is paid, cancelled or expired, and each one put on the link's t
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import pytest
@@ -12,11 +11,11 @@ from sqlalchemy import select
 
 from bots.config import Settings
 from bots.dispatcher import build_dispatcher
-from core.db import DbConnection
 from core.models import OutboxMessage
 from core.outbox import REMINDER_KIND
 from core.ports import PaymentEvent
 from core.sql import table
+from core.timeline import TimelineEvent, timeline
 from tests.adapters.email.test_email import Mailbox, mailbox  # noqa: F401  (the SMTP server fixture)
 from tests.chat_support import ChatDriver
 from tests.conftest import make_settings
@@ -34,6 +33,13 @@ def subjects(box: tuple[Mailbox, int]) -> list[str]:
     return [str(m["Subject"]) for m in box[0].messages]
 
 
+async def events_of(chat: ChatDriver, link_id: str) -> list[TimelineEvent]:
+    """The link's timeline as GET /api/v1/links/{id}/events builds it."""
+    link = await chat.services.links.get(link_id)
+    assert link is not None
+    return await timeline(chat.services.db, link, chat.services.links.status_of(link))
+
+
 async def reminder_rows(chat: ChatDriver) -> list[Any]:
     async with chat.services.db.read() as conn:
         return list((await conn.execute(select(OUTBOX).where(OUTBOX.c.kind == REMINDER_KIND)
@@ -43,13 +49,6 @@ async def reminder_rows(chat: ChatDriver) -> list[Any]:
 async def test_remind_sends_one_now_and_at_most_one_per_12_hours(
     chat: ChatDriver, mailbox: tuple[Mailbox, int]  # noqa: F811
 ) -> None:
-    timeline: list[tuple[str, str, dict[str, str]]] = []
-
-    async def record(conn: DbConnection, link_id: str, kind: str, at: datetime, detail: dict[str, str]) -> None:
-        timeline.append((link_id, kind, detail))
-
-    assert chat.services.reminders is not None
-    chat.services.reminders.record_timeline = record
     await chat("/charge 25 cake to ana@example.com ref INV-1")
     answer = await chat.text("/remind INV-1")
     assert "Reminder sent" in answer and "by email" in answer, answer
@@ -59,8 +58,10 @@ async def test_remind_sends_one_now_and_at_most_one_per_12_hours(
     assert "Reminder sent" in await chat.text("/remind INV-1")
     await build_dispatcher(chat.services).run_once()
     assert subjects(mailbox)[1:] == ["Reminder: $25.00 for cake"] * 2, subjects(mailbox)
-    assert [(kind, detail["how"]) for _, kind, detail in timeline] == [("reminder.sent", "manual")] * 2
-    assert len(await reminder_rows(chat)) == 2
+    rows = await reminder_rows(chat)
+    assert len(rows) == 2
+    reminded = [(e.type, e.details) for e in await events_of(chat, rows[0].link_id) if e.type == "reminder.sent"]
+    assert reminded == [("reminder.sent", {"how": "manual", "to": ["email"]})] * 2
 
 
 async def test_no_reminder_for_a_link_without_contact_or_not_open(chat: ChatDriver) -> None:
@@ -102,4 +103,6 @@ async def test_a_waiting_reminder_is_dropped_when_the_link_is_paid_first(
     assert not any(s.startswith("Reminder:") for s in subjects(mailbox)), subjects(mailbox)
     (row,) = await reminder_rows(chat)
     assert row.status == "dead" and "paid, cancelled or expired" in row.last_error
+    failed = [e.details for e in await events_of(chat, row.link_id) if e.type == "delivery.failed"]
+    assert failed == [{"platform": "email", "event": "link.reminder", "as": "reminder"}]
     assert "this link is paid" in await chat.text("/remind INV-3")
