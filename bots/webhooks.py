@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adapters import registry
-from adapters.web.api import link_json
+from adapters.web.api import link_json, refund_json
 from adapters.webhooks.sender import WebhookSender
 from core.db import DbConnection, _sqlite_path
-from core.models import PaymentLink
+from core.models import Payment, PaymentLink, Refund
 from core.refunds import RefundService
 from core.secretbox import KEY_FILE_NAME, SecretBox, key_from_file
 from core.settings import reveal
-from core.webhooks import PLATFORM, WebhookEndpoints, WebhookError, WebhookEvents
+from core.webhooks import PLATFORM, WebhookEndpoints, WebhookError, WebhookEvents, payment_json, write_event
 
 if TYPE_CHECKING:
     from bots.services import Services
@@ -47,6 +47,16 @@ def install_webhooks(services: Services) -> WebhookEndpoints:
     wake = outbox.wake if outbox is not None else None
     endpoints.on_written = wake
     links.hooks.append(WebhookEvents(render, on_written=wake))
+
+    async def refunded(conn: DbConnection, link: PaymentLink, payment: Payment, refund: Refund) -> None:
+        """payment.refunded, in the transaction that records the provider's confirmation."""
+        at = refund.completed_at or services.clock()
+        data = {**await render(conn, link), "payment": payment_json(payment), "refund": refund_json(refund)}
+        if await write_event(conn, merchant_id=link.merchant_id, event_type="payment.refunded", data=data, at=at,
+                             link_id=link.id) and wake is not None:
+            wake()
+
+    services.refunds.refund_hooks.append(refunded)
     services.senders[PLATFORM] = WebhookSender(
         endpoints, timeout=settings.timeout, disable_after=settings.disable_after,
         allow_private=settings.allow_private, address_rules=registry.address_rules(), clock=services.clock,

@@ -152,7 +152,7 @@ def _iso(at: datetime) -> str:
 def payment_json(payment: Payment) -> dict[str, Any]:
     return {"id": payment.id, "amount_minor": payment.amount_minor, "currency": payment.currency,
             "status": str(payment.status), "provider": payment.provider, "created_at": _iso(payment.created_at),
-            "livemode": bool(payment.livemode)}
+            "livemode": bool(payment.livemode), "amount_refunded_minor": payment.amount_refunded_minor or 0}
 
 
 # Built once: this runs inside every link change's transaction.
@@ -190,7 +190,8 @@ async def write_event(
 
 class WebhookEvents:
     """The LinkService hook: link.created/paid/expired/cancelled and payment.succeeded, in the change's
-    transaction. Refunds (another module) call `write_event` with "payment.refunded" in theirs."""
+    transaction. payment.refunded is written by bots/webhooks.py from core/refunds.py's refund hook, in the
+    transaction that records the refund as succeeded."""
 
     def __init__(self, render_link: LinkRenderer, *, on_written: Callable[[], None] | None = None) -> None:
         self.render_link = render_link

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import insert, select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from adapters.payments.sandbox.provider import SandboxProvider
 from bots.config import Secret, Settings
 from bots.dispatcher import Dispatcher, build_dispatcher
 from core.models import Member, OutboxMessage, WebhookAttempt, WebhookEndpoint
@@ -199,6 +200,34 @@ async def test_events_are_signed_per_standard_webhooks_and_carry_the_links_api_j
             Webhook("whsec_" + "A" * 43 + "=").verify(first.body, first.headers)
         with pytest.raises(WebhookVerificationError):
             Webhook(endpoint["secret"]).verify(first.body.replace('"type"', '"typo"'), first.headers)
+
+
+async def test_a_refund_the_provider_confirms_is_a_payment_refunded_event_with_the_refund(
+    shop: Shop, live: LiveApp, dispatcher: Dispatcher
+) -> None:
+    provider = live.services.provider
+    assert isinstance(provider, SandboxProvider)
+    async with webhook_receiver() as receiver:
+        endpoint = await add_endpoint(shop, receiver.url, ["payment.refunded"])
+        made = (await shop.api.create({"amount": "25.00", "description": "Cake"})).body
+        await pay(live, made["id"])
+        asked = await shop.api.post(f"/api/v1/links/{made['id']}/refund", json_body={"amount": "10.00"})
+        assert asked.status == 201, asked.text
+        while await dispatcher.run_once():
+            pass
+        assert receiver.received == []  # pending: nothing is refunded before the provider says so
+        await provider.drain()  # the sandbox's signed refund.succeeded webhook, over HTTP
+        while await dispatcher.run_once():
+            pass
+        (event,) = [verified(endpoint["secret"], r) for r in receiver.received]
+        assert event["type"] == "payment.refunded"
+        data = event["data"]
+        assert (data["refund"]["id"], data["refund"]["status"], data["refund"]["amount_minor"]) == (
+            asked.body["id"], "succeeded", 1000)
+        assert (data["payment"]["amount_refunded_minor"], data["payment"]["status"]) == (1000, "partially_refunded")
+        now_json = (await shop.api.get(f"/api/v1/links/{made['id']}")).body
+        assert {k: v for k, v in data.items() if k not in ("payment", "refund")} == now_json
+        assert (now_json["status"], now_json["amount_refunded_minor"]) == ("paid", 1000)
 
 
 async def test_only_subscribed_events_and_only_the_shops_own_endpoints(
