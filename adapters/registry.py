@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from adapters.console import PLUGIN as CONSOLE
+from adapters.email.plugin import PLUGIN as EMAIL
 from adapters.payments.portone.plugin import PLUGIN as PORTONE
 from adapters.payments.sandbox.plugin import PLUGIN as SANDBOX
 from adapters.payments.stripe.plugin import PLUGIN as STRIPE
@@ -28,6 +29,7 @@ CHAT_PLATFORMS: list[ChatPlatform[Any]] = [
     TELEGRAM,
     SLACK,
     WHATSAPP,
+    EMAIL,
 ]
 
 PAYMENT_PROVIDERS: list[PaymentProviderPlugin[Any]] = [
@@ -57,6 +59,11 @@ def address_rules() -> dict[str, AddressRules]:
 def customer_platform(settings: BaseModel) -> str | None:
     """The enabled platform that reaches customers (receipts, links), if any."""
     return next((p.name for p in enabled_platforms(settings) if p.reaches_customers), None)
+
+
+def customer_email_platforms(settings: BaseModel) -> list[str]:
+    """Enabled platforms that reach customers at the email on their link (besides customer_platform)."""
+    return [p.name for p in enabled_platforms(settings) if getattr(p, "customer_contact", "phone") == "email"]
 
 
 def outbox_keys() -> dict[str, str]:

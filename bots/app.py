@@ -75,6 +75,9 @@ def _mount_api(app: web.Application, services: Services) -> None:
     api = LinksApi(services.links, services.merchants, refunds=services.refunds)
     app.cleanup_ctx.append(api.lifespan)  # after database_ctx, so it ends before the engine is disposed
     app.router.add_routes(api.routes())
+    from adapters.web.webhooks_api import WebhooksApi
+
+    app.router.add_routes(WebhooksApi(services.webhooks, api._merchant).routes())
 
 
 def _mount_pages(app: web.Application, services: Services) -> None:

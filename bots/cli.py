@@ -328,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     link_refund.add_argument("--reason", help="why, for the timeline")
     link_refund.set_defaults(func=cmd_link_refund)
 
+    from bots.import_cli import register as register_link_import
+
+    register_link_import(link)
     dashboard = sub.add_parser("dashboard-link", help="print a one-time dashboard sign-in link (10 minutes)")
     dashboard.add_argument("--merchant", required=True)
     dashboard.add_argument("--member", type=int, default=None,

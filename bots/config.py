@@ -29,7 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from adapters import registry
 from core import limits
-from core.durations import format_duration
+from core.durations import format_duration, parse_duration
 from core.money import is_currency
 from core.settings import NO_SECRET, Duration, RateText, Section
 
@@ -64,6 +64,16 @@ def _amount(value: Any) -> Decimal:
     return amount
 
 
+def _optional_duration(value: Any) -> timedelta | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration such as \"24h\" (or \"\" for none), got {value!r}")
+    return parse_duration(value)
+
+
 class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = 8080
@@ -87,6 +97,9 @@ class LinksSettings(Section):
     # In major units of the link's currency ("1000000" means 1,000,000.00 USD or 1,000,000 JPY).
     max_amount: Annotated[Decimal, BeforeValidator(_amount)] = limits.DEFAULT_MAX_AMOUNT
     sweep_interval: Duration = timedelta(minutes=1)
+    # One reminder this long before a link expires, to customers with a contact who have not paid;
+    # empty: none.
+    remind_before_expiry: Annotated[timedelta | None, BeforeValidator(_optional_duration)] = timedelta(hours=24)
 
     @field_validator("default_currency")
     @classmethod
@@ -130,6 +143,22 @@ class OutboxBase(Section):
     poll_interval: Duration = timedelta(seconds=1)
 
 
+class WebhooksSettings(Section):
+    """`[webhooks]`: merchants' own endpoints (core/webhooks.py, adapters/webhooks/)."""
+
+    # Allow endpoint URLs on loopback, link-local and private addresses (a shop's own network): SSRF risk.
+    allow_private: bool = False
+    # How long one event is retried (with backoff, at most an hour apart) before it is dead.
+    max_age: Duration = timedelta(days=3)
+    # An endpoint whose every attempt failed for this long is disabled, and its shop's owner told.
+    disable_after: Duration = timedelta(days=5)
+    # One attempt waits this long for the endpoint's answer.
+    timeout: Duration = timedelta(seconds=10)
+    # 32 bytes of URL-safe base64 sealing the signing secrets at rest. Empty: a key file
+    # paylinks-secret.key beside the SQLite database (made on first use); required with PostgreSQL.
+    secret_key: SecretStr = NO_SECRET
+
+
 class CoreSettings(BaseSettings):
     """The sections core owns; `Settings` adds the plug-ins' ones."""
 
@@ -139,6 +168,7 @@ class CoreSettings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     links: LinksSettings = Field(default_factory=LinksSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    webhooks: WebhooksSettings = Field(default_factory=WebhooksSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     @classmethod

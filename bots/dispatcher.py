@@ -35,6 +35,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from adapters import registry
 from bots.config import OutboxBase as OutboxSettings
+from bots.config import WebhooksSettings
 from core.backoff import Random
 from core.clock import Clock, utcnow
 from core.db import DatabaseBusy
@@ -43,17 +44,21 @@ from core.models import OutboxMessage
 from core.outbox import (
     ACTION_EDIT,
     DIGEST_KIND,
+    REMINDER_KIND,
     CompletionReport,
     Outbox,
     OutboxStore,
     Outcome,
+    RetryPolicies,
     RetryPolicy,
     Target,
     decide,
 )
 from core.outbox_texts import AlertFacts
 from core.pacing import MonotonicClock, Pacer, PlatformLimits
-from core.ports import ChatSender, MessageRef, Reply, RetryLater, Transient
+from core.ports import ChatSender, Dropped, MessageRef, Reply, RetryLater, Transient
+from core.webhooks import ACTION_WEBHOOK, RowDeliverer
+from core.webhooks import KIND_PREFIX as WEBHOOK_KIND_PREFIX
 
 if TYPE_CHECKING:
     from bots.services import Services
@@ -71,10 +76,15 @@ class DispatcherConfig:
     lease: timedelta = timedelta(seconds=60)
     poll_interval_s: float = 1.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Kinds with a policy of their own, by kind prefix (merchant webhooks retry for days).
+    retry_by_kind: tuple[tuple[str, RetryPolicy], ...] = ()
     # Most rows one digest merges (the text lists the newest; the count and totals cover all).
     digest_limit: int = 500
     # How often rows for platforms without a sender are looked at (last_error, dead after max_age).
     housekeeping_s: float = 5.0
+
+    def policy_for(self, kind: str) -> RetryPolicy:
+        return RetryPolicies(self.retry, self.retry_by_kind).for_kind(kind)
 
     @property
     def claim_batch(self) -> int:
@@ -90,13 +100,22 @@ class DispatcherConfig:
         return max(1.0, min(30.0, self.lease.total_seconds() / 3))
 
 
-def config_from_settings(outbox: OutboxSettings) -> DispatcherConfig:
+def config_from_settings(outbox: OutboxSettings, webhooks: WebhooksSettings | None = None) -> DispatcherConfig:
+    by_kind: tuple[tuple[str, RetryPolicy], ...] = ()
+    if webhooks is not None:
+        by_kind = ((WEBHOOK_KIND_PREFIX, webhook_retry_policy(webhooks)),)
     return DispatcherConfig(
         concurrency=max(1, outbox.concurrency),
         lease=outbox.lease,
         poll_interval_s=max(0.01, outbox.poll_interval.total_seconds()),
         retry=RetryPolicy(max_attempts=max(1, outbox.max_attempts), max_age=outbox.max_age),
+        retry_by_kind=by_kind,
     )
+
+
+def webhook_retry_policy(webhooks: WebhooksSettings) -> RetryPolicy:
+    """Merchant webhooks: backoff capped at an hour, until [webhooks] max_age (3 days) has passed."""
+    return RetryPolicy(max_attempts=1_000_000, max_age=webhooks.max_age, backoff_base_s=5.0, backoff_cap_s=3600.0)
 
 
 def pacing_limits(outbox: OutboxSettings) -> dict[str, PlatformLimits]:
@@ -301,7 +320,7 @@ class Dispatcher:
         if error is None:
             self.sent_messages += 1
             self.sent_rows += len(job.rows)
-        return [decide(row, error, now=now, policy=self.config.retry, ref=ref, rand=self.rand)
+        return [decide(row, error, now=now, policy=self.config.policy_for(row.kind), ref=ref, rand=self.rand)
                 for row in job.rows]
 
     def _through_gate(self, target: Target) -> float | None:
@@ -325,6 +344,12 @@ class Dispatcher:
             return await sender.send(address, digest_reply(facts, self.clock()))
         row = job.rows[0]
         body = row.payload
+        if row.kind == REMINDER_KIND and not await self.store.link_is_open(row.link_id):
+            raise Dropped("the link was paid, cancelled or expired before its reminder went out")
+        if isinstance(sender, RowDeliverer) and body.get("action") != ACTION_EDIT:
+            return await sender.deliver(row)  # webhooks and email need the whole row, not only a Reply
+        if body.get("action") == ACTION_WEBHOOK:
+            raise Transient(f"the {job.target.platform} sender cannot deliver webhooks")
         reply = Reply.from_dict(body["reply"])
         if body.get("action") == ACTION_EDIT:
             ref = MessageRef.from_dict(body["ref"])
@@ -503,7 +528,7 @@ def build_dispatcher(services: Services, **overrides: Any) -> Dispatcher:
     settings = services.settings
     kwargs: dict[str, Any] = {
         "pacer": Pacer(pacing_limits(settings.outbox)),
-        "config": config_from_settings(settings.outbox),
+        "config": config_from_settings(settings.outbox, settings.webhooks),
         "clock": services.clock,
         "outbox": getattr(services, "outbox", None),
     }

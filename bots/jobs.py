@@ -55,6 +55,11 @@ async def sweep_checkouts(services: Services) -> int:
     return count
 
 
+async def sweep_reminders(services: Services) -> int:
+    """[links] remind_before_expiry: one reminder to customers of open links about to expire."""
+    return await services.reminders.remind_due() if services.reminders is not None else 0
+
+
 async def sweep_refunds(services: Services) -> int:
     """Refunds the provider could not be asked about: ask again (same idempotency key)."""
     count = await services.refunds.retry_unsent()
@@ -65,6 +70,7 @@ async def sweep_refunds(services: Services) -> int:
 
 async def sweep(services: Services) -> None:
     await sweep_expired(services)
+    await sweep_reminders(services)
     await sweep_deliveries(services)
     await sweep_checkouts(services)
     await sweep_refunds(services)

@@ -16,6 +16,7 @@ from adapters import registry
 from adapters.payments.accounts import ProviderDirectory
 from adapters.plugin import ChatPlatform
 from bots.config import ConfigError, Settings
+from bots.webhooks import install_webhooks
 from core.clock import Clock, utcnow
 from core.conversation import Conversation
 from core.db import Database
@@ -26,8 +27,10 @@ from core.outbox import Outbox
 from core.ports import ChatSender, IncomingMessage, PaymentProvider, Reply
 from core.provider_accounts import ProviderAccounts
 from core.refunds import RefundService
+from core.reminders import Reminders
 from core.secrets import SecretBox, key_file_for
 from core.settings import reveal
+from core.webhooks import WebhookEndpoints
 
 log = logging.getLogger("paylinks")
 
@@ -54,6 +57,10 @@ class Services:
     outbox: Outbox | None = None
     # The chat core every platform hands its messages to; always set by build_services.
     conversation: Conversation = None  # type: ignore[assignment]
+    # Reminders to customers (core/reminders.py); always set by build_services.
+    reminders: Reminders | None = None
+    # Merchant webhook endpoints (bots/webhooks.py); always set by build_services.
+    webhooks: WebhookEndpoints = None  # type: ignore[assignment]
     # Refunds through the provider, double-payment handling; always set by build_services.
     refunds: RefundService = None  # type: ignore[assignment]
 
@@ -99,8 +106,16 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
     links.providers = services.providers
     links.reconcile_after = settings.payments.reconcile_after
     services.outbox = Outbox(link_url=links.url, customer_platform=registry.customer_platform(settings),
-                             address_rules=registry.address_rules())
+                             address_rules=registry.address_rules(),
+                             customer_channels=registry.customer_email_platforms(settings))
     links.hooks.append(services.outbox)
+    services.reminders = Reminders(db, links, services.outbox, before_expiry=settings.links.remind_before_expiry,
+                                   clock=clock)
+    services.conversation.reminders = services.reminders
+    rules = registry.address_rules()
+    outbox = services.outbox
+    services.conversation.customer_reach = lambda link: [
+        rules[t.platform].describe_contact(t.address) for t in outbox.customer_targets(link)]
     services.refunds = RefundService(db, links, provider=services.provider, providers=services.providers,
                                      auto_refund_duplicates=settings.payments.auto_refund_duplicates, clock=clock)
     services.refunds.wake = services.outbox.wake
@@ -113,6 +128,7 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
         except ValueError as exc:  # e.g. Telegram webhook mode without a secret: refuse to start
             raise ConfigError(str(exc)) from None
         services.platforms.append(platform)
+    services.webhooks = install_webhooks(services)
     return services
 
 

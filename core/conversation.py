@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -46,6 +47,7 @@ from core.commands import (
     Links,
     ParseContext,
     RefundAsk,
+    Remind,
     Report,
     SetCurrency,
     Shop,
@@ -65,6 +67,7 @@ from core.money import Money, format_money
 from core.ports import Button, IncomingMessage, Reply
 from core.questions import Asker, Question, QuestionStore
 from core.refunds import RefundRequest, RefundService
+from core.reminders import ReminderError, Reminders
 from core.reports import (
     ReportService,
     format_relative,
@@ -117,6 +120,11 @@ class Conversation:
         # Questions asked back (ambiguous amounts) wait in the database, never in this object.
         self.questions = QuestionStore(links.db, clock=clock)
         self.signins = signins or SigninService(links.db, public_base_url=links.public_base_url, clock=clock)
+        # Set by bots/services.py; None: /remind answers that reminders are not available here.
+        self.reminders: Reminders | None = None
+        # Where a new link is sent to its customer, in words ("ana@example.com by email"); set by
+        # bots/services.py from the outbox's customer channels.
+        self.customer_reach: Callable[[PaymentLink], list[str]] | None = None
         # Set by bots/services.py: /refund and the refunds shown by /status.
         self.refunds: RefundService | None = None
 
@@ -401,6 +409,8 @@ class Conversation:
         details.append(f"id `{short_id(link.id)}`")
         lines.append(" · ".join(details))
         lines.append(url)
+        if self.customer_reach is not None and (reach := self.customer_reach(link)):
+            lines.append(f"📨 Sent to {' and '.join(markup.user(r) for r in reach)}")
         when = format_when(link.expires_at, locale)
         lines.append(f"⏳ Expires {format_relative(link.expires_at, now, locale)} ({when})")
         return Reply(
@@ -486,6 +496,20 @@ class Conversation:
         return Reply(
             f"🚫 Cancelled **{amount}** — {markup.user(link.description)}. The link no longer takes payments."
         )
+
+    async def _remind(self, command: Remind, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        link = await self.find_link(identity.merchant.id, command.key)
+        if link is None:
+            return [self._not_found(command.key, identity, "remind")]
+        amount = format_money(link.amount_minor, link.currency, identity.merchant.locale)
+        if self.reminders is None:
+            return [Reply("Reminders are not available here.")]
+        try:
+            done = await self.reminders.remind_now(link.id, identity.merchant.id)
+        except ReminderError as error:
+            return [Reply(f"No reminder sent for {amount} — {markup.user(link.description)}: {error.message}.")]
+        where = " and ".join(done.channels)
+        return [Reply(f"⏰ Reminder sent for **{amount}** — {markup.user(link.description)} (by {where}).")]
 
     async def _currency(self, command: SetCurrency, identity: Identity, message: IncomingMessage) -> list[Reply]:
         return [await self._currency_reply(command, identity)]

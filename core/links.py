@@ -92,6 +92,10 @@ class LinkDraft:
     # A preset public id (Telegram inline mode shows the link's URL before the link is created); must come
     # from ids.link_id(). None: a fresh one.
     link_id: str | None = None
+    # False: the customer is not sent the link now (a CSV import without --send).
+    notify_customer: bool = True
+    # Only these customer channels ("email", "sms", "whatsapp"); None: every one the customer has.
+    notify: frozenset[str] | None = None
 
 
 class LinkEventKind(StrEnum):
@@ -108,6 +112,10 @@ class LinkEvent:
     link: PaymentLink
     at: datetime
     payment: Payment | None = None
+    # On link.created: whether the customer is sent the link (LinkDraft.notify_customer), and by which
+    # channels (LinkDraft.notify; None: all).
+    notify_customer: bool = True
+    notify: frozenset[str] | None = None
 
 
 # Runs inside the transaction that changes the link (the outbox writes its rows here).
@@ -139,6 +147,11 @@ _TO_EVENT = {
 }
 
 
+def _takes_real_money(provider: object) -> bool:
+    # A provider that does not say is taken for pretend money: a live link must be a deliberate choice.
+    return not getattr(provider, "test_mode", True)
+
+
 def _row_to_link(row: Any) -> PaymentLink:
     # model_construct skips validation (the row came from our own schema): ~8 µs instead of ~60 µs,
     # which matters on the pay page and API hot paths. A plain mapping of the link's columns works too.
@@ -150,6 +163,8 @@ def _row_to_link(row: Any) -> PaymentLink:
 # Hot-path statements are built once; SQLAlchemy then reuses their compiled form.
 _GET_LINK = select(LINKS).where(LINKS.c.id == bindparam("id"))
 _GET_MERCHANT_LINK = _GET_LINK.where(LINKS.c.merchant_id == bindparam("merchant_id"))
+_BY_IDEMPOTENCY_KEY = select(LINKS).where(LINKS.c.merchant_id == bindparam("merchant_id"),
+                                          LINKS.c.idempotency_key == bindparam("key"))
 
 
 class HasStatus(Protocol):
@@ -298,6 +313,70 @@ class LinkService:
             if existing is not None:
                 return self._replay(existing, draft), False
         money = draft.money
+        now = self.clock()
+        description, customer, expires_at, livemode = await self._checked(draft, now)
+        values: dict[str, Any] = {
+            "id": draft.link_id or ids.link_id(),
+            "merchant_id": draft.merchant_id,
+            "amount_minor": money.amount_minor,
+            "currency": money.currency,
+            "description": description,
+            "reference": draft.reference or None,
+            "customer_name": customer.name,
+            "customer_email": customer.email,
+            "customer_phone": customer.phone,
+            "status": LinkStatus.ACTIVE,
+            "created_at": now,
+            "expires_at": expires_at,
+            "paid_at": None,
+            "cancelled_at": None,
+            "meta": dict(draft.meta),
+            "origin_platform": draft.origin_platform,
+            "origin_address": draft.origin_address,
+            "origin_message": None,
+            "created_by_member_id": draft.created_by_member_id,
+            "checkout_attempts": 0,
+            "idempotency_key": draft.idempotency_key,
+            "request_hash": draft.request_hash,
+            "livemode": livemode,
+            "reminded_at": None,
+            "auto_reminded_at": None,
+        }
+        link = PaymentLink.model_construct(**values)
+        try:
+            # From a chat message: its delivery row commits with the link, or AlreadyHandled undoes both.
+            async with write_with_delivery(self.db) as conn:
+                await insert_row(conn, LINKS, values)
+                if self.hooks:
+                    event = LinkEvent(LinkEventKind.CREATED, link, now, notify_customer=draft.notify_customer,
+                                      notify=draft.notify)
+                    for hook in self.hooks:
+                        await hook(conn, event)
+        except IntegrityError:
+            # Two requests with one idempotency key raced; the other one won.
+            if draft.idempotency_key:
+                existing = await self._by_idempotency_key(draft.merchant_id, draft.idempotency_key)
+                if existing is not None:
+                    return self._replay(existing, draft), False
+            raise
+        log.info("link created link=%s merchant=%s", link.id, draft.merchant_id)
+        return link, True
+
+    async def livemode_for(self, merchant_id: str) -> bool:
+        """Whether the shop's new links take real money (its provider account's mode)."""
+        if self.livemode is not None:
+            return self.livemode
+        if self.providers is None:
+            return False
+        return _takes_real_money((await self.providers.for_merchant(merchant_id)).provider)
+
+    async def check_draft(self, draft: LinkDraft) -> None:
+        """Everything create() checks, without making the link (a dry run); LinkError when it would fail."""
+        await self._checked(draft, self.clock())
+
+    async def _checked(self, draft: LinkDraft, now: datetime) -> tuple[str, Customer, datetime, bool]:
+        """The draft's checked description, customer and expiry, and the mode its shop's provider is in."""
+        money = draft.money
         if money.amount_minor <= 0:
             raise LinkError("invalid_amount", "amount must be greater than zero", field="amount")
         if money.amount_minor > limits.AMOUNT_MINOR_MAX or money.decimal() > self.max_amount:
@@ -310,8 +389,7 @@ class LinkService:
         problem = None
         if self.providers is not None:
             provider = (await self.providers.for_merchant(draft.merchant_id)).provider
-            # A provider that does not say is taken for pretend money: a live link must be a deliberate choice.
-            livemode = not getattr(provider, "test_mode", True)
+            livemode = _takes_real_money(provider)
             if isinstance(provider, CheckingProvider):
                 problem = provider.check_money(money)
         if self.livemode is not None:
@@ -346,56 +424,13 @@ class LinkService:
             if not key or len(key) > limits.METADATA_KEY_MAX or len(value) > limits.METADATA_VALUE_MAX:
                 raise LinkError("invalid_metadata", f"metadata keys must be 1 to {limits.METADATA_KEY_MAX} "
                                 f"characters and values at most {limits.METADATA_VALUE_MAX}", field="metadata")
-        now = self.clock()
         expires_at = draft.expires_at or now + (draft.expires_in or self.default_expiry)
         if expires_at <= now:
             raise LinkError("invalid_expiry", "expiry must be in the future", field="expires_at")
         if expires_at - now > limits.MAX_EXPIRY:
             raise LinkError("invalid_expiry", f"expiry must be within {limits.MAX_EXPIRY.days} days",
                             field="expires_at")
-        values: dict[str, Any] = {
-            "id": draft.link_id or ids.link_id(),
-            "merchant_id": draft.merchant_id,
-            "amount_minor": money.amount_minor,
-            "currency": money.currency,
-            "description": description,
-            "reference": draft.reference or None,
-            "customer_name": customer.name,
-            "customer_email": customer.email,
-            "customer_phone": customer.phone,
-            "status": LinkStatus.ACTIVE,
-            "created_at": now,
-            "expires_at": expires_at,
-            "paid_at": None,
-            "cancelled_at": None,
-            "meta": dict(draft.meta),
-            "origin_platform": draft.origin_platform,
-            "origin_address": draft.origin_address,
-            "origin_message": None,
-            "created_by_member_id": draft.created_by_member_id,
-            "checkout_attempts": 0,
-            "idempotency_key": draft.idempotency_key,
-            "request_hash": draft.request_hash,
-            "livemode": livemode,
-        }
-        link = PaymentLink.model_construct(**values)
-        try:
-            # From a chat message: its delivery row commits with the link, or AlreadyHandled undoes both.
-            async with write_with_delivery(self.db) as conn:
-                await insert_row(conn, LINKS, values)
-                if self.hooks:
-                    event = LinkEvent(LinkEventKind.CREATED, link, now)
-                    for hook in self.hooks:
-                        await hook(conn, event)
-        except IntegrityError:
-            # Two requests with one idempotency key raced; the other one won.
-            if draft.idempotency_key:
-                existing = await self._by_idempotency_key(draft.merchant_id, draft.idempotency_key)
-                if existing is not None:
-                    return self._replay(existing, draft), False
-            raise
-        log.info("link created link=%s merchant=%s", link.id, draft.merchant_id)
-        return link, True
+        return description, customer, expires_at, livemode
 
     @staticmethod
     def _checked_customer(customer: Customer) -> Customer:
@@ -425,11 +460,7 @@ class LinkService:
 
     async def _by_idempotency_key(self, merchant_id: str, key: str) -> PaymentLink | None:
         async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(LINKS).where(LINKS.c.merchant_id == merchant_id, LINKS.c.idempotency_key == key)
-                )
-            ).first()
+            row = (await conn.execute(_BY_IDEMPOTENCY_KEY, {"merchant_id": merchant_id, "key": key})).first()
         return _row_to_link(row) if row else None
 
     async def attach_message(self, link_id: str, ref: MessageRef) -> None:

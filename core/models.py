@@ -201,6 +201,10 @@ class PaymentLink(SQLModel, table=True):
     request_hash: str | None = Field(default=None, max_length=64)
     # False: made while the provider took pretend money (the sandbox, Stripe sk_test_ keys, PortOne sandbox).
     livemode: bool = Field(default=False)
+    # The last reminder sent to the customer (/remind: at most one per 12 h), and the automatic one
+    # ([links] remind_before_expiry: at most one per link). core/reminders.py.
+    reminded_at: datetime | None = _ts(default=None)
+    auto_reminded_at: datetime | None = _ts(default=None)
 
 
 class ProviderAccount(SQLModel, table=True):
@@ -375,6 +379,51 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = _ts(default=None)
     # When an operator last requeued the row (`paylinks outbox retry`): its retry age counts from here.
     requeued_at: datetime | None = _ts(default=None)
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A merchant's URL that hears of link and payment events (core/webhooks.py); signed per Standard Webhooks."""
+
+    __tablename__ = "webhook_endpoint"
+    id: str = Field(primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchant.id", index=True, max_length=40)
+    url: str = Field(max_length=2000)
+    events: list[str] = Field(default_factory=list, sa_type=JSON)
+    # The whsec_ signing secret, encrypted (core/secretbox.py); shown to the owner once, when created.
+    secret_sealed: str = Field(max_length=400)
+    created_at: datetime = _ts()
+    # The start of the current run of failed attempts (None: the last attempt succeeded).
+    failing_since: datetime | None = _ts(default=None)
+    disabled_at: datetime | None = _ts(default=None)
+    disabled_reason: str | None = Field(default=None, max_length=500)
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One HTTP attempt to deliver a webhook event; the delivery is its outbox_message row."""
+
+    __tablename__ = "webhook_attempt"
+    __table_args__ = (Index("ix_webhook_attempt_delivery", "delivery_id", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field()
+    endpoint_id: str = Field(max_length=40)
+    attempted_at: datetime = _ts()
+    status_code: int | None = Field(default=None)  # None: no HTTP answer (timeout, refused, blocked)
+    error: str | None = Field(default=None, max_length=500)
+    duration_ms: int = Field(default=0)
+
+
+class CustomerContact(SQLModel, table=True):
+    """A customer's email (or phone) as one shop knows it: the unsubscribe token its messages carry
+    (`/u/{token}`, RFC 8058 one-click) and whether they opted out of that shop's messages."""
+
+    __tablename__ = "customer_contact"
+    __table_args__ = (UniqueConstraint("merchant_id", "channel", "address"),)
+    token: str = Field(primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchant.id", max_length=40)
+    channel: str = Field(max_length=20)
+    address: str = Field(max_length=320)
+    created_at: datetime = _ts()
+    opted_out_at: datetime | None = _ts(default=None)
 
 
 class ConsoleMessage(SQLModel, table=True):

@@ -42,12 +42,13 @@ from core.outbox_texts import (
     AlertFacts,
     alert_reply,
     customer_link_reply,
+    customer_reminder_reply,
     customer_undeliverable_notice,
     edited_link_reply,
     receipt_reply,
     target_disabled_notice,
 )
-from core.ports import AddressMoved, AddressRules, MessageRef, Permanent, Reply, RetryLater, SendError
+from core.ports import AddressMoved, AddressRules, Dropped, MessageRef, Permanent, Reply, RetryLater, SendError
 from core.sql import insert_ignore, table
 
 log = logging.getLogger("paylinks.outbox")
@@ -64,6 +65,7 @@ class Role(StrEnum):
     EDIT = "edit"  # the /charge message itself, edited to show the new status
     RECEIPT = "receipt"  # to the customer, after paying
     CUSTOMER_LINK = "customer_link"  # the payment link, sent to the customer when it is made
+    REMINDER = "reminder"  # the payment link again, to a customer who has not paid (core/reminders.py)
 
 
 def kind_of(event: str, role: Role) -> str:
@@ -73,6 +75,8 @@ def kind_of(event: str, role: Role) -> str:
 # Paid alerts to one chat may be merged into a digest when that chat has a backlog.
 DIGEST_KIND = kind_of(LinkEventKind.PAID.value, Role.ALERT)
 NOTICE_KIND = "notice.undeliverable"
+REMINDER_EVENT = "link.reminder"
+REMINDER_KIND = f"{REMINDER_EVENT}.reminder"
 
 # Which events reach chats subscribed with /alerts on (the origin chat hears of all three).
 SUBSCRIBER_EVENTS = frozenset({LinkEventKind.PAID, LinkEventKind.EXPIRED, LinkEventKind.CANCELLED})
@@ -166,12 +170,14 @@ class Outbox:
 
     def __init__(
         self, *, link_url: Callable[[str], str], customer_platform: str | None = None,
-        address_rules: Mapping[str, AddressRules] | None = None,
+        address_rules: Mapping[str, AddressRules] | None = None, customer_channels: Sequence[str] = (),
     ) -> None:
         self.link_url = link_url
         # The platform that sends receipts and links to customers (its plug-in turns a link's contact
         # into an address); None: customers hear nothing from us in chat.
         self.customer_platform = customer_platform
+        # More platforms that reach customers as well, each at its own contact (email: the link's email).
+        self.customer_channels = tuple(customer_channels)
         self.address_rules: Mapping[str, AddressRules] = address_rules or {}
         self._wakers: list[Callable[[], None]] = []
 
@@ -231,12 +237,30 @@ class Outbox:
         address = rules.customer_address(link.customer_phone)
         return Target(platform, address) if address else None
 
+    def customer_targets(self, link: PaymentLink) -> list[Target]:
+        """Where the link's customer can be reached: the chat platform by phone, email by address."""
+        found: list[Target] = []
+        platforms = ([self.customer_platform] if self.customer_platform else []) + list(self.customer_channels)
+        for platform in platforms:
+            rules = self.address_rules.get(platform)
+            if rules is None:
+                continue
+            by_email = getattr(rules, "customer_contact", "phone") == "email"
+            address = rules.customer_address(link.customer_email if by_email else link.customer_phone)
+            if address:
+                found.append(Target(platform, address))
+        return found
+
     async def rows_for(self, conn: DbConnection, event: LinkEvent) -> list[dict[str, Any]]:
         link = event.link
         if event.kind is LinkEventKind.REFUNDED:
             return []  # core/refunds.py writes the refund's own alert and edit in this transaction
-        customer = self._customer_target(link)
-        if event.kind is LinkEventKind.CREATED and customer is None:
+        customers = self.customer_targets(link)
+        if event.kind is LinkEventKind.CREATED and not event.notify_customer:
+            customers = []
+        elif event.kind is LinkEventKind.CREATED and event.notify is not None:
+            customers = [t for t in customers if t.platform in event.notify]
+        if event.kind is LinkEventKind.CREATED and not customers:
             return []  # most links: nothing to send, and no query on the link-creation path
         found = (await conn.execute(_MERCHANT_AND_SUBSCRIPTIONS, {"merchant_id": link.merchant_id})).all()
         merchant = found[0] if found else None
@@ -250,16 +274,17 @@ class Outbox:
         )
         planned: list[tuple[Target, Role, dict[str, Any]]] = []
         if event.kind is LinkEventKind.CREATED:
-            if customer is not None:
-                link_info = {"id": link.id, "url": facts.url, "amount_text": facts.amount_text,
-                             "description": link.description, "merchant_name": facts.merchant_name}
+            link_info = {"id": link.id, "url": facts.url, "amount_text": facts.amount_text,
+                         "description": link.description, "merchant_name": facts.merchant_name}
+            for customer in customers:
                 planned.append((customer, Role.CUSTOMER_LINK, payload(
                     ACTION_SEND, customer_link_reply(facts), event=facts.event, facts=facts, link=link_info)))
         else:
             planned.extend(self._seller_targets(event, facts, subscriptions))
-            if event.kind is LinkEventKind.PAID and customer is not None:
-                planned.append((customer, Role.RECEIPT,
-                                payload(ACTION_SEND, receipt_reply(facts), event=facts.event, facts=facts)))
+            if event.kind is LinkEventKind.PAID:
+                for customer in customers:
+                    planned.append((customer, Role.RECEIPT,
+                                    payload(ACTION_SEND, receipt_reply(facts), event=facts.event, facts=facts)))
         if not planned:
             return []
         skip = await disabled_targets(conn, (t for t, _, _ in planned))
@@ -270,6 +295,31 @@ class Outbox:
             for target, role, body in planned
             if target not in skip
         ]
+
+    async def reminder_rows(self, conn: DbConnection, link: PaymentLink, at: datetime) -> list[dict[str, Any]]:
+        """One reminder per channel the customer has, written in the caller's transaction; [] when none."""
+        customers = self.customer_targets(link)
+        if not customers:
+            return []
+        merchant = (await conn.execute(select(MERCHANTS.c.name, MERCHANTS.c.locale)
+                                       .where(MERCHANTS.c.id == link.merchant_id))).first()
+        facts = AlertFacts(
+            event=REMINDER_EVENT, link_id=link.id, amount_minor=link.amount_minor, currency=link.currency,
+            description=link.description, at=at, locale=merchant.locale if merchant else "en",
+            merchant_name=merchant.name if merchant else "", reference=link.reference, url=self.link_url(link.id),
+        )
+        skip = await disabled_targets(conn, customers)
+        rows = [
+            new_row(target=target, kind=REMINDER_KIND,
+                    body=payload(ACTION_SEND, customer_reminder_reply(facts), event=REMINDER_EVENT, facts=facts),
+                    key=dedupe_key(REMINDER_EVENT, link.id, at.isoformat(), target.platform, target.address),
+                    now=at, merchant_id=link.merchant_id, link_id=link.id)
+            for target in customers if target not in skip
+        ]
+        await insert_rows(conn, rows)
+        if rows:
+            self.wake()
+        return rows
 
     def _seller_targets(
         self, event: LinkEvent, facts: AlertFacts, subscriptions: Sequence[Target]
@@ -340,6 +390,21 @@ class RetryPolicy:
     backoff_cap_s: float = 600.0
 
 
+@dataclass(frozen=True, slots=True)
+class RetryPolicies:
+    """The retry policy per kind of message: the first prefix of `by_kind` that a row's kind starts with
+    wins (merchant webhooks, "webhook.", retry for days), else `default` (chat alerts: [outbox] max_age)."""
+
+    default: RetryPolicy = field(default_factory=RetryPolicy)
+    by_kind: tuple[tuple[str, RetryPolicy], ...] = ()
+
+    def for_kind(self, kind: str) -> RetryPolicy:
+        for prefix, policy in self.by_kind:
+            if kind.startswith(prefix):
+                return policy
+        return self.default
+
+
 def decide(
     row: OutboxMessage, error: BaseException | None, *, now: datetime, policy: RetryPolicy,
     ref: MessageRef | None = None, rand: Random | None = None,
@@ -353,7 +418,7 @@ def decide(
     deadline = (row.requeued_at or row.created_at) + policy.max_age
     if isinstance(error, Permanent):
         # A failed edit says nothing about the chat (the message may be gone or too old to edit).
-        if row.payload.get("action") == ACTION_EDIT:
+        if row.payload.get("action") == ACTION_EDIT or isinstance(error, Dropped):
             return Outcome(row, Result.DEAD, attempts, now, error=text)
         return Outcome(row, Result.DISABLED, attempts, now, error=text)
     if isinstance(error, AddressMoved):
@@ -389,6 +454,20 @@ class CompletionReport:
     disabled: list[Target] = field(default_factory=list)
     moved: list[tuple[Target, Target]] = field(default_factory=list)
     notices: int = 0
+
+
+# Platforms whose rows for one target and link go out strictly in order (merchant webhooks): a row waits
+# while an older one for the same endpoint and link is still pending (being retried, or leased).
+ORDERED_PLATFORMS = ("webhook",)
+_OLDER = OUTBOX.alias("older")
+_EARLIER_PENDING = (
+    select(_OLDER.c.id)
+    .where(_OLDER.c.platform == OUTBOX.c.platform, _OLDER.c.address == OUTBOX.c.address,
+           _OLDER.c.link_id == OUTBOX.c.link_id, _OLDER.c.status == OutboxStatus.PENDING.value,
+           _OLDER.c.id < OUTBOX.c.id)
+    .correlate(OUTBOX)
+    .exists()
+)
 
 
 class OutboxStore:
@@ -437,7 +516,8 @@ class OutboxStore:
         now = self.clock()
         query = (
             select(OUTBOX.c.id)
-            .where(self._claimable(now), OUTBOX.c.next_attempt_at <= now, OUTBOX.c.platform.in_(list(platforms)))
+            .where(self._claimable(now), OUTBOX.c.next_attempt_at <= now, OUTBOX.c.platform.in_(list(platforms)),
+                   or_(OUTBOX.c.platform.not_in(list(ORDERED_PLATFORMS)), ~_EARLIER_PENDING))
             .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id)
             .limit(limit)
         )
@@ -613,7 +693,7 @@ class OutboxStore:
         destination = usable[0]
         reason = (outcome.error or "unreachable").split(": ", 1)[-1]
         facts_data = row.payload.get("facts")
-        if row.kind.endswith((Role.RECEIPT.value, Role.CUSTOMER_LINK.value)) and facts_data:
+        if row.kind.endswith((Role.RECEIPT.value, Role.CUSTOMER_LINK.value, Role.REMINDER.value)) and facts_data:
             rules = self.address_rules.get(row.platform)
             contact = rules.describe_contact(row.address) if rules is not None else f"{row.address} on {row.platform}"
             reply = customer_undeliverable_notice(AlertFacts.from_dict(facts_data), contact, reason,
@@ -680,6 +760,14 @@ class OutboxStore:
                 update(OUTBOX).where(OUTBOX.c.id == pending.id).values(address=new.address, payload=body)
             )
         log.info("outbox chat moved platform=%s", old.platform)
+
+    async def link_is_open(self, link_id: str | None) -> bool:
+        """Reminders stop with the link: is it still active and unexpired?"""
+        if not link_id:
+            return False
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(LINKS.c.status, LINKS.c.expires_at).where(LINKS.c.id == link_id))).first()
+        return row is not None and row.status == "active" and row.expires_at > self.clock()
 
     # ------------------------------------------------------------ housekeeping and the operator
 

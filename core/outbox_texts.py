@@ -133,6 +133,17 @@ def customer_link_reply(facts: AlertFacts) -> Reply:
     )
 
 
+def customer_reminder_reply(facts: AlertFacts) -> Reply:
+    """A reminder to a customer who has not paid yet."""
+    shop = facts.merchant_name or "A shop"
+    url = facts.url or ""
+    return Reply(
+        text=f"⏰ A reminder from {shop}: **{facts.amount_text}** for {facts.description} is still open.\n{url}",
+        buttons=(Button(f"Pay {facts.amount_text}", url),) if url else (),
+        link_id=facts.link_id,
+    )
+
+
 def target_disabled_notice(platform: str, address: str, reason: str) -> Reply:
     return Reply(
         text=f"⚠️ I can no longer send messages to the {platform} chat `{address}` ({reason}). "

@@ -122,6 +122,11 @@ class Permanent(SendError):
     """The target cannot be reached (blocked, chat gone, outside a window with no template)."""
 
 
+class Dropped(Permanent):
+    """This one message can never be delivered (its webhook endpoint was deleted or disabled); the
+    target itself is not marked unreachable."""
+
+
 class AddressMoved(SendError):
     """The chat lives at a new address now (Telegram group -> supergroup); retry there."""
 

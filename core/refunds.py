@@ -14,7 +14,7 @@ and, with `[payments] auto_refund_duplicates`, are refunded here right after it 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from core import ids
 from core.clock import Clock, utcnow
 from core.db import Database, DbConnection
-from core.links import LinkError, LinkService, PaymentOutcome
+from core.links import LinkError, LinkService, PaymentOutcome, _row_to_link
 from core.models import (
     PAYMENT_TRANSITIONS,
     REFUND_TRANSITIONS,
@@ -131,6 +131,11 @@ class Refundable:
     refundable_minor: int
 
 
+# Runs inside the transaction that records a refund as succeeded, with the link and payment after it
+# (bots/webhooks.py: the merchant webhook event payment.refunded).
+RefundHook = Callable[[DbConnection, PaymentLink, Payment, Refund], Awaitable[None]]
+
+
 class RefundService:
     def __init__(self, db: Database, links: LinkService, *, provider: PaymentProvider | None = None,
                  providers: ProviderResolver | None = None, auto_refund_duplicates: bool = True,
@@ -145,6 +150,7 @@ class RefundService:
         self.clock = clock
         # Wakes this process's dispatcher after alert rows were written (bots/services.py sets it).
         self.wake: Any = None
+        self.refund_hooks: list[RefundHook] = []
 
     def install(self) -> None:
         """Hook into LinkService: double-payment alerts and auto refunds, refund/failure/dispute events."""
@@ -153,6 +159,19 @@ class RefundService:
         self.links.event_sink = self.handle_event
 
     # ------------------------------------------------------------ reading
+
+    @staticmethod
+    async def of_link(conn: DbConnection, link_id: str) -> tuple[list[Payment], dict[str, list[Refund]]]:
+        """The link's payments and their refunds (by payment id), oldest first, in the caller's transaction."""
+        payments = [_row_to_payment(r) for r in (await conn.execute(
+            select(PAYMENTS).where(PAYMENTS.c.link_id == link_id)
+            .order_by(PAYMENTS.c.created_at, PAYMENTS.c.id))).all()]
+        refunds: dict[str, list[Refund]] = {}
+        for row in (await conn.execute(select(REFUNDS).where(REFUNDS.c.link_id == link_id)
+                                       .order_by(REFUNDS.c.created_at, REFUNDS.c.id))).all():
+            refund = _row_to_refund(row)
+            refunds.setdefault(refund.payment_id, []).append(refund)
+        return payments, refunds
 
     async def refunds_for(self, link_ids: Sequence[str]) -> dict[str, list[Refund]]:
         """Refunds by payment id, oldest first, for these links."""
@@ -407,6 +426,11 @@ class RefundService:
         final = refund.model_copy(update={"status": to, "failure_reason": reason if to is RefundStatus.FAILED
                                           else None, "completed_at": now})
         await self._refund_alert(conn, link_row, payment, final, now)
+        if to is RefundStatus.SUCCEEDED and self.refund_hooks:
+            link_after = _row_to_link((await conn.execute(select(LINKS).where(LINKS.c.id == refund.link_id))).one())
+            payment_after = payment.model_copy(update={"amount_refunded_minor": refunded, "status": status})
+            for hook in self.refund_hooks:
+                await hook(conn, link_after, payment_after, final)
         log.info("refund %s refund=%s payment=%s link=%s", to.value, refund.id, payment.id, refund.link_id)
         return True
 

@@ -1,8 +1,9 @@
 """A link's timeline: what happened to it, oldest first, built from the rows that record each step.
 
 Most events are read from where they already live (the link's own times, checkout attempts, payments,
-refunds, sent outbox alerts); only what is stored nowhere else is a `link_events` row (the pay page's
-first view with its count, a failed payment, a dispute).
+refunds, sent outbox alerts, messages that could not be delivered); only what is stored nowhere else is a
+`link_events` row (the pay page's first view with its count, a failed payment, a dispute, a reminder sent
+to the customer: `record_event`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core.db import Database
+from core.db import Database, DbConnection
 from core.models import (
     CheckoutAttempt,
     LinkEventRecord,
@@ -26,7 +27,7 @@ from core.models import (
     RefundStatus,
 )
 from core.money import exponent
-from core.sql import table
+from core.sql import insert_ignore, table
 
 CHECKOUTS = table(CheckoutAttempt)
 PAYMENTS = table(Payment)
@@ -36,6 +37,8 @@ OUTBOX = table(OutboxMessage)
 
 # Which sent outbox rows are "alert.delivered": messages to the seller's chats (alerts and edits).
 _SELLER_ROLES = (".alert", ".edit")
+# Merchant webhook deliveries are outbox rows of these kinds (core/webhooks.py KIND_PREFIX).
+_WEBHOOK_PREFIX = "webhook."
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,21 @@ def _amount(amount_minor: int, currency: str) -> dict[str, Any]:
     whole, frac = divmod(amount_minor, 10**exp) if exp else (amount_minor, 0)
     text = f"{whole}.{frac:0{exp}d}" if exp else str(amount_minor)
     return {"amount": text, "amount_minor": amount_minor, "currency": currency}
+
+
+async def record_event(conn: DbConnection, link_id: str, type: str, at: datetime, details: dict[str, Any], *,
+                       dedupe_key: str | None = None) -> None:
+    """One `link_events` row, in the caller's transaction (core/reminders.py: reminder.sent)."""
+    await insert_ignore(conn, RECORDS, {"link_id": link_id, "type": type, "at": at, "count": 1,
+                                        "details": details, "dedupe_key": dedupe_key})
+
+
+def _delivery(kind: str, platform: str) -> dict[str, Any]:
+    """What an outbox row was: merchant webhooks are "webhook.<event type>", the rest "<event>.<role>"."""
+    if kind.startswith(_WEBHOOK_PREFIX):
+        return {"platform": platform, "event": kind.removeprefix(_WEBHOOK_PREFIX), "as": "webhook"}
+    event, _, role = kind.rpartition(".")
+    return {"platform": platform, "event": event, "as": role}
 
 
 async def timeline(db: Database, link: PaymentLink, status: LinkStatus) -> list[TimelineEvent]:
@@ -78,14 +96,18 @@ async def timeline(db: Database, link: PaymentLink, status: LinkStatus) -> list[
                 events.append(TimelineEvent("refund.failed", row.completed_at,
                                             {**base, "reason": row.failure_reason}))
         sent = (await conn.execute(
-            select(OUTBOX.c.kind, OUTBOX.c.platform, OUTBOX.c.sent_at)
-            .where(OUTBOX.c.link_id == link.id, OUTBOX.c.status == OutboxStatus.SENT.value)
+            select(OUTBOX.c.kind, OUTBOX.c.platform, OUTBOX.c.sent_at, OUTBOX.c.status,
+                   OUTBOX.c.next_attempt_at)
+            .where(OUTBOX.c.link_id == link.id,
+                   OUTBOX.c.status.in_((OutboxStatus.SENT.value, OutboxStatus.DEAD.value)))
         )).all()
     for row in sent:
-        if row.sent_at is not None and row.kind.endswith(_SELLER_ROLES):
-            event, _, role = row.kind.rpartition(".")
-            events.append(TimelineEvent("alert.delivered", row.sent_at,
-                                        {"platform": row.platform, "event": event, "as": role}))
+        if row.status == OutboxStatus.DEAD.value:
+            # Given up on (retries exhausted, address gone), at about when its last try was due; the error
+            # itself is left out, as it may name an address or a URL.
+            events.append(TimelineEvent("delivery.failed", row.next_attempt_at, _delivery(row.kind, row.platform)))
+        elif row.sent_at is not None and row.kind.endswith(_SELLER_ROLES):
+            events.append(TimelineEvent("alert.delivered", row.sent_at, _delivery(row.kind, row.platform)))
     if status is LinkStatus.EXPIRED:
         events.append(TimelineEvent("link.expired", link.expires_at))
     if status is LinkStatus.CANCELLED and link.cancelled_at is not None:

@@ -397,6 +397,7 @@ class LinksApi:
                 expires_at=expires_at,
                 expires_in=expires_in,
                 meta=dict(body.metadata or {}),
+                notify=frozenset(body.notify) if body.notify is not None else None,
             ),
             amount_field,
             expiry_field,

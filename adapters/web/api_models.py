@@ -135,6 +135,11 @@ class CreateLink(_Strict):
         f"{limits.MAX_EXPIRY.days} days.",
     )
     customer: CustomerIn | None = None
+    notify: list[Literal["email", "sms", "whatsapp"]] = Field(
+        None, max_length=3,  # type: ignore[arg-type]  # absent, never null
+        description="Where to send the link to the customer: any of email, sms, whatsapp. Default: every "
+        "channel the customer has (customer.email, customer.phone) that this server has enabled; [] sends "
+        "nothing. A channel the server has not enabled is skipped.")
     metadata: Annotated[
         dict[MetadataKey, MetadataValue], Field(max_length=limits.METADATA_KEYS_MAX)
     ] | None = Field(None, description="Your own string key/value pairs, returned unchanged.")
@@ -226,7 +231,9 @@ class PaymentOut(BaseModel):
 class TimelineEventOut(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: str = Field(description="link.created, link.opened (details.views counts every view), "
-                                  "checkout.started, payment.succeeded, alert.delivered (per chat), refund.requested, "
+                                  "checkout.started, payment.succeeded, alert.delivered (per chat), reminder.sent "
+                                  "(details.how: manual or before expiry; details.to: the channels), delivery.failed "
+                                  "(an alert, customer message or webhook given up on), refund.requested, "
                                   "refund.succeeded, refund.failed, payment.failed, dispute.created, link.expired, "
                                   "link.cancelled; more may come.")
     at: str = Field(json_schema_extra=_DATE_TIME)
@@ -271,6 +278,71 @@ class LinkList(BaseModel):
     )
 
 
+# ---------------------------------------------------------------- merchant webhooks
+
+WEBHOOK_ENDPOINT_ID_PATTERN = "^we_[a-z2-7]{1,40}$"
+DELIVERY_ID_PATTERN = "^[0-9]{1,18}$"
+WEBHOOK_EVENT_TYPES = ("link.created", "link.paid", "payment.succeeded", "link.expired", "link.cancelled",
+                       "payment.refunded")
+
+
+WebhookEventType = Literal["link.created", "link.paid", "payment.succeeded", "link.expired", "link.cancelled",
+                           "payment.refunded"]
+
+
+class CreateWebhookEndpoint(_Strict):
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "examples": [{"url": "https://shop.example/hooks/paylinks", "events": ["link.paid", "payment.refunded"]}]})
+    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://[^\x00-\x20\x7f]+$",
+                     description="Where events are POSTed: https (http only in test mode); "
+                     "loopback, link-local and private addresses are refused unless [webhooks] allow_private.")
+    events: list[WebhookEventType] = Field(min_length=1, max_length=len(WEBHOOK_EVENT_TYPES),
+                                           description="The events to send there (each once).")
+
+
+class WebhookEndpointOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=WEBHOOK_ENDPOINT_ID_PATTERN)
+    url: str
+    events: list[str]
+    status: Literal["enabled", "disabled"] = Field(
+        description="disabled: every attempt failed for [webhooks] disable_after; a resend enables it again.")
+    disabled_reason: str | None
+    failing_since: str | None = Field(json_schema_extra=_DATE_TIME)
+    created_at: str = Field(json_schema_extra=_DATE_TIME)
+
+
+class WebhookEndpointCreated(WebhookEndpointOut):
+    secret: str = Field(pattern="^whsec_[A-Za-z0-9+/=]+$",
+                        description="The Standard Webhooks signing secret; shown only in this answer.")
+
+
+class WebhookEndpointList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data: list[WebhookEndpointOut]
+
+
+class WebhookDelivery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: int = Field(ge=1, description="The delivery's id (for resend).")
+    event_id: str = Field(description="The event's id, sent as `webhook-id` (the same on a resend).")
+    type: str
+    status: Literal["pending", "sent", "dead"]
+    attempts: int = Field(ge=0)
+    response_code: int | None = Field(description="The HTTP status of the last attempt; null: none yet, or "
+                                      "no answer (timeout, connection refused, address not allowed).")
+    last_error: str | None
+    link_id: str | None
+    created_at: str = Field(json_schema_extra=_DATE_TIME)
+    next_attempt_at: str | None = Field(json_schema_extra=_DATE_TIME)
+    sent_at: str | None = Field(json_schema_extra=_DATE_TIME)
+
+
+class WebhookDeliveryList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data: list[WebhookDelivery]
+
+
 # ---------------------------------------------------------------- errors
 
 # Every code the API answers, with what it means (the document lists them per route).
@@ -311,6 +383,11 @@ ERROR_CODES: dict[str, str] = {
     "rate_limited": "Too many requests; retry after `Retry-After` seconds.",
     "database_busy": "The database is busy; retry after `Retry-After` seconds.",
     "internal_error": "Unexpected failure; the message carries an error id for the logs.",
+    "invalid_url": "The webhook URL is not an allowed http(s) URL (https in live mode; no private addresses).",
+    "invalid_events": "events names no event, or one that does not exist.",
+    "too_many_endpoints": "The shop has as many webhook endpoints as allowed.",
+    "endpoint_disabled": "The webhook endpoint is disabled (a resend enables it again).",
+    "webhooks_not_configured": "The server has no [webhooks] secret_key (needed with PostgreSQL).",
 }
 
 # The columns of GET /api/v1/links/export.csv and /dashboard/export.csv, in order (appended to, never renamed).
@@ -340,6 +417,16 @@ ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "getLink": {404: ("not_found",)},
     "exportLinks": {400: ("invalid_status", "invalid_currency", "invalid_date", "invalid_origin")},
     "cancelLink": {404: ("not_found",), 409: ("not_active",)},
+    "createWebhookEndpoint": {400: ("invalid_json", "invalid_type", "missing_field", "unknown_field", "too_long",
+                                    "invalid_url", "invalid_events"),
+                              409: ("too_many_endpoints",), 413: ("body_too_large",),
+                              503: ("webhooks_not_configured",)},
+    "listWebhookEndpoints": {},
+    "getWebhookEndpoint": {404: ("not_found",)},
+    "deleteWebhookEndpoint": {404: ("not_found",)},
+    "testWebhookEndpoint": {404: ("not_found",), 409: ("endpoint_disabled",)},
+    "listWebhookDeliveries": {404: ("not_found",)},
+    "resendWebhookDelivery": {404: ("not_found",)},
     "refundLink": {400: ("invalid_json", "invalid_type", "unknown_field", "invalid_amount", "amount_too_large",
                          "too_long", "invalid_text", "payment_required", "invalid_payment",
                          "invalid_idempotency_key"),
@@ -355,7 +442,10 @@ ERROR_HEADERS: dict[int, dict[str, Any]] = {
 
 
 def errors_for(operation_id: str) -> dict[int, tuple[str, ...]]:
-    return {**ROUTE_ERRORS.get(operation_id, {}), **COMMON_ERRORS}
+    merged = dict(COMMON_ERRORS)
+    for status, codes in ROUTE_ERRORS.get(operation_id, {}).items():
+        merged[status] = tuple(dict.fromkeys((*codes, *COMMON_ERRORS.get(status, ()))))
+    return merged
 
 
 class ErrorDetail(BaseModel):

@@ -44,8 +44,11 @@ def _clean(node: Any) -> Any:
 def _schemas() -> dict[str, Any]:
     _, top = models_json_schema(
         [(m.CreateLink, "validation"), (m.Link, "serialization"), (m.LinkList, "serialization"),
-         (m.Error, "serialization"), (m.CreateRefund, "validation"), (m.RefundOut, "serialization"),
-         (m.EventList, "serialization")],
+         (m.Error, "serialization"), (m.CreateWebhookEndpoint, "validation"),
+         (m.WebhookEndpointOut, "serialization"), (m.WebhookEndpointCreated, "serialization"),
+         (m.WebhookEndpointList, "serialization"), (m.WebhookDelivery, "serialization"),
+         (m.WebhookDeliveryList, "serialization"), (m.CreateRefund, "validation"),
+         (m.RefundOut, "serialization"), (m.EventList, "serialization")],
         ref_template=_REF + "{model}",
     )
     schemas: dict[str, Any] = _clean(top["$defs"])
@@ -245,6 +248,7 @@ def _paths() -> dict[str, Any]:
                 },
             },
         },
+        **_webhook_paths(prefix),
         f"{prefix}/openapi.json": {
             "get": {
                 "operationId": "getOpenApi",
@@ -254,6 +258,75 @@ def _paths() -> dict[str, Any]:
                     "200": {"description": "The OpenAPI document.",
                             "content": {"application/json": {"schema": {"type": "object"}}}},
                 },
+            },
+        },
+    }
+
+
+def _webhook_paths(prefix: str) -> dict[str, Any]:
+    endpoint_id = {"name": "id", "in": "path", "required": True,
+                   "schema": {"type": "string", "pattern": m.WEBHOOK_ENDPOINT_ID_PATTERN},
+                   "description": "The webhook endpoint's id."}
+    delivery_id = {"name": "delivery_id", "in": "path", "required": True,
+                   "schema": {"type": "string", "pattern": m.DELIVERY_ID_PATTERN},
+                   "description": "A delivery's id (from the deliveries list)."}
+    base = f"{prefix}/webhook_endpoints"
+    return {
+        base: {
+            "post": {
+                "operationId": "createWebhookEndpoint",
+                "summary": "Add a webhook endpoint; its signing secret is in this answer only",
+                "description": "Events are POSTed as `{\"id\", \"type\", \"timestamp\", \"data\"}` (`data`: the "
+                "link as this API returns it; payment events add `data.payment`), signed per Standard Webhooks "
+                "(`webhook-id`, `webhook-timestamp`, `webhook-signature`). Failed deliveries are retried with "
+                "backoff for [webhooks] max_age (3 days); events for one link arrive in order.",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": _REF + "CreateWebhookEndpoint"}}}},
+                "responses": {"201": _json("WebhookEndpointCreated", "Created."),
+                              **_errors("createWebhookEndpoint")},
+            },
+            "get": {
+                "operationId": "listWebhookEndpoints",
+                "summary": "List your webhook endpoints",
+                "responses": {"200": _json("WebhookEndpointList", "Every endpoint of yours, oldest first."),
+                              **_errors("listWebhookEndpoints")},
+            },
+        },
+        f"{base}/{{id}}": {
+            "get": {
+                "operationId": "getWebhookEndpoint", "summary": "Get one webhook endpoint",
+                "parameters": [endpoint_id],
+                "responses": {"200": _json("WebhookEndpointOut", "The endpoint."), **_errors("getWebhookEndpoint")},
+            },
+            "delete": {
+                "operationId": "deleteWebhookEndpoint", "summary": "Delete a webhook endpoint",
+                "parameters": [endpoint_id],
+                "responses": {"200": _json("WebhookEndpointOut", "Deleted; its waiting deliveries are dropped."),
+                              **_errors("deleteWebhookEndpoint")},
+            },
+        },
+        f"{base}/{{id}}/test": {
+            "post": {
+                "operationId": "testWebhookEndpoint", "summary": "Send a `webhook.test` event to this endpoint",
+                "parameters": [endpoint_id],
+                "responses": {"202": _json("WebhookDelivery", "Queued; the delivery shows how it went."),
+                              **_errors("testWebhookEndpoint")},
+            },
+        },
+        f"{base}/{{id}}/deliveries": {
+            "get": {
+                "operationId": "listWebhookDeliveries", "summary": "This endpoint's deliveries, newest first",
+                "parameters": [endpoint_id],
+                "responses": {"200": _json("WebhookDeliveryList", "The latest 50 deliveries."),
+                              **_errors("listWebhookDeliveries")},
+            },
+        },
+        f"{base}/{{id}}/deliveries/{{delivery_id}}/resend": {
+            "post": {
+                "operationId": "resendWebhookDelivery",
+                "summary": "Deliver again now (same webhook-id); enables a disabled endpoint",
+                "parameters": [endpoint_id, delivery_id],
+                "responses": {"202": _json("WebhookDelivery", "Queued again."), **_errors("resendWebhookDelivery")},
             },
         },
     }

@@ -30,6 +30,7 @@ from core.commands.values import (
     Links,
     ParseContext,
     RefundAsk,
+    Remind,
     SetCurrency,
     Shop,
     Start,
@@ -107,6 +108,10 @@ def _parse_refund(rest: str, ctx: ParseContext) -> RefundAsk:
     key = _which_link(rest, "refund")
     amount = rest.strip().split(None, 1)[1].strip() if len(rest.strip().split(None, 1)) > 1 else ""
     return RefundAsk(key, amount or None)
+
+
+def _parse_remind(rest: str, ctx: ParseContext) -> Remind:
+    return Remind(_which_link(rest, "remind"))
 
 
 def _parse_alerts(rest: str, ctx: ParseContext) -> Alerts:
@@ -194,6 +199,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 "One link's status: /status <id or reference>", _parse_status, "status"),
     CommandSpec("cancel", "/cancel INV-1042", "cancel an open link",
                 "Cancel an unpaid link: /cancel <id or reference>", _parse_cancel, "cancel"),
+    CommandSpec("remind", "/remind INV-1042", "remind the customer to pay (once per 12 h)",
+                "Remind the customer: /remind <id or reference>", _parse_remind, "remind"),
     CommandSpec("refund", "/refund INV-1042 [amount]", "give a payment back, all of it or an amount (asks first)",
                 "Refund a payment: /refund <id or reference> [amount]", _parse_refund, "refund",
                 details="**/refund** gives a customer's money back through the payment provider.\n"

@@ -167,6 +167,11 @@ class RefundAsk:
 
 
 @dataclass(frozen=True, slots=True)
+class Remind:
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class Period:
     label: str
     start: datetime  # inclusive, UTC
@@ -212,8 +217,8 @@ class Alerts:
     on: bool | None  # None: show whether they are on
 
 
-Command = (Start | Help | Greeting | Charge | Choice | Links | Status | Cancel | Report | SetCurrency | Invite
-           | Join | Alerts | RefundAsk | Dashboard | Shop)
+Command = (Start | Help | Greeting | Charge | Choice | Links | Status | Cancel | Remind | Report | SetCurrency
+           | Invite | Join | Alerts | RefundAsk | Dashboard | Shop)
 
 
 # ---------------------------------------------------------------- shared helpers

@@ -25,7 +25,7 @@ def link_values(link_id: str) -> dict[str, object]:
         "cancelled_at": None, "meta": {"order": "42", "note": "ünïcode"}, "origin_platform": "console",
         "origin_address": "console:alice", "origin_message": {"platform": "console", "message_id": "7"},
         "created_by_member_id": None, "checkout_attempts": 0, "idempotency_key": None, "request_hash": None,
-        "livemode": False,
+        "livemode": False, "reminded_at": None, "auto_reminded_at": None,
     }
 
 

@@ -29,10 +29,13 @@ from schemathesis import GenerationMode
 from sqlalchemy import delete
 
 from bots.app import SERVICES, create_app
+from bots.config import Secret
 from core import limits
 from core.durations import parse_duration
 from core.models import metadata
 from core.money import Money, MoneyError
+from core.secretbox import new_key
+from core.webhooks import WebhookError, check_url
 from tests.conftest import make_settings
 
 MAX_EXAMPLES = 40
@@ -45,7 +48,8 @@ class ThreadedApp:
     def __init__(self, database_url: str) -> None:
         # Fuzzing sends many requests, bad keys among them, from one address: the limits have tests of their own.
         self.settings = make_settings(database_url, limits__api_per_key="1000000/s",
-                                      limits__bad_auth_per_ip="1000000/s", limits__public_per_ip="1000000/s")
+                                      limits__bad_auth_per_ip="1000000/s", limits__public_per_ip="1000000/s",
+                                      webhooks__secret_key=Secret(new_key()))  # PostgreSQL needs one
         self.base_url = self.settings.server.public_base_url
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="schemathesis-app", daemon=True)
@@ -116,6 +120,11 @@ def _keep_positive_cases_within_business_rules(ctx: Any, case: Any) -> Any:
     body = case.body
     if meta is None or not meta.generation.mode.is_positive or not isinstance(body, dict):
         return case
+    if "events" in body and "url" in body:  # a webhook endpoint: a URL the SSRF rules allow
+        try:
+            check_url(body["url"], allow_private=False, livemode=False)
+        except WebhookError:
+            body["url"] = "https://shop.example/hooks"
     if str(case.operation.path).endswith("/refund"):
         # payment_id must name a payment of that link, and the amount fit its currency: no schema can say.
         body.pop("payment_id", None)
@@ -188,6 +197,8 @@ def test_every_operation_against_the_document(served: tuple[ThreadedApp, str], m
     auth = {"Authorization": f"Bearer {served[1]}"}
     statuses: list[int] = []
     for operation in operations:
+        if mode is GenerationMode.NEGATIVE and operation.label == "GET /api/v1/webhook_endpoints":
+            continue  # no parameter and no body: nothing a request could get wrong
 
         @given(case=operation.as_strategy(generation_mode=mode))
         @_SETTINGS
@@ -204,7 +215,8 @@ def test_every_operation_against_the_document(served: tuple[ThreadedApp, str], m
 
 
 def test_stateful_create_get_cancel(served: tuple[ThreadedApp, str]) -> None:
-    schema = _schema(served)
+    # The links workflow; webhook endpoints have no OpenAPI links to follow (and a per-shop cap).
+    schema = _schema(served).exclude(path_regex="webhook_endpoints")
     auth = {"Authorization": f"Bearer {served[1]}"}
 
     seen: set[tuple[str, int]] = set()
@@ -215,6 +227,13 @@ def test_stateful_create_get_cancel(served: tuple[ThreadedApp, str]) -> None:
 
         def get_call_kwargs(self, case: Any) -> dict[str, Any]:
             return {"headers": auth}  # explicit, so ignored_auth probes without it
+
+        def before_call(self, case: Any) -> None:
+            # `notify` only decides who hears of a link (covered by the per-operation runs above); left in,
+            # it made this machine's replays of a case meet a different server state and call it flaky.
+            if isinstance(case.body, dict):
+                case.body.pop("notify", None)
+            super().before_call(case)
 
         def after_call(self, response: Any, case: Any) -> None:
             super().after_call(response, case)

@@ -1,0 +1,1 @@
+"""Email to customers over SMTP (aiosmtplib): the payment link, the receipt, reminders."""

@@ -1,0 +1,1 @@
+"""Merchant webhooks over HTTP: the outbox sender that signs (Standard Webhooks) and posts events."""
