@@ -601,6 +601,11 @@ class LinksApi:
         from core.link_search import LinkSearch
 
         merchant = await self._merchant(request)
+        for name, code in EXPORT_FILTERS.items():
+            value = request.query.get(name)
+            # The dashboard's form sends empty fields; an API caller that names a filter must give it.
+            if value is not None and (not value or value != value.strip()):
+                raise _bad(code, f"{name} must not be empty or padded with spaces", name)
         try:
             where = parse_filter(request.query, ZoneInfo("UTC"))
         except FilterError as exc:
@@ -610,6 +615,11 @@ class LinksApi:
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.Response(body=self._openapi, content_type="application/json")
+
+
+# The export's filters that have a format (q is free text; status may be empty, meaning all).
+EXPORT_FILTERS = {"currency": "invalid_currency", "from": "invalid_date", "to": "invalid_date",
+                  "origin": "invalid_origin"}
 
 
 def _with_idempotency(draft: LinkDraft, key: str, body_hash: str) -> LinkDraft:

@@ -177,7 +177,8 @@ def _paths() -> dict[str, Any]:
                      "description": "Links made on or after this UTC day."},
                     {"name": "to", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
                      "description": "Links made on or before this UTC day."},
-                    {"name": "origin", "in": "query", "required": False, "schema": {"type": "string"},
+                    {"name": "origin", "in": "query", "required": False,
+                     "schema": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_-]{0,19}$"},
                      "description": "A chat platform's name (`telegram`, `slack`…) or `api`."},
                 ],
                 "responses": {
