@@ -330,11 +330,7 @@ class LinksApi:
     async def create_link(self, request: web.Request) -> web.Response:
         merchant = await self._merchant(request)
         idempotency_key = self._idempotency_key(request)
-        if (request.content_length or 0) > MAX_BODY_BYTES:
-            raise ApiError(413, "body_too_large", f"the request body is larger than {MAX_BODY_BYTES} bytes", "body")
-        body = await request.read()
-        if len(body) > MAX_BODY_BYTES:
-            raise ApiError(413, "body_too_large", f"the request body is larger than {MAX_BODY_BYTES} bytes", "body")
+        body = await _read_body(request)
         payload = parse_json_object(body)
         draft, amount_field, expiry_field = self._draft(merchant, payload)
         if idempotency_key is not None:
@@ -552,11 +548,7 @@ class LinksApi:
         merchant = await self._merchant(request)
         link_id = request.match_info["id"]
         idempotency_key = self._idempotency_key(request)
-        if (request.content_length or 0) > MAX_BODY_BYTES:
-            raise ApiError(413, "body_too_large", f"the request body is larger than {MAX_BODY_BYTES} bytes", "body")
-        body = await request.read()
-        if len(body) > MAX_BODY_BYTES:
-            raise ApiError(413, "body_too_large", f"the request body is larger than {MAX_BODY_BYTES} bytes", "body")
+        body = await _read_body(request)
         payload = parse_json_object(body) if body.strip() else {}
         try:
             asked = CreateRefund.model_validate(payload)
@@ -620,6 +612,16 @@ class LinksApi:
 # The export's filters that have a format (q is free text; status may be empty, meaning all).
 EXPORT_FILTERS = {"currency": "invalid_currency", "from": "invalid_date", "to": "invalid_date",
                   "origin": "invalid_origin"}
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """The request body, refused (413) past MAX_BODY_BYTES whether or not it declared its length."""
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise ApiError(413, "body_too_large", f"the request body is larger than {MAX_BODY_BYTES} bytes", "body")
+    body = await request.read()
+    if len(body) > MAX_BODY_BYTES:
+        raise ApiError(413, "body_too_large", f"the request body is larger than {MAX_BODY_BYTES} bytes", "body")
+    return body
 
 
 def _with_idempotency(draft: LinkDraft, key: str, body_hash: str) -> LinkDraft:
