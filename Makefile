@@ -13,12 +13,18 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+# The install also compiles the translation catalogs (core/translations/*/LC_MESSAGES/paylinks.po -> .mo);
+# core/i18n.py compiles in memory any catalog whose .mo is missing or older than its .po.
+CATALOGS := $(wildcard core/translations/*/LC_MESSAGES/paylinks.po)
+
+$(RUN_STAMP): pyproject.toml $(CATALOGS) | $(VENV)/bin/python
 	$(BIN)/pip install -q -e .
+	$(BIN)/pybabel -q compile -d core/translations -D paylinks
 	touch $(RUN_STAMP)
 
-$(STAMP): pyproject.toml | $(VENV)/bin/python
+$(STAMP): pyproject.toml $(CATALOGS) | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pybabel -q compile -d core/translations -D paylinks
 	touch $(STAMP) $(RUN_STAMP)
 
 run: $(RUN_STAMP)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 import jinja2
 from aiohttp import BodyPartReader, web
@@ -35,11 +35,11 @@ from adapters.web.dashboard.session import (
 )
 from adapters.web.export import csv_chunks, stream_csv
 from adapters.web.link_filters import FilterError, parse_filter
-from adapters.web.pages import LINK_ID, datetime_text
+from adapters.web.pages import LINK_ID
+from core import i18n
 from core.audit import Actor, AuditLog
 from core.link_search import API_ORIGIN, LinkFilter, LinkSearch
 from core.links import LinkError, LinkService
-from core.locales import timezone_for
 from core.members import Identity, MemberError, MemberService
 from core.merchants import MerchantError, MerchantService
 from core.models import (
@@ -96,12 +96,7 @@ EVENT_WORDS = {
 
 
 def shop_zone(merchant: Merchant) -> tzinfo:
-    if merchant.timezone:
-        try:
-            return ZoneInfo(merchant.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    return timezone_for(merchant.locale)
+    return i18n.shop_zone(merchant.timezone, merchant.locale)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,9 +229,9 @@ class Dashboard:
     def when(self, moment: datetime | None, merchant: Merchant) -> str:
         if moment is None:
             return ""
-        zone = shop_zone(merchant)
-        local = moment.astimezone(zone)
-        return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or "")
+        # The one clock (core.i18n): the shop's zone and its short name, as on receipts and in alerts.
+        return i18n.Clock.of(language=i18n.language_of_locale(merchant.locale), shop_locale=merchant.locale,
+                             timezone=merchant.timezone).when(moment)
 
     # ------------------------------------------------------------ landing and sign-in
 
@@ -911,4 +906,4 @@ def _form_field(field: str | None) -> str:
     return {"amount_minor": "amount", "body": "form"}.get(field, field)
 
 
-__all__ = ["Dashboard", "datetime_text", "shop_zone"]
+__all__ = ["Dashboard", "shop_zone"]
