@@ -17,6 +17,9 @@ from __future__ import annotations
 import gettext as _gettext
 import io
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cache, lru_cache
@@ -175,6 +178,38 @@ class Tr:
 def tr(language: str | None) -> Tr:
     """The Tr of a catalog code (anything else reads English)."""
     return Tr(match_language(language) or DEFAULT)
+
+
+_SPEAKING: ContextVar[Tr | None] = ContextVar("paylinks_language", default=None)
+
+
+def current() -> Tr:
+    """The language of the person being answered right now (set by `speaking`); English outside one."""
+    return _SPEAKING.get() or tr(DEFAULT)
+
+
+@contextmanager
+def speaking(language: str | None) -> Iterator[Tr]:
+    """Answer in `language` inside this block: texts built deep in the grammar or the members service
+    (CommandError.text(), MemberError.text()) read it through current(), per asyncio task."""
+    token = _SPEAKING.set(tr(language))
+    try:
+        yield _SPEAKING.get() or tr(DEFAULT)
+    finally:
+        _SPEAKING.reset(token)
+
+
+def language_for_phone(number: str | None) -> str | None:
+    """The language most people write in where a phone number is from ("+66…" -> "th"), if we have it."""
+    if not number:
+        return None
+    import phonenumbers
+
+    try:
+        parsed = phonenumbers.parse(number.removeprefix("whatsapp:"), None)
+    except phonenumbers.NumberParseException:
+        return None
+    return language_for_territory(phonenumbers.region_code_for_number(parsed))
 
 
 def N_(message: str) -> str:

@@ -34,9 +34,9 @@ from core.commands import (
     symbol_currencies,
 )
 from core.links import Customer
+from core.locales import timezone_for
 from core.models import LinkStatus
 from core.money import Money, currency_codes, format_money
-from core.reports import timezone_for
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
