@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
-from core import markup
+from core import i18n, markup
 from core.commands import words as connecting
 from core.commands.amounts import (
     Amount,
@@ -52,10 +52,16 @@ def parse_charge(rest: str, ctx: ParseContext, *, command: str = "/charge") -> C
     return Choice(tuple(unique[:3]), reason, typed=" ".join(tokens[: amount.consumed]))
 
 
+def _sample(ctx: ParseContext) -> str:
+    """What an example /charge is for, in the seller's language ("kue ulang tahun", "เค้กวันเกิด")."""
+    return i18n.tr(ctx.language).pgettext("example description", "birthday cake")
+
+
 def _parse_tokens(tokens: list[str], ctx: ParseContext, command: str) -> tuple[Charge, Amount]:
     example = Example(command, [], tokens)
     if not tokens:
-        raise CommandError(N_("Tell me the amount and what it is for."), f"{command} 25 birthday cake", field="amount")
+        raise CommandError(N_("Tell me the amount and what it is for."), f"{command} 25 {_sample(ctx)}",
+                           field="amount")
     amount = read_amount(tokens, ctx, example)
     if amount is None:
         # Maybe the amount came later ("/charge cake 25"): show it moved to the front.
@@ -79,7 +85,7 @@ def _parse_tokens(tokens: list[str], ctx: ParseContext, command: str) -> tuple[C
     description = " ".join(words)
     if not description:
         raise CommandError(N_("What is it for? Add a description after the amount."),
-                           example.build(rest=[*example.rest_tokens, "birthday", "cake"]), field="description")
+                           example.build(rest=[*example.rest_tokens, *_sample(ctx).split()]), field="description")
     if len(description) > DESCRIPTION_MAX:
         raise CommandError(
             N_("The description is %(length)s characters long; the most is %(most)s."),
