@@ -171,7 +171,8 @@ class MemberService:
         now = self.clock()
         # A profile name is not refused for direction controls (the person did not type it for us), but
         # they never reach the shop's name, which pages and chats show beside other text.
-        name = without_bidi_controls(message.display_name or message.user_id).strip()[:200] or i18n.current().gettext("My shop")
+        name = (without_bidi_controls(message.display_name or message.user_id).strip()[:200]
+                or i18n.current().gettext("My shop"))
         merchant = Merchant(
             id=ids.prefixed("mer"),
             name=name,
