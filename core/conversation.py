@@ -757,7 +757,8 @@ class Conversation:
         values = {"amount": f"**{amount}**", "description": markup.user(link.description)}
         ask = (t.gettext("↩️ Refund %(amount)s to %(payer)s for %(description)s? yes / no", payer=payer, **values)
                if payer else t.gettext("↩️ Refund %(amount)s to the customer for %(description)s? yes / no", **values))
-        text = f"{prefix}{ask}\n{t.gettext('A refund cannot be undone.')}"
+        undone = t.gettext("A refund cannot be undone.")
+        text = f"{prefix}{ask}\n{undone}"
         return Reply(text, buttons=(Button(t.gettext("Yes, refund %(amount)s", amount=amount),
                                            action=f"{ANSWER_PREFIX}{question.id}:1"),
                                     Button(t.gettext("No"), action=f"{ANSWER_PREFIX}{question.id}:0")))

@@ -121,7 +121,7 @@ def edited_link_reply(facts: AlertFacts, language: str | None = None) -> Reply:
     mark = test_mark(facts, t.language)
     time = clock_time(facts, t.language)
     status = {
-        EVENT_PAID: f"{t.gettext('✅ Paid')}{mark} {_details(facts, t)}",
+        EVENT_PAID: t.gettext("✅ Paid") + f"{mark} {_details(facts, t)}",
         EVENT_EXPIRED: t.gettext("⌛ Expired%(mark)s at %(time)s, not paid", mark=mark, time=time),
         EVENT_CANCELLED: t.gettext("✖️ Cancelled%(mark)s at %(time)s", mark=mark, time=time),
     }.get(facts.event, facts.event)
@@ -140,7 +140,7 @@ def receipt_reply(facts: AlertFacts, language: str | None = None) -> Reply:
     test = "" if facts.livemode else "\n" + t.gettext("%(mark)s: no real money was charged.",
                                                       mark=t.gettext(TEST_MARK))
     return Reply(
-        text=f"{t.gettext('✅ Payment received, thank you!')}\n{what}\n{when}{test}",
+        text=t.gettext("✅ Payment received, thank you!") + f"\n{what}\n{when}{test}",
         link_id=facts.link_id,
     )
 
