@@ -164,9 +164,11 @@ def _switcher(current: str) -> tuple[dict[str, Any], ...]:
                   "current": code == current} for code in LANGUAGES)
 
 
-def page_i18n(language: str, shop_locale: str | None = None) -> dict[str, Any]:
-    """What a page's template needs to speak `language`: gettext callables, <html lang>, the switcher."""
-    return {"lang": page_lang(language, shop_locale), "language": language, "switcher": _switcher(language),
+def page_i18n(language: str, shop_locale: str | None = None, *, switcher: bool = True) -> dict[str, Any]:
+    """What a page's template needs to speak `language`: gettext callables, <html lang>, the switcher (not on
+    the pages answering a form post, where `?lang=` would name a POST-only address)."""
+    return {"lang": page_lang(language, shop_locale), "language": language,
+            "switcher": _switcher(language) if switcher else (),
             **jinja_callables(language)}
 
 
@@ -577,8 +579,8 @@ class PayPages:
                               provider.name)
             t = await self._language_of(request, link.merchant_id)
             html = self.message_template.render(
-                **page_i18n(t.language), title=t.gettext("The payment could not start"), sandbox=False,
-                test_mode=not link.livemode, tone="warn", badge=t.gettext("Try again"),
+                **page_i18n(t.language, switcher=False), title=t.gettext("The payment could not start"),
+                sandbox=False, test_mode=not link.livemode, tone="warn", badge=t.gettext("Try again"),
                 heading=t.gettext("The payment could not start"),
                 explanation=t.gettext("The payment provider did not answer. Nothing was charged; please try again."),
                 back_url=page_url, back_label=t.gettext("Back to the payment"),
@@ -594,8 +596,8 @@ class PayPages:
             log.info("checkout on an unlisted origin link=%s origin=%s", link.id, origin_of(checkout.url))
             t = await self._language_of(request, link.merchant_id)
             html = self.message_template.render(
-                **page_i18n(t.language), title=t.gettext("Opening the payment page"), sandbox=False,
-                test_mode=not link.livemode, tone="warn", badge=t.gettext("One moment"),
+                **page_i18n(t.language, switcher=False), title=t.gettext("Opening the payment page"),
+                sandbox=False, test_mode=not link.livemode, tone="warn", badge=t.gettext("One moment"),
                 heading=t.gettext("Opening the payment page"),
                 explanation=t.gettext("You are being taken to the payment provider's page."),
                 back_url=checkout.url, back_label=t.gettext("Continue to payment"), refresh_url=checkout.url)
