@@ -43,7 +43,8 @@ async def test_pay_page_in_wide_scripts_fits_phone_and_desktop(sqlite_live: Live
                 await expect(page.get_by_role("heading", level=1)).to_have_text(shop)
                 await expect(page.get_by_text(description)).to_be_visible()
                 amount = format_money(250_000, currency, locale)
-                await expect(page.get_by_role("button", name=t.gettext("Pay %(amount)s", amount=amount))).to_be_visible()
+                pay = page.get_by_role("button", name=t.gettext("Pay %(amount)s", amount=amount))
+                await expect(pay).to_be_visible()
                 # Nothing scrolls sideways, and the long shop name wraps instead of being cut off.
                 assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
                 clipped = await page.evaluate(
