@@ -63,7 +63,10 @@ def _mount(app: web.Application, parts: WebParts) -> None:
     for key, value in parts.values.items():
         app[key] = value
     app.cleanup_ctx.extend(parts.lifespans)
-    app.router.add_routes(parts.routes)
+    # A route two plug-ins share (POST /twilio/status, for WhatsApp and SMS) is mounted once.
+    mounted = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource is not None}
+    app.router.add_routes([r for r in parts.routes
+                           if not (isinstance(r, web.RouteDef) and (r.method, r.path) in mounted)])
 
 
 def _mount_api(app: web.Application, services: Services) -> None:
