@@ -144,4 +144,8 @@ def _mount_dashboard(app: web.Application, services: Services, templates: Any) -
         resend=(lambda link: outbox.resend(services.db, link, services.clock())) if outbox else None,
         can_resend=outbox.can_resend if outbox else None, refunds=services.refunds, providers=services.providers,
     )
+    from adapters.web.dashboard.reach import ReachPages
+
+    # CSV import and merchant webhooks; first, so /dashboard/links/import is not read as a link's id.
+    app.router.add_routes(ReachPages(dashboard, services.webhooks).routes())
     app.router.add_routes(dashboard.routes())
