@@ -305,3 +305,22 @@ async def test_a_late_whatsapp_63016_goes_by_sms_and_other_whatsapp_failures_are
     assert "+6591234567 on WhatsApp" in notice.payload["reply"]["text"] and "63024" in notice.payload["reply"]["text"]
     assert ("message.failed", {"platform": "whatsapp", "as": "customer_link", "status": "undelivered",
                                "error_code": "63024"}) in await events(live_wa, other_id)
+
+
+async def test_a_reminder_and_the_receipt_go_by_sms_too(live: LiveApp, fake: FakeTwilio) -> None:
+    from core.ports import PaymentEvent
+
+    _, link_id = await charge(live, "/charge 25 cake to +65 9123 4567")
+    replies = await live.services.conversation.handle(IncomingMessage(
+        platform="console", user_id="sam", address="sam", text=f"/remind {link_id}", display_name="Sam"))
+    assert "sms" in " ".join(r.text for r in replies).lower(), replies
+    await dispatcher(live).run_once()
+    link = await live.services.links.get(link_id)
+    assert link is not None
+    await live.services.links.record_payment(PaymentEvent("sandbox", "evt_1", "payment.succeeded", link_id, "ch_1",
+                                                          link.amount_minor, link.currency, payer_name="Ana"))
+    await dispatcher(live).run_once()
+    bodies = [m.body or "" for m in fake.messages_to(PHONE)]
+    assert [b.split(" ")[0] for b in bodies] == ["Pay", "Reminder:", "Paid"], bodies
+    assert bodies[1].startswith("Reminder: pay $25.00 http") and bodies[2].startswith("Paid $25.00 to Sam")
+    assert all(num_segments(b) == 1 for b in bodies)
