@@ -324,3 +324,21 @@ async def test_a_reminder_and_the_receipt_go_by_sms_too(live: LiveApp, fake: Fak
     assert [b.split(" ")[0] for b in bodies] == ["Pay", "Reminder:", "Paid"], bodies
     assert bodies[1].startswith("Reminder: pay $25.00 http") and bodies[2].startswith("Paid $25.00 to Sam")
     assert all(num_segments(b) == 1 for b in bodies)
+
+
+async def test_a_refund_is_told_to_the_customer_by_sms(live: LiveApp, shop: Shop, fake: FakeTwilio) -> None:
+    from adapters.payments.sandbox.provider import SandboxProvider
+    from core.ports import PaymentEvent
+
+    made = (await shop.api.create({"amount": "25.00", "description": "Cake", "customer": {"phone": PHONE}})).body
+    await live.services.links.record_payment(PaymentEvent("sandbox", "evt_1", "payment.succeeded", made["id"],
+                                                          "ch_1", 2500, "SGD"))
+    answer = await shop.api.post(f"/api/v1/links/{made['id']}/refund", json_body={"amount": "10.00"})
+    assert answer.status == 201, answer.text
+    provider = live.services.provider
+    assert isinstance(provider, SandboxProvider)
+    await provider.drain()
+    await dispatcher(live).run_once()
+    bodies = sorted(m.body or "" for m in fake.messages_to(PHONE))
+    assert [b.split(" ")[0] for b in bodies] == ["Paid", "Pay", "Refunded"], bodies
+    assert bodies[2].startswith("Refunded S$10.00 by Cake Shop") and num_segments(bodies[2]) == 1
