@@ -63,7 +63,10 @@ def _mount(app: web.Application, parts: WebParts) -> None:
     for key, value in parts.values.items():
         app[key] = value
     app.cleanup_ctx.extend(parts.lifespans)
-    app.router.add_routes(parts.routes)
+    # A route two plug-ins share (POST /twilio/status, for WhatsApp and SMS) is mounted once.
+    mounted = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource is not None}
+    app.router.add_routes([r for r in parts.routes
+                           if not (isinstance(r, web.RouteDef) and (r.method, r.path) in mounted)])
 
 
 def _mount_api(app: web.Application, services: Services) -> None:
@@ -141,4 +144,8 @@ def _mount_dashboard(app: web.Application, services: Services, templates: Any) -
         resend=(lambda link: outbox.resend(services.db, link, services.clock())) if outbox else None,
         can_resend=outbox.can_resend if outbox else None, refunds=services.refunds, providers=services.providers,
     )
+    from adapters.web.dashboard.reach import ReachPages
+
+    # CSV import and merchant webhooks; first, so /dashboard/links/import is not read as a link's id.
+    app.router.add_routes(ReachPages(dashboard, services.webhooks).routes())
     app.router.add_routes(dashboard.routes())

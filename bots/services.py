@@ -107,19 +107,22 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
     links.reconcile_after = settings.payments.reconcile_after
     services.outbox = Outbox(link_url=links.url, customer_platform=registry.customer_platform(settings),
                              address_rules=registry.address_rules(),
-                             customer_channels=registry.customer_email_platforms(settings))
+                             customer_channels=registry.customer_channels(settings),
+                             fallback_channels=registry.fallback_channels(settings))
     links.hooks.append(services.outbox)
     services.reminders = Reminders(db, links, services.outbox, before_expiry=settings.links.remind_before_expiry,
                                    clock=clock)
     services.conversation.reminders = services.reminders
     rules = registry.address_rules()
     outbox = services.outbox
-    services.conversation.customer_reach = lambda link: [
-        rules[t.platform].describe_contact(t.address) for t in outbox.customer_targets(link)]
+    services.conversation.via_words, services.conversation.channel_titles = registry.via_words()
+    services.conversation.customer_reach = lambda link, notify: [
+        rules[t.platform].describe_contact(t.address) for t in outbox.customer_targets(link, notify)]
     services.refunds = RefundService(db, links, provider=services.provider, providers=services.providers,
                                      auto_refund_duplicates=settings.payments.auto_refund_duplicates, clock=clock)
     services.refunds.wake = services.outbox.wake
     services.refunds.install()
+    services.refunds.refund_hooks.append(services.outbox.refund_rows)  # the customer's refund notice
     services.conversation.refunds = services.refunds
     # Senders are built here rather than in app.py so `paylinks worker` delivers every platform's rows.
     for platform in registry.enabled_platforms(settings):

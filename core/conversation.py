@@ -124,7 +124,11 @@ class Conversation:
         self.reminders: Reminders | None = None
         # Where a new link is sent to its customer, in words ("ana@example.com by email"); set by
         # bots/services.py from the outbox's customer channels.
-        self.customer_reach: Callable[[PaymentLink], list[str]] | None = None
+        self.customer_reach: Callable[[PaymentLink, frozenset[str] | None], list[str]] | None = None
+        # `/charge … via sms`: words -> customer channels, and each channel's name in a sentence (set by
+        # bots/services.py from the plug-ins, enabled or not, so "via sms" without SMS says so).
+        self.via_words: dict[str, str] = {}
+        self.channel_titles: dict[str, str] = {}
         # Set by bots/services.py: /refund and the refunds shown by /status.
         self.refunds: RefundService | None = None
 
@@ -204,6 +208,7 @@ class Conversation:
             max_amount=self.links.max_amount,
             now=self.clock(),
             timezone=timezone_for(merchant.locale),
+            channels=self.via_words,
         )
 
     async def _run(self, spec: CommandSpec, command: Command, identity: Identity,
@@ -280,7 +285,7 @@ class Conversation:
             command.draft(merchant_id=identity.merchant.id, member_id=identity.member.id,
                           platform=message.platform, address=message.address, idempotency_key=idempotency_key)
         )
-        return self.link_reply(link, identity.merchant.locale)
+        return self.link_reply(link, identity.merchant.locale, notify=command.notify)
 
     async def _unusually_large(self, charge: Charge, merchant_id: str) -> bool:
         """More than LARGE_FACTOR times the median of the shop's last RECENT_LINKS links in this currency."""
@@ -394,7 +399,8 @@ class Conversation:
         except LinkError as error:
             return [Reply(f"{markup.escape(error.message[:1].upper() + error.message[1:])}.")]
 
-    def link_reply(self, link: PaymentLink, locale: str, *, now: datetime | None = None) -> Reply:
+    def link_reply(self, link: PaymentLink, locale: str, *, now: datetime | None = None,
+                   notify: frozenset[str] | None = None) -> Reply:
         """The message that shows a new link: amount, description, URL, expiry and a Pay button."""
         now = now or self.clock()
         url = self.links.url(link.id)
@@ -409,8 +415,14 @@ class Conversation:
         details.append(f"id `{short_id(link.id)}`")
         lines.append(" · ".join(details))
         lines.append(url)
-        if self.customer_reach is not None and (reach := self.customer_reach(link)):
+        reach = self.customer_reach(link, notify) if self.customer_reach is not None else []
+        if reach:
+            # A follow-up says when it arrived (email accepted, SMS or WhatsApp delivered) or failed.
             lines.append(f"📨 Sent to {' and '.join(markup.user(r) for r in reach)}")
+        elif notify:
+            asked = " or ".join(sorted(self.channel_titles.get(n, n) for n in notify))
+            lines.append(f"📭 Not sent: I can't reach this customer by {asked} here "
+                         "(not set up, or no matching contact). Send them the link yourself.")
         when = format_when(link.expires_at, locale)
         lines.append(f"⏳ Expires {format_relative(link.expires_at, now, locale)} ({when})")
         return Reply(

@@ -359,7 +359,8 @@ class ChatTarget(SQLModel, table=True):
 
 class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox_message"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),
+                      Index("ix_outbox_external", "platform", "external_id"))
     id: int | None = Field(default=None, primary_key=True)
     merchant_id: str | None = Field(default=None, max_length=40)
     link_id: str | None = Field(default=None, max_length=40)
@@ -379,6 +380,8 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = _ts(default=None)
     # When an operator last requeued the row (`paylinks outbox retry`): its retry age counts from here.
     requeued_at: datetime | None = _ts(default=None)
+    # The platform's id for what was sent (Twilio's MessageSid): its delivery status callbacks name it.
+    external_id: str | None = Field(default=None, max_length=100)
 
 
 class WebhookEndpoint(SQLModel, table=True):

@@ -233,7 +233,9 @@ class TimelineEventOut(BaseModel):
     type: str = Field(description="link.created, link.opened (details.views counts every view), "
                                   "checkout.started, payment.succeeded, alert.delivered (per chat), reminder.sent "
                                   "(details.how: manual or before expiry; details.to: the channels), delivery.failed "
-                                  "(an alert, customer message or webhook given up on), refund.requested, "
+                                  "(an alert, customer message or webhook given up on), message.sent (to the customer: "
+                                  "details.platform, details.as), message.delivered and message.failed (the "
+                                  "platform's later report; details.error_code), refund.requested, "
                                   "refund.succeeded, refund.failed, payment.failed, dispute.created, link.expired, "
                                   "link.cancelled; more may come.")
     at: str = Field(json_schema_extra=_DATE_TIME)

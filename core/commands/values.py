@@ -57,6 +57,9 @@ class ParseContext:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     timezone: tzinfo = UTC
     max_expiry: timedelta = MAX_EXPIRY
+    # `via <word>` -> the customer channel it names ({"sms": "sms", "text": "sms", "email": "email" …}),
+    # from the plug-ins (adapters/registry.py via_words); empty: `via` is just a word of the description.
+    channels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,8 @@ class Charge:
     reference: str | None = None
     customer: Customer = field(default_factory=Customer)
     expires_at: datetime | None = None  # None: the default expiry
+    # `via sms` / `via email` / `via whatsapp`: only these channels; None: every one the customer has.
+    notify: frozenset[str] | None = None
 
     def draft(
         self, *, merchant_id: str, member_id: int | None, platform: str, address: str,
@@ -103,6 +108,7 @@ class Charge:
             created_by_member_id=member_id,
             idempotency_key=idempotency_key,
             link_id=link_id,
+            notify=self.notify,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,6 +118,7 @@ class Charge:
             "description": self.description, "reference": self.reference,
             "customer": {"name": self.customer.name, "email": self.customer.email, "phone": self.customer.phone},
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "notify": sorted(self.notify) if self.notify is not None else None,
         }
 
     @classmethod
@@ -122,6 +129,7 @@ class Charge:
             Money(int(data["amount_minor"]), str(data["currency"])), str(data["description"]),
             data.get("reference"), Customer(customer.get("name"), customer.get("email"), customer.get("phone")),
             datetime.fromisoformat(expires) if expires else None,
+            frozenset(data["notify"]) if data.get("notify") is not None else None,
         )
 
 

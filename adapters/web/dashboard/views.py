@@ -92,6 +92,8 @@ EVENT_WORDS = {
     "payment.succeeded": "Paid", "payment.failed": "Payment failed", "dispute.created": "Disputed",
     "alert.delivered": "Alert delivered", "refund.requested": "Refund asked", "refund.succeeded": "Refunded",
     "refund.failed": "Refund failed", "link.expired": "Expired", "link.cancelled": "Cancelled",
+    "message.sent": "Sent to the customer", "message.delivered": "Delivered to the customer",
+    "message.failed": "Not delivered to the customer",
 }
 
 
@@ -440,8 +442,10 @@ class Dashboard:
             parts.append(f"{details['views']} views")
         if event.type == "checkout.started":
             parts.append(f"attempt {details.get('attempt')} with {details.get('provider')}")
-        if event.type == "alert.delivered":
+        if event.type in ("alert.delivered", "message.sent", "message.delivered", "message.failed"):
             parts.append(str(details.get("platform", "")))
+        if details.get("error_code"):
+            parts.append(f"error {details['error_code']}")
         if details.get("payer_name"):
             parts.append(f"by {details['payer_name']}")
         if details.get("status") == PaymentStatus.REFUND_NEEDED.value:
