@@ -20,9 +20,11 @@ import jinja2
 from aiohttp import BodyPartReader, web
 from sqlalchemy import delete, func, select, update
 
+from adapters.payments.accounts import ProviderDirectory
 from adapters.web import branding
 from adapters.web.api import ApiError, LinksApi, amount_str
 from adapters.web.api_keys import ApiMerchant
+from adapters.web.dashboard.providers import ProviderPages
 from adapters.web.dashboard.session import (
     CSRF_FIELD,
     Forbidden,
@@ -61,6 +63,7 @@ from core.models import (
 )
 from core.money import Money, MoneyError, format_money, is_currency
 from core.ports import ProviderResolver
+from core.provider_accounts import ProviderAccounts
 from core.refunds import RefundRequest, RefundService
 from core.signin import Session, SigninError, SigninService
 from core.sql import table
@@ -123,7 +126,8 @@ class Dashboard:
                  signins: SigninService, audit: AuditLog, templates: jinja2.Environment,
                  secure_cookie: bool, resend: Callable[[PaymentLink], Awaitable[bool]] | None = None,
                  can_resend: Callable[[PaymentLink], bool] | None = None, refunds: RefundService | None = None,
-                 providers: ProviderResolver | None = None) -> None:
+                 providers: ProviderResolver | None = None, accounts: ProviderAccounts | None = None,
+                 public_base_url: str = "") -> None:
         self.links = links
         self.db = links.db
         self.merchants = merchants
@@ -138,6 +142,9 @@ class Dashboard:
         self.refunds = refunds  # None: no Refund button (refunds happen at the provider)
         self.providers = providers  # the shop's own provider account decides test or live API keys
         self.api = LinksApi(links, merchants)  # the same validation as POST /api/v1/links
+        # The provider page needs the directory (the check `merchant set-provider` makes) and the accounts.
+        self.provider_pages = (ProviderPages(self, providers, accounts, public_base_url=public_base_url)
+                               if isinstance(providers, ProviderDirectory) and accounts is not None else None)
 
     def routes(self) -> list[web.RouteDef]:
         get, post = web.get, web.post
@@ -172,6 +179,7 @@ class Dashboard:
             post("/dashboard/alerts/{alert_id}/off", self.page(self.alert_off, owner=True)),
             get("/brand/{merchant_id}.css", self.brand_css),
             get("/brand/{merchant_id}/logo.png", self.logo),
+            *(self.provider_pages.routes(self.page) if self.provider_pages is not None else []),
         ]
 
     # ------------------------------------------------------------ plumbing
