@@ -27,13 +27,16 @@ from adapters.web.api_keys import ApiMerchant
 from adapters.web.dashboard.providers import ProviderPages
 from adapters.web.dashboard.session import (
     CSRF_FIELD,
+    SIGNIN_COOKIE,
     Forbidden,
     NotSignedIn,
     check_csrf,
+    check_signin_csrf,
     clear_cookie,
     current,
     owner_only,
     set_cookie,
+    set_signin_cookie,
 )
 from adapters.web.export import csv_chunks, stream_csv
 from adapters.web.link_filters import FilterError, parse_filter
@@ -252,12 +255,25 @@ class Dashboard:
         return self.render("dashboard/landing.html", request, None, None, title="paylinks", signed_out=False)
 
     async def signin_page(self, request: web.Request) -> web.Response:
-        # A GET never spends the token: chat apps fetch links to preview them. The button POSTs.
-        return self.render("dashboard/signin.html", request, None, None, title="Sign in",
-                           token=request.match_info["token"][:100])
+        # A GET never spends the token: chat apps fetch links to preview them. The button POSTs, with a
+        # token that is also in a cookie of this browser (double submit): another site cannot make a visitor's
+        # browser sign in to the attacker's shop with the attacker's own link (login CSRF).
+        csrf = request.cookies.get(SIGNIN_COOKIE, "")
+        if not 20 <= len(csrf) <= 64:
+            csrf = secrets.token_urlsafe(24)
+        response = self.render("dashboard/signin.html", request, None, None, title="Sign in",
+                               token=request.match_info["token"][:100], signin_csrf=csrf)
+        set_signin_cookie(response, csrf, secure=self.secure_cookie)
+        return response
 
     async def signin(self, request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]
+        form = await request.post()
+        try:
+            check_signin_csrf(form, request.cookies.get(SIGNIN_COOKIE, ""))
+        except Forbidden as refused:  # before the link is looked at: a forged POST never spends it
+            return self.render("dashboard/denied.html", request, None, None, status=403, title="Not allowed",
+                               message=refused.message)
         try:
             if not 20 <= len(token) <= 100:
                 raise SigninError("This sign-in link is not valid. Send /dashboard in your chat for a new one.")

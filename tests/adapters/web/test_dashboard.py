@@ -14,11 +14,18 @@ from sqlalchemy import select, update
 
 from adapters.web.api_models import EXPORT_COLUMNS
 from core.links import LinkDraft
-from core.models import AuditEvent, DashboardSession, LinkStatus, MemberRole
+from core.models import AlertSubscription, AuditEvent, DashboardSession, Invite, LinkStatus, MemberRole
 from core.money import Money
 from core.ports import IncomingMessage
 from core.sql import table
-from tests.adapters.web.dashboard_support import CSRF, pay_link, shop_with_member, sign_in, signin_url
+from tests.adapters.web.dashboard_support import (
+    CSRF,
+    pay_link,
+    shop_with_member,
+    sign_in,
+    signin_form,
+    signin_url,
+)
 from tests.conftest import LiveApp
 
 AUDIT = table(AuditEvent)
@@ -48,22 +55,49 @@ async def test_signin_link_works_once_sets_a_safe_cookie_and_expires(live: LiveA
     merchant_id, member_id = await shop_with_member(live)
     url = await signin_url(live, merchant_id, member_id)
     # A GET (a chat app's link preview) shows the button and does not spend the link.
-    assert (await live.client.get(_path(url))).status == 200
-    response = await live.client.post(_path(url), allow_redirects=False)
+    path, form = await signin_form(live.client, url)
+    response = await live.client.post(path, data=form, allow_redirects=False)
     assert response.status == 303
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/dashboard" in cookie
     assert "Secure" not in cookie  # public_base_url is http in tests
-    again = await live.client.post(_path(url), allow_redirects=False)
+    again = await live.client.post(path, data=form, allow_redirects=False)
     assert again.status == 400 and "used already" in await again.text()
     late = await signin_url(live, merchant_id, member_id)
     live.services.conversation.signins.clock = lambda: live.services.clock() + timedelta(minutes=11)
     try:
-        expired = await live.client.post(_path(late), allow_redirects=False)
+        expired = await live.client.post(_path(late), data=form, allow_redirects=False)
     finally:
         live.services.conversation.signins.clock = live.services.clock
     assert expired.status == 400 and "expired" in await expired.text()
-    assert (await live.client.post("/dashboard/signin/" + "x" * 43, allow_redirects=False)).status == 400
+    bad = await live.client.post("/dashboard/signin/" + "x" * 43, data=form, allow_redirects=False)
+    assert bad.status == 400
+    assert await _audit_actions(live, merchant_id) == ["signin"]
+
+
+async def test_the_signin_post_needs_the_token_of_its_own_page(live: LiveApp) -> None:
+    """Login CSRF: another site's form posting someone's sign-in link is refused, and the link not spent."""
+    merchant_id, member_id = await shop_with_member(live)
+    url = await signin_url(live, merchant_id, member_id)
+    page = await live.client.get(_path(url))
+    cookie = page.headers["Set-Cookie"]
+    assert "paylinks_signin=" in cookie and "SameSite=Strict" in cookie and "HttpOnly" in cookie
+    assert "Path=/dashboard/signin" in cookie
+    # No token in the form, a forged one, and the right one from a browser without the cookie.
+    token = CSRF.search(await page.text())
+    assert token is not None
+    for data in ({}, {"csrf": "forged-forged-forged-forged"}):
+        refused = await live.client.post(_path(url), data=data, allow_redirects=False)
+        assert refused.status == 403 and "security token" in await refused.text()
+    other = aiohttp.ClientSession(base_url=live.base_url, cookie_jar=aiohttp.CookieJar(unsafe=True))
+    try:
+        refused = await other.post(_path(url), data={"csrf": token.group(1)}, allow_redirects=False)
+        assert refused.status == 403
+    finally:
+        await other.close()
+    assert await _audit_actions(live, merchant_id) == []
+    # The link still works from its own page.
+    await sign_in(live.client, url)
     assert await _audit_actions(live, merchant_id) == ["signin"]
 
 
@@ -115,6 +149,37 @@ async def test_staff_see_the_shop_but_not_the_owners_pages(live: LiveApp) -> Non
     assert (await live.client.post("/dashboard/keys", data={"csrf": csrf})).status == 403
     settings = await live.client.get("/dashboard/settings")
     assert "Only the owner can change" in await settings.text()
+    # Every owner's action, with a valid token, is refused to staff and changes nothing: keys, team,
+    # alerts, shop settings, providers (tests/adapters/web/test_dashboard_providers.py) and refunds
+    # (tests/adapters/web/test_dashboard_refunds.py).
+    key, _secret = await live.services.merchants.create_api_key(merchant_id, test=True)
+    await live.services.conversation.handle(IncomingMessage(
+        platform="console", user_id="u1", address="console:u1", text="/alerts on"))
+    async with live.services.db.read() as conn:
+        alert_ids = [r[0] for r in (await conn.execute(select(table(AlertSubscription).c.id))).all()]
+    assert alert_ids
+    before = await _audit_actions(live, merchant_id)
+    for method, path in (("GET", f"/dashboard/keys/{key.id}/revoke"), ("POST", f"/dashboard/keys/{key.id}/revoke"),
+                         ("POST", "/dashboard/team/invite"), ("GET", f"/dashboard/team/{_owner}/remove"),
+                         ("POST", f"/dashboard/team/{_owner}/remove"),
+                         ("POST", f"/dashboard/alerts/{alert_ids[0]}/off"),
+                         ("POST", "/dashboard/settings"), ("GET", "/dashboard/providers"),
+                         ("POST", "/dashboard/providers")):
+        data = {"csrf": csrf, "name": "Staff Shop", "default_currency": "USD", "locale": "en_US",
+                "provider": "sandbox"}
+        response = await live.client.request(method, path, data=data if method == "POST" else None,
+                                             allow_redirects=False)
+        assert response.status == 403, (method, path)
+        assert "owner" in await response.text()
+    assert [k.revoked_at for k in await live.services.merchants.list_api_keys(merchant_id)] == [None]
+    assert {m.id for m in await live.services.conversation.members.members_of(merchant_id)} >= {_owner, staff_id}
+    merchant = await live.services.merchants.get(merchant_id)
+    assert merchant is not None and merchant.name == "Cake Corner" and merchant.default_currency == "SGD"
+    async with live.services.db.read() as conn:
+        assert [r[0] for r in (await conn.execute(select(table(AlertSubscription).c.id))).all()] == alert_ids
+        invites = (await conn.execute(select(table(Invite)))).all()
+    assert invites == [] and await live.services.accounts.get(merchant_id) is None
+    assert await _audit_actions(live, merchant_id) == before
 
 
 async def test_cli_link_without_member_is_the_owner_and_unknown_member_is_refused(live: LiveApp) -> None:
