@@ -14,7 +14,15 @@ from sqlalchemy import select, update
 
 from adapters.web.api_models import EXPORT_COLUMNS
 from core.links import LinkDraft
-from core.models import AlertSubscription, AuditEvent, DashboardSession, Invite, LinkStatus, MemberRole
+from core.models import (
+    AlertSubscription,
+    AuditEvent,
+    DashboardSession,
+    Invite,
+    LinkStatus,
+    MemberRole,
+    PaymentLink,
+)
 from core.money import Money
 from core.ports import IncomingMessage
 from core.sql import table
@@ -397,7 +405,34 @@ async def test_branding_colour_logo_and_contact_reach_the_pay_page_and_preview(l
     with Image.open(io.BytesIO(await card.read())) as image:
         assert image.size == (1200, 630)
         assert image.convert("RGB").getpixel((600, 10)) == (15, 118, 110)  # the brand colour's strip
-    await live.services.links.cancel(link.id, merchant_id)
+
+    def branded(html: str, where: str) -> None:
+        assert brand_css is not None and logo_url is not None
+        assert brand_css.group(1) in html and logo_url.group(1) in html, where
+        assert "Cake Corner Deluxe" in html and "help@cake.example" in html, where
+
+    # The sandbox's checkout page the Pay button leads to, the receipt, the cancelled and expired pages.
+    started = await live.client.post(f"/p/{link.id}/pay", allow_redirects=False)
+    assert started.status == 303 and started.headers["Location"].startswith(live.base_url + "/sandbox/checkout/")
+    checkout = await (await live.client.get(started.headers["Location"].removeprefix(live.base_url))).text()
+    assert "Pay by card" in checkout and "Paying <bdi>Cake Corner Deluxe</bdi>" in checkout
+    branded(checkout, "sandbox checkout")
+    await pay_link(live, link.id)
+    receipt = await (await live.client.get(f"/p/{link.id}")).text()
+    assert "Payment received" in receipt
+    branded(receipt, "receipt")
+    cancelled, _ = await live.services.links.create(_draft(merchant_id, 700, "bun", chat=False))
+    await live.services.links.cancel(cancelled.id, merchant_id)
+    page = await (await live.client.get(f"/p/{cancelled.id}")).text()
+    assert "cancelled" in page.lower()
+    branded(page, "cancelled")
+    expired, _ = await live.services.links.create(_draft(merchant_id, 800, "tart", chat=False))
+    async with live.services.db.write() as conn:
+        await conn.execute(update(table(PaymentLink)).where(table(PaymentLink).c.id == expired.id)
+                           .values(expires_at=live.services.clock() - timedelta(minutes=1)))
+    page = await (await live.client.get(f"/p/{expired.id}")).text()
+    assert "expired" in page.lower()
+    branded(page, "expired")
     closed = await (await live.client.get(f"/p/{link.id}")).text()
     og_closed = re.search(r'og:image" content="http://[^/]+(/p/[^"]+)"', closed)
     assert og_closed and og_closed.group(1) != og.group(1)  # cached per link state
