@@ -86,6 +86,7 @@ SIGNINS = table(DashboardSignin)
 QUESTIONS = table(ChatQuestion)
 
 PAGE_SIZE = 25
+NOTIFY_CHANNELS = ("email", "sms", "whatsapp")  # the API's `notify` (api_models.CreateLink)
 FILTER_PARAMS = ("q", "status", "currency", "from", "to", "origin")
 NO_STORE = {"Cache-Control": "no-store"}
 CHART_DAYS = 30
@@ -163,6 +164,7 @@ class Dashboard:
             get("/dashboard/links/{link_id}", self.page(self.link_detail)),
             get("/dashboard/links/{link_id}/cancel", self.page(self.confirm_cancel)),
             post("/dashboard/links/{link_id}/cancel", self.page(self.cancel)),
+            get("/dashboard/links/{link_id}/resend", self.page(self.confirm_resend)),
             post("/dashboard/links/{link_id}/resend", self.page(self.resend)),
             get("/dashboard/links/{link_id}/refund", self.page(self.confirm_refund, owner=True)),
             post("/dashboard/links/{link_id}/refund", self.page(self.refund, owner=True)),
@@ -576,10 +578,26 @@ class Dashboard:
                                 currency=link.currency)
         raise web.HTTPSeeOther(f"/dashboard/links/{link.id}?done=cancelled")
 
-    async def resend(self, request: web.Request, session: Session, merchant: Merchant) -> web.StreamResponse:
-        link = await self._own_link(request, merchant)
+    def _resendable(self, link: PaymentLink) -> None:
         if self.resend_link is None or self.links.status_of(link) is not LinkStatus.ACTIVE or not self.can_resend(link):
             raise Forbidden("This link cannot be sent again: it is not open, or the customer has no chat address.")
+
+    async def confirm_resend(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
+        link = await self._own_link(request, merchant)
+        self._resendable(link)
+        to = link.customer_name or "the customer"
+        return self.render("dashboard/confirm.html", request, session, merchant, title="Send the link again?",
+                           heading="Send the link again?",
+                           explanation=f"{self.money(link.amount_minor, link.currency, merchant)} — "
+                                       f"{link.description}. {to} gets the payment link again at "
+                                       f"{link.customer_phone}.",
+                           action=f"/dashboard/links/{link.id}/resend", confirm="Yes, send it again",
+                           back=f"/dashboard/links/{link.id}", danger=False)
+
+    async def resend(self, request: web.Request, session: Session, merchant: Merchant) -> web.StreamResponse:
+        link = await self._own_link(request, merchant)
+        self._resendable(link)
+        assert self.resend_link is not None  # _resendable refused otherwise
         await self.resend_link(link)
         await self.audit.record(merchant.id, "link.resent", self.actor(request, session, await self.who(session)),
                                 link_id=link.id)
@@ -587,7 +605,8 @@ class Dashboard:
 
     async def new_link(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
         return self.render("dashboard/new_link.html", request, session, merchant, title="New link",
-                           values={"currency": merchant.default_currency}, errors={})
+                           values={"currency": merchant.default_currency, "notify": ",".join(NOTIFY_CHANNELS)},
+                           errors={}, channels=NOTIFY_CHANNELS)
 
     async def create_link(self, request: web.Request, session: Session, merchant: Merchant) -> web.StreamResponse:
         form = await request.post()
@@ -622,6 +641,11 @@ class Dashboard:
             metadata[key.strip()] = value.strip()
         if metadata:
             payload["metadata"] = metadata
+        # The API's notify: the channels ticked (none ticked: the customer is sent nothing).
+        notify = [str(v) for v in form.getall("notify", []) if v in NOTIFY_CHANNELS]
+        if values.get("notify_shown"):
+            payload["notify"] = sorted(set(notify))
+        values["notify"] = ",".join(notify)
         if "amount" not in payload:
             errors["amount"] = "Give the amount, e.g. 25.00."
         if not errors:
@@ -638,7 +662,7 @@ class Dashboard:
                                         self.actor(request, session, await self.who(session)), link_id=link.id)
                 raise web.HTTPSeeOther(f"/dashboard/links/{link.id}?done=created")
         return self.render("dashboard/new_link.html", request, session, merchant, status=422, title="New link",
-                           values=values, errors=errors)
+                           values=values, errors=errors, channels=NOTIFY_CHANNELS)
 
     async def export(self, request: web.Request, session: Session, merchant: Merchant) -> web.StreamResponse:
         where, errors = self._filter(request, merchant)
