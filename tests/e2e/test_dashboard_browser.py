@@ -21,12 +21,29 @@ from adapters.web.api_models import EXPORT_COLUMNS
 from core.models import MemberRole
 from core.ports import IncomingMessage
 from tests.adapters.web.dashboard_support import shop_with_member
-from tests.conftest import LiveApp
+from tests.conftest import LiveApp, make_settings, start_live_app
 from tests.e2e.test_browser import CHROMIUM_ARGS, _unavailable, chromium_path, fill_card, screenshot
+from tests.fakes.stripe import FakeStripe
 
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 NARROW = {"viewport": {"width": 320, "height": 640}}
+STRIPE_KEY, STRIPE_WHSEC = "sk_test_dashboard_browser_2468", "whsec_dashboard_browser_1357"
+
+
+@pytest.fixture
+async def shop_app(sqlite_database_url: str) -> AsyncIterator[tuple[LiveApp, FakeStripe]]:
+    """The app on the sandbox, with Stripe's API on FakeStripe for the provider page's shop account."""
+    fake = await FakeStripe(secret_keys=("sk_test_deployment",), webhook_secret="whsec_deployment").start()
+    fake.add_account(STRIPE_KEY, webhook_secret=STRIPE_WHSEC)
+    settings = make_settings(sqlite_database_url)
+    settings.payments.stripe.api_base_url = fake.url
+    live, client = await start_live_app(settings)
+    try:
+        yield live, fake
+    finally:
+        await client.close()
+        await fake.close()
 
 
 @pytest.fixture
@@ -75,11 +92,11 @@ async def _sign_in(page: Any, url: str) -> None:
     await expect(page.get_by_role("heading", level=1)).to_have_text("Overview")
 
 
-async def test_the_seller_runs_the_shop_from_the_dashboard(sqlite_live: LiveApp, browser: Any,
+async def test_the_seller_runs_the_shop_from_the_dashboard(shop_app: tuple[LiveApp, FakeStripe], browser: Any,
                                                            tmp_path: Any) -> None:
     from playwright.async_api import expect
 
-    live = sqlite_live
+    live, fake_stripe = shop_app
     merchant_id, owner_id = await shop_with_member(live, "Cake Corner")
     signins = live.services.conversation.signins
     desktop = await _page(browser, DESKTOP)
@@ -167,6 +184,40 @@ async def test_the_seller_runs_the_shop_from_the_dashboard(sqlite_live: LiveApp,
     await _axe(phone, "branded pay page")
     await screenshot(phone, "dashboard-pay-branded-390")
 
+    # The payment provider page: wrong keys refused with Stripe's answer and not echoed back, "Test connection"
+    # asks Stripe, "Use Stripe" saves; then only the last four characters of each secret are shown.
+    await desktop.goto(live.base_url + "/dashboard/providers")
+    await expect(desktop.get_by_role("heading", name="Payment provider")).to_be_visible()
+    await _axe(desktop, "providers")
+    stripe_form = desktop.locator("form", has=desktop.get_by_role("group", name="Stripe"))
+    await stripe_form.get_by_label("Secret key").fill("sk_test_not_a_stripe_key_0000")
+    await stripe_form.get_by_label("Webhook signing secret").fill(STRIPE_WHSEC)
+    await stripe_form.get_by_role("button", name="Use Stripe").click()
+    await expect(desktop.get_by_role("alert").first).to_contain_text("stripe refused these credentials")
+    stripe_form = desktop.locator("form", has=desktop.get_by_role("group", name="Stripe"))
+    assert await stripe_form.get_by_label("Secret key").input_value() == ""
+    assert "sk_test_not_a_stripe_key" not in await desktop.content()
+    await _axe(desktop, "providers refused")
+    await stripe_form.get_by_label("Secret key").fill(STRIPE_KEY)
+    await stripe_form.get_by_label("Webhook signing secret").fill(STRIPE_WHSEC)
+    await stripe_form.get_by_role("button", name="Test connection to Stripe").click()
+    await expect(desktop.get_by_role("status")).to_contain_text("Connected: stripe accepted these credentials")
+    assert await live.services.accounts.get(merchant_id) is None  # tested, not saved
+    assert [c.kind for c in fake_stripe.calls].count("account") == 2
+    stripe_form = desktop.locator("form", has=desktop.get_by_role("group", name="Stripe"))
+    await stripe_form.get_by_label("Secret key").fill(STRIPE_KEY)
+    await stripe_form.get_by_label("Webhook signing secret").fill(STRIPE_WHSEC)
+    await stripe_form.get_by_role("button", name="Use Stripe").click()
+    await expect(desktop.get_by_role("status")).to_contain_text("Saved")
+    await expect(desktop.get_by_text("…" + STRIPE_KEY[-4:]).first).to_be_visible()
+    html = await desktop.content()
+    assert STRIPE_KEY[:-4] not in html and STRIPE_WHSEC[:-4] not in html
+    await desktop.get_by_role("button", name="Test connection", exact=True).click()
+    await expect(desktop.get_by_role("status")).to_contain_text("Connected: stripe accepted")
+    await _axe(desktop, "providers saved")
+    await desktop.goto(live.base_url + "/dashboard/audit")
+    await expect(desktop.get_by_role("cell", name="provider.changed")).to_be_visible()
+
     # Every dashboard page: axe, screenshots at both sizes, no sideways scrolling at 320 px.
     await desktop.goto(live.base_url + "/dashboard/keys")
     await desktop.get_by_role("button", name="Create a key").click()
@@ -175,7 +226,7 @@ async def test_the_seller_runs_the_shop_from_the_dashboard(sqlite_live: LiveApp,
     pages = ["/dashboard", "/dashboard/links", f"/dashboard/links/{link_id}", f"/dashboard/links/{fresh.id}/cancel",
              f"/dashboard/links/{link_id}/refund",
              "/dashboard/links/new", "/dashboard/settings", "/dashboard/alerts", "/dashboard/keys",
-             "/dashboard/team", "/dashboard/audit"]
+             "/dashboard/team", "/dashboard/providers", "/dashboard/audit", f"/dashboard/links/{fresh.id}/resend"]
     for path in pages:
         name = path.replace(link_id, "paid-link").replace(fresh.id, "open-link").strip("/").replace("/", "-")
         for page, size in ((desktop, "1280"), (phone, "390")):
@@ -199,8 +250,10 @@ async def test_the_seller_runs_the_shop_from_the_dashboard(sqlite_live: LiveApp,
     _, staff_id = await shop_with_member(live, role=MemberRole.STAFF, user="u7", merchant_id=merchant_id)
     staff = await _page(browser, PHONE)
     await _sign_in(staff, await signins.create_link(merchant_id, staff_id))
-    await staff.goto(live.base_url + "/dashboard/keys")
-    await expect(staff.get_by_role("alert")).to_contain_text("Only the shop's owner")
+    for path in ("/dashboard/keys", "/dashboard/team", "/dashboard/providers", "/dashboard/audit",
+                 f"/dashboard/links/{link_id}/refund"):
+        await staff.goto(live.base_url + path)
+        await expect(staff.get_by_role("alert")).to_contain_text("Only the shop", timeout=5_000)
     await _axe(staff, "denied")
 
     for page in (desktop, phone, narrow, zoomed, staff):

@@ -66,10 +66,11 @@ class ProviderPages:
         hints = account.hints() if account is not None and own else {}
         values = values or {}
         forms = []
-        for name, plugin in sorted(self.directory.plugins.items()):
+        # The provider in use first, then the others by name.
+        for name, plugin in sorted(self.directory.plugins.items(), key=lambda item: (item[0] != current, item[0])):
             same = account is not None and account.provider == name
             forms.append({
-                "name": name, "title": name.title() if name != "portone" else "PortOne",
+                "name": name, "title": _title(name),
                 "secrets": [{"name": s, "id": f"{name}-{s}", "label": SECRET_LABELS.get(s, s.replace("_", " ")),
                              "hint": SECRET_HINTS.get((name, s), ""),
                              "stored": hints.get(s, "") if same else ""} for s in plugin.account_secrets],
@@ -84,7 +85,8 @@ class ProviderPages:
             })
         return self.dashboard.render(
             "dashboard/providers.html", request, session, merchant, status=status, title="Payment provider",
-            current=current, own=own, default=default, environment=account.environment if account else None,
+            current=current, current_title=_title(current), own=own, default=default,
+            environment=account.environment if account else None,
             country=account.country_code if account else None, hints=hints, forms=forms, notice=notice,
             chosen=chosen, errors=errors or {}, tested=tested, environments=ENVIRONMENTS,
             webhook_url=next((f["webhook_url"] for f in forms if f["name"] == current), "") if own else "")
@@ -156,6 +158,10 @@ class ProviderPages:
             return await self._page(request, session, merchant, status=422, errors={"stored": message})
         plugin = self.directory.plugins[stored.provider]
         return await self._page(request, session, merchant, tested=_accepted(stored.provider, plugin.account_secrets))
+
+
+def _title(name: str) -> str:
+    return {"portone": "PortOne"}.get(name, name.title())
 
 
 def _accepted(name: str, secrets: tuple[str, ...]) -> str:

@@ -64,7 +64,7 @@ async def test_owner_sets_stripe_keys_checked_with_stripe_and_sees_only_the_last
     merchant_id, owner_id = await shop_with_member(live)
     csrf = await sign_in(live.client, await signin_url(live, merchant_id, owner_id))
     page = await (await live.client.get("/dashboard/providers")).text()
-    assert "sandbox" in page and "the deployment's provider" in page and 'href="/dashboard/providers"' in page
+    assert "Sandbox" in page and "the deployment's provider" in page and 'href="/dashboard/providers"' in page
 
     # Refused keys: the provider's answer, nothing saved, and the typed key not echoed back.
     status, text = await _post(live, csrf, provider="stripe", intent="save", secret_key="sk_test_wrong_key_000000",
