@@ -171,7 +171,8 @@ def _accepted(name: str, secrets: tuple[str, ...]) -> str:
 
 
 def _sentence(text: str) -> str:
-    text = text.strip()
+    # The plug-ins name the CLI's flags (--country); the page's fields have labels.
+    text = text.strip().replace("--country:", "Country:").replace("--environment:", "Environment:")
     return text + ("" if text.endswith(".") else ".")  # as the CLI says it (provider names in lower case)
 
 
