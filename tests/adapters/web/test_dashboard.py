@@ -495,3 +495,47 @@ async def test_cancellations_from_chat_and_api_are_in_the_audit_log(live: LiveAp
     assert [tuple(r) for r in rows] == [("link.cancelled", "console", owner_id), ("link.cancelled", "api", None)]
     # Never editable: the dashboard has no route that changes or deletes an entry.
     assert (await live.client.post("/dashboard/audit", data={})).status == 405
+
+
+async def test_links_search_every_field_filter_and_pages_stay_put_while_links_are_made(live: LiveApp) -> None:
+    from core.links import Customer
+
+    merchant_id, owner_id = await shop_with_member(live)
+    links = live.services.links
+    made = []
+    for n in range(30):
+        link, _ = await links.create(LinkDraft(
+            merchant_id=merchant_id, money=Money(100 + n, "USD" if n % 10 == 0 else "SGD"),
+            description=f"tart{n}x", reference=f"INV-{n:03d}", origin_platform=None if n % 2 else "console",
+            customer=Customer(name=f"Buyer{n}", email=f"b{n}@shop.example", phone=f"+659100{n:04d}")))
+        made.append(link.id)
+    newest_first = list(reversed(made))
+    await sign_in(live.client, await signin_url(live, merchant_id, owner_id))
+
+    async def ids(**params: str) -> list[str]:
+        page = await (await live.client.get("/dashboard/links", params=params)).text()
+        return re.findall(r'href="/dashboard/links/([a-z2-7]{16,64})" class="link-row"', page)
+
+    # Search reaches the description, reference, customer name, email, phone and the id.
+    for query, n in (("TART7X", 7), ("inv-012", 12), ("buyer21", 21), ("b3@shop", 3), ("+6591000017", 17),
+                     (made[25][:12], 25)):
+        assert await ids(q=query) == [made[n]], query
+    assert await ids(currency="usd") == [made[20], made[10], made[0]]
+    api_made = await ids(origin="api")
+    assert len(api_made) == 15 and made[1] in api_made and made[0] not in api_made
+    from adapters.web.dashboard.views import shop_zone
+
+    merchant = await live.services.merchants.get(merchant_id)
+    assert merchant is not None
+    today = live.services.clock().astimezone(shop_zone(merchant)).date().isoformat()  # days of the shop
+    assert len(await ids(**{"from": today, "to": today})) == 25  # a page
+    assert await ids(**{"from": "2001-01-01", "to": "2001-01-02"}) == []
+
+    # Newest first, 25 a page; links made meanwhile do not shift the second page.
+    first_page = await (await live.client.get("/dashboard/links")).text()
+    cursor = re.search(r'href="/dashboard/links\?[^"]*cursor=([a-z2-7]+)"', first_page)
+    assert cursor is not None
+    assert re.findall(r'href="/dashboard/links/([a-z2-7]{16,64})" class="link-row"', first_page) == newest_first[:25]
+    for n in range(3):
+        await links.create(_draft(merchant_id, 900 + n, f"late {n}"))
+    assert await ids(cursor=cursor.group(1)) == newest_first[25:]
