@@ -8,11 +8,15 @@ page at 390×844 and 1280×800.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import os
 import re
+import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +28,7 @@ from core.models import MemberRole, PaymentLink
 from core.ports import IncomingMessage
 from core.sql import table
 from tests.adapters.web.dashboard_support import shop_with_member
-from tests.conftest import LiveApp, make_settings, start_live_app
+from tests.conftest import TEST_SECRET_KEY, LiveApp, make_settings, start_live_app
 from tests.e2e.test_browser import CHROMIUM_ARGS, _unavailable, chromium_path, fill_card, screenshot
 from tests.fakes.stripe import FakeStripe
 
@@ -87,6 +91,22 @@ async def _axe(page: Any, name: str) -> None:
     assert bad == [], f"{name}: " + "; ".join(f"{v['id']}: {v['help']} ({len(v['nodes'])})" for v in bad)
 
 
+async def _cli_signin_link(live: LiveApp, merchant_id: str) -> str:
+    """`paylinks dashboard-link --merchant ID`, run as the operator would, on the served app's database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYLINKS_")}
+    env.update({"PAYLINKS_DATABASE__URL": live.services.settings.database.url,
+                "PAYLINKS_SERVER__PUBLIC_BASE_URL": live.base_url,
+                "PAYLINKS_SECURITY__SECRET_KEY": TEST_SECRET_KEY})
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "paylinks"), "dashboard-link", "--merchant", merchant_id, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, err.decode()
+    (line,) = out.decode().splitlines()
+    assert line.startswith(live.base_url + "/dashboard/signin/")
+    return line
+
+
 async def _sign_in(page: Any, url: str) -> None:
     from playwright.async_api import expect
 
@@ -109,7 +129,7 @@ async def test_the_seller_runs_the_shop_from_the_dashboard(shop_app: tuple[LiveA
     await desktop.goto(live.base_url + "/")
     await expect(desktop.get_by_role("heading", name="Sign in from your chat")).to_be_visible()
     await _axe(desktop, "landing")
-    url = await signins.create_link(merchant_id)
+    url = await _cli_signin_link(live, merchant_id)
     await _sign_in(desktop, url)
     # A reused link is refused with the reason, and so is one older than 10 minutes.
     await phone.goto(url)
