@@ -143,6 +143,7 @@ def _mount_dashboard(app: web.Application, services: Services, templates: Any) -
         templates=templates, secure_cookie=services.public_base_url.startswith("https://"),
         resend=(lambda link: outbox.resend(services.db, link, services.clock())) if outbox else None,
         can_resend=outbox.can_resend if outbox else None, refunds=services.refunds, providers=services.providers,
+        accounts=services.accounts, public_base_url=services.public_base_url,
     )
     from adapters.web.dashboard.reach import ReachPages
 

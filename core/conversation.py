@@ -22,6 +22,7 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
@@ -482,9 +483,9 @@ class Conversation:
         return Reply(text, buttons=buttons)
 
     async def _cancel(self, command: Cancel, identity: Identity, message: IncomingMessage) -> list[Reply]:
-        return [await self._cancel_reply(command, identity)]
+        return [await self._cancel_reply(command, identity, message)]
 
-    async def _cancel_reply(self, command: Cancel, identity: Identity) -> Reply:
+    async def _cancel_reply(self, command: Cancel, identity: Identity, message: IncomingMessage) -> Reply:
         link = await self.find_link(identity.merchant.id, command.key)
         if link is None:
             return self._not_found(command.key, identity, "cancel")
@@ -501,10 +502,8 @@ class Conversation:
                 "only an open link can be cancelled."
             )
         log.info("link cancelled from chat link=%s member=%s", link.id, identity.member.id)
-        await AuditLog(self.links.db, clock=self.clock).record(
-            identity.merchant.id, "link.cancelled",
-            Actor(identity.member.display_name or "member", identity.member.platform, identity.member.id),
-            link_id=link.id, amount=Money(link.amount_minor, link.currency).amount_str(), currency=link.currency)
+        await self._audit(identity, message, "link.cancelled", link_id=link.id,
+                          amount=Money(link.amount_minor, link.currency).amount_str(), currency=link.currency)
         return Reply(
             f"🚫 Cancelled **{amount}** — {markup.user(link.description)}. The link no longer takes payments."
         )
@@ -545,8 +544,15 @@ class Conversation:
             f"Done: new links are in **{command.code}** unless you say otherwise (`/charge 25 cake` → {example})."
         )
 
+    async def _audit(self, identity: Identity, message: IncomingMessage, action: str, **detail: Any) -> None:
+        """An audit entry (core/audit.py) for what a member did in chat: their name, platform and chat address."""
+        await AuditLog(self.links.db, clock=self.clock).record(
+            identity.merchant.id, action, Actor(identity.member.display_name or message.display_name or "member",
+                                                message.platform, identity.member.id, message.address), **detail)
+
     async def _invite(self, command: Invite, identity: Identity, message: IncomingMessage) -> list[Reply]:
         invite = await self.members.create_invite(identity)
+        await self._audit(identity, message, "invite.created", code=invite.code)
         hours = int((invite.expires_at - invite.created_at).total_seconds() // 3600)
         return [Reply(
             f"🎟 Invite code for **{markup.user(identity.merchant.name)}**: `{invite.code}`\n"
@@ -562,6 +568,9 @@ class Conversation:
             result = await self.members.join(message, command.code)
         except MemberError as error:
             return Reply(error.text())
+        await self._audit(result.identity, message, "member.joined", role=str(result.identity.member.role),
+                          member=f"{result.identity.member.display_name or message.display_name or 'member'} "
+                                 f"({message.platform})", workspace=result.workspace)
         name = markup.user(result.identity.merchant.name)
         who = "This workspace is" if result.workspace else "You're"
         text = f"🤝 {who} now part of **{name}** (staff). Try `/charge 25 birthday cake`."
@@ -685,7 +694,7 @@ class Conversation:
         if self.refunds is None or confirm.get("kind") != "refund":
             return Reply("That question is closed. Send the /refund again.")
         try:
-            refund, _ = await self.refunds.request(RefundRequest(
+            refund, created = await self.refunds.request(RefundRequest(
                 link_id=str(confirm["link_id"]), merchant_id=identity.merchant.id,
                 amount_minor=int(confirm["amount_minor"]), payment_id=str(confirm["payment_id"]),
                 requested_by=str(confirm["requested_by"]), requested_by_name=confirm.get("requested_by_name"),
@@ -694,6 +703,10 @@ class Conversation:
                 idempotency_key=f"chat-question:{question.id}", request_hash=None))
         except LinkError as error:
             return Reply(f"Nothing refunded: {markup.escape(error.message)}.")
+        if created:
+            await self._audit(identity, message, "link.refunded", link_id=refund.link_id, refund_id=refund.id,
+                              amount=self._plain(refund.amount_minor, refund.currency), currency=refund.currency,
+                              status=str(refund.status), asked_by=confirm.get("requested_by_name") or "")
         amount = format_money(refund.amount_minor, refund.currency, identity.merchant.locale)
         status = RefundStatus(refund.status)
         if status is RefundStatus.SUCCEEDED:

@@ -572,6 +572,11 @@ class LinksApi:
                 request_hash=request_hash(payload) if idempotency_key is not None else None))
         except LinkError as exc:
             raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
+        if created:
+            await AuditLog(self.links.db, clock=self.links.clock).record(
+                merchant.id, "link.refunded", Actor(f"API key {merchant.key_id}", "api", address=request.remote),
+                link_id=link.id, refund_id=refund.id, amount=amount_str(refund.amount_minor, refund.currency),
+                currency=refund.currency, status=str(refund.status))
         headers = dict(_NO_STORE)
         if not created:
             headers["Idempotent-Replayed"] = "true"

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, PoolProxiedConnection, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from adapters.qr import render_qr
+from adapters.web.branding import brand_context, link_branding
 from adapters.web.security import origin_of
 from core.db import Database, DatabaseBusy
 from core.links import LinkService
@@ -401,16 +402,13 @@ class PayPages:
             "lang": page_lang(link.merchant_locale),
             "link_id": link.id,
             "url": self.links.url(link.id),
-            "merchant_name": link.merchant_name,
             "amount": link.amount,
             "description": link.description,
             "reference": link.reference,
             "test_mode": not link.livemode,
-            "brand_css": (f"/brand/{link.merchant_id}.css?v={link.brand_color.lstrip('#')}"
-                          if link.brand_color else None),
-            "logo_url": f"/brand/{link.merchant_id}/logo.png?v={link.logo_version}" if link.logo_version else None,
-            "support_email": link.support_email,
-            "support_phone": link.support_phone,
+            **brand_context(merchant_id=link.merchant_id, name=link.merchant_name, brand_color=link.brand_color,
+                            logo_version=link.logo_version, support_email=link.support_email,
+                            support_phone=link.support_phone),
             # Cached per link state and branding (adapters/web/preview.py): the URL changes when they do.
             "og_image": f"{self.links.url(link.id)}/og.png?v={preview_version(link)}",
         }
@@ -514,6 +512,7 @@ class PayPages:
                 log.exception("checkout failed link=%s attempt=%d provider=%s request_id=None", link.id, attempt,
                               provider.name)
             html = self.message_template.render(
+                **await link_branding(self.db, link.id),
                 lang="en", title="Payment could not start", sandbox=False, test_mode=not link.livemode,
                 tone="warn", badge="Try again",
                 heading="The payment could not start",
@@ -530,6 +529,7 @@ class PayPages:
             # browsers would silently refuse a 303 there after the form post, so step over with a page.
             log.info("checkout on an unlisted origin link=%s origin=%s", link.id, origin_of(checkout.url))
             html = self.message_template.render(
+                **await link_branding(self.db, link.id),
                 lang="en", title="Opening the payment page", sandbox=False, test_mode=not link.livemode,
                 tone="warn", badge="One moment", heading="Opening the payment page",
                 explanation="You are being taken to the payment provider's page.",

@@ -250,3 +250,26 @@ async def test_a_refund_is_told_to_the_customer_by_email(live: LiveApp, shop: Sh
     assert refund is not None and "refunded your payment" in refund.get_content()
     assert "S$10.00" in refund.get_content() and made["url"] not in refund.get_content()
     assert message["List-Unsubscribe"].startswith(f"<{live.base_url}/u/")
+
+
+async def test_the_dashboards_new_link_form_chooses_the_channels_as_the_api_does(live: LiveApp) -> None:
+    """Issue 14 point 3: /dashboard/links/new has the API's `notify` (ticked boxes; none ticked: nothing)."""
+    from tests.adapters.web.dashboard_support import shop_with_member, sign_in, signin_url
+
+    merchant_id, owner_id = await shop_with_member(live)
+    csrf = await sign_in(live.client, await signin_url(live, merchant_id, owner_id))
+    form = await (await live.client.get("/dashboard/links/new")).text()
+    assert form.count('name="notify"') == 3 and form.count(" checked>") == 3
+    for ticked, description in ((["email", "sms"], "ticked"), ([], "unticked")):
+        data = [("csrf", csrf), ("amount", "3.00"), ("description", description), ("notify_shown", "1"),
+                ("customer_email", "c@example.com"), *(("notify", channel) for channel in ticked)]
+        made = await live.client.post("/dashboard/links/new", data=data, allow_redirects=False)
+        assert made.status == 303, await made.text()
+    refused = await live.client.post("/dashboard/links/new", data=[
+        ("csrf", csrf), ("amount", "3.00"), ("description", "bad"), ("notify_shown", "1"),
+        ("customer_email", "not an address"), ("notify", "email")])
+    page = await refused.text()
+    assert refused.status == 422 and 'value="email" checked' in page and 'value="sms">' in page
+    async with live.services.db.read() as conn:
+        rows = (await conn.execute(select(OUTBOX.c.payload).where(OUTBOX.c.platform == "email"))).all()
+    assert [r.payload["facts"]["description"] for r in rows] == ["ticked"]
