@@ -20,6 +20,7 @@ from bots.webhooks import install_webhooks
 from core.clock import Clock, utcnow
 from core.conversation import Conversation
 from core.db import Database
+from core.invoices import Invoices
 from core.links import LinkService
 from core.members import MemberService
 from core.merchants import MerchantService
@@ -109,6 +110,8 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
                              address_rules=registry.address_rules(),
                              customer_channels=registry.customer_email_platforms(settings))
     links.hooks.append(services.outbox)
+    # A paid link gets an invoice number in its payment's transaction (core/invoices.py).
+    links.hooks.append(Invoices(db))
     services.reminders = Reminders(db, links, services.outbox, before_expiry=settings.links.remind_before_expiry,
                                    clock=clock)
     services.conversation.reminders = services.reminders

@@ -86,14 +86,40 @@ MetadataKey = Annotated[str, Field(min_length=1, max_length=limits.METADATA_KEY_
 MetadataValue = Annotated[str, Field(max_length=limits.METADATA_VALUE_MAX, pattern=TEXT_PATTERN)]
 
 
+QUANTITY_PATTERN = r"^[0-9]{1,7}(\.[0-9]{1,3})?$"
+UNIT_AMOUNT_PATTERN = r"^[0-9]{1,13}(\.[0-9]{1,6})?$"
+PERCENT_PATTERN = r"^[0-9]{1,3}(\.[0-9]{1,4})?$"
+
+
+class LineItemIn(_Strict):
+    name: str = Field(max_length=200, pattern=LINK_TEXT_NOT_BLANK_PATTERN, description="What is sold.")
+    quantity: Annotated[int, Field(ge=1, le=1_000_000)] | Annotated[str, Field(pattern=QUANTITY_PATTERN)] = Field(
+        1, description="An integer, or a decimal string with up to 3 decimals (\"1.5\" hours). Default 1.")
+    unit_amount: str = Field(pattern=UNIT_AMOUNT_PATTERN, examples=["25.00"],
+                             description="Decimal string, the price of one unit (up to 6 decimals; the line is "
+                             "rounded half to even to the currency's minor unit).")
+    tax_rate: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=PERCENT_PATTERN, examples=["9"],
+        description="Tax as a decimal-string percent from 0 to 100, added on the line's discounted amount.")
+
+
+class DiscountIn(_Strict):
+    """Exactly one of `amount` and `percent`, on the whole invoice before tax."""
+
+    model_config = ConfigDict(extra="forbid", strict=True,
+                              json_schema_extra={"oneOf": [{"required": ["amount"]}, {"required": ["percent"]}]})
+    amount: str = Field(None, pattern=AMOUNT_PATTERN, examples=["5.00"])  # type: ignore[assignment]
+    percent: str = Field(None, pattern=PERCENT_PATTERN, examples=["10"])  # type: ignore[assignment]
+
+
 class CreateLink(_Strict):
-    """Exactly one of `amount` and `amount_minor`; at most one of `expires_at` and `expires_in`."""
+    """Exactly one of `amount`, `amount_minor` and `line_items`; at most one of `expires_at` and `expires_in`."""
 
     model_config = ConfigDict(
         extra="forbid",
         strict=True,
         json_schema_extra={
-            "oneOf": [{"required": ["amount"]}, {"required": ["amount_minor"]}],
+            "oneOf": [{"required": ["amount"]}, {"required": ["amount_minor"]}, {"required": ["line_items"]}],
             "not": {"required": ["expires_at", "expires_in"]},
             "examples": [{"amount": "25.00", "currency": "SGD", "description": "Chocolate cake",
                           "reference": "order-1042", "expires_in": "3d",
@@ -143,6 +169,17 @@ class CreateLink(_Strict):
     metadata: Annotated[
         dict[MetadataKey, MetadataValue], Field(max_length=limits.METADATA_KEYS_MAX)
     ] | None = Field(None, description="Your own string key/value pairs, returned unchanged.")
+    line_items: list[LineItemIn] = Field(
+        None, min_length=1,  # type: ignore[arg-type]  # absent, never null max_length=100,
+        description="Instead of an amount: the items; the link's amount is their total (see `total`). Each line "
+        "is rounded half to even to the currency's minor unit, the discount is spread over the lines in "
+        "proportion, then each line's tax is rounded the same way.")
+    discount: DiscountIn = Field(  # type: ignore[assignment]  # absent, never null
+        None, description="Only with line_items: an amount or a percent off the subtotal, before tax.")
+    schedule: dict[str, Any] = Field(
+        None,  # type: ignore[arg-type]  # absent, never null
+        description="Not accepted here (answered `use_series`): recurring charges are made with "
+        "POST /api/v1/series.")
 
 
 CREATE_FIELDS = frozenset(CreateLink.model_fields)
@@ -245,6 +282,22 @@ class EventList(BaseModel):
     data: list[TimelineEventOut] = Field(description="Oldest first.")
 
 
+class LineItemOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    quantity: str = Field(pattern=r"^[0-9]+(\.[0-9]+)?$")
+    unit_amount: str = Field(pattern=r"^[0-9]+(\.[0-9]+)?$")
+    tax_rate: str = Field(pattern=r"^[0-9]+(\.[0-9]+)?$", description="Percent.")
+    amount: str = Field(pattern=_AMOUNT_OUT, description="quantity x unit_amount, rounded half to even.")
+    amount_minor: MinorUnits = Field(ge=0)
+    discount: str = Field(pattern=_AMOUNT_OUT, description="This line's share of the invoice's discount.")
+    discount_minor: MinorUnits = Field(ge=0)
+    tax: str = Field(pattern=_AMOUNT_OUT)
+    tax_minor: MinorUnits = Field(ge=0)
+    total: str = Field(pattern=_AMOUNT_OUT, description="amount - discount + tax; the lines add up to `total`.")
+    total_minor: MinorUnits = Field(ge=0)
+
+
 class Link(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern="^[a-z2-7]{26,}$",
@@ -268,6 +321,18 @@ class Link(BaseModel):
     amount_refunded: str = Field(pattern=_AMOUNT_OUT, description="Refunded so far (confirmed by the provider).")
     amount_refunded_minor: MinorUnits = Field(ge=0)
     payments: list[PaymentOut] = Field(description="Oldest first, each with its refunds.")
+    invoice_number: str | None = Field(description="INV-2026-0001: given to a link with line items when it is "
+                                       "made, and to any other link when it is paid; unique per shop.")
+    line_items: list[LineItemOut] | None = Field(description="null: a link with one amount.")
+    subtotal: str = Field(pattern=_AMOUNT_OUT, description="The lines' amounts before discount and tax; a link "
+                          "with one amount: the amount.")
+    subtotal_minor: MinorUnits = Field(ge=0)
+    discount: str = Field(pattern=_AMOUNT_OUT)
+    discount_minor: MinorUnits = Field(ge=0)
+    tax: str = Field(pattern=_AMOUNT_OUT)
+    tax_minor: MinorUnits = Field(ge=0)
+    total: str = Field(pattern=_AMOUNT_OUT, description="subtotal - discount + tax; equals `amount`.")
+    total_minor: MinorUnits = Field(ge=1)
 
 
 class LinkList(BaseModel):
@@ -388,6 +453,8 @@ ERROR_CODES: dict[str, str] = {
     "too_many_endpoints": "The shop has as many webhook endpoints as allowed.",
     "endpoint_disabled": "The webhook endpoint is disabled (a resend enables it again).",
     "webhooks_not_configured": "The server has no [webhooks] secret_key (needed with PostgreSQL).",
+    "invalid_line_items": "A line item (or the discount) does not fit; field names which.",
+    "use_series": "A schedule was given to /api/v1/links: recurring charges are made with POST /api/v1/series.",
 }
 
 # The columns of GET /api/v1/links/export.csv and /dashboard/export.csv, in order (appended to, never renamed).
@@ -401,7 +468,7 @@ _BODY_CODES = (
     "invalid_json", "invalid_type", "missing_field", "unknown_field", "invalid_amount", "amount_too_large",
     "invalid_currency", "invalid_description", "missing_description", "invalid_expiry", "too_long",
     "invalid_text", "invalid_email", "invalid_phone", "invalid_metadata", "too_many_keys",
-    "not_chargeable", "invalid_idempotency_key",
+    "not_chargeable", "invalid_idempotency_key", "invalid_line_items", "use_series",
 )
 # Answered by every authenticated route (the rate limiter and the database may refuse any request).
 COMMON_ERRORS: dict[int, tuple[str, ...]] = {
@@ -502,6 +569,9 @@ def first_error(exc: ValidationError) -> tuple[str, str, str]:
             code = "invalid_metadata"
         return code, f"metadata: {error['msg']}", "metadata"
     field = ".".join(loc) or "body"
+    if loc and loc[0] in ("line_items", "discount") and (kind in ("too_short", "too_long") or (
+            kind not in _TYPE_CODES and not kind.endswith("_type"))):
+        return "invalid_line_items", f"{field}: {error['msg']}", field[:80]
     if kind in _TYPE_CODES:
         code = _TYPE_CODES[kind]
     elif kind == "string_pattern_mismatch":
