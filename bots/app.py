@@ -78,6 +78,9 @@ def _mount_api(app: web.Application, services: Services) -> None:
     from adapters.web.webhooks_api import WebhooksApi
 
     app.router.add_routes(WebhooksApi(services.webhooks, api._merchant).routes())
+    from adapters.web.series_api import SeriesApi
+
+    app.router.add_routes(SeriesApi(api, services.series).routes())
 
 
 def _mount_pages(app: web.Application, services: Services) -> None:

@@ -30,6 +30,7 @@ from core.provider_accounts import ProviderAccounts
 from core.refunds import RefundService
 from core.reminders import Reminders
 from core.secrets import SecretBox, key_file_for
+from core.series import SeriesService, series_notice
 from core.settings import reveal
 from core.webhooks import WebhookEndpoints
 
@@ -64,6 +65,8 @@ class Services:
     webhooks: WebhookEndpoints = None  # type: ignore[assignment]
     # Refunds through the provider, double-payment handling; always set by build_services.
     refunds: RefundService = None  # type: ignore[assignment]
+    # Recurring charges (core/series.py); always set by build_services.
+    series: SeriesService = None  # type: ignore[assignment]
 
     @property
     def public_base_url(self) -> str:
@@ -132,6 +135,9 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
             raise ConfigError(str(exc)) from None
         services.platforms.append(platform)
     services.webhooks = install_webhooks(services)
+    services.series = SeriesService(db, links, clock=clock)
+    services.series.notify_seller = series_notice(links.url, services.outbox.wake)
+    services.conversation.series = services.series
     return services
 
 

@@ -78,6 +78,7 @@ from core.reports import (
     render_status,
     short_id,
 )
+from core.series import SeriesService
 from core.signin import SigninService
 from core.sql import table
 from core.text import without_controls
@@ -127,6 +128,8 @@ class Conversation:
         self.customer_reach: Callable[[PaymentLink], list[str]] | None = None
         # Set by bots/services.py: /refund and the refunds shown by /status.
         self.refunds: RefundService | None = None
+        # Set by bots/services.py: recurring charges (/charge … every month, /series).
+        self.series: SeriesService | None = None
 
     # ------------------------------------------------------------ entry point
 

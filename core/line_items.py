@@ -103,8 +103,8 @@ def parse_item(raw: dict[str, Any], index: int) -> LineItem:
     if quantity <= 0 or quantity > QUANTITY_MAX:
         raise LineItemError(f"{at}.quantity must be greater than 0 and at most {QUANTITY_MAX}", f"{at}.quantity")
     unit = _decimal(raw.get("unit_amount", ""), f"{at}.unit_amount", places=UNIT_DECIMALS, what="e.g. 25.00")
-    if unit <= 0 or unit > UNIT_AMOUNT_MAX:
-        raise LineItemError(f"{at}.unit_amount must be greater than 0", f"{at}.unit_amount")
+    if unit < 0 or unit > UNIT_AMOUNT_MAX:
+        raise LineItemError(f"{at}.unit_amount must be from 0 to {UNIT_AMOUNT_MAX}", f"{at}.unit_amount")
     rate_raw = raw.get("tax_rate")
     rate = Decimal(0)
     if rate_raw is not None:

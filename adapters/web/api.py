@@ -375,6 +375,9 @@ class LinksApi:
 
     def _draft(self, merchant: ApiMerchant, payload: dict[str, Any]) -> tuple[LinkDraft, str, str]:
         """Validate the create body; also returns which amount and expiry fields the client used."""
+        if "schedule" in payload:
+            raise _bad("use_series", "a link with a schedule is a recurring charge: POST it to /api/v1/series",
+                       "schedule")
         try:
             # One model built at import; validating a dict is a single call into pydantic-core.
             body = CreateLink.model_validate(payload)
@@ -388,9 +391,6 @@ class LinksApi:
                 currency = normalize_currency(body.currency)
             except MoneyError as exc:
                 raise _bad("invalid_currency", str(exc), "currency") from None
-        if body.schedule is not None:
-            raise _bad("use_series", "a link with a schedule is a recurring charge: POST it to /api/v1/series",
-                       "schedule")
         try:
             totals = totals_from_body(body, currency, self.links.max_amount)
         except ItemsError as exc:

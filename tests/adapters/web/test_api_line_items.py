@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 import pytest
 
 from tests.adapters.web.api_support import Shop, make_shop
@@ -81,3 +84,29 @@ async def test_a_schedule_is_pointed_to_the_series_api(shop: Shop) -> None:
     assert resp.status == 400
     assert resp.error["code"] == "use_series" and resp.error["field"] == "schedule"
     assert "/api/v1/series" in resp.error["message"]
+
+
+async def test_the_csv_export_appends_the_invoice_columns(live: LiveApp, shop: Shop) -> None:
+    made = await shop.api.create(ORDER)
+    await shop.api.create({"amount": "12.50", "description": "Tea"})
+    resp = await live.client.get("/api/v1/links/export.csv", headers={"Authorization": f"Bearer {shop.key}"})
+    assert resp.status == 200
+    rows = list(csv.reader(io.StringIO((await resp.read()).decode("utf-8-sig"))))
+    header = rows[0]
+    assert tuple(header[:len(OLD_COLUMNS)]) == OLD_COLUMNS  # appended to, never renamed
+    assert header[len(OLD_COLUMNS):] == ["invoice_number", "items", "subtotal", "discount", "tax", "total"]
+    by_id = {row[0]: dict(zip(header, row, strict=True)) for row in rows[1:]}
+    order = by_id[made.body["id"]]
+    assert order["invoice_number"] == "INV-2026-0001"
+    assert order["items"] == "2 x Chocolate cake @ 25 (tax 9%); 1 x Delivery @ 5"
+    assert (order["subtotal"], order["discount"], order["tax"], order["total"], order["amount"]) == \
+        ("55.00", "5.50", "4.05", "53.55", "53.55")
+    tea = next(row for key, row in by_id.items() if key != made.body["id"])
+    assert (tea["invoice_number"], tea["items"], tea["tax"], tea["total"]) == ("", "", "0.00", "12.50")
+
+
+OLD_COLUMNS = (
+    "link_id", "created_at", "status", "livemode", "origin", "description", "reference", "customer_name",
+    "customer_email", "customer_phone", "currency", "amount", "payment_id", "payment_status", "paid_at",
+    "amount_paid", "amount_refunded", "provider", "provider_ref", "expires_at",
+)
