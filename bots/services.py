@@ -6,10 +6,13 @@ end. Platform SDK objects are not built here but inside the running loop by thei
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from adapters import registry
@@ -138,7 +141,30 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
     services.series = SeriesService(db, links, clock=clock)
     services.series.notify_seller = series_notice(links.url, services.outbox.wake)
     services.conversation.series = services.series
+    services.conversation.invoice_file = _invoice_file(services)
     return services
+
+
+def _invoice_file(services: Services) -> Callable[[str], Awaitable[Path | None]]:
+    """The console's /invoice answer: the invoice PDF written to a file, its path shown in the terminal."""
+    from adapters.web.invoice_pages import InvoicePdfs
+
+    pdfs = InvoicePdfs(services.db, services.links)
+
+    async def write(link_id: str) -> Path | None:
+        body = await pdfs.pdf(link_id, "invoice")
+        if body is None:
+            return None
+        path = Path(tempfile.gettempdir()) / "paylinks-invoices" / f"invoice-{link_id[:12]}.pdf"
+
+        def save() -> None:
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            path.write_bytes(body)
+
+        await asyncio.to_thread(save)  # file I/O off the event loop
+        return path
+
+    return write
 
 
 async def prepare_database(services: Services, *, migrate: bool | None = None) -> None:

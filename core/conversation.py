@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from core import markup
 from core.audit import Actor, AuditLog
+from core.chat_invoices import InvoiceCommands
 from core.clock import Clock, utcnow
 from core.commands import (
     BY_NAME,
@@ -56,6 +57,7 @@ from core.commands import (
     parse_money,
     split_command,
 )
+from core.commands.values import SeriesCharge
 from core.db import DatabaseBusy
 from core.deliveries import DeliveryLog
 from core.links import LinkError, LinkService
@@ -99,7 +101,7 @@ _CANCEL_WORDS = frozenset({"cancel", "no", "none", "stop", "nope", "0", "n"})
 _YES_WORDS = frozenset({"yes", "y", "ok", "okay", "sure", "yep", "confirm"})
 
 
-class Conversation:
+class Conversation(InvoiceCommands):
     def __init__(
         self,
         *,
@@ -270,7 +272,10 @@ class Conversation:
     async def _start(self, command: object, identity: Identity, message: IncomingMessage) -> list[Reply]:
         return [Reply(self._greeting(identity))]  # pragma: no cover — answered before parsing
 
-    async def _charge(self, command: Charge | Choice, identity: Identity, message: IncomingMessage) -> list[Reply]:
+    async def _charge(self, command: Charge | Choice | SeriesCharge, identity: Identity,
+                      message: IncomingMessage) -> list[Reply]:
+        if isinstance(command, SeriesCharge):
+            return [await self._charge_series(command, identity, message)]
         if isinstance(command, Charge) and await self._unusually_large(command, identity.merchant.id):
             command = Choice((command,), Doubt.LARGE)
         if isinstance(command, Choice):
@@ -668,6 +673,8 @@ class Conversation:
 
     async def _confirmed(self, message: IncomingMessage, question: Question, pick: int) -> Reply:
         confirm = question.confirm or {}
+        if confirm.get("kind") == "series_stop":
+            return await self._series_confirmed(message, question, pick)
         if pick != 1:
             return Reply("OK, nothing refunded.")
         identity = await self.members.identify(message)
