@@ -82,8 +82,9 @@ class InvoiceCommands:
         path = await self.invoice_file(link.id) if self.invoice_file is not None and message.platform == "console" \
             else None
         lines.append(f"📄 Invoice PDF: {path}" if path is not None else f"📄 Invoice PDF: {pdf_url}")
+        # Platforms that can send a file (Telegram: a document) attach the PDF itself; the rest have its link.
         return [Reply("\n".join(lines), buttons=(*reply.buttons, Button("Invoice (PDF)", pdf_url)),
-                      link_id=link.id)]
+                      link_id=link.id, invoice_pdf=link.id if path is None else None)]
 
     async def _charge_series(self, command: SeriesCharge, identity: Identity,
                              message: IncomingMessage) -> Reply:
