@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from core import markup
 from core.commands.values import InvoiceCommand, SeriesCharge, SeriesCommand
-from core.invoices import shop_zone
+from core.commands.values import Shop as ShopCommand
+from core.invoices import Invoices, shop_zone
 from core.line_items import Discount, LineItem, LineItemError, compute
 from core.links import LinkDraft
 from core.models import SeriesStatus
@@ -150,6 +151,23 @@ class InvoiceCommands:
                 "No further links will be made; links already sent stay open.")
         return [Reply(text, buttons=(Button("Yes, stop it", action=f"{ANSWER_PREFIX}{question.id}:1"),
                                      Button("No", action=f"{ANSWER_PREFIX}{question.id}:0")))]
+
+    async def _invoice_setting(self, command: ShopCommand, identity: Identity, message: IncomingMessage) -> Reply:
+        """/shop prefix CC, /shop address …: what the shop's invoices print."""
+        invoices = Invoices(self.links.db)
+        value = command.value or ""
+        try:
+            if command.setting == "invoice_prefix":
+                await invoices.configure(identity.merchant.id, prefix=value)
+            else:
+                await invoices.configure(identity.merchant.id, address=value.replace(" / ", "\n"))
+        except ValueError as exc:
+            return Reply(f"{markup.escape(str(exc))[:1].upper()}{markup.escape(str(exc))[1:]}.\n"
+                         "For example: `/shop prefix CC`")
+        prefix, address = await invoices.settings(identity.merchant.id)
+        if command.setting == "invoice_prefix":
+            return Reply(f"Done: new invoices are numbered **{prefix}-YYYY-0001**, …")
+        return Reply(f"Done: invoices print the address **{markup.user(address or '')}**.")
 
     async def _series_confirmed(self, message: IncomingMessage, question: Question,
                                 pick: int) -> Reply:

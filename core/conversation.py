@@ -727,6 +727,8 @@ class Conversation(InvoiceCommands):
             )]
         if not identity.is_owner:
             return [Reply(f"Only the owner of **{markup.user(merchant.name)}** can change its settings.")]
+        if command.setting in ("invoice_prefix", "address"):
+            return [await self._invoice_setting(command, identity, message)]
         try:
             await self.merchants.update(merchant.id, **{command.setting: command.value})
         except MerchantError as error:

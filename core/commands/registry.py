@@ -147,7 +147,9 @@ def _parse_currency(rest: str, ctx: ParseContext) -> SetCurrency:
 
 
 _SHOP_SETTINGS = {"name": "name", "timezone": "timezone", "tz": "timezone", "zone": "timezone",
-                  "locale": "locale", "language": "locale"}
+                  "locale": "locale", "language": "locale",
+                  # What invoices print (core/invoices.py): the number's prefix, and the shop's address.
+                  "prefix": "invoice_prefix", "invoice_prefix": "invoice_prefix", "address": "address"}
 
 
 def _parse_shop(rest: str, ctx: ParseContext) -> Shop:
@@ -156,12 +158,14 @@ def _parse_shop(rest: str, ctx: ParseContext) -> Shop:
         return Shop()
     setting = _SHOP_SETTINGS.get(word.casefold())
     if setting is None:
-        raise CommandError(f"I can change the shop's name, timezone or locale, not “{markup.escape(word[:40])}”.",
+        raise CommandError(f"I can change the shop's name, timezone, locale, invoice prefix or address, not "
+                           f"“{markup.escape(word[:40])}”.",
                            "/shop name Cake Corner", field="setting")
     if not value.strip():
         examples = {"name": "/shop name Cake Corner", "timezone": "/shop timezone Asia/Singapore",
-                    "locale": "/shop locale id_ID"}
-        raise CommandError(f"Give the new {setting}.", examples[setting], field=setting)
+                    "locale": "/shop locale id_ID", "invoice_prefix": "/shop prefix CC",
+                    "address": "/shop address 1 Orchard Rd, Singapore 238801"}
+        raise CommandError(f"Give the new {setting.replace('_', ' ')}.", examples[setting], field=setting)
     return Shop(setting, value.strip())
 
 

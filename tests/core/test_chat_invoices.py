@@ -116,3 +116,14 @@ async def test_a_later_period_tells_the_seller(chat: ChatDriver) -> None:
                                    .where(OUTBOX.c.kind == "series.made.alert"))).all()
     assert len(rows) == 1 and rows[0].platform == "console" and rows[0].address == chat.user
     assert "link 2 made" in rows[0].payload["reply"]["text"]
+
+
+async def test_shop_sets_the_invoice_prefix_and_address(chat: ChatDriver) -> None:
+    shop = await open_shop(chat)
+    assert await chat.text("/shop prefix cc") == "Done: new invoices are numbered CC-YYYY-0001, …"
+    assert "address" in await chat.text("/shop address 1 Orchard Rd / Singapore 238801")
+    assert await Invoices(chat.services.db).settings(shop) == ("CC", "1 Orchard Rd\nSingapore 238801")
+    assert "letters, digits" in await chat.text("/shop prefix no way!")
+    (reply,) = await chat("/invoice\ncake 25")
+    info = await Invoices(chat.services.db).of(reply.link_id or "")
+    assert info is not None and info.number == "CC-2026-0001"
