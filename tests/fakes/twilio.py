@@ -48,6 +48,10 @@ class Request:
         return self.fields.get("ContentSid")
 
     @property
+    def media_url(self) -> str | None:
+        return self.fields.get("MediaUrl")
+
+    @property
     def content_variables(self) -> str | None:
         return self.fields.get("ContentVariables")
 
@@ -139,10 +143,14 @@ class FakeTwilio:
         if not fields.get("From"):
             record.status = 400
             return self._error(400, 21603, "A 'From' phone number is required.")
-        if not fields.get("Body") and not fields.get("ContentSid"):
+        media = [str(v) for k, v in form.items() if k == "MediaUrl"]
+        if not fields.get("Body") and not fields.get("ContentSid") and not media:
             record.status = 400
             return self._error(400, 21602, "Message body is required.")
-        if fields.get("Body") and fields["To"] in self.closed_windows:
+        if any(not url.startswith(("http://", "https://")) for url in media):
+            record.status = 400
+            return self._error(400, 21620, "Invalid media URL(s)")
+        if (fields.get("Body") or media) and fields["To"] in self.closed_windows:
             record.status = 400
             return self._error(400, 63016, "Failed to send freeform message because you are outside the "
                                             "allowed window. Please use a Template.")
@@ -158,7 +166,7 @@ class FakeTwilio:
                 "status": "queued",
                 "direction": "outbound-api",
                 "num_segments": "1",
-                "num_media": "0",
+                "num_media": str(len(media)),
                 "api_version": "2010-04-01",
                 "date_created": "Thu, 26 Nov 2026 11:00:00 +0000",
                 "date_updated": "Thu, 26 Nov 2026 11:00:00 +0000",
