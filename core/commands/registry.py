@@ -197,7 +197,8 @@ INVOICE_DETAILS = """**/invoice** makes an itemised payment link with a numbered
 First line: `/invoice to alice@example.com ref INV-77` (both optional). Then one line each:
 • an item: `2 x cake 25`, `delivery 5`, `3x candles 1.50`
 • `tax 9%` (on every item), `discount 10%` or `discount 5`
-Totals are rounded per line, half to even. I answer with the link and the invoice PDF."""
+Totals are rounded per line, half to even. I answer with the link and the invoice PDF.
+In the terminal chat (`paylinks chat`), end a line with `\\` to go on to the next one."""
 
 # ---------------------------------------------------------------- the registry
 
