@@ -390,11 +390,9 @@ class PayPages:
         if key in self._items:
             return
         info = await self.invoices.of(link.id)
-        view = items_view(link, info, link.merchant_locale) if info is not None else None
         if len(self._items) >= PAY_HTML_CACHE_SIZE:
-            self._items.pop(next(iter(self._items)))
-        self._items[key] = view if view is None or (info and info.totals) or link.status != LinkStatus.ACTIVE \
-            else None
+            self._items.pop(next(iter(self._items)))  # oldest first
+        self._items[key] = items_view(link, info, link.merchant_locale) if info is not None else None
 
     def _pay_page(self, link: PageLink) -> web.Response:
         # The page is a pure function of the row just read, so an unchanged row reuses its HTML; any
