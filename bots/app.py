@@ -81,6 +81,9 @@ def _mount_api(app: web.Application, services: Services) -> None:
     from adapters.web.webhooks_api import WebhooksApi
 
     app.router.add_routes(WebhooksApi(services.webhooks, api._merchant).routes())
+    from adapters.web.series_api import SeriesApi
+
+    app.router.add_routes(SeriesApi(api, services.series).routes())
 
 
 def _mount_pages(app: web.Application, services: Services) -> None:
@@ -106,6 +109,8 @@ def _mount_pages(app: web.Application, services: Services) -> None:
     app[PAGES] = pages
     app.cleanup_ctx.append(pages.lifespan)  # after database_ctx, so it ends before the engine is disposed
     app.router.add_routes(pages.routes())
+    from adapters.web.invoice_pages import InvoicePages, InvoicePdfs
+    app.router.add_routes(InvoicePages(InvoicePdfs(services.db, services.links)).routes())
     _mount_dashboard(app, services, templates)
 
     async def providers_ctx(_app: web.Application) -> AsyncIterator[None]:

@@ -6,10 +6,13 @@ end. Platform SDK objects are not built here but inside the running loop by thei
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from adapters import registry
@@ -20,6 +23,7 @@ from bots.webhooks import install_webhooks
 from core.clock import Clock, utcnow
 from core.conversation import Conversation
 from core.db import Database
+from core.invoices import Invoices
 from core.links import LinkService
 from core.members import MemberService
 from core.merchants import MerchantService
@@ -29,6 +33,7 @@ from core.provider_accounts import ProviderAccounts
 from core.refunds import RefundService
 from core.reminders import Reminders
 from core.secrets import SecretBox, key_file_for
+from core.series import SeriesService, series_notice
 from core.settings import reveal
 from core.webhooks import WebhookEndpoints
 
@@ -63,6 +68,8 @@ class Services:
     webhooks: WebhookEndpoints = None  # type: ignore[assignment]
     # Refunds through the provider, double-payment handling; always set by build_services.
     refunds: RefundService = None  # type: ignore[assignment]
+    # Recurring charges (core/series.py); always set by build_services.
+    series: SeriesService = None  # type: ignore[assignment]
 
     @property
     def public_base_url(self) -> str:
@@ -110,6 +117,8 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
                              customer_channels=registry.customer_channels(settings),
                              fallback_channels=registry.fallback_channels(settings))
     links.hooks.append(services.outbox)
+    # A paid link gets an invoice number in its payment's transaction (core/invoices.py).
+    links.hooks.append(Invoices(db))
     services.reminders = Reminders(db, links, services.outbox, before_expiry=settings.links.remind_before_expiry,
                                    clock=clock)
     services.conversation.reminders = services.reminders
@@ -132,7 +141,33 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
             raise ConfigError(str(exc)) from None
         services.platforms.append(platform)
     services.webhooks = install_webhooks(services)
+    services.series = SeriesService(db, links, clock=clock)
+    services.series.notify_seller = series_notice(links.url, services.outbox.wake)
+    services.conversation.series = services.series
+    services.conversation.invoice_file = _invoice_file(services)
     return services
+
+
+def _invoice_file(services: Services) -> Callable[[str], Awaitable[Path | None]]:
+    """The console's /invoice answer: the invoice PDF written to a file, its path shown in the terminal."""
+    from adapters.web.invoice_pages import InvoicePdfs
+
+    pdfs = InvoicePdfs(services.db, services.links)
+
+    async def write(link_id: str) -> Path | None:
+        body = await pdfs.pdf(link_id, "invoice")
+        if body is None:
+            return None
+        path = Path(tempfile.gettempdir()) / "paylinks-invoices" / f"invoice-{link_id[:12]}.pdf"
+
+        def save() -> None:
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            path.write_bytes(body)
+
+        await asyncio.to_thread(save)  # file I/O off the event loop
+        return path
+
+    return write
 
 
 async def prepare_database(services: Services, *, migrate: bool | None = None) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from core import markup
 from core.audit import Actor, AuditLog
+from core.chat_invoices import InvoiceCommands
 from core.clock import Clock, utcnow
 from core.commands import (
     BY_NAME,
@@ -57,6 +58,7 @@ from core.commands import (
     parse_money,
     split_command,
 )
+from core.commands.values import SeriesCharge
 from core.db import DatabaseBusy
 from core.deliveries import DeliveryLog
 from core.links import LinkError, LinkService
@@ -79,6 +81,7 @@ from core.reports import (
     render_status,
     short_id,
 )
+from core.series import SeriesService
 from core.signin import SigninService
 from core.sql import table
 from core.text import without_controls
@@ -99,7 +102,7 @@ _CANCEL_WORDS = frozenset({"cancel", "no", "none", "stop", "nope", "0", "n"})
 _YES_WORDS = frozenset({"yes", "y", "ok", "okay", "sure", "yep", "confirm"})
 
 
-class Conversation:
+class Conversation(InvoiceCommands):
     def __init__(
         self,
         *,
@@ -132,6 +135,8 @@ class Conversation:
         self.channel_titles: dict[str, str] = {}
         # Set by bots/services.py: /refund and the refunds shown by /status.
         self.refunds: RefundService | None = None
+        # Set by bots/services.py: recurring charges (/charge … every month, /series).
+        self.series: SeriesService | None = None
 
     # ------------------------------------------------------------ entry point
 
@@ -273,7 +278,10 @@ class Conversation:
     async def _start(self, command: object, identity: Identity, message: IncomingMessage) -> list[Reply]:
         return [Reply(self._greeting(identity))]  # pragma: no cover — answered before parsing
 
-    async def _charge(self, command: Charge | Choice, identity: Identity, message: IncomingMessage) -> list[Reply]:
+    async def _charge(self, command: Charge | Choice | SeriesCharge, identity: Identity,
+                      message: IncomingMessage) -> list[Reply]:
+        if isinstance(command, SeriesCharge):
+            return [await self._charge_series(command, identity, message)]
         if isinstance(command, Charge) and await self._unusually_large(command, identity.merchant.id):
             command = Choice((command,), Doubt.LARGE)
         if isinstance(command, Choice):
@@ -686,6 +694,8 @@ class Conversation:
 
     async def _confirmed(self, message: IncomingMessage, question: Question, pick: int) -> Reply:
         confirm = question.confirm or {}
+        if confirm.get("kind") == "series_stop":
+            return await self._series_confirmed(message, question, pick)
         if pick != 1:
             return Reply("OK, nothing refunded.")
         identity = await self.members.identify(message)
@@ -742,6 +752,8 @@ class Conversation:
             )]
         if not identity.is_owner:
             return [Reply(f"Only the owner of **{markup.user(merchant.name)}** can change its settings.")]
+        if command.setting in ("invoice_prefix", "address"):
+            return [await self._invoice_setting(command, identity, message)]
         try:
             await self.merchants.update(merchant.id, **{command.setting: command.value})
         except MerchantError as error:

@@ -18,10 +18,11 @@ from typing import Any, Protocol
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from core import ids, limits
+from core import ids, invoices, limits
 from core.clock import Clock, utcnow
 from core.db import Database, DatabaseBusy, DbConnection
 from core.deliveries import write_with_delivery
+from core.line_items import Totals
 from core.models import (
     LINK_TRANSITIONS,
     CheckoutAttempt,
@@ -96,6 +97,9 @@ class LinkDraft:
     notify_customer: bool = True
     # Only these customer channels ("email", "sms", "whatsapp"); None: every one the customer has.
     notify: frozenset[str] | None = None
+    # Line items (core/line_items.py): the link is numbered and its items stored with it (core/invoices.py);
+    # `money` must be their total.
+    line_items: Totals | None = None
 
 
 class LinkEventKind(StrEnum):
@@ -343,10 +347,14 @@ class LinkService:
             "auto_reminded_at": None,
         }
         link = PaymentLink.model_construct(**values)
+        if draft.line_items is not None and draft.line_items.total_minor != money.amount_minor:
+            raise LinkError("invalid_amount", "amount must equal the line items' total", field="amount")
         try:
             # From a chat message: its delivery row commits with the link, or AlreadyHandled undoes both.
             async with write_with_delivery(self.db) as conn:
                 await insert_row(conn, LINKS, values)
+                if draft.line_items is not None:
+                    await invoices.record(conn, link, draft.line_items, now)
                 if self.hooks:
                     event = LinkEvent(LinkEventKind.CREATED, link, now, notify_customer=draft.notify_customer,
                                       notify=draft.notify)

@@ -516,6 +516,87 @@ class AuditEvent(SQLModel, table=True):
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
 
 
+class Invoice(SQLModel, table=True):
+    """A link's invoice: its number (unique per shop, gap-free per year) and, for a link made from line
+    items, the items and totals (core/line_items.py; the link's amount_minor is the total)."""
+
+    __tablename__ = "invoice"
+    __table_args__ = (UniqueConstraint("merchant_id", "number"),)
+    link_id: str = Field(primary_key=True, foreign_key="payment_link.id", max_length=40)
+    merchant_id: str = Field(foreign_key="merchant.id", max_length=40)
+    number: str = Field(max_length=40)
+    year: int
+    seq: int
+    currency: str = Field(max_length=3)
+    # {"items": [...], "discount": {...} | None}; None: a link with one amount, numbered when paid.
+    line_items: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    subtotal_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    discount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    tax_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    total_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime = _ts()
+
+
+class InvoiceCounter(SQLModel, table=True):
+    """The last invoice number a shop used in a year; bumped in the transaction that uses the next one,
+    so a rolled-back link gives its number back (no gaps) and the row lock orders concurrent ones."""
+
+    __tablename__ = "invoice_counter"
+    merchant_id: str = Field(primary_key=True, foreign_key="merchant.id", max_length=40)
+    year: int = Field(primary_key=True)
+    last_seq: int = Field(default=0)
+
+
+class InvoiceSettings(SQLModel, table=True):
+    """What a shop's invoices say beyond its name: number prefix and postal address (`/shop`)."""
+
+    __tablename__ = "invoice_settings"
+    merchant_id: str = Field(primary_key=True, foreign_key="merchant.id", max_length=40)
+    prefix: str = Field(default="INV", max_length=12)
+    address: str | None = Field(default=None, max_length=500)
+
+
+class SeriesStatus(StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class PaymentSeries(SQLModel, table=True):
+    """A recurring charge: every `interval` `every` (week/month/year) from `start_at`, in the shop's time
+    zone, a link made from `template` (core/series.py). `made` counts the periods done."""
+
+    __tablename__ = "payment_series"
+    __table_args__ = (Index("ix_payment_series_status_next", "status", "next_at"),)
+    id: str = Field(primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchant.id", index=True, max_length=40)
+    every: str = Field(max_length=5)
+    interval: int = Field(default=1)
+    count: int | None = Field(default=None)
+    until: str | None = Field(default=None, max_length=10)  # YYYY-MM-DD, the last day a period may start
+    start_at: datetime = _ts()
+    timezone: str = Field(max_length=64)
+    template: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    status: SeriesStatus = Field(default=SeriesStatus.ACTIVE, sa_type=String(10))
+    made: int = Field(default=0)
+    next_at: datetime | None = _ts(default=None)
+    created_at: datetime = _ts()
+    cancelled_at: datetime | None = _ts(default=None)
+    origin_platform: str | None = Field(default=None, max_length=20)
+    origin_address: str | None = Field(default=None, max_length=200)
+    created_by_member_id: int | None = Field(default=None, foreign_key="member.id")
+
+
+class SeriesLink(SQLModel, table=True):
+    """Which link a series made for which period: the primary key makes each period's link exactly once."""
+
+    __tablename__ = "series_link"
+    series_id: str = Field(primary_key=True, foreign_key="payment_series.id", max_length=40)
+    period: int = Field(primary_key=True)
+    link_id: str = Field(foreign_key="payment_link.id", max_length=40)
+    due_at: datetime = _ts()
+
+
 # ---------------------------------------------------------------- Slack OAuth (multi-workspace installs)
 # slack_sdk's AsyncSQLAlchemyInstallationStore / AsyncSQLAlchemyOAuthStateStore read and write these
 # tables. They are declared here, column for column as slack_sdk builds them (naive UTC DateTime, its

@@ -28,8 +28,10 @@ from sqlalchemy.exc import IntegrityError
 
 from adapters.qr import render_qr
 from adapters.web.branding import brand_context, link_branding
+from adapters.web.invoice_pages import ItemsView, items_view
 from adapters.web.security import origin_of
 from core.db import Database, DatabaseBusy
+from core.invoices import Invoices
 from core.links import LinkService
 from core.models import (
     LinkStatus,
@@ -299,6 +301,10 @@ class PayPages:
         self._drawing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="og-card")
         self._view_tasks: set[asyncio.Task[None]] = set()
         self._sqlite = SqlitePageReader()
+        # Line items and invoice numbers the pages list (adapters/web/invoice_pages.py), per link and status:
+        # items never change once made, a number comes with payment (a new status).
+        self.invoices = Invoices(db)
+        self._items: dict[tuple[str, str], ItemsView | None] = {}
         # Where Pay's 303 may go: these origins are in CSP form-action (adapters/web/security.py); every
         # provider a shop may pay through (bots/app.py gathers them).
         self.redirect_origins = frozenset(
@@ -350,6 +356,7 @@ class PayPages:
             # Overdue but not swept yet: record the expiry now (hooks tell the merchant), show it at once.
             await self.links.get(link.id)
         self._count_view(link.id)
+        await self._load_items(link)
         payment_ref = request.query.get("payment")
         if payment_ref is not None and PAYMENT_REF.fullmatch(payment_ref):
             returned = next((p for p in await self.links.payments_for(link.id) if p.provider_ref == payment_ref), None)
@@ -379,6 +386,15 @@ class PayPages:
                             else f"{isolate(link.merchant_name)} cancelled it, so it can no longer be paid."),
         })
 
+    async def _load_items(self, link: PageLink) -> None:
+        key = (link.id, link.status)
+        if key in self._items:
+            return
+        info = await self.invoices.of(link.id)
+        if len(self._items) >= PAY_HTML_CACHE_SIZE:
+            self._items.pop(next(iter(self._items)))  # oldest first
+        self._items[key] = items_view(link, info, link.merchant_locale) if info is not None else None
+
     def _pay_page(self, link: PageLink) -> web.Response:
         # The page is a pure function of the row just read, so an unchanged row reuses its HTML; any
         # change (status, amount, merchant name…) is a different key. This keeps the hot path to one read.
@@ -398,7 +414,7 @@ class PayPages:
                             headers=HTML_HEADERS)
 
     def _html(self, template: jinja2.Template, link: PageLink, extra: dict[str, Any]) -> bytes:
-        context = {
+        context: dict[str, Any] = {
             "lang": page_lang(link.merchant_locale),
             "link_id": link.id,
             "url": self.links.url(link.id),
@@ -412,6 +428,9 @@ class PayPages:
             # Cached per link state and branding (adapters/web/preview.py): the URL changes when they do.
             "og_image": f"{self.links.url(link.id)}/og.png?v={preview_version(link)}",
         }
+        items = self._items.get((link.id, link.status))
+        context.update(items=items if items is not None and len(items.totals) > 1 else None,
+                       invoice_number=items.number if items is not None else None)
         context.update(extra)  # a page may say something else (the refund page: the payment's amount)
         return template.render(context).encode()
 

@@ -395,8 +395,13 @@ class WhatsAppSender:
         except ValueError as exc:
             raise Permanent(f"not a WhatsApp address: {exc}") from None
         if in_window(await self.last_inbound_at(to), self.clock()):
+            content: dict[str, Any] = {"body": render(reply)}
+            if reply.invoice_pdf:
+                # /invoice: the PDF as a media message (Twilio fetches the public URL); only inside the
+                # window, since a template carries no document of ours.
+                content["media_url"] = [f"{self.links.url(reply.invoice_pdf)}/invoice.pdf"]
             try:
-                sid = await self._create(to, body=render(reply))
+                sid = await self._create(to, **content)
             except OutsideWindow:
                 # Our idea of the window was wrong (Twilio knows better): a template may still reach them.
                 sid = await self._send_template(to, reply, twilio_refused=True)
@@ -449,7 +454,7 @@ class WhatsAppSender:
         )
         return fields
 
-    async def _create(self, to: str, **content: str) -> str:
+    async def _create(self, to: str, **content: Any) -> str:
         client = await self._require_client()
         _RETRY_AFTER.set(None)
         try:

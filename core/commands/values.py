@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -225,8 +225,62 @@ class Alerts:
     on: bool | None  # None: show whether they are on
 
 
+@dataclass(frozen=True, slots=True)
+class Recurrence:
+    """`every month`, `every 2 weeks`, `for 6 months` (a count after `every`), `until 2027-06`."""
+
+    every: str  # week | month | year
+    interval: int = 1
+    count: int | None = None
+    until: date | None = None
+
+    def words(self) -> str:
+        unit = self.every if self.interval == 1 else f"{self.interval} {self.every}s"
+        text = f"every {unit}"
+        if self.count:
+            text += f", {self.count} times"
+        if self.until:
+            text += f", until {self.until.isoformat()}"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesCharge:
+    """/charge … every month: a recurring series instead of one link (core/series.py)."""
+
+    charge: Charge
+    recurrence: Recurrence
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesCommand:
+    """/series (list) or /series stop ID (asks first)."""
+
+    stop: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceLine:
+    name: str
+    quantity: Decimal
+    unit_amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceCommand:
+    """/invoice over several lines: `to …`, `ref …`, then items, `tax 9%`, `discount 10%`."""
+
+    currency: str
+    lines: tuple[InvoiceLine, ...]
+    customer: Customer = field(default_factory=Customer)
+    reference: str | None = None
+    tax_rate: Decimal | None = None
+    discount_percent: Decimal | None = None
+    discount_amount: Decimal | None = None
+
+
 Command = (Start | Help | Greeting | Charge | Choice | Links | Status | Cancel | Remind | Report | SetCurrency
-           | Invite | Join | Alerts | RefundAsk | Dashboard | Shop)
+           | Invite | Join | Alerts | RefundAsk | Dashboard | Shop | SeriesCharge | SeriesCommand | InvoiceCommand)
 
 
 # ---------------------------------------------------------------- shared helpers

@@ -33,6 +33,7 @@ from core.commands import (
     split_command,
     symbol_currencies,
 )
+from core.commands.values import Dashboard, InvoiceCommand, RefundAsk, Remind, SeriesCharge, SeriesCommand, Shop
 from core.links import Customer
 from core.models import LinkStatus
 from core.money import Money, currency_codes, format_money
@@ -563,7 +564,10 @@ def test_no_text_makes_the_parser_raise(words: list[str], locale: str, currency:
     context = ParseContext(locale=locale or "en", default_currency=currency, now=NOW)
     result = parse(text, context)
     assert isinstance(result, CommandError | Start | Help | Greeting | Charge | Choice | Links | Status | Cancel
-                      | Report | SetCurrency | Invite | Join | Alerts)
+                      | Report | SetCurrency | Invite | Join | Alerts | Remind | RefundAsk | Dashboard | Shop
+                      | SeriesCharge | SeriesCommand | InvoiceCommand)
+    if isinstance(result, SeriesCharge):
+        result = result.charge
     readings = result.readings if isinstance(result, Choice) else (result,)
     assert readings, text
     if isinstance(result, CommandError):

@@ -71,6 +71,10 @@ class Request:
         return self.fields.get("ContentSid")
 
     @property
+    def media_url(self) -> str | None:
+        return self.fields.get("MediaUrl")
+
+    @property
     def content_variables(self) -> str | None:
         return self.fields.get("ContentVariables")
 
@@ -208,13 +212,17 @@ class FakeTwilio:
         if sms and not _E164.match(fields["To"]):
             record.status = 400
             return self._error(400, 21211, f"The 'To' number {fields['To']} is not a valid phone number.")
-        if not fields.get("Body") and not fields.get("ContentSid"):
+        media = [str(v) for k, v in form.items() if k == "MediaUrl"]
+        if not fields.get("Body") and not fields.get("ContentSid") and not media:
             record.status = 400
             return self._error(400, 21602, "Message body is required.")
+        if any(not url.startswith(("http://", "https://")) for url in media):
+            record.status = 400
+            return self._error(400, 21620, "Invalid media URL(s)")
         if len(fields.get("Body", "")) > 1600:
             record.status = 400
             return self._error(400, 21617, "The concatenated message body exceeds the 1600 character limit.")
-        if fields.get("Body") and fields["To"] in self.closed_windows:
+        if (fields.get("Body") or media) and fields["To"] in self.closed_windows:
             record.status = 400
             return self._error(400, 63016, "Failed to send freeform message because you are outside the "
                                             "allowed window. Please use a Template.")
@@ -231,7 +239,7 @@ class FakeTwilio:
                 "status": "queued",
                 "direction": "outbound-api",
                 "num_segments": str(num_segments(fields.get("Body", ""))),
-                "num_media": "0",
+                "num_media": str(len(media)),
                 "api_version": "2010-04-01",
                 "date_created": "Thu, 26 Nov 2026 11:00:00 +0000",
                 "date_updated": "Thu, 26 Nov 2026 11:00:00 +0000",

@@ -390,3 +390,14 @@ async def test_the_dashboards_resend_asks_first_then_sends_the_link_again(wa: Ha
     assert (await wa.live.client.get(f"/dashboard/links/{link_id}/resend")).status == 403
     page = await (await wa.live.client.get(f"/dashboard/links/{link_id}")).text()
     assert "Resend to customer" not in page
+
+
+async def test_invoice_sends_the_pdf_as_media_inside_the_window(wa: Harness) -> None:
+    await wa.seller.say("start")
+    # The seller just wrote, so their window is open: the answer carries the PDF as media.
+    [answer] = await wa.seller.say("invoice to alice@example.com\n2 x cake 25\ndelivery 5\ntax 9%")
+    assert "Subtotal" in (answer.body or "")
+    assert answer.media_url is not None and answer.media_url.endswith("/invoice.pdf")
+    link_id = answer.media_url.split("/p/")[1].split("/")[0]
+    pdf = await wa.live.client.get(f"/p/{link_id}/invoice.pdf")  # what Twilio fetches from that URL
+    assert pdf.status == 200 and (await pdf.read()).startswith(b"%PDF-")
