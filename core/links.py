@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from core import ids, limits
+from core import ids, limits, reusable
 from core.clock import Clock, utcnow
 from core.db import Database, DatabaseBusy, DbConnection
 from core.deliveries import write_with_delivery
@@ -96,6 +96,8 @@ class LinkDraft:
     notify_customer: bool = True
     # Only these customer channels ("email", "sms", "whatsapp"); None: every one the customer has.
     notify: frozenset[str] | None = None
+    # Sells many times (limits, quantity, customer-chosen amount, split): core/reusable.py. None: single-use.
+    terms: reusable.Terms | None = None
 
 
 class LinkEventKind(StrEnum):
@@ -104,6 +106,9 @@ class LinkEventKind(StrEnum):
     EXPIRED = "link.expired"
     CANCELLED = "link.cancelled"
     REFUNDED = "link.refunded"
+    # Reusable links (core/reusable.py): each payment that counted, and the limit reached (once).
+    PAYMENT_RECEIVED = "link.payment_received"
+    SOLD_OUT = "link.sold_out"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +149,7 @@ _TO_EVENT = {
     LinkStatus.EXPIRED: LinkEventKind.EXPIRED,
     LinkStatus.CANCELLED: LinkEventKind.CANCELLED,
     LinkStatus.REFUNDED: LinkEventKind.REFUNDED,
+    LinkStatus.SOLD_OUT: LinkEventKind.SOLD_OUT,
 }
 
 
@@ -210,6 +216,8 @@ class LinkService:
         self.event_sink: EventSink | None = None
         # A checkout not paid after this long is asked about at its provider ([payments] reconcile_after).
         self.reconcile_after = RECONCILE_AFTER
+        # Units held for open checkouts of reusable links ([links] reservation_timeout: bots/services.py).
+        self.reservations = reusable.Reservations(db, clock=clock)
 
     # ------------------------------------------------------------ reading
 
@@ -315,6 +323,7 @@ class LinkService:
         money = draft.money
         now = self.clock()
         description, customer, expires_at, livemode = await self._checked(draft, now)
+        terms = self._checked_terms(draft)
         values: dict[str, Any] = {
             "id": draft.link_id or ids.link_id(),
             "merchant_id": draft.merchant_id,
@@ -341,6 +350,7 @@ class LinkService:
             "livemode": livemode,
             "reminded_at": None,
             "auto_reminded_at": None,
+            **reusable.columns(terms),
         }
         link = PaymentLink.model_construct(**values)
         try:
@@ -373,6 +383,16 @@ class LinkService:
     async def check_draft(self, draft: LinkDraft) -> None:
         """Everything create() checks, without making the link (a dry run); LinkError when it would fail."""
         await self._checked(draft, self.clock())
+        self._checked_terms(draft)
+
+    @staticmethod
+    def _checked_terms(draft: LinkDraft) -> reusable.Terms | None:
+        if draft.terms is None:
+            return None
+        try:
+            return reusable.check_terms(draft.terms, draft.money.amount_minor)
+        except reusable.TermsError as exc:
+            raise LinkError(exc.code, exc.message, field=exc.field) from None
 
     async def _checked(self, draft: LinkDraft, now: datetime) -> tuple[str, Customer, datetime, bool]:
         """The draft's checked description, customer and expiry, and the mode its shop's provider is in."""
@@ -716,9 +736,12 @@ class LinkService:
             return PaymentOutcome.UNKNOWN_LINK, None
         link = _row_to_link(row)
         livemode = bool(link.livemode) if event.livemode is None else event.livemode
+        # A reusable link is paid per checkout: the amount its reservation holds (core/reusable.py).
+        reservation = await reusable.find_for_payment(conn, link, event) if link.reusable else None
+        expected = reservation.amount_minor if reservation is not None else link.amount_minor
         # Test money never pays a live link, nor real money a test link: it is refunded instead.
         matches = ((event.amount_minor, event.currency.upper(), livemode)
-                   == (link.amount_minor, link.currency, bool(link.livemode)))
+                   == (expected, link.currency, bool(link.livemode)))
         payment = Payment(
             id=ids.prefixed("pay"),
             link_id=link.id,
@@ -744,7 +767,10 @@ class LinkService:
                 await payment_hook(conn, link, payment)
             return PaymentOutcome.MISMATCH, payment
         payable = self.status_of(link, now) is LinkStatus.ACTIVE
-        if payable and await self._transition(
+        if link.reusable:
+            if payable and await self._count_reusable(conn, link, reservation, payment, now):
+                return PaymentOutcome.PAID, payment
+        elif payable and await self._transition(
             conn, link.id, LinkStatus.PAID, now, payment=payment, paid_at=now
         ):
             return PaymentOutcome.PAID, payment
@@ -758,6 +784,21 @@ class LinkService:
         for payment_hook in self.payment_hooks:
             await payment_hook(conn, link, payment)
         return PaymentOutcome.REFUND_NEEDED, payment
+
+    async def _count_reusable(self, conn: DbConnection, link: PaymentLink, reservation: Any,
+                              payment: Payment, now: datetime) -> bool:
+        """One more payment of a reusable link: counted, alerted, and the link closed at its limit."""
+        counted, current = await reusable.count_payment(conn, link, reservation, payment)
+        if not counted:
+            return False
+        event = LinkEvent(LinkEventKind.PAYMENT_RECEIVED, current, now, payment)
+        for hook in self.hooks:
+            await hook(conn, event)
+        closing = reusable.closing_status(current)
+        if closing is not None:
+            values = {"paid_at": now} if closing is LinkStatus.PAID else {}
+            await self._transition(conn, link.id, closing, now, payment=payment, **values)
+        return True
 
     async def note_payment_ref(self, provider: str, provider_ref: str, payment_ref: str,
                                channel: str | None) -> None:
