@@ -78,6 +78,11 @@ def _mount_api(app: web.Application, services: Services) -> None:
     from adapters.web.webhooks_api import WebhooksApi
 
     app.router.add_routes(WebhooksApi(services.webhooks, api._merchant).routes())
+    from adapters.web.promos_api import PromosApi
+    from core.promos import PromoService
+
+    app.router.add_routes(PromosApi(PromoService(services.db, clock=services.clock), services.links,
+                                    api._merchant).routes())
 
 
 def _mount_pages(app: web.Application, services: Services) -> None:

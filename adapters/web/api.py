@@ -30,7 +30,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
-from adapters.web import api_models
+from adapters.web import api_models, sales
 from adapters.web.api_keys import ApiKeys, ApiMerchant
 from adapters.web.api_models import (
     API_PREFIX,
@@ -231,6 +231,7 @@ def link_json(link: PaymentLink, status: LinkStatus, url: str, payments: list[Pa
         "amount_refunded": amount_str(refunded, link.currency),
         "amount_refunded_minor": refunded,
         "payments": [payment_json(p, refunds.get(p.id, [])) for p in payments],
+        **sales.sales_json(link),
     }
 
 
@@ -380,7 +381,17 @@ class LinksApi:
                 currency = normalize_currency(body.currency)
             except MoneyError as exc:
                 raise _bad("invalid_currency", str(exc), "currency") from None
-        money, amount_field = self._money(body, currency)
+        if sales.customer_chooses(body) and body.amount is None and body.amount_minor is None:
+            try:  # a donation's link amount is its smallest one
+                money, amount_field = Money(sales.min_minor(body, currency), currency), "min_amount"
+            except sales.TermsProblem as exc:
+                raise _bad(exc.code, exc.message, exc.field) from None
+        else:
+            money, amount_field = self._money(body, currency)
+        try:
+            terms = sales.terms_of(body, currency)
+        except sales.TermsProblem as exc:
+            raise _bad(exc.code, exc.message, exc.field) from None
         reference = (body.reference or "").strip() or None
         expires_at, expires_in, expiry_field = self._expiry(body)
         return (
@@ -394,6 +405,7 @@ class LinksApi:
                 expires_in=expires_in,
                 meta=dict(body.metadata or {}),
                 notify=frozenset(body.notify) if body.notify is not None else None,
+                terms=terms,
             ),
             amount_field,
             expiry_field,

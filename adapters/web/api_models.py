@@ -86,6 +86,18 @@ MetadataKey = Annotated[str, Field(min_length=1, max_length=limits.METADATA_KEY_
 MetadataValue = Annotated[str, Field(max_length=limits.METADATA_VALUE_MAX, pattern=TEXT_PATTERN)]
 
 
+class QuantityIn(_Strict):
+    adjustable: bool = Field(description="true: the customer picks the quantity on the pay page.")
+    min: int = Field(1, ge=1, le=1000)
+    max: int = Field(  # type: ignore[assignment]  # absent, never null
+        None, ge=1, le=1000, description="Default: 10, or the stock if smaller.")
+
+
+class SplitIn(_Strict):
+    ways: int = Field(ge=2, le=100, description="How many shares; the remainder in minor units goes to the "
+                      "first shares, so they sum exactly to the amount.")
+
+
 class CreateLink(_Strict):
     """Exactly one of `amount` and `amount_minor`; at most one of `expires_at` and `expires_in`."""
 
@@ -93,7 +105,11 @@ class CreateLink(_Strict):
         extra="forbid",
         strict=True,
         json_schema_extra={
-            "oneOf": [{"required": ["amount"]}, {"required": ["amount_minor"]}],
+            # A customer-chosen amount (donations) has min_amount instead of an amount.
+            "oneOf": [{"required": ["amount"]}, {"required": ["amount_minor"]},
+                      {"required": ["amount_mode", "min_amount"],
+                       "properties": {"amount_mode": {"const": "customer_chooses"}},
+                       "not": {"anyOf": [{"required": ["amount"]}, {"required": ["amount_minor"]}]}}],
             "not": {"required": ["expires_at", "expires_in"]},
             "examples": [{"amount": "25.00", "currency": "SGD", "description": "Chocolate cake",
                           "reference": "order-1042", "expires_in": "3d",
@@ -143,6 +159,31 @@ class CreateLink(_Strict):
     metadata: Annotated[
         dict[MetadataKey, MetadataValue], Field(max_length=limits.METADATA_KEYS_MAX)
     ] | None = Field(None, description="Your own string key/value pairs, returned unchanged.")
+    # Links that sell many times (core/reusable.py).
+    reusable: bool = Field(  # type: ignore[assignment]  # absent, never null
+        None, description="true: takes payments until cancelled, expired or a limit below is reached (then "
+        "`sold_out`); each payment is its own record. Implied by quantity, amount_mode customer_chooses and split.")
+    max_payments: int = Field(  # type: ignore[assignment]  # absent, never null
+        None, ge=1, le=1_000_000, description="At most this many payments.")
+    stock: int = Field(  # type: ignore[assignment]  # absent, never null
+        None, ge=1, le=1_000_000, description="At most this many units (with quantity) are sold.")
+    max_total: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=AMOUNT_PATTERN, description="Decimal string: stop once this much was collected.")
+    quantity: QuantityIn = Field(  # type: ignore[assignment]  # absent, never null
+        None, description="Let the customer pick how many (the total is amount × quantity; stock bounds it).")
+    amount_mode: Literal["fixed", "customer_chooses"] = Field(
+        None,  # type: ignore[arg-type]  # absent, never null
+        description="customer_chooses: the customer enters the amount (donations, tips); give min_amount "
+        "instead of amount.")
+    min_amount: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=AMOUNT_PATTERN, description="Decimal string: the smallest amount a customer may choose.")
+    max_amount: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=AMOUNT_PATTERN, description="Decimal string: the largest amount a customer may choose.")
+    suggested_amounts: list[Annotated[str, Field(pattern=AMOUNT_PATTERN)]] = Field(
+        None, max_length=4,  # type: ignore[arg-type]  # absent, never null
+        description="Up to four decimal strings offered as buttons on the pay page.")
+    split: SplitIn = Field(  # type: ignore[assignment]  # absent, never null
+        None, description="Split the amount into shares; the link is paid when all are in.")
 
 
 CREATE_FIELDS = frozenset(CreateLink.model_fields)
@@ -178,6 +219,7 @@ class StatusFilter(StrEnum):
     EXPIRED = LinkStatus.EXPIRED.value
     CANCELLED = LinkStatus.CANCELLED.value
     REFUNDED = LinkStatus.REFUNDED.value
+    SOLD_OUT = LinkStatus.SOLD_OUT.value
 
 
 # ---------------------------------------------------------------- responses
@@ -245,6 +287,20 @@ class EventList(BaseModel):
     data: list[TimelineEventOut] = Field(description="Oldest first.")
 
 
+class QuantityOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    adjustable: bool
+    min: int
+    max: int
+
+
+class SplitOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ways: int
+    paid: int = Field(description="Shares paid so far.")
+    shares: list[str] = Field(description="Each share's amount, the remainder first.")
+
+
 class Link(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern="^[a-z2-7]{26,}$",
@@ -268,6 +324,24 @@ class Link(BaseModel):
     amount_refunded: str = Field(pattern=_AMOUNT_OUT, description="Refunded so far (confirmed by the provider).")
     amount_refunded_minor: MinorUnits = Field(ge=0)
     payments: list[PaymentOut] = Field(description="Oldest first, each with its refunds.")
+    reusable: bool = Field(description="true: takes many payments (core/reusable.py).")
+    max_payments: int | None
+    stock: int | None
+    max_total: str | None = Field(pattern=_AMOUNT_OUT)
+    max_total_minor: MinorUnits | None
+    quantity: QuantityOut | None = Field(description="null: one unit per payment.")
+    amount_mode: Literal["fixed", "customer_chooses"]
+    min_amount: str | None = Field(pattern=_AMOUNT_OUT)
+    min_amount_minor: MinorUnits | None
+    max_amount: str | None = Field(pattern=_AMOUNT_OUT)
+    max_amount_minor: MinorUnits | None
+    suggested_amounts: list[str]
+    suggested_amounts_minor: list[int]
+    split: SplitOut | None
+    payments_count: int = Field(ge=0, description="Payments that counted.")
+    units_sold: int = Field(ge=0)
+    amount_collected: str = Field(pattern=_AMOUNT_OUT)
+    amount_collected_minor: MinorUnits = Field(ge=0)
 
 
 class LinkList(BaseModel):
@@ -388,6 +462,15 @@ ERROR_CODES: dict[str, str] = {
     "too_many_endpoints": "The shop has as many webhook endpoints as allowed.",
     "endpoint_disabled": "The webhook endpoint is disabled (a resend enables it again).",
     "webhooks_not_configured": "The server has no [webhooks] secret_key (needed with PostgreSQL).",
+    "invalid_quantity": "quantity does not fit (max below min, min above the stock).",
+    "invalid_amount_mode": "amount_mode and the fields that go with it disagree.",
+    "invalid_split": "split cannot work with this amount or these limits.",
+    "invalid_code": "code is not 2 to 40 letters, digits, - or _.",
+    "invalid_discount": "Not exactly one of percent_off and amount_off (with currency), or not above zero.",
+    "invalid_percent": "percent_off is not a decimal string above 0 and at most 100.",
+    "promo_exists": "The shop already has a promo code with this code.",
+    "too_many_promos": "The shop has as many promo codes as allowed.",
+    "invalid_link": "link_ids names a link that is not yours.",
 }
 
 # The columns of GET /api/v1/links/export.csv and /dashboard/export.csv, in order (appended to, never renamed).
@@ -412,7 +495,8 @@ COMMON_ERRORS: dict[int, tuple[str, ...]] = {
 }
 # status -> codes, per operationId; COMMON_ERRORS are added to each.
 ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
-    "createLink": {400: _BODY_CODES, 409: ("idempotency_conflict",), 413: ("body_too_large",)},
+    "createLink": {400: (*_BODY_CODES, "invalid_limit", "invalid_quantity", "invalid_amount_mode", "invalid_split"),
+                   409: ("idempotency_conflict",), 413: ("body_too_large",)},
     "listLinks": {400: ("invalid_status", "invalid_livemode", "invalid_limit", "invalid_cursor")},
     "getLink": {404: ("not_found",)},
     "exportLinks": {400: ("invalid_status", "invalid_currency", "invalid_date", "invalid_origin")},
@@ -432,6 +516,13 @@ ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
                          "invalid_idempotency_key"),
                    404: ("not_found",), 409: ("not_refundable", "idempotency_conflict"), 413: ("body_too_large",)},
     "listLinkEvents": {404: ("not_found",)},
+    "createPromoCode": {400: ("invalid_json", "invalid_type", "missing_field", "unknown_field", "invalid_code",
+                              "invalid_discount", "invalid_percent", "invalid_amount", "invalid_currency",
+                              "invalid_limit", "invalid_expiry", "invalid_link"),
+                        409: ("promo_exists", "too_many_promos"), 413: ("body_too_large",)},
+    "listPromoCodes": {},
+    "getPromoCode": {404: ("not_found",)},
+    "deletePromoCode": {404: ("not_found",)},
 }
 # Headers that come with an error status.
 ERROR_HEADERS: dict[int, dict[str, Any]] = {
@@ -535,3 +626,47 @@ def first_error(exc: ValidationError) -> tuple[str, str, str]:
 
 # Literal so the document states the one value of this header.
 ReplayedHeader = Literal["true"]
+
+
+# ---------------------------------------------------------------- promo codes
+
+PROMO_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{1,39}$"
+
+
+class CreatePromoCode(_Strict):
+    """Exactly one of `percent_off` and `amount_off` (with `currency`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "oneOf": [{"required": ["percent_off"]}, {"required": ["amount_off", "currency"]}],
+        "examples": [{"code": "SAVE10", "percent_off": "10", "max_redemptions": 100}]})
+    code: str = Field(pattern=PROMO_CODE_PATTERN, description="Case-insensitive; stored upper case.")
+    percent_off: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=r"^[0-9]{1,3}(\.[0-9]{1,2})?$", description="Decimal string, more than 0, at most 100.")
+    amount_off: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=AMOUNT_PATTERN, description="Decimal string in `currency`.")
+    currency: str = Field(None, pattern=CURRENCY_PATTERN)  # type: ignore[assignment]  # absent, never null
+    max_redemptions: int = Field(None, ge=1, le=1_000_000)  # type: ignore[assignment]  # absent, never null
+    expires_at: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, json_schema_extra={"format": "date-time"}, description="ISO 8601 with a UTC offset, in the future.")
+    link_ids: list[Annotated[str, Field(pattern=LINK_ID_PATTERN)]] = Field(
+        None, max_length=100,  # type: ignore[arg-type]  # absent, never null
+        description="Only these links of yours; default: all of them.")
+
+
+class PromoCodeOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str
+    percent_off: str | None
+    amount_off: str | None = Field(pattern=_AMOUNT_OUT)
+    amount_off_minor: MinorUnits | None
+    currency: str | None
+    max_redemptions: int | None
+    times_redeemed: int = Field(ge=0, description="Paid checkouts that used the code.")
+    expires_at: str | None = Field(json_schema_extra=_DATE_TIME)
+    link_ids: list[str] | None
+    created_at: str = Field(json_schema_extra=_DATE_TIME)
+
+
+class PromoCodeList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data: list[PromoCodeOut] = Field(description="Newest first.")

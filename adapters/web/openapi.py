@@ -48,7 +48,8 @@ def _schemas() -> dict[str, Any]:
          (m.WebhookEndpointOut, "serialization"), (m.WebhookEndpointCreated, "serialization"),
          (m.WebhookEndpointList, "serialization"), (m.WebhookDelivery, "serialization"),
          (m.WebhookDeliveryList, "serialization"), (m.CreateRefund, "validation"),
-         (m.RefundOut, "serialization"), (m.EventList, "serialization")],
+         (m.RefundOut, "serialization"), (m.EventList, "serialization"),
+         (m.CreatePromoCode, "validation"), (m.PromoCodeOut, "serialization"), (m.PromoCodeList, "serialization")],
         ref_template=_REF + "{model}",
     )
     schemas: dict[str, Any] = _clean(top["$defs"])
@@ -250,6 +251,7 @@ def _paths() -> dict[str, Any]:
             },
         },
         **_webhook_paths(prefix),
+        **_promo_paths(prefix),
         f"{prefix}/openapi.json": {
             "get": {
                 "operationId": "getOpenApi",
@@ -259,6 +261,43 @@ def _paths() -> dict[str, Any]:
                     "200": {"description": "The OpenAPI document.",
                             "content": {"application/json": {"schema": {"type": "object"}}}},
                 },
+            },
+        },
+    }
+
+
+def _promo_paths(prefix: str) -> dict[str, Any]:
+    base = f"{prefix}/promo_codes"
+    code = {"name": "code", "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": m.PROMO_CODE_PATTERN},
+            "description": "The code (case-insensitive)."}
+    return {
+        base: {
+            "post": {
+                "operationId": "createPromoCode",
+                "summary": "Create a promo code",
+                "description": "Customers type it in the pay page's \"Promo code\" field; the discounted amount "
+                "is what the provider charges and what the payment records. A redemption is held while its "
+                "checkout is open and counted when it is paid, so `max_redemptions` is never passed.",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": _REF + "CreatePromoCode"}}}},
+                "responses": {"201": _json("PromoCodeOut", "Created."), **_errors("createPromoCode")},
+            },
+            "get": {
+                "operationId": "listPromoCodes",
+                "summary": "List your promo codes",
+                "responses": {"200": _json("PromoCodeList", "Newest first."), **_errors("listPromoCodes")},
+            },
+        },
+        f"{base}/{{code}}": {
+            "get": {
+                "operationId": "getPromoCode", "summary": "Get one promo code", "parameters": [code],
+                "responses": {"200": _json("PromoCodeOut", "The code."), **_errors("getPromoCode")},
+            },
+            "delete": {
+                "operationId": "deletePromoCode", "summary": "Delete a promo code (checkouts holding it keep it)",
+                "parameters": [code],
+                "responses": {"200": _json("PromoCodeOut", "The code as it was."), **_errors("deletePromoCode")},
             },
         },
     }
