@@ -56,6 +56,7 @@ from core.commands import (
     parse_money,
     split_command,
 )
+from core.commands.values import Promo, Sell
 from core.db import DatabaseBusy
 from core.deliveries import DeliveryLog
 from core.links import LinkError, LinkService
@@ -65,6 +66,7 @@ from core.merchants import MerchantError, MerchantService
 from core.models import LinkStatus, Member, MemberRole, Merchant, PaymentLink, RefundStatus
 from core.money import Money, format_money
 from core.ports import Button, IncomingMessage, Reply
+from core.promos import PromoService
 from core.questions import Asker, Question, QuestionStore
 from core.refunds import RefundRequest, RefundService
 from core.reminders import ReminderError, Reminders
@@ -78,6 +80,7 @@ from core.reports import (
     render_status,
     short_id,
 )
+from core.sales_texts import counts_text, kind_text
 from core.signin import SigninService
 from core.sql import table
 from core.text import without_controls
@@ -408,6 +411,8 @@ class Conversation:
             details.append(f"for {markup.user(customer)}")
         details.append(f"id `{short_id(link.id)}`")
         lines.append(" · ".join(details))
+        if link.reusable:
+            lines.append(f"{kind_text(link, locale)} · {counts_text(link, locale)}")
         lines.append(url)
         if self.customer_reach is not None and (reach := self.customer_reach(link)):
             lines.append(f"📨 Sent to {' and '.join(markup.user(r) for r in reach)}")
@@ -418,6 +423,18 @@ class Conversation:
             buttons=(Button(f"Pay {amount}", url),),
             link_id=link.id,
         )
+
+    async def _sell(self, command: Sell, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        """/sell, /donate and /split: one link many can pay (core/reusable.py)."""
+        link, _created = await self.links.create(command.draft(
+            merchant_id=identity.merchant.id, member_id=identity.member.id, platform=message.platform,
+            address=message.address))
+        return [self.link_reply(link, identity.merchant.locale)]
+
+    async def _promo(self, command: Promo, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        from core.sales_chat import promo_reply
+
+        return [await promo_reply(PromoService(self.links.db, clock=self.clock), command, identity.merchant)]
 
     async def _links(self, command: Links, identity: Identity, message: IncomingMessage) -> list[Reply]:
         links, cursor = await self.links.list_links(identity.merchant.id, status=command.status, limit=LIST_LIMIT)

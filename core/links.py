@@ -583,6 +583,22 @@ class LinkService:
                 count += 1
         return count
 
+    async def release_reservations(self) -> int:
+        """Let timed-out reservations of reusable links go (the sweeper) and close their checkouts, so no
+        provider checkout outlives its reservation; returns how many were released."""
+        released = await self.reservations.release_due()
+        for held in released:
+            if self.providers is None or held.provider is None or held.checkout_ref is None:
+                continue
+            provider = await self.providers.for_account(held.provider, held.account)
+            if isinstance(provider, ClosingProvider):
+                try:
+                    await provider.close_checkout(held.checkout_ref)
+                except Exception as exc:  # its own expiry ends it; a late payment counts only if there is room
+                    log.warning("checkout not closed link=%s checkout=%s error=%s", held.link_id, held.checkout_ref,
+                                exc)
+        return len(released)
+
     # ------------------------------------------------------------ provider checkouts
 
     async def record_checkout(self, link_id: str, attempt: int, provider: str, provider_ref: str, *,
@@ -701,6 +717,9 @@ class LinkService:
 
     async def record_payment(self, event: PaymentEvent) -> tuple[PaymentOutcome, Payment | None]:
         """Record a verified provider event in ONE transaction: inbox row, payment, link transition, hooks."""
+        if event.kind == "payment.failed" and event.checkout_ref:
+            # A reusable link's units held for this checkout are free again.
+            await self.reservations.release_checkout(event.provider, event.checkout_ref)
         if event.kind != "payment.succeeded":
             if self.event_sink is not None:
                 return await self.event_sink(event), None

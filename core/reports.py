@@ -37,6 +37,7 @@ STATUS_MARK: dict[LinkStatus, str] = {
     LinkStatus.EXPIRED: "⌛",
     LinkStatus.CANCELLED: "🚫",
     LinkStatus.REFUNDED: "↩️",
+    LinkStatus.SOLD_OUT: "🎟",
 }
 STATUS_WORD: dict[LinkStatus, str] = {
     LinkStatus.ACTIVE: "Open",
@@ -44,6 +45,7 @@ STATUS_WORD: dict[LinkStatus, str] = {
     LinkStatus.EXPIRED: "Expired",
     LinkStatus.CANCELLED: "Cancelled",
     LinkStatus.REFUNDED: "Refunded",
+    LinkStatus.SOLD_OUT: "Sold out",
 }
 
 
@@ -358,6 +360,10 @@ def render_link_line(link: PaymentLink, locale: str) -> str:
     line = f"{STATUS_MARK[status]} `{short_id(link.id)}` **{amount}** — {markup.user(link.description)}"
     if link.reference:
         line += f" · ref `{markup.user(link.reference)}`"
+    if link.reusable:
+        from core.sales_texts import counts_text
+
+        line += f" · {counts_text(link, locale)}"
     return line
 
 
@@ -386,6 +392,10 @@ def render_status(link: PaymentLink, url: str, locale: str, now: datetime) -> st
     if customer:
         details.append(f"for {markup.user(customer)}")
     lines.append(" · ".join(details))
+    if link.reusable:
+        from core.sales_texts import counts_text
+
+        lines.append(counts_text(link, locale))
     if status in (LinkStatus.PAID, LinkStatus.REFUNDED) and link.paid_at:
         lines.append(f"Paid {format_when(link.paid_at, locale)}")
     elif status is LinkStatus.CANCELLED and link.cancelled_at:

@@ -64,6 +64,8 @@ def _integral_number(value: Any) -> Any:
 
 
 MinorUnits = Annotated[int, BeforeValidator(_integral_number)]
+# A count (stock, ways, quantity): like MinorUnits, 133.0 is 133.
+Count = Annotated[int, BeforeValidator(_integral_number)]
 
 
 class _Strict(BaseModel):
@@ -88,13 +90,13 @@ MetadataValue = Annotated[str, Field(max_length=limits.METADATA_VALUE_MAX, patte
 
 class QuantityIn(_Strict):
     adjustable: bool = Field(description="true: the customer picks the quantity on the pay page.")
-    min: int = Field(1, ge=1, le=1000)
-    max: int = Field(  # type: ignore[assignment]  # absent, never null
+    min: Count = Field(1, ge=1, le=1000)
+    max: Count = Field(  # type: ignore[assignment]  # absent, never null
         None, ge=1, le=1000, description="Default: 10, or the stock if smaller.")
 
 
 class SplitIn(_Strict):
-    ways: int = Field(ge=2, le=100, description="How many shares; the remainder in minor units goes to the "
+    ways: Count = Field(ge=2, le=100, description="How many shares; the remainder in minor units goes to the "
                       "first shares, so they sum exactly to the amount.")
 
 
@@ -163,9 +165,9 @@ class CreateLink(_Strict):
     reusable: bool = Field(  # type: ignore[assignment]  # absent, never null
         None, description="true: takes payments until cancelled, expired or a limit below is reached (then "
         "`sold_out`); each payment is its own record. Implied by quantity, amount_mode customer_chooses and split.")
-    max_payments: int = Field(  # type: ignore[assignment]  # absent, never null
+    max_payments: Count = Field(  # type: ignore[assignment]  # absent, never null
         None, ge=1, le=1_000_000, description="At most this many payments.")
-    stock: int = Field(  # type: ignore[assignment]  # absent, never null
+    stock: Count = Field(  # type: ignore[assignment]  # absent, never null
         None, ge=1, le=1_000_000, description="At most this many units (with quantity) are sold.")
     max_total: str = Field(  # type: ignore[assignment]  # absent, never null
         None, pattern=AMOUNT_PATTERN, description="Decimal string: stop once this much was collected.")
@@ -645,7 +647,7 @@ class CreatePromoCode(_Strict):
     amount_off: str = Field(  # type: ignore[assignment]  # absent, never null
         None, pattern=AMOUNT_PATTERN, description="Decimal string in `currency`.")
     currency: str = Field(None, pattern=CURRENCY_PATTERN)  # type: ignore[assignment]  # absent, never null
-    max_redemptions: int = Field(None, ge=1, le=1_000_000)  # type: ignore[assignment]  # absent, never null
+    max_redemptions: Count = Field(None, ge=1, le=1_000_000)  # type: ignore[assignment]  # absent, never null
     expires_at: str = Field(  # type: ignore[assignment]  # absent, never null
         None, json_schema_extra={"format": "date-time"}, description="ISO 8601 with a UTC offset, in the future.")
     link_ids: list[Annotated[str, Field(pattern=LINK_ID_PATTERN)]] = Field(

@@ -61,6 +61,7 @@ def _schemas() -> dict[str, Any]:
     metadata["additionalProperties"] = value_schema
     codes_in_either_case = [*currency_codes(), *(code.lower() for code in currency_codes())]
     schemas["CreateLink"]["properties"]["currency"]["enum"] = codes_in_either_case
+    schemas["CreatePromoCode"]["properties"]["currency"]["enum"] = codes_in_either_case
     codes = ", ".join(m.ERROR_CODES)
     schemas["ErrorDetail"]["properties"]["code"]["description"] = f"Stable machine-readable code: one of {codes}."
     return schemas

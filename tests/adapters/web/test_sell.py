@@ -209,3 +209,20 @@ async def test_reservation_times_out_on_the_page(live: LiveApp, shop: Shop) -> N
     assert released == []
     stored = await live.services.links.get(link["id"])
     assert stored is not None and stored.units_reserved == 1 and stored.status == LinkStatus.ACTIVE
+
+
+async def test_sweeper_releases_a_timed_out_reservation(live: LiveApp, shop: Shop) -> None:
+    link = await create(shop, amount="25.00", reusable=True, stock=1)
+    path = await checkout(live, link["id"])
+    assert (await press_pay(live, link["id"])).status == 409
+    clock = live.services.clock
+    later = clock() + live.services.settings.links.reservation_timeout
+    live.services.links.reservations.clock = lambda: later  # the sweeper runs after the timeout
+    assert await live.services.links.release_reservations() == 1
+    live.services.links.reservations.clock = clock
+    stored = await live.services.links.get(link["id"])
+    assert stored is not None and stored.units_reserved == 0
+    # The checkout it held has ended too (the sandbox's session expiry is the reservation's).
+    session = sandbox(live).decode_session(path.rsplit("/", 1)[1])
+    assert session is not None and session.expires <= int(later.timestamp())
+    assert (await press_pay(live, link["id"])).status == 303
