@@ -574,6 +574,7 @@ _PATTERN_CODES = {
     "customer.phone": "invalid_phone",
 }
 _NUMBER_CODES = {"amount_minor": "invalid_amount"}
+_LIMIT_FIELDS = frozenset({"max_payments", "stock", "quantity.min", "quantity.max", "split.ways", "max_redemptions"})
 
 
 def first_error(exc: ValidationError) -> tuple[str, str, str]:
@@ -601,6 +602,8 @@ def first_error(exc: ValidationError) -> tuple[str, str, str]:
         code = _PATTERN_CODES.get(field, "invalid_text")
         if code == "missing_description" and isinstance(error.get("input"), str) and error["input"].strip():
             code = "invalid_text"  # not blank: a control or direction character in it
+    elif kind in ("greater_than_equal", "less_than_equal") and field in _LIMIT_FIELDS:
+        code = "invalid_limit"  # a count out of range (stock, ways, quantity, redemptions)
     elif kind in ("greater_than_equal", "less_than_equal"):
         code = "amount_too_large" if kind == "less_than_equal" else _NUMBER_CODES.get(field, "invalid_amount")
     elif kind.endswith("_type") or kind in ("model_type", "dict_type"):

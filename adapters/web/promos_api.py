@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from adapters.web.api import ApiError, _read_body, _respond, iso_utc, parse_json_object
-from adapters.web.api_models import API_PREFIX, CreatePromoCode, first_error
+from adapters.web.api_models import API_PREFIX, CreatePromoCode, errors_for, first_error
 from core.links import LinkService
 from core.models import PromoCode
 from core.money import Money, MoneyError, normalize_currency
@@ -60,6 +60,10 @@ class PromosApi:
                 code = "invalid_expiry"
             elif field.startswith("link_ids") and code not in ("invalid_type",):
                 code, field = "invalid_link", "link_ids"
+            elif field in ("amount_off", "currency") and code not in ("invalid_type",):
+                code = "invalid_amount" if field == "amount_off" else "invalid_currency"
+            if code not in errors_for("createPromoCode")[400]:
+                code = "invalid_type"
             raise ApiError(400, code, message, field) from None
         try:
             draft = await self._draft(merchant.id, body)

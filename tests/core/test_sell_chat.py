@@ -137,3 +137,43 @@ async def test_sell_errors_answer_with_an_example(chat: ChatDriver, text: str) -
     await chat("/start")
     answer = await chat.text(text)
     assert "For example:" in answer, answer
+
+
+async def test_alerts_per_payment_coalesced_edits_and_sold_out_once(chat: ChatDriver) -> None:
+    from sqlalchemy import select
+
+    from core.models import OutboxMessage
+    from core.outbox import DIGEST_KIND
+    from core.ports import MessageRef, PaymentEvent
+    from core.sales_alerts import EDIT_KIND, SOLD_OUT_KIND
+    from core.sql import table
+
+    await chat("/start")
+    await chat("/alerts on")
+    (reply,) = await chat("/sell 25 concert ticket stock 3")
+    assert reply.link_id is not None
+    links = chat.services.links
+    await links.attach_message(reply.link_id, MessageRef("console", "alice", "m1"))
+    for n in range(3):
+        held = await links.reservations.reserve(reply.link_id)
+        await links.reservations.attach_checkout(held.id, "sandbox", f"cs_{n}", None)
+        await links.record_payment(PaymentEvent("sandbox", f"evt_{n}", "payment.succeeded", reply.link_id,
+                                                f"ch_{n}", 2500, "USD", checkout_ref=f"cs_{n}"))
+    outbox = table(OutboxMessage)
+    async with chat.services.db.read() as conn:
+        rows = (await conn.execute(select(outbox).where(outbox.c.link_id == reply.link_id)
+                                   .order_by(outbox.c.id))).all()
+    alerts = [r for r in rows if r.kind == DIGEST_KIND]
+    # One alert per payment, each with the count (merged into digests by the dispatcher under load).
+    assert len(alerts) == 3
+    for n, row in enumerate(alerts, start=1):
+        assert f"🎟 {n} of 3 sold · ${25 * n}.00" in row.payload["reply"]["text"]
+        assert row.payload["reply"]["text"].startswith("✅ Paid")
+    # The link message: edits waiting to be sent were rewritten, not added (pacing under edit limits).
+    edits = [r for r in rows if r.kind == EDIT_KIND]
+    assert len(edits) == 1
+    assert "🎟 Sold out" in edits[0].payload["reply"]["text"]
+    assert "3 of 3 sold · $75.00" in edits[0].payload["reply"]["text"]
+    sold_out = [r for r in rows if r.kind == SOLD_OUT_KIND]
+    assert len(sold_out) == 1 and "Sold out" in sold_out[0].payload["reply"]["text"]
+    assert "🎟 Sold out" in await chat.text("/status " + reply.link_id)
