@@ -20,7 +20,7 @@ from core.commands import Period
 from core.db import Database
 from core.links import LinkService
 from core.locales import babel_locale, timezone_for
-from core.models import LinkStatus, Payment, PaymentLink, Refund
+from core.models import LinkStatus, Payment, PaymentLink, PaymentStatus, Refund
 from core.money import format_money
 from core.outbox_texts import TEST_MARK
 from core.sql import table
@@ -179,6 +179,7 @@ class ReportService:
                         LINKS.c.status == LinkStatus.PAID.value,
                         LINKS.c.paid_at >= period.start,
                         LINKS.c.paid_at < period.end,
+                        LINKS.c.reusable.is_(False),  # counted per payment below
                     )
                     .group_by(mode, LINKS.c.currency)
                 )
@@ -191,6 +192,7 @@ class ReportService:
                         LINKS.c.status != LinkStatus.PAID.value,
                         LINKS.c.created_at >= period.start,
                         LINKS.c.created_at < period.end,
+                        LINKS.c.reusable.is_(False),
                     )
                     .group_by(mode, LINKS.c.status, LINKS.c.currency)
                 )
@@ -203,6 +205,18 @@ class ReportService:
                     .join_from(PAYMENTS, LINKS, LINKS.c.id == PAYMENTS.c.link_id)
                     .where(LINKS.c.merchant_id == merchant_id, PAYMENTS.c.created_at >= period.start,
                            PAYMENTS.c.created_at < period.end)
+                    .group_by(PAYMENTS.c.livemode, PAYMENTS.c.currency)
+                )
+            ).all()
+            # A link that sells many times counts each of its payments as one paid sale.
+            sold_rows = (
+                await conn.execute(
+                    select(PAYMENTS.c.livemode, PAYMENTS.c.currency, func.count(PAYMENTS.c.id),
+                           func.coalesce(func.sum(PAYMENTS.c.amount_minor), 0))
+                    .join_from(PAYMENTS, LINKS, LINKS.c.id == PAYMENTS.c.link_id)
+                    .where(LINKS.c.merchant_id == merchant_id, LINKS.c.reusable.is_(True),
+                           PAYMENTS.c.status != PaymentStatus.REFUND_NEEDED.value,
+                           PAYMENTS.c.created_at >= period.start, PAYMENTS.c.created_at < period.end)
                     .group_by(PAYMENTS.c.livemode, PAYMENTS.c.currency)
                 )
             ).all()
@@ -221,6 +235,9 @@ class ReportService:
             figures[bool(live)].refunded_links = int(n)
         for live, currency, n, amount in paid_rows:
             figures[bool(live)].paid[currency] = Totals(int(n), int(amount))
+        for live, currency, n, amount in sold_rows:
+            before = figures[bool(live)].paid.get(currency, Totals(0, 0))
+            figures[bool(live)].paid[currency] = Totals(before.count + int(n), before.amount_minor + int(amount))
         for live, status, currency, n, amount in made_rows:
             tally = figures[bool(live)]
             if status == LinkStatus.ACTIVE.value:

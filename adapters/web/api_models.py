@@ -642,7 +642,8 @@ class CreatePromoCode(_Strict):
     """Exactly one of `percent_off` and `amount_off` (with `currency`)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
-        "oneOf": [{"required": ["percent_off"]}, {"required": ["amount_off", "currency"]}],
+        "oneOf": [{"required": ["percent_off"], "not": {"required": ["amount_off"]}},
+                  {"required": ["amount_off", "currency"], "not": {"required": ["percent_off"]}}],
         "examples": [{"code": "SAVE10", "percent_off": "10", "max_redemptions": 100}]})
     code: str = Field(pattern=PROMO_CODE_PATTERN, description="Case-insensitive; stored upper case.")
     percent_off: str = Field(  # type: ignore[assignment]  # absent, never null

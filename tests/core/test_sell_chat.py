@@ -177,3 +177,19 @@ async def test_alerts_per_payment_coalesced_edits_and_sold_out_once(chat: ChatDr
     sold_out = [r for r in rows if r.kind == SOLD_OUT_KIND]
     assert len(sold_out) == 1 and "Sold out" in sold_out[0].payload["reply"]["text"]
     assert "🎟 Sold out" in await chat.text("/status " + reply.link_id)
+
+
+async def test_report_counts_each_payment_of_a_reusable_link(chat: ChatDriver) -> None:
+    from core.ports import PaymentEvent
+
+    await chat("/start")
+    (reply,) = await chat("/sell 12 brownie box")
+    assert reply.link_id is not None
+    links = chat.services.links
+    for n, quantity in enumerate((1, 1)):
+        held = await links.reservations.reserve(reply.link_id, quantity=quantity)
+        await links.reservations.attach_checkout(held.id, "sandbox", f"cs_{n}", None)
+        await links.record_payment(PaymentEvent("sandbox", f"evt_{n}", "payment.succeeded", reply.link_id,
+                                                f"ch_{n}", 1200, "USD", checkout_ref=f"cs_{n}"))
+    report = await chat.text("/report today test")
+    assert "Paid: $24.00 (2 links)" in report and "Open:" not in report
