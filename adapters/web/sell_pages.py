@@ -155,7 +155,7 @@ class SellPages:
         shown = await self.pages._read(link.id)
         assert shown is not None
 
-        def refuse(message: str, field: str | None, code: int = 400) -> web.Response:
+        def refuse(message: str, field: str | None, code: int = 422) -> web.Response:
             return self.render(shown, link, status, error=message, error_field=field, form=form, http_status=code)
 
         if status is not LinkStatus.ACTIVE:
@@ -179,7 +179,7 @@ class SellPages:
             reservation = await self.links.reservations.reserve(link.id, quantity=quantity, amount_minor=amount_minor,
                                                                 promo_code=promo)
         except (ReserveRefused, PromoError) as exc:
-            code = 409 if exc.code in ("sold_out", "all_reserved", "not_enough", "promo_used_up") else 400
+            code = 409 if exc.code in ("sold_out", "all_reserved", "not_enough", "promo_used_up") else 422
             current = await self.links.get(link.id) or link
             return self.render(shown, current, self.links.status_of(current), error=exc.message,
                                error_field=exc.field, form=form, http_status=code)

@@ -76,7 +76,7 @@ async def test_tickets_with_quantity_and_stock(live: LiveApp, shop: Shop) -> Non
     assert "0 of 50 sold · 50 left" in page.text()
     # A quantity out of range is refused on the page, with the reason; nothing is reserved.
     bad = await press_pay(live, link["id"], quantity="11")
-    assert bad.status == 400 and "Choose a quantity from 1 to 10" in await bad.text()
+    assert bad.status == 422 and "Choose a quantity from 1 to 10" in await bad.text()
     path = await checkout(live, link["id"], quantity="3")
     assert session_amount(live, path) == 7500  # unit × quantity, in minor units
     receipt_url = await pay_card(live, path)
@@ -131,7 +131,7 @@ async def test_customer_chooses_the_amount(live: LiveApp, shop: Shop) -> None:
     for typed, reason in (("1.00", "The smallest amount is 5.00 SGD"), ("abc", "is not an amount"),
                           ("", "Enter the amount"), ("600", "The largest amount is 500.00 SGD")):
         refused = await press_pay(live, link["id"], other_amount=typed)
-        assert refused.status == 400 and reason in await refused.text(), typed
+        assert refused.status == 422 and reason in await refused.text(), typed
     assert session_amount(live, await checkout(live, link["id"], amount="20.00")) == 2000
     path = await checkout(live, link["id"], other_amount="12.34")
     assert session_amount(live, path) == 1234
@@ -172,7 +172,7 @@ async def test_promo_codes_api_and_pay_page(live: LiveApp, shop: Shop) -> None:
                                                                   "currency": "SGD", "link_ids": [link["id"]]})
     assert fixed.status == 201 and fixed.body["amount_off_minor"] == 500
     bad = await press_pay(live, link["id"], promo_code="NOPE")
-    assert bad.status == 400 and "not valid for this link" in await bad.text()
+    assert bad.status == 422 and "not valid for this link" in await bad.text()
     path = await checkout(live, link["id"], promo_code="save10")
     assert session_amount(live, path) == 2250  # the discounted amount goes to the provider
     receipt = await page_of(await live.client.get(await pay_card(live, path)))
