@@ -226,3 +226,20 @@ async def test_sweeper_releases_a_timed_out_reservation(live: LiveApp, shop: Sho
     session = sandbox(live).decode_session(path.rsplit("/", 1)[1])
     assert session is not None and session.expires <= int(later.timestamp())
     assert (await press_pay(live, link["id"])).status == 303
+
+
+async def test_each_payment_is_refunded_on_its_own(live: LiveApp, shop: Shop) -> None:
+    link = await create(shop, amount="25.00", reusable=True, stock=5)
+    for _ in range(2):
+        await pay_card(live, await checkout(live, link["id"]))
+    first, second = (await shop.api.get(f"/api/v1/links/{link['id']}")).body["payments"]
+    which = await shop.api.post(f"/api/v1/links/{link['id']}/refund", json_body={})
+    assert which.status == 400 and which.error["code"] == "payment_required"
+    done = await shop.api.post(f"/api/v1/links/{link['id']}/refund", json_body={"payment_id": second["id"]})
+    assert done.status in (200, 201, 202), done.text
+    assert done.body["payment_id"] == second["id"] and done.body["amount_minor"] == 2500
+    await sandbox(live).drain()
+    after = (await shop.api.get(f"/api/v1/links/{link['id']}")).body
+    statuses = {p["id"]: p["status"] for p in after["payments"]}
+    assert statuses == {first["id"]: "succeeded", second["id"]: "refunded"}
+    assert after["status"] == "active" and after["payments_count"] == 2
