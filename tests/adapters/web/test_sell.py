@@ -243,3 +243,17 @@ async def test_each_payment_is_refunded_on_its_own(live: LiveApp, shop: Shop) ->
     statuses = {p["id"]: p["status"] for p in after["payments"]}
     assert statuses == {first["id"]: "succeeded", second["id"]: "refunded"}
     assert after["status"] == "active" and after["payments_count"] == 2
+
+
+async def test_a_sold_out_link_in_the_dashboard(live: LiveApp, shop: Shop) -> None:
+    from tests.adapters.web.dashboard_support import shop_with_member, sign_in, signin_url
+
+    link = await create(shop, amount="25.00", reusable=True, max_payments=1)
+    await pay_card(live, await checkout(live, link["id"]))
+    _, member_id = await shop_with_member(live, merchant_id=shop.merchant_id)
+    await sign_in(live.client, await signin_url(live, shop.merchant_id, member_id))
+    listing = await live.client.get("/dashboard/links")
+    text = await listing.text()
+    assert listing.status == 200 and ("sold_out" in text or "Sold out" in text)
+    one = await live.client.get(f"/dashboard/links/{link['id']}")
+    assert one.status == 200
