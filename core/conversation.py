@@ -80,6 +80,7 @@ from core.reports import (
     render_status,
     short_id,
 )
+from core.reusable import CUSTOMER_CHOOSES
 from core.sales_texts import counts_text, kind_text
 from core.signin import SigninService
 from core.sql import table
@@ -402,6 +403,8 @@ class Conversation:
         now = now or self.clock()
         url = self.links.url(link.id)
         amount = format_money(link.amount_minor, link.currency, locale)
+        if link.amount_mode == CUSTOMER_CHOOSES:
+            amount = f"from {amount}"  # a donation: its link amount is the smallest one
         lines = [f"💳 **{amount}** — {markup.user(link.description)}"]
         details = []
         if link.reference:
@@ -420,7 +423,7 @@ class Conversation:
         lines.append(f"⏳ Expires {format_relative(link.expires_at, now, locale)} ({when})")
         return Reply(
             text="\n".join(lines),
-            buttons=(Button(f"Pay {amount}", url),),
+            buttons=(Button("Give" if link.amount_mode == CUSTOMER_CHOOSES else f"Pay {amount}", url),),
             link_id=link.id,
         )
 
