@@ -717,9 +717,9 @@ class LinkService:
 
     async def record_payment(self, event: PaymentEvent) -> tuple[PaymentOutcome, Payment | None]:
         """Record a verified provider event in ONE transaction: inbox row, payment, link transition, hooks."""
-        if event.kind == "payment.failed" and event.checkout_ref:
-            # A reusable link's units held for this checkout are free again.
-            await self.reservations.release_checkout(event.provider, event.checkout_ref)
+        if event.kind == "payment.failed" and (event.checkout_ref or event.provider_ref):
+            # A reusable link's units held for this checkout are free again (Stripe names the session).
+            await self.reservations.release_checkout(event.provider, event.checkout_ref or event.provider_ref)
         if event.kind != "payment.succeeded":
             if self.event_sink is not None:
                 return await self.event_sink(event), None

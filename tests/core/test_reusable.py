@@ -224,3 +224,14 @@ async def test_promo_amount_off_expiry_and_links(links: LinkService, merchant_id
         await service.create(merchant_id, promos.PromoDraft("WELCOME", percent_off_bp=100))
     assert info2.value.code == "promo_exists"
     assert await service.delete(merchant_id, "welcome") and not await service.delete(merchant_id, "welcome")
+
+
+async def test_a_failed_payment_event_releases_its_checkout(links: LinkService, merchant_id: str) -> None:
+    link, _ = await links.create(draft(merchant_id, stock=1))
+    rsv = await reserve(links, link.id)
+    failed = PaymentEvent(provider="sandbox", event_id="evt_f", kind="payment.failed", link_id=link.id,
+                          provider_ref=f"cs_{rsv.id}", amount_minor=2500, currency="SGD")
+    await links.record_payment(failed)
+    after = await links.get(link.id)
+    assert after is not None and after.units_reserved == 0
+    assert (await reserve(links, link.id)).units == 1
