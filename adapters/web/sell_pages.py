@@ -166,9 +166,12 @@ class SellPages:
             if not text:
                 return refuse("Enter the amount you want to pay, e.g. 10.00.", "amount")
             try:
-                amount_minor = Money.parse(text.replace(",", ""), link.currency).amount_minor
+                typed = Money.parse(text.replace(",", ""), link.currency)
             except MoneyError as exc:
                 return refuse(f"{text[:20]!r} is not an amount: {exc}.", "amount")
+            if typed.decimal() > self.links.max_amount:  # the deployment's ceiling on any one payment
+                return refuse(f"The largest amount is {self.links.max_amount} {link.currency}.", "amount")
+            amount_minor = typed.amount_minor
         elif link.quantity_max is not None:
             raw = str(form.get("quantity") or "1").strip()
             if not raw.isascii() or not raw.isdigit() or len(raw) > 6:

@@ -257,3 +257,10 @@ async def test_a_sold_out_link_in_the_dashboard(live: LiveApp, shop: Shop) -> No
     assert listing.status == 200 and ("sold_out" in text or "Sold out" in text)
     one = await live.client.get(f"/dashboard/links/{link['id']}")
     assert one.status == 200
+
+
+async def test_a_chosen_amount_above_the_deployment_ceiling_is_refused(live: LiveApp, shop: Shop) -> None:
+    link = await create(shop, description="fund", amount_mode="customer_chooses", min_amount="1")
+    ceiling = live.services.links.max_amount
+    refused = await press_pay(live, link["id"], other_amount=str(ceiling + 1))
+    assert refused.status == 422 and "The largest amount is" in await refused.text()
