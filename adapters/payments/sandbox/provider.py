@@ -89,7 +89,9 @@ class SandboxProvider:
         # Same idempotency key -> same checkout, as a real provider would answer.
         ref = "cs_" + self._mac(f"checkout:{idempotency_key}".encode())[:24]
         # Never open past the link's end (a reusable link's checkout: its reservation's end).
-        expires = min(int(self.clock().timestamp()) + SESSION_LIFETIME_S, int(link.expires_at.timestamp()))
+        expires = int(self.clock().timestamp()) + SESSION_LIFETIME_S
+        if link.expires_at is not None:
+            expires = min(expires, int(link.expires_at.timestamp()))
         session = CheckoutSession(ref, link.id, link.amount_minor, link.currency, link.description, return_url,
                                   expires)
         return Checkout(url=f"{self.public_base_url}/sandbox/checkout/{self.encode_session(session)}",
