@@ -423,7 +423,8 @@ class Conversation:
         lines.append(f"⏳ Expires {format_relative(link.expires_at, now, locale)} ({when})")
         return Reply(
             text="\n".join(lines),
-            buttons=(Button("Give" if link.amount_mode == CUSTOMER_CHOOSES else f"Pay {amount}", url),),
+            buttons=(Button("Give" if link.amount_mode == CUSTOMER_CHOOSES
+                            else "Pay a share" if link.split_ways else f"Pay {amount}", url),),
             link_id=link.id,
         )
 
