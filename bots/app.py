@@ -85,6 +85,12 @@ def _mount_api(app: web.Application, services: Services) -> None:
 
     app.router.add_routes(SeriesApi(api, services.series).routes())
 
+    from adapters.web.promos_api import PromosApi
+    from core.promos import PromoService
+
+    app.router.add_routes(PromosApi(PromoService(services.db, clock=services.clock), services.links,
+                                    api._merchant).routes())
+
 
 def _mount_pages(app: web.Application, services: Services) -> None:
     """Pay pages, QR codes, payment webhooks and the provider's own pages (adapters/web/pages.py …)."""

@@ -35,6 +35,9 @@ async def sweep_expired(services: Services) -> int:
     count = await services.links.expire_due()
     if count:
         log.info("sweeper expired %d links", count)
+    released = await services.links.release_reservations()
+    if released:
+        log.info("sweeper released %d timed-out reservations", released)
     return count
 
 

@@ -90,6 +90,7 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
         max_amount=settings.links.max_amount,
         clock=clock,
     )
+    links.reservations.timeout = settings.links.reservation_timeout
     merchants = MerchantService(
         db,
         default_currency=settings.links.default_currency,

@@ -58,7 +58,7 @@ from core.commands import (
     parse_money,
     split_command,
 )
-from core.commands.values import SeriesCharge
+from core.commands.values import Promo, Sell, SeriesCharge
 from core.db import DatabaseBusy
 from core.deliveries import DeliveryLog
 from core.links import LinkError, LinkService
@@ -68,6 +68,7 @@ from core.merchants import MerchantError, MerchantService
 from core.models import LinkStatus, Member, MemberRole, Merchant, PaymentLink, RefundStatus
 from core.money import Money, format_money
 from core.ports import Button, IncomingMessage, Reply
+from core.promos import PromoService
 from core.questions import Asker, Question, QuestionStore
 from core.refunds import RefundRequest, RefundService
 from core.reminders import ReminderError, Reminders
@@ -81,6 +82,8 @@ from core.reports import (
     render_status,
     short_id,
 )
+from core.reusable import CUSTOMER_CHOOSES
+from core.sales_texts import counts_text, kind_text
 from core.series import SeriesService
 from core.signin import SigninService
 from core.sql import table
@@ -414,6 +417,8 @@ class Conversation(InvoiceCommands):
         now = now or self.clock()
         url = self.links.url(link.id)
         amount = format_money(link.amount_minor, link.currency, locale)
+        if link.amount_mode == CUSTOMER_CHOOSES:
+            amount = f"from {amount}"  # a donation: its link amount is the smallest one
         lines = [f"💳 **{amount}** — {markup.user(link.description)}"]
         details = []
         if link.reference:
@@ -423,6 +428,8 @@ class Conversation(InvoiceCommands):
             details.append(f"for {markup.user(customer)}")
         details.append(f"id `{short_id(link.id)}`")
         lines.append(" · ".join(details))
+        if link.reusable:
+            lines.append(f"{kind_text(link, locale)} · {counts_text(link, locale)}")
         lines.append(url)
         reach = self.customer_reach(link, notify) if self.customer_reach is not None else []
         if reach:
@@ -436,9 +443,22 @@ class Conversation(InvoiceCommands):
         lines.append(f"⏳ Expires {format_relative(link.expires_at, now, locale)} ({when})")
         return Reply(
             text="\n".join(lines),
-            buttons=(Button(f"Pay {amount}", url),),
+            buttons=(Button("Give" if link.amount_mode == CUSTOMER_CHOOSES
+                            else "Pay a share" if link.split_ways else f"Pay {amount}", url),),
             link_id=link.id,
         )
+
+    async def _sell(self, command: Sell, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        """/sell, /donate and /split: one link many can pay (core/reusable.py)."""
+        link, _created = await self.links.create(command.draft(
+            merchant_id=identity.merchant.id, member_id=identity.member.id, platform=message.platform,
+            address=message.address))
+        return [self.link_reply(link, identity.merchant.locale)]
+
+    async def _promo(self, command: Promo, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        from core.sales_chat import promo_reply
+
+        return [await promo_reply(PromoService(self.links.db, clock=self.clock), command, identity.merchant)]
 
     async def _links(self, command: Links, identity: Identity, message: IncomingMessage) -> list[Reply]:
         links, cursor = await self.links.list_links(identity.merchant.id, status=command.status, limit=LIST_LIMIT)

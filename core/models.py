@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.orm import configure_mappers
@@ -57,15 +58,18 @@ class LinkStatus(StrEnum):
     CANCELLED = "cancelled"
     # Paid, then all of its money given back (core/refunds.py).
     REFUNDED = "refunded"
+    # A reusable link that reached one of its limits (stock, max_payments, max_total): core/reusable.py.
+    SOLD_OUT = "sold_out"
 
 
 # The only allowed link transitions; every status change goes through LinkService._transition (core/links.py).
 LINK_TRANSITIONS: dict[LinkStatus, frozenset[LinkStatus]] = {
-    LinkStatus.ACTIVE: frozenset({LinkStatus.PAID, LinkStatus.EXPIRED, LinkStatus.CANCELLED}),
+    LinkStatus.ACTIVE: frozenset({LinkStatus.PAID, LinkStatus.EXPIRED, LinkStatus.CANCELLED, LinkStatus.SOLD_OUT}),
     LinkStatus.PAID: frozenset({LinkStatus.REFUNDED}),
     LinkStatus.EXPIRED: frozenset(),
     LinkStatus.CANCELLED: frozenset(),
     LinkStatus.REFUNDED: frozenset(),
+    LinkStatus.SOLD_OUT: frozenset(),
 }
 
 
@@ -205,6 +209,82 @@ class PaymentLink(SQLModel, table=True):
     # ([links] remind_before_expiry: at most one per link). core/reminders.py.
     reminded_at: datetime | None = _ts(default=None)
     auto_reminded_at: datetime | None = _ts(default=None)
+    # Reusable links (core/reusable.py): many payments until cancelled, expired or a limit is reached.
+    # Limits (None: none): payments, units (quantity) and money collected, in minor units.
+    reusable: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+    max_payments: int | None = Field(default=None)
+    stock: int | None = Field(default=None)
+    max_total_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    # Adjustable quantity on the pay page (None: always 1).
+    quantity_min: int | None = Field(default=None)
+    quantity_max: int | None = Field(default=None)
+    # "fixed", or "customer_chooses" (donations): then min/max and up to four suggestions, in minor units.
+    amount_mode: str = Field(default="fixed", sa_column=Column(String(20), nullable=False, server_default="fixed"))
+    min_amount_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    max_amount_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    suggested_amounts: list[int] | None = Field(default=None, sa_type=JSON)
+    # A split bill: amount_minor shared among this many shares (stock = ways); paid when all are in.
+    split_ways: int | None = Field(default=None)
+    # What was paid (counted in the payment's transaction) and what open checkouts hold (reservations).
+    payments_count: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    units_sold: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    amount_collected_minor: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    payments_reserved: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    units_reserved: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    amount_reserved_minor: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+
+
+class ReservationStatus(StrEnum):
+    HELD = "held"  # a checkout is open for these units
+    PAID = "paid"  # its payment came in: the units are sold
+    RELEASED = "released"  # the checkout failed, expired or timed out: the units are free again
+
+
+class LinkReservation(SQLModel, table=True):
+    """Units of a reusable link held for one checkout, for [links] reservation_timeout (core/reusable.py)."""
+
+    __tablename__ = "link_reservation"
+    __table_args__ = (Index("ix_link_reservation_link_status", "link_id", "status"),)
+    id: str = Field(primary_key=True, max_length=40)
+    link_id: str = Field(foreign_key="payment_link.id", max_length=40)
+    units: int
+    # What the customer pays for them (quantity × unit, their chosen amount, a share), after any promo code.
+    amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    discount_minor: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    promo_code: str | None = Field(default=None, max_length=40)
+    status: ReservationStatus = Field(default=ReservationStatus.HELD, sa_type=String(10))
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts(index=True)
+    # The provider's checkout (set once it is open), and the payment that settled it.
+    provider: str | None = Field(default=None, max_length=20)
+    checkout_ref: str | None = Field(default=None, max_length=200, index=True)
+    account: str | None = Field(default=None, max_length=40)
+    payment_id: str | None = Field(default=None, max_length=40)
+
+
+class PromoCode(SQLModel, table=True):
+    """A shop's discount code (core/promos.py): a percentage or an amount off, optionally limited.
+
+    `times_redeemed` counts paid checkouts; `redemptions_held` the open ones, so that together they never
+    pass `max_redemptions` (a guarded UPDATE when checkout starts).
+    """
+
+    __tablename__ = "promo_code"
+    __table_args__ = (UniqueConstraint("merchant_id", "code"),)
+    id: int | None = Field(default=None, primary_key=True)
+    merchant_id: str = Field(foreign_key="merchant.id", max_length=40)
+    code: str = Field(max_length=40)
+    # Hundredths of a percent (10% = 1000), or an amount in minor units of `currency`: exactly one is set.
+    percent_off_bp: int | None = Field(default=None)
+    amount_off_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    currency: str | None = Field(default=None, max_length=3)
+    max_redemptions: int | None = Field(default=None)
+    times_redeemed: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    redemptions_held: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    expires_at: datetime | None = _ts(default=None)
+    # Only these links (None: every link of the shop).
+    link_ids: list[str] | None = Field(default=None, sa_type=JSON)
+    created_at: datetime = _ts()
 
 
 class ProviderAccount(SQLModel, table=True):

@@ -295,6 +295,10 @@ class Outbox:
         link = event.link
         if event.kind is LinkEventKind.REFUNDED:
             return []  # core/refunds.py writes the refund's own alert and edit in this transaction
+        if event.kind in (LinkEventKind.PAYMENT_RECEIVED, LinkEventKind.SOLD_OUT):
+            from core.sales_alerts import sales_rows  # links that sell many times
+
+            return await sales_rows(self, conn, event)
         if event.kind is LinkEventKind.CREATED:
             customers = self.customer_targets(link, event.notify) if event.notify_customer else []
         else:

@@ -202,6 +202,9 @@ class PaymentEvent:
     # Refund events: the provider's refund id and/or ours (echoed back in its metadata).
     refund_ref: str | None = None
     refund_id: str | None = None
+    # The provider's checkout this payment came through, when its event says (a reusable link's
+    # reservation is found by it: core/reusable.py).
+    checkout_ref: str | None = None
     # The provider's words: why a refund or payment failed, why a dispute was opened.
     reason: str | None = None
 

@@ -30,7 +30,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
-from adapters.web import api_models
+from adapters.web import api_models, sales
 from adapters.web.api_keys import ApiKeys, ApiMerchant
 from adapters.web.api_models import (
     API_PREFIX,
@@ -233,6 +233,7 @@ def link_json(link: PaymentLink, status: LinkStatus, url: str, payments: list[Pa
         "amount_refunded": amount_str(refunded, link.currency),
         "amount_refunded_minor": refunded,
         "payments": [payment_json(p, refunds.get(p.id, [])) for p in payments],
+        **sales.sales_json(link),
     }
 
 
@@ -395,8 +396,19 @@ class LinksApi:
             totals = totals_from_body(body, currency, self.links.max_amount)
         except ItemsError as exc:
             raise _bad(exc.code, exc.message, exc.field) from None
-        money, amount_field = (Money(totals.total_minor, currency), "line_items") if totals is not None \
-            else self._money(body, currency)
+        if totals is not None:
+            money, amount_field = Money(totals.total_minor, currency), "line_items"
+        elif sales.customer_chooses(body) and body.amount is None and body.amount_minor is None:
+            try:  # a donation's link amount is its smallest one
+                money, amount_field = Money(sales.min_minor(body, currency), currency), "min_amount"
+            except sales.TermsProblem as exc:
+                raise _bad(exc.code, exc.message, exc.field) from None
+        else:
+            money, amount_field = self._money(body, currency)
+        try:
+            terms = sales.terms_of(body, currency)
+        except sales.TermsProblem as exc:
+            raise _bad(exc.code, exc.message, exc.field) from None
         reference = (body.reference or "").strip() or None
         expires_at, expires_in, expiry_field = self._expiry(body)
         return (
@@ -411,6 +423,7 @@ class LinksApi:
                 meta=dict(body.metadata or {}),
                 notify=frozenset(body.notify) if body.notify is not None else None,
                 line_items=totals,
+                terms=terms,
             ),
             amount_field,
             expiry_field,

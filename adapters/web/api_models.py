@@ -64,6 +64,8 @@ def _integral_number(value: Any) -> Any:
 
 
 MinorUnits = Annotated[int, BeforeValidator(_integral_number)]
+# A count (stock, ways, quantity): like MinorUnits, 133.0 is 133.
+Count = Annotated[int, BeforeValidator(_integral_number)]
 
 
 class _Strict(BaseModel):
@@ -115,6 +117,18 @@ class DiscountIn(_Strict):
     percent: str = Field(None, pattern=PERCENT_PATTERN, examples=["10"])  # type: ignore[assignment]
 
 
+class QuantityIn(_Strict):
+    adjustable: bool = Field(description="true: the customer picks the quantity on the pay page.")
+    min: Count = Field(1, ge=1, le=1000)
+    max: Count = Field(  # type: ignore[assignment]  # absent, never null
+        None, ge=1, le=1000, description="Default: 10, or the stock if smaller.")
+
+
+class SplitIn(_Strict):
+    ways: Count = Field(ge=2, le=100, description="How many shares; the remainder in minor units goes to the "
+                      "first shares, so they sum exactly to the amount.")
+
+
 class CreateLink(_Strict):
     """Exactly one of `amount`, `amount_minor` and `line_items`; at most one of `expires_at` and `expires_in`.
 
@@ -125,7 +139,11 @@ class CreateLink(_Strict):
         extra="forbid",
         strict=True,
         json_schema_extra={
-            "oneOf": [{"required": ["amount"]}, {"required": ["amount_minor"]}, {"required": ["line_items"]}],
+            # A customer-chosen amount (donations) has min_amount instead of an amount.
+            "oneOf": [{"required": ["amount"]}, {"required": ["amount_minor"]}, {"required": ["line_items"]},
+                      {"required": ["amount_mode", "min_amount"],
+                       "properties": {"amount_mode": {"const": "customer_chooses"}},
+                       "not": {"anyOf": [{"required": ["amount"]}, {"required": ["amount_minor"]}]}}],
             "not": {"required": ["expires_at", "expires_in"]},
             "dependentRequired": {"discount": ["line_items"]},
             "examples": [{"amount": "25.00", "currency": "SGD", "description": "Chocolate cake",
@@ -183,6 +201,31 @@ class CreateLink(_Strict):
         "proportion, then each line's tax is rounded the same way.")
     discount: DiscountIn = Field(  # type: ignore[assignment]  # absent, never null
         None, description="Only with line_items: an amount or a percent off the subtotal, before tax.")
+    # Links that sell many times (core/reusable.py).
+    reusable: bool = Field(  # type: ignore[assignment]  # absent, never null
+        None, description="true: takes payments until cancelled, expired or a limit below is reached (then "
+        "`sold_out`); each payment is its own record. Implied by quantity, amount_mode customer_chooses and split.")
+    max_payments: Count = Field(  # type: ignore[assignment]  # absent, never null
+        None, ge=1, le=1_000_000, description="At most this many payments.")
+    stock: Count = Field(  # type: ignore[assignment]  # absent, never null
+        None, ge=1, le=1_000_000, description="At most this many units (with quantity) are sold.")
+    max_total: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=AMOUNT_PATTERN, description="Decimal string: stop once this much was collected.")
+    quantity: QuantityIn = Field(  # type: ignore[assignment]  # absent, never null
+        None, description="Let the customer pick how many (the total is amount × quantity; stock bounds it).")
+    amount_mode: Literal["fixed", "customer_chooses"] = Field(
+        None,  # type: ignore[arg-type]  # absent, never null
+        description="customer_chooses: the customer enters the amount (donations, tips); give min_amount "
+        "instead of amount.")
+    min_amount: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=AMOUNT_PATTERN, description="Decimal string: the smallest amount a customer may choose.")
+    max_amount: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=AMOUNT_PATTERN, description="Decimal string: the largest amount a customer may choose.")
+    suggested_amounts: list[Annotated[str, Field(pattern=AMOUNT_PATTERN)]] = Field(
+        None, max_length=4,  # type: ignore[arg-type]  # absent, never null
+        description="Up to four decimal strings offered as buttons on the pay page.")
+    split: SplitIn = Field(  # type: ignore[assignment]  # absent, never null
+        None, description="Split the amount into shares; the link is paid when all are in.")
 
 
 CREATE_FIELDS = frozenset(CreateLink.model_fields)
@@ -218,6 +261,7 @@ class StatusFilter(StrEnum):
     EXPIRED = LinkStatus.EXPIRED.value
     CANCELLED = LinkStatus.CANCELLED.value
     REFUNDED = LinkStatus.REFUNDED.value
+    SOLD_OUT = LinkStatus.SOLD_OUT.value
 
 
 # ---------------------------------------------------------------- responses
@@ -303,6 +347,20 @@ class LineItemOut(BaseModel):
     total_minor: MinorUnits = Field(ge=0)
 
 
+class QuantityOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    adjustable: bool
+    min: int
+    max: int
+
+
+class SplitOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ways: int
+    paid: int = Field(description="Shares paid so far.")
+    shares: list[str] = Field(description="Each share's amount, the remainder first.")
+
+
 class Link(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern="^[a-z2-7]{26,}$",
@@ -338,6 +396,24 @@ class Link(BaseModel):
     tax_minor: MinorUnits = Field(ge=0)
     total: str = Field(pattern=_AMOUNT_OUT, description="subtotal - discount + tax; equals `amount`.")
     total_minor: MinorUnits = Field(ge=1)
+    reusable: bool = Field(description="true: takes many payments (core/reusable.py).")
+    max_payments: int | None
+    stock: int | None
+    max_total: str | None = Field(pattern=_AMOUNT_OUT)
+    max_total_minor: MinorUnits | None
+    quantity: QuantityOut | None = Field(description="null: one unit per payment.")
+    amount_mode: Literal["fixed", "customer_chooses"]
+    min_amount: str | None = Field(pattern=_AMOUNT_OUT)
+    min_amount_minor: MinorUnits | None
+    max_amount: str | None = Field(pattern=_AMOUNT_OUT)
+    max_amount_minor: MinorUnits | None
+    suggested_amounts: list[str]
+    suggested_amounts_minor: list[int]
+    split: SplitOut | None
+    payments_count: int = Field(ge=0, description="Payments that counted.")
+    units_sold: int = Field(ge=0)
+    amount_collected: str = Field(pattern=_AMOUNT_OUT)
+    amount_collected_minor: MinorUnits = Field(ge=0)
 
 
 class LinkList(BaseModel):
@@ -538,6 +614,15 @@ ERROR_CODES: dict[str, str] = {
     "invalid_line_items": "A line item (or the discount) does not fit; field names which.",
     "use_series": "A schedule was given to /api/v1/links: recurring charges are made with POST /api/v1/series.",
     "invalid_schedule": "The schedule does not fit (field names which part).",
+    "invalid_quantity": "quantity does not fit (max below min, min above the stock).",
+    "invalid_amount_mode": "amount_mode and the fields that go with it disagree.",
+    "invalid_split": "split cannot work with this amount or these limits.",
+    "invalid_code": "code is not 2 to 40 letters, digits, - or _.",
+    "invalid_discount": "Not exactly one of percent_off and amount_off (with currency), or not above zero.",
+    "invalid_percent": "percent_off is not a decimal string above 0 and at most 100.",
+    "promo_exists": "The shop already has a promo code with this code.",
+    "too_many_promos": "The shop has as many promo codes as allowed.",
+    "invalid_link": "link_ids names a link that is not yours.",
 }
 
 # The columns of GET /api/v1/links/export.csv and /dashboard/export.csv, in order (appended to, never renamed).
@@ -564,7 +649,8 @@ COMMON_ERRORS: dict[int, tuple[str, ...]] = {
 }
 # status -> codes, per operationId; COMMON_ERRORS are added to each.
 ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
-    "createLink": {400: _BODY_CODES, 409: ("idempotency_conflict",), 413: ("body_too_large",)},
+    "createLink": {400: (*_BODY_CODES, "invalid_limit", "invalid_quantity", "invalid_amount_mode", "invalid_split"),
+                   409: ("idempotency_conflict",), 413: ("body_too_large",)},
     "listLinks": {400: ("invalid_status", "invalid_livemode", "invalid_limit", "invalid_cursor")},
     "getLink": {404: ("not_found",)},
     "exportLinks": {400: ("invalid_status", "invalid_currency", "invalid_date", "invalid_origin")},
@@ -588,6 +674,13 @@ ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "listSeries": {},
     "getSeries": {404: ("not_found",)},
     "cancelSeries": {404: ("not_found",), 409: ("not_active",)},
+    "createPromoCode": {400: ("invalid_json", "invalid_type", "missing_field", "unknown_field", "invalid_code",
+                              "invalid_discount", "invalid_percent", "invalid_amount", "invalid_currency",
+                              "invalid_limit", "invalid_expiry", "invalid_link"),
+                        409: ("promo_exists", "too_many_promos"), 413: ("body_too_large",)},
+    "listPromoCodes": {},
+    "getPromoCode": {404: ("not_found",)},
+    "deletePromoCode": {404: ("not_found",)},
 }
 # Headers that come with an error status.
 ERROR_HEADERS: dict[int, dict[str, Any]] = {
@@ -637,6 +730,7 @@ _PATTERN_CODES = {
     "customer.phone": "invalid_phone",
 }
 _NUMBER_CODES = {"amount_minor": "invalid_amount"}
+_LIMIT_FIELDS = frozenset({"max_payments", "stock", "quantity.min", "quantity.max", "split.ways", "max_redemptions"})
 
 
 def first_error(exc: ValidationError) -> tuple[str, str, str]:
@@ -667,6 +761,8 @@ def first_error(exc: ValidationError) -> tuple[str, str, str]:
         code = _PATTERN_CODES.get(field, "invalid_text")
         if code == "missing_description" and isinstance(error.get("input"), str) and error["input"].strip():
             code = "invalid_text"  # not blank: a control or direction character in it
+    elif kind in ("greater_than_equal", "less_than_equal") and field in _LIMIT_FIELDS:
+        code = "invalid_limit"  # a count out of range (stock, ways, quantity, redemptions)
     elif kind in ("greater_than_equal", "less_than_equal"):
         code = "amount_too_large" if kind == "less_than_equal" else _NUMBER_CODES.get(field, "invalid_amount")
     elif kind.endswith("_type") or kind in ("model_type", "dict_type"):
@@ -694,3 +790,48 @@ def first_error(exc: ValidationError) -> tuple[str, str, str]:
 
 # Literal so the document states the one value of this header.
 ReplayedHeader = Literal["true"]
+
+
+# ---------------------------------------------------------------- promo codes
+
+PROMO_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{1,39}$"
+
+
+class CreatePromoCode(_Strict):
+    """Exactly one of `percent_off` and `amount_off` (with `currency`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "oneOf": [{"required": ["percent_off"], "not": {"required": ["amount_off"]}},
+                  {"required": ["amount_off", "currency"], "not": {"required": ["percent_off"]}}],
+        "examples": [{"code": "SAVE10", "percent_off": "10", "max_redemptions": 100}]})
+    code: str = Field(pattern=PROMO_CODE_PATTERN, description="Case-insensitive; stored upper case.")
+    percent_off: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=r"^[0-9]{1,3}(\.[0-9]{1,2})?$", description="Decimal string, more than 0, at most 100.")
+    amount_off: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=AMOUNT_PATTERN, description="Decimal string in `currency`.")
+    currency: str = Field(None, pattern=CURRENCY_PATTERN)  # type: ignore[assignment]  # absent, never null
+    max_redemptions: Count = Field(None, ge=1, le=1_000_000)  # type: ignore[assignment]  # absent, never null
+    expires_at: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, json_schema_extra={"format": "date-time"}, description="ISO 8601 with a UTC offset, in the future.")
+    link_ids: list[Annotated[str, Field(pattern=LINK_ID_PATTERN)]] = Field(
+        None, max_length=100,  # type: ignore[arg-type]  # absent, never null
+        description="Only these links of yours; default: all of them.")
+
+
+class PromoCodeOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str
+    percent_off: str | None
+    amount_off: str | None = Field(pattern=_AMOUNT_OUT)
+    amount_off_minor: MinorUnits | None
+    currency: str | None
+    max_redemptions: int | None
+    times_redeemed: int = Field(ge=0, description="Paid checkouts that used the code.")
+    expires_at: str | None = Field(json_schema_extra=_DATE_TIME)
+    link_ids: list[str] | None
+    created_at: str = Field(json_schema_extra=_DATE_TIME)
+
+
+class PromoCodeList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data: list[PromoCodeOut] = Field(description="Newest first.")

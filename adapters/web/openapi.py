@@ -49,7 +49,8 @@ def _schemas() -> dict[str, Any]:
          (m.WebhookEndpointList, "serialization"), (m.WebhookDelivery, "serialization"),
          (m.WebhookDeliveryList, "serialization"), (m.CreateRefund, "validation"),
          (m.RefundOut, "serialization"), (m.EventList, "serialization"), (m.CreateSeries, "validation"),
-         (m.Series, "serialization"), (m.SeriesList, "serialization")],
+         (m.Series, "serialization"), (m.SeriesList, "serialization"),
+         (m.CreatePromoCode, "validation"), (m.PromoCodeOut, "serialization"), (m.PromoCodeList, "serialization")],
         ref_template=_REF + "{model}",
     )
     schemas: dict[str, Any] = _clean(top["$defs"])
@@ -62,6 +63,7 @@ def _schemas() -> dict[str, Any]:
         metadata["propertyNames"]["pattern"] = key_pattern
         metadata["additionalProperties"] = value_schema
         schemas[name]["properties"]["currency"]["enum"] = codes_in_either_case
+    schemas["CreatePromoCode"]["properties"]["currency"]["enum"] = codes_in_either_case
     codes = ", ".join(m.ERROR_CODES)
     schemas["ErrorDetail"]["properties"]["code"]["description"] = f"Stable machine-readable code: one of {codes}."
     return schemas
@@ -253,6 +255,7 @@ def _paths() -> dict[str, Any]:
         },
         **_webhook_paths(prefix),
         **_series_paths(prefix),
+        **_promo_paths(prefix),
         f"{prefix}/openapi.json": {
             "get": {
                 "operationId": "getOpenApi",
@@ -306,6 +309,43 @@ def _series_paths(prefix: str) -> dict[str, Any]:
                 "description": "Links already made stay as they are (cancel them one by one if needed).",
                 "parameters": [series_id],
                 "responses": {"200": _json("Series", "Cancelled."), **_errors("cancelSeries")},
+            },
+        },
+    }
+
+
+def _promo_paths(prefix: str) -> dict[str, Any]:
+    base = f"{prefix}/promo_codes"
+    code = {"name": "code", "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": m.PROMO_CODE_PATTERN},
+            "description": "The code (case-insensitive)."}
+    return {
+        base: {
+            "post": {
+                "operationId": "createPromoCode",
+                "summary": "Create a promo code",
+                "description": "Customers type it in the pay page's \"Promo code\" field; the discounted amount "
+                "is what the provider charges and what the payment records. A redemption is held while its "
+                "checkout is open and counted when it is paid, so `max_redemptions` is never passed.",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": _REF + "CreatePromoCode"}}}},
+                "responses": {"201": _json("PromoCodeOut", "Created."), **_errors("createPromoCode")},
+            },
+            "get": {
+                "operationId": "listPromoCodes",
+                "summary": "List your promo codes",
+                "responses": {"200": _json("PromoCodeList", "Newest first."), **_errors("listPromoCodes")},
+            },
+        },
+        f"{base}/{{code}}": {
+            "get": {
+                "operationId": "getPromoCode", "summary": "Get one promo code", "parameters": [code],
+                "responses": {"200": _json("PromoCodeOut", "The code."), **_errors("getPromoCode")},
+            },
+            "delete": {
+                "operationId": "deletePromoCode", "summary": "Delete a promo code (checkouts holding it keep it)",
+                "parameters": [code],
+                "responses": {"200": _json("PromoCodeOut", "The code as it was."), **_errors("deletePromoCode")},
             },
         },
     }

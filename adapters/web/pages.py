@@ -74,7 +74,7 @@ _PAGE_QUERY = (
         LINKS.c.status, LINKS.c.expires_at, LINKS.c.paid_at, LINKS.c.livemode,
         MERCHANTS.c.name.label("merchant_name"), MERCHANTS.c.locale.label("merchant_locale"),
         LINKS.c.merchant_id, MERCHANTS.c.brand_color, MERCHANTS.c.logo_version, MERCHANTS.c.support_email,
-        MERCHANTS.c.support_phone,
+        MERCHANTS.c.support_phone, LINKS.c.reusable,
     )
     .join_from(LINKS, MERCHANTS, MERCHANTS.c.id == LINKS.c.merchant_id)
     .where(LINKS.c.id == bindparam("link_id"))
@@ -182,6 +182,8 @@ class PageLink:
     logo_version: str | None
     support_email: str | None
     support_phone: str | None
+    # Sells many times: its page is adapters/web/sell_pages.py.
+    reusable: bool = False
 
     @property
     def amount(self) -> str:
@@ -296,6 +298,9 @@ class PayPages:
         self.not_found_template = env.get_template("not_found.html")
         self.message_template = env.get_template("message.html")
         self._pay_html: dict[PageLink, bytes] = {}
+        from adapters.web.sell_pages import SellPages
+
+        self.sell = SellPages(self)
         self._og_cache: dict[tuple[str, str, str], bytes] = {}
         # One thread of our own for Pillow (shut down with the app, not left to the loop's default pool).
         self._drawing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="og-card")
@@ -357,6 +362,10 @@ class PayPages:
             await self.links.get(link.id)
         self._count_view(link.id)
         await self._load_items(link)
+        if link.reusable:
+            sold = await self.sell.page(request, link, status)
+            if sold is not None:
+                return sold
         payment_ref = request.query.get("payment")
         if payment_ref is not None and PAYMENT_REF.fullmatch(payment_ref):
             returned = next((p for p in await self.links.payments_for(link.id) if p.provider_ref == payment_ref), None)
@@ -511,6 +520,8 @@ class PayPages:
         if link is None:
             return self.not_found()
         page_url = f"/p/{link.id}"
+        if link.reusable:
+            return await self.sell.pay(request, link)
         if self.links.status_of(link) is not LinkStatus.ACTIVE:
             # Paid, expired or cancelled: the page explains which; no checkout is created.
             raise web.HTTPSeeOther(page_url)
@@ -577,7 +588,8 @@ class PayPages:
                 logo = row.png if row else None
             label = {LinkStatus.ACTIVE: f"Pay by {_date_text(link.expires_at.date(), link.merchant_locale)}",
                      LinkStatus.PAID: "Paid", LinkStatus.EXPIRED: "Expired",
-                     LinkStatus.CANCELLED: "Cancelled", LinkStatus.REFUNDED: "Refunded"}[status]
+                     LinkStatus.CANCELLED: "Cancelled", LinkStatus.REFUNDED: "Refunded",
+                     LinkStatus.SOLD_OUT: "Sold out"}[status]
             # Pillow's drawing is CPU work: off the event loop.
             render = functools.partial(
                 og_card, shop=link.merchant_name, amount=link.amount, description=link.description,

@@ -17,6 +17,7 @@ from core import markup
 from core.commands.amounts import rank_currencies, symbol_currencies
 from core.commands.periods import parse_report
 from core.commands.recurring import parse_charge_or_series, parse_invoice, parse_series
+from core.commands.sell import parse_donate, parse_promo, parse_sell, parse_split
 from core.commands.values import (
     Alerts,
     Cancel,
@@ -200,6 +201,17 @@ First line: `/invoice to alice@example.com ref INV-77` (both optional). Then one
 Totals are rounded per line, half to even. I answer with the link and the invoice PDF.
 In the terminal chat (`paylinks chat`), end a line with `\\` to go on to the next one."""
 
+SELL_DETAILS = """**Links many can pay** (each payment has its own receipt; the link message shows the count):
+• `/sell 25 concert ticket stock 50`: 50 tickets, buyers pick how many
+• `/sell 12 brownie box`: no limit · `/sell 30 workshop seat max 20`: at most 20 payments
+• `/donate school library fund`: the donor chooses · `/donate flood relief min 5 suggest 10 20 50`
+• `/split 120 dinner 4 ways` (or `between 4`, `for 4 people`): 4 exact shares, paid when all are in
+Add `exp 3d` or `ref EVT-7` as with /charge; `/cancel` stops a link."""
+
+PROMO_DETAILS = """**/promo** makes discount codes customers type on the pay page.
+• `/promo SAVE10 10%` · `/promo WELCOME 5.00 uses 100 exp 30d`
+• `/promo` lists them with how often each was used · `/promo off SAVE10` ends one"""
+
 # ---------------------------------------------------------------- the registry
 
 COMMANDS: tuple[CommandSpec, ...] = (
@@ -212,6 +224,17 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 parse_invoice, "invoice", details=INVOICE_DETAILS),
     CommandSpec("series", "/series [stop ID]", "your recurring charges, or stop one (asks first)",
                 "Recurring charges: /series [stop ID]", parse_series, "series", aliases=("recurring",)),
+    CommandSpec("sell", "/sell 25 concert ticket stock 50",
+                "a link many can pay (add `stock 50` or `max 20`)",
+                "Sell many times: /sell 25 ticket stock 50", parse_sell, "sell", details=SELL_DETAILS),
+    CommandSpec("donate", "/donate school library fund",
+                "donations: the donor chooses (add `min 5 suggest 10 20 50`)",
+                "Donations: /donate flood relief min 5", parse_donate, "sell", aliases=("donation",),
+                details=SELL_DETAILS),
+    CommandSpec("split", "/split 120 dinner 4 ways", "split a bill into shares (`between 4`, `for 4 people`)",
+                "Split a bill: /split 120 dinner 4 ways", parse_split, "sell", details=SELL_DETAILS),
+    CommandSpec("promo", "/promo SAVE10 10%", "promo codes: make, list (`/promo`), end (`/promo off SAVE10`)",
+                "Promo codes: /promo SAVE10 10%", parse_promo, "promo", details=PROMO_DETAILS),
     CommandSpec("links", "/links [active|paid|expired|all]", "your recent links",
                 "Your recent links: /links [active|paid|expired|all]", _parse_links, "links", aliases=("list",)),
     CommandSpec("status", "/status INV-1042", "one link, by id or reference",

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from core import markup
+from core import markup, reusable
 from core.limits import MAX_EXPIRY
 from core.links import Customer, LinkDraft
 from core.models import LinkStatus
@@ -279,8 +279,32 @@ class InvoiceCommand:
     discount_amount: Decimal | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Sell:
+    """A reusable link: /sell (limits), /donate (customer chooses), /split (shares)."""
+
+    kind: str  # "sell" | "donate" | "split"
+    charge: Charge
+    terms: reusable.Terms
+
+    def draft(self, *, merchant_id: str, member_id: int | None, platform: str, address: str) -> LinkDraft:
+        base = self.charge.draft(merchant_id=merchant_id, member_id=member_id, platform=platform, address=address)
+        return LinkDraft(**{**{name: getattr(base, name) for name in base.__slots__}, "terms": self.terms})
+
+
+@dataclass(frozen=True, slots=True)
+class Promo:
+    action: str  # "list" | "create" | "off"
+    code: str = ""
+    percent_bp: int | None = None
+    amount_off: Money | None = None
+    max_redemptions: int | None = None
+    expires_at: datetime | None = None
+
+
 Command = (Start | Help | Greeting | Charge | Choice | Links | Status | Cancel | Remind | Report | SetCurrency
-           | Invite | Join | Alerts | RefundAsk | Dashboard | Shop | SeriesCharge | SeriesCommand | InvoiceCommand)
+           | Invite | Join | Alerts | RefundAsk | Dashboard | Shop | SeriesCharge | SeriesCommand | InvoiceCommand
+           | Sell | Promo)
 
 
 # ---------------------------------------------------------------- shared helpers

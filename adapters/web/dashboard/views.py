@@ -90,7 +90,8 @@ NOTIFY_CHANNELS = ("email", "sms", "whatsapp")  # the API's `notify` (api_models
 FILTER_PARAMS = ("q", "status", "currency", "from", "to", "origin")
 NO_STORE = {"Cache-Control": "no-store"}
 CHART_DAYS = 30
-STATUS_TONES = {"active": "warn", "paid": "ok", "expired": "bad", "cancelled": "bad", "refunded": "bad"}
+STATUS_TONES = {"active": "warn", "paid": "ok", "expired": "bad", "cancelled": "bad", "refunded": "bad",
+                "sold_out": "ok"}
 # Payments that were sales (later refunded in part or in full); not a second payment of a paid link.
 _SOLD = (PaymentStatus.SUCCEEDED.value, PaymentStatus.PARTIALLY_REFUNDED.value, PaymentStatus.REFUNDED.value)
 # The timeline's event types (core/timeline.py) as the page names them.
