@@ -229,6 +229,10 @@ class CreateLink(_Strict):
 
 
 CREATE_FIELDS = frozenset(CreateLink.model_fields)
+# Fields of links that sell many times: a series makes single-use links, so POST /api/v1/series refuses them
+# (and its document leaves them out).
+SALES_FIELDS = ("reusable", "max_payments", "stock", "max_total", "quantity", "amount_mode", "min_amount",
+                "max_amount", "suggested_amounts", "split")
 CUSTOMER_FIELDS = tuple(CustomerIn.model_fields)
 
 

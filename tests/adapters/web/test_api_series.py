@@ -65,9 +65,21 @@ async def test_a_series_with_line_items_and_a_later_start(live: LiveApp, shop: S
     ({k: v for k, v in TUITION.items() if k != "schedule"}, "missing_field", "schedule"),
     ({**TUITION, "expires_at": "2027-01-01T00:00:00Z"}, "invalid_expiry", "expires_at"),
     ({**TUITION, "amount": "1.001"}, "invalid_amount", "amount"),
+    # A series makes single-use links: the fields of links that sell many times are refused by name.
+    ({**TUITION, "stock": 5}, "unknown_field", "stock"),
+    ({k: v for k, v in {**TUITION, "amount_mode": "customer_chooses", "min_amount": "1"}.items() if k != "amount"},
+     "unknown_field", "amount_mode"),
 ])
 async def test_bad_series_name_their_field(shop: Shop, body: dict[str, object], code: str, field: str) -> None:
     resp = await shop.api.post("/api/v1/series", json_body=body)
     assert resp.status == 400, resp.text
     assert resp.error["field"] == field, resp.text
     assert resp.error["code"] == code, resp.text
+
+
+async def test_the_series_document_leaves_out_the_fields_of_links_that_sell_many_times(shop: Shop) -> None:
+    document = (await shop.api.get("/api/v1/openapi.json")).body
+    series, link = (document["components"]["schemas"][name]["properties"] for name in ("CreateSeries", "CreateLink"))
+    assert "stock" in link and "amount_mode" in link
+    assert not {"reusable", "stock", "quantity", "amount_mode", "min_amount", "split"} & set(series)
+
