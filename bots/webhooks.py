@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from adapters import registry
 from adapters.web.api import link_json, refund_json
+from adapters.web.invoice_json import invoice_fields
 from adapters.webhooks.sender import WebhookSender
+from core import invoices
 from core.db import DbConnection, _sqlite_path
 from core.models import Payment, PaymentLink, Refund
 from core.refunds import RefundService
@@ -41,7 +43,8 @@ def install_webhooks(services: Services) -> WebhookEndpoints:
 
     async def render(conn: DbConnection, link: PaymentLink) -> dict[str, Any]:
         payments, refunds = await RefundService.of_link(conn, link.id)
-        return link_json(link, links.status_of(link, services.clock()), links.url(link.id), payments, refunds)
+        return {**link_json(link, links.status_of(link, services.clock()), links.url(link.id), payments, refunds),
+                **invoice_fields(link, await invoices.read(conn, link.id))}
 
     outbox = services.outbox
     wake = outbox.wake if outbox is not None else None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import gettext as _gettext
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -153,6 +153,7 @@ class Tr:
 
     language: str
 
+    # %-formatted when given values (then a literal percent sign is written "%%"); templates always are.
     def gettext(self, message: str, /, **values: object) -> str:
         text = _catalog(self.language).gettext(message)
         return text % values if values else text
@@ -217,6 +218,12 @@ def N_(message: str) -> str:
     return message
 
 
+def plain_callables(language: str) -> tuple[Callable[[str], str], Callable[[str, str, int], str]]:
+    """The catalog's own gettext and ngettext (no formatting), for Jinja2's install_gettext_callables."""
+    translations = _catalog(tr(language).language)
+    return translations.gettext, translations.ngettext
+
+
 def jinja_callables(language: str) -> dict[str, object]:
     """gettext/ngettext/_ for a Jinja2 render context: newstyle (autoescaped, %(name)s filled)."""
     from jinja2 import pass_context
@@ -230,7 +237,7 @@ def jinja_callables(language: str) -> dict[str, object]:
         text = translations.gettext(message)
         if context.eval_ctx.autoescape:
             text = Markup(text)
-        return text % values if values else text
+        return text % values
 
     @pass_context
     def ngettext(context: Context, singular: str, plural: str, count: int, /, **values: object) -> str:

@@ -195,3 +195,36 @@ def customer_undeliverable_notice(facts: AlertFacts, contact: str, reason: str, 
     if not receipt and facts.url:
         text += "\n" + t.gettext("Send it to them yourself: %(url)s", url=facts.url)
     return Reply(text=text, link_id=facts.link_id)
+
+
+def customer_refund_reply(facts: AlertFacts, language: str | None = None) -> Reply:
+    """To the customer: a refund of their payment went through (facts carry the refunded amount)."""
+    t = i18n.tr(language or facts.shop_language)
+    values = {"shop": facts.merchant_name, "amount": f"**{facts.amount_text}**", "description": facts.description}
+    head = (t.gettext("↩️ %(shop)s refunded %(amount)s for %(description)s.", **values) if facts.merchant_name
+            else t.gettext("↩️ The shop refunded %(amount)s for %(description)s.", **values))
+    if facts.reference:
+        head += " · " + t.gettext("ref %(reference)s", reference=facts.reference)
+    test = "" if facts.livemode else "\n" + t.gettext("%(mark)s: no real money was charged.",
+                                                      mark=t.gettext(TEST_MARK))
+    later = t.gettext("It can take a few days to show on your statement.")
+    return Reply(text=f"{head}\n{later}{test}", link_id=facts.link_id)
+
+
+def delivery_followup(facts: AlertFacts, contact: str, *, delivered: bool, language: str | None = None) -> Reply:
+    """The seller's follow-up to "📨 Sent to …": the link reached the customer (email handed to the mail
+    server, SMS or WhatsApp delivered to the phone). Failures are customer_undeliverable_notice."""
+    t = i18n.tr(language or facts.shop_language)
+    values = {"amount": f"**{facts.amount_text}**", "description": facts.description, "contact": contact}
+    reminder = facts.event == "link.reminder"
+    # Email has no delivery report: accepted by the mail server is all we can know.
+    if delivered:
+        text = (t.gettext("📬 The reminder for %(amount)s (%(description)s) was delivered to %(contact)s.", **values)
+                if reminder else
+                t.gettext("📬 The payment link for %(amount)s (%(description)s) was delivered to %(contact)s.",
+                          **values))
+    else:
+        text = (t.gettext("📬 The reminder for %(amount)s (%(description)s) was sent to %(contact)s.", **values)
+                if reminder else
+                t.gettext("📬 The payment link for %(amount)s (%(description)s) was sent to %(contact)s.", **values))
+    return Reply(text=text, link_id=facts.link_id)

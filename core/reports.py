@@ -21,7 +21,7 @@ from core.db import Database
 from core.i18n import N_
 from core.links import LinkService
 from core.locales import timezone_for as timezone_for  # re-exported: callers ask reports for the shop zone
-from core.models import LinkStatus, Merchant, Payment, PaymentLink, Refund
+from core.models import LinkStatus, Merchant, Payment, PaymentLink, PaymentStatus, Refund
 from core.money import format_money
 from core.outbox_texts import TEST_MARK
 from core.sql import table
@@ -38,6 +38,7 @@ STATUS_MARK: dict[LinkStatus, str] = {
     LinkStatus.EXPIRED: "⌛",
     LinkStatus.CANCELLED: "🚫",
     LinkStatus.REFUNDED: "↩️",
+    LinkStatus.SOLD_OUT: "🎟",
 }
 # English here (Slack's blocks read them as they are); status_word() gives them in the reader's language.
 STATUS_WORD: dict[LinkStatus, str] = {
@@ -46,6 +47,7 @@ STATUS_WORD: dict[LinkStatus, str] = {
     LinkStatus.EXPIRED: N_("Expired"),
     LinkStatus.CANCELLED: N_("Cancelled"),
     LinkStatus.REFUNDED: N_("Refunded"),
+    LinkStatus.SOLD_OUT: N_("Sold out"),
 }
 
 Shop = Merchant | str  # a merchant (its locale and time zone), or just a locale (its territory's zone)
@@ -194,6 +196,7 @@ class ReportService:
                         LINKS.c.status == LinkStatus.PAID.value,
                         LINKS.c.paid_at >= period.start,
                         LINKS.c.paid_at < period.end,
+                        LINKS.c.reusable.is_(False),  # counted per payment below
                     )
                     .group_by(mode, LINKS.c.currency)
                 )
@@ -206,6 +209,7 @@ class ReportService:
                         LINKS.c.status != LinkStatus.PAID.value,
                         LINKS.c.created_at >= period.start,
                         LINKS.c.created_at < period.end,
+                        LINKS.c.reusable.is_(False),
                     )
                     .group_by(mode, LINKS.c.status, LINKS.c.currency)
                 )
@@ -218,6 +222,18 @@ class ReportService:
                     .join_from(PAYMENTS, LINKS, LINKS.c.id == PAYMENTS.c.link_id)
                     .where(LINKS.c.merchant_id == merchant_id, PAYMENTS.c.created_at >= period.start,
                            PAYMENTS.c.created_at < period.end)
+                    .group_by(PAYMENTS.c.livemode, PAYMENTS.c.currency)
+                )
+            ).all()
+            # A link that sells many times counts each of its payments as one paid sale.
+            sold_rows = (
+                await conn.execute(
+                    select(PAYMENTS.c.livemode, PAYMENTS.c.currency, func.count(PAYMENTS.c.id),
+                           func.coalesce(func.sum(PAYMENTS.c.amount_minor), 0))
+                    .join_from(PAYMENTS, LINKS, LINKS.c.id == PAYMENTS.c.link_id)
+                    .where(LINKS.c.merchant_id == merchant_id, LINKS.c.reusable.is_(True),
+                           PAYMENTS.c.status != PaymentStatus.REFUND_NEEDED.value,
+                           PAYMENTS.c.created_at >= period.start, PAYMENTS.c.created_at < period.end)
                     .group_by(PAYMENTS.c.livemode, PAYMENTS.c.currency)
                 )
             ).all()
@@ -236,6 +252,9 @@ class ReportService:
             figures[bool(live)].refunded_links = int(n)
         for live, currency, n, amount in paid_rows:
             figures[bool(live)].paid[currency] = Totals(int(n), int(amount))
+        for live, currency, n, amount in sold_rows:
+            before = figures[bool(live)].paid.get(currency, Totals(0, 0))
+            figures[bool(live)].paid[currency] = Totals(before.count + int(n), before.amount_minor + int(amount))
         for live, status, currency, n, amount in made_rows:
             tally = figures[bool(live)]
             if status == LinkStatus.ACTIVE.value:
@@ -402,6 +421,10 @@ def render_link_line(link: PaymentLink, shop: Shop) -> str:
     line = f"{STATUS_MARK[status]} `{short_id(link.id)}` **{amount}** — {markup.user(link.description)}"
     if link.reference:
         line += " · " + i18n.current().gettext("ref %(reference)s", reference=f"`{markup.user(link.reference)}`")
+    if link.reusable:
+        from core.sales_texts import counts_text
+
+        line += f" · {counts_text(link, _locale(shop))}"
     return line
 
 
@@ -445,6 +468,10 @@ def render_status(link: PaymentLink, url: str, shop: Shop, now: datetime) -> str
     if customer:
         details.append(t.gettext("for %(customer)s", customer=markup.user(customer)))
     lines.append(" · ".join(details))
+    if link.reusable:
+        from core.sales_texts import counts_text
+
+        lines.append(counts_text(link, _locale(shop)))
     if status in (LinkStatus.PAID, LinkStatus.REFUNDED) and link.paid_at:
         lines.append(t.gettext("Paid %(when)s", when=clock.when(link.paid_at)))
     elif status is LinkStatus.CANCELLED and link.cancelled_at:

@@ -22,10 +22,9 @@ TEMPLATES = Path(__file__).parent / "templates"
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                       extensions=["jinja2.ext.i18n"])
-    english = i18n.tr("en")
-    env.install_gettext_callables(  # type: ignore[attr-defined]  # added by jinja2.ext.i18n
-        gettext=lambda message: english.gettext(message),
-        ngettext=lambda singular, plural, count: english.ngettext(singular, plural, count), newstyle=True)
+    gettext, ngettext = i18n.plain_callables("en")
+    env.install_gettext_callables(gettext=gettext, ngettext=ngettext,  # type: ignore[attr-defined]  # jinja2.ext.i18n
+                                  newstyle=True)
     return env
 
 
@@ -52,6 +51,10 @@ def wording(kind: str, facts: AlertFacts, language: str | None = None) -> Wordin
         return Wording(t.gettext("Receipt: %(amount)s to %(shop)s", **values),
                        t.gettext("✅ Payment received, thank you!"),
                        t.gettext("Paid %(when)s.", when=facts.clock(t.language).when(facts.at)), with_link=False)
+    if kind.endswith(".refund"):
+        return Wording(t.gettext("Refund: %(amount)s from %(shop)s", **values),
+                       t.gettext("↩️ %(shop)s refunded your payment.", **values),
+                       t.gettext("It can take a few days to show on your statement."), with_link=False)
     if kind.endswith(".reminder"):
         return Wording(t.gettext("Reminder: %(amount)s for %(description)s", **values),
                        t.gettext("A reminder from %(shop)s: this payment is still open.", **values), "",

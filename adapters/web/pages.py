@@ -26,9 +26,23 @@ from sqlalchemy import Connection, PoolProxiedConnection, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from adapters.qr import render_qr
+from adapters.web.branding import brand_context, link_branding
+from adapters.web.invoice_pages import ItemsView, items_view
 from adapters.web.security import origin_of
 from core.db import Database, DatabaseBusy
-from core.i18n import AUTONYMS, LANGUAGES, Clock, Tr, html_lang, jinja_callables, match_language, negotiate, tr
+from core.i18n import (
+    AUTONYMS,
+    LANGUAGES,
+    Clock,
+    Tr,
+    html_lang,
+    jinja_callables,
+    match_language,
+    negotiate,
+    plain_callables,
+    tr,
+)
+from core.invoices import Invoices
 from core.links import LinkService
 from core.locales import babel_locale, territory_of
 from core.models import (
@@ -76,7 +90,7 @@ _PAGE_QUERY = (
         LINKS.c.status, LINKS.c.expires_at, LINKS.c.paid_at, LINKS.c.livemode,
         MERCHANTS.c.name.label("merchant_name"), MERCHANTS.c.locale.label("merchant_locale"),
         LINKS.c.merchant_id, MERCHANTS.c.brand_color, MERCHANTS.c.logo_version, MERCHANTS.c.support_email,
-        MERCHANTS.c.support_phone, MERCHANTS.c.timezone.label("merchant_timezone"),
+        MERCHANTS.c.support_phone, MERCHANTS.c.timezone.label("merchant_timezone"), LINKS.c.reusable,
     )
     .join_from(LINKS, MERCHANTS, MERCHANTS.c.id == LINKS.c.merchant_id)
     .where(LINKS.c.id == bindparam("link_id"))
@@ -100,12 +114,9 @@ def make_templates() -> jinja2.Environment:
     )
     # English unless a render passes its reader's callables (page_i18n): newstyle gettext, so
     # placeholders are named and filled (and escaped) by gettext itself.
-    english = tr("en")
-    env.install_gettext_callables(  # type: ignore[attr-defined]  # added by jinja2.ext.i18n
-        gettext=lambda message: english.gettext(message),
-        ngettext=lambda singular, plural, count: english.ngettext(singular, plural, count),
-        newstyle=True,
-    )
+    gettext, ngettext = plain_callables("en")
+    env.install_gettext_callables(gettext=gettext, ngettext=ngettext,  # type: ignore[attr-defined]  # jinja2.ext.i18n
+                                  newstyle=True)
     env.globals.update(css_url=StaticFiles.url("paylinks.css"), icon_url=StaticFiles.url("favicon.svg"),
                        dashboard_css_url=StaticFiles.url("dashboard.css"),
                        dashboard_js_url=StaticFiles.url("dashboard.js"))
@@ -211,6 +222,8 @@ class PageLink:
     support_email: str | None
     support_phone: str | None
     merchant_timezone: str | None
+    # Sells many times: its page is adapters/web/sell_pages.py.
+    reusable: bool = False
 
     @property
     def amount(self) -> str:
@@ -329,11 +342,18 @@ class PayPages:
         self.not_found_template = env.get_template("not_found.html")
         self.message_template = env.get_template("message.html")
         self._pay_html: dict[tuple[PageLink, str, bool], bytes] = {}
+        from adapters.web.sell_pages import SellPages
+
+        self.sell = SellPages(self)
         self._og_cache: dict[tuple[str, str, str], bytes] = {}
         # One thread of our own for Pillow (shut down with the app, not left to the loop's default pool).
         self._drawing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="og-card")
         self._view_tasks: set[asyncio.Task[None]] = set()
         self._sqlite = SqlitePageReader()
+        # Line items and invoice numbers the pages list (adapters/web/invoice_pages.py), per link and status:
+        # items never change once made, a number comes with payment (a new status).
+        self.invoices = Invoices(db)
+        self._items: dict[tuple[str, str, str], ItemsView | None] = {}
         # Where Pay's 303 may go: these origins are in CSP form-action (adapters/web/security.py); every
         # provider a shop may pay through (bots/app.py gathers them).
         self.redirect_origins = frozenset(
@@ -392,6 +412,11 @@ class PayPages:
             # Overdue but not swept yet: record the expiry now (hooks tell the merchant), show it at once.
             await self.links.get(link.id)
         self._count_view(link.id)
+        await self._load_items(link, language)
+        if link.reusable:
+            sold = await self.sell.page(request, link, status)
+            if sold is not None:
+                return sold
         payment_ref = request.query.get("payment")
         if payment_ref is not None and PAYMENT_REF.fullmatch(payment_ref):
             returned = next((p for p in await self.links.payments_for(link.id) if p.provider_ref == payment_ref), None)
@@ -431,6 +456,15 @@ class PayPages:
             }
         return self._render(self.closed_template, link, language, texts)
 
+    async def _load_items(self, link: PageLink, language: str) -> None:
+        key = (link.id, link.status, language)
+        if key in self._items:
+            return
+        info = await self.invoices.of(link.id)
+        if len(self._items) >= PAY_HTML_CACHE_SIZE:
+            self._items.pop(next(iter(self._items)))  # oldest first
+        self._items[key] = items_view(link, info, link.merchant_locale, language) if info is not None else None
+
     def _pay_page(self, link: PageLink, language: str) -> web.Response:
         # The page is a pure function of the row just read (and the reader's language, and whether the
         # deadline is near enough to show its time), so an unchanged row reuses its HTML; any change
@@ -456,23 +490,23 @@ class PayPages:
                             charset="utf-8", headers=HTML_HEADERS)
 
     def _html(self, template: jinja2.Template, link: PageLink, language: str, extra: dict[str, Any]) -> bytes:
-        context = {
+        context: dict[str, Any] = {
             **page_i18n(language, link.merchant_locale),
             "link_id": link.id,
             "url": self.links.url(link.id),
-            "merchant_name": link.merchant_name,
             "amount": link.amount,
             "description": link.description,
             "reference": link.reference,
             "test_mode": not link.livemode,
-            "brand_css": (f"/brand/{link.merchant_id}.css?v={link.brand_color.lstrip('#')}"
-                          if link.brand_color else None),
-            "logo_url": f"/brand/{link.merchant_id}/logo.png?v={link.logo_version}" if link.logo_version else None,
-            "support_email": link.support_email,
-            "support_phone": link.support_phone,
+            **brand_context(merchant_id=link.merchant_id, name=link.merchant_name, brand_color=link.brand_color,
+                            logo_version=link.logo_version, support_email=link.support_email,
+                            support_phone=link.support_phone),
             # Cached per link state and branding (adapters/web/preview.py): the URL changes when they do.
             "og_image": f"{self.links.url(link.id)}/og.png?v={preview_version(link)}",
         }
+        items = self._items.get((link.id, link.status, language))
+        context.update(items=items if items is not None and len(items.totals) > 1 else None,
+                       invoice_number=items.number if items is not None else None)
         context.update(extra)  # a page may say something else (the refund page: the payment's amount)
         return template.render(context).encode()
 
@@ -558,6 +592,8 @@ class PayPages:
         if link is None:
             return self.not_found(request=request)
         page_url = f"/p/{link.id}"
+        if link.reusable:
+            return await self.sell.pay(request, link)
         if self.links.status_of(link) is not LinkStatus.ACTIVE:
             # Paid, expired or cancelled: the page explains which; no checkout is created.
             raise web.HTTPSeeOther(page_url)
@@ -579,6 +615,7 @@ class PayPages:
                               provider.name)
             t = await self._language_of(request, link.merchant_id)
             html = self.message_template.render(
+                **await link_branding(self.db, link.id),
                 **page_i18n(t.language, switcher=False), title=t.gettext("The payment could not start"),
                 sandbox=False, test_mode=not link.livemode, tone="warn", badge=t.gettext("Try again"),
                 heading=t.gettext("The payment could not start"),
@@ -596,6 +633,7 @@ class PayPages:
             log.info("checkout on an unlisted origin link=%s origin=%s", link.id, origin_of(checkout.url))
             t = await self._language_of(request, link.merchant_id)
             html = self.message_template.render(
+                **await link_branding(self.db, link.id),
                 **page_i18n(t.language, switcher=False), title=t.gettext("Opening the payment page"),
                 sandbox=False, test_mode=not link.livemode, tone="warn", badge=t.gettext("One moment"),
                 heading=t.gettext("Opening the payment page"),
@@ -633,7 +671,8 @@ class PayPages:
             t = tr(language)
             label = {LinkStatus.ACTIVE: t.gettext("Pay by %(day)s", day=link.clock(language).date(link.expires_at)),
                      LinkStatus.PAID: t.gettext("Paid"), LinkStatus.EXPIRED: t.gettext("Expired"),
-                     LinkStatus.CANCELLED: t.gettext("Cancelled"), LinkStatus.REFUNDED: t.gettext("Refunded")}[status]
+                     LinkStatus.CANCELLED: t.gettext("Cancelled"), LinkStatus.REFUNDED: t.gettext("Refunded"),
+                     LinkStatus.SOLD_OUT: t.gettext("Sold out")}[status]
             # Pillow's drawing is CPU work: off the event loop.
             render = functools.partial(
                 og_card, shop=link.merchant_name, amount=link.amount, description=link.description,

@@ -1,7 +1,7 @@
 """languages: a member's chosen language and the language of each chat alerts are sent to
 
 Revision ID: 0018_i18n
-Revises: 0013_reach_webhooks
+Revises: 0014_reusable_links
 Create Date: 2026-12-01 17:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0018_i18n"
-down_revision: str | Sequence[str] | None = "0013_reach_webhooks"
+down_revision: str | Sequence[str] | None = "0014_reusable_links"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -117,6 +117,7 @@ PENDING_TEMPLATES: frozenset[str] = frozenset({
     "dashboard/denied.html", "dashboard/keys.html", "dashboard/landing.html", "dashboard/layout.html",
     "dashboard/link.html", "dashboard/links.html", "dashboard/new_link.html", "dashboard/overview.html",
     "dashboard/refund.html", "dashboard/settings.html", "dashboard/signin.html", "dashboard/team.html",
+    "dashboard/import.html", "dashboard/providers.html", "dashboard/webhook.html", "dashboard/webhooks.html",
 })
 _TAG = re.compile(r"<[^>]*>")
 _WORDS = re.compile(r"[^\W\d_]{2,}", re.UNICODE)

@@ -52,7 +52,10 @@ class SandboxPlugin(PaymentProviderPlugin[SandboxSettings]):
 
         sandbox = cast(SandboxProvider, provider)
         sandbox.webhook_url = webhook_url  # refund webhooks come back to this app too
-        checkout = SandboxCheckout(sandbox, webhook_url=webhook_url)
+        from adapters.web.branding import link_branding
+
+        checkout = SandboxCheckout(sandbox, webhook_url=webhook_url,
+                                   branding=lambda link_id: link_branding(ctx.db, link_id))
         return WebParts(routes=checkout.routes(), lifespans=[checkout.lifespan])
 
 
