@@ -349,6 +349,13 @@ class Reservations:
                                        .order_by(RESERVATIONS.c.created_at))).all()
         return [LinkReservation(**r._mapping) for r in rows]
 
+    async def for_checkout(self, provider: str, checkout_ref: str) -> LinkReservation | None:
+        """The reservation a provider's checkout was opened for (None: not a reusable link's checkout)."""
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(RESERVATIONS).where(
+                RESERVATIONS.c.provider == provider, RESERVATIONS.c.checkout_ref == checkout_ref))).first()
+        return LinkReservation(**row._mapping) if row is not None else None
+
     async def for_payment(self, payment_id: str) -> LinkReservation | None:
         async with self.db.read() as conn:
             row = (await conn.execute(select(RESERVATIONS).where(RESERVATIONS.c.payment_id == payment_id))).first()
