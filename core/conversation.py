@@ -82,8 +82,7 @@ from core.reports import (
     render_status,
     short_id,
 )
-from core.reusable import CUSTOMER_CHOOSES
-from core.sales_texts import counts_text, kind_text
+from core.sales_texts import amount_text, counts_text, kind_text, pay_label
 from core.series import SeriesService
 from core.signin import SigninService
 from core.sql import table
@@ -416,9 +415,7 @@ class Conversation(InvoiceCommands):
         """The message that shows a new link: amount, description, URL, expiry and a Pay button."""
         now = now or self.clock()
         url = self.links.url(link.id)
-        amount = format_money(link.amount_minor, link.currency, locale)
-        if link.amount_mode == CUSTOMER_CHOOSES:
-            amount = f"from {amount}"  # a donation: its link amount is the smallest one
+        amount = amount_text(link, locale)
         lines = [f"💳 **{amount}** — {markup.user(link.description)}"]
         details = []
         if link.reference:
@@ -443,8 +440,7 @@ class Conversation(InvoiceCommands):
         lines.append(f"⏳ Expires {format_relative(link.expires_at, now, locale)} ({when})")
         return Reply(
             text="\n".join(lines),
-            buttons=(Button("Give" if link.amount_mode == CUSTOMER_CHOOSES
-                            else "Pay a share" if link.split_ways else f"Pay {amount}", url),),
+            buttons=(Button(pay_label(link, locale), url),),
             link_id=link.id,
         )
 
@@ -501,7 +497,7 @@ class Conversation(InvoiceCommands):
         locale = identity.merchant.locale
         buttons: tuple[Button, ...] = ()
         if LinkStatus(link.status) is LinkStatus.ACTIVE:
-            buttons = (Button(f"Pay {format_money(link.amount_minor, link.currency, locale)}", url),)
+            buttons = (Button(pay_label(link, locale), url),)
         text = render_status(link, url, locale, self.clock())
         if self.refunds is not None:
             payments = (await self.refunds.payments_of([link.id])).get(link.id, [])

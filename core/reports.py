@@ -397,8 +397,10 @@ def render_links(links: list[PaymentLink], label: str, locale: str, *, more: boo
 
 
 def render_status(link: PaymentLink, url: str, locale: str, now: datetime) -> str:
+    from core.sales_texts import amount_text
+
     status = LinkStatus(link.status)
-    amount = format_money(link.amount_minor, link.currency, locale)
+    amount = amount_text(link, locale)
     lines = [
         f"{STATUS_MARK[status]} **{STATUS_WORD[status]}** · **{amount}** — {markup.user(link.description)}",
     ]

@@ -94,8 +94,14 @@ async def test_donate_and_split_in_chat(chat: ChatDriver) -> None:
     await chat("/start")
     (donation,) = await chat("/donate flood relief min 5 suggest 10 20 50")
     assert donation.link_id and "Donors choose the amount (from $5.00)" in donation.text
+    # /status reads like the link's message: a donation's button says Give, its amount is "from $5.00".
+    (status,) = await chat("/status " + donation.link_id)
+    assert [b.label for b in status.buttons] == [b.label for b in donation.buttons] == ["Give"]
+    assert "**from $5.00**" in status.text and "**from $5.00**" in donation.text
     (split,) = await chat("/split 120 dinner 4 ways")
     assert split.link_id and "Split 4 ways" in split.text and "🧾 0 of 4 paid" in split.text
+    (split_status,) = await chat("/status " + split.link_id)
+    assert [b.label for b in split_status.buttons] == [b.label for b in split.buttons] == ["Pay a share"]
     link = await chat.services.links.get(split.link_id)
     assert link is not None and (link.split_ways, link.stock, link.status) == (4, 4, LinkStatus.ACTIVE)
     wrong = await chat.text("/split 120 dinner")
