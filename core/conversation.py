@@ -503,7 +503,8 @@ class Conversation(InvoiceCommands):
             payments = (await self.refunds.payments_of([link.id])).get(link.id, [])
             refunds = await self.refunds.refunds_for([link.id])
             events = await timeline(self.links.db, link, self.links.status_of(link))
-            text = "\n".join([text, *render_money_life(payments, refunds, events, locale)])
+            promos = await self.links.reservations.promos_of([p.id for p in payments]) if link.reusable else {}
+            text = "\n".join([text, *render_money_life(payments, refunds, events, locale, promos)])
         return Reply(text, buttons=buttons)
 
     async def _cancel(self, command: Cancel, identity: Identity, message: IncomingMessage) -> list[Reply]:

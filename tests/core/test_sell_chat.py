@@ -198,4 +198,28 @@ async def test_report_counts_each_payment_of_a_reusable_link(chat: ChatDriver) -
         await links.record_payment(PaymentEvent("sandbox", f"evt_{n}", "payment.succeeded", reply.link_id,
                                                 f"ch_{n}", 1200, "USD", checkout_ref=f"cs_{n}"))
     report = await chat.text("/report today test")
-    assert "Paid: $24.00 (2 links)" in report and "Open:" not in report
+    # Each payment is a sale: the count says payments, not links (the link is one).
+    assert "Paid: $24.00 (2 payments)" in report and "Open:" not in report
+    assert "Promo codes" not in report
+
+
+async def test_report_and_status_show_the_promo_code_with_the_discounted_payments(chat: ChatDriver) -> None:
+    from core.ports import PaymentEvent
+
+    await chat("/start")
+    await chat("/promo SAVE10 10%")
+    (reply,) = await chat("/sell 12 brownie box")
+    assert reply.link_id is not None
+    links = chat.services.links
+    for n, code in enumerate(("SAVE10", "SAVE10", None)):
+        held = await links.reservations.reserve(reply.link_id, promo_code=code)
+        await links.reservations.attach_checkout(held.id, "sandbox", f"cs_{n}", None)
+        await links.record_payment(PaymentEvent("sandbox", f"evt_{n}", "payment.succeeded", reply.link_id,
+                                                f"ch_{n}", held.amount_minor, "USD", checkout_ref=f"cs_{n}"))
+    report = await chat.text("/report today test")
+    # The discounted amounts are what was paid; the code and what it took off are named.
+    assert "Paid: $33.60 (3 payments)" in report, report
+    assert "🏷 Promo codes: SAVE10 on 2 payments ($2.40 off)" in report, report
+    status = await chat.text("/status " + reply.link_id)
+    assert status.count("💳 $10.80 with SAVE10 (−$1.20)") == 2, status
+    assert "💳 $12.00 ·" in status
