@@ -452,9 +452,32 @@ class Conversation(InvoiceCommands):
         return [self.link_reply(link, identity.merchant.locale)]
 
     async def _promo(self, command: Promo, identity: Identity, message: IncomingMessage) -> list[Reply]:
-        from core.sales_chat import promo_reply
+        from core.sales_chat import end_promo_question, no_such_promo, promo_reply
 
-        return [await promo_reply(PromoService(self.links.db, clock=self.clock), command, identity.merchant)]
+        service = PromoService(self.links.db, clock=self.clock)
+        if command.action != "off":
+            return [await promo_reply(service, command, identity.merchant)]
+        # Ending a code cannot be undone: asked first, like /refund and /series stop.
+        found = await service.get(identity.merchant.id, command.code)
+        if found is None:
+            return [no_such_promo(command.code)]
+        question = await self.questions.ask(self._asker(message), merchant_id=identity.merchant.id,
+                                            member_id=identity.member.id,
+                                            confirm={"kind": "promo_off", "code": found.code})
+        return [Reply(end_promo_question(found, identity.merchant.locale),
+                      buttons=(Button(f"Yes, end {found.code}"[:60], action=f"{ANSWER_PREFIX}{question.id}:1"),
+                               Button("No", action=f"{ANSWER_PREFIX}{question.id}:0")))]
+
+    async def _promo_confirmed(self, message: IncomingMessage, question: Question, pick: int) -> Reply:
+        from core.sales_chat import end_promo
+
+        code = str((question.confirm or {}).get("code", ""))
+        if pick != 1:
+            return Reply(f"OK, `{markup.user(code)}` stays on.")
+        identity = await self.members.identify(message)
+        if identity is None or identity.merchant.id != question.merchant_id:
+            return Reply("You're not in that shop any more, so nothing changed.")
+        return await end_promo(PromoService(self.links.db, clock=self.clock), code, identity.merchant)
 
     async def _links(self, command: Links, identity: Identity, message: IncomingMessage) -> list[Reply]:
         links, cursor = await self.links.list_links(identity.merchant.id, status=command.status, limit=LIST_LIMIT)
@@ -713,6 +736,8 @@ class Conversation(InvoiceCommands):
         confirm = question.confirm or {}
         if confirm.get("kind") == "series_stop":
             return await self._series_confirmed(message, question, pick)
+        if confirm.get("kind") == "promo_off":
+            return await self._promo_confirmed(message, question, pick)
         if pick != 1:
             return Reply("OK, nothing refunded.")
         identity = await self.members.identify(message)

@@ -116,8 +116,17 @@ async def test_promo_in_chat(chat: ChatDriver) -> None:
     await chat("/promo WELCOME 5.00 uses 100 exp 30d")
     listed = await chat.text("/promo")
     assert "WELCOME — $5.00 off · used 0 of 100" in listed and "SAVE10 — 10% off · used 0" in listed
-    assert "Ended" in await chat.text("/promo off SAVE10")
+    # Ending a code is asked first; "no" keeps it, "yes" ends it.
+    (asked,) = await chat("/promo off save10")
+    assert "End promo code `SAVE10` — 10% off · used 0? yes / no" in asked.text, asked.text
+    assert [b.label for b in asked.buttons] == ["Yes, end SAVE10", "No"]
+    assert "stays on" in await chat.text("no")
+    assert "SAVE10" in await chat.text("/promo"), "not ended before the seller said yes"
+    await chat("/promo off SAVE10")
+    assert "Ended SAVE10" in await chat.text("yes")
+    assert "SAVE10" not in await chat.text("/promo")
     assert "no promo code" in await chat.text("/promo off SAVE10")
+    assert "no promo code" in await chat.text("/promo off NOPE")
 
 
 async def _merchant(chat: ChatDriver) -> str:
