@@ -68,7 +68,6 @@ from core.money import Money, MoneyError, format_money, is_currency
 from core.ports import ProviderResolver
 from core.provider_accounts import ProviderAccounts
 from core.refunds import RefundRequest, RefundService
-from core.reusable import PaymentPromo
 from core.signin import Session, SigninError, SigninService
 from core.sql import table
 from core.timeline import TimelineEvent, timeline
@@ -433,12 +432,6 @@ class Dashboard:
             raise web.HTTPNotFound()
         return link
 
-    def _promo_text(self, promo: PaymentPromo | None, currency: str, merchant: Merchant) -> str:
-        """"SAVE10 (−S$2.50)" beside a payment made with a promo code; "" for one without."""
-        if promo is None:
-            return ""
-        return f"{promo.code} (−{self.money(promo.discount_minor, currency, merchant)})"
-
     async def link_detail(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
         link = await self._own_link(request, merchant)
         payments = await self.links.payments_for(link.id)
@@ -460,7 +453,9 @@ class Dashboard:
                        "refunded": self.money(p.amount_refunded_minor, p.currency, merchant)
                        if p.amount_refunded_minor else "",
                        "refunds": [self._refund_row(r, merchant) for r in refunds.get(p.id, [])],
-                       "promo": self._promo_text(promos.get(p.id), p.currency, merchant),
+                       "promo": promos[p.id].code if p.id in promos else "",
+                       "promo_off": self.money(promos[p.id].discount_minor, p.currency, merchant)
+                       if p.id in promos else "",
                        "can_refund": p.id in refundable} for p in payments],
             can_cancel=status is LinkStatus.ACTIVE,
             can_resend=status is LinkStatus.ACTIVE and self.resend_link is not None and self.can_resend(link),
