@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from gettext import ngettext
 
 from babel.dates import format_skeleton, format_time, format_timedelta
 from sqlalchemy import func, select
@@ -23,6 +24,7 @@ from core.locales import babel_locale, timezone_for
 from core.models import LinkStatus, Payment, PaymentLink, PaymentStatus, Refund
 from core.money import format_money
 from core.outbox_texts import TEST_MARK
+from core.reusable import RESERVATIONS, PaymentPromo
 from core.sql import table
 from core.timeline import TimelineEvent
 
@@ -73,6 +75,16 @@ def short_id(link_id: str) -> str:
 class Totals:
     count: int
     amount_minor: int
+    # Of `count`, payments of links that sell many times (each payment is a sale, not each link).
+    payments: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PromoTotals:
+    """Payments made with one promo code in one currency, and what the code took off them."""
+
+    payments: int
+    discount_minor: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +111,8 @@ class Figures:
     # Every payment taken within the period (double payments too), by currency, with what went back.
     money: dict[str, MoneyTotals] = field(default_factory=dict)
     refunded_links: int = 0
+    # Paid sales made with a promo code, by (code, currency): their amounts in `paid` are the discounted ones.
+    promos: dict[tuple[str, str], PromoTotals] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -220,6 +234,19 @@ class ReportService:
                     .group_by(PAYMENTS.c.livemode, PAYMENTS.c.currency)
                 )
             ).all()
+            promo_rows = (
+                await conn.execute(
+                    select(PAYMENTS.c.livemode, PAYMENTS.c.currency, RESERVATIONS.c.promo_code,
+                           func.count(PAYMENTS.c.id), func.coalesce(func.sum(RESERVATIONS.c.discount_minor), 0))
+                    .join_from(PAYMENTS, RESERVATIONS, RESERVATIONS.c.payment_id == PAYMENTS.c.id)
+                    .join(LINKS, LINKS.c.id == PAYMENTS.c.link_id)
+                    .where(LINKS.c.merchant_id == merchant_id, LINKS.c.reusable.is_(True),
+                           RESERVATIONS.c.promo_code.is_not(None),
+                           PAYMENTS.c.status != PaymentStatus.REFUND_NEEDED.value,
+                           PAYMENTS.c.created_at >= period.start, PAYMENTS.c.created_at < period.end)
+                    .group_by(PAYMENTS.c.livemode, PAYMENTS.c.currency, RESERVATIONS.c.promo_code)
+                )
+            ).all()
             refunded_rows = (
                 await conn.execute(
                     select(mode, count).where(
@@ -237,7 +264,10 @@ class ReportService:
             figures[bool(live)].paid[currency] = Totals(int(n), int(amount))
         for live, currency, n, amount in sold_rows:
             before = figures[bool(live)].paid.get(currency, Totals(0, 0))
-            figures[bool(live)].paid[currency] = Totals(before.count + int(n), before.amount_minor + int(amount))
+            figures[bool(live)].paid[currency] = Totals(before.count + int(n), before.amount_minor + int(amount),
+                                                        before.payments + int(n))
+        for live, currency, code, n, discount in promo_rows:
+            figures[bool(live)].promos[(str(code), currency)] = PromoTotals(int(n), int(discount))
         for live, status, currency, n, amount in made_rows:
             tally = figures[bool(live)]
             if status == LinkStatus.ACTIVE.value:
@@ -262,9 +292,11 @@ class _Tally:
     cancelled: int = 0
     money: dict[str, MoneyTotals] = field(default_factory=dict)
     refunded_links: int = 0
+    promos: dict[tuple[str, str], PromoTotals] = field(default_factory=dict)
 
     def done(self) -> Figures:
-        return Figures(self.paid, self.open, self.expired, self.cancelled, self.money, self.refunded_links)
+        return Figures(self.paid, self.open, self.expired, self.cancelled, self.money, self.refunded_links,
+                       self.promos)
 
 
 # ---------------------------------------------------------------- rendering (pure, Reply markup)
@@ -283,13 +315,33 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _paid_count(totals: dict[str, Totals]) -> str:
+    """"2 links", or "3 payments" once a link that sells many times is in (each of its payments is a sale,
+    and a paid single-use link is one payment too). ngettext, so the plural rules can be translated."""
+    count = sum(t.count for t in totals.values())
+    if any(t.payments for t in totals.values()):
+        return ngettext("{count} payment", "{count} payments", count).format(count=count)
+    return ngettext("{count} link", "{count} links", count).format(count=count)
+
+
+def _promo_line(promos: dict[tuple[str, str], PromoTotals], locale: str) -> str:
+    """"🏷 Promo codes: `SAVE10` on 2 payments (−S$5.00 off) · …": the paid amounts above are after these."""
+    parts = []
+    for code, cur in sorted(promos, key=lambda key: (-promos[key].payments, key)):
+        totals = promos[(code, cur)]
+        parts.append(ngettext("`{code}` on {count} payment ({discount} off)",
+                              "`{code}` on {count} payments ({discount} off)", totals.payments).format(
+            code=markup.user(code), count=totals.payments,
+            discount=format_money(totals.discount_minor, cur, locale)))
+    return "🏷 Promo codes: " + " · ".join(parts)
+
+
 def _figure_lines(figures: Figures, locale: str, currency: str | None) -> list[str]:
     lines = []
-    paid_count = sum(t.count for t in figures.paid.values())
     open_count = sum(t.count for t in figures.open.values())
     if figures.paid:
         paid = _money_list(figures.paid, locale, bold=True, first=currency)
-        lines.append(f"✅ Paid: {paid} ({_plural(paid_count, 'link')})")
+        lines.append(f"✅ Paid: {paid} ({_paid_count(figures.paid)})")
     else:
         lines.append("✅ Paid: nothing yet")
     if figures.open:
@@ -304,6 +356,8 @@ def _figure_lines(figures: Figures, locale: str, currency: str | None) -> list[s
         extra.append(f"↩️ Refunded: {figures.refunded_links}")
     if extra:
         lines.append(" · ".join(extra))
+    if figures.promos:
+        lines.append(_promo_line(figures.promos, locale))
     for code in sorted(figures.money, key=lambda c: (c != currency, c)):
         totals = figures.money[code]
         gross = format_money(totals.gross_minor, code, locale)
@@ -329,7 +383,7 @@ def render_report(data: ReportData, merchant_name: str, locale: str, currency: s
         paid = _money_list(beside.paid, locale, bold=False, first=currency) or "nothing"
         paid_count = sum(t.count for t in beside.paid.values())
         lines.append(f"{TEST_MARK} (not counted above): paid {paid}"
-                     + (f" ({_plural(paid_count, 'link')})" if paid_count else ""))
+                     + (f" ({_paid_count(beside.paid)})" if paid_count else ""))
     return "\n".join(lines)
 
 
@@ -343,12 +397,17 @@ TIMELINE_LINES = 8
 
 
 def render_money_life(payments: Sequence[Payment], refunds: Mapping[str, Sequence[Refund]],
-                      events: Sequence[TimelineEvent], locale: str) -> list[str]:
-    """/status's lines after the link: each payment with its refunds, then the timeline, briefly."""
+                      events: Sequence[TimelineEvent], locale: str,
+                      promos: Mapping[str, PaymentPromo] | None = None) -> list[str]:
+    """/status's lines after the link: each payment (with its promo code) and its refunds, then the timeline."""
     lines = []
+    promos = promos or {}
     for payment in payments:
         amount = format_money(payment.amount_minor, payment.currency, locale)
         who = f" by {markup.user(payment.payer_name)}" if payment.payer_name else ""
+        if (promo := promos.get(payment.id)) is not None:
+            off = format_money(promo.discount_minor, payment.currency, locale)
+            amount += f" with `{markup.user(promo.code)}` (−{off})"
         line = f"💳 {amount}{who} · {str(payment.status).replace('_', ' ')} · `{payment.id}`"
         if payment.amount_refunded_minor:
             line += f" · refunded {format_money(payment.amount_refunded_minor, payment.currency, locale)}"
@@ -397,8 +456,10 @@ def render_links(links: list[PaymentLink], label: str, locale: str, *, more: boo
 
 
 def render_status(link: PaymentLink, url: str, locale: str, now: datetime) -> str:
+    from core.sales_texts import amount_text
+
     status = LinkStatus(link.status)
-    amount = format_money(link.amount_minor, link.currency, locale)
+    amount = amount_text(link, locale)
     lines = [
         f"{STATUS_MARK[status]} **{STATUS_WORD[status]}** · **{amount}** — {markup.user(link.description)}",
     ]

@@ -21,6 +21,21 @@ def counts_text(link: PaymentLink, locale: str) -> str:
     return f"🎟 {link.units_sold} sold · {collected}"
 
 
+def amount_text(link: PaymentLink, locale: str) -> str:
+    """The link's amount as chats show it: a donation's stored amount is its smallest one ("from S$5.00")."""
+    amount = format_money(link.amount_minor, link.currency, locale)
+    return f"from {amount}" if link.amount_mode == CUSTOMER_CHOOSES else amount
+
+
+def pay_label(link: PaymentLink, locale: str) -> str:
+    """The Pay button's label, the same on the new link's message and on /status."""
+    if link.amount_mode == CUSTOMER_CHOOSES:
+        return "Give"
+    if link.split_ways:
+        return "Pay a share"
+    return f"Pay {format_money(link.amount_minor, link.currency, locale)}"
+
+
 def kind_text(link: PaymentLink, locale: str) -> str:
     """The line under a new reusable link's amount: what kind of link it is."""
     if link.split_ways:
