@@ -14,6 +14,7 @@ from core import invoices
 from core.db import DbConnection, _sqlite_path
 from core.models import Payment, PaymentLink, Refund
 from core.refunds import RefundService
+from core.reusable import promos_of
 from core.secretbox import KEY_FILE_NAME, SecretBox, key_from_file
 from core.settings import reveal
 from core.webhooks import PLATFORM, WebhookEndpoints, WebhookError, WebhookEvents, payment_json, write_event
@@ -43,7 +44,9 @@ def install_webhooks(services: Services) -> WebhookEndpoints:
 
     async def render(conn: DbConnection, link: PaymentLink) -> dict[str, Any]:
         payments, refunds = await RefundService.of_link(conn, link.id)
-        return {**link_json(link, links.status_of(link, services.clock()), links.url(link.id), payments, refunds),
+        promos = await promos_of(conn, [p.id for p in payments]) if link.reusable else {}
+        return {**link_json(link, links.status_of(link, services.clock()), links.url(link.id), payments, refunds,
+                            promos),
                 **invoice_fields(link, await invoices.read(conn, link.id))}
 
     outbox = services.outbox

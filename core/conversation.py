@@ -84,8 +84,7 @@ from core.reports import (
     short_id,
     status_word,
 )
-from core.reusable import CUSTOMER_CHOOSES
-from core.sales_texts import counts_text, kind_text
+from core.sales_texts import amount_text, counts_text, kind_text, pay_label
 from core.series import SeriesService
 from core.signin import SigninService
 from core.sql import insert_ignore, table
@@ -481,9 +480,7 @@ class Conversation(InvoiceCommands):
         clock = i18n.Clock.of(language=t.language, shop_locale=locale, timezone=zone)
         now = now or self.clock()
         url = self.links.url(link.id)
-        amount = format_money(link.amount_minor, link.currency, locale)
-        if link.amount_mode == CUSTOMER_CHOOSES:
-            amount = f"from {amount}"  # a donation: its link amount is the smallest one
+        amount = amount_text(link, locale)
         lines = [f"💳 **{amount}** — {markup.user(link.description)}"]
         details = []
         if link.reference:
@@ -510,11 +507,9 @@ class Conversation(InvoiceCommands):
         lines.append(t.gettext("⏳ Expires %(relative)s (%(when)s)",
                                relative=format_relative(link.expires_at, now, t.language),
                                when=clock.when(link.expires_at)))
-        label = (t.gettext("Give") if link.amount_mode == CUSTOMER_CHOOSES
-                 else t.gettext("Pay a share") if link.split_ways else t.gettext("Pay %(amount)s", amount=amount))
         return Reply(
             text="\n".join(lines),
-            buttons=(Button(label, url),),
+            buttons=(Button(pay_label(link, locale), url),),
             link_id=link.id,
         )
 
@@ -526,9 +521,33 @@ class Conversation(InvoiceCommands):
         return [self.link_reply(link, identity.merchant.locale)]
 
     async def _promo(self, command: Promo, identity: Identity, message: IncomingMessage) -> list[Reply]:
-        from core.sales_chat import promo_reply
+        from core.sales_chat import end_promo_question, no_such_promo, promo_reply
 
-        return [await promo_reply(PromoService(self.links.db, clock=self.clock), command, identity.merchant)]
+        service = PromoService(self.links.db, clock=self.clock)
+        if command.action != "off":
+            return [await promo_reply(service, command, identity.merchant)]
+        # Ending a code cannot be undone: asked first, like /refund and /series stop.
+        found = await service.get(identity.merchant.id, command.code)
+        if found is None:
+            return [no_such_promo(command.code)]
+        question = await self.questions.ask(self._asker(message), merchant_id=identity.merchant.id,
+                                            member_id=identity.member.id,
+                                            confirm={"kind": "promo_off", "code": found.code})
+        return [Reply(end_promo_question(found, identity.merchant.locale),
+                      buttons=(Button(i18n.current().gettext("Yes, end %(code)s", code=found.code)[:60],
+                                      action=f"{ANSWER_PREFIX}{question.id}:1"),
+                               Button(i18n.current().gettext("No"), action=f"{ANSWER_PREFIX}{question.id}:0")))]
+
+    async def _promo_confirmed(self, message: IncomingMessage, question: Question, pick: int) -> Reply:
+        from core.sales_chat import end_promo
+
+        code = str((question.confirm or {}).get("code", ""))
+        if pick != 1:
+            return Reply(i18n.current().gettext("OK, %(code)s stays on.", code=f"`{markup.user(code)}`"))
+        identity = await self.members.identify(message)
+        if identity is None or identity.merchant.id != question.merchant_id:
+            return Reply(i18n.current().gettext("You're not in that shop any more, so nothing changed."))
+        return await end_promo(PromoService(self.links.db, clock=self.clock), code, identity.merchant)
 
     async def _links(self, command: Links, identity: Identity, message: IncomingMessage) -> list[Reply]:
         links, cursor = await self.links.list_links(identity.merchant.id, status=command.status, limit=LIST_LIMIT)
@@ -570,14 +589,14 @@ class Conversation(InvoiceCommands):
         locale = identity.merchant.locale
         buttons: tuple[Button, ...] = ()
         if LinkStatus(link.status) is LinkStatus.ACTIVE:
-            buttons = (Button(i18n.current().gettext(
-                "Pay %(amount)s", amount=format_money(link.amount_minor, link.currency, locale)), url),)
+            buttons = (Button(pay_label(link, locale), url),)
         text = render_status(link, url, identity.merchant, self.clock())
         if self.refunds is not None:
             payments = (await self.refunds.payments_of([link.id])).get(link.id, [])
             refunds = await self.refunds.refunds_for([link.id])
             events = await timeline(self.links.db, link, self.links.status_of(link))
-            text = "\n".join([text, *render_money_life(payments, refunds, events, identity.merchant)])
+            promos = await self.links.reservations.promos_of([p.id for p in payments]) if link.reusable else {}
+            text = "\n".join([text, *render_money_life(payments, refunds, events, identity.merchant, promos)])
         return Reply(text, buttons=buttons)
 
     async def _cancel(self, command: Cancel, identity: Identity, message: IncomingMessage) -> list[Reply]:
@@ -829,6 +848,8 @@ class Conversation(InvoiceCommands):
         t = i18n.current()
         if confirm.get("kind") == "series_stop":
             return await self._series_confirmed(message, question, pick)
+        if confirm.get("kind") == "promo_off":
+            return await self._promo_confirmed(message, question, pick)
         if pick != 1:
             return Reply(t.gettext("OK, nothing refunded."))
         identity = await self.members.identify(message)

@@ -708,6 +708,12 @@ class LinkService:
                 await conn.execute(update(CHECKOUTS).where(CHECKOUTS.c.id == checkout_id)
                                    .values(checks=checks + 1, next_check_at=now + wait))
             link = _row_to_link({c.name: values[c] for c in LINKS.c})
+            if link.reusable:
+                # The checkout was opened for its reservation's amount (quantity × unit, a chosen amount, a
+                # share, after any promo code), not the link's unit amount: the provider is asked about that.
+                held = await self.reservations.for_checkout(name, ref)
+                if held is not None:
+                    link = link.model_copy(update={"amount_minor": held.amount_minor})
             try:
                 event = await provider.reconcile_event(ref, link)
             except Exception as exc:  # the next round asks again

@@ -24,6 +24,7 @@ from core.locales import timezone_for as timezone_for  # re-exported: callers as
 from core.models import LinkStatus, Merchant, Payment, PaymentLink, PaymentStatus, Refund
 from core.money import format_money
 from core.outbox_texts import TEST_MARK
+from core.reusable import RESERVATIONS, PaymentPromo
 from core.sql import table
 from core.timeline import TimelineEvent
 
@@ -90,6 +91,16 @@ def short_id(link_id: str) -> str:
 class Totals:
     count: int
     amount_minor: int
+    # Of `count`, payments of links that sell many times (each payment is a sale, not each link).
+    payments: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PromoTotals:
+    """Payments made with one promo code in one currency, and what the code took off them."""
+
+    payments: int
+    discount_minor: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +127,8 @@ class Figures:
     # Every payment taken within the period (double payments too), by currency, with what went back.
     money: dict[str, MoneyTotals] = field(default_factory=dict)
     refunded_links: int = 0
+    # Paid sales made with a promo code, by (code, currency): their amounts in `paid` are the discounted ones.
+    promos: dict[tuple[str, str], PromoTotals] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -237,6 +250,19 @@ class ReportService:
                     .group_by(PAYMENTS.c.livemode, PAYMENTS.c.currency)
                 )
             ).all()
+            promo_rows = (
+                await conn.execute(
+                    select(PAYMENTS.c.livemode, PAYMENTS.c.currency, RESERVATIONS.c.promo_code,
+                           func.count(PAYMENTS.c.id), func.coalesce(func.sum(RESERVATIONS.c.discount_minor), 0))
+                    .join_from(PAYMENTS, RESERVATIONS, RESERVATIONS.c.payment_id == PAYMENTS.c.id)
+                    .join(LINKS, LINKS.c.id == PAYMENTS.c.link_id)
+                    .where(LINKS.c.merchant_id == merchant_id, LINKS.c.reusable.is_(True),
+                           RESERVATIONS.c.promo_code.is_not(None),
+                           PAYMENTS.c.status != PaymentStatus.REFUND_NEEDED.value,
+                           PAYMENTS.c.created_at >= period.start, PAYMENTS.c.created_at < period.end)
+                    .group_by(PAYMENTS.c.livemode, PAYMENTS.c.currency, RESERVATIONS.c.promo_code)
+                )
+            ).all()
             refunded_rows = (
                 await conn.execute(
                     select(mode, count).where(
@@ -254,7 +280,10 @@ class ReportService:
             figures[bool(live)].paid[currency] = Totals(int(n), int(amount))
         for live, currency, n, amount in sold_rows:
             before = figures[bool(live)].paid.get(currency, Totals(0, 0))
-            figures[bool(live)].paid[currency] = Totals(before.count + int(n), before.amount_minor + int(amount))
+            figures[bool(live)].paid[currency] = Totals(before.count + int(n), before.amount_minor + int(amount),
+                                                        before.payments + int(n))
+        for live, currency, code, n, discount in promo_rows:
+            figures[bool(live)].promos[(str(code), currency)] = PromoTotals(int(n), int(discount))
         for live, status, currency, n, amount in made_rows:
             tally = figures[bool(live)]
             if status == LinkStatus.ACTIVE.value:
@@ -279,9 +308,11 @@ class _Tally:
     cancelled: int = 0
     money: dict[str, MoneyTotals] = field(default_factory=dict)
     refunded_links: int = 0
+    promos: dict[tuple[str, str], PromoTotals] = field(default_factory=dict)
 
     def done(self) -> Figures:
-        return Figures(self.paid, self.open, self.expired, self.cancelled, self.money, self.refunded_links)
+        return Figures(self.paid, self.open, self.expired, self.cancelled, self.money, self.refunded_links,
+                       self.promos)
 
 
 # ---------------------------------------------------------------- rendering (pure, Reply markup)
@@ -296,15 +327,36 @@ def _money_list(totals: dict[str, Totals], locale: str, *, bold: bool, first: st
     return " + ".join(parts)
 
 
+def _paid_count(totals: dict[str, Totals]) -> str:
+    """"2 links", or "3 payments" once a link that sells many times is in (each of its payments is a sale,
+    and a paid single-use link is one payment too)."""
+    t = i18n.current()
+    count = sum(x.count for x in totals.values())
+    if any(x.payments for x in totals.values()):
+        return t.ngettext("%(count)s payment", "%(count)s payments", count)
+    return t.ngettext("%(count)s link", "%(count)s links", count)
+
+
+def _promo_line(promos: dict[tuple[str, str], PromoTotals], locale: str) -> str:
+    """"🏷 Promo codes: `SAVE10` on 2 payments (−S$5.00 off) · …": the paid amounts above are after these."""
+    t = i18n.current()
+    parts = []
+    for code, cur in sorted(promos, key=lambda key: (-promos[key].payments, key)):
+        totals = promos[(code, cur)]
+        parts.append(t.ngettext("%(code)s on %(count)s payment (%(discount)s off)",
+                                "%(code)s on %(count)s payments (%(discount)s off)", totals.payments,
+                                code=f"`{markup.user(code)}`",
+                                discount=format_money(totals.discount_minor, cur, locale)))
+    return t.gettext("🏷 Promo codes: %(codes)s", codes=" · ".join(parts))
+
+
 def _figure_lines(figures: Figures, locale: str, currency: str | None) -> list[str]:
     t = i18n.current()
     lines = []
-    paid_count = sum(x.count for x in figures.paid.values())
     open_count = sum(x.count for x in figures.open.values())
     if figures.paid:
         paid = _money_list(figures.paid, locale, bold=True, first=currency)
-        lines.append(t.ngettext("✅ Paid: %(amounts)s (%(count)s link)", "✅ Paid: %(amounts)s (%(count)s links)",
-                                paid_count, amounts=paid))
+        lines.append(t.gettext("✅ Paid: %(amounts)s (%(count)s)", amounts=paid, count=_paid_count(figures.paid)))
     else:
         lines.append(t.gettext("✅ Paid: nothing yet"))
     if figures.open:
@@ -320,6 +372,8 @@ def _figure_lines(figures: Figures, locale: str, currency: str | None) -> list[s
         extra.append(t.gettext("↩️ Refunded: %(count)s", count=figures.refunded_links))
     if extra:
         lines.append(" · ".join(extra))
+    if figures.promos:
+        lines.append(_promo_line(figures.promos, locale))
     for code in sorted(figures.money, key=lambda c: (c != currency, c)):
         totals = figures.money[code]
         lines.append(t.gettext("💰 %(currency)s: gross %(gross)s − refunded %(refunded)s = net %(net)s", currency=code,
@@ -352,13 +406,11 @@ def render_report(data: ReportData, merchant_name: str, shop: Shop, currency: st
     beside = data.beside
     if beside is not None:
         # Never added to the totals above: shown apart, so a rehearsal cannot pass for sales.
-        paid_count = sum(x.count for x in beside.paid.values())
         mark = t.gettext(TEST_MARK)
-        if paid_count:
+        if beside.paid:
             paid = _money_list(beside.paid, locale, bold=False, first=currency)
-            lines.append(t.ngettext("%(mark)s (not counted above): paid %(amounts)s (%(count)s link)",
-                                    "%(mark)s (not counted above): paid %(amounts)s (%(count)s links)",
-                                    paid_count, mark=mark, amounts=paid))
+            lines.append(t.gettext("%(mark)s (not counted above): paid %(amounts)s (%(count)s)", mark=mark,
+                                   amounts=paid, count=_paid_count(beside.paid)))
         else:
             lines.append(t.gettext("%(mark)s (not counted above): paid nothing", mark=mark))
     return "\n".join(lines)
@@ -379,14 +431,21 @@ TIMELINE_LINES = 8
 
 
 def render_money_life(payments: Sequence[Payment], refunds: Mapping[str, Sequence[Refund]],
-                      events: Sequence[TimelineEvent], shop: Shop) -> list[str]:
-    """/status's lines after the link: each payment with its refunds, then the timeline, briefly."""
+                      events: Sequence[TimelineEvent], shop: Shop,
+                      promos: Mapping[str, PaymentPromo] | None = None) -> list[str]:
+    """/status's lines after the link: each payment (with its promo code) and its refunds, then the timeline."""
     t = i18n.current()
     locale = _locale(shop)
     clock = shop_clock(shop)
+    promos = promos or {}
     lines = []
+    promos = promos or {}
     for payment in payments:
         amount = format_money(payment.amount_minor, payment.currency, locale)
+        if (promo := promos.get(payment.id)) is not None:
+            off = format_money(promo.discount_minor, payment.currency, locale)
+            amount = t.gettext("%(amount)s with %(code)s (−%(off)s)", amount=amount,
+                               code=f"`{markup.user(promo.code)}`", off=off)
         if payment.payer_name:
             amount = t.gettext("%(amount)s by %(payer)s", amount=amount, payer=markup.user(payment.payer_name))
         state = str(payment.status)
@@ -454,10 +513,12 @@ def render_links(links: list[PaymentLink], label: str, shop: Shop, *, more: bool
 
 
 def render_status(link: PaymentLink, url: str, shop: Shop, now: datetime) -> str:
+    from core.sales_texts import amount_text
+
     t = i18n.current()
     status = LinkStatus(link.status)
     clock = shop_clock(shop)
-    amount = format_money(link.amount_minor, link.currency, _locale(shop))
+    amount = amount_text(link, _locale(shop))
     lines = [
         f"{STATUS_MARK[status]} **{status_word(status)}** · **{amount}** — {markup.user(link.description)}",
     ]

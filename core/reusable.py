@@ -360,10 +360,44 @@ class Reservations:
                                        .order_by(RESERVATIONS.c.created_at))).all()
         return [LinkReservation(**r._mapping) for r in rows]
 
+    async def for_checkout(self, provider: str, checkout_ref: str) -> LinkReservation | None:
+        """The reservation a provider's checkout was opened for (None: not a reusable link's checkout)."""
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(RESERVATIONS).where(
+                RESERVATIONS.c.provider == provider, RESERVATIONS.c.checkout_ref == checkout_ref))).first()
+        return LinkReservation(**row._mapping) if row is not None else None
+
+    async def promos_of(self, payment_ids: Sequence[str]) -> dict[str, PaymentPromo]:
+        async with self.db.read() as conn:
+            return await promos_of(conn, payment_ids)
+
     async def for_payment(self, payment_id: str) -> LinkReservation | None:
         async with self.db.read() as conn:
             row = (await conn.execute(select(RESERVATIONS).where(RESERVATIONS.c.payment_id == payment_id))).first()
         return LinkReservation(**row._mapping) if row is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentPromo:
+    """The promo code a payment was made with, and what it took off (minor units of the payment)."""
+
+    code: str
+    discount_minor: int
+
+
+async def promos_of(conn: DbConnection, payment_ids: Sequence[str]) -> dict[str, PaymentPromo]:
+    """Payment id -> its promo code, for those paid with one (one query; the code lives on the reservation)."""
+    if not payment_ids:
+        return {}
+    found: dict[str, PaymentPromo] = {}
+    ids_ = list(dict.fromkeys(payment_ids))
+    for start in range(0, len(ids_), 500):  # bounded IN lists (SQLite's variable limit)
+        rows = (await conn.execute(select(RESERVATIONS.c.payment_id, RESERVATIONS.c.promo_code,
+                                          RESERVATIONS.c.discount_minor).where(
+            RESERVATIONS.c.payment_id.in_(ids_[start:start + 500]), RESERVATIONS.c.promo_code.is_not(None)))).all()
+        for payment_id, code, discount in rows:
+            found[str(payment_id)] = PaymentPromo(str(code), int(discount or 0))
+    return found
 
 
 async def _release(conn: DbConnection, row: Row[Any]) -> bool:

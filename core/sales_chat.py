@@ -30,12 +30,8 @@ async def promo_reply(service: PromoService, command: Promo, merchant: Merchant)
         if not codes:
             return Reply("No promo codes yet. Make one: `/promo SAVE10 10%`")
         return Reply("\n".join(["**Promo codes**", *(promo_line(p, locale) for p in codes[:30])]))
-    if command.action == "off":
-        found = await service.get(merchant.id, command.code)
-        if found is None or not await service.delete(merchant.id, command.code):
-            return Reply(f"There is no promo code `{markup.user(command.code)}`. See them with `/promo`.")
-        return Reply(f"Ended `{markup.user(command.code)}` (it was {promo_line(found, locale).split(' — ', 1)[1]}). "
-                     "Checkouts already open keep their discount.")
+    if command.action == "off":  # asked first (core/conversation.py), then ended by end_promo
+        return await end_promo(service, command.code, merchant)
     draft = PromoDraft(command.code, percent_off_bp=command.percent_bp,
                        amount_off_minor=command.amount_off.amount_minor if command.amount_off else None,
                        currency=command.amount_off.currency if command.amount_off else None,
@@ -49,3 +45,21 @@ async def promo_reply(service: PromoService, command: Promo, merchant: Merchant)
         return Reply(f"{markup.escape(exc.message)}.\nFor example: `/promo SAVE10 10%`")
     return Reply(f"Made {promo_line(promo, locale)}\nCustomers type it in the “Promo code” field of your "
                  "pay pages.")
+
+
+def no_such_promo(code: str) -> Reply:
+    return Reply(f"There is no promo code `{markup.user(code)}`. See them with `/promo`.")
+
+
+def end_promo_question(promo: PromoCode, locale: str) -> str:
+    """"/promo off SAVE10" asks first: ending a code cannot be undone (it can only be made again)."""
+    return (f"End promo code {promo_line(promo, locale).removeprefix('🏷 ')}? yes / no\n"
+            "Customers can no longer use it; checkouts already open keep their discount.")
+
+
+async def end_promo(service: PromoService, code: str, merchant: Merchant) -> Reply:
+    found = await service.get(merchant.id, code)
+    if found is None or not await service.delete(merchant.id, code):
+        return no_such_promo(code)
+    return Reply(f"Ended `{markup.user(code)}` (it was {promo_line(found, merchant.locale).split(' — ', 1)[1]}). "
+                 "Checkouts already open keep their discount.")

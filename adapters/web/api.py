@@ -56,6 +56,7 @@ from core.merchants import MerchantService
 from core.models import LinkStatus, Payment, PaymentLink, Refund
 from core.money import Money, MoneyError, exponent, normalize_currency
 from core.refunds import RefundRequest, RefundService
+from core.reusable import PaymentPromo
 from core.timeline import timeline
 
 log = logging.getLogger("paylinks.api")
@@ -190,7 +191,8 @@ def refund_json(refund: Refund) -> dict[str, Any]:
     }
 
 
-def payment_json(payment: Payment, refunds: list[Refund]) -> dict[str, Any]:
+def payment_json(payment: Payment, refunds: list[Refund], promo: PaymentPromo | None = None) -> dict[str, Any]:
+    discount = promo.discount_minor if promo is not None else 0
     return {
         "id": payment.id,
         "status": str(payment.status),
@@ -204,13 +206,19 @@ def payment_json(payment: Payment, refunds: list[Refund]) -> dict[str, Any]:
         "payer_name": payment.payer_name,
         "paid_at": iso_utc(payment.created_at),
         "refunds": [refund_json(r) for r in refunds],
+        # A payment made with a promo code: the code, and what it took off (amount is what was paid).
+        "promo_code": promo.code if promo is not None else None,
+        "discount": amount_str(discount, payment.currency),
+        "discount_minor": discount,
     }
 
 
 def link_json(link: PaymentLink, status: LinkStatus, url: str, payments: list[Payment] | None = None,
-              refunds: Mapping[str, list[Refund]] | None = None) -> dict[str, Any]:
+              refunds: Mapping[str, list[Refund]] | None = None,
+              promos: Mapping[str, PaymentPromo] | None = None) -> dict[str, Any]:
     payments = payments or []
     refunds = refunds or {}
+    promos = promos or {}
     # Refunds are in the payment's currency, which is the link's (a mismatched payment is refunded in
     # its own currency and not added here).
     refunded = sum(p.amount_refunded_minor for p in payments if p.currency == link.currency)
@@ -232,7 +240,7 @@ def link_json(link: PaymentLink, status: LinkStatus, url: str, payments: list[Pa
         "livemode": bool(link.livemode),
         "amount_refunded": amount_str(refunded, link.currency),
         "amount_refunded_minor": refunded,
-        "payments": [payment_json(p, refunds.get(p.id, [])) for p in payments],
+        "payments": [payment_json(p, refunds.get(p.id, []), promos.get(p.id)) for p in payments],
         **sales.sales_json(link),
     }
 
@@ -325,10 +333,14 @@ class LinksApi:
         ids_ = [link.id for link in found]
         payments = await self.refunds.payments_of(ids_) if ids_ else {}
         refunds = await self.refunds.refunds_for(ids_) if any(payments.values()) else {}
+        # Only a reusable link's payments can carry a promo code (core/reusable.py reservations).
+        sold = [p.id for link in found if link.reusable for p in payments.get(link.id, [])]
+        promos = await self.links.reservations.promos_of(sold) if sold else {}
         now = self.links.clock()
         invoices = await self.invoices.many(ids_)
         return [{**link_json(link, self.links.status_of(link, now), self.links.url(link.id),
-                             payments.get(link.id, []), refunds), **invoice_fields(link, invoices.get(link.id))}
+                             payments.get(link.id, []), refunds, promos),
+                 **invoice_fields(link, invoices.get(link.id))}
                 for link in found]
 
     # ------------------------------------------------------------ POST /links

@@ -314,6 +314,10 @@ class PaymentOut(BaseModel):
     payer_name: str | None
     paid_at: str = Field(json_schema_extra=_DATE_TIME)
     refunds: list[RefundOut]
+    promo_code: str | None = Field(description="The promo code the customer paid with (null: none); `amount` "
+                                               "is after its discount.")
+    discount: str = Field(pattern=_AMOUNT_OUT, description="What the promo code took off (\"0.00\": none).")
+    discount_minor: MinorUnits = Field(ge=0)
 
 
 class TimelineEventOut(BaseModel):
@@ -636,6 +640,8 @@ EXPORT_COLUMNS = (
     "amount_paid", "amount_refunded", "provider", "provider_ref", "expires_at",
     # Invoices (core/invoices.py): items as "2 x Chocolate cake @ 25.00 (tax 9%)", joined by "; ".
     "invoice_number", "items", "subtotal", "discount", "tax", "total",
+    # Promo codes (core/promos.py): the code a payment was made with and what it took off (amount_paid is after).
+    "promo_code", "promo_discount",
 )
 
 _BODY_CODES = (

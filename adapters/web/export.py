@@ -2,7 +2,8 @@
 
 One row per payment, and one for a link without payments. RFC 4180 (CRLF, quotes doubled), UTF-8 with a
 BOM so spreadsheets read it as UTF-8, and any cell starting with = + - @ (or a tab or carriage return)
-prefixed with ' so a spreadsheet never runs it as a formula. Later issues append columns; none is renamed.
+prefixed with ' so a spreadsheet never runs it as a formula. Later issues append columns; none is renamed
+(the invoice columns, then promo_code and promo_discount).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from adapters.web.invoice_json import invoice_fields
 from core.invoices import InvoiceInfo, Invoices
 from core.line_items import plain
 from core.link_search import API_ORIGIN, LinkFilter, LinkSearch
+from core.reusable import Reservations
 
 COLUMNS = EXPORT_COLUMNS
 BOM = "\ufeff"
@@ -74,15 +76,23 @@ async def csv_chunks(search: LinkSearch, merchant_id: str, where: LinkFilter,
     buffer.write(BOM)
     writer.writerow(COLUMNS)
     invoices = Invoices(search.db)
+    reservations = Reservations(search.db)
     batch: list[tuple[Any, list[Any]]] = []
 
     async def write_batch() -> None:
         # The invoice columns are read per batch of links (one query), not per link.
         found = await invoices.many([link.id for link, _ in batch])
+        sold = [p.id for _, payments in batch for p in payments]  # only a reusable link's can have a code
+        promos = await reservations.promos_of(sold) if sold else {}
         for link, payments in batch:
             extra = invoice_cells(link, found.get(link.id))
-            for row in rows_of(link, payments, str(status_of(link).value)):
-                writer.writerow([neutralise(cell) for cell in (*row, *extra)])
+            rows = rows_of(link, payments, str(status_of(link).value))
+            # rows_of gives one row per payment in order (or one row for a link without payments).
+            for row, payment in zip(rows, payments or [None], strict=True):
+                promo = promos.get(payment.id) if payment is not None else None
+                cells = [promo.code, amount_str(promo.discount_minor, payment.currency)] \
+                    if promo is not None and payment is not None else ["", ""]
+                writer.writerow([neutralise(cell) for cell in (*row, *extra, *cells)])
         batch.clear()
 
     async for link, payments in search.export(merchant_id, where):

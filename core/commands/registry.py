@@ -235,7 +235,7 @@ Add `exp 3d` or `ref EVT-7` as with /charge; `/cancel` stops a link.""")
 
 PROMO_DETAILS = N_("""**/promo** makes discount codes customers type on the pay page.
 • `/promo SAVE10 10%` · `/promo WELCOME 5.00 uses 100 exp 30d`
-• `/promo` lists them with how often each was used · `/promo off SAVE10` ends one""")
+• `/promo` lists them with how often each was used · `/promo off SAVE10` ends one (I ask first)""")
 
 # ---------------------------------------------------------------- the registry
 

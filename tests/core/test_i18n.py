@@ -173,7 +173,7 @@ REPLY_MODULES = [
     "core/conversation.py", "core/outbox_texts.py", "core/reports.py", "core/digest.py", "core/members.py",
     "core/commands/amounts.py", "core/commands/charge.py", "core/commands/contacts.py",
     "core/commands/expiry.py", "core/commands/periods.py", "core/commands/registry.py",
-    "adapters/web/pages.py", "adapters/email/compose.py",
+    "adapters/web/pages.py", "adapters/email/compose.py", "adapters/web/sell_pages.py", "core/sales_texts.py",
 ]
 _TRANSLATING = {"gettext", "ngettext", "pgettext", "N_", "_"}
 # Calls whose string arguments are for operators (logs, exceptions no person sees) or are not text.

@@ -94,8 +94,14 @@ async def test_donate_and_split_in_chat(chat: ChatDriver) -> None:
     await chat("/start")
     (donation,) = await chat("/donate flood relief min 5 suggest 10 20 50")
     assert donation.link_id and "Donors choose the amount (from $5.00)" in donation.text
+    # /status reads like the link's message: a donation's button says Give, its amount is "from $5.00".
+    (status,) = await chat("/status " + donation.link_id)
+    assert [b.label for b in status.buttons] == [b.label for b in donation.buttons] == ["Give"]
+    assert "**from $5.00**" in status.text and "**from $5.00**" in donation.text
     (split,) = await chat("/split 120 dinner 4 ways")
     assert split.link_id and "Split 4 ways" in split.text and "🧾 0 of 4 paid" in split.text
+    (split_status,) = await chat("/status " + split.link_id)
+    assert [b.label for b in split_status.buttons] == [b.label for b in split.buttons] == ["Pay a share"]
     link = await chat.services.links.get(split.link_id)
     assert link is not None and (link.split_ways, link.stock, link.status) == (4, 4, LinkStatus.ACTIVE)
     wrong = await chat.text("/split 120 dinner")
@@ -110,8 +116,17 @@ async def test_promo_in_chat(chat: ChatDriver) -> None:
     await chat("/promo WELCOME 5.00 uses 100 exp 30d")
     listed = await chat.text("/promo")
     assert "WELCOME — $5.00 off · used 0 of 100" in listed and "SAVE10 — 10% off · used 0" in listed
-    assert "Ended" in await chat.text("/promo off SAVE10")
+    # Ending a code is asked first; "no" keeps it, "yes" ends it.
+    (asked,) = await chat("/promo off save10")
+    assert "End promo code `SAVE10` — 10% off · used 0? yes / no" in asked.text, asked.text
+    assert [b.label for b in asked.buttons] == ["Yes, end SAVE10", "No"]
+    assert "stays on" in await chat.text("no")
+    assert "SAVE10" in await chat.text("/promo"), "not ended before the seller said yes"
+    await chat("/promo off SAVE10")
+    assert "Ended SAVE10" in await chat.text("yes")
+    assert "SAVE10" not in await chat.text("/promo")
     assert "no promo code" in await chat.text("/promo off SAVE10")
+    assert "no promo code" in await chat.text("/promo off NOPE")
 
 
 async def _merchant(chat: ChatDriver) -> str:
@@ -192,4 +207,28 @@ async def test_report_counts_each_payment_of_a_reusable_link(chat: ChatDriver) -
         await links.record_payment(PaymentEvent("sandbox", f"evt_{n}", "payment.succeeded", reply.link_id,
                                                 f"ch_{n}", 1200, "USD", checkout_ref=f"cs_{n}"))
     report = await chat.text("/report today test")
-    assert "Paid: $24.00 (2 links)" in report and "Open:" not in report
+    # Each payment is a sale: the count says payments, not links (the link is one).
+    assert "Paid: $24.00 (2 payments)" in report and "Open:" not in report
+    assert "Promo codes" not in report
+
+
+async def test_report_and_status_show_the_promo_code_with_the_discounted_payments(chat: ChatDriver) -> None:
+    from core.ports import PaymentEvent
+
+    await chat("/start")
+    await chat("/promo SAVE10 10%")
+    (reply,) = await chat("/sell 12 brownie box")
+    assert reply.link_id is not None
+    links = chat.services.links
+    for n, code in enumerate(("SAVE10", "SAVE10", None)):
+        held = await links.reservations.reserve(reply.link_id, promo_code=code)
+        await links.reservations.attach_checkout(held.id, "sandbox", f"cs_{n}", None)
+        await links.record_payment(PaymentEvent("sandbox", f"evt_{n}", "payment.succeeded", reply.link_id,
+                                                f"ch_{n}", held.amount_minor, "USD", checkout_ref=f"cs_{n}"))
+    report = await chat.text("/report today test")
+    # The discounted amounts are what was paid; the code and what it took off are named.
+    assert "Paid: $33.60 (3 payments)" in report, report
+    assert "🏷 Promo codes: SAVE10 on 2 payments ($2.40 off)" in report, report
+    status = await chat.text("/status " + reply.link_id)
+    assert status.count("💳 $10.80 with SAVE10 (−$1.20)") == 2, status
+    assert "💳 $12.00 ·" in status

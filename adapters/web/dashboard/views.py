@@ -430,6 +430,7 @@ class Dashboard:
     async def link_detail(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
         link = await self._own_link(request, merchant)
         payments = await self.links.payments_for(link.id)
+        promos = await self.links.reservations.promos_of([p.id for p in payments]) if link.reusable else {}
         status = self.links.status_of(link)
         events = await timeline(self.db, link, status)
         refunds = await self.refunds.refunds_for([link.id]) if self.refunds is not None else {}
@@ -447,6 +448,9 @@ class Dashboard:
                        "refunded": self.money(p.amount_refunded_minor, p.currency, merchant)
                        if p.amount_refunded_minor else "",
                        "refunds": [self._refund_row(r, merchant) for r in refunds.get(p.id, [])],
+                       "promo": promos[p.id].code if p.id in promos else "",
+                       "promo_off": self.money(promos[p.id].discount_minor, p.currency, merchant)
+                       if p.id in promos else "",
                        "can_refund": p.id in refundable} for p in payments],
             can_cancel=status is LinkStatus.ACTIVE,
             can_resend=status is LinkStatus.ACTIVE and self.resend_link is not None and self.can_resend(link),

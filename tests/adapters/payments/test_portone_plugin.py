@@ -393,6 +393,34 @@ async def test_a_reconciled_payment_on_a_link_paid_meanwhile_is_refund_needed(li
     assert await payments(live, link) == [(PaymentStatus.REFUND_NEEDED, first), (PaymentStatus.SUCCEEDED, second)]
 
 
+async def test_a_reusable_links_checkout_is_reconciled_at_its_reserved_amount(live: LiveApp,
+                                                                              fake: FakePortOne) -> None:
+    """3 tickets at THB 250: the missed webhook's payment is the reservation's THB 750, not the unit price."""
+    from core.reusable import Terms
+
+    merchant = await live.services.merchants.create("Noodle Bar", currency="THB", locale="en_SG")
+    link, _ = await live.services.links.create(LinkDraft(
+        merchant_id=merchant.id, money=Money(25000, "THB"), description="Concert ticket",
+        origin_platform="console", origin_address="alice",
+        terms=Terms(stock=10, quantity_min=1, quantity_max=10)))
+    response = await live.client.post(f"/p/{link.id}/pay", data={"quantity": "3"}, allow_redirects=False)
+    assert response.status == 303, await response.text()
+    ref = response.headers["Location"].split("ref=", 1)[1]
+    (create,) = fake.calls_of("create")
+    assert create.body["amount"] == 750  # PortOne was asked for quantity × unit
+    fake.webhook_url = None  # PortOne's webhook never arrives
+    await fake.settle(ref)
+    await _make_due(live, link)
+    await sweep(live.services)
+    (payment,) = await live.services.links.payments_for(link.id)
+    assert (payment.status, payment.amount_minor, payment.currency) == (PaymentStatus.SUCCEEDED, 75000, "THB")
+    stored = await live.services.links.get(link.id)
+    assert stored is not None
+    assert (stored.payments_count, stored.units_sold, stored.amount_collected_minor, stored.units_reserved) == (
+        1, 3, 75000, 0)
+    assert stored.status == LinkStatus.ACTIVE  # 7 tickets left
+
+
 # ---------------------------------------------------------------- point 7: reordered, paid twice, timeouts
 
 

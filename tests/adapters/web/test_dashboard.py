@@ -455,7 +455,7 @@ async def test_shop_command_shows_and_changes_settings(live: LiveApp) -> None:
     wrong = await say("/shop timezone Mars/Olympus")
     # The shop now reads Indonesian (its locale), and this person's chat app said nothing else (issue 18).
     assert "bukan nama zona waktu" in wrong and "/shop timezone Asia/Singapore" in wrong
-    assert "not “colour”" in (await say("/shop colour red")).replace("\\", "")
+    assert "bukan “colour”" in (await say("/shop colour red")).replace("\\", "")
     merchant = await live.services.merchants.get(merchant_id)
     assert merchant is not None
     assert (merchant.name, merchant.timezone, merchant.locale) == ("Cake Castle", "Asia/Singapore", "id_ID")
@@ -540,3 +540,25 @@ async def test_links_search_every_field_filter_and_pages_stay_put_while_links_ar
     for n in range(3):
         await links.create(_draft(merchant_id, 900 + n, f"late {n}"))
     assert await ids(cursor=cursor.group(1)) == newest_first[25:]
+
+
+async def test_a_payment_made_with_a_promo_code_shows_the_code_on_the_link_page(live: LiveApp) -> None:
+    from core.ports import PaymentEvent
+    from core.promos import PromoDraft, PromoService
+    from core.reusable import Terms
+
+    merchant_id, member_id = await shop_with_member(live)
+    await sign_in(live.client, await signin_url(live, merchant_id, member_id))
+    await PromoService(live.services.db).create(merchant_id, PromoDraft("SAVE10", percent_off_bp=1000))
+    links = live.services.links
+    link, _ = await links.create(LinkDraft(merchant_id=merchant_id, money=Money(2500, "SGD"),
+                                           description="concert ticket", terms=Terms()))
+    for n, code in enumerate(("SAVE10", None)):
+        held = await links.reservations.reserve(link.id, promo_code=code)
+        await links.reservations.attach_checkout(held.id, "sandbox", f"cs_{n}", None)
+        await links.record_payment(PaymentEvent("sandbox", f"evt_{n}", "payment.succeeded", link.id, f"ch_{n}",
+                                                held.amount_minor, "SGD", checkout_ref=f"cs_{n}"))
+    page = await live.client.get(f"/dashboard/links/{link.id}")
+    text = re.sub(r"<[^>]+>|\s+", " ", await page.text())
+    assert "S$22.50 with promo code SAVE10 (−S$2.50)" in re.sub(r" +", " ", text), text
+    assert text.count("with promo code") == 1  # the payment without a code has none

@@ -4,6 +4,8 @@ SQLite and PostgreSQL: stock under 100 buyers at once, quantity, chosen amounts,
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -177,6 +179,18 @@ async def test_promo_codes_api_and_pay_page(live: LiveApp, shop: Shop) -> None:
     assert session_amount(live, path) == 2250  # the discounted amount goes to the provider
     receipt = await page_of(await live.client.get(await pay_card(live, path)))
     assert "SAVE10" in receipt.text() and "S$22.50" in receipt.text()
+    full = await checkout(live, link["id"])  # a second buyer pays without a code
+    await pay_card(live, full)
+    # The link's JSON names the code on the payment made with it, with what it took off.
+    paid = (await shop.api.get(f"/api/v1/links/{link['id']}")).body["payments"]
+    assert [(p["amount"], p["promo_code"], p["discount"], p["discount_minor"]) for p in paid] == [
+        ("22.50", "SAVE10", "2.50", 250), ("25.00", None, "0.00", 0)]
+    # So does the CSV export, in columns appended after the invoice ones.
+    export = await live.client.get("/api/v1/links/export.csv", headers={"Authorization": f"Bearer {shop.key}"})
+    rows = list(csv.reader(io.StringIO((await export.read()).decode("utf-8-sig"))))
+    assert rows[0][-2:] == ["promo_code", "promo_discount"] and rows[0][-8:-2][-1] == "total"
+    cells = sorted((r[rows[0].index("amount_paid")], r[-2], r[-1]) for r in rows[1:] if r[0] == link["id"])
+    assert cells == [("22.50", "SAVE10", "2.50"), ("25.00", "", "")]
     used = await press_pay(live, link["id"], promo_code="SAVE10")
     assert used.status == 409 and "used as many times" in await used.text()
     got = await shop.api.get("/api/v1/promo_codes/save10")
