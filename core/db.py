@@ -32,9 +32,12 @@ gets DatabaseBusy too.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
+import functools
 import logging
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -442,10 +445,13 @@ class Database:
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (all heads)."""
-        from alembic import command
-        from alembic.config import Config
 
         def upgrade(sync_conn: Connection) -> None:
+            if _at_heads(sync_conn):
+                return  # nothing to do: skip loading Alembic (most of a CLI command's start-up on SQLite)
+            from alembic import command
+            from alembic.config import Config
+
             cfg = Config()
             cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
             cfg.attributes["connection"] = sync_conn
@@ -485,6 +491,35 @@ class Database:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+_ASSIGNMENT = re.compile(r"^(down_revision|revision)\b[^=\n]*=\s*(.+)$", re.MULTILINE)
+
+
+@functools.cache
+def migration_heads() -> frozenset[str]:
+    """The revisions no migration builds on, read from the scripts' `revision` / `down_revision` lines
+    (as Alembic's own heads, without importing Alembic and every script)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        for name, value in _ASSIGNMENT.findall(script.read_text(encoding="utf-8")):
+            found = ast.literal_eval(value.strip())
+            if name == "revision":
+                revisions.add(found)
+            elif isinstance(found, str):
+                parents.add(found)
+            elif found is not None:
+                parents.update(found)
+    return frozenset(revisions - parents)
+
+
+def _at_heads(sync_conn: Connection) -> bool:
+    """Whether the database already records exactly the scripts' heads (then upgrading is a no-op)."""
+    if not sync_conn.dialect.has_table(sync_conn, "alembic_version"):
+        return False
+    current = {row[0] for row in sync_conn.execute(text("SELECT version_num FROM alembic_version"))}
+    return bool(current) and current == migration_heads()
 
 
 def sqlite_url(path: str | Path) -> str:
