@@ -38,12 +38,21 @@ class Result:
     errors: int
     low: float = 0.0  # the range of req/s over the rounds
     high: float = 0.0
+    cpu_us: float = float("nan")  # the server's CPU time (user + system) per request answered
+    requests: int = 0
 
 
 def median_of(runs: list[Result]) -> Result:
     rates = sorted(r.rps for r in runs)
     return Result(runs[0].name, statistics.median(rates), statistics.median(r.p99_ms for r in runs),
-                  sum(r.errors for r in runs), rates[0], rates[-1])
+                  sum(r.errors for r in runs), rates[0], rates[-1],
+                  statistics.median(r.cpu_us for r in runs), sum(r.requests for r in runs))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -83,15 +92,23 @@ def parse_wrk(name: str, output: str) -> Result:
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     if sock:
         errors += sum(int(x) for x in sock.groups())
-    return Result(name, rps, p99_ms, errors)
+    total = re.search(r"(\d+) requests in", output)
+    return Result(name, rps, p99_ms, errors, requests=int(total.group(1)) if total else 0)
 
 
-def wrk(name: str, url: str, *, seconds: int, connections: int, script: Path | None = None) -> Result:
+def wrk(name: str, url: str, *, seconds: int, connections: int, script: Path | None = None,
+        pid: int | None = None) -> Result:
+    """One wrk run; with the server's pid, also its CPU time per request (steadier than req/s on a busy
+    machine: other processes' load lowers the rate, much less the CPU each request costs)."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if script:
         cmd += ["-s", str(script)]
+    before = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
-    return parse_wrk(name, out)
+    result = parse_wrk(name, out)
+    if pid and result.requests:
+        result.cpu_us = (cpu_seconds(pid) - before) / result.requests * 1e6
+    return result
 
 
 def paylinks(env: dict[str, str], *args: str) -> str:
@@ -150,9 +167,10 @@ def run(seconds: int, connections: int, database_url: str | None, rounds: int) -
         for _name, url, lua in loads:
             wrk("warm-up", url, seconds=1, connections=connections, script=lua)
         runs: list[list[Result]] = [[] for _ in loads]
+        pids = [procs[0].pid, *[procs[1].pid] * (len(loads) - 1)]
         for _ in range(rounds):
             for i, (name, url, lua) in enumerate(loads):
-                runs[i].append(wrk(name, url, seconds=seconds, connections=connections, script=lua))
+                runs[i].append(wrk(name, url, seconds=seconds, connections=connections, script=lua, pid=pids[i]))
         results = [median_of(r) for r in runs]
     finally:
         for proc in procs:
@@ -194,7 +212,7 @@ def report(results: list[Result], targets: dict[str, float] | None = None,
     p99_targets = P99_TARGETS if p99_targets is None else p99_targets
     ceiling = results[0].rps
     lines = [f"{'benchmark':28} {'req/s':>7} {'(range)':>15} {'p99 ms':>7} {'ratio':>6} {'target':>16} "
-             f"{'':4} {'errors':>6}"]
+             f"{'':4} {'errors':>6} {'CPU us/req':>10} {'CPU ratio':>9}"]
     for r in results:
         target, p99_target = targets.get(r.name), p99_targets.get(r.name)
         wanted = " ".join(part for part in (f">={target:.2f}" if target else "",
@@ -202,8 +220,11 @@ def report(results: list[Result], targets: dict[str, float] | None = None,
         ok = (target is None or r.rps / ceiling >= target) and (p99_target is None or r.p99_ms <= p99_target)
         lines.append(
             f"{r.name:28} {r.rps:7.0f} {f'({r.low:.0f}-{r.high:.0f})':>15} {r.p99_ms:7.2f} {r.rps / ceiling:6.3f} "
-            f"{wanted:>16} {verdict(ok) if wanted else '':4} {r.errors:6d}"
+            f"{wanted:>16} {verdict(ok) if wanted else '':4} {r.errors:6d} {r.cpu_us:10.0f} "
+            f"{results[0].cpu_us / r.cpu_us:9.3f}"
         )
+    lines.append("(ratio: req/s against the ceiling's, which the targets use; CPU ratio: the ceiling's CPU time "
+                 "per request over this one's, the same comparison with other processes' load taken out)")
     return "\n".join(lines)
 
 
