@@ -133,6 +133,23 @@ def _parallel(jobs: list[Callable[[], Result]]) -> list[Result]:
         return list(pool.map(lambda job: job(), jobs))
 
 
+def postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL server process on this machine (other users' queries included)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" in text:
+            fields = text.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+PG_CPU: dict[str, list[float]] = {}  # load name -> PostgreSQL's CPU us per request, per round
+
+
 def _summed(name: str, parts: list[Result], pids: list[int], cpu_before: list[float]) -> Result:
     requests = sum(p.requests for p in parts)
     cpu = sum(cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before, strict=True))
@@ -143,6 +160,15 @@ def _summed(name: str, parts: list[Result], pids: list[int], cpu_before: list[fl
 def _load(name: str, urls: list[str], pids: list[int], *, seconds: int, connections: int,
           script: Callable[[int], Path | None]) -> Result:
     before = [cpu_seconds(pid) for pid in pids]
+    pg_before = postgres_cpu()
+    result = _load_parts(name, urls, pids, before, seconds=seconds, connections=connections, script=script)
+    if result.requests:
+        PG_CPU.setdefault(name, []).append((postgres_cpu() - pg_before) / result.requests * 1e6)
+    return result
+
+
+def _load_parts(name: str, urls: list[str], pids: list[int], before: list[float], *, seconds: int,
+                connections: int, script: Callable[[int], Path | None]) -> Result:
     parts = _parallel([
         functools.partial(wrk, name, url, seconds=seconds, connections=connections // len(urls), script=script(i))
         for i, url in enumerate(urls)])
@@ -202,7 +228,8 @@ def run(seconds: int, rounds: int, payments: int) -> dict[str, Any]:
             rates = sorted(r.rps for r in results)
             figures[name] = (statistics.median(rates), rates[0], rates[-1],
                              statistics.median(r.p99_ms for r in results),
-                             statistics.median(r.cpu_us for r in results))
+                             statistics.median(r.cpu_us for r in results),
+                             statistics.median(PG_CPU.get(name, [float("nan")])))
         base_urls = [f"http://127.0.0.1:{port}" for port in ports]
         started = datetime.now(UTC)
         answered = asyncio.run(_pay(base_urls, link_ids))
@@ -231,12 +258,15 @@ def run(seconds: int, rounds: int, payments: int) -> dict[str, Any]:
 def report(f: dict[str, Any], seconds: int, rounds: int) -> str:
     lines = [f"scale-out (2 cores, load {os.getloadavg()[0]:.2f}; wrk -d{seconds}s, -c32 in all, median of "
              f"{rounds} interleaved rounds)",
-             f"{'':34} {'req/s':>7} {'(range)':>15} {'p99 ms':>7} {'CPU us/req':>10}"]
+             f"{'':34} {'req/s':>7} {'(range)':>15} {'p99 ms':>7} {'CPU us/req':>10} {'PG CPU us/req':>13}"]
     titles = {"sqlite create": "POST /api/v1/links  SQLite x1", "pg create": "POST /api/v1/links  PG serve x2",
               "sqlite page": "GET /p/{id}         SQLite x1", "pg page": "GET /p/{id}         PG serve x2"}
     for name, title in titles.items():
-        rps, low, high, p99, cpu = f[name]
-        lines.append(f"{title:34} {rps:7.0f} {f'({low:.0f}-{high:.0f})':>15} {p99:7.1f} {cpu:10.0f}")
+        rps, low, high, p99, cpu, pg_cpu = f[name]
+        shown = f"{pg_cpu:13.0f}" if name.startswith("pg") else f"{'':13}"
+        lines.append(f"{title:34} {rps:7.0f} {f'({low:.0f}-{high:.0f})':>15} {p99:7.1f} {cpu:10.0f} {shown}")
+    lines.append("(CPU us/req: the serve processes' CPU per request answered; PG CPU: every postgres process's, "
+                 "other databases' users included)")
     lines.append(f"payments end to end (PG, 2 serve + 1 worker): {f['payments_answered']}/{f['payments']} webhooks "
                  f"answered at {f['webhooks_per_s']:.0f}/s; {f['alerts_sent']} alerts delivered, "
                  f"{f['end_to_end_per_s']:.0f} payments/s end to end")
