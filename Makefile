@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-pg chromium wrk clean
+.PHONY: run test lint bench bench-pg chromium fonts wrk clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP) $(RUN_STAMP)
 
-run: $(RUN_STAMP)
+run: $(RUN_STAMP) fonts
 	$(BIN)/paylinks serve
 
 # The browser test needs Debian's chromium; install it when we can (root), otherwise that test skips
@@ -31,6 +31,13 @@ chromium:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "chromium not installed: the browser test will skip"; }
 
+# Invoice and receipt PDFs embed Noto (OFL) for Latin/Vietnamese, Thai and CJK (adapters/web/pdf.py); without
+# them PDFs fall back to DejaVu (no Thai/CJK) and the PDF test skips (fails under CI=true).
+fonts:
+	@[ -f /usr/share/fonts/truetype/noto/NotoSansThai-Regular.ttf ] && [ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] \
+	  || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  fonts-noto-core fonts-noto-cjk >/dev/null) || echo "Noto fonts not installed: invoice PDFs cannot print Thai or CJK"; }
+
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null); }
@@ -39,7 +46,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check core adapters bots tests bench migrations
 	$(BIN)/mypy
 
-test: $(STAMP) chromium lint
+test: $(STAMP) chromium fonts lint
 	$(BIN)/python -m pytest -q
 
 # Web (with start-up and the outbox), memory, then the SQLite lock benchmark; every figure with its target.

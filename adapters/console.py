@@ -181,9 +181,10 @@ class ConsoleChat:
 
     async def run_lines(self, lines: AsyncIterator[str]) -> None:
         """Non-interactive: one message per input line, answers in order; blank lines are skipped."""
+        pending: list[str] = []
         async for raw in lines:
-            text = raw.rstrip("\r\n")
-            if not text.strip():
+            text = joined_line(pending, raw.rstrip("\r\n"))
+            if text is None or not text.strip():
                 continue
             self.print_replies(text, await self.say(text))
 
@@ -230,6 +231,7 @@ class ConsoleChat:
         self.out.write(f"paylinks chat as {self.name}. /help lists the commands; Ctrl-D quits.\n")
         await self.print_alerts()
         poller = asyncio.create_task(self._poll(poll_interval, redraw_start, redraw_end))
+        pending: list[str] = []
         try:
             while True:
                 next_line.set()
@@ -237,8 +239,9 @@ class ConsoleChat:
                 if line is None:
                     self.out.write("\n")
                     break
-                if line.strip():
-                    self.print_replies(line, await self.say(line))
+                text = joined_line(pending, line)
+                if text is not None and text.strip():
+                    self.print_replies(text, await self.say(text))
         finally:
             poller.cancel()
             await asyncio.gather(poller, return_exceptions=True)
@@ -253,6 +256,19 @@ class ConsoleChat:
                 raise
             except Exception:  # a failed look (database busy) is retried at the next tick
                 log.exception("console poll failed")
+
+
+def joined_line(pending: list[str], line: str) -> str | None:
+    """A line ending in a backslash continues on the next one (a terminal has no Shift+Enter): None while a
+    message is still being typed, then its lines joined with line breaks (/invoice reads one item each)."""
+    if line.endswith("\\"):
+        pending.append(line[:-1].rstrip())
+        return None
+    if not pending:
+        return line
+    text = "\n".join([*pending, line])
+    pending.clear()
+    return text
 
 
 async def stdin_lines(stream: TextIO | None = None) -> AsyncIterator[str]:

@@ -64,6 +64,12 @@ class PluginContext(Protocol):
     def public_base_url(self) -> str: ...
 
     @property
+    def settings(self) -> BaseModel:
+        """The whole assembled Settings (a plug-in that shares another's section, as SMS shares
+        [whatsapp]'s Twilio account, reads it here)."""
+        ...
+
+    @property
     def secrets(self) -> SecretBox:
         """Encrypts what a plug-in stores (tokens) under `[security] secret_key`."""
         ...

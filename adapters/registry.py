@@ -19,6 +19,7 @@ from adapters.payments.sandbox.plugin import PLUGIN as SANDBOX
 from adapters.payments.stripe.plugin import PLUGIN as STRIPE
 from adapters.plugin import ChatPlatform, PaymentProviderPlugin
 from adapters.slack.plugin import PLUGIN as SLACK
+from adapters.sms.plugin import PLUGIN as SMS
 from adapters.telegram.plugin import PLUGIN as TELEGRAM
 from adapters.whatsapp.plugin import PLUGIN as WHATSAPP
 from core.pacing import PlatformLimits
@@ -30,6 +31,7 @@ CHAT_PLATFORMS: list[ChatPlatform[Any]] = [
     SLACK,
     WHATSAPP,
     EMAIL,
+    SMS,
 ]
 
 PAYMENT_PROVIDERS: list[PaymentProviderPlugin[Any]] = [
@@ -61,9 +63,36 @@ def customer_platform(settings: BaseModel) -> str | None:
     return next((p.name for p in enabled_platforms(settings) if p.reaches_customers), None)
 
 
-def customer_email_platforms(settings: BaseModel) -> list[str]:
-    """Enabled platforms that reach customers at the email on their link (besides customer_platform)."""
-    return [p.name for p in enabled_platforms(settings) if getattr(p, "customer_contact", "phone") == "email"]
+def customer_channels(settings: BaseModel) -> list[str]:
+    """Enabled platforms besides customer_platform that reach customers at a contact on their link (email
+    by its address, SMS by the phone)."""
+    return [p.name for p in enabled_platforms(settings)
+            if getattr(p, "customer_contact", None) and not p.reaches_customers]
+
+
+def via_words() -> tuple[dict[str, str], dict[str, str]]:
+    """`/charge … via <word>`: word -> customer channel, and channel -> its name ("SMS"), of every plug-in
+    that reaches customers (enabled or not, so the chat can say a channel is not set up here)."""
+    words: dict[str, str] = {}
+    titles: dict[str, str] = {}
+    for plugin in CHAT_PLATFORMS:
+        if plugin.reaches_customers or getattr(plugin, "customer_contact", None):
+            titles[plugin.name] = plugin.title or plugin.name
+            for word in (plugin.name, *getattr(plugin, "via_aliases", ())):
+                words[word.casefold()] = plugin.name
+    return words, titles
+
+
+def fallback_channels(settings: BaseModel) -> list[str]:
+    """Of customer_channels, those used by default only when customer_platform cannot reach the customer."""
+    return [p.name for p in enabled_platforms(settings) if getattr(p, "customer_fallback", False)]
+
+
+def fallbacks(settings: BaseModel) -> dict[str, str]:
+    """Customer platform -> the channel that takes over what it cannot deliver ({"whatsapp": "sms"})."""
+    primary = customer_platform(settings)
+    others = fallback_channels(settings)
+    return {primary: others[0]} if primary and others else {}
 
 
 def outbox_keys() -> dict[str, str]:

@@ -59,7 +59,7 @@ def _stdin_lines(stream: TextIO, names: tuple[str, ...]) -> list[str]:
 
 async def cmd_set_provider(settings: Settings, args: argparse.Namespace) -> int:
     from adapters.payments.accounts import AccountError
-    from bots.cli import UsageError
+    from bots.cli import UsageError, _audit
     from bots.services import open_services
     from core.provider_accounts import ShopAccount
 
@@ -90,8 +90,16 @@ async def cmd_set_provider(settings: Settings, args: argparse.Namespace) -> int:
             await services.providers.verify(account)
         except AccountError as exc:
             raise UsageError(str(exc)) from None
+        previous = await services.accounts.get(merchant.id)
         await services.accounts.set(merchant.id, args.provider, secrets=secrets,
                                     environment=account.environment, country_code=account.country_code)
+        await _audit(services, merchant.id, "provider.changed", provider=args.provider,
+                     previous=previous.provider if previous is not None
+                     else f"{services.providers.default.name} (deployment)",
+                     environment=account.environment or "", country=account.country_code or "",
+                     secrets_changed=", ".join(sorted(
+                         name for name in secrets if previous is None or previous.provider != args.provider
+                         or previous.secrets.get(name) != secrets[name])) or "none")
     if plugin.account_secrets:
         webhook_url = services.public_base_url + plugin.shop_webhook_path(merchant.id)
         print(f"{merchant.id} now takes payments through its own {args.provider} account; "

@@ -63,7 +63,10 @@ def _mount(app: web.Application, parts: WebParts) -> None:
     for key, value in parts.values.items():
         app[key] = value
     app.cleanup_ctx.extend(parts.lifespans)
-    app.router.add_routes(parts.routes)
+    # A route two plug-ins share (POST /twilio/status, for WhatsApp and SMS) is mounted once.
+    mounted = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource is not None}
+    app.router.add_routes([r for r in parts.routes
+                           if not (isinstance(r, web.RouteDef) and (r.method, r.path) in mounted)])
 
 
 def _mount_api(app: web.Application, services: Services) -> None:
@@ -78,6 +81,15 @@ def _mount_api(app: web.Application, services: Services) -> None:
     from adapters.web.webhooks_api import WebhooksApi
 
     app.router.add_routes(WebhooksApi(services.webhooks, api._merchant).routes())
+    from adapters.web.series_api import SeriesApi
+
+    app.router.add_routes(SeriesApi(api, services.series).routes())
+
+    from adapters.web.promos_api import PromosApi
+    from core.promos import PromoService
+
+    app.router.add_routes(PromosApi(PromoService(services.db, clock=services.clock), services.links,
+                                    api._merchant).routes())
 
 
 def _mount_pages(app: web.Application, services: Services) -> None:
@@ -103,6 +115,8 @@ def _mount_pages(app: web.Application, services: Services) -> None:
     app[PAGES] = pages
     app.cleanup_ctx.append(pages.lifespan)  # after database_ctx, so it ends before the engine is disposed
     app.router.add_routes(pages.routes())
+    from adapters.web.invoice_pages import InvoicePages, InvoicePdfs
+    app.router.add_routes(InvoicePages(InvoicePdfs(services.db, services.links)).routes())
     _mount_dashboard(app, services, templates)
 
     async def providers_ctx(_app: web.Application) -> AsyncIterator[None]:
@@ -140,5 +154,10 @@ def _mount_dashboard(app: web.Application, services: Services, templates: Any) -
         templates=templates, secure_cookie=services.public_base_url.startswith("https://"),
         resend=(lambda link: outbox.resend(services.db, link, services.clock())) if outbox else None,
         can_resend=outbox.can_resend if outbox else None, refunds=services.refunds, providers=services.providers,
+        accounts=services.accounts, public_base_url=services.public_base_url,
     )
+    from adapters.web.dashboard.reach import ReachPages
+
+    # CSV import and merchant webhooks; first, so /dashboard/links/import is not read as a link's id.
+    app.router.add_routes(ReachPages(dashboard, services.webhooks).routes())
     app.router.add_routes(dashboard.routes())

@@ -269,9 +269,13 @@ async def cmd_link_refund(settings: Settings, args: argparse.Namespace) -> int:
             if answer.strip().casefold() not in ("y", "yes"):
                 print("nothing refunded", file=sys.stderr)
                 return 1
-        refund, _ = await services.refunds.request(RefundRequest(
+        refund, created = await services.refunds.request(RefundRequest(
             link_id=link.id, merchant_id=link.merchant_id, amount_minor=amount_minor,
             payment_id=chosen.payment.id, requested_by="cli", reason=args.reason))
+        if created:
+            await _audit(services, link.merchant_id, "link.refunded", link_id=link.id, refund_id=refund.id,
+                         amount=Money(refund.amount_minor, refund.currency).amount_str(), currency=refund.currency,
+                         status=str(refund.status))
         drain = getattr(services.provider, "drain", None)
         if drain is not None:  # the sandbox's refund webhook must leave before this process ends
             await drain()

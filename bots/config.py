@@ -100,6 +100,8 @@ class LinksSettings(Section):
     # One reminder this long before a link expires, to customers with a contact who have not paid;
     # empty: none.
     remind_before_expiry: Annotated[timedelta | None, BeforeValidator(_optional_duration)] = timedelta(hours=24)
+    # A reusable link's units are held this long for a checkout (Stripe's shortest session), then released.
+    reservation_timeout: Duration = timedelta(minutes=30)
 
     @field_validator("default_currency")
     @classmethod

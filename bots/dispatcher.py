@@ -533,7 +533,8 @@ def build_dispatcher(services: Services, **overrides: Any) -> Dispatcher:
         "outbox": getattr(services, "outbox", None),
     }
     kwargs.update(overrides)
-    store = OutboxStore(services.db, clock=services.clock, address_rules=registry.address_rules())
+    store = OutboxStore(services.db, clock=services.clock, address_rules=registry.address_rules(),
+                        fallbacks=registry.fallbacks(settings))
     return Dispatcher(store, services.senders, **kwargs)
 
 

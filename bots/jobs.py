@@ -35,6 +35,9 @@ async def sweep_expired(services: Services) -> int:
     count = await services.links.expire_due()
     if count:
         log.info("sweeper expired %d links", count)
+    released = await services.links.release_reservations()
+    if released:
+        log.info("sweeper released %d timed-out reservations", released)
     return count
 
 
@@ -68,7 +71,16 @@ async def sweep_refunds(services: Services) -> int:
     return count
 
 
+async def sweep_series(services: Services) -> int:
+    """Recurring charges: the link of every due period, once (also each period missed while down)."""
+    count = await services.series.run_due() if services.series is not None else 0
+    if count:
+        log.info("sweeper made %d links of recurring series", count)
+    return count
+
+
 async def sweep(services: Services) -> None:
+    await sweep_series(services)
     await sweep_expired(services)
     await sweep_reminders(services)
     await sweep_deliveries(services)

@@ -6,10 +6,13 @@ end. Platform SDK objects are not built here but inside the running loop by thei
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from adapters import registry
@@ -20,6 +23,7 @@ from bots.webhooks import install_webhooks
 from core.clock import Clock, utcnow
 from core.conversation import Conversation
 from core.db import Database
+from core.invoices import Invoices
 from core.links import LinkService
 from core.members import MemberService
 from core.merchants import MerchantService
@@ -29,6 +33,7 @@ from core.provider_accounts import ProviderAccounts
 from core.refunds import RefundService
 from core.reminders import Reminders
 from core.secrets import SecretBox, key_file_for
+from core.series import SeriesService, series_notice
 from core.settings import reveal
 from core.webhooks import WebhookEndpoints
 
@@ -63,6 +68,8 @@ class Services:
     webhooks: WebhookEndpoints = None  # type: ignore[assignment]
     # Refunds through the provider, double-payment handling; always set by build_services.
     refunds: RefundService = None  # type: ignore[assignment]
+    # Recurring charges (core/series.py); always set by build_services.
+    series: SeriesService = None  # type: ignore[assignment]
 
     @property
     def public_base_url(self) -> str:
@@ -83,6 +90,7 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
         max_amount=settings.links.max_amount,
         clock=clock,
     )
+    links.reservations.timeout = settings.links.reservation_timeout
     merchants = MerchantService(
         db,
         default_currency=settings.links.default_currency,
@@ -107,19 +115,24 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
     links.reconcile_after = settings.payments.reconcile_after
     services.outbox = Outbox(link_url=links.url, customer_platform=registry.customer_platform(settings),
                              address_rules=registry.address_rules(),
-                             customer_channels=registry.customer_email_platforms(settings))
+                             customer_channels=registry.customer_channels(settings),
+                             fallback_channels=registry.fallback_channels(settings))
     links.hooks.append(services.outbox)
+    # A paid link gets an invoice number in its payment's transaction (core/invoices.py).
+    links.hooks.append(Invoices(db))
     services.reminders = Reminders(db, links, services.outbox, before_expiry=settings.links.remind_before_expiry,
                                    clock=clock)
     services.conversation.reminders = services.reminders
     rules = registry.address_rules()
     outbox = services.outbox
-    services.conversation.customer_reach = lambda link: [
-        rules[t.platform].describe_contact(t.address) for t in outbox.customer_targets(link)]
+    services.conversation.via_words, services.conversation.channel_titles = registry.via_words()
+    services.conversation.customer_reach = lambda link, notify: [
+        rules[t.platform].describe_contact(t.address) for t in outbox.customer_targets(link, notify)]
     services.refunds = RefundService(db, links, provider=services.provider, providers=services.providers,
                                      auto_refund_duplicates=settings.payments.auto_refund_duplicates, clock=clock)
     services.refunds.wake = services.outbox.wake
     services.refunds.install()
+    services.refunds.refund_hooks.append(services.outbox.refund_rows)  # the customer's refund notice
     services.conversation.refunds = services.refunds
     # Senders are built here rather than in app.py so `paylinks worker` delivers every platform's rows.
     for platform in registry.enabled_platforms(settings):
@@ -129,7 +142,33 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
             raise ConfigError(str(exc)) from None
         services.platforms.append(platform)
     services.webhooks = install_webhooks(services)
+    services.series = SeriesService(db, links, clock=clock)
+    services.series.notify_seller = series_notice(links.url, services.outbox.wake)
+    services.conversation.series = services.series
+    services.conversation.invoice_file = _invoice_file(services)
     return services
+
+
+def _invoice_file(services: Services) -> Callable[[str], Awaitable[Path | None]]:
+    """The console's /invoice answer: the invoice PDF written to a file, its path shown in the terminal."""
+    async def write(link_id: str) -> Path | None:
+        # Imported on the first /invoice: fpdf2 (with Pillow) and aiohttp are heavy for the commands that
+        # only open the database (tests/bots/test_startup.py).
+        from adapters.web.invoice_pages import InvoicePdfs
+
+        body = await InvoicePdfs(services.db, services.links).pdf(link_id, "invoice")
+        if body is None:
+            return None
+        path = Path(tempfile.gettempdir()) / "paylinks-invoices" / f"invoice-{link_id[:12]}.pdf"
+
+        def save() -> None:
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            path.write_bytes(body)
+
+        await asyncio.to_thread(save)  # file I/O off the event loop
+        return path
+
+    return write
 
 
 async def prepare_database(services: Services, *, migrate: bool | None = None) -> None:

@@ -22,11 +22,13 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
 from core import markup
 from core.audit import Actor, AuditLog
+from core.chat_invoices import InvoiceCommands
 from core.clock import Clock, utcnow
 from core.commands import (
     BY_NAME,
@@ -56,6 +58,7 @@ from core.commands import (
     parse_money,
     split_command,
 )
+from core.commands.values import Promo, Sell, SeriesCharge
 from core.db import DatabaseBusy
 from core.deliveries import DeliveryLog
 from core.links import LinkError, LinkService
@@ -65,6 +68,7 @@ from core.merchants import MerchantError, MerchantService
 from core.models import LinkStatus, Member, MemberRole, Merchant, PaymentLink, RefundStatus
 from core.money import Money, format_money
 from core.ports import Button, IncomingMessage, Reply
+from core.promos import PromoService
 from core.questions import Asker, Question, QuestionStore
 from core.refunds import RefundRequest, RefundService
 from core.reminders import ReminderError, Reminders
@@ -78,6 +82,9 @@ from core.reports import (
     render_status,
     short_id,
 )
+from core.reusable import CUSTOMER_CHOOSES
+from core.sales_texts import counts_text, kind_text
+from core.series import SeriesService
 from core.signin import SigninService
 from core.sql import table
 from core.text import without_controls
@@ -98,7 +105,7 @@ _CANCEL_WORDS = frozenset({"cancel", "no", "none", "stop", "nope", "0", "n"})
 _YES_WORDS = frozenset({"yes", "y", "ok", "okay", "sure", "yep", "confirm"})
 
 
-class Conversation:
+class Conversation(InvoiceCommands):
     def __init__(
         self,
         *,
@@ -124,9 +131,15 @@ class Conversation:
         self.reminders: Reminders | None = None
         # Where a new link is sent to its customer, in words ("ana@example.com by email"); set by
         # bots/services.py from the outbox's customer channels.
-        self.customer_reach: Callable[[PaymentLink], list[str]] | None = None
+        self.customer_reach: Callable[[PaymentLink, frozenset[str] | None], list[str]] | None = None
+        # `/charge … via sms`: words -> customer channels, and each channel's name in a sentence (set by
+        # bots/services.py from the plug-ins, enabled or not, so "via sms" without SMS says so).
+        self.via_words: dict[str, str] = {}
+        self.channel_titles: dict[str, str] = {}
         # Set by bots/services.py: /refund and the refunds shown by /status.
         self.refunds: RefundService | None = None
+        # Set by bots/services.py: recurring charges (/charge … every month, /series).
+        self.series: SeriesService | None = None
 
     # ------------------------------------------------------------ entry point
 
@@ -204,6 +217,7 @@ class Conversation:
             max_amount=self.links.max_amount,
             now=self.clock(),
             timezone=timezone_for(merchant.locale),
+            channels=self.via_words,
         )
 
     async def _run(self, spec: CommandSpec, command: Command, identity: Identity,
@@ -267,7 +281,10 @@ class Conversation:
     async def _start(self, command: object, identity: Identity, message: IncomingMessage) -> list[Reply]:
         return [Reply(self._greeting(identity))]  # pragma: no cover — answered before parsing
 
-    async def _charge(self, command: Charge | Choice, identity: Identity, message: IncomingMessage) -> list[Reply]:
+    async def _charge(self, command: Charge | Choice | SeriesCharge, identity: Identity,
+                      message: IncomingMessage) -> list[Reply]:
+        if isinstance(command, SeriesCharge):
+            return [await self._charge_series(command, identity, message)]
         if isinstance(command, Charge) and await self._unusually_large(command, identity.merchant.id):
             command = Choice((command,), Doubt.LARGE)
         if isinstance(command, Choice):
@@ -280,7 +297,7 @@ class Conversation:
             command.draft(merchant_id=identity.merchant.id, member_id=identity.member.id,
                           platform=message.platform, address=message.address, idempotency_key=idempotency_key)
         )
-        return self.link_reply(link, identity.merchant.locale)
+        return self.link_reply(link, identity.merchant.locale, notify=command.notify)
 
     async def _unusually_large(self, charge: Charge, merchant_id: str) -> bool:
         """More than LARGE_FACTOR times the median of the shop's last RECENT_LINKS links in this currency."""
@@ -394,11 +411,14 @@ class Conversation:
         except LinkError as error:
             return [Reply(f"{markup.escape(error.message[:1].upper() + error.message[1:])}.")]
 
-    def link_reply(self, link: PaymentLink, locale: str, *, now: datetime | None = None) -> Reply:
+    def link_reply(self, link: PaymentLink, locale: str, *, now: datetime | None = None,
+                   notify: frozenset[str] | None = None) -> Reply:
         """The message that shows a new link: amount, description, URL, expiry and a Pay button."""
         now = now or self.clock()
         url = self.links.url(link.id)
         amount = format_money(link.amount_minor, link.currency, locale)
+        if link.amount_mode == CUSTOMER_CHOOSES:
+            amount = f"from {amount}"  # a donation: its link amount is the smallest one
         lines = [f"💳 **{amount}** — {markup.user(link.description)}"]
         details = []
         if link.reference:
@@ -408,16 +428,37 @@ class Conversation:
             details.append(f"for {markup.user(customer)}")
         details.append(f"id `{short_id(link.id)}`")
         lines.append(" · ".join(details))
+        if link.reusable:
+            lines.append(f"{kind_text(link, locale)} · {counts_text(link, locale)}")
         lines.append(url)
-        if self.customer_reach is not None and (reach := self.customer_reach(link)):
+        reach = self.customer_reach(link, notify) if self.customer_reach is not None else []
+        if reach:
+            # A follow-up says when it arrived (email accepted, SMS or WhatsApp delivered) or failed.
             lines.append(f"📨 Sent to {' and '.join(markup.user(r) for r in reach)}")
+        elif notify:
+            asked = " or ".join(sorted(self.channel_titles.get(n, n) for n in notify))
+            lines.append(f"📭 Not sent: I can't reach this customer by {asked} here "
+                         "(not set up, or no matching contact). Send them the link yourself.")
         when = format_when(link.expires_at, locale)
         lines.append(f"⏳ Expires {format_relative(link.expires_at, now, locale)} ({when})")
         return Reply(
             text="\n".join(lines),
-            buttons=(Button(f"Pay {amount}", url),),
+            buttons=(Button("Give" if link.amount_mode == CUSTOMER_CHOOSES
+                            else "Pay a share" if link.split_ways else f"Pay {amount}", url),),
             link_id=link.id,
         )
+
+    async def _sell(self, command: Sell, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        """/sell, /donate and /split: one link many can pay (core/reusable.py)."""
+        link, _created = await self.links.create(command.draft(
+            merchant_id=identity.merchant.id, member_id=identity.member.id, platform=message.platform,
+            address=message.address))
+        return [self.link_reply(link, identity.merchant.locale)]
+
+    async def _promo(self, command: Promo, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        from core.sales_chat import promo_reply
+
+        return [await promo_reply(PromoService(self.links.db, clock=self.clock), command, identity.merchant)]
 
     async def _links(self, command: Links, identity: Identity, message: IncomingMessage) -> list[Reply]:
         links, cursor = await self.links.list_links(identity.merchant.id, status=command.status, limit=LIST_LIMIT)
@@ -470,9 +511,9 @@ class Conversation:
         return Reply(text, buttons=buttons)
 
     async def _cancel(self, command: Cancel, identity: Identity, message: IncomingMessage) -> list[Reply]:
-        return [await self._cancel_reply(command, identity)]
+        return [await self._cancel_reply(command, identity, message)]
 
-    async def _cancel_reply(self, command: Cancel, identity: Identity) -> Reply:
+    async def _cancel_reply(self, command: Cancel, identity: Identity, message: IncomingMessage) -> Reply:
         link = await self.find_link(identity.merchant.id, command.key)
         if link is None:
             return self._not_found(command.key, identity, "cancel")
@@ -489,10 +530,8 @@ class Conversation:
                 "only an open link can be cancelled."
             )
         log.info("link cancelled from chat link=%s member=%s", link.id, identity.member.id)
-        await AuditLog(self.links.db, clock=self.clock).record(
-            identity.merchant.id, "link.cancelled",
-            Actor(identity.member.display_name or "member", identity.member.platform, identity.member.id),
-            link_id=link.id, amount=Money(link.amount_minor, link.currency).amount_str(), currency=link.currency)
+        await self._audit(identity, message, "link.cancelled", link_id=link.id,
+                          amount=Money(link.amount_minor, link.currency).amount_str(), currency=link.currency)
         return Reply(
             f"🚫 Cancelled **{amount}** — {markup.user(link.description)}. The link no longer takes payments."
         )
@@ -533,8 +572,15 @@ class Conversation:
             f"Done: new links are in **{command.code}** unless you say otherwise (`/charge 25 cake` → {example})."
         )
 
+    async def _audit(self, identity: Identity, message: IncomingMessage, action: str, **detail: Any) -> None:
+        """An audit entry (core/audit.py) for what a member did in chat: their name, platform and chat address."""
+        await AuditLog(self.links.db, clock=self.clock).record(
+            identity.merchant.id, action, Actor(identity.member.display_name or message.display_name or "member",
+                                                message.platform, identity.member.id, message.address), **detail)
+
     async def _invite(self, command: Invite, identity: Identity, message: IncomingMessage) -> list[Reply]:
         invite = await self.members.create_invite(identity)
+        await self._audit(identity, message, "invite.created", code=invite.code)
         hours = int((invite.expires_at - invite.created_at).total_seconds() // 3600)
         return [Reply(
             f"🎟 Invite code for **{markup.user(identity.merchant.name)}**: `{invite.code}`\n"
@@ -550,6 +596,9 @@ class Conversation:
             result = await self.members.join(message, command.code)
         except MemberError as error:
             return Reply(error.text())
+        await self._audit(result.identity, message, "member.joined", role=str(result.identity.member.role),
+                          member=f"{result.identity.member.display_name or message.display_name or 'member'} "
+                                 f"({message.platform})", workspace=result.workspace)
         name = markup.user(result.identity.merchant.name)
         who = "This workspace is" if result.workspace else "You're"
         text = f"🤝 {who} now part of **{name}** (staff). Try `/charge 25 birthday cake`."
@@ -665,6 +714,8 @@ class Conversation:
 
     async def _confirmed(self, message: IncomingMessage, question: Question, pick: int) -> Reply:
         confirm = question.confirm or {}
+        if confirm.get("kind") == "series_stop":
+            return await self._series_confirmed(message, question, pick)
         if pick != 1:
             return Reply("OK, nothing refunded.")
         identity = await self.members.identify(message)
@@ -673,7 +724,7 @@ class Conversation:
         if self.refunds is None or confirm.get("kind") != "refund":
             return Reply("That question is closed. Send the /refund again.")
         try:
-            refund, _ = await self.refunds.request(RefundRequest(
+            refund, created = await self.refunds.request(RefundRequest(
                 link_id=str(confirm["link_id"]), merchant_id=identity.merchant.id,
                 amount_minor=int(confirm["amount_minor"]), payment_id=str(confirm["payment_id"]),
                 requested_by=str(confirm["requested_by"]), requested_by_name=confirm.get("requested_by_name"),
@@ -682,6 +733,10 @@ class Conversation:
                 idempotency_key=f"chat-question:{question.id}", request_hash=None))
         except LinkError as error:
             return Reply(f"Nothing refunded: {markup.escape(error.message)}.")
+        if created:
+            await self._audit(identity, message, "link.refunded", link_id=refund.link_id, refund_id=refund.id,
+                              amount=self._plain(refund.amount_minor, refund.currency), currency=refund.currency,
+                              status=str(refund.status), asked_by=confirm.get("requested_by_name") or "")
         amount = format_money(refund.amount_minor, refund.currency, identity.merchant.locale)
         status = RefundStatus(refund.status)
         if status is RefundStatus.SUCCEEDED:
@@ -717,6 +772,8 @@ class Conversation:
             )]
         if not identity.is_owner:
             return [Reply(f"Only the owner of **{markup.user(merchant.name)}** can change its settings.")]
+        if command.setting in ("invoice_prefix", "address"):
+            return [await self._invoice_setting(command, identity, message)]
         try:
             await self.merchants.update(merchant.id, **{command.setting: command.value})
         except MerchantError as error:

@@ -18,10 +18,11 @@ from typing import Any, Protocol, cast
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from core import ids, limits
+from core import ids, invoices, limits, reusable
 from core.clock import Clock, utcnow
 from core.db import Database, DatabaseBusy, DbConnection
 from core.deliveries import write_with_delivery
+from core.line_items import Totals
 from core.models import (
     LINK_TRANSITIONS,
     CheckoutAttempt,
@@ -96,6 +97,11 @@ class LinkDraft:
     notify_customer: bool = True
     # Only these customer channels ("email", "sms", "whatsapp"); None: every one the customer has.
     notify: frozenset[str] | None = None
+    # Line items (core/line_items.py): the link is numbered and its items stored with it (core/invoices.py);
+    # `money` must be their total.
+    line_items: Totals | None = None
+    # Sells many times (limits, quantity, customer-chosen amount, split): core/reusable.py. None: single-use.
+    terms: reusable.Terms | None = None
 
 
 class LinkEventKind(StrEnum):
@@ -104,6 +110,9 @@ class LinkEventKind(StrEnum):
     EXPIRED = "link.expired"
     CANCELLED = "link.cancelled"
     REFUNDED = "link.refunded"
+    # Reusable links (core/reusable.py): each payment that counted, and the limit reached (once).
+    PAYMENT_RECEIVED = "link.payment_received"
+    SOLD_OUT = "link.sold_out"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +153,7 @@ _TO_EVENT = {
     LinkStatus.EXPIRED: LinkEventKind.EXPIRED,
     LinkStatus.CANCELLED: LinkEventKind.CANCELLED,
     LinkStatus.REFUNDED: LinkEventKind.REFUNDED,
+    LinkStatus.SOLD_OUT: LinkEventKind.SOLD_OUT,
 }
 
 
@@ -222,6 +232,8 @@ class LinkService:
         self.event_sink: EventSink | None = None
         # A checkout not paid after this long is asked about at its provider ([payments] reconcile_after).
         self.reconcile_after = RECONCILE_AFTER
+        # Units held for open checkouts of reusable links ([links] reservation_timeout: bots/services.py).
+        self.reservations = reusable.Reservations(db, clock=clock)
 
     # ------------------------------------------------------------ reading
 
@@ -327,6 +339,7 @@ class LinkService:
         money = draft.money
         now = self.clock()
         description, customer, expires_at, livemode = await self._checked(draft, now)
+        terms = self._checked_terms(draft)
         values: dict[str, Any] = {
             "id": draft.link_id or ids.link_id(),
             "merchant_id": draft.merchant_id,
@@ -353,12 +366,17 @@ class LinkService:
             "livemode": livemode,
             "reminded_at": None,
             "auto_reminded_at": None,
+            **reusable.columns(terms),
         }
         link = PaymentLink.model_construct(**values)
+        if draft.line_items is not None and draft.line_items.total_minor != money.amount_minor:
+            raise LinkError("invalid_amount", "amount must equal the line items' total", field="amount")
         try:
             # From a chat message: its delivery row commits with the link, or AlreadyHandled undoes both.
             async with write_with_delivery(self.db) as conn:
                 await insert_row(conn, LINKS, values)
+                if draft.line_items is not None:
+                    await invoices.record(conn, link, draft.line_items, now)
                 if self.hooks:
                     event = LinkEvent(LinkEventKind.CREATED, link, now, notify_customer=draft.notify_customer,
                                       notify=draft.notify)
@@ -385,6 +403,16 @@ class LinkService:
     async def check_draft(self, draft: LinkDraft) -> None:
         """Everything create() checks, without making the link (a dry run); LinkError when it would fail."""
         await self._checked(draft, self.clock())
+        self._checked_terms(draft)
+
+    @staticmethod
+    def _checked_terms(draft: LinkDraft) -> reusable.Terms | None:
+        if draft.terms is None:
+            return None
+        try:
+            return reusable.check_terms(draft.terms, draft.money.amount_minor)
+        except reusable.TermsError as exc:
+            raise LinkError(exc.code, exc.message, field=exc.field) from None
 
     async def _checked(self, draft: LinkDraft, now: datetime) -> tuple[str, Customer, datetime, bool]:
         """The draft's checked description, customer and expiry, and the mode its shop's provider is in."""
@@ -575,6 +603,22 @@ class LinkService:
                 count += 1
         return count
 
+    async def release_reservations(self) -> int:
+        """Let timed-out reservations of reusable links go (the sweeper) and close their checkouts, so no
+        provider checkout outlives its reservation; returns how many were released."""
+        released = await self.reservations.release_due()
+        for held in released:
+            if self.providers is None or held.provider is None or held.checkout_ref is None:
+                continue
+            provider = await self.providers.for_account(held.provider, held.account)
+            if isinstance(provider, ClosingProvider):
+                try:
+                    await provider.close_checkout(held.checkout_ref)
+                except Exception as exc:  # its own expiry ends it; a late payment counts only if there is room
+                    log.warning("checkout not closed link=%s checkout=%s error=%s", held.link_id, held.checkout_ref,
+                                exc)
+        return len(released)
+
     # ------------------------------------------------------------ provider checkouts
 
     async def record_checkout(self, link_id: str, attempt: int, provider: str, provider_ref: str, *,
@@ -693,6 +737,9 @@ class LinkService:
 
     async def record_payment(self, event: PaymentEvent) -> tuple[PaymentOutcome, Payment | None]:
         """Record a verified provider event in ONE transaction: inbox row, payment, link transition, hooks."""
+        if event.kind == "payment.failed" and (event.checkout_ref or event.provider_ref):
+            # A reusable link's units held for this checkout are free again (Stripe names the session).
+            await self.reservations.release_checkout(event.provider, event.checkout_ref or event.provider_ref)
         if event.kind != "payment.succeeded":
             if self.event_sink is not None:
                 return await self.event_sink(event), None
@@ -728,9 +775,12 @@ class LinkService:
             return PaymentOutcome.UNKNOWN_LINK, None
         link = _row_to_link(row)
         livemode = bool(link.livemode) if event.livemode is None else event.livemode
+        # A reusable link is paid per checkout: the amount its reservation holds (core/reusable.py).
+        reservation = await reusable.find_for_payment(conn, link, event) if link.reusable else None
+        expected = reservation.amount_minor if reservation is not None else link.amount_minor
         # Test money never pays a live link, nor real money a test link: it is refunded instead.
         matches = ((event.amount_minor, event.currency.upper(), livemode)
-                   == (link.amount_minor, link.currency, bool(link.livemode)))
+                   == (expected, link.currency, bool(link.livemode)))
         payment = Payment(
             id=ids.prefixed("pay"),
             link_id=link.id,
@@ -756,7 +806,10 @@ class LinkService:
                 await payment_hook(conn, link, payment)
             return PaymentOutcome.MISMATCH, payment
         payable = self.status_of(link, now) is LinkStatus.ACTIVE
-        if payable and await self._transition(
+        if link.reusable:
+            if payable and await self._count_reusable(conn, link, reservation, payment, now):
+                return PaymentOutcome.PAID, payment
+        elif payable and await self._transition(
             conn, link.id, LinkStatus.PAID, now, payment=payment, paid_at=now
         ):
             return PaymentOutcome.PAID, payment
@@ -770,6 +823,21 @@ class LinkService:
         for payment_hook in self.payment_hooks:
             await payment_hook(conn, link, payment)
         return PaymentOutcome.REFUND_NEEDED, payment
+
+    async def _count_reusable(self, conn: DbConnection, link: PaymentLink, reservation: Any,
+                              payment: Payment, now: datetime) -> bool:
+        """One more payment of a reusable link: counted, alerted, and the link closed at its limit."""
+        counted, current = await reusable.count_payment(conn, link, reservation, payment)
+        if not counted:
+            return False
+        event = LinkEvent(LinkEventKind.PAYMENT_RECEIVED, current, now, payment)
+        for hook in self.hooks:
+            await hook(conn, event)
+        closing = reusable.closing_status(current)
+        if closing is not None:
+            values = {"paid_at": now} if closing is LinkStatus.PAID else {}
+            await self._transition(conn, link.id, closing, now, payment=payment, **values)
+        return True
 
     async def note_payment_ref(self, provider: str, provider_ref: str, payment_ref: str,
                                channel: str | None) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.orm import configure_mappers
@@ -57,15 +58,18 @@ class LinkStatus(StrEnum):
     CANCELLED = "cancelled"
     # Paid, then all of its money given back (core/refunds.py).
     REFUNDED = "refunded"
+    # A reusable link that reached one of its limits (stock, max_payments, max_total): core/reusable.py.
+    SOLD_OUT = "sold_out"
 
 
 # The only allowed link transitions; every status change goes through LinkService._transition (core/links.py).
 LINK_TRANSITIONS: dict[LinkStatus, frozenset[LinkStatus]] = {
-    LinkStatus.ACTIVE: frozenset({LinkStatus.PAID, LinkStatus.EXPIRED, LinkStatus.CANCELLED}),
+    LinkStatus.ACTIVE: frozenset({LinkStatus.PAID, LinkStatus.EXPIRED, LinkStatus.CANCELLED, LinkStatus.SOLD_OUT}),
     LinkStatus.PAID: frozenset({LinkStatus.REFUNDED}),
     LinkStatus.EXPIRED: frozenset(),
     LinkStatus.CANCELLED: frozenset(),
     LinkStatus.REFUNDED: frozenset(),
+    LinkStatus.SOLD_OUT: frozenset(),
 }
 
 
@@ -205,6 +209,82 @@ class PaymentLink(SQLModel, table=True):
     # ([links] remind_before_expiry: at most one per link). core/reminders.py.
     reminded_at: datetime | None = _ts(default=None)
     auto_reminded_at: datetime | None = _ts(default=None)
+    # Reusable links (core/reusable.py): many payments until cancelled, expired or a limit is reached.
+    # Limits (None: none): payments, units (quantity) and money collected, in minor units.
+    reusable: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+    max_payments: int | None = Field(default=None)
+    stock: int | None = Field(default=None)
+    max_total_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    # Adjustable quantity on the pay page (None: always 1).
+    quantity_min: int | None = Field(default=None)
+    quantity_max: int | None = Field(default=None)
+    # "fixed", or "customer_chooses" (donations): then min/max and up to four suggestions, in minor units.
+    amount_mode: str = Field(default="fixed", sa_column=Column(String(20), nullable=False, server_default="fixed"))
+    min_amount_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    max_amount_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    suggested_amounts: list[int] | None = Field(default=None, sa_type=JSON)
+    # A split bill: amount_minor shared among this many shares (stock = ways); paid when all are in.
+    split_ways: int | None = Field(default=None)
+    # What was paid (counted in the payment's transaction) and what open checkouts hold (reservations).
+    payments_count: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    units_sold: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    amount_collected_minor: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    payments_reserved: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    units_reserved: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    amount_reserved_minor: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+
+
+class ReservationStatus(StrEnum):
+    HELD = "held"  # a checkout is open for these units
+    PAID = "paid"  # its payment came in: the units are sold
+    RELEASED = "released"  # the checkout failed, expired or timed out: the units are free again
+
+
+class LinkReservation(SQLModel, table=True):
+    """Units of a reusable link held for one checkout, for [links] reservation_timeout (core/reusable.py)."""
+
+    __tablename__ = "link_reservation"
+    __table_args__ = (Index("ix_link_reservation_link_status", "link_id", "status"),)
+    id: str = Field(primary_key=True, max_length=40)
+    link_id: str = Field(foreign_key="payment_link.id", max_length=40)
+    units: int
+    # What the customer pays for them (quantity × unit, their chosen amount, a share), after any promo code.
+    amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    discount_minor: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    promo_code: str | None = Field(default=None, max_length=40)
+    status: ReservationStatus = Field(default=ReservationStatus.HELD, sa_type=String(10))
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts(index=True)
+    # The provider's checkout (set once it is open), and the payment that settled it.
+    provider: str | None = Field(default=None, max_length=20)
+    checkout_ref: str | None = Field(default=None, max_length=200, index=True)
+    account: str | None = Field(default=None, max_length=40)
+    payment_id: str | None = Field(default=None, max_length=40)
+
+
+class PromoCode(SQLModel, table=True):
+    """A shop's discount code (core/promos.py): a percentage or an amount off, optionally limited.
+
+    `times_redeemed` counts paid checkouts; `redemptions_held` the open ones, so that together they never
+    pass `max_redemptions` (a guarded UPDATE when checkout starts).
+    """
+
+    __tablename__ = "promo_code"
+    __table_args__ = (UniqueConstraint("merchant_id", "code"),)
+    id: int | None = Field(default=None, primary_key=True)
+    merchant_id: str = Field(foreign_key="merchant.id", max_length=40)
+    code: str = Field(max_length=40)
+    # Hundredths of a percent (10% = 1000), or an amount in minor units of `currency`: exactly one is set.
+    percent_off_bp: int | None = Field(default=None)
+    amount_off_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    currency: str | None = Field(default=None, max_length=3)
+    max_redemptions: int | None = Field(default=None)
+    times_redeemed: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    redemptions_held: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    expires_at: datetime | None = _ts(default=None)
+    # Only these links (None: every link of the shop).
+    link_ids: list[str] | None = Field(default=None, sa_type=JSON)
+    created_at: datetime = _ts()
 
 
 class ProviderAccount(SQLModel, table=True):
@@ -359,7 +439,8 @@ class ChatTarget(SQLModel, table=True):
 
 class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox_message"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),
+                      Index("ix_outbox_external", "platform", "external_id"))
     id: int | None = Field(default=None, primary_key=True)
     merchant_id: str | None = Field(default=None, max_length=40)
     link_id: str | None = Field(default=None, max_length=40)
@@ -379,6 +460,8 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = _ts(default=None)
     # When an operator last requeued the row (`paylinks outbox retry`): its retry age counts from here.
     requeued_at: datetime | None = _ts(default=None)
+    # The platform's id for what was sent (Twilio's MessageSid): its delivery status callbacks name it.
+    external_id: str | None = Field(default=None, max_length=100)
 
 
 class WebhookEndpoint(SQLModel, table=True):
@@ -511,6 +594,87 @@ class AuditEvent(SQLModel, table=True):
     platform: str | None = Field(default=None, max_length=20)  # "web", "cli", "api", a chat platform
     address: str | None = Field(default=None, max_length=200)  # client IP or chat address
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
+class Invoice(SQLModel, table=True):
+    """A link's invoice: its number (unique per shop, gap-free per year) and, for a link made from line
+    items, the items and totals (core/line_items.py; the link's amount_minor is the total)."""
+
+    __tablename__ = "invoice"
+    __table_args__ = (UniqueConstraint("merchant_id", "number"),)
+    link_id: str = Field(primary_key=True, foreign_key="payment_link.id", max_length=40)
+    merchant_id: str = Field(foreign_key="merchant.id", max_length=40)
+    number: str = Field(max_length=40)
+    year: int
+    seq: int
+    currency: str = Field(max_length=3)
+    # {"items": [...], "discount": {...} | None}; None: a link with one amount, numbered when paid.
+    line_items: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    subtotal_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    discount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    tax_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    total_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime = _ts()
+
+
+class InvoiceCounter(SQLModel, table=True):
+    """The last invoice number a shop used in a year; bumped in the transaction that uses the next one,
+    so a rolled-back link gives its number back (no gaps) and the row lock orders concurrent ones."""
+
+    __tablename__ = "invoice_counter"
+    merchant_id: str = Field(primary_key=True, foreign_key="merchant.id", max_length=40)
+    year: int = Field(primary_key=True)
+    last_seq: int = Field(default=0)
+
+
+class InvoiceSettings(SQLModel, table=True):
+    """What a shop's invoices say beyond its name: number prefix and postal address (`/shop`)."""
+
+    __tablename__ = "invoice_settings"
+    merchant_id: str = Field(primary_key=True, foreign_key="merchant.id", max_length=40)
+    prefix: str = Field(default="INV", max_length=12)
+    address: str | None = Field(default=None, max_length=500)
+
+
+class SeriesStatus(StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class PaymentSeries(SQLModel, table=True):
+    """A recurring charge: every `interval` `every` (week/month/year) from `start_at`, in the shop's time
+    zone, a link made from `template` (core/series.py). `made` counts the periods done."""
+
+    __tablename__ = "payment_series"
+    __table_args__ = (Index("ix_payment_series_status_next", "status", "next_at"),)
+    id: str = Field(primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchant.id", index=True, max_length=40)
+    every: str = Field(max_length=5)
+    interval: int = Field(default=1)
+    count: int | None = Field(default=None)
+    until: str | None = Field(default=None, max_length=10)  # YYYY-MM-DD, the last day a period may start
+    start_at: datetime = _ts()
+    timezone: str = Field(max_length=64)
+    template: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    status: SeriesStatus = Field(default=SeriesStatus.ACTIVE, sa_type=String(10))
+    made: int = Field(default=0)
+    next_at: datetime | None = _ts(default=None)
+    created_at: datetime = _ts()
+    cancelled_at: datetime | None = _ts(default=None)
+    origin_platform: str | None = Field(default=None, max_length=20)
+    origin_address: str | None = Field(default=None, max_length=200)
+    created_by_member_id: int | None = Field(default=None, foreign_key="member.id")
+
+
+class SeriesLink(SQLModel, table=True):
+    """Which link a series made for which period: the primary key makes each period's link exactly once."""
+
+    __tablename__ = "series_link"
+    series_id: str = Field(primary_key=True, foreign_key="payment_series.id", max_length=40)
+    period: int = Field(primary_key=True)
+    link_id: str = Field(foreign_key="payment_link.id", max_length=40)
+    due_at: datetime = _ts()
 
 
 # ---------------------------------------------------------------- Slack OAuth (multi-workspace installs)

@@ -42,8 +42,10 @@ from core.outbox_texts import (
     AlertFacts,
     alert_reply,
     customer_link_reply,
+    customer_refund_reply,
     customer_reminder_reply,
     customer_undeliverable_notice,
+    delivery_followup,
     edited_link_reply,
     receipt_reply,
     target_disabled_notice,
@@ -66,6 +68,15 @@ class Role(StrEnum):
     RECEIPT = "receipt"  # to the customer, after paying
     CUSTOMER_LINK = "customer_link"  # the payment link, sent to the customer when it is made
     REMINDER = "reminder"  # the payment link again, to a customer who has not paid (core/reminders.py)
+    REFUND = "refund"  # to the customer, when a refund of their payment went through
+
+
+# Rows to customers: their failures are told to the seller, and their delivery reports too.
+CUSTOMER_ROLES = (Role.RECEIPT.value, Role.CUSTOMER_LINK.value, Role.REMINDER.value, Role.REFUND.value)
+
+
+def is_customer_kind(kind: str) -> bool:
+    return kind.rpartition(".")[2] in CUSTOMER_ROLES
 
 
 def kind_of(event: str, role: Role) -> str:
@@ -75,6 +86,9 @@ def kind_of(event: str, role: Role) -> str:
 # Paid alerts to one chat may be merged into a digest when that chat has a backlog.
 DIGEST_KIND = kind_of(LinkEventKind.PAID.value, Role.ALERT)
 NOTICE_KIND = "notice.undeliverable"
+# The seller hears where their link went, and then whether it arrived (email sent, SMS delivered).
+FOLLOWUP_KIND = "notice.delivery"
+REFUND_EVENT = "payment.refunded"
 REMINDER_EVENT = "link.reminder"
 REMINDER_KIND = f"{REMINDER_EVENT}.reminder"
 
@@ -171,6 +185,7 @@ class Outbox:
     def __init__(
         self, *, link_url: Callable[[str], str], customer_platform: str | None = None,
         address_rules: Mapping[str, AddressRules] | None = None, customer_channels: Sequence[str] = (),
+        fallback_channels: Collection[str] = (),
     ) -> None:
         self.link_url = link_url
         # The platform that sends receipts and links to customers (its plug-in turns a link's contact
@@ -178,6 +193,9 @@ class Outbox:
         self.customer_platform = customer_platform
         # More platforms that reach customers as well, each at its own contact (email: the link's email).
         self.customer_channels = tuple(customer_channels)
+        # Of those, the ones used by default only when the customer platform gives no address (SMS when
+        # WhatsApp is off); asked for by name (`via sms`, notify ["sms"]) they are used anyway.
+        self.fallback_channels = frozenset(fallback_channels)
         self.address_rules: Mapping[str, AddressRules] = address_rules or {}
         self._wakers: list[Callable[[], None]] = []
 
@@ -200,13 +218,13 @@ class Outbox:
             self.wake()
 
     def can_resend(self, link: PaymentLink) -> bool:
-        """Whether the link can be sent to its customer in a chat (a customer platform and a contact)."""
-        return self._customer_target(link) is not None
+        """Whether the link can be sent to its customer (a customer channel and a contact)."""
+        return bool(self.customer_targets(link))
 
     async def resend(self, db: Database, link: PaymentLink, now: datetime) -> bool:
-        """Send the payment link to its customer again (the dashboard's Resend); False: no chat address."""
-        target = self._customer_target(link)
-        if target is None:
+        """Send the payment link to its customer again (the dashboard's Resend); False: no address."""
+        targets = self.customer_targets(link)
+        if not targets:
             return False
         async with db.read() as conn:
             found = (await conn.execute(_MERCHANT_AND_SUBSCRIPTIONS, {"merchant_id": link.merchant_id})).all()
@@ -219,47 +237,72 @@ class Outbox:
         )
         link_info = {"id": link.id, "url": facts.url, "amount_text": facts.amount_text,
                      "description": link.description, "merchant_name": facts.merchant_name}
-        row = new_row(target=target, kind=kind_of(facts.event, Role.CUSTOMER_LINK),
-                      body=payload(ACTION_SEND, customer_link_reply(facts), event=facts.event, facts=facts,
-                                   link=link_info),
-                      key=dedupe_key("link.resent", link.id, now.isoformat(), target.platform, target.address),
-                      now=now, merchant_id=link.merchant_id, link_id=link.id)
+        rows = [new_row(target=target, kind=kind_of(facts.event, Role.CUSTOMER_LINK),
+                        body=payload(ACTION_SEND, customer_link_reply(facts), event=facts.event, facts=facts,
+                                     link=link_info),
+                        key=dedupe_key("link.resent", link.id, now.isoformat(), target.platform, target.address),
+                        now=now, merchant_id=link.merchant_id, link_id=link.id)
+                for target in targets]
         async with db.write() as conn:
-            await insert_rows(conn, [row])
+            await insert_rows(conn, rows)
         self.wake()
         return True
 
-    def _customer_target(self, link: PaymentLink) -> Target | None:
-        platform = self.customer_platform
-        rules = self.address_rules.get(platform) if platform is not None else None
-        if platform is None or rules is None:
-            return None
-        address = rules.customer_address(link.customer_phone)
-        return Target(platform, address) if address else None
-
-    def customer_targets(self, link: PaymentLink) -> list[Target]:
-        """Where the link's customer can be reached: the chat platform by phone, email by address."""
+    def customer_targets(self, link: Any, notify: Collection[str] | None = None) -> list[Target]:
+        """Where the link's customer can be reached: the chat platform by phone, email by address, SMS by
+        phone when the chat platform cannot reach them. `notify` names the channels (None: the default)."""
         found: list[Target] = []
         platforms = ([self.customer_platform] if self.customer_platform else []) + list(self.customer_channels)
         for platform in platforms:
             rules = self.address_rules.get(platform)
-            if rules is None:
+            if rules is None or (notify is not None and platform not in notify):
                 continue
             by_email = getattr(rules, "customer_contact", "phone") == "email"
             address = rules.customer_address(link.customer_email if by_email else link.customer_phone)
             if address:
                 found.append(Target(platform, address))
+        if notify is None and any(t.platform == self.customer_platform for t in found):
+            found = [t for t in found if t.platform not in self.fallback_channels]
         return found
+
+    async def refund_rows(self, conn: DbConnection, link: PaymentLink, payment: Any, refund: Any) -> None:
+        """A RefundService hook: the customer hears that their money is on its way back (email, SMS;
+        WhatsApp would need an approved template outside its 24 h window, so it is left to the seller)."""
+        customers = [t for t in self.customer_targets(link) if t.platform != self.customer_platform]
+        if not customers:
+            return
+        merchant = (await conn.execute(select(MERCHANTS.c.name, MERCHANTS.c.locale)
+                                       .where(MERCHANTS.c.id == link.merchant_id))).first()
+        at = refund.completed_at or refund.created_at
+        facts = AlertFacts(
+            event=REFUND_EVENT, link_id=link.id, amount_minor=refund.amount_minor, currency=refund.currency,
+            description=link.description, at=at, locale=merchant.locale if merchant else "en",
+            merchant_name=merchant.name if merchant else "", reference=link.reference,
+            payer_name=payment.payer_name, url=None, livemode=bool(payment.livemode),
+        )
+        skip = await disabled_targets(conn, customers)
+        reply = customer_refund_reply(facts)
+        rows = [new_row(target=t, kind=kind_of(REFUND_EVENT, Role.REFUND),
+                        body=payload(ACTION_SEND, reply, event=REFUND_EVENT, facts=facts),
+                        key=dedupe_key(REFUND_EVENT, refund.id, Role.REFUND.value, t.platform, t.address),
+                        now=at, merchant_id=link.merchant_id, link_id=link.id)
+                for t in customers if t not in skip]
+        await insert_rows(conn, rows)
+        if rows:
+            self.wake()
 
     async def rows_for(self, conn: DbConnection, event: LinkEvent) -> list[dict[str, Any]]:
         link = event.link
         if event.kind is LinkEventKind.REFUNDED:
             return []  # core/refunds.py writes the refund's own alert and edit in this transaction
-        customers = self.customer_targets(link)
-        if event.kind is LinkEventKind.CREATED and not event.notify_customer:
-            customers = []
-        elif event.kind is LinkEventKind.CREATED and event.notify is not None:
-            customers = [t for t in customers if t.platform in event.notify]
+        if event.kind in (LinkEventKind.PAYMENT_RECEIVED, LinkEventKind.SOLD_OUT):
+            from core.sales_alerts import sales_rows  # links that sell many times
+
+            return await sales_rows(self, conn, event)
+        if event.kind is LinkEventKind.CREATED:
+            customers = self.customer_targets(link, event.notify) if event.notify_customer else []
+        else:
+            customers = self.customer_targets(link)
         if event.kind is LinkEventKind.CREATED and not customers:
             return []  # most links: nothing to send, and no query on the link-creation path
         found = (await conn.execute(_MERCHANT_AND_SUBSCRIPTIONS, {"merchant_id": link.merchant_id})).all()
@@ -369,6 +412,8 @@ class Outcome:
     error: str | None = None
     ref: MessageRef | None = None
     new_address: str | None = None
+    # The error says another channel may reach this customer (WhatsApp outside its window: SMS).
+    other_channel: bool = False
 
 
 def error_text(error: BaseException) -> str:
@@ -420,7 +465,8 @@ def decide(
         # A failed edit says nothing about the chat (the message may be gone or too old to edit).
         if row.payload.get("action") == ACTION_EDIT or isinstance(error, Dropped):
             return Outcome(row, Result.DEAD, attempts, now, error=text)
-        return Outcome(row, Result.DISABLED, attempts, now, error=text)
+        return Outcome(row, Result.DISABLED, attempts, now, error=text,
+                       other_channel=bool(getattr(error, "other_channel", False)))
     if isinstance(error, AddressMoved):
         if attempts >= policy.max_attempts or now >= deadline:
             return Outcome(row, Result.DEAD, attempts, now, error=text)
@@ -472,10 +518,14 @@ _EARLIER_PENDING = (
 
 class OutboxStore:
     def __init__(
-        self, db: Database, *, clock: Clock = utcnow, address_rules: Mapping[str, AddressRules] | None = None
+        self, db: Database, *, clock: Clock = utcnow, address_rules: Mapping[str, AddressRules] | None = None,
+        fallbacks: Mapping[str, str] | None = None,
     ) -> None:
         # Per platform: where members are reachable directly (for notices about undeliverable targets).
         self.address_rules: Mapping[str, AddressRules] = address_rules or {}
+        # Customer platform -> the channel that takes over a customer's message it cannot deliver
+        # ({"whatsapp": "sms"}: outside the 24 h window with no template, the link goes by SMS).
+        self.fallbacks: Mapping[str, str] = fallbacks or {}
         self.db = db
         self.clock = clock
 
@@ -574,11 +624,17 @@ class OutboxStore:
                         status=OutboxStatus.SENT.value, attempts=bindparam("b_attempts"),
                         sent_at=bindparam("b_at", type_=OUTBOX.c.sent_at.type),
                         message_ref=bindparam("b_ref", type_=OUTBOX.c.message_ref.type),
-                        lease_until=None, leased_by=None, last_error=None,
+                        external_id=bindparam("b_external"), lease_until=None, leased_by=None, last_error=None,
                     ),
                     [{"b_id": o.row.id, "b_attempts": o.attempts, "b_at": o.at,
-                      "b_ref": o.ref.to_dict() if o.ref else None} for o in sent],
+                      "b_ref": o.ref.to_dict() if o.ref else None,
+                      "b_external": o.ref.message_id[:100] if o.ref else None} for o in sent],
                 )
+                for outcome in sent:
+                    # Email has no delivery report: handed to the mail server is "sent" (SMS and WhatsApp
+                    # report "delivered" later, through POST /twilio/status).
+                    if outcome.row.platform == "email" and outcome.row.kind.endswith(Role.CUSTOMER_LINK.value):
+                        await self.followup(conn, outcome.row, outcome.at, delivered=False)
             if retry := by_result.get(Result.RETRY):
                 await conn.execute(
                     update(OUTBOX).where(mine).values(
@@ -598,6 +654,9 @@ class OutboxStore:
                     ),
                     [{"b_id": o.row.id, "b_attempts": o.attempts, "b_error": o.error} for o in dead],
                 )
+            for outcome in list(by_result.get(Result.DISABLED, [])):
+                if await self._fall_back(conn, outcome):
+                    by_result[Result.DISABLED].remove(outcome)  # another channel takes it: nothing disabled
             for outcome in by_result.get(Result.DISABLED, []):
                 target = Target(outcome.row.platform, outcome.row.address)
                 if target in report.disabled:
@@ -605,7 +664,8 @@ class OutboxStore:
                 report.disabled.append(target)
                 await self._disable(conn, target, outcome)
                 # A notice that cannot be delivered is not itself reported (no chains of notices).
-                if outcome.row.kind != NOTICE_KIND and await self._notify_seller(conn, outcome, notice_platforms):
+                if outcome.row.kind not in (NOTICE_KIND, FOLLOWUP_KIND) and await self._notify_seller(
+                        conn, outcome, notice_platforms):
                     report.notices += 1
             for outcome in by_result.get(Result.MOVED, []):
                 old = Target(outcome.row.platform, outcome.row.address)
@@ -624,6 +684,53 @@ class OutboxStore:
                 log.info("outbox %s row=%s platform=%s kind=%s attempts=%d error=%s", outcome.result.value,
                          outcome.row.id, outcome.row.platform, outcome.row.kind, outcome.attempts, outcome.error)
         return report
+
+    async def _fall_back(self, conn: DbConnection, outcome: Outcome) -> bool:
+        """A customer's message the customer platform cannot deliver (outside WhatsApp's window, no
+        template) goes by the fallback channel instead (SMS); True when a row was written for it."""
+        row = outcome.row
+        fallback = self.fallbacks.get(row.platform)
+        if not (outcome.other_channel and fallback and is_customer_kind(row.kind) and row.payload.get("facts")):
+            return False
+        return await self.write_fallback(conn, row, fallback, outcome.at)
+
+    async def write_fallback(self, conn: DbConnection, row: OutboxMessage, fallback: str, at: datetime) -> bool:
+        rules = self.address_rules.get(fallback)
+        contact = row.address.partition(":")[2] if ":" in row.address else row.address
+        address = rules.customer_address(contact) if rules is not None else None
+        if not address:
+            return False
+        target = Target(fallback, address)
+        if target in await disabled_targets(conn, [target]):
+            return False
+        await insert_rows(conn, [new_row(
+            target=target, kind=row.kind, body=dict(row.payload), key=dedupe_key("fallback", str(row.id), fallback),
+            now=at, merchant_id=row.merchant_id, link_id=row.link_id)])
+        log.info("outbox row=%s goes by %s instead of %s", row.id, fallback, row.platform)
+        return True
+
+    async def followup(self, conn: DbConnection, row: OutboxMessage, at: datetime, *, delivered: bool) -> bool:
+        """Tell the chat where the link was made that its customer's message arrived (once per row)."""
+        facts_data = row.payload.get("facts")
+        if not row.link_id or not facts_data:
+            return False
+        origin = (await conn.execute(select(LINKS.c.origin_platform, LINKS.c.origin_address)
+                                     .where(LINKS.c.id == row.link_id))).first()
+        if origin is None or not origin.origin_platform or not origin.origin_address:
+            return False
+        rules = self.address_rules.get(row.platform)
+        contact = rules.describe_contact(row.address) if rules is not None else f"{row.address} on {row.platform}"
+        reply = delivery_followup(AlertFacts.from_dict(facts_data), contact, delivered=delivered)
+        await insert_rows(conn, [new_row(
+            target=Target(origin.origin_platform, origin.origin_address), kind=FOLLOWUP_KIND,
+            body=payload(ACTION_SEND, reply, event=FOLLOWUP_KIND),
+            key=dedupe_key("followup", str(row.id)), now=at, merchant_id=row.merchant_id, link_id=row.link_id)])
+        return True
+
+    async def notify_undelivered(self, conn: DbConnection, row: OutboxMessage, at: datetime, reason: str) -> bool:
+        """A message reported undelivered after it was sent (a Twilio status callback): tell the seller."""
+        outcome = Outcome(row, Result.DEAD, row.attempts, at, error=reason)
+        return await self._notify_seller(conn, outcome, ())
 
     async def _disable(self, conn: DbConnection, target: Target, outcome: Outcome) -> None:
         reason = (outcome.error or "unreachable")[:500]
@@ -693,11 +800,11 @@ class OutboxStore:
         destination = usable[0]
         reason = (outcome.error or "unreachable").split(": ", 1)[-1]
         facts_data = row.payload.get("facts")
-        if row.kind.endswith((Role.RECEIPT.value, Role.CUSTOMER_LINK.value, Role.REMINDER.value)) and facts_data:
+        if is_customer_kind(row.kind) and facts_data:
             rules = self.address_rules.get(row.platform)
             contact = rules.describe_contact(row.address) if rules is not None else f"{row.address} on {row.platform}"
             reply = customer_undeliverable_notice(AlertFacts.from_dict(facts_data), contact, reason,
-                                                  receipt=row.kind.endswith(Role.RECEIPT.value))
+                                                  receipt=row.kind.endswith((Role.RECEIPT.value, Role.REFUND.value)))
         else:
             reply = target_disabled_notice(row.platform, row.address, reason)
         await insert_rows(conn, [new_row(

@@ -159,3 +159,25 @@ def customer_undeliverable_notice(facts: AlertFacts, contact: str, reason: str, 
     if not receipt and facts.url:
         text += f"\nSend it to them yourself: {facts.url}"
     return Reply(text=text, link_id=facts.link_id)
+
+
+def customer_refund_reply(facts: AlertFacts) -> Reply:
+    """To the customer: a refund of their payment went through (facts carry the refunded amount)."""
+    shop = facts.merchant_name or "The shop"
+    ref = f" · ref {facts.reference}" if facts.reference else ""
+    test = "" if facts.livemode else f"\n{TEST_MARK}: no real money was charged."
+    return Reply(
+        text=f"↩️ {shop} refunded **{facts.amount_text}** for {facts.description}{ref}.\n"
+             f"It can take a few days to show on your statement.{test}",
+        link_id=facts.link_id,
+    )
+
+
+def delivery_followup(facts: AlertFacts, contact: str, *, delivered: bool) -> Reply:
+    """The seller's follow-up to "📨 Sent to …": the link reached the customer (email handed to the mail
+    server, SMS or WhatsApp delivered to the phone). Failures are customer_undeliverable_notice."""
+    what = {"link.reminder": "The reminder"}.get(facts.event, "The payment link")
+    # Email has no delivery report: accepted by the mail server is all we can know.
+    verb = "was delivered to" if delivered else "was sent to"
+    return Reply(text=f"📬 {what} for **{facts.amount_text}** ({facts.description}) {verb} {contact}.",
+                 link_id=facts.link_id)

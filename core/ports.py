@@ -64,6 +64,8 @@ class Reply:
     link_id: str | None = None
     # Only for the person who asked (a sign-in link): a DM, or Slack's ephemeral message, never the group.
     private: bool = False
+    # A link whose invoice PDF goes with this answer as a file, where the platform can send one (/invoice).
+    invoice_pdf: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +74,7 @@ class Reply:
             "buttons": [{"label": b.label, "url": b.url, **({"action": b.action} if b.action else {})}
                         for b in self.buttons],
             "link_id": self.link_id,
+            **({"invoice_pdf": self.invoice_pdf} if self.invoice_pdf else {}),
         }
 
     @classmethod
@@ -82,6 +85,7 @@ class Reply:
                           for b in data.get("buttons", ())),
             link_id=data.get("link_id"),
             private=bool(data.get("private", False)),
+            invoice_pdf=data.get("invoice_pdf"),
         )
 
 
@@ -200,6 +204,9 @@ class PaymentEvent:
     # Refund events: the provider's refund id and/or ours (echoed back in its metadata).
     refund_ref: str | None = None
     refund_id: str | None = None
+    # The provider's checkout this payment came through, when its event says (a reusable link's
+    # reservation is found by it: core/reusable.py).
+    checkout_ref: str | None = None
     # The provider's words: why a refund or payment failed, why a dispute was opened.
     reason: str | None = None
 

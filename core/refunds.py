@@ -23,6 +23,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core import ids
+from core.audit import Actor, AuditLog
 from core.clock import Clock, utcnow
 from core.db import Database, DbConnection
 from core.links import LinkError, LinkService, PaymentOutcome, _row_to_link
@@ -531,10 +532,16 @@ class RefundService:
             return
         async with self.db.read() as conn:
             merchant_id = await conn.scalar(select(LINKS.c.merchant_id).where(LINKS.c.id == payment.link_id))
-        refund, _ = await self.request(RefundRequest(
+        refund, created = await self.request(RefundRequest(
             link_id=payment.link_id, merchant_id=str(merchant_id), payment_id=payment.id,
             reason="paid twice: automatic refund", requested_by=AUTO, requested_by_name="paylinks",
             idempotency_key=f"auto-refund:{payment.id}"))
+        if created:
+            await AuditLog(self.db, clock=self.clock).record(
+                str(merchant_id), "link.refunded", Actor("paylinks (a double payment, refunded automatically)",
+                                                         "system"),
+                link_id=payment.link_id, refund_id=refund.id, amount=_plain(refund.amount_minor, refund.currency),
+                currency=refund.currency, status=str(refund.status))
         log.info("double payment refunded automatically payment=%s refund=%s status=%s", payment.id, refund.id,
                  refund.status)
 

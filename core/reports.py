@@ -20,7 +20,7 @@ from core.commands import Period
 from core.db import Database
 from core.links import LinkService
 from core.locales import babel_locale, timezone_for
-from core.models import LinkStatus, Payment, PaymentLink, Refund
+from core.models import LinkStatus, Payment, PaymentLink, PaymentStatus, Refund
 from core.money import format_money
 from core.outbox_texts import TEST_MARK
 from core.sql import table
@@ -37,6 +37,7 @@ STATUS_MARK: dict[LinkStatus, str] = {
     LinkStatus.EXPIRED: "⌛",
     LinkStatus.CANCELLED: "🚫",
     LinkStatus.REFUNDED: "↩️",
+    LinkStatus.SOLD_OUT: "🎟",
 }
 STATUS_WORD: dict[LinkStatus, str] = {
     LinkStatus.ACTIVE: "Open",
@@ -44,6 +45,7 @@ STATUS_WORD: dict[LinkStatus, str] = {
     LinkStatus.EXPIRED: "Expired",
     LinkStatus.CANCELLED: "Cancelled",
     LinkStatus.REFUNDED: "Refunded",
+    LinkStatus.SOLD_OUT: "Sold out",
 }
 
 
@@ -177,6 +179,7 @@ class ReportService:
                         LINKS.c.status == LinkStatus.PAID.value,
                         LINKS.c.paid_at >= period.start,
                         LINKS.c.paid_at < period.end,
+                        LINKS.c.reusable.is_(False),  # counted per payment below
                     )
                     .group_by(mode, LINKS.c.currency)
                 )
@@ -189,6 +192,7 @@ class ReportService:
                         LINKS.c.status != LinkStatus.PAID.value,
                         LINKS.c.created_at >= period.start,
                         LINKS.c.created_at < period.end,
+                        LINKS.c.reusable.is_(False),
                     )
                     .group_by(mode, LINKS.c.status, LINKS.c.currency)
                 )
@@ -201,6 +205,18 @@ class ReportService:
                     .join_from(PAYMENTS, LINKS, LINKS.c.id == PAYMENTS.c.link_id)
                     .where(LINKS.c.merchant_id == merchant_id, PAYMENTS.c.created_at >= period.start,
                            PAYMENTS.c.created_at < period.end)
+                    .group_by(PAYMENTS.c.livemode, PAYMENTS.c.currency)
+                )
+            ).all()
+            # A link that sells many times counts each of its payments as one paid sale.
+            sold_rows = (
+                await conn.execute(
+                    select(PAYMENTS.c.livemode, PAYMENTS.c.currency, func.count(PAYMENTS.c.id),
+                           func.coalesce(func.sum(PAYMENTS.c.amount_minor), 0))
+                    .join_from(PAYMENTS, LINKS, LINKS.c.id == PAYMENTS.c.link_id)
+                    .where(LINKS.c.merchant_id == merchant_id, LINKS.c.reusable.is_(True),
+                           PAYMENTS.c.status != PaymentStatus.REFUND_NEEDED.value,
+                           PAYMENTS.c.created_at >= period.start, PAYMENTS.c.created_at < period.end)
                     .group_by(PAYMENTS.c.livemode, PAYMENTS.c.currency)
                 )
             ).all()
@@ -219,6 +235,9 @@ class ReportService:
             figures[bool(live)].refunded_links = int(n)
         for live, currency, n, amount in paid_rows:
             figures[bool(live)].paid[currency] = Totals(int(n), int(amount))
+        for live, currency, n, amount in sold_rows:
+            before = figures[bool(live)].paid.get(currency, Totals(0, 0))
+            figures[bool(live)].paid[currency] = Totals(before.count + int(n), before.amount_minor + int(amount))
         for live, status, currency, n, amount in made_rows:
             tally = figures[bool(live)]
             if status == LinkStatus.ACTIVE.value:
@@ -358,6 +377,10 @@ def render_link_line(link: PaymentLink, locale: str) -> str:
     line = f"{STATUS_MARK[status]} `{short_id(link.id)}` **{amount}** — {markup.user(link.description)}"
     if link.reference:
         line += f" · ref `{markup.user(link.reference)}`"
+    if link.reusable:
+        from core.sales_texts import counts_text
+
+        line += f" · {counts_text(link, locale)}"
     return line
 
 
@@ -386,6 +409,10 @@ def render_status(link: PaymentLink, url: str, locale: str, now: datetime) -> st
     if customer:
         details.append(f"for {markup.user(customer)}")
     lines.append(" · ".join(details))
+    if link.reusable:
+        from core.sales_texts import counts_text
+
+        lines.append(counts_text(link, locale))
     if status in (LinkStatus.PAID, LinkStatus.REFUNDED) and link.paid_at:
         lines.append(f"Paid {format_when(link.paid_at, locale)}")
     elif status is LinkStatus.CANCELLED and link.cancelled_at:

@@ -1,9 +1,9 @@
 """A link's timeline: what happened to it, oldest first, built from the rows that record each step.
 
 Most events are read from where they already live (the link's own times, checkout attempts, payments,
-refunds, sent outbox alerts, messages that could not be delivered); only what is stored nowhere else is a
-`link_events` row (the pay page's first view with its count, a failed payment, a dispute, a reminder sent
-to the customer: `record_event`).
+refunds, sent outbox alerts and customer messages, messages that could not be delivered); only what is
+stored nowhere else is a `link_events` row (the pay page's first view with its count, a failed payment, a
+dispute, a reminder sent to the customer, a delivery report: `record_event`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ OUTBOX = table(OutboxMessage)
 
 # Which sent outbox rows are "alert.delivered": messages to the seller's chats (alerts and edits).
 _SELLER_ROLES = (".alert", ".edit")
+# And messages to the customer: the link, reminders, receipts, refund notices (core/outbox.py Role).
+_CUSTOMER_ROLES = (".customer_link", ".reminder", ".receipt", ".refund")
 # Merchant webhook deliveries are outbox rows of these kinds (core/webhooks.py KIND_PREFIX).
 _WEBHOOK_PREFIX = "webhook."
 
@@ -108,6 +110,10 @@ async def timeline(db: Database, link: PaymentLink, status: LinkStatus) -> list[
             events.append(TimelineEvent("delivery.failed", row.next_attempt_at, _delivery(row.kind, row.platform)))
         elif row.sent_at is not None and row.kind.endswith(_SELLER_ROLES):
             events.append(TimelineEvent("alert.delivered", row.sent_at, _delivery(row.kind, row.platform)))
+        elif row.sent_at is not None and row.kind.endswith(_CUSTOMER_ROLES):
+            # Handed to the platform; SMS and WhatsApp report later whether it reached the phone
+            # (message.delivered / message.failed, core/delivery_status.py).
+            events.append(TimelineEvent("message.sent", row.sent_at, _delivery(row.kind, row.platform)))
     if status is LinkStatus.EXPIRED:
         events.append(TimelineEvent("link.expired", link.expires_at))
     if status is LinkStatus.CANCELLED and link.cancelled_at is not None:

@@ -211,7 +211,9 @@ class WebhookEvents:
         written = await write_event(conn, merchant_id=link.merchant_id, event_type=event.kind.value, data=data,
                                     at=event.at, link_id=link.id)
         payment = event.payment
-        if event.kind is LinkEventKind.PAID and payment is not None:
+        # A link that sells many times: each payment that counted (its link.paid, if any, is the whole bill).
+        per_payment = LinkEventKind.PAYMENT_RECEIVED if link.reusable else LinkEventKind.PAID
+        if event.kind is per_payment and payment is not None:
 
             async def paid_data() -> dict[str, Any]:
                 return {**await data(), "payment": payment_json(payment)}

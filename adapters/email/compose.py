@@ -46,6 +46,9 @@ def wording(kind: str, facts: AlertFacts) -> Wording:
     if kind.endswith(".receipt"):
         return Wording(f"Receipt: {facts.amount_text} to {shop}", "✅ Payment received, thank you!",
                        f"Paid at {clock_time(facts.at)}.", with_link=False)
+    if kind.endswith(".refund"):
+        return Wording(f"Refund: {facts.amount_text} from {shop}", f"↩️ {shop} refunded your payment.",
+                       "It can take a few days to show on your statement.", with_link=False)
     if kind.endswith(".reminder"):
         return Wording(f"Reminder: {facts.amount_text} for {facts.description}",
                        f"A reminder from {shop}: this payment is still open.", "", with_link=True)

@@ -39,6 +39,7 @@ class EmailPlugin(ChatPlatform[EmailSettings]):
     outbox_keys: ClassVar[dict[str, str]] = {"email_per_sender": "5/s"}
     # Which contact on a link this platform reaches customers at (the outbox reads it).
     customer_contact: ClassVar[str] = "email"
+    via_aliases: ClassVar[tuple[str, ...]] = ("mail",)  # "/charge 25 cake to ana@example.com via email"
 
     def enabled(self, settings: BaseModel) -> bool:
         # Without a host, mail is kept in files beside the SQLite database; with another database there

@@ -60,9 +60,13 @@ class ReturnPages:
             raise web.HTTPNotFound()
         return link_id
 
-    def message(self, badge: str, heading: str, explanation: str, *, test_mode: bool, status: int = 200,
-                refresh: bool = False, back_url: str = "") -> web.Response:
+    async def message(self, link: PaymentLink, badge: str, heading: str, explanation: str, *, test_mode: bool,
+                      status: int = 200, refresh: bool = False, back_url: str = "") -> web.Response:
+        """A page of the customer's way back, in the shop's branding (name, colour, logo, support)."""
+        from adapters.web.branding import link_branding
+
         html = self.message_template.render(
+            **await link_branding(self.links.db, link.id),
             lang="en", title=heading, sandbox=False, test_mode=test_mode, tone="warn", badge=badge,
             heading=heading,
             explanation=explanation, back_url=back_url, back_label="Back to the payment",

@@ -47,7 +47,8 @@ INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 
 # What the bot needs: slash commands, posting (also in public channels it was not invited to), unfurls.
-BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "links:read", "links:write")
+BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "links:read", "links:write",
+              "files:write")  # files:write: the /invoice PDF (files_upload_v2)
 # Shutdown waits this long for answers already being worked on.
 DRAIN_TIMEOUT_S = 10.0
 # Slack shows at most a handful of unfurls per message; never look up more links than this.
@@ -348,6 +349,24 @@ class SlackAdapter:
         await self.links.attach_message(reply.link_id, replace(ref, address=thread_address(ref)))
         log.info("slack link message posted link=%s channel=%s ts=%s", reply.link_id, where.channel_id,
                  ref.message_id)
+        if reply.invoice_pdf:
+            await self._upload_invoice(client, where.channel_id, ref.message_id, reply.invoice_pdf)
+
+    async def _upload_invoice(self, client: AsyncWebClient, channel: str, thread_ts: str, link_id: str) -> None:
+        """/invoice: the PDF as a file in the link message's thread (files.getUploadURLExternal, the upload,
+        files.completeUploadExternal: slack_sdk's files_upload_v2). Needs the files:write scope."""
+        from adapters.web.invoice_pages import InvoicePdfs
+
+        pdfs = InvoicePdfs(self.links.db, self.links)
+        body = await pdfs.pdf(link_id, "invoice")
+        info = await pdfs.invoices.of(link_id)
+        if body is None or info is None:
+            return
+        try:
+            await client.files_upload_v2(channel=channel, thread_ts=thread_ts, content=body,
+                                         filename=f"{info.number}.pdf", title=f"Invoice {info.number}")
+        except Exception as exc:  # the link message is out, with the PDF's URL as a button
+            log.warning("slack invoice upload failed (%s) link=%s channel=%s", classify(exc), link_id, channel)
 
     async def _ephemeral(self, message: IncomingMessage, reply: Reply, client: AsyncWebClient, respond: Any) -> None:
         """Only the person who typed the command sees it: response_url first, chat.postEphemeral after."""

@@ -75,11 +75,13 @@ def command_text(command: str, text: str) -> str:
     asks for the help.
     """
     command = command.strip().lower()
-    text = " ".join(text.split())
+    # Spaces are collapsed within a line; line breaks stay (/invoice reads one item per line).
+    text = "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
     if command == "/paylinks":
         if not text:
             return "/help"
-        word, _, rest = text.partition(" ")
+        word = text.split(None, 1)[0]
+        rest = text[len(word):].lstrip(" ")
         word = word.lstrip("/").lower()
         return f"/{word} {rest}".rstrip()
     name = command.lstrip("/") or "help"

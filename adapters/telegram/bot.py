@@ -367,6 +367,24 @@ class TelegramBot:
                 await self.links.attach_message(reply.link_id, ref)
                 if self.options.send_qr:
                     await self._send_qr(context, chat_id, reply)
+            if reply.invoice_pdf:
+                await self._send_invoice(context, chat_id, reply.invoice_pdf)
+
+    async def _send_invoice(self, context: ContextTypes.DEFAULT_TYPE, chat_id: str, link_id: str) -> None:
+        """/invoice: the invoice PDF as a document (sendDocument, multipart upload)."""
+        from adapters.web.invoice_pages import InvoicePdfs
+
+        pdfs = InvoicePdfs(self.links.db, self.links)
+        body = await pdfs.pdf(link_id, "invoice")
+        info = await pdfs.invoices.of(link_id)
+        if body is None or info is None:
+            return
+        try:
+            await context.bot.send_document(chat_id, document=body, filename=f"{info.number}.pdf",
+                                            caption=f"Invoice {info.number}")
+        except TelegramError as exc:  # the link message is out already, with the PDF's URL as a button
+            log.warning("telegram invoice document not sent chat=%s link=%s: %s", chat_id, link_id,
+                        self._describe(exc))
 
     async def _send_qr(self, context: ContextTypes.DEFAULT_TYPE, chat_id: str, reply: Reply) -> None:
         photo = await asyncio.to_thread(qr_photo, reply)  # rendering is CPU work: off the event loop

@@ -31,7 +31,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
-from adapters.web import api_models
+from adapters.web import api_models, sales
 from adapters.web.api_keys import ApiKeys, ApiMerchant
 from adapters.web.api_models import (
     API_PREFIX,
@@ -45,11 +45,13 @@ from adapters.web.api_models import (
     CreateRefund,
     StatusFilter,
 )
+from adapters.web.invoice_json import ItemsError, invoice_fields, totals_from_body
 from adapters.web.openapi import build_document
 from core import ids, limits
 from core.audit import Actor, AuditLog
 from core.db import DatabaseBusy
 from core.durations import parse_duration
+from core.invoices import Invoices
 from core.links import Customer, LinkDraft, LinkError, LinkService
 from core.merchants import MerchantService
 from core.models import LinkStatus, Payment, PaymentLink, Refund
@@ -232,6 +234,7 @@ def link_json(link: PaymentLink, status: LinkStatus, url: str, payments: list[Pa
         "amount_refunded": amount_str(refunded, link.currency),
         "amount_refunded_minor": refunded,
         "payments": [payment_json(p, refunds.get(p.id, [])) for p in payments],
+        **sales.sales_json(link),
     }
 
 
@@ -313,6 +316,7 @@ class LinksApi:
         self.merchants = merchants
         self.refunds = refunds or RefundService(links.db, links, clock=links.clock)
         self.keys = keys or ApiKeys(merchants)
+        self.invoices = Invoices(links.db)
         # cleanup_ctx: the key reader's connection and last-used writes end before the database does.
         self.lifespan = self.keys.lifespan
         self._openapi = json.dumps(build_document(links.public_base_url)).encode()
@@ -348,8 +352,10 @@ class LinksApi:
         payments = await self.refunds.payments_of(ids_) if ids_ else {}
         refunds = await self.refunds.refunds_for(ids_) if any(payments.values()) else {}
         now = self.links.clock()
-        return [link_json(link, self.links.status_of(link, now), self.links.url(link.id),
-                          payments.get(link.id, []), refunds) for link in found]
+        invoices = await self.invoices.many(ids_)
+        return [{**link_json(link, self.links.status_of(link, now), self.links.url(link.id),
+                             payments.get(link.id, []), refunds), **invoice_fields(link, invoices.get(link.id))}
+                for link in found]
 
     # ------------------------------------------------------------ POST /links
 
@@ -374,8 +380,11 @@ class LinksApi:
         if not created:
             headers["Idempotent-Replayed"] = "true"
         # A new link has no payments yet: no query for them on the creation path.
-        answer = link_json(link, self.links.status_of(link), self.links.url(link.id)) if created \
-            else await self._json(link)
+        if created:
+            answer = link_json(link, self.links.status_of(link), self.links.url(link.id))
+            answer.update(invoice_fields(link, await self.invoices.of(link.id) if draft.line_items else None))
+        else:
+            answer = await self._json(link)
         return _respond(answer, 201 if created else 200, headers)
 
     @staticmethod
@@ -393,6 +402,9 @@ class LinksApi:
 
     def _draft(self, merchant: ApiMerchant, payload: dict[str, Any]) -> tuple[LinkDraft, str, str]:
         """Validate the create body; also returns which amount and expiry fields the client used."""
+        if "schedule" in payload:
+            raise _bad("use_series", "a link with a schedule is a recurring charge: POST it to /api/v1/series",
+                       "schedule")
         try:
             # One model built at import; validating a dict is a single call into pydantic-core.
             body = CreateLink.model_validate(payload)
@@ -406,7 +418,23 @@ class LinksApi:
                 currency = normalize_currency(body.currency)
             except MoneyError as exc:
                 raise _bad("invalid_currency", str(exc), "currency") from None
-        money, amount_field = self._money(body, currency)
+        try:
+            totals = totals_from_body(body, currency, self.links.max_amount)
+        except ItemsError as exc:
+            raise _bad(exc.code, exc.message, exc.field) from None
+        if totals is not None:
+            money, amount_field = Money(totals.total_minor, currency), "line_items"
+        elif sales.customer_chooses(body) and body.amount is None and body.amount_minor is None:
+            try:  # a donation's link amount is its smallest one
+                money, amount_field = Money(sales.min_minor(body, currency), currency), "min_amount"
+            except sales.TermsProblem as exc:
+                raise _bad(exc.code, exc.message, exc.field) from None
+        else:
+            money, amount_field = self._money(body, currency)
+        try:
+            terms = sales.terms_of(body, currency)
+        except sales.TermsProblem as exc:
+            raise _bad(exc.code, exc.message, exc.field) from None
         reference = (body.reference or "").strip() or None
         expires_at, expires_in, expiry_field = self._expiry(body)
         return (
@@ -420,6 +448,8 @@ class LinksApi:
                 expires_in=expires_in,
                 meta=dict(body.metadata or {}),
                 notify=frozenset(body.notify) if body.notify is not None else None,
+                line_items=totals,
+                terms=terms,
             ),
             amount_field,
             expiry_field,
@@ -598,6 +628,11 @@ class LinksApi:
                 request_hash=request_hash(payload) if idempotency_key is not None else None))
         except LinkError as exc:
             raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
+        if created:
+            await AuditLog(self.links.db, clock=self.links.clock).record(
+                merchant.id, "link.refunded", Actor(f"API key {merchant.key_id}", "api", address=request.remote),
+                link_id=link.id, refund_id=refund.id, amount=amount_str(refund.amount_minor, refund.currency),
+                currency=refund.currency, status=str(refund.status))
         headers = dict(_NO_STORE)
         if not created:
             headers["Idempotent-Replayed"] = "true"

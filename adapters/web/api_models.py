@@ -64,6 +64,8 @@ def _integral_number(value: Any) -> Any:
 
 
 MinorUnits = Annotated[int, BeforeValidator(_integral_number)]
+# A count (stock, ways, quantity): like MinorUnits, 133.0 is 133.
+Count = Annotated[int, BeforeValidator(_integral_number)]
 
 
 class _Strict(BaseModel):
@@ -86,15 +88,64 @@ MetadataKey = Annotated[str, Field(min_length=1, max_length=limits.METADATA_KEY_
 MetadataValue = Annotated[str, Field(max_length=limits.METADATA_VALUE_MAX, pattern=TEXT_PATTERN)]
 
 
+QUANTITY_PATTERN = r"^[0-9]{1,7}(\.[0-9]{1,3})?$"
+UNIT_AMOUNT_PATTERN = r"^[0-9]{1,13}(\.[0-9]{1,6})?$"
+PERCENT_PATTERN = r"^[0-9]{1,3}(\.[0-9]{1,4})?$"
+
+
+Quantity = Annotated[MinorUnits, Field(ge=1, le=1_000_000)] | Annotated[str, Field(pattern=QUANTITY_PATTERN)]
+
+
+class LineItemIn(_Strict):
+    name: str = Field(max_length=200, pattern=LINK_TEXT_NOT_BLANK_PATTERN, description="What is sold.")
+    quantity: Quantity = Field(
+        1, description="An integer, or a decimal string with up to 3 decimals (\"1.5\" hours). Default 1.")
+    unit_amount: str = Field(pattern=UNIT_AMOUNT_PATTERN, examples=["25.00"],
+                             description="Decimal string, the price of one unit (up to 6 decimals; the line is "
+                             "rounded half to even to the currency's minor unit).")
+    tax_rate: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=PERCENT_PATTERN, examples=["9"],
+        description="Tax as a decimal-string percent from 0 to 100, added on the line's discounted amount.")
+
+
+class DiscountIn(_Strict):
+    """Exactly one of `amount` and `percent`, on the whole invoice before tax."""
+
+    model_config = ConfigDict(extra="forbid", strict=True,
+                              json_schema_extra={"oneOf": [{"required": ["amount"]}, {"required": ["percent"]}]})
+    amount: str = Field(None, pattern=AMOUNT_PATTERN, examples=["5.00"])  # type: ignore[assignment]
+    percent: str = Field(None, pattern=PERCENT_PATTERN, examples=["10"])  # type: ignore[assignment]
+
+
+class QuantityIn(_Strict):
+    adjustable: bool = Field(description="true: the customer picks the quantity on the pay page.")
+    min: Count = Field(1, ge=1, le=1000)
+    max: Count = Field(  # type: ignore[assignment]  # absent, never null
+        None, ge=1, le=1000, description="Default: 10, or the stock if smaller.")
+
+
+class SplitIn(_Strict):
+    ways: Count = Field(ge=2, le=100, description="How many shares; the remainder in minor units goes to the "
+                      "first shares, so they sum exactly to the amount.")
+
+
 class CreateLink(_Strict):
-    """Exactly one of `amount` and `amount_minor`; at most one of `expires_at` and `expires_in`."""
+    """Exactly one of `amount`, `amount_minor` and `line_items`; at most one of `expires_at` and `expires_in`.
+
+    A `schedule` is refused here (`use_series`): recurring charges are made with POST /api/v1/series.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
         strict=True,
         json_schema_extra={
-            "oneOf": [{"required": ["amount"]}, {"required": ["amount_minor"]}],
+            # A customer-chosen amount (donations) has min_amount instead of an amount.
+            "oneOf": [{"required": ["amount"]}, {"required": ["amount_minor"]}, {"required": ["line_items"]},
+                      {"required": ["amount_mode", "min_amount"],
+                       "properties": {"amount_mode": {"const": "customer_chooses"}},
+                       "not": {"anyOf": [{"required": ["amount"]}, {"required": ["amount_minor"]}]}}],
             "not": {"required": ["expires_at", "expires_in"]},
+            "dependentRequired": {"discount": ["line_items"]},
             "examples": [{"amount": "25.00", "currency": "SGD", "description": "Chocolate cake",
                           "reference": "order-1042", "expires_in": "3d",
                           "customer": {"name": "Ana", "email": "ana@example.com", "phone": "+6591234567"},
@@ -143,6 +194,38 @@ class CreateLink(_Strict):
     metadata: Annotated[
         dict[MetadataKey, MetadataValue], Field(max_length=limits.METADATA_KEYS_MAX)
     ] | None = Field(None, description="Your own string key/value pairs, returned unchanged.")
+    line_items: list[LineItemIn] = Field(
+        None, min_length=1,  # type: ignore[arg-type]  # absent, never null max_length=100,
+        description="Instead of an amount: the items; the link's amount is their total (see `total`). Each line "
+        "is rounded half to even to the currency's minor unit, the discount is spread over the lines in "
+        "proportion, then each line's tax is rounded the same way.")
+    discount: DiscountIn = Field(  # type: ignore[assignment]  # absent, never null
+        None, description="Only with line_items: an amount or a percent off the subtotal, before tax.")
+    # Links that sell many times (core/reusable.py).
+    reusable: bool = Field(  # type: ignore[assignment]  # absent, never null
+        None, description="true: takes payments until cancelled, expired or a limit below is reached (then "
+        "`sold_out`); each payment is its own record. Implied by quantity, amount_mode customer_chooses and split.")
+    max_payments: Count = Field(  # type: ignore[assignment]  # absent, never null
+        None, ge=1, le=1_000_000, description="At most this many payments.")
+    stock: Count = Field(  # type: ignore[assignment]  # absent, never null
+        None, ge=1, le=1_000_000, description="At most this many units (with quantity) are sold.")
+    max_total: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=AMOUNT_PATTERN, description="Decimal string: stop once this much was collected.")
+    quantity: QuantityIn = Field(  # type: ignore[assignment]  # absent, never null
+        None, description="Let the customer pick how many (the total is amount × quantity; stock bounds it).")
+    amount_mode: Literal["fixed", "customer_chooses"] = Field(
+        None,  # type: ignore[arg-type]  # absent, never null
+        description="customer_chooses: the customer enters the amount (donations, tips); give min_amount "
+        "instead of amount.")
+    min_amount: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=AMOUNT_PATTERN, description="Decimal string: the smallest amount a customer may choose.")
+    max_amount: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=AMOUNT_PATTERN, description="Decimal string: the largest amount a customer may choose.")
+    suggested_amounts: list[Annotated[str, Field(pattern=AMOUNT_PATTERN)]] = Field(
+        None, max_length=4,  # type: ignore[arg-type]  # absent, never null
+        description="Up to four decimal strings offered as buttons on the pay page.")
+    split: SplitIn = Field(  # type: ignore[assignment]  # absent, never null
+        None, description="Split the amount into shares; the link is paid when all are in.")
 
 
 CREATE_FIELDS = frozenset(CreateLink.model_fields)
@@ -178,6 +261,7 @@ class StatusFilter(StrEnum):
     EXPIRED = LinkStatus.EXPIRED.value
     CANCELLED = LinkStatus.CANCELLED.value
     REFUNDED = LinkStatus.REFUNDED.value
+    SOLD_OUT = LinkStatus.SOLD_OUT.value
 
 
 # ---------------------------------------------------------------- responses
@@ -233,7 +317,9 @@ class TimelineEventOut(BaseModel):
     type: str = Field(description="link.created, link.opened (details.views counts every view), "
                                   "checkout.started, payment.succeeded, alert.delivered (per chat), reminder.sent "
                                   "(details.how: manual or before expiry; details.to: the channels), delivery.failed "
-                                  "(an alert, customer message or webhook given up on), refund.requested, "
+                                  "(an alert, customer message or webhook given up on), message.sent (to the customer: "
+                                  "details.platform, details.as), message.delivered and message.failed (the "
+                                  "platform's later report; details.error_code), refund.requested, "
                                   "refund.succeeded, refund.failed, payment.failed, dispute.created, link.expired, "
                                   "link.cancelled; more may come.")
     at: str = Field(json_schema_extra=_DATE_TIME)
@@ -243,6 +329,36 @@ class TimelineEventOut(BaseModel):
 class EventList(BaseModel):
     model_config = ConfigDict(extra="forbid")
     data: list[TimelineEventOut] = Field(description="Oldest first.")
+
+
+class LineItemOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    quantity: str = Field(pattern=r"^[0-9]+(\.[0-9]+)?$")
+    unit_amount: str = Field(pattern=r"^[0-9]+(\.[0-9]+)?$")
+    tax_rate: str = Field(pattern=r"^[0-9]+(\.[0-9]+)?$", description="Percent.")
+    amount: str = Field(pattern=_AMOUNT_OUT, description="quantity x unit_amount, rounded half to even.")
+    amount_minor: MinorUnits = Field(ge=0)
+    discount: str = Field(pattern=_AMOUNT_OUT, description="This line's share of the invoice's discount.")
+    discount_minor: MinorUnits = Field(ge=0)
+    tax: str = Field(pattern=_AMOUNT_OUT)
+    tax_minor: MinorUnits = Field(ge=0)
+    total: str = Field(pattern=_AMOUNT_OUT, description="amount - discount + tax; the lines add up to `total`.")
+    total_minor: MinorUnits = Field(ge=0)
+
+
+class QuantityOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    adjustable: bool
+    min: int
+    max: int
+
+
+class SplitOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ways: int
+    paid: int = Field(description="Shares paid so far.")
+    shares: list[str] = Field(description="Each share's amount, the remainder first.")
 
 
 class Link(BaseModel):
@@ -268,6 +384,36 @@ class Link(BaseModel):
     amount_refunded: str = Field(pattern=_AMOUNT_OUT, description="Refunded so far (confirmed by the provider).")
     amount_refunded_minor: MinorUnits = Field(ge=0)
     payments: list[PaymentOut] = Field(description="Oldest first, each with its refunds.")
+    invoice_number: str | None = Field(description="INV-2026-0001: given to a link with line items when it is "
+                                       "made, and to any other link when it is paid; unique per shop.")
+    line_items: list[LineItemOut] | None = Field(description="null: a link with one amount.")
+    subtotal: str = Field(pattern=_AMOUNT_OUT, description="The lines' amounts before discount and tax; a link "
+                          "with one amount: the amount.")
+    subtotal_minor: MinorUnits = Field(ge=0)
+    discount: str = Field(pattern=_AMOUNT_OUT)
+    discount_minor: MinorUnits = Field(ge=0)
+    tax: str = Field(pattern=_AMOUNT_OUT)
+    tax_minor: MinorUnits = Field(ge=0)
+    total: str = Field(pattern=_AMOUNT_OUT, description="subtotal - discount + tax; equals `amount`.")
+    total_minor: MinorUnits = Field(ge=1)
+    reusable: bool = Field(description="true: takes many payments (core/reusable.py).")
+    max_payments: int | None
+    stock: int | None
+    max_total: str | None = Field(pattern=_AMOUNT_OUT)
+    max_total_minor: MinorUnits | None
+    quantity: QuantityOut | None = Field(description="null: one unit per payment.")
+    amount_mode: Literal["fixed", "customer_chooses"]
+    min_amount: str | None = Field(pattern=_AMOUNT_OUT)
+    min_amount_minor: MinorUnits | None
+    max_amount: str | None = Field(pattern=_AMOUNT_OUT)
+    max_amount_minor: MinorUnits | None
+    suggested_amounts: list[str]
+    suggested_amounts_minor: list[int]
+    split: SplitOut | None
+    payments_count: int = Field(ge=0, description="Payments that counted.")
+    units_sold: int = Field(ge=0)
+    amount_collected: str = Field(pattern=_AMOUNT_OUT)
+    amount_collected_minor: MinorUnits = Field(ge=0)
 
 
 class LinkList(BaseModel):
@@ -276,6 +422,83 @@ class LinkList(BaseModel):
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next (older) page; null on the last page."
     )
+
+
+# ---------------------------------------------------------------- recurring series
+
+SERIES_ID_PATTERN = "^ser_[a-z2-7]{1,40}$"
+
+
+class ScheduleIn(_Strict):
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "examples": [{"every": "month", "count": 6, "start_at": "2027-01-31T09:00:00+08:00"}]})
+    every: Literal["week", "month", "year"] = Field(description="The period's unit, on the shop's calendar.")
+    interval: MinorUnits = Field(1, ge=1, le=52, description="Every `interval` weeks / months / years (2: fortnightly "
+                          "with `week`).")
+    count: MinorUnits = Field(None, ge=1, le=1000,  # type: ignore[assignment]  # absent, never null
+                       description="How many links in all; absent: until `until`, or until cancelled.")
+    until: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", json_schema_extra={"format": "date"},
+        description="The last day (shop's time zone) a period may start.")
+    start_at: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, json_schema_extra={"format": "date-time"},
+        description="ISO 8601 with a UTC offset: the first period (its link is made then), at most a year away. "
+        "Default: now. Months follow the calendar in the shop's time zone: the 31st becomes the month's last "
+        "day; the local time of day is kept across DST changes.")
+
+
+class CreateSeries(CreateLink):
+    """A link's fields (without `expires_at`: each link uses `expires_in` or links.default_expiry) plus the
+    `schedule`. Each period a link is made from them and sent to the customer."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "oneOf": [{"required": ["amount"]}, {"required": ["amount_minor"]}, {"required": ["line_items"]}],
+        "not": {"required": ["expires_at"]},
+        "dependentRequired": {"discount": ["line_items"]},
+        "examples": [{"amount": "150.00", "currency": "SGD", "description": "Tuition",
+                      "customer": {"phone": "+6591234567"}, "schedule": {"every": "month", "count": 6}}]})
+    schedule: ScheduleIn
+
+
+class SeriesLinkOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    period: int = Field(ge=1, description="1 for the first link.")
+    link_id: str
+    due_at: str = Field(json_schema_extra=_DATE_TIME)
+
+
+class ScheduleOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    every: Literal["week", "month", "year"]
+    interval: int = Field(ge=1)
+    count: int | None
+    until: str | None
+    start_at: str = Field(json_schema_extra=_DATE_TIME)
+
+
+class Series(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=SERIES_ID_PATTERN)
+    status: Literal["active", "completed", "cancelled"]
+    schedule: ScheduleOut
+    timezone: str = Field(description="The shop's time zone the calendar is counted in.")
+    amount: str = Field(pattern=_AMOUNT_OUT)
+    amount_minor: MinorUnits = Field(ge=1)
+    currency: str = Field(pattern="^[A-Z]{3}$")
+    description: str
+    reference: str | None
+    customer: CustomerOut
+    links_made: int = Field(ge=0)
+    next_at: str | None = Field(json_schema_extra=_DATE_TIME, description="When the next link is made; null "
+                                "once completed or cancelled.")
+    created_at: str = Field(json_schema_extra=_DATE_TIME)
+    cancelled_at: str | None = Field(json_schema_extra=_DATE_TIME)
+    links: list[SeriesLinkOut] = Field(description="The links made so far, oldest first.")
+
+
+class SeriesList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data: list[Series] = Field(description="Newest first (at most 100).")
 
 
 # ---------------------------------------------------------------- merchant webhooks
@@ -373,8 +596,8 @@ ERROR_CODES: dict[str, str] = {
     "invalid_date": "from / to must be dates such as 2026-12-01.",
     "invalid_origin": "origin must be a chat platform's name or \"api\".",
     "unauthorized": "Missing, malformed, unknown or revoked API key.",
-    "not_found": "No such link among yours, or no such endpoint.",
-    "not_active": "The link is not active (already paid, expired or cancelled).",
+    "not_found": "No such link (or series) among yours, or no such endpoint.",
+    "not_active": "The link is not active (already paid, expired or cancelled), or the series has ended.",
     "not_refundable": "The link (or payment) has nothing left to refund.",
     "payment_required": "The link has more than one refundable payment: say which with payment_id.",
     "invalid_payment": "payment_id does not name a payment of this link.",
@@ -388,6 +611,18 @@ ERROR_CODES: dict[str, str] = {
     "too_many_endpoints": "The shop has as many webhook endpoints as allowed.",
     "endpoint_disabled": "The webhook endpoint is disabled (a resend enables it again).",
     "webhooks_not_configured": "The server has no [webhooks] secret_key (needed with PostgreSQL).",
+    "invalid_line_items": "A line item (or the discount) does not fit; field names which.",
+    "use_series": "A schedule was given to /api/v1/links: recurring charges are made with POST /api/v1/series.",
+    "invalid_schedule": "The schedule does not fit (field names which part).",
+    "invalid_quantity": "quantity does not fit (max below min, min above the stock).",
+    "invalid_amount_mode": "amount_mode and the fields that go with it disagree.",
+    "invalid_split": "split cannot work with this amount or these limits.",
+    "invalid_code": "code is not 2 to 40 letters, digits, - or _.",
+    "invalid_discount": "Not exactly one of percent_off and amount_off (with currency), or not above zero.",
+    "invalid_percent": "percent_off is not a decimal string above 0 and at most 100.",
+    "promo_exists": "The shop already has a promo code with this code.",
+    "too_many_promos": "The shop has as many promo codes as allowed.",
+    "invalid_link": "link_ids names a link that is not yours.",
 }
 
 # The columns of GET /api/v1/links/export.csv and /dashboard/export.csv, in order (appended to, never renamed).
@@ -395,13 +630,15 @@ EXPORT_COLUMNS = (
     "link_id", "created_at", "status", "livemode", "origin", "description", "reference", "customer_name",
     "customer_email", "customer_phone", "currency", "amount", "payment_id", "payment_status", "paid_at",
     "amount_paid", "amount_refunded", "provider", "provider_ref", "expires_at",
+    # Invoices (core/invoices.py): items as "2 x Chocolate cake @ 25.00 (tax 9%)", joined by "; ".
+    "invoice_number", "items", "subtotal", "discount", "tax", "total",
 )
 
 _BODY_CODES = (
     "invalid_json", "invalid_type", "missing_field", "unknown_field", "invalid_amount", "amount_too_large",
     "invalid_currency", "invalid_description", "missing_description", "invalid_expiry", "too_long",
     "invalid_text", "invalid_email", "invalid_phone", "invalid_metadata", "too_many_keys",
-    "not_chargeable", "invalid_idempotency_key",
+    "not_chargeable", "invalid_idempotency_key", "invalid_line_items", "use_series",
 )
 # Answered by every authenticated route (the rate limiter and the database may refuse any request).
 COMMON_ERRORS: dict[int, tuple[str, ...]] = {
@@ -412,7 +649,8 @@ COMMON_ERRORS: dict[int, tuple[str, ...]] = {
 }
 # status -> codes, per operationId; COMMON_ERRORS are added to each.
 ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
-    "createLink": {400: _BODY_CODES, 409: ("idempotency_conflict",), 413: ("body_too_large",)},
+    "createLink": {400: (*_BODY_CODES, "invalid_limit", "invalid_quantity", "invalid_amount_mode", "invalid_split"),
+                   409: ("idempotency_conflict",), 413: ("body_too_large",)},
     "listLinks": {400: ("invalid_status", "invalid_livemode", "invalid_limit", "invalid_cursor")},
     "getLink": {404: ("not_found",)},
     "exportLinks": {400: ("invalid_status", "invalid_currency", "invalid_date", "invalid_origin")},
@@ -432,6 +670,17 @@ ROUTE_ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
                          "invalid_idempotency_key"),
                    404: ("not_found",), 409: ("not_refundable", "idempotency_conflict"), 413: ("body_too_large",)},
     "listLinkEvents": {404: ("not_found",)},
+    "createSeries": {400: (*_BODY_CODES, "invalid_schedule"), 413: ("body_too_large",)},
+    "listSeries": {},
+    "getSeries": {404: ("not_found",)},
+    "cancelSeries": {404: ("not_found",), 409: ("not_active",)},
+    "createPromoCode": {400: ("invalid_json", "invalid_type", "missing_field", "unknown_field", "invalid_code",
+                              "invalid_discount", "invalid_percent", "invalid_amount", "invalid_currency",
+                              "invalid_limit", "invalid_expiry", "invalid_link"),
+                        409: ("promo_exists", "too_many_promos"), 413: ("body_too_large",)},
+    "listPromoCodes": {},
+    "getPromoCode": {404: ("not_found",)},
+    "deletePromoCode": {404: ("not_found",)},
 }
 # Headers that come with an error status.
 ERROR_HEADERS: dict[int, dict[str, Any]] = {
@@ -481,6 +730,7 @@ _PATTERN_CODES = {
     "customer.phone": "invalid_phone",
 }
 _NUMBER_CODES = {"amount_minor": "invalid_amount"}
+_LIMIT_FIELDS = frozenset({"max_payments", "stock", "quantity.min", "quantity.max", "split.ways", "max_redemptions"})
 
 
 def first_error(exc: ValidationError) -> tuple[str, str, str]:
@@ -502,12 +752,17 @@ def first_error(exc: ValidationError) -> tuple[str, str, str]:
             code = "invalid_metadata"
         return code, f"metadata: {error['msg']}", "metadata"
     field = ".".join(loc) or "body"
+    if loc and loc[0] in ("line_items", "discount") and (kind in ("too_short", "too_long") or (
+            kind not in _TYPE_CODES and not kind.endswith("_type"))):
+        return "invalid_line_items", f"{field}: {error['msg']}", field[:80]
     if kind in _TYPE_CODES:
         code = _TYPE_CODES[kind]
     elif kind == "string_pattern_mismatch":
         code = _PATTERN_CODES.get(field, "invalid_text")
         if code == "missing_description" and isinstance(error.get("input"), str) and error["input"].strip():
             code = "invalid_text"  # not blank: a control or direction character in it
+    elif kind in ("greater_than_equal", "less_than_equal") and field in _LIMIT_FIELDS:
+        code = "invalid_limit"  # a count out of range (stock, ways, quantity, redemptions)
     elif kind in ("greater_than_equal", "less_than_equal"):
         code = "amount_too_large" if kind == "less_than_equal" else _NUMBER_CODES.get(field, "invalid_amount")
     elif kind.endswith("_type") or kind in ("model_type", "dict_type"):
@@ -535,3 +790,48 @@ def first_error(exc: ValidationError) -> tuple[str, str, str]:
 
 # Literal so the document states the one value of this header.
 ReplayedHeader = Literal["true"]
+
+
+# ---------------------------------------------------------------- promo codes
+
+PROMO_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{1,39}$"
+
+
+class CreatePromoCode(_Strict):
+    """Exactly one of `percent_off` and `amount_off` (with `currency`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "oneOf": [{"required": ["percent_off"], "not": {"required": ["amount_off"]}},
+                  {"required": ["amount_off", "currency"], "not": {"required": ["percent_off"]}}],
+        "examples": [{"code": "SAVE10", "percent_off": "10", "max_redemptions": 100}]})
+    code: str = Field(pattern=PROMO_CODE_PATTERN, description="Case-insensitive; stored upper case.")
+    percent_off: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=r"^[0-9]{1,3}(\.[0-9]{1,2})?$", description="Decimal string, more than 0, at most 100.")
+    amount_off: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, pattern=AMOUNT_PATTERN, description="Decimal string in `currency`.")
+    currency: str = Field(None, pattern=CURRENCY_PATTERN)  # type: ignore[assignment]  # absent, never null
+    max_redemptions: Count = Field(None, ge=1, le=1_000_000)  # type: ignore[assignment]  # absent, never null
+    expires_at: str = Field(  # type: ignore[assignment]  # absent, never null
+        None, json_schema_extra={"format": "date-time"}, description="ISO 8601 with a UTC offset, in the future.")
+    link_ids: list[Annotated[str, Field(pattern=LINK_ID_PATTERN)]] = Field(
+        None, max_length=100,  # type: ignore[arg-type]  # absent, never null
+        description="Only these links of yours; default: all of them.")
+
+
+class PromoCodeOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str
+    percent_off: str | None
+    amount_off: str | None = Field(pattern=_AMOUNT_OUT)
+    amount_off_minor: MinorUnits | None
+    currency: str | None
+    max_redemptions: int | None
+    times_redeemed: int = Field(ge=0, description="Paid checkouts that used the code.")
+    expires_at: str | None = Field(json_schema_extra=_DATE_TIME)
+    link_ids: list[str] | None
+    created_at: str = Field(json_schema_extra=_DATE_TIME)
+
+
+class PromoCodeList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data: list[PromoCodeOut] = Field(description="Newest first.")

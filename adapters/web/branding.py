@@ -13,8 +13,14 @@ import io
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
+from sqlalchemy import select
+
+from core.db import Database
+from core.models import Merchant, PaymentLink
+from core.sql import table
 
 HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 AA_NORMAL = 4.5
@@ -157,3 +163,35 @@ def og_card(*, shop: str, amount: str, description: str, status_label: str, colo
     out = io.BytesIO()
     image.save(out, "PNG", optimize=True)
     return out.getvalue()
+
+
+# ---------------------------------------------------------------- the pages' branding context
+
+
+def brand_context(*, merchant_id: str, name: str, brand_color: str | None, logo_version: str | None,
+                  support_email: str | None, support_phone: str | None) -> dict[str, Any]:
+    """What base.html shows of the shop on every page the customer sees: colour, logo, name, support."""
+    return {
+        "merchant_name": name,
+        "brand_css": f"/brand/{merchant_id}.css?v={brand_color.lstrip('#')}" if brand_color else None,
+        "logo_url": f"/brand/{merchant_id}/logo.png?v={logo_version}" if logo_version else None,
+        "support_email": support_email,
+        "support_phone": support_phone,
+    }
+
+
+async def link_branding(db: Database, link_id: str) -> dict[str, Any]:
+    """brand_context of the shop of a link, for pages outside the pay page (checkout hand-off, the sandbox
+    checkout, providers' return pages); empty when there is no such link."""
+    links, merchants = table(PaymentLink), table(Merchant)
+    async with db.read() as conn:
+        row = (await conn.execute(
+            select(merchants.c.id, merchants.c.name, merchants.c.brand_color, merchants.c.logo_version,
+                   merchants.c.support_email, merchants.c.support_phone)
+            .join_from(links, merchants, merchants.c.id == links.c.merchant_id)
+            .where(links.c.id == link_id))).first()
+    if row is None:
+        return {}
+    return brand_context(merchant_id=row.id, name=row.name, brand_color=row.brand_color,
+                         logo_version=row.logo_version, support_email=row.support_email,
+                         support_phone=row.support_phone)

@@ -16,16 +16,35 @@ from aiohttp import web
 
 from adapters.web.api import amount_str, iso_utc
 from adapters.web.api_models import EXPORT_COLUMNS
+from adapters.web.invoice_json import invoice_fields
+from core.invoices import InvoiceInfo, Invoices
+from core.line_items import plain
 from core.link_search import API_ORIGIN, LinkFilter, LinkSearch
 
 COLUMNS = EXPORT_COLUMNS
 BOM = "\ufeff"
 _FORMULA_STARTS = frozenset("=+-@\t\r")
 FLUSH_BYTES = 64 * 1024
+INVOICE_BATCH = 200
 
 
 def neutralise(value: str) -> str:
     return "'" + value if value[:1] in _FORMULA_STARTS and value else value
+
+
+def invoice_cells(link: Any, info: InvoiceInfo | None) -> list[str]:
+    """The invoice columns: number, items, subtotal, discount, tax, total (a one-amount link: its amount)."""
+    cur = link.currency
+    fields = invoice_fields(link, info)
+    items = ""
+    if info is not None and info.totals is not None:
+        items = "; ".join(
+            f"{plain(line.item.quantity)} x {line.item.name} @ {plain(line.item.unit_amount)}"
+            + (f" (tax {plain(line.item.tax_rate)}%)" if line.item.tax_rate else "")
+            for line in info.totals.lines)
+    return [fields["invoice_number"] or "", items, amount_str(fields["subtotal_minor"], cur),
+            amount_str(fields["discount_minor"], cur), amount_str(fields["tax_minor"], cur),
+            amount_str(fields["total_minor"], cur)]
 
 
 def rows_of(link: Any, payments: list[Any], status: str) -> Iterable[list[str]]:
@@ -54,13 +73,28 @@ async def csv_chunks(search: LinkSearch, merchant_id: str, where: LinkFilter,
     writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     buffer.write(BOM)
     writer.writerow(COLUMNS)
+    invoices = Invoices(search.db)
+    batch: list[tuple[Any, list[Any]]] = []
+
+    async def write_batch() -> None:
+        # The invoice columns are read per batch of links (one query), not per link.
+        found = await invoices.many([link.id for link, _ in batch])
+        for link, payments in batch:
+            extra = invoice_cells(link, found.get(link.id))
+            for row in rows_of(link, payments, str(status_of(link).value)):
+                writer.writerow([neutralise(cell) for cell in (*row, *extra)])
+        batch.clear()
+
     async for link, payments in search.export(merchant_id, where):
-        for row in rows_of(link, payments, str(status_of(link).value)):
-            writer.writerow([neutralise(cell) for cell in row])
+        batch.append((link, payments))
+        if len(batch) < INVOICE_BATCH:
+            continue
+        await write_batch()
         if buffer.tell() >= FLUSH_BYTES:
             yield buffer.getvalue().encode()
             buffer.seek(0)
             buffer.truncate()
+    await write_batch()
     yield buffer.getvalue().encode()
 
 

@@ -48,18 +48,22 @@ def _schemas() -> dict[str, Any]:
          (m.WebhookEndpointOut, "serialization"), (m.WebhookEndpointCreated, "serialization"),
          (m.WebhookEndpointList, "serialization"), (m.WebhookDelivery, "serialization"),
          (m.WebhookDeliveryList, "serialization"), (m.CreateRefund, "validation"),
-         (m.RefundOut, "serialization"), (m.EventList, "serialization")],
+         (m.RefundOut, "serialization"), (m.EventList, "serialization"), (m.CreateSeries, "validation"),
+         (m.Series, "serialization"), (m.SeriesList, "serialization"),
+         (m.CreatePromoCode, "validation"), (m.PromoCodeOut, "serialization"), (m.PromoCodeList, "serialization")],
         ref_template=_REF + "{model}",
     )
     schemas: dict[str, Any] = _clean(top["$defs"])
     # pydantic states dict keys as patternProperties, which lets other keys through with any value;
     # the API refuses such keys, so say it with propertyNames.
-    metadata = schemas["CreateLink"]["properties"]["metadata"]["anyOf"][0]
-    (key_pattern, value_schema), = metadata.pop("patternProperties").items()
-    metadata["propertyNames"]["pattern"] = key_pattern
-    metadata["additionalProperties"] = value_schema
     codes_in_either_case = [*currency_codes(), *(code.lower() for code in currency_codes())]
-    schemas["CreateLink"]["properties"]["currency"]["enum"] = codes_in_either_case
+    for name in ("CreateLink", "CreateSeries"):
+        metadata = schemas[name]["properties"]["metadata"]["anyOf"][0]
+        (key_pattern, value_schema), = metadata.pop("patternProperties").items()
+        metadata["propertyNames"]["pattern"] = key_pattern
+        metadata["additionalProperties"] = value_schema
+        schemas[name]["properties"]["currency"]["enum"] = codes_in_either_case
+    schemas["CreatePromoCode"]["properties"]["currency"]["enum"] = codes_in_either_case
     codes = ", ".join(m.ERROR_CODES)
     schemas["ErrorDetail"]["properties"]["code"]["description"] = f"Stable machine-readable code: one of {codes}."
     return schemas
@@ -250,6 +254,8 @@ def _paths() -> dict[str, Any]:
             },
         },
         **_webhook_paths(prefix),
+        **_series_paths(prefix),
+        **_promo_paths(prefix),
         f"{prefix}/openapi.json": {
             "get": {
                 "operationId": "getOpenApi",
@@ -259,6 +265,87 @@ def _paths() -> dict[str, Any]:
                     "200": {"description": "The OpenAPI document.",
                             "content": {"application/json": {"schema": {"type": "object"}}}},
                 },
+            },
+        },
+    }
+
+
+def _series_paths(prefix: str) -> dict[str, Any]:
+    series_id = {"name": "id", "in": "path", "required": True,
+                 "schema": {"type": "string", "pattern": m.SERIES_ID_PATTERN}, "description": "The series' id."}
+    follow = {"GetSeries": {"operationId": "getSeries", "parameters": {"id": "$response.body#/id"},
+                            "description": "The series just returned."},
+              "CancelSeries": {"operationId": "cancelSeries", "parameters": {"id": "$response.body#/id"},
+                               "description": "Cancel the series just returned."}}
+    return {
+        f"{prefix}/series": {
+            "post": {
+                "operationId": "createSeries",
+                "summary": "Create a recurring charge: a new link each period, sent to the customer",
+                "description": "Each period (see `schedule`) a link is made from the body's link fields and sent "
+                "to the customer like any link (WhatsApp, SMS, email as available); a worker that was down "
+                "makes each missed period's link once, late. The first link is made at `start_at` (now by "
+                "default).",
+                "requestBody": {"required": True,
+                                "content": {"application/json": {"schema": {"$ref": _REF + "CreateSeries"}}}},
+                "responses": {"201": _json("Series", "Created.", links=follow), **_errors("createSeries")},
+            },
+            "get": {
+                "operationId": "listSeries",
+                "summary": "List your series, newest first",
+                "responses": {"200": _json("SeriesList", "Your series."), **_errors("listSeries")},
+            },
+        },
+        f"{prefix}/series/{{id}}": {
+            "get": {
+                "operationId": "getSeries", "summary": "Get one series with the links it made",
+                "parameters": [series_id],
+                "responses": {"200": _json("Series", "The series."), **_errors("getSeries")},
+            },
+        },
+        f"{prefix}/series/{{id}}/cancel": {
+            "post": {
+                "operationId": "cancelSeries", "summary": "Stop a series: no further links are made",
+                "description": "Links already made stay as they are (cancel them one by one if needed).",
+                "parameters": [series_id],
+                "responses": {"200": _json("Series", "Cancelled."), **_errors("cancelSeries")},
+            },
+        },
+    }
+
+
+def _promo_paths(prefix: str) -> dict[str, Any]:
+    base = f"{prefix}/promo_codes"
+    code = {"name": "code", "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": m.PROMO_CODE_PATTERN},
+            "description": "The code (case-insensitive)."}
+    return {
+        base: {
+            "post": {
+                "operationId": "createPromoCode",
+                "summary": "Create a promo code",
+                "description": "Customers type it in the pay page's \"Promo code\" field; the discounted amount "
+                "is what the provider charges and what the payment records. A redemption is held while its "
+                "checkout is open and counted when it is paid, so `max_redemptions` is never passed.",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": _REF + "CreatePromoCode"}}}},
+                "responses": {"201": _json("PromoCodeOut", "Created."), **_errors("createPromoCode")},
+            },
+            "get": {
+                "operationId": "listPromoCodes",
+                "summary": "List your promo codes",
+                "responses": {"200": _json("PromoCodeList", "Newest first."), **_errors("listPromoCodes")},
+            },
+        },
+        f"{base}/{{code}}": {
+            "get": {
+                "operationId": "getPromoCode", "summary": "Get one promo code", "parameters": [code],
+                "responses": {"200": _json("PromoCodeOut", "The code."), **_errors("getPromoCode")},
+            },
+            "delete": {
+                "operationId": "deletePromoCode", "summary": "Delete a promo code (checkouts holding it keep it)",
+                "parameters": [code],
+                "responses": {"200": _json("PromoCodeOut", "The code as it was."), **_errors("deletePromoCode")},
             },
         },
     }

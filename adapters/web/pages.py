@@ -27,8 +27,11 @@ from sqlalchemy import Connection, PoolProxiedConnection, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from adapters.qr import render_qr
+from adapters.web.branding import brand_context, link_branding
+from adapters.web.invoice_pages import ItemsView, items_view
 from adapters.web.security import origin_of
 from core.db import Database, DatabaseBusy
+from core.invoices import Invoices
 from core.links import LinkService
 from core.models import (
     LinkStatus,
@@ -76,7 +79,7 @@ _PAGE_QUERY = (
         LINKS.c.status, LINKS.c.expires_at, LINKS.c.paid_at, LINKS.c.livemode,
         MERCHANTS.c.name.label("merchant_name"), MERCHANTS.c.locale.label("merchant_locale"),
         LINKS.c.merchant_id, MERCHANTS.c.brand_color, MERCHANTS.c.logo_version, MERCHANTS.c.support_email,
-        MERCHANTS.c.support_phone,
+        MERCHANTS.c.support_phone, LINKS.c.reusable,
     )
     .join_from(LINKS, MERCHANTS, MERCHANTS.c.id == LINKS.c.merchant_id)
     .where(LINKS.c.id == bindparam("link_id"))
@@ -184,6 +187,8 @@ class PageLink:
     logo_version: str | None
     support_email: str | None
     support_phone: str | None
+    # Sells many times: its page is adapters/web/sell_pages.py.
+    reusable: bool = False
 
     @property
     def amount(self) -> str:
@@ -298,6 +303,9 @@ class PayPages:
         self.not_found_template = env.get_template("not_found.html")
         self.message_template = env.get_template("message.html")
         self._pay_html: dict[PageLink, bytes] = {}
+        from adapters.web.sell_pages import SellPages
+
+        self.sell = SellPages(self)
         self._og_cache: dict[tuple[str, str, str], bytes] = {}
         # One thread of our own for Pillow (shut down with the app, not left to the loop's default pool).
         self._drawing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="og-card")
@@ -305,6 +313,10 @@ class PayPages:
         self._pending_views: dict[str, tuple[datetime, int]] = {}  # link id -> (first view, views)
         self._view_flush: asyncio.TimerHandle | None = None
         self._sqlite = SqlitePageReader()
+        # Line items and invoice numbers the pages list (adapters/web/invoice_pages.py), per link and status:
+        # items never change once made, a number comes with payment (a new status).
+        self.invoices = Invoices(db)
+        self._items: dict[tuple[str, str], ItemsView | None] = {}
         # Where Pay's 303 may go: these origins are in CSP form-action (adapters/web/security.py); every
         # provider a shop may pay through (bots/app.py gathers them).
         self.redirect_origins = frozenset(
@@ -356,6 +368,11 @@ class PayPages:
             # Overdue but not swept yet: record the expiry now (hooks tell the merchant), show it at once.
             await self.links.get(link.id)
         self._count_view(link.id)
+        await self._load_items(link)
+        if link.reusable:
+            sold = await self.sell.page(request, link, status)
+            if sold is not None:
+                return sold
         payment_ref = request.query.get("payment")
         if payment_ref is not None and PAYMENT_REF.fullmatch(payment_ref):
             returned = next((p for p in await self.links.payments_for(link.id) if p.provider_ref == payment_ref), None)
@@ -385,6 +402,15 @@ class PayPages:
                             else f"{isolate(link.merchant_name)} cancelled it, so it can no longer be paid."),
         })
 
+    async def _load_items(self, link: PageLink) -> None:
+        key = (link.id, link.status)
+        if key in self._items:
+            return
+        info = await self.invoices.of(link.id)
+        if len(self._items) >= PAY_HTML_CACHE_SIZE:
+            self._items.pop(next(iter(self._items)))  # oldest first
+        self._items[key] = items_view(link, info, link.merchant_locale) if info is not None else None
+
     def _pay_page(self, link: PageLink) -> web.Response:
         # The page is a pure function of the row just read, so an unchanged row reuses its HTML; any
         # change (status, amount, merchant name…) is a different key. This keeps the hot path to one read.
@@ -404,23 +430,23 @@ class PayPages:
                             headers=HTML_HEADERS)
 
     def _html(self, template: jinja2.Template, link: PageLink, extra: dict[str, Any]) -> bytes:
-        context = {
+        context: dict[str, Any] = {
             "lang": page_lang(link.merchant_locale),
             "link_id": link.id,
             "url": self.links.url(link.id),
-            "merchant_name": link.merchant_name,
             "amount": link.amount,
             "description": link.description,
             "reference": link.reference,
             "test_mode": not link.livemode,
-            "brand_css": (f"/brand/{link.merchant_id}.css?v={link.brand_color.lstrip('#')}"
-                          if link.brand_color else None),
-            "logo_url": f"/brand/{link.merchant_id}/logo.png?v={link.logo_version}" if link.logo_version else None,
-            "support_email": link.support_email,
-            "support_phone": link.support_phone,
+            **brand_context(merchant_id=link.merchant_id, name=link.merchant_name, brand_color=link.brand_color,
+                            logo_version=link.logo_version, support_email=link.support_email,
+                            support_phone=link.support_phone),
             # Cached per link state and branding (adapters/web/preview.py): the URL changes when they do.
             "og_image": f"{self.links.url(link.id)}/og.png?v={preview_version(link)}",
         }
+        items = self._items.get((link.id, link.status))
+        context.update(items=items if items is not None and len(items.totals) > 1 else None,
+                       invoice_number=items.number if items is not None else None)
         context.update(extra)  # a page may say something else (the refund page: the payment's amount)
         return template.render(context).encode()
 
@@ -522,6 +548,8 @@ class PayPages:
         if link is None:
             return self.not_found()
         page_url = f"/p/{link.id}"
+        if link.reusable:
+            return await self.sell.pay(request, link)
         if self.links.status_of(link) is not LinkStatus.ACTIVE:
             # Paid, expired or cancelled: the page explains which; no checkout is created.
             raise web.HTTPSeeOther(page_url)
@@ -542,6 +570,7 @@ class PayPages:
                 log.exception("checkout failed link=%s attempt=%d provider=%s request_id=None", link.id, attempt,
                               provider.name)
             html = self.message_template.render(
+                **await link_branding(self.db, link.id),
                 lang="en", title="Payment could not start", sandbox=False, test_mode=not link.livemode,
                 tone="warn", badge="Try again",
                 heading="The payment could not start",
@@ -558,6 +587,7 @@ class PayPages:
             # browsers would silently refuse a 303 there after the form post, so step over with a page.
             log.info("checkout on an unlisted origin link=%s origin=%s", link.id, origin_of(checkout.url))
             html = self.message_template.render(
+                **await link_branding(self.db, link.id),
                 lang="en", title="Opening the payment page", sandbox=False, test_mode=not link.livemode,
                 tone="warn", badge="One moment", heading="Opening the payment page",
                 explanation="You are being taken to the payment provider's page.",
@@ -586,7 +616,8 @@ class PayPages:
                 logo = row.png if row else None
             label = {LinkStatus.ACTIVE: f"Pay by {_date_text(link.expires_at.date(), link.merchant_locale)}",
                      LinkStatus.PAID: "Paid", LinkStatus.EXPIRED: "Expired",
-                     LinkStatus.CANCELLED: "Cancelled", LinkStatus.REFUNDED: "Refunded"}[status]
+                     LinkStatus.CANCELLED: "Cancelled", LinkStatus.REFUNDED: "Refunded",
+                     LinkStatus.SOLD_OUT: "Sold out"}[status]
             # Pillow's drawing is CPU work: off the event loop.
             render = functools.partial(
                 og_card, shop=link.merchant_name, amount=link.amount, description=link.description,

@@ -74,7 +74,8 @@ RATE_LIMITED = 20429
 PERMANENT_CODES = frozenset({21211, 21614, 21610, 21408, 63003, 63015, 63024, OUTSIDE_WINDOW})
 # Our own configuration is wrong (credentials, sender): retrying later after a fix is the remedy, and
 # the contact must not be marked unreachable for it.
-CONFIG_CODES = frozenset({20003, 20404, 21606, 21659, 63007})
+# (21603 no From, 21212 a From that is not ours, 21701 an unknown Messaging Service: SMS settings.)
+CONFIG_CODES = frozenset({20003, 20404, 21212, 21603, 21606, 21659, 21701, 63007})
 
 TARGETS = table(ChatTarget)
 
@@ -222,6 +223,9 @@ def template_purpose(link: PaymentLink | None, address: str) -> str:
 class OutsideWindow(Permanent):
     """Twilio error 63016: free-form text outside the contact's 24-hour window. Permanent for that message."""
 
+    # The outbox may send a customer's message by SMS instead (OutboxStore.fallbacks).
+    other_channel = True
+
 
 class NoTemplate(OutsideWindow):
     """Outside the contact's 24-hour window and no approved template for this purpose is configured."""
@@ -337,8 +341,11 @@ class WhatsAppSender:
         links: LinkService,
         merchants: MerchantService,
         clock: Clock = utcnow,
+        status_callback: str = "",
     ) -> None:
         self.account_sid = account_sid
+        # Where Twilio reports delivery (POST /twilio/status): late failures reach the seller.
+        self.status_callback = status_callback
         self._auth_token = auth_token
         self.from_address = whatsapp_address(from_number) if from_number else ""
         self.api_base_url = api_base_url.rstrip("/")
@@ -388,8 +395,13 @@ class WhatsAppSender:
         except ValueError as exc:
             raise Permanent(f"not a WhatsApp address: {exc}") from None
         if in_window(await self.last_inbound_at(to), self.clock()):
+            content: dict[str, Any] = {"body": render(reply)}
+            if reply.invoice_pdf:
+                # /invoice: the PDF as a media message (Twilio fetches the public URL); only inside the
+                # window, since a template carries no document of ours.
+                content["media_url"] = [f"{self.links.url(reply.invoice_pdf)}/invoice.pdf"]
             try:
-                sid = await self._create(to, body=render(reply))
+                sid = await self._create(to, **content)
             except OutsideWindow:
                 # Our idea of the window was wrong (Twilio knows better): a template may still reach them.
                 sid = await self._send_template(to, reply, twilio_refused=True)
@@ -442,11 +454,12 @@ class WhatsAppSender:
         )
         return fields
 
-    async def _create(self, to: str, **content: str) -> str:
+    async def _create(self, to: str, **content: Any) -> str:
         client = await self._require_client()
         _RETRY_AFTER.set(None)
         try:
-            message = await client.messages.create_async(to=to, from_=self.from_address, **content)
+            extra = {"status_callback": self.status_callback} if self.status_callback else {}
+            message = await client.messages.create_async(to=to, from_=self.from_address, **content, **extra)
         except SendError:
             raise
         except Exception as exc:  # every SDK and network failure is classified, none leaks out
@@ -496,13 +509,14 @@ def check_settings(cfg: WhatsAppConfig) -> None:
 
 
 def sender_from_settings(
-    cfg: WhatsAppConfig, *, db: Database, links: LinkService, merchants: MerchantService, clock: Clock = utcnow
+    cfg: WhatsAppConfig, *, db: Database, links: LinkService, merchants: MerchantService, clock: Clock = utcnow,
+    status_callback: str = "",
 ) -> WhatsAppSender:
     """Pure construction (no I/O, no SDK objects yet): the Twilio client is built in the loop on first use."""
     return WhatsAppSender(
         account_sid=cfg.account_sid, auth_token=reveal(cfg.auth_token), from_number=cfg.from_number,
         api_base_url=cfg.api_base_url, templates=cfg.templates, db=db, links=links, merchants=merchants,
-        clock=clock,
+        clock=clock, status_callback=status_callback,
     )
 
 

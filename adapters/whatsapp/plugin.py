@@ -59,7 +59,10 @@ class WhatsAppPlugin(ChatPlatform[WhatsAppSettings]):
         from adapters.whatsapp.channel import sender_from_settings
 
         assert section is not None
-        return sender_from_settings(section, db=ctx.db, links=ctx.links, merchants=ctx.merchants, clock=ctx.clock)
+        from adapters.twilio_status import STATUS_PATH
+
+        return sender_from_settings(section, db=ctx.db, links=ctx.links, merchants=ctx.merchants, clock=ctx.clock,
+                                    status_callback=ctx.public_base_url.rstrip("/") + STATUS_PATH)
 
     def web(self, section: WhatsAppSettings | None, ctx: PluginContext, sender: ChatSender) -> WebParts:
         """POST /whatsapp/webhook. Answers go out through the sender (the outbox's too), whose Twilio client
@@ -78,7 +81,11 @@ class WhatsAppPlugin(ChatPlatform[WhatsAppSettings]):
             await webhook.close()  # answers in flight finish before their sender goes
             await sender.close()
 
-        return WebParts(routes=webhook.routes(), lifespans=[whatsapp_ctx], values={WHATSAPP_WEBHOOK: webhook})
+        from adapters.twilio_status import status_parts
+
+        status = status_parts(ctx, reveal(section.auth_token), sender)
+        return WebParts(routes=webhook.routes() + status.routes, lifespans=[whatsapp_ctx],
+                        values={WHATSAPP_WEBHOOK: webhook})
 
 
 PLUGIN = WhatsAppPlugin()

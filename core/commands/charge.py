@@ -82,7 +82,8 @@ def _parse_tokens(tokens: list[str], ctx: ParseContext, command: str) -> tuple[C
             f"The description is {len(description)} characters long; the most is {DESCRIPTION_MAX}.",
             example.build(rest=description[:60].split()), field="description",
         )
-    return Charge(money, description, options.reference, options.customer, options.expires_at), amount
+    return Charge(money, description, options.reference, options.customer, options.expires_at,
+                  frozenset(options.notify) if options.notify else None), amount
 
 
 # ---------------------------------------------------------------- doubts: when to ask back
@@ -168,6 +169,7 @@ class _Options:
     reference: str | None = None
     customer: Customer = field(default_factory=Customer)
     expires_at: datetime | None = None
+    notify: set[str] = field(default_factory=set)
 
 
 def _read_options(tokens: list[str], ctx: ParseContext, example: Example) -> _Options:
@@ -180,6 +182,10 @@ def _read_options(tokens: list[str], ctx: ParseContext, example: Example) -> _Op
         used = 0
         if word == "to" and i + 1 < len(tokens):
             out.customer, used = read_customer(tokens, i, ctx, example, out.customer)
+        elif word == "via" and i + 1 < len(tokens) and tokens[i + 1].casefold().rstrip(".,;") in ctx.channels:
+            # `via sms`: how the link goes to its customer ("delivery via courier" stays in the description).
+            out.notify.add(ctx.channels[tokens[i + 1].casefold().rstrip(".,;")])
+            used = 2
         elif word in _REF_WORDS or re.match(r"^ref[:#=]", word):
             used = _read_reference(tokens, i, example, out)
         elif token.startswith("#") and _REFERENCE.match(token[1:].rstrip(".,;")):

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from core import markup
 from core.commands.amounts import rank_currencies, symbol_currencies
-from core.commands.charge import parse_charge
 from core.commands.periods import parse_report
+from core.commands.recurring import parse_charge_or_series, parse_invoice, parse_series
+from core.commands.sell import parse_donate, parse_promo, parse_sell, parse_split
 from core.commands.values import (
     Alerts,
     Cancel,
@@ -147,7 +148,9 @@ def _parse_currency(rest: str, ctx: ParseContext) -> SetCurrency:
 
 
 _SHOP_SETTINGS = {"name": "name", "timezone": "timezone", "tz": "timezone", "zone": "timezone",
-                  "locale": "locale", "language": "locale"}
+                  "locale": "locale", "language": "locale",
+                  # What invoices print (core/invoices.py): the number's prefix, and the shop's address.
+                  "prefix": "invoice_prefix", "invoice_prefix": "invoice_prefix", "address": "address"}
 
 
 def _parse_shop(rest: str, ctx: ParseContext) -> Shop:
@@ -156,12 +159,14 @@ def _parse_shop(rest: str, ctx: ParseContext) -> Shop:
         return Shop()
     setting = _SHOP_SETTINGS.get(word.casefold())
     if setting is None:
-        raise CommandError(f"I can change the shop's name, timezone or locale, not “{markup.escape(word[:40])}”.",
+        raise CommandError(f"I can change the shop's name, timezone, locale, invoice prefix or address, not "
+                           f"“{markup.escape(word[:40])}”.",
                            "/shop name Cake Corner", field="setting")
     if not value.strip():
         examples = {"name": "/shop name Cake Corner", "timezone": "/shop timezone Asia/Singapore",
-                    "locale": "/shop locale id_ID"}
-        raise CommandError(f"Give the new {setting}.", examples[setting], field=setting)
+                    "locale": "/shop locale id_ID", "invoice_prefix": "/shop prefix CC",
+                    "address": "/shop address 1 Orchard Rd, Singapore 238801"}
+        raise CommandError(f"Give the new {setting.replace('_', ' ')}.", examples[setting], field=setting)
     return Shop(setting, value.strip())
 
 
@@ -183,16 +188,53 @@ CHARGE_DETAILS = """**/charge** makes a payment link.
 • Optional: `to +65 9123 4567` / `to alice@example.com` / `to @alice`
 • Optional: `exp 2h`, `expires in 3 days`, `valid 30m`, `exp 2026-12-31`
 • Optional: `ref INV-1042` or `#INV-1042`
+• Recurring: `every week`, `every 2 weeks`, `every month`, `every year`, then `for 6 months` (how many) or
+  `until 2027-06`: a new link each period, sent to the customer; `/series` lists them
 If an amount could mean two things (`1.000`, `25k`), I ask before making the link.
-Example: `/charge 25 for 2 birthday cakes to +65 9123 4567 ref INV-1042 exp 3d`"""
+Example: `/charge 25 for 2 birthday cakes to +65 9123 4567 ref INV-1042 exp 3d`
+Example: `/charge 150 tuition every month for 6 months to +65 9123 4567`"""
+
+INVOICE_DETAILS = """**/invoice** makes an itemised payment link with a numbered PDF invoice.
+First line: `/invoice to alice@example.com ref INV-77` (both optional). Then one line each:
+• an item: `2 x cake 25`, `delivery 5`, `3x candles 1.50`
+• `tax 9%` (on every item), `discount 10%` or `discount 5`
+Totals are rounded per line, half to even. I answer with the link and the invoice PDF.
+In the terminal chat (`paylinks chat`), end a line with `\\` to go on to the next one."""
+
+SELL_DETAILS = """**Links many can pay** (each payment has its own receipt; the link message shows the count):
+• `/sell 25 concert ticket stock 50`: 50 tickets, buyers pick how many
+• `/sell 12 brownie box`: no limit · `/sell 30 workshop seat max 20`: at most 20 payments
+• `/donate school library fund`: the donor chooses · `/donate flood relief min 5 suggest 10 20 50`
+• `/split 120 dinner 4 ways` (or `between 4`, `for 4 people`): 4 exact shares, paid when all are in
+Add `exp 3d` or `ref EVT-7` as with /charge; `/cancel` stops a link."""
+
+PROMO_DETAILS = """**/promo** makes discount codes customers type on the pay page.
+• `/promo SAVE10 10%` · `/promo WELCOME 5.00 uses 100 exp 30d`
+• `/promo` lists them with how often each was used · `/promo off SAVE10` ends one"""
 
 # ---------------------------------------------------------------- the registry
 
 COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("charge", "/charge 25 birthday cake",
                 "a payment link (add `to +65 9123 4567`, `ref INV-1042`, `exp 3d`)",
-                "Make a payment link: /charge 25 cake", parse_charge, "charge", aliases=("bill",),
+                "Make a payment link: /charge 25 cake", parse_charge_or_series, "charge", aliases=("bill",),
                 details=CHARGE_DETAILS),
+    CommandSpec("invoice", "/invoice to alice@example.com ref INV-77", "an itemised invoice: items on the "
+                "next lines (`2 x cake 25`, `delivery 5`, `tax 9%`)", "Itemised invoice with PDF: /invoice",
+                parse_invoice, "invoice", details=INVOICE_DETAILS),
+    CommandSpec("series", "/series [stop ID]", "your recurring charges, or stop one (asks first)",
+                "Recurring charges: /series [stop ID]", parse_series, "series", aliases=("recurring",)),
+    CommandSpec("sell", "/sell 25 concert ticket stock 50",
+                "a link many can pay (add `stock 50` or `max 20`)",
+                "Sell many times: /sell 25 ticket stock 50", parse_sell, "sell", details=SELL_DETAILS),
+    CommandSpec("donate", "/donate school library fund",
+                "donations: the donor chooses (add `min 5 suggest 10 20 50`)",
+                "Donations: /donate flood relief min 5", parse_donate, "sell", aliases=("donation",),
+                details=SELL_DETAILS),
+    CommandSpec("split", "/split 120 dinner 4 ways", "split a bill into shares (`between 4`, `for 4 people`)",
+                "Split a bill: /split 120 dinner 4 ways", parse_split, "sell", details=SELL_DETAILS),
+    CommandSpec("promo", "/promo SAVE10 10%", "promo codes: make, list (`/promo`), end (`/promo off SAVE10`)",
+                "Promo codes: /promo SAVE10 10%", parse_promo, "promo", details=PROMO_DETAILS),
     CommandSpec("links", "/links [active|paid|expired|all]", "your recent links",
                 "Your recent links: /links [active|paid|expired|all]", _parse_links, "links", aliases=("list",)),
     CommandSpec("status", "/status INV-1042", "one link, by id or reference",

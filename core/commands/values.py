@@ -6,11 +6,11 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from core import markup
+from core import markup, reusable
 from core.limits import MAX_EXPIRY
 from core.links import Customer, LinkDraft
 from core.models import LinkStatus
@@ -57,6 +57,9 @@ class ParseContext:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     timezone: tzinfo = UTC
     max_expiry: timedelta = MAX_EXPIRY
+    # `via <word>` -> the customer channel it names ({"sms": "sms", "text": "sms", "email": "email" …}),
+    # from the plug-ins (adapters/registry.py via_words); empty: `via` is just a word of the description.
+    channels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,8 @@ class Charge:
     reference: str | None = None
     customer: Customer = field(default_factory=Customer)
     expires_at: datetime | None = None  # None: the default expiry
+    # `via sms` / `via email` / `via whatsapp`: only these channels; None: every one the customer has.
+    notify: frozenset[str] | None = None
 
     def draft(
         self, *, merchant_id: str, member_id: int | None, platform: str, address: str,
@@ -103,6 +108,7 @@ class Charge:
             created_by_member_id=member_id,
             idempotency_key=idempotency_key,
             link_id=link_id,
+            notify=self.notify,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,6 +118,7 @@ class Charge:
             "description": self.description, "reference": self.reference,
             "customer": {"name": self.customer.name, "email": self.customer.email, "phone": self.customer.phone},
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "notify": sorted(self.notify) if self.notify is not None else None,
         }
 
     @classmethod
@@ -122,6 +129,7 @@ class Charge:
             Money(int(data["amount_minor"]), str(data["currency"])), str(data["description"]),
             data.get("reference"), Customer(customer.get("name"), customer.get("email"), customer.get("phone")),
             datetime.fromisoformat(expires) if expires else None,
+            frozenset(data["notify"]) if data.get("notify") is not None else None,
         )
 
 
@@ -217,8 +225,86 @@ class Alerts:
     on: bool | None  # None: show whether they are on
 
 
+@dataclass(frozen=True, slots=True)
+class Recurrence:
+    """`every month`, `every 2 weeks`, `for 6 months` (a count after `every`), `until 2027-06`."""
+
+    every: str  # week | month | year
+    interval: int = 1
+    count: int | None = None
+    until: date | None = None
+
+    def words(self) -> str:
+        unit = self.every if self.interval == 1 else f"{self.interval} {self.every}s"
+        text = f"every {unit}"
+        if self.count:
+            text += f", {self.count} times"
+        if self.until:
+            text += f", until {self.until.isoformat()}"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesCharge:
+    """/charge … every month: a recurring series instead of one link (core/series.py)."""
+
+    charge: Charge
+    recurrence: Recurrence
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesCommand:
+    """/series (list) or /series stop ID (asks first)."""
+
+    stop: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceLine:
+    name: str
+    quantity: Decimal
+    unit_amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceCommand:
+    """/invoice over several lines: `to …`, `ref …`, then items, `tax 9%`, `discount 10%`."""
+
+    currency: str
+    lines: tuple[InvoiceLine, ...]
+    customer: Customer = field(default_factory=Customer)
+    reference: str | None = None
+    tax_rate: Decimal | None = None
+    discount_percent: Decimal | None = None
+    discount_amount: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sell:
+    """A reusable link: /sell (limits), /donate (customer chooses), /split (shares)."""
+
+    kind: str  # "sell" | "donate" | "split"
+    charge: Charge
+    terms: reusable.Terms
+
+    def draft(self, *, merchant_id: str, member_id: int | None, platform: str, address: str) -> LinkDraft:
+        base = self.charge.draft(merchant_id=merchant_id, member_id=member_id, platform=platform, address=address)
+        return LinkDraft(**{**{name: getattr(base, name) for name in base.__slots__}, "terms": self.terms})
+
+
+@dataclass(frozen=True, slots=True)
+class Promo:
+    action: str  # "list" | "create" | "off"
+    code: str = ""
+    percent_bp: int | None = None
+    amount_off: Money | None = None
+    max_redemptions: int | None = None
+    expires_at: datetime | None = None
+
+
 Command = (Start | Help | Greeting | Charge | Choice | Links | Status | Cancel | Remind | Report | SetCurrency
-           | Invite | Join | Alerts | RefundAsk | Dashboard | Shop)
+           | Invite | Join | Alerts | RefundAsk | Dashboard | Shop | SeriesCharge | SeriesCommand | InvoiceCommand
+           | Sell | Promo)
 
 
 # ---------------------------------------------------------------- shared helpers

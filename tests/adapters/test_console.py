@@ -124,3 +124,13 @@ async def test_merchant_option(services: Services) -> None:
     assert identity.is_owner
     (reply,) = (await chat.say("/charge 25 cake"))[-1:]
     assert "S$25.00" in reply.text
+
+
+def test_a_trailing_backslash_continues_the_message_on_the_next_line() -> None:
+    from adapters.console import joined_line
+
+    pending: list[str] = []
+    assert joined_line(pending, "/invoice to alice@example.com \\") is None
+    assert joined_line(pending, "2 x cake 25\\") is None
+    assert joined_line(pending, "tax 9%") == "/invoice to alice@example.com\n2 x cake 25\ntax 9%"
+    assert pending == [] and joined_line(pending, "/links") == "/links"

@@ -397,3 +397,22 @@ async def test_malformed_signature_headers_are_refused_not_a_500(
     await slack.adapter.idle()
     assert conversation.seen == []
     assert not [r for r in caplog.records if r.exc_info is not None]
+
+
+async def test_invoice_posts_the_link_and_uploads_the_pdf_into_its_thread(slack: SlackLive) -> None:
+    import io
+
+    from pypdf import PdfReader
+
+    assert (await slack.command("/paylinks", "invoice to alice@example.com\n2 x cake 25\ndelivery 5\ntax 9%")).status \
+        == 200
+    [post] = await slack.fake.wait_for("chat.postMessage")
+    await slack.fake.wait_for("files.completeUploadExternal")
+    await slack.fake.wait_for("files.completeUploadExternal")
+    await slack.adapter.idle()
+    assert "Subtotal" in post.text_of_blocks()
+    [shared] = slack.fake.shared_files
+    assert shared["channel"] == CHANNEL and shared["name"] == "INV-2026-0001.pdf"
+    assert (CHANNEL, shared["thread_ts"]) in slack.fake.messages  # in the link message's thread
+    pdf = "".join(p.extract_text() for p in PdfReader(io.BytesIO(slack.fake.uploads[shared["id"]])).pages)
+    assert "INV-2026-0001" in pdf and "alice@example.com" in pdf

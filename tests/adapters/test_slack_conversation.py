@@ -242,3 +242,14 @@ async def test_an_ambiguous_amount_is_asked_with_buttons_and_the_click_makes_the
     assert "*$12.50* — 2 coffees" in post.text_of_blocks()
     links, _ = await slack.services.links.list_links((await slack.services.merchants.list_merchants())[0].id)
     assert [(link.amount_minor, link.description) for link in links] == [(1250, "2 coffees")]
+
+
+async def test_paylinks_dashboard_in_a_channel_answers_only_the_asker_with_a_signin_link(slack: SlackLive) -> None:
+    """Issue 14 point 1: the sign-in link is never posted where the channel sees it."""
+    assert (await slack.command("/paylinks", "dashboard", channel=ALERTS_CHANNEL, response_key="dash")).status == 200
+    *_, (_, body) = await slack.fake.wait_for_response(2, key="dash")
+    await slack.adapter.idle()
+    assert body["response_type"] == "ephemeral"
+    text = json.dumps(body)
+    assert "/dashboard/signin/" in text
+    assert all("/dashboard/signin/" not in c.text_of_blocks() for c in slack.fake.calls_to("chat.postMessage"))

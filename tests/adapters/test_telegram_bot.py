@@ -547,3 +547,19 @@ async def test_start_up_retries_until_telegram_answers_and_never_logs_the_token(
             await client.close()
     assert all(TOKEN not in r.getMessage() for r in caplog.records)
     assert all(TOKEN.split(":")[1] not in r.getMessage() for r in caplog.records)
+
+
+async def test_invoice_over_several_lines_sends_the_link_and_the_pdf_as_a_document(tg: TelegramHarness) -> None:
+    import io
+
+    from pypdf import PdfReader
+
+    await tg.say("/start")
+    calls = await tg.say("/invoice to alice@example.com ref INV-77\n2 x cake 25\ndelivery 5\ntax 9%")
+    (text,) = sent_texts(calls)
+    assert "Subtotal" in text and "INV-77" in text
+    (document,) = [c for c in calls if c.method == "sendDocument"]
+    assert document.chat_id == "111"
+    assert document.filenames["document"] == "INV-2026-0001.pdf"
+    pdf = "".join(p.extract_text() for p in PdfReader(io.BytesIO(document.files["document"])).pages)
+    assert "INV-2026-0001" in pdf and "cake" in pdf and "alice@example.com" in pdf

@@ -18,7 +18,7 @@ from sqlalchemy import insert, select
 
 from bots.accounts_cli import SecretsInputError, read_secrets
 from core.db import Database
-from core.models import SLACK_BOTS, ProviderAccount
+from core.models import SLACK_BOTS, AuditEvent, ProviderAccount
 from core.secrets import KEY_FILE_NAME, generate_key
 from core.sql import table
 from tests.conftest import TEST_SECRET_KEY
@@ -141,7 +141,14 @@ async def test_set_provider_checks_the_keys_and_names_the_webhook_url(env: dict[
 
     async with database(env) as db, db.read() as conn:
         [row] = (await conn.execute(select(table(ProviderAccount)))).all()
+        # The change is in the shop's audit log (the dashboard's /dashboard/audit), with no secret in it.
+        [audit] = (await conn.execute(select(table(AuditEvent)).where(
+            table(AuditEvent).c.action == "provider.changed"))).all()
     assert KEY not in row.secrets and WHSEC not in row.secrets and row.provider == "stripe"
+    assert (audit.merchant_id, audit.platform, audit.detail["provider"], audit.detail["previous"],
+            audit.detail["secrets_changed"]) == (shop, "cli", "stripe", "sandbox (deployment)",
+                                                 "secret_key, webhook_secret")
+    assert KEY[:-4] not in repr(audit.detail) and WHSEC[:-4] not in repr(audit.detail)
 
     other = await merchant(env)
     shown = await run(env, "merchant", "show", other)

@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from bots.config import Settings
-from core.models import LinkStatus, PaymentLink, RefundStatus
+from core.models import AuditEvent, LinkStatus, PaymentLink, RefundStatus
+from core.sql import table
 from tests.adapters.web.pages_support import WEBHOOK_SECRET, make_link, signed, webhook_body
 from tests.conftest import LiveApp, make_settings, start_live_app
 
@@ -66,6 +68,12 @@ async def test_refund_with_yes_prints_the_refund_and_the_webhook_confirms_it(liv
     refund = await live.services.refunds.get(refund_id)
     assert refund is not None and refund.status == RefundStatus.SUCCEEDED  # the sandbox's webhook came back
     assert refund.requested_by == "cli"
+    # In the shop's audit log (/dashboard/audit), as the operator on the CLI.
+    async with live.services.db.read() as conn:
+        [audit] = (await conn.execute(select(table(AuditEvent)).where(
+            table(AuditEvent).c.action == "link.refunded"))).all()
+    assert (audit.merchant_id, audit.platform, audit.actor, audit.detail["link_id"], audit.detail["refund_id"],
+            audit.detail["amount"]) == (link.merchant_id, "cli", "operator (CLI)", link.id, refund_id, "10.00")
     code, out, _ = await run(live, "link", "refund", link.id, "--yes", feed=b"")
     assert code == 0 and out.split()[2] == "15.00"
     stored = await live.services.links.get(link.id)

@@ -95,6 +95,12 @@ def test_nested_env_override() -> None:
         ('[outbox]\ntelegram_per_chat = "fast"\n', {}, "outbox.telegram_per_chat: 'fast' is not a rate"),
         ('[outbox]\nlease = "0s"\n', {}, "outbox.lease"),
         ('[whatsapp]\ntemplates = 3\n', {}, "whatsapp.templates"),
+        ('[sms]\nenabled = true\n', {}, "whatsapp.account_sid: required when sms.enabled is true"),
+        ('[sms]\nenabled = true\n[whatsapp]\naccount_sid = "AC' + "0" * 32 + '"\nauth_token = "t"\n', {},
+         "sms.from_number"),
+        ('[sms]\nenabled = true\nmessaging_service_sid = "MG1"\n[whatsapp]\naccount_sid = "AC' + "0" * 32
+         + '"\nauth_token = "t"\n', {}, "sms.messaging_service_sid"),
+        ('[outbox]\nsms_per_sender = "fast"\n', {}, "outbox.sms_per_sender: 'fast' is not a rate"),
         ("", {"PAYLINKS_PAYMENTS__SANDBOX__NOPE": "1"}, "PAYLINKS_PAYMENTS__SANDBOX__NOPE"),
         ("", {"PAYLINKS_TELEGRAM__ENABLED": "maybe"}, "telegram.enabled: expected true or false"),
         ("", {"PAYLINKS_PAYMENTS__SANDBOX": "x"}, "payments.sandbox: is a table"),

@@ -375,5 +375,5 @@ def test_core_defines_nothing_for_one_platform_and_tells_users_of_none() -> None
 
 
 def test_only_the_registry_lists_the_shipped_plugins() -> None:
-    assert [p.name for p in registry.CHAT_PLATFORMS] == ["console", "telegram", "slack", "whatsapp", "email"]
+    assert [p.name for p in registry.CHAT_PLATFORMS] == ["console", "telegram", "slack", "whatsapp", "email", "sms"]
     assert list(registry.payment_providers()) == ["sandbox", "stripe", "portone"]

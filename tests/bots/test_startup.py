@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SDKS = ("telegram", "slack_sdk", "slack_bolt", "twilio", "stripe", "aiosmtplib", "playwright", "PIL", "jwt")
+SDKS = ("telegram", "slack_sdk", "slack_bolt", "twilio", "stripe", "aiosmtplib", "playwright", "PIL", "jwt", "fpdf")
 
 PROBE = """
 import contextlib, io, json, sys

@@ -33,6 +33,7 @@ from core.commands import (
     split_command,
     symbol_currencies,
 )
+from core.commands.values import Dashboard, InvoiceCommand, RefundAsk, Remind, SeriesCharge, SeriesCommand, Shop
 from core.links import Customer
 from core.models import LinkStatus
 from core.money import Money, currency_codes, format_money
@@ -310,6 +311,29 @@ def test_customers(locale: str, text: str, customer: Customer) -> None:
     assert result.description in ("cake", "nasi", "Kuchen", "cake thanks!")
 
 
+VIA = {"sms": "sms", "text": "sms", "email": "email", "mail": "email", "whatsapp": "whatsapp"}
+
+
+@pytest.mark.parametrize(
+    ("text", "notify", "description"),
+    [
+        ("/charge 25 cake to +65 9123 4567 via sms", frozenset({"sms"}), "cake"),
+        ("/charge 25 cake via SMS to +65 9123 4567", frozenset({"sms"}), "cake"),
+        ("/charge 25 cake to alice@example.com via email via whatsapp", frozenset({"email", "whatsapp"}), "cake"),
+        ("/charge 25 delivery via courier to +65 9123 4567", None, "delivery via courier"),  # not a channel
+        ("/charge 25 cake to +65 9123 4567", None, "cake"),
+    ],
+)
+def test_via_names_the_channels_and_other_words_stay_in_the_description(
+    text: str, notify: frozenset[str] | None, description: str
+) -> None:
+    result = charge(text, ctx("en_SG", channels=VIA))
+    assert (result.notify, result.description) == (notify, description)
+    assert Charge.from_dict(result.to_dict()) == result  # kept while a question is asked back
+    # Without channels (no plug-in reaches customers), "via" is just a word.
+    assert charge("/charge 25 cake via sms", ctx("en_SG")).description == "cake via sms"
+
+
 @pytest.mark.parametrize(
     ("text", "reference", "description"),
     [
@@ -540,7 +564,10 @@ def test_no_text_makes_the_parser_raise(words: list[str], locale: str, currency:
     context = ParseContext(locale=locale or "en", default_currency=currency, now=NOW)
     result = parse(text, context)
     assert isinstance(result, CommandError | Start | Help | Greeting | Charge | Choice | Links | Status | Cancel
-                      | Report | SetCurrency | Invite | Join | Alerts)
+                      | Report | SetCurrency | Invite | Join | Alerts | Remind | RefundAsk | Dashboard | Shop
+                      | SeriesCharge | SeriesCommand | InvoiceCommand)
+    if isinstance(result, SeriesCharge):
+        result = result.charge
     readings = result.readings if isinstance(result, Choice) else (result,)
     assert readings, text
     if isinstance(result, CommandError):

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from adapters.payments.sandbox.provider import SandboxProvider
 from bots.app import PAGES
 from bots.config import Settings
-from core.models import OutboxMessage, OutboxStatus, PaymentLink, PaymentStatus, RefundStatus
+from core.models import AuditEvent, OutboxMessage, OutboxStatus, PaymentLink, PaymentStatus, RefundStatus
 from core.ports import PaymentEvent, RefundAnswer, RefundRefused, RefundState
 from core.refunds import RefundRequest, payment_status_after
 from core.sql import table
@@ -259,6 +259,12 @@ async def test_a_double_payment_alerts_the_seller_and_is_refunded_automatically(
     # The first payer still sees the receipt.
     receipt = await live.client.get(f"/p/{link.id}?payment=ch_1")
     assert "Payment received" in await receipt.text()
+    # The shop's audit log says paylinks gave the money back, not a person.
+    async with live.services.db.read() as conn:
+        [audit] = (await conn.execute(select(table(AuditEvent)).where(
+            table(AuditEvent).c.action == "link.refunded"))).all()
+    assert (audit.merchant_id, audit.platform, audit.member_id, audit.detail["link_id"], audit.detail["amount"]) \
+        == (shop.merchant_id, "system", None, link.id, "25.00")
 
 
 async def test_with_auto_refund_off_the_alert_carries_the_refund_to_send(live: LiveApp) -> None:

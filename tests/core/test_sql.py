@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
+from core import reusable
 from core.db import Database
 from core.models import Merchant, PaymentLink
 from core.sql import insert_row, table
@@ -26,6 +27,7 @@ def link_values(link_id: str) -> dict[str, object]:
         "origin_address": "console:alice", "origin_message": {"platform": "console", "message_id": "7"},
         "created_by_member_id": None, "checkout_attempts": 0, "idempotency_key": None, "request_hash": None,
         "livemode": False, "reminded_at": None, "auto_reminded_at": None,
+        **reusable.columns(reusable.Terms(stock=50, quantity_min=1, quantity_max=10, suggested_amounts=(1000,))),
     }
 
 

@@ -112,6 +112,10 @@ class FakeSlack:
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.home_views: dict[str, dict[str, Any]] = {}
         self.oauth_codes: dict[str, Installation] = {}
+        # files.getUploadURLExternal -> (filename, length); the bytes POSTed to its upload_url; shared files.
+        self.upload_slots: dict[str, tuple[str, int]] = {}
+        self.uploads: dict[str, bytes] = {}
+        self.shared_files: list[dict[str, Any]] = []
         self._private: set[str] = set()
         self._failures: list[_Failure] = []
         self._ts = itertools.count(1)
@@ -136,6 +140,7 @@ class FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_post("/respond/{key}", self._respond)
+        app.router.add_post("/upload/v1/{file_id}", self._upload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -211,6 +216,20 @@ class FakeSlack:
             self.responses.append((request.match_info["key"], body))
             self._changed.notify_all()
         return web.Response(text="ok")
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        # files.slack.com's upload URL: the raw bytes (or one multipart part); 200 "OK - <length>" like Slack.
+        file_id = request.match_info["file_id"]
+        if file_id not in self.upload_slots:
+            return web.Response(status=404, text="not found")
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            part = next(iter(form.values()))
+            body = part.file.read() if hasattr(part, "file") else str(part).encode()
+        else:
+            body = await request.read()
+        self.uploads[file_id] = body
+        return web.Response(text=f"OK - {len(body)}")
 
     @staticmethod
     async def _params(request: web.Request) -> dict[str, Any]:
@@ -303,6 +322,40 @@ class FakeSlack:
                    "team": team}
         self.messages[(channel, ts)] = message
         return web.json_response({"ok": True, "channel": channel, "ts": ts, "message": {**message, "ts": ts}})
+
+    def _m_files_getUploadURLExternal(self, team: str, params: dict[str, Any]) -> web.Response:
+        filename, length = str(params.get("filename") or ""), str(params.get("length") or "")
+        if not filename or not length.isdigit():
+            return self._error("invalid_arguments")
+        file_id = f"F{next(self._ts):08d}"
+        self.upload_slots[file_id] = (filename, int(length))
+        return web.json_response({"ok": True, "upload_url": f"{self.url}/upload/v1/{file_id}", "file_id": file_id})
+
+    def _m_files_completeUploadExternal(self, team: str, params: dict[str, Any]) -> web.Response:
+        files = params.get("files")
+        if isinstance(files, str):
+            try:
+                files = json.loads(files)
+            except ValueError:
+                return self._error("invalid_arguments")
+        if not isinstance(files, list) or not files:
+            return self._error("invalid_arguments")
+        channel = str(params.get("channel_id") or params.get("channels") or "")
+        if channel in self._private:
+            return self._error("not_in_channel")
+        done = []
+        for entry in files:
+            file_id = str(entry.get("id") or "")
+            if file_id not in self.uploads:
+                return self._error("file_not_found")
+            name, length = self.upload_slots[file_id]
+            if len(self.uploads[file_id]) != length:
+                return self._error("file_upload_size_mismatch")
+            shared = {"id": file_id, "name": name, "title": entry.get("title") or name, "channel": channel,
+                      "thread_ts": params.get("thread_ts"), "size": length}
+            self.shared_files.append(shared)
+            done.append({"id": file_id, "title": shared["title"]})
+        return web.json_response({"ok": True, "files": done})
 
     def _m_chat_update(self, team: str, params: dict[str, Any]) -> web.Response:
         key = (str(params.get("channel") or ""), str(params.get("ts") or ""))

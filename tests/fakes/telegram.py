@@ -39,6 +39,7 @@ class Call:
     method: str
     params: dict[str, Any]
     files: dict[str, bytes] = field(default_factory=dict)
+    filenames: dict[str, str] = field(default_factory=dict)  # the multipart parts' file names
 
     @property
     def chat_id(self) -> str | None:
@@ -256,8 +257,8 @@ class FakeTelegram:
         if request.match_info["token"] != self.token:
             return _error(401, "Unauthorized")
         method = request.match_info["method"]
-        params, files = await _read_params(request)
-        call = Call(method, params, files)
+        params, files, filenames = await _read_params(request)
+        call = Call(method, params, files, filenames)
         self.calls.append(call)
         self._notify()
         failure = self._take_failure(call)
@@ -328,6 +329,18 @@ class FakeTelegram:
                   "height": 300}]
         return self._message(str(params["chat_id"]), photo=photo, caption=params.get("caption", ""))
 
+    def _api_sendDocument(self, params: dict[str, Any]) -> dict[str, Any] | web.Response:
+        # Bot API: `document` is a multipart upload (or a file_id / URL string); without one Telegram says so.
+        call = self.calls[-1]
+        upload = call.files.get("document")
+        if upload is None and not params.get("document"):
+            return _error(400, "Bad Request: there is no document in the request")
+        size = len(upload) if upload is not None else 0
+        document = {"file_id": f"doc-{next(self._message_ids)}", "file_unique_id": "d1",
+                    "file_name": call.filenames.get("document") or "document", "mime_type": "application/pdf",
+                    "file_size": size}
+        return self._message(str(params["chat_id"]), document=document, caption=params.get("caption", ""))
+
     def _api_editMessageText(self, params: dict[str, Any]) -> dict[str, Any] | bool | web.Response:
         text = str(params.get("text") or "")
         if params.get("inline_message_id"):
@@ -370,16 +383,18 @@ class FakeTelegram:
             await asyncio.sleep(0.02)
 
 
-async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes], dict[str, str]]:
     params: dict[str, Any] = {}
     files: dict[str, bytes] = {}
+    filenames: dict[str, str] = {}
     if request.content_type == "application/json":
         body = await request.json() if request.can_read_body else {}
-        return dict(body), files
+        return dict(body), files, filenames
     form = await request.post()
     for name, value in form.items():
         if hasattr(value, "file"):
             files[name] = value.file.read()
+            filenames[name] = str(getattr(value, "filename", "") or "")
             continue
         text = str(value)
         if name in _JSON_PARAMS:
@@ -390,7 +405,7 @@ async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, 
                 pass
         params[name] = text
     params.update(request.query)
-    return params, files
+    return params, files, filenames
 
 
 def _membership(user: dict[str, Any], status: str) -> dict[str, Any]:

@@ -138,11 +138,13 @@ class PortOneReturnPages(ReturnPages):
                                            chosen.account)
             if recorded is not None:  # the pay page shows the receipt, or the refund notice
                 raise web.HTTPSeeOther(f"{page_url}?payment={quote(recorded)}")
-            return self.message("Processing", "Confirming your payment",
-                                "PortOne is confirming your payment. This page refreshes by itself and shows "
-                                "your receipt once it is confirmed.", test_mode=provider.test_mode, refresh=True)
-        return self.message("Not paid", "The payment was not completed", "Nothing was charged. You can try again.",
-                            test_mode=provider.test_mode, back_url=page_url)
+            return await self.message(link, "Processing", "Confirming your payment",
+                                      "PortOne is confirming your payment. This page refreshes by itself and "
+                                      "shows your receipt once it is confirmed.", test_mode=provider.test_mode,
+                                      refresh=True)
+        return await self.message(link, "Not paid", "The payment was not completed",
+                                  "Nothing was charged. You can try again.", test_mode=provider.test_mode,
+                                  back_url=page_url)
 
     async def _confirm(self, link: PaymentLink, provider: PortOneProvider, provider_ref: str | None,
                        account: str | None) -> str | None:

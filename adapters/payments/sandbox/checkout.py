@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import aiohttp
 import jinja2
@@ -98,10 +99,14 @@ def with_query(url: str, name: str, value: str) -> str:
 
 class SandboxCheckout:
     def __init__(
-        self, provider: SandboxProvider, *, webhook_url: str, templates: jinja2.Environment | None = None
+        self, provider: SandboxProvider, *, webhook_url: str, templates: jinja2.Environment | None = None,
+        branding: Callable[[str], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self.provider = provider
         self.webhook_url = webhook_url
+        # The shop's name, colour, logo and support contact by link id (adapters/web/branding.link_branding):
+        # the customer sees whose payment this is on the checkout too.
+        self.branding = branding
         env = templates or make_templates()
         self.checkout_template = env.get_template("checkout.html")
         self.message_template = env.get_template("message.html")
@@ -124,7 +129,10 @@ class SandboxCheckout:
 
     # ---- pages
 
-    def _session(self, request: web.Request) -> CheckoutSession | web.Response:
+    async def _brand(self, session: CheckoutSession) -> dict[str, Any]:
+        return await self.branding(session.link_id) if self.branding is not None else {}
+
+    async def _session(self, request: web.Request) -> CheckoutSession | web.Response:
         session = self.provider.decode_session(request.match_info["token"])
         if session is None:
             return self._message(404, "Not found", "Checkout not found",
@@ -132,17 +140,18 @@ class SandboxCheckout:
         if self.provider.is_expired(session):
             return self._message(410, "Expired", "This checkout has expired",
                                  "Nothing was charged. Go back to the payment link and press Pay again.",
-                                 back_url=session.return_url, back_label="Back to the payment")
+                                 back_url=session.return_url, back_label="Back to the payment",
+                                 brand=await self._brand(session))
         return session
 
     async def show(self, request: web.Request) -> web.Response:
-        session = self._session(request)
+        session = await self._session(request)
         if isinstance(session, web.Response):
             return session
-        return self._form(request, session)
+        return self._form(request, session, brand=await self._brand(session))
 
     async def submit(self, request: web.Request) -> web.StreamResponse:
-        session = self._session(request)
+        session = await self._session(request)
         if isinstance(session, web.Response):
             return session
         form = await request.post()
@@ -151,7 +160,8 @@ class SandboxCheckout:
         problem = check_card(number, expiry, cvc, self.provider.clock())
         if problem is not None:
             log.info("sandbox card refused checkout=%s reason=%s", session.ref, problem.title)
-            return self._form(request, session, problem=problem, expiry=expiry, name=name)
+            return self._form(request, session, problem=problem, expiry=expiry, name=name,
+                              brand=await self._brand(session))
         return await self._charge(session, payer_name=name or None)
 
     async def _charge(self, session: CheckoutSession, *, payer_name: str | None) -> web.StreamResponse:
@@ -166,7 +176,7 @@ class SandboxCheckout:
                 502, "Not confirmed", "The shop did not confirm the payment",
                 "In the sandbox a charge only counts once the shop confirms it, so nothing was charged. "
                 "Please try again in a moment.",
-                back_url=session.return_url, back_label="Back to the payment",
+                back_url=session.return_url, back_label="Back to the payment", brand=await self._brand(session),
             )
         log.info("sandbox charge confirmed checkout=%s charge=%s link=%s", session.ref, charge_id, session.link_id)
         raise web.HTTPSeeOther(with_query(session.return_url, "payment", charge_id))
@@ -206,9 +216,10 @@ class SandboxCheckout:
     # ---- rendering
 
     def _form(self, request: web.Request, session: CheckoutSession, *, problem: CardProblem | None = None,
-              expiry: str = "", name: str = "") -> web.Response:
+              expiry: str = "", name: str = "", brand: dict[str, Any] | None = None) -> web.Response:
         amount = format_money(session.amount_minor, session.currency, "en")
         html = self.checkout_template.render(
+            **(brand or {}),
             lang="en",
             title=f"Sandbox checkout: pay {amount}",
             amount=amount,
@@ -223,8 +234,9 @@ class SandboxCheckout:
                             headers=HTML_HEADERS)
 
     def _message(self, status: int, badge: str, heading: str, explanation: str, *,
-                 back_url: str = "", back_label: str = "") -> web.Response:
+                 back_url: str = "", back_label: str = "", brand: dict[str, Any] | None = None) -> web.Response:
         html = self.message_template.render(
+            **(brand or {}),
             lang="en", title=heading, sandbox=True, tone="bad", badge=badge, heading=heading,
             explanation=explanation, back_url=back_url, back_label=back_label,
         )

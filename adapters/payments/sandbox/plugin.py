@@ -54,10 +54,12 @@ class SandboxPlugin(PaymentProviderPlugin[SandboxSettings]):
         # The sandbox "gateway" posts its webhooks to us over real HTTP, like an outside provider.
         from adapters.payments.sandbox.checkout import SandboxCheckout
         from adapters.payments.sandbox.provider import SandboxProvider
+        from adapters.web.branding import link_branding
 
         sandbox = cast(SandboxProvider, provider)
         sandbox.webhook_url = webhook_url  # refund webhooks come back to this app too
-        checkout = SandboxCheckout(sandbox, webhook_url=webhook_url)
+        checkout = SandboxCheckout(sandbox, webhook_url=webhook_url,
+                                   branding=lambda link_id: link_branding(ctx.db, link_id))
         return WebParts(routes=checkout.routes(), lifespans=[checkout.lifespan])
 
 

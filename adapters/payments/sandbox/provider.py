@@ -86,7 +86,10 @@ class SandboxProvider:
     async def create_checkout(self, link: PaymentLink, *, return_url: str, idempotency_key: str) -> Checkout:
         # Same idempotency key -> same checkout, as a real provider would answer.
         ref = "cs_" + self._mac(f"checkout:{idempotency_key}".encode())[:24]
+        # Never open past the link's end (a reusable link's checkout: its reservation's end).
         expires = int(self.clock().timestamp()) + SESSION_LIFETIME_S
+        if link.expires_at is not None:
+            expires = min(expires, int(link.expires_at.timestamp()))
         session = CheckoutSession(ref, link.id, link.amount_minor, link.currency, link.description, return_url,
                                   expires)
         return Checkout(url=f"{self.public_base_url}/sandbox/checkout/{self.encode_session(session)}",
@@ -215,6 +218,7 @@ class SandboxProvider:
                 amount_minor=amount,
                 currency=_text(data["currency"], 3),
                 payer_name=(payer or "")[:200] or None,
+                checkout_ref=_text(data["checkout"], 200) if data.get("checkout") is not None else None,
             )
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise WebhookError(f"malformed sandbox event ({type(exc).__name__})") from None

@@ -13,6 +13,9 @@ from core.signin import Session, SigninService
 COOKIE = "paylinks_session"
 COOKIE_PATH = "/dashboard"
 CSRF_FIELD = "csrf"
+# The sign-in page's own CSRF token (no session exists yet): a cookie sent only back to the sign-in URLs.
+SIGNIN_COOKIE = "paylinks_signin"
+SIGNIN_COOKIE_PATH = "/dashboard/signin"
 
 
 class Forbidden(Exception):
@@ -29,6 +32,19 @@ class NotSignedIn(Exception):
 
 def set_cookie(response: web.StreamResponse, secret: str, *, secure: bool) -> None:
     response.set_cookie(COOKIE, secret, path=COOKIE_PATH, httponly=True, samesite="Lax", secure=secure)
+
+
+def set_signin_cookie(response: web.StreamResponse, token: str, *, secure: bool) -> None:
+    # Strict: sent only by pages of this site, so a form on another site cannot carry it.
+    response.set_cookie(SIGNIN_COOKIE, token, path=SIGNIN_COOKIE_PATH, httponly=True, samesite="Strict",
+                        secure=secure, max_age=3600)
+
+
+def check_signin_csrf(form: Mapping[str, Any], cookie: str) -> None:
+    token = form.get(CSRF_FIELD)
+    if not isinstance(token, str) or len(cookie) < 20 or not hmac.compare_digest(token.encode(), cookie.encode()):
+        raise Forbidden("This sign-in form was missing its security token (or cookies are off). Open the "
+                        "sign-in link again and press Sign in.")
 
 
 def clear_cookie(response: web.StreamResponse) -> None:

@@ -20,18 +20,23 @@ import jinja2
 from aiohttp import BodyPartReader, web
 from sqlalchemy import delete, func, select, update
 
+from adapters.payments.accounts import ProviderDirectory
 from adapters.web import branding
 from adapters.web.api import ApiError, LinksApi, amount_str
 from adapters.web.api_keys import ApiMerchant
+from adapters.web.dashboard.providers import ProviderPages
 from adapters.web.dashboard.session import (
     CSRF_FIELD,
+    SIGNIN_COOKIE,
     Forbidden,
     NotSignedIn,
     check_csrf,
+    check_signin_csrf,
     clear_cookie,
     current,
     owner_only,
     set_cookie,
+    set_signin_cookie,
 )
 from adapters.web.export import csv_chunks, stream_csv
 from adapters.web.link_filters import FilterError, parse_filter
@@ -61,6 +66,7 @@ from core.models import (
 )
 from core.money import Money, MoneyError, format_money, is_currency
 from core.ports import ProviderResolver
+from core.provider_accounts import ProviderAccounts
 from core.refunds import RefundRequest, RefundService
 from core.signin import Session, SigninError, SigninService
 from core.sql import table
@@ -80,10 +86,12 @@ SIGNINS = table(DashboardSignin)
 QUESTIONS = table(ChatQuestion)
 
 PAGE_SIZE = 25
+NOTIFY_CHANNELS = ("email", "sms", "whatsapp")  # the API's `notify` (api_models.CreateLink)
 FILTER_PARAMS = ("q", "status", "currency", "from", "to", "origin")
 NO_STORE = {"Cache-Control": "no-store"}
 CHART_DAYS = 30
-STATUS_TONES = {"active": "warn", "paid": "ok", "expired": "bad", "cancelled": "bad", "refunded": "bad"}
+STATUS_TONES = {"active": "warn", "paid": "ok", "expired": "bad", "cancelled": "bad", "refunded": "bad",
+                "sold_out": "ok"}
 # Payments that were sales (later refunded in part or in full); not a second payment of a paid link.
 _SOLD = (PaymentStatus.SUCCEEDED.value, PaymentStatus.PARTIALLY_REFUNDED.value, PaymentStatus.REFUNDED.value)
 # The timeline's event types (core/timeline.py) as the page names them.
@@ -92,6 +100,8 @@ EVENT_WORDS = {
     "payment.succeeded": "Paid", "payment.failed": "Payment failed", "dispute.created": "Disputed",
     "alert.delivered": "Alert delivered", "refund.requested": "Refund asked", "refund.succeeded": "Refunded",
     "refund.failed": "Refund failed", "link.expired": "Expired", "link.cancelled": "Cancelled",
+    "message.sent": "Sent to the customer", "message.delivered": "Delivered to the customer",
+    "message.failed": "Not delivered to the customer",
 }
 
 
@@ -123,7 +133,8 @@ class Dashboard:
                  signins: SigninService, audit: AuditLog, templates: jinja2.Environment,
                  secure_cookie: bool, resend: Callable[[PaymentLink], Awaitable[bool]] | None = None,
                  can_resend: Callable[[PaymentLink], bool] | None = None, refunds: RefundService | None = None,
-                 providers: ProviderResolver | None = None) -> None:
+                 providers: ProviderResolver | None = None, accounts: ProviderAccounts | None = None,
+                 public_base_url: str = "") -> None:
         self.links = links
         self.db = links.db
         self.merchants = merchants
@@ -138,6 +149,9 @@ class Dashboard:
         self.refunds = refunds  # None: no Refund button (refunds happen at the provider)
         self.providers = providers  # the shop's own provider account decides test or live API keys
         self.api = LinksApi(links, merchants)  # the same validation as POST /api/v1/links
+        # The provider page needs the directory (the check `merchant set-provider` makes) and the accounts.
+        self.provider_pages = (ProviderPages(self, providers, accounts, public_base_url=public_base_url)
+                               if isinstance(providers, ProviderDirectory) and accounts is not None else None)
 
     def routes(self) -> list[web.RouteDef]:
         get, post = web.get, web.post
@@ -153,6 +167,7 @@ class Dashboard:
             get("/dashboard/links/{link_id}", self.page(self.link_detail)),
             get("/dashboard/links/{link_id}/cancel", self.page(self.confirm_cancel)),
             post("/dashboard/links/{link_id}/cancel", self.page(self.cancel)),
+            get("/dashboard/links/{link_id}/resend", self.page(self.confirm_resend)),
             post("/dashboard/links/{link_id}/resend", self.page(self.resend)),
             get("/dashboard/links/{link_id}/refund", self.page(self.confirm_refund, owner=True)),
             post("/dashboard/links/{link_id}/refund", self.page(self.refund, owner=True)),
@@ -172,6 +187,7 @@ class Dashboard:
             post("/dashboard/alerts/{alert_id}/off", self.page(self.alert_off, owner=True)),
             get("/brand/{merchant_id}.css", self.brand_css),
             get("/brand/{merchant_id}/logo.png", self.logo),
+            *(self.provider_pages.routes(self.page) if self.provider_pages is not None else []),
         ]
 
     # ------------------------------------------------------------ plumbing
@@ -244,12 +260,25 @@ class Dashboard:
         return self.render("dashboard/landing.html", request, None, None, title="paylinks", signed_out=False)
 
     async def signin_page(self, request: web.Request) -> web.Response:
-        # A GET never spends the token: chat apps fetch links to preview them. The button POSTs.
-        return self.render("dashboard/signin.html", request, None, None, title="Sign in",
-                           token=request.match_info["token"][:100])
+        # A GET never spends the token: chat apps fetch links to preview them. The button POSTs, with a
+        # token that is also in a cookie of this browser (double submit): another site cannot make a visitor's
+        # browser sign in to the attacker's shop with the attacker's own link (login CSRF).
+        csrf = request.cookies.get(SIGNIN_COOKIE, "")
+        if not 20 <= len(csrf) <= 64:
+            csrf = secrets.token_urlsafe(24)
+        response = self.render("dashboard/signin.html", request, None, None, title="Sign in",
+                               token=request.match_info["token"][:100], signin_csrf=csrf)
+        set_signin_cookie(response, csrf, secure=self.secure_cookie)
+        return response
 
     async def signin(self, request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]
+        form = await request.post()
+        try:
+            check_signin_csrf(form, request.cookies.get(SIGNIN_COOKIE, ""))
+        except Forbidden as refused:  # before the link is looked at: a forged POST never spends it
+            return self.render("dashboard/denied.html", request, None, None, status=403, title="Not allowed",
+                               message=refused.message)
         try:
             if not 20 <= len(token) <= 100:
                 raise SigninError("This sign-in link is not valid. Send /dashboard in your chat for a new one.")
@@ -440,8 +469,10 @@ class Dashboard:
             parts.append(f"{details['views']} views")
         if event.type == "checkout.started":
             parts.append(f"attempt {details.get('attempt')} with {details.get('provider')}")
-        if event.type == "alert.delivered":
+        if event.type in ("alert.delivered", "message.sent", "message.delivered", "message.failed"):
             parts.append(str(details.get("platform", "")))
+        if details.get("error_code"):
+            parts.append(f"error {details['error_code']}")
         if details.get("payer_name"):
             parts.append(f"by {details['payer_name']}")
         if details.get("status") == PaymentStatus.REFUND_NEEDED.value:
@@ -552,10 +583,26 @@ class Dashboard:
                                 currency=link.currency)
         raise web.HTTPSeeOther(f"/dashboard/links/{link.id}?done=cancelled")
 
-    async def resend(self, request: web.Request, session: Session, merchant: Merchant) -> web.StreamResponse:
-        link = await self._own_link(request, merchant)
+    def _resendable(self, link: PaymentLink) -> None:
         if self.resend_link is None or self.links.status_of(link) is not LinkStatus.ACTIVE or not self.can_resend(link):
             raise Forbidden("This link cannot be sent again: it is not open, or the customer has no chat address.")
+
+    async def confirm_resend(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
+        link = await self._own_link(request, merchant)
+        self._resendable(link)
+        to = link.customer_name or "the customer"
+        return self.render("dashboard/confirm.html", request, session, merchant, title="Send the link again?",
+                           heading="Send the link again?",
+                           explanation=f"{self.money(link.amount_minor, link.currency, merchant)} — "
+                                       f"{link.description}. {to} gets the payment link again at "
+                                       f"{link.customer_phone}.",
+                           action=f"/dashboard/links/{link.id}/resend", confirm="Yes, send it again",
+                           back=f"/dashboard/links/{link.id}", danger=False)
+
+    async def resend(self, request: web.Request, session: Session, merchant: Merchant) -> web.StreamResponse:
+        link = await self._own_link(request, merchant)
+        self._resendable(link)
+        assert self.resend_link is not None  # _resendable refused otherwise
         await self.resend_link(link)
         await self.audit.record(merchant.id, "link.resent", self.actor(request, session, await self.who(session)),
                                 link_id=link.id)
@@ -563,7 +610,8 @@ class Dashboard:
 
     async def new_link(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
         return self.render("dashboard/new_link.html", request, session, merchant, title="New link",
-                           values={"currency": merchant.default_currency}, errors={})
+                           values={"currency": merchant.default_currency, "notify": ",".join(NOTIFY_CHANNELS)},
+                           errors={}, channels=NOTIFY_CHANNELS)
 
     async def create_link(self, request: web.Request, session: Session, merchant: Merchant) -> web.StreamResponse:
         form = await request.post()
@@ -598,6 +646,11 @@ class Dashboard:
             metadata[key.strip()] = value.strip()
         if metadata:
             payload["metadata"] = metadata
+        # The API's notify: the channels ticked (none ticked: the customer is sent nothing).
+        notify = [str(v) for v in form.getall("notify", []) if v in NOTIFY_CHANNELS]
+        if values.get("notify_shown"):
+            payload["notify"] = sorted(set(notify))
+        values["notify"] = ",".join(notify)
         if "amount" not in payload:
             errors["amount"] = "Give the amount, e.g. 25.00."
         if not errors:
@@ -614,7 +667,7 @@ class Dashboard:
                                         self.actor(request, session, await self.who(session)), link_id=link.id)
                 raise web.HTTPSeeOther(f"/dashboard/links/{link.id}?done=created")
         return self.render("dashboard/new_link.html", request, session, merchant, status=422, title="New link",
-                           values=values, errors=errors)
+                           values=values, errors=errors, channels=NOTIFY_CHANNELS)
 
     async def export(self, request: web.Request, session: Session, merchant: Merchant) -> web.StreamResponse:
         where, errors = self._filter(request, merchant)

@@ -18,7 +18,7 @@ from sqlalchemy import insert, select, update
 from bots.config import Settings
 from bots.dispatcher import Dispatcher, build_dispatcher
 from core.models import Member, Merchant, OutboxMessage
-from core.outbox import NOTICE_KIND
+from core.outbox import FOLLOWUP_KIND, NOTICE_KIND
 from core.ports import PaymentEvent
 from core.sql import table
 from tests.adapters.web.api_support import Shop, make_shop
@@ -212,7 +212,64 @@ async def test_notify_chooses_the_channels_and_the_default_is_every_one_the_cust
     assert sorted(r.payload["facts"]["description"] for r in rows) == ["default", "email"]
 
 
-async def test_the_sellers_charge_message_says_where_the_link_went(chat: Any) -> None:
+async def test_the_sellers_charge_message_says_where_the_link_went_and_then_that_it_was_sent(
+    chat: Any, mailbox: tuple[Mailbox, int]
+) -> None:
     text = await chat.text("/charge 25 cake to alice@example.com")
     assert "📨 Sent to alice@example.com by email" in text, text
     assert "Sent to" not in await chat.text("/charge 5 tea")
+    assert "Sent to alice@example.com by email" in await chat.text("/charge 3 tea to alice@example.com via email")
+    await build_dispatcher(chat.services).run_once()
+    assert len(mailbox[0].messages) == 2
+    async with chat.services.db.read() as conn:
+        followups = (await conn.execute(select(OUTBOX).where(OUTBOX.c.kind == FOLLOWUP_KIND))).all()
+    assert sorted((r.platform, r.address) for r in followups) == [("console", "alice")] * 2
+    assert all("was sent to alice@example.com by email" in r.payload["reply"]["text"] for r in followups)
+
+
+async def test_a_refund_is_told_to_the_customer_by_email(live: LiveApp, shop: Shop, dispatcher: Dispatcher,
+                                                         mailbox: tuple[Mailbox, int]) -> None:
+    from adapters.payments.sandbox.provider import SandboxProvider
+
+    made = await link_to(shop, "ana@example.com")
+    link = await live.services.links.get(made["id"])
+    assert link is not None
+    await live.services.links.record_payment(PaymentEvent("sandbox", "evt_1", "payment.succeeded", link.id,
+                                                          "ch_1", 2500, "SGD"))
+    answer = await shop.api.post(f"/api/v1/links/{link.id}/refund", json_body={"amount": "10.00"})
+    assert answer.status == 201, answer.text
+    provider = live.services.provider
+    assert isinstance(provider, SandboxProvider)
+    await provider.drain()
+    await dispatcher.run_once()
+    by_subject = {m["Subject"]: m for m in mailbox[0].messages}
+    assert sorted(by_subject) == ["Cake Shop asks you to pay S$25.00", "Receipt: S$25.00 to Cake Shop",
+                                  "Refund: S$10.00 from Cake Shop"]
+    message = by_subject["Refund: S$10.00 from Cake Shop"]
+    refund = message.get_body(preferencelist=("plain",))
+    assert refund is not None and "refunded your payment" in refund.get_content()
+    assert "S$10.00" in refund.get_content() and made["url"] not in refund.get_content()
+    assert message["List-Unsubscribe"].startswith(f"<{live.base_url}/u/")
+
+
+async def test_the_dashboards_new_link_form_chooses_the_channels_as_the_api_does(live: LiveApp) -> None:
+    """Issue 14 point 3: /dashboard/links/new has the API's `notify` (ticked boxes; none ticked: nothing)."""
+    from tests.adapters.web.dashboard_support import shop_with_member, sign_in, signin_url
+
+    merchant_id, owner_id = await shop_with_member(live)
+    csrf = await sign_in(live.client, await signin_url(live, merchant_id, owner_id))
+    form = await (await live.client.get("/dashboard/links/new")).text()
+    assert form.count('name="notify"') == 3 and form.count(" checked>") == 3
+    for ticked, description in ((["email", "sms"], "ticked"), ([], "unticked")):
+        data = [("csrf", csrf), ("amount", "3.00"), ("description", description), ("notify_shown", "1"),
+                ("customer_email", "c@example.com"), *(("notify", channel) for channel in ticked)]
+        made = await live.client.post("/dashboard/links/new", data=data, allow_redirects=False)
+        assert made.status == 303, await made.text()
+    refused = await live.client.post("/dashboard/links/new", data=[
+        ("csrf", csrf), ("amount", "3.00"), ("description", "bad"), ("notify_shown", "1"),
+        ("customer_email", "not an address"), ("notify", "email")])
+    page = await refused.text()
+    assert refused.status == 422 and 'value="email" checked' in page and 'value="sms">' in page
+    async with live.services.db.read() as conn:
+        rows = (await conn.execute(select(OUTBOX.c.payload).where(OUTBOX.c.platform == "email"))).all()
+    assert [r.payload["facts"]["description"] for r in rows] == ["ticked"]

@@ -20,7 +20,7 @@ from adapters.payments.portone.provider import PortOneProvider
 from bots.config import Secret
 from bots.jobs import sweep
 from core.links import CHECKOUTS, LinkDraft, LinkError
-from core.models import LinkStatus, OutboxMessage, PaymentLink, PaymentStatus
+from core.models import LinkStatus, Merchant, OutboxMessage, PaymentLink, PaymentStatus
 from core.money import Money
 from core.sql import table
 from tests.adapters.web.pages_support import make_overdue, page_of
@@ -244,6 +244,33 @@ async def test_an_outage_on_pay_shows_a_calm_try_again_page(live: LiveApp, fake:
     assert SECRET not in page.html and SECRET not in caplog.text
     assert any("request_id=req_fake_outage" in r.getMessage() for r in caplog.records)
     assert (await press_pay(live, fake, link))
+
+
+async def test_the_way_to_and_back_from_portone_wears_the_shops_branding(live: LiveApp, fake: FakePortOne) -> None:
+    """Issue 14 point 5: the hand-off page (here: PortOne down) and the return pages show the shop."""
+    link = await make_link(live)
+    async with live.services.db.write() as conn:
+        await conn.execute(update(table(Merchant)).where(table(Merchant).c.id == link.merchant_id).values(
+            brand_color="#0f766e", logo_version="abc123", support_email="help@noodle.example"))
+
+    def branded(page: Any) -> None:
+        assert f'href="/brand/{link.merchant_id}.css?v=0f766e"' in page.html
+        assert f'src="/brand/{link.merchant_id}/logo.png?v=abc123"' in page.html
+        assert 'alt="Noodle Bar logo"' in page.html
+        assert "help@noodle.example" in page.text()
+
+    fake.fail("create", status=503)
+    page = await page_of(await live.client.post(f"/p/{link.id}/pay", allow_redirects=False))
+    assert page.h1 == "The payment could not start"
+    branded(page)
+    ref = await press_pay(live, fake, link)
+    fake.webhook_url = None
+    fake.links[ref].status = "Processing"
+    for outcome, heading in (("Success", "Confirming your payment"), ("Failed", "The payment was not completed")):
+        params = fake.redirect_params(fake.links[ref], outcome)
+        page = await page_of(await live.client.get(f"/p/{link.id}/return/portone", params=params))
+        assert page.h1 == heading
+        branded(page)
 
 
 async def test_cancel_and_expiry_cancel_the_open_portone_link(live: LiveApp, fake: FakePortOne) -> None:

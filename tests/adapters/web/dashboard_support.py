@@ -18,10 +18,20 @@ async def signin_url(live: Any, merchant_id: str, member_id: int | None = None) 
     return url
 
 
-async def sign_in(client: TestClient, url: str) -> str:
+async def signin_form(client: TestClient | Any, url: str) -> tuple[str, dict[str, str]]:
+    """Open the link as a browser does: (the path the button posts to, the form's fields)."""
+    path = "/" + url.split("://", 1)[1].split("/", 1)[1]
+    page = await client.get(path)
+    assert page.status == 200
+    found = CSRF.search(await page.text())
+    assert found is not None
+    return path, {"csrf": found.group(1)}
+
+
+async def sign_in(client: TestClient | Any, url: str) -> str:
     """Open the link, press Sign in; returns the CSRF token of the overview page."""
-    path = url.split("://", 1)[1].split("/", 1)[1]
-    response = await client.post(f"/{path}", allow_redirects=False)
+    path, form = await signin_form(client, url)
+    response = await client.post(path, data=form, allow_redirects=False)
     assert response.status == 303, await response.text()
     assert response.headers["Location"] == "/dashboard"
     page = await client.get("/dashboard")

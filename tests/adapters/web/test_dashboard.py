@@ -14,11 +14,26 @@ from sqlalchemy import select, update
 
 from adapters.web.api_models import EXPORT_COLUMNS
 from core.links import LinkDraft
-from core.models import AuditEvent, DashboardSession, LinkStatus, MemberRole
+from core.models import (
+    AlertSubscription,
+    AuditEvent,
+    DashboardSession,
+    Invite,
+    LinkStatus,
+    MemberRole,
+    PaymentLink,
+)
 from core.money import Money
 from core.ports import IncomingMessage
 from core.sql import table
-from tests.adapters.web.dashboard_support import CSRF, pay_link, shop_with_member, sign_in, signin_url
+from tests.adapters.web.dashboard_support import (
+    CSRF,
+    pay_link,
+    shop_with_member,
+    sign_in,
+    signin_form,
+    signin_url,
+)
 from tests.conftest import LiveApp
 
 AUDIT = table(AuditEvent)
@@ -48,22 +63,49 @@ async def test_signin_link_works_once_sets_a_safe_cookie_and_expires(live: LiveA
     merchant_id, member_id = await shop_with_member(live)
     url = await signin_url(live, merchant_id, member_id)
     # A GET (a chat app's link preview) shows the button and does not spend the link.
-    assert (await live.client.get(_path(url))).status == 200
-    response = await live.client.post(_path(url), allow_redirects=False)
+    path, form = await signin_form(live.client, url)
+    response = await live.client.post(path, data=form, allow_redirects=False)
     assert response.status == 303
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/dashboard" in cookie
     assert "Secure" not in cookie  # public_base_url is http in tests
-    again = await live.client.post(_path(url), allow_redirects=False)
+    again = await live.client.post(path, data=form, allow_redirects=False)
     assert again.status == 400 and "used already" in await again.text()
     late = await signin_url(live, merchant_id, member_id)
     live.services.conversation.signins.clock = lambda: live.services.clock() + timedelta(minutes=11)
     try:
-        expired = await live.client.post(_path(late), allow_redirects=False)
+        expired = await live.client.post(_path(late), data=form, allow_redirects=False)
     finally:
         live.services.conversation.signins.clock = live.services.clock
     assert expired.status == 400 and "expired" in await expired.text()
-    assert (await live.client.post("/dashboard/signin/" + "x" * 43, allow_redirects=False)).status == 400
+    bad = await live.client.post("/dashboard/signin/" + "x" * 43, data=form, allow_redirects=False)
+    assert bad.status == 400
+    assert await _audit_actions(live, merchant_id) == ["signin"]
+
+
+async def test_the_signin_post_needs_the_token_of_its_own_page(live: LiveApp) -> None:
+    """Login CSRF: another site's form posting someone's sign-in link is refused, and the link not spent."""
+    merchant_id, member_id = await shop_with_member(live)
+    url = await signin_url(live, merchant_id, member_id)
+    page = await live.client.get(_path(url))
+    cookie = page.headers["Set-Cookie"]
+    assert "paylinks_signin=" in cookie and "SameSite=Strict" in cookie and "HttpOnly" in cookie
+    assert "Path=/dashboard/signin" in cookie
+    # No token in the form, a forged one, and the right one from a browser without the cookie.
+    token = CSRF.search(await page.text())
+    assert token is not None
+    for data in ({}, {"csrf": "forged-forged-forged-forged"}):
+        refused = await live.client.post(_path(url), data=data, allow_redirects=False)
+        assert refused.status == 403 and "security token" in await refused.text()
+    other = aiohttp.ClientSession(base_url=live.base_url, cookie_jar=aiohttp.CookieJar(unsafe=True))
+    try:
+        refused = await other.post(_path(url), data={"csrf": token.group(1)}, allow_redirects=False)
+        assert refused.status == 403
+    finally:
+        await other.close()
+    assert await _audit_actions(live, merchant_id) == []
+    # The link still works from its own page.
+    await sign_in(live.client, url)
     assert await _audit_actions(live, merchant_id) == ["signin"]
 
 
@@ -115,6 +157,37 @@ async def test_staff_see_the_shop_but_not_the_owners_pages(live: LiveApp) -> Non
     assert (await live.client.post("/dashboard/keys", data={"csrf": csrf})).status == 403
     settings = await live.client.get("/dashboard/settings")
     assert "Only the owner can change" in await settings.text()
+    # Every owner's action, with a valid token, is refused to staff and changes nothing: keys, team,
+    # alerts, shop settings, providers (tests/adapters/web/test_dashboard_providers.py) and refunds
+    # (tests/adapters/web/test_dashboard_refunds.py).
+    key, _secret = await live.services.merchants.create_api_key(merchant_id, test=True)
+    await live.services.conversation.handle(IncomingMessage(
+        platform="console", user_id="u1", address="console:u1", text="/alerts on"))
+    async with live.services.db.read() as conn:
+        alert_ids = [r[0] for r in (await conn.execute(select(table(AlertSubscription).c.id))).all()]
+    assert alert_ids
+    before = await _audit_actions(live, merchant_id)
+    for method, path in (("GET", f"/dashboard/keys/{key.id}/revoke"), ("POST", f"/dashboard/keys/{key.id}/revoke"),
+                         ("POST", "/dashboard/team/invite"), ("GET", f"/dashboard/team/{_owner}/remove"),
+                         ("POST", f"/dashboard/team/{_owner}/remove"),
+                         ("POST", f"/dashboard/alerts/{alert_ids[0]}/off"),
+                         ("POST", "/dashboard/settings"), ("GET", "/dashboard/providers"),
+                         ("POST", "/dashboard/providers")):
+        data = {"csrf": csrf, "name": "Staff Shop", "default_currency": "USD", "locale": "en_US",
+                "provider": "sandbox"}
+        response = await live.client.request(method, path, data=data if method == "POST" else None,
+                                             allow_redirects=False)
+        assert response.status == 403, (method, path)
+        assert "owner" in await response.text()
+    assert [k.revoked_at for k in await live.services.merchants.list_api_keys(merchant_id)] == [None]
+    assert {m.id for m in await live.services.conversation.members.members_of(merchant_id)} >= {_owner, staff_id}
+    merchant = await live.services.merchants.get(merchant_id)
+    assert merchant is not None and merchant.name == "Cake Corner" and merchant.default_currency == "SGD"
+    async with live.services.db.read() as conn:
+        assert [r[0] for r in (await conn.execute(select(table(AlertSubscription).c.id))).all()] == alert_ids
+        invites = (await conn.execute(select(table(Invite)))).all()
+    assert invites == [] and await live.services.accounts.get(merchant_id) is None
+    assert await _audit_actions(live, merchant_id) == before
 
 
 async def test_cli_link_without_member_is_the_owner_and_unknown_member_is_refused(live: LiveApp) -> None:
@@ -332,7 +405,34 @@ async def test_branding_colour_logo_and_contact_reach_the_pay_page_and_preview(l
     with Image.open(io.BytesIO(await card.read())) as image:
         assert image.size == (1200, 630)
         assert image.convert("RGB").getpixel((600, 10)) == (15, 118, 110)  # the brand colour's strip
-    await live.services.links.cancel(link.id, merchant_id)
+
+    def branded(html: str, where: str) -> None:
+        assert brand_css is not None and logo_url is not None
+        assert brand_css.group(1) in html and logo_url.group(1) in html, where
+        assert "Cake Corner Deluxe" in html and "help@cake.example" in html, where
+
+    # The sandbox's checkout page the Pay button leads to, the receipt, the cancelled and expired pages.
+    started = await live.client.post(f"/p/{link.id}/pay", allow_redirects=False)
+    assert started.status == 303 and started.headers["Location"].startswith(live.base_url + "/sandbox/checkout/")
+    checkout = await (await live.client.get(started.headers["Location"].removeprefix(live.base_url))).text()
+    assert "Pay by card" in checkout and "Paying <bdi>Cake Corner Deluxe</bdi>" in checkout
+    branded(checkout, "sandbox checkout")
+    await pay_link(live, link.id)
+    receipt = await (await live.client.get(f"/p/{link.id}")).text()
+    assert "Payment received" in receipt
+    branded(receipt, "receipt")
+    cancelled, _ = await live.services.links.create(_draft(merchant_id, 700, "bun", chat=False))
+    await live.services.links.cancel(cancelled.id, merchant_id)
+    page = await (await live.client.get(f"/p/{cancelled.id}")).text()
+    assert "cancelled" in page.lower()
+    branded(page, "cancelled")
+    expired, _ = await live.services.links.create(_draft(merchant_id, 800, "tart", chat=False))
+    async with live.services.db.write() as conn:
+        await conn.execute(update(table(PaymentLink)).where(table(PaymentLink).c.id == expired.id)
+                           .values(expires_at=live.services.clock() - timedelta(minutes=1)))
+    page = await (await live.client.get(f"/p/{expired.id}")).text()
+    assert "expired" in page.lower()
+    branded(page, "expired")
     closed = await (await live.client.get(f"/p/{link.id}")).text()
     og_closed = re.search(r'og:image" content="http://[^/]+(/p/[^"]+)"', closed)
     assert og_closed and og_closed.group(1) != og.group(1)  # cached per link state
@@ -395,3 +495,47 @@ async def test_cancellations_from_chat_and_api_are_in_the_audit_log(live: LiveAp
     assert [tuple(r) for r in rows] == [("link.cancelled", "console", owner_id), ("link.cancelled", "api", None)]
     # Never editable: the dashboard has no route that changes or deletes an entry.
     assert (await live.client.post("/dashboard/audit", data={})).status == 405
+
+
+async def test_links_search_every_field_filter_and_pages_stay_put_while_links_are_made(live: LiveApp) -> None:
+    from core.links import Customer
+
+    merchant_id, owner_id = await shop_with_member(live)
+    links = live.services.links
+    made = []
+    for n in range(30):
+        link, _ = await links.create(LinkDraft(
+            merchant_id=merchant_id, money=Money(100 + n, "USD" if n % 10 == 0 else "SGD"),
+            description=f"tart{n}x", reference=f"INV-{n:03d}", origin_platform=None if n % 2 else "console",
+            customer=Customer(name=f"Buyer{n}", email=f"b{n}@shop.example", phone=f"+659100{n:04d}")))
+        made.append(link.id)
+    newest_first = list(reversed(made))
+    await sign_in(live.client, await signin_url(live, merchant_id, owner_id))
+
+    async def ids(**params: str) -> list[str]:
+        page = await (await live.client.get("/dashboard/links", params=params)).text()
+        return re.findall(r'href="/dashboard/links/([a-z2-7]{16,64})" class="link-row"', page)
+
+    # Search reaches the description, reference, customer name, email, phone and the id.
+    for query, n in (("TART7X", 7), ("inv-012", 12), ("buyer21", 21), ("b3@shop", 3), ("+6591000017", 17),
+                     (made[25][:12], 25)):
+        assert await ids(q=query) == [made[n]], query
+    assert await ids(currency="usd") == [made[20], made[10], made[0]]
+    api_made = await ids(origin="api")
+    assert len(api_made) == 15 and made[1] in api_made and made[0] not in api_made
+    from adapters.web.dashboard.views import shop_zone
+
+    merchant = await live.services.merchants.get(merchant_id)
+    assert merchant is not None
+    today = live.services.clock().astimezone(shop_zone(merchant)).date().isoformat()  # days of the shop
+    assert len(await ids(**{"from": today, "to": today})) == 25  # a page
+    assert await ids(**{"from": "2001-01-01", "to": "2001-01-02"}) == []
+
+    # Newest first, 25 a page; links made meanwhile do not shift the second page.
+    first_page = await (await live.client.get("/dashboard/links")).text()
+    cursor = re.search(r'href="/dashboard/links\?[^"]*cursor=([a-z2-7]+)"', first_page)
+    assert cursor is not None
+    assert re.findall(r'href="/dashboard/links/([a-z2-7]{16,64})" class="link-row"', first_page) == newest_first[:25]
+    for n in range(3):
+        await links.create(_draft(merchant_id, 900 + n, f"late {n}"))
+    assert await ids(cursor=cursor.group(1)) == newest_first[25:]

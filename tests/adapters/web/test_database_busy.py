@@ -82,7 +82,9 @@ async def test_reads_answer_at_once_and_writes_get_503_database_busy_while_anoth
     assert refused.status == 503
     assert body["error"]["code"] == "database_busy"
     assert int(refused.headers["Retry-After"]) >= 1
-    assert BUSY_TIMEOUT.total_seconds() * 0.9 <= waited < BUSY_TIMEOUT.total_seconds() + 1.5, waited
+    # The write gives up after busy_timeout, not at once and not never; the upper bound leaves room for a
+    # loaded machine (the loop is busy serving the reads meanwhile).
+    assert BUSY_TIMEOUT.total_seconds() * 0.9 <= waited < BUSY_TIMEOUT.total_seconds() + 4, waited
     assert len(latencies) >= 30, "reads stalled while the write waited"
     # p99 is bench/lock.py's figure; here, on a shared machine, no read may stall the way a blocked loop does.
     latencies.sort()

@@ -359,3 +359,45 @@ async def test_an_ambiguous_amount_is_asked_with_numbered_choices(wa: Harness) -
     assert "$25,000.00" in (card.body or "")
     link = await wa.live.services.links.get(link_id)
     assert link is not None and (link.amount_minor, link.description) == (2_500_000, "wedding cake")
+
+
+async def test_the_dashboards_resend_asks_first_then_sends_the_link_again(wa: Harness) -> None:
+    """Issue 14 point 3: the link page's Resend button, with its confirmation, sends on WhatsApp again."""
+    from tests.adapters.web.dashboard_support import CSRF, sign_in, signin_url
+
+    await wa.customer.say("hi")
+    await wa.seller.say("start")
+    link_id, _card = await wa.charge("charge 25 cake to +65 9123 4567")
+    await wa.settled(".customer_link")
+    before = len(wa.customer.received)
+    link = await wa.live.services.links.get(link_id)
+    assert link is not None
+    await sign_in(wa.live.client, await signin_url(wa.live, link.merchant_id))
+    page = await (await wa.live.client.get(f"/dashboard/links/{link_id}")).text()
+    assert f'href="/dashboard/links/{link_id}/resend">Resend to customer' in page
+    confirm = await (await wa.live.client.get(f"/dashboard/links/{link_id}/resend")).text()
+    assert "Send the link again?" in confirm and "+6591234567" in confirm
+    assert len(await wa.rows(".customer_link")) == 1  # the confirmation page sends nothing
+    token = CSRF.search(confirm)
+    assert token is not None
+    sent = await wa.live.client.post(f"/dashboard/links/{link_id}/resend", data={"csrf": token.group(1)},
+                                     allow_redirects=False)
+    assert (sent.status, sent.headers["Location"]) == (303, f"/dashboard/links/{link_id}?done=resent")
+    received = await wa.customer.wait_for(before + 1)
+    assert f"/p/{link_id}" in (received[before].body or "")
+    # Cancelled: no Resend button, and the page refuses.
+    await wa.live.services.links.cancel(link_id, link.merchant_id)
+    assert (await wa.live.client.get(f"/dashboard/links/{link_id}/resend")).status == 403
+    page = await (await wa.live.client.get(f"/dashboard/links/{link_id}")).text()
+    assert "Resend to customer" not in page
+
+
+async def test_invoice_sends_the_pdf_as_media_inside_the_window(wa: Harness) -> None:
+    await wa.seller.say("start")
+    # The seller just wrote, so their window is open: the answer carries the PDF as media.
+    [answer] = await wa.seller.say("invoice to alice@example.com\n2 x cake 25\ndelivery 5\ntax 9%")
+    assert "Subtotal" in (answer.body or "")
+    assert answer.media_url is not None and answer.media_url.endswith("/invoice.pdf")
+    link_id = answer.media_url.split("/p/")[1].split("/")[0]
+    pdf = await wa.live.client.get(f"/p/{link_id}/invoice.pdf")  # what Twilio fetches from that URL
+    assert pdf.status == 200 and (await pdf.read()).startswith(b"%PDF-")
