@@ -102,6 +102,10 @@ class SeriesApi:
         if "expires_at" in payload:
             raise ApiError(400, "invalid_expiry", "a series' links use expires_in (e.g. \"7d\"), not a fixed "
                            "expires_at", "expires_at")
+        reusable = next((name for name in api_models.REUSABLE_FIELDS if name in payload), None)
+        if reusable is not None:
+            raise ApiError(400, "unknown_field", f"{reusable}: a series sends one bill a period; a link that sells "
+                           "many times is POST /api/v1/links", reusable)
         schedule = parse_schedule(payload.pop("schedule"))
         draft, amount_field, _expiry = self.api._draft(merchant, payload)
         try:

@@ -299,8 +299,9 @@ def test_every_operation_against_the_document(served: tuple[ThreadedApp, str], m
 
 
 def test_stateful_create_get_cancel(served: tuple[ThreadedApp, str]) -> None:
-    # The links workflow; webhook endpoints have no OpenAPI links to follow (and a per-shop cap).
-    schema = _schema(served).exclude(path_regex="webhook_endpoints|promo_codes")
+    # The links workflow; webhook endpoints have no OpenAPI links to follow (and a per-shop cap). Series
+    # make their links themselves; their own operations are run one by one above.
+    schema = _schema(served).exclude(path_regex="webhook_endpoints|promo_codes|series")
     auth = {"Authorization": f"Bearer {served[1]}"}
 
     seen: set[tuple[str, int]] = set()

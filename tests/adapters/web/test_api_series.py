@@ -65,6 +65,10 @@ async def test_a_series_with_line_items_and_a_later_start(live: LiveApp, shop: S
     ({k: v for k, v in TUITION.items() if k != "schedule"}, "missing_field", "schedule"),
     ({**TUITION, "expires_at": "2027-01-01T00:00:00Z"}, "invalid_expiry", "expires_at"),
     ({**TUITION, "amount": "1.001"}, "invalid_amount", "amount"),
+    # A series sends one bill a period: the fields of links that sell many times are refused, not dropped.
+    ({**TUITION, "quantity": {"adjustable": True}}, "unknown_field", "quantity"),
+    ({k: v for k, v in TUITION.items() if k != "amount"} | {"amount_mode": "customer_chooses", "min_amount": "1"},
+     "unknown_field", "amount_mode"),
 ])
 async def test_bad_series_name_their_field(shop: Shop, body: dict[str, object], code: str, field: str) -> None:
     resp = await shop.api.post("/api/v1/series", json_body=body)
