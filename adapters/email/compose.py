@@ -8,10 +8,12 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 from functools import cache
 from pathlib import Path
-
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from typing import TYPE_CHECKING
 
 from core.outbox_texts import AlertFacts, clock_time
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 DEFAULT_BRAND = "#4f46e5"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -19,6 +21,9 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 @cache
 def _environment() -> Environment:
+    # Jinja2 loads with the first email: every command builds the email sender, few send anything.
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
     return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
 
 
