@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench chromium fonts wrk clean
+.PHONY: run test lint bench bench-pg chromium fonts wrk clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,9 +55,16 @@ lint: $(STAMP)
 test: $(STAMP) chromium fonts lint
 	$(BIN)/python -m pytest -q
 
+# Web (with start-up and the outbox), memory, then the SQLite lock benchmark; every figure with its target.
 bench: $(STAMP) wrk
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.lock
+
+# 2 `paylinks serve` + 1 `paylinks worker` on a fresh database of the local PostgreSQL (dropped after),
+# beside one SQLite process (PAYLINKS_BENCH_PG_URL=postgresql+asyncpg://user@host:port names the server).
+bench-pg: $(STAMP) wrk
+	$(BIN)/python -m bench.pg
 
 clean:
 	rm -rf $(VENV) paylinks.db paylinks.db-wal paylinks.db-shm

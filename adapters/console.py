@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from sqlalchemy import select, update
 
-from adapters.plugin import ChatPlatform, PluginContext
+from adapters.console_plugin import PLATFORM, PLUGIN, ConsolePlugin
 from core import markup
 from core.clock import Clock, utcnow
 from core.conversation import Conversation
@@ -29,13 +29,13 @@ from core.db import Database
 from core.links import LinkService
 from core.members import Identity
 from core.models import ConsoleMessage
-from core.ports import ChatSender, IncomingMessage, MessageRef, Permanent, Reply
-from core.settings import PluginSection
+from core.ports import IncomingMessage, MessageRef, Permanent, Reply
 from core.sql import table
 
 log = logging.getLogger("paylinks.console")
 
-PLATFORM = "console"
+__all__ = ["PLATFORM", "PLUGIN", "ConsoleChat", "ConsolePlugin", "ConsoleSender", "incoming"]
+
 MESSAGES = table(ConsoleMessage)
 POLL_INTERVAL_S = 1.0
 
@@ -279,16 +279,3 @@ async def stdin_lines(stream: TextIO | None = None) -> AsyncIterator[str]:
         if not line:
             return
         yield line
-
-
-class ConsolePlugin(ChatPlatform[PluginSection]):
-    """The terminal chat (`paylinks chat`): always on, no settings, no routes, unpaced."""
-
-    name = PLATFORM
-    title = "the terminal chat"
-
-    def build_sender(self, section: PluginSection | None, ctx: PluginContext) -> ChatSender:
-        return ConsoleSender(ctx.db, clock=ctx.clock)
-
-
-PLUGIN = ConsolePlugin()

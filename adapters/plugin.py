@@ -14,24 +14,29 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cast
 
-from aiohttp import web
 from pydantic import BaseModel
 
-from core.clock import Clock
-from core.conversation import Conversation
-from core.db import Database
-from core.links import LinkService
-from core.merchants import MerchantService
-from core.pacing import PlatformLimits
-from core.ports import ChatSender, IncomingMessage, PaymentProvider, ProviderResolver, Reply
-from core.provider_accounts import ShopAccount
-from core.secrets import SecretBox
 from core.settings import PluginSection, Section
 
-Lifespan = Callable[[web.Application], AsyncIterator[None]]
-Handler = Callable[[IncomingMessage], Awaitable[list[Reply]]]
+if TYPE_CHECKING:
+    # Annotations only: the plug-in modules import this one, and `paylinks --help` imports them all, so
+    # aiohttp, SQLAlchemy and the core services load only where a command builds something.
+    from aiohttp import web
+
+    from core.clock import Clock
+    from core.conversation import Conversation
+    from core.db import Database
+    from core.links import LinkService
+    from core.merchants import MerchantService
+    from core.pacing import PlatformLimits
+    from core.ports import ChatSender, IncomingMessage, PaymentProvider, ProviderResolver, Reply
+    from core.provider_accounts import ShopAccount
+    from core.secrets import SecretBox
+
+Lifespan = Callable[["web.Application"], AsyncIterator[None]]
+Handler = Callable[["IncomingMessage"], Awaitable[list["Reply"]]]
 
 SectionT = TypeVar("SectionT", bound=Section)
 ChatSectionT = TypeVar("ChatSectionT", bound=PluginSection)

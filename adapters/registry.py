@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from adapters.console import PLUGIN as CONSOLE
+from adapters.console_plugin import PLUGIN as CONSOLE
 from adapters.email.plugin import PLUGIN as EMAIL
 from adapters.payments.portone.plugin import PLUGIN as PORTONE
 from adapters.payments.sandbox.plugin import PLUGIN as SANDBOX

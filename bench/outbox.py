@@ -307,10 +307,13 @@ async def _steady(hooks: Webhooks, fake: RemoteFake, link_ids: list[str], chats:
     await asyncio.gather(*tasks)
     await _wait_for(fake, before + len(chats), within_s=60)
     latencies = _latencies_ms(hooks.sent_at, fake, chats)
+    after_answer = _latencies_ms(hooks.answered_at, fake, chats)
     return {
         "steady_rate_per_s": rate,
         "steady_p50_ms": _percentile(latencies, 50),
         "steady_p99_ms": _percentile(latencies, 99),
+        # Issue 19: from the webhook's answer (the payment committed) to the alert at the platform.
+        "steady_answered_p99_ms": _percentile(after_answer, 99),
     }
 
 
@@ -381,6 +384,17 @@ def report(figures: dict[str, float]) -> str:
         f"messages carrying {f['digest_payments_in_messages']:.0f} payments, 429s: {f['digest_429s']:.0f}, "
         f"closest two to one chat {f['digest_min_chat_gap_s']:.2f} s apart",
         f"  webhook failures     {f['webhook_failures']:.0f}",
+    ]
+    # Issue 19, point 3: steady 50/s answered->alert p99 <= 50 ms; 1,000 alerts to distinct chats within
+    # 2 x (1000 / the platform's allowed rate) seconds (Telegram: 30/s overall, so 66.7 s).
+    allowed_s = 2 * f["telegram_alerts"] / f["telegram_allowed_per_s"]
+    steady_ok = f["steady_answered_p99_ms"] <= 50 and f["steady_rate_per_s"] >= 50
+    burst_ok = f["telegram_all_delivered"] == 1 and f["telegram_drain_s"] <= allowed_s
+    lines += [
+        f"  target: steady {f['steady_rate_per_s']:.0f}/s webhook answered->alert p99 "
+        f"{f['steady_answered_p99_ms']:.1f} ms <= 50 ms  {'PASS' if steady_ok else 'FAIL'}",
+        f"  target: {f['telegram_alerts']:.0f} alerts to distinct Telegram chats in {f['telegram_drain_s']:.1f} s "
+        f"<= {allowed_s:.1f} s (2 x 1000 / 30 per s)  {'PASS' if burst_ok else 'FAIL'}",
     ]
     return "\n".join(lines)
 

@@ -12,19 +12,21 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bots.config import ConfigError, Settings, load_settings
 from bots.logs import configure_logging
-from core.db import DatabaseBusy
-from core.links import LinkDraft, LinkError
-from core.merchants import MerchantError
 from core.money import Money, MoneyError, is_currency
-from core.secrets import SecretsError
+
+if TYPE_CHECKING:
+    from bots.config import Settings
+
+# The settings, the database and the services are imported where a command needs them (main() after
+# parsing, and the commands): `paylinks --help` and a mistyped command then answer without loading the
+# plug-ins, SQLAlchemy or any platform's SDK (tests/bots/test_startup.py keeps it so).
 
 log = logging.getLogger("paylinks")
 
-Command = Callable[[Settings, argparse.Namespace], Awaitable[int] | int]
+Command = Callable[["Settings", argparse.Namespace], Awaitable[int] | int]
 
 
 class UsageError(Exception):
@@ -221,6 +223,7 @@ def split_link_words(words: Sequence[str]) -> tuple[str, str | None, str]:
 
 async def cmd_link_create(settings: Settings, args: argparse.Namespace) -> int:
     from bots.services import open_services
+    from core.links import LinkDraft
 
     amount, currency, description = split_link_words(args.words)
     async with open_services(settings) as services:
@@ -397,6 +400,12 @@ def log_targets(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from bots.config import ConfigError, load_settings
+    from core.db import DatabaseBusy
+    from core.links import LinkError
+    from core.merchants import MerchantError
+    from core.secrets import SecretsError
+
     try:
         settings = load_settings(args.config, env=flag_overrides(args))
     except ConfigError as exc:

@@ -151,12 +151,12 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
 
 def _invoice_file(services: Services) -> Callable[[str], Awaitable[Path | None]]:
     """The console's /invoice answer: the invoice PDF written to a file, its path shown in the terminal."""
-    from adapters.web.invoice_pages import InvoicePdfs
-
-    pdfs = InvoicePdfs(services.db, services.links)
-
     async def write(link_id: str) -> Path | None:
-        body = await pdfs.pdf(link_id, "invoice")
+        # Imported on the first /invoice: fpdf2 (with Pillow) and aiohttp are heavy for the commands that
+        # only open the database (tests/bots/test_startup.py).
+        from adapters.web.invoice_pages import InvoicePdfs
+
+        body = await InvoicePdfs(services.db, services.links).pdf(link_id, "invoice")
         if body is None:
             return None
         path = Path(tempfile.gettempdir()) / "paylinks-invoices" / f"invoice-{link_id[:12]}.pdf"

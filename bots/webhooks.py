@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adapters import registry
-from adapters.web.api import link_json, refund_json
-from adapters.web.invoice_json import invoice_fields
 from adapters.webhooks.sender import WebhookSender
 from core import invoices
 from core.db import DbConnection, _sqlite_path
@@ -43,6 +41,10 @@ def install_webhooks(services: Services) -> WebhookEndpoints:
     )
 
     async def render(conn: DbConnection, link: PaymentLink) -> dict[str, Any]:
+        # Imported on first event: the API brings aiohttp, which commands that only open the database skip.
+        from adapters.web.api import link_json
+        from adapters.web.invoice_json import invoice_fields
+
         payments, refunds = await RefundService.of_link(conn, link.id)
         promos = await promos_of(conn, [p.id for p in payments]) if link.reusable else {}
         return {**link_json(link, links.status_of(link, services.clock()), links.url(link.id), payments, refunds,
@@ -56,6 +58,8 @@ def install_webhooks(services: Services) -> WebhookEndpoints:
 
     async def refunded(conn: DbConnection, link: PaymentLink, payment: Payment, refund: Refund) -> None:
         """payment.refunded, in the transaction that records the provider's confirmation."""
+        from adapters.web.api import refund_json
+
         at = refund.completed_at or services.clock()
         data = {**await render(conn, link), "payment": payment_json(payment), "refund": refund_json(refund)}
         if await write_event(conn, merchant_id=link.merchant_id, event_type="payment.refunded", data=data, at=at,

@@ -32,9 +32,12 @@ gets DatabaseBusy too.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
+import functools
 import logging
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -66,6 +69,10 @@ _FIRST_RETRY_S = 0.001
 _MAX_RETRY_S = 0.02
 # PostgreSQL: how long a request may wait (asynchronously) for a pooled connection before failing.
 PG_POOL_TIMEOUT_S = 1.0
+# SQLite: the writer connection does not checkpoint the WAL inside COMMIT (SQLite's default every 1,000
+# pages, copying ~4 MB and syncing the file on the event loop: the slowest writes' tail latency). A
+# thread of its own checkpoints this often while there are commits, PASSIVE (never waits for anyone).
+CHECKPOINT_EVERY_S = 1.0
 _PG_LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
 
 
@@ -182,6 +189,10 @@ class Database:
         self._write_lock = asyncio.Lock()
         self._batch: _Batch | None = None
         self._writer: Connection | None = None
+        self._checkpoint_timer: asyncio.TimerHandle | None = None
+        self._checkpointing: asyncio.Task[None] | None = None
+        self._checkpointer: sqlite3.Connection | None = None
+        self._disposing = False
         self.sync_engine: Engine | None = None
         busy_ms = max(0, round(self.busy_timeout_s * 1000))
         if self.is_sqlite:
@@ -301,6 +312,7 @@ class Database:
                 self._writer = self._checkout()
                 # Never wait inside SQLite on the loop: _begin retries with asyncio sleeps instead.
                 _driver(self._writer).execute("PRAGMA busy_timeout=0")
+                _driver(self._writer).execute("PRAGMA wal_autocheckpoint=0")  # see CHECKPOINT_EVERY_S
             if self._batch is None:
                 await self._begin(_driver(self._writer), deadline)
                 self._batch = _Batch()
@@ -365,6 +377,40 @@ class Database:
                 batch.done.set_exception(exc)
         else:
             batch.done.set_result(None)
+            self._schedule_checkpoint()
+
+    def _schedule_checkpoint(self) -> None:
+        if self._checkpoint_timer is None and self._checkpointing is None and not self._disposing:
+            loop = asyncio.get_running_loop()
+            self._checkpoint_timer = loop.call_later(CHECKPOINT_EVERY_S, self._start_checkpoint)
+
+    def _start_checkpoint(self) -> None:
+        self._checkpoint_timer = None
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(self._checkpoint))
+        self._checkpointing = task
+        task.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint_done(self, task: asyncio.Task[None]) -> None:
+        self._checkpointing = None
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("WAL checkpoint failed: %s", task.exception())
+
+    def _checkpoint(self) -> None:
+        """In a thread, on a connection of its own (pysqlite releases the GIL while SQLite works)."""
+        if self._checkpointer is None:
+            self._checkpointer = sqlite3.connect(_sqlite_path(self.url), timeout=0, check_same_thread=False,
+                                                 isolation_level=None)
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    async def _stop_checkpoints(self) -> None:
+        if self._checkpoint_timer is not None:
+            self._checkpoint_timer.cancel()
+            self._checkpoint_timer = None
+        if self._checkpointing is not None:
+            await asyncio.wait([self._checkpointing])
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[None]:
@@ -442,10 +488,13 @@ class Database:
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (all heads)."""
-        from alembic import command
-        from alembic.config import Config
 
         def upgrade(sync_conn: Connection) -> None:
+            if _at_heads(sync_conn):
+                return  # nothing to do: skip loading Alembic (most of a CLI command's start-up on SQLite)
+            from alembic import command
+            from alembic.config import Config
+
             cfg = Config()
             cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
             cfg.attributes["connection"] = sync_conn
@@ -470,6 +519,8 @@ class Database:
 
     async def dispose(self) -> None:
         if self.sync_engine is not None:
+            self._disposing = True  # the last commit below schedules no checkpoint (closing checkpoints)
+            await self._stop_checkpoints()
             deadline = asyncio.get_running_loop().time() + self.busy_timeout_s
             try:
                 async with self._exclusive(deadline):  # commits the open batch first
@@ -479,12 +530,42 @@ class Database:
                 log.error("database closed with a write still in progress; that write is lost")
                 self._close_writer()
             self.sync_engine.dispose()
+            self._disposing = False  # a Database used again after dispose() checkpoints again
         await self.engine.dispose()
 
     def _close_writer(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+_ASSIGNMENT = re.compile(r"^(down_revision|revision)\b[^=\n]*=\s*(.+)$", re.MULTILINE)
+
+
+@functools.cache
+def migration_heads() -> frozenset[str]:
+    """The revisions no migration builds on, read from the scripts' `revision` / `down_revision` lines
+    (as Alembic's own heads, without importing Alembic and every script)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        for name, value in _ASSIGNMENT.findall(script.read_text(encoding="utf-8")):
+            found = ast.literal_eval(value.strip())
+            if name == "revision":
+                revisions.add(found)
+            elif isinstance(found, str):
+                parents.add(found)
+            elif found is not None:
+                parents.update(found)
+    return frozenset(revisions - parents)
+
+
+def _at_heads(sync_conn: Connection) -> bool:
+    """Whether the database already records exactly the scripts' heads (then upgrading is a no-op)."""
+    if not sync_conn.dialect.has_table(sync_conn, "alembic_version"):
+        return False
+    current = {row[0] for row in sync_conn.execute(text("SELECT version_num FROM alembic_version"))}
+    return bool(current) and current == migration_heads()
 
 
 def sqlite_url(path: str | Path) -> str:

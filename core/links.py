@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -189,6 +189,18 @@ class HasStatus(Protocol):
 
 class _AlreadyRecorded(Exception):
     """Raised inside the payment transaction to roll it back: this event was recorded before."""
+
+
+_CHECKING: dict[type, bool] = {}
+
+
+def _is_checking(kind: type) -> bool:
+    """isinstance(provider, CheckingProvider), once per provider class: a runtime Protocol check walks
+    the protocol's members every time, and link creation asks it on every request."""
+    found = _CHECKING.get(kind)
+    if found is None:
+        found = _CHECKING[kind] = callable(getattr(kind, "check_money", None))
+    return found
 
 
 class LinkService:
@@ -418,8 +430,8 @@ class LinkService:
         if self.providers is not None:
             provider = (await self.providers.for_merchant(draft.merchant_id)).provider
             livemode = _takes_real_money(provider)
-            if isinstance(provider, CheckingProvider):
-                problem = provider.check_money(money)
+            if _is_checking(type(provider)):
+                problem = cast(CheckingProvider, provider).check_money(money)
         if self.livemode is not None:
             livemode = self.livemode
         if problem is not None:

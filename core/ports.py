@@ -10,10 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from core.models import Payment, PaymentLink
 from core.money import Money
+
+if TYPE_CHECKING:  # annotations only: the plug-ins' settings import this module, the models need SQLAlchemy
+    from core.models import Payment, PaymentLink
 
 # ---------------------------------------------------------------- chat
 

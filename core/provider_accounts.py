@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, PoolProxiedConnection, bindparam, select, update
 
 from core.clock import Clock, utcnow
 from core.db import Database
@@ -47,18 +47,49 @@ class AccountVersion:
     version: int
 
 
+_VERSION_QUERY = select(ACCOUNTS.c.provider, ACCOUNTS.c.version).where(ACCOUNTS.c.merchant_id == bindparam("m"))
+
+
 class ProviderAccounts:
     def __init__(self, db: Database, box: SecretBox, *, clock: Clock = utcnow) -> None:
         self.db = db
         self.box = box
         self.clock = clock
+        # SQLite: version_of runs compiled on one long-lived raw connection of the engine (as the API key
+        # lookup does, adapters/web/api_keys.py): every link creation asks it, and SQLAlchemy's execute
+        # path and a pool checkout cost ~15x the read itself. Autocommit + WAL: each SELECT sees every
+        # commit before it, from any process, so a `merchant set-provider` elsewhere still applies at once.
+        self._raw: PoolProxiedConnection | None = None
+        self._version_sql = ""
 
     async def version_of(self, merchant_id: str) -> AccountVersion | None:
         """Which provider and secrets version a shop has (one primary-key read, nothing decrypted)."""
+        if self.db.is_sqlite:
+            if self._raw is None:
+                async with self.db.read() as conn:
+                    await conn.run_sync(self._open)
+            assert self._raw is not None
+            try:
+                rows = self._raw.driver_connection.execute(self._version_sql, (merchant_id,)).fetchall()  # type: ignore[union-attr]  # None only once closed
+            except Exception:
+                self.close()  # a broken connection is not reused; the next call opens a fresh one
+                raise
+            return AccountVersion(str(rows[0][0]), int(rows[0][1])) if rows else None
         async with self.db.read() as conn:
-            row = (await conn.execute(select(ACCOUNTS.c.provider, ACCOUNTS.c.version)
-                                      .where(ACCOUNTS.c.merchant_id == merchant_id))).first()
+            row = (await conn.execute(_VERSION_QUERY, {"m": merchant_id})).first()
         return AccountVersion(row.provider, row.version) if row is not None else None
+
+    def _open(self, sync_conn: Connection) -> None:
+        if self._raw is None:
+            self._version_sql = str(_VERSION_QUERY.compile(dialect=sync_conn.dialect))
+            # A connection of the same engine, so it has the same PRAGMAs (WAL, busy_timeout, autocommit).
+            self._raw = sync_conn.engine.raw_connection()
+
+    def close(self) -> None:
+        """Give the raw connection back (before the database is disposed)."""
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            raw.close()
 
     async def get(self, merchant_id: str) -> ShopAccount | None:
         async with self.db.read() as conn:

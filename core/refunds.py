@@ -648,15 +648,16 @@ class RefundService:
 
     # ------------------------------------------------------------ the pay page's first view
 
-    async def record_view(self, link_id: str) -> None:
-        """`link.opened` is stored once; later views add to its count."""
-        now = self.clock()
+    async def record_view(self, link_id: str, *, at: datetime | None = None, count: int = 1) -> None:
+        """`link.opened` is stored once (at the first view); later views add to its count. The pay pages
+        gather views and pass how many there were since the last write, and when the first of them was."""
+        now = at or self.clock()
         async with self.db.write(busy_timeout=0.2) as conn:
             if not await insert_ignore(conn, RECORDS, {"link_id": link_id, "type": "link.opened", "at": now,
-                                                       "count": 1, "details": {},
+                                                       "count": count, "details": {},
                                                        "dedupe_key": f"{link_id}:link.opened"}):
                 await conn.execute(update(RECORDS).where(RECORDS.c.dedupe_key == f"{link_id}:link.opened")
-                                   .values(count=RECORDS.c.count + 1))
+                                   .values(count=RECORDS.c.count + count))
 
 
 def _plain(amount_minor: int, currency: str) -> str:

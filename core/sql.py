@@ -46,6 +46,42 @@ async def insert_row(conn: DbConnection, table: Table, values: Mapping[str, Any]
     await conn.execute(table.insert(), dict(values))
 
 
+_compiled_selects: dict[tuple[int, str], tuple[Any, str, tuple[str, ...], tuple[_Processor, ...]]] = {}
+
+
+def _compiled_select(statement: Any, dialect: Dialect) -> tuple[str, tuple[str, ...], tuple[_Processor, ...]]:
+    key = (id(statement), dialect.name)
+    found = _compiled_selects.get(key)
+    if found is None or found[0] is not statement:
+        compiled = statement.compile(dialect=dialect)
+        names = tuple(compiled.positiontup or ())
+        processors = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
+                           for column in statement.selected_columns)
+        # The statement is kept with its SQL, so its id is never reused by another one while cached.
+        found = _compiled_selects[key] = (statement, str(compiled), names, processors)
+    return found[1], found[2], found[3]
+
+
+async def select_all(conn: DbConnection, statement: Any, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """Rows of a module-level SELECT with bindparams, on the hottest paths (as tuples, columns in order).
+
+    On SQLite the statement is compiled once and run on the driver connection, each column through its
+    own SQLAlchemy result processor (so values are what Core returns), like insert_row. PostgreSQL uses
+    Core. Only for statements built once (the cache is keyed by the statement object).
+    """
+    if isinstance(conn, InlineConnection):
+        sql, names, processors = _compiled_select(statement, conn.dialect)
+        params = [values[n] for n in names]
+        try:
+            rows = conn.sync_connection.connection.driver_connection.execute(sql, params).fetchall()  # type: ignore[union-attr]
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
+        if any(p is not None for p in processors):
+            return [tuple(v if p is None else p(v) for v, p in zip(row, processors, strict=True)) for row in rows]
+        return [tuple(row) for row in rows]
+    return [tuple(row) for row in (await conn.execute(statement, dict(values))).all()]
+
+
 async def insert_ignore(conn: DbConnection, table: Table, values: dict[str, Any]) -> bool:
     """INSERT … ON CONFLICT DO NOTHING; True when the row was inserted.
 

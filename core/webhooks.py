@@ -35,7 +35,7 @@ from core.models import OutboxMessage, OutboxStatus, Payment, PaymentLink, Webho
 from core.outbox import Target, dedupe_key, insert_rows, new_row
 from core.ports import MessageRef, Reply
 from core.secretbox import SecretBox
-from core.sql import insert_row, table
+from core.sql import insert_row, select_all, table
 
 log = logging.getLogger("paylinks.webhooks")
 
@@ -168,11 +168,13 @@ async def write_event(
     """Queue one event for every enabled endpoint of the shop that listens to it, in the caller's
     transaction. Returns the event id (one per endpoint row; the same id for all of them)."""
     if only_endpoint is None:
-        endpoints = (await conn.execute(_LISTENING, {"merchant_id": merchant_id})).all()
+        # Compiled once, on the driver connection on SQLite: every link creation asks this.
+        endpoints = await select_all(conn, _LISTENING, {"merchant_id": merchant_id})
     else:
-        endpoints = (await conn.execute(_LISTENING.where(ENDPOINTS.c.id == only_endpoint),
-                                        {"merchant_id": merchant_id})).all()
-    wanted = [e.id for e in endpoints if only_endpoint is not None or event_type in (e.events or [])]
+        endpoints = [tuple(row) for row in (await conn.execute(_LISTENING.where(ENDPOINTS.c.id == only_endpoint),
+                                                               {"merchant_id": merchant_id})).all()]
+    wanted = [endpoint_id for endpoint_id, events in endpoints
+              if only_endpoint is not None or event_type in (events or [])]
     if not wanted:
         return []
     event_id = ids.prefixed("evt", 12)

@@ -8,11 +8,13 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 from functools import cache
 from pathlib import Path
-
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from typing import TYPE_CHECKING
 
 from core import i18n
 from core.outbox_texts import AlertFacts
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 DEFAULT_BRAND = "#4f46e5"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -20,6 +22,9 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 @cache
 def _environment() -> Environment:
+    # Jinja2 loads with the first email: every command builds the email sender, few send anything.
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                       extensions=["jinja2.ext.i18n"])
     gettext, ngettext = i18n.plain_callables("en")

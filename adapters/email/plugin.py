@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import BaseModel, SecretStr
 
 from adapters.plugin import ChatPlatform, PluginContext, WebParts, section_of
-from core.db import _sqlite_path
 from core.limits import normalise_email
 from core.pacing import PlatformLimits, rate_setting
-from core.ports import ChatSender
 from core.settings import NO_SECRET, PluginSection, reveal
+
+if TYPE_CHECKING:  # annotations only: `paylinks --help` and the settings load this module
+    from core.ports import ChatSender
 
 MAIL_DIR_NAME = "paylinks-mail"
 
@@ -80,6 +81,7 @@ class EmailPlugin(ChatPlatform[EmailSettings]):
         from adapters.email.compose import Sender
         from adapters.email.sender import EmailSender
         from core.contacts import Contacts
+        from core.db import _sqlite_path
 
         assert section is not None
         database = Path(_sqlite_path(ctx.db.url) or "paylinks.db").resolve()

@@ -14,11 +14,9 @@ import logging
 from email.message import EmailMessage
 from pathlib import Path
 
-import aiosmtplib
 from sqlalchemy import select
 
 from adapters.email.compose import Sender, compose
-from adapters.qr import render_qr
 from core.contacts import Contacts
 from core.db import Database
 from core.models import Merchant, OutboxMessage
@@ -69,6 +67,8 @@ class EmailSender:
         async with self.db.read() as conn:
             merchant = (await conn.execute(select(MERCHANTS.c.brand_color)
                                            .where(MERCHANTS.c.id == row.merchant_id))).first()
+        from adapters.qr import render_qr  # here, like aiosmtplib: commands build this sender, few send
+
         qr = await render_qr(facts.url, "png", 6) if facts.url else None
         message = compose(kind=row.kind, facts=facts, to=row.address, sender=self.sender,
                           brand_color=merchant.brand_color if merchant else None,
@@ -83,6 +83,8 @@ class EmailSender:
         return MessageRef(PLATFORM, row.address, message_id)
 
     async def _smtp(self, message: EmailMessage) -> None:
+        import aiosmtplib
+
         try:
             await aiosmtplib.send(
                 message, hostname=self.host, port=self.port, username=self.username or None,

@@ -137,6 +137,7 @@ class ProviderDirectory:
         instances = [*self._own.values(), *self._retired, *self._shared.values()]
         self._own.clear()
         self._retired.clear()
+        self.accounts.close()
         for provider in instances:
             await _close(provider)
 

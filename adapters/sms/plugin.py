@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from aiohttp import web
 from pydantic import BaseModel
 
 from adapters.plugin import ChatPlatform, PluginContext, WebParts, section_of
 from core.pacing import PlatformLimits, rate_setting
-from core.ports import ChatSender
 from core.settings import PluginSection, reveal
+
+if TYPE_CHECKING:  # annotations only: `paylinks --help` and the settings load this module
+    from aiohttp import web
+
+    from core.ports import ChatSender
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")

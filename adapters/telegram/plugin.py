@@ -6,15 +6,18 @@ Light on purpose (no PTB import): settings are loaded by every command, the bot 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from aiohttp import web
 from pydantic import BaseModel, SecretStr
 
 from adapters.plugin import ChatPlatform, PluginContext, WebParts
 from core.pacing import PlatformLimits, rate_setting
-from core.ports import ChatSender
 from core.settings import NO_SECRET, PluginSection
+
+if TYPE_CHECKING:  # annotations only: `paylinks --help` and the settings load this module
+    from aiohttp import web
+
+    from core.ports import ChatSender
 
 
 class TelegramSettings(PluginSection):

@@ -229,10 +229,6 @@ class CreateLink(_Strict):
 
 
 CREATE_FIELDS = frozenset(CreateLink.model_fields)
-# Fields of links that sell many times: a series makes single-use links, so POST /api/v1/series refuses them
-# (and its document leaves them out).
-SALES_FIELDS = ("reusable", "max_payments", "stock", "max_total", "quantity", "amount_mode", "min_amount",
-                "max_amount", "suggested_amounts", "split")
 CUSTOMER_FIELDS = tuple(CustomerIn.model_fields)
 
 
@@ -455,16 +451,31 @@ class ScheduleIn(_Strict):
         "day; the local time of day is kept across DST changes.")
 
 
-class CreateSeries(CreateLink):
-    """A link's fields (without `expires_at`: each link uses `expires_in` or links.default_expiry) plus the
-    `schedule`. Each period a link is made from them and sent to the customer."""
+# A link that sells many times (core/reusable.py): each period of a series is one bill, so these are refused
+# there (unknown_field) rather than dropped.
+REUSABLE_FIELDS = ("reusable", "max_payments", "stock", "max_total", "quantity", "amount_mode", "min_amount",
+                   "max_amount", "suggested_amounts", "split")
 
-    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+
+def _series_schema(schema: JsonDict) -> None:
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        for name in REUSABLE_FIELDS:
+            properties.pop(name, None)
+    schema.update({
         "oneOf": [{"required": ["amount"]}, {"required": ["amount_minor"]}, {"required": ["line_items"]}],
         "not": {"required": ["expires_at"]},
         "dependentRequired": {"discount": ["line_items"]},
         "examples": [{"amount": "150.00", "currency": "SGD", "description": "Tuition",
                       "customer": {"phone": "+6591234567"}, "schedule": {"every": "month", "count": 6}}]})
+
+
+class CreateSeries(CreateLink):
+    """A link's fields (without `expires_at`: each link uses `expires_in` or links.default_expiry, and
+    without those of links that sell many times) plus the `schedule`. Each period a link is made from them
+    and sent to the customer."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_series_schema)
     schedule: ScheduleIn
 
 

@@ -64,8 +64,6 @@ def _schemas() -> dict[str, Any]:
         metadata["additionalProperties"] = value_schema
         schemas[name]["properties"]["currency"]["enum"] = codes_in_either_case
     schemas["CreatePromoCode"]["properties"]["currency"]["enum"] = codes_in_either_case
-    for name in m.SALES_FIELDS:  # POST /api/v1/series refuses them (adapters/web/series_api.py)
-        del schemas["CreateSeries"]["properties"][name]
     codes = ", ".join(m.ERROR_CODES)
     schemas["ErrorDetail"]["properties"]["code"]["description"] = f"Stable machine-readable code: one of {codes}."
     return schemas

@@ -81,6 +81,11 @@ QR_SVG_SCALE = 4
 
 PAY_HTML_CACHE_SIZE = 2048  # rendered active pay pages kept (~2 KB each)
 OG_CACHE_SIZE = 256  # link preview PNGs (~30 KB each), per link state and branding
+# Views are counted in memory and written together, at most this long after the first of them: a write
+# per view (SQLAlchemy's execute path, a group commit) cost several times the page itself.
+VIEW_FLUSH_S = 0.5
+MAX_PENDING_VIEWS = 5_000  # distinct links waiting for their count; more write at once
+VIEWS_PER_WRITE = 50  # counts written concurrently (one group commit on SQLite; a bounded pool on PostgreSQL)
 
 HTML_HEADERS = {"Cache-Control": "no-store"}  # the status changes; never serve a stale "Pay" page
 
@@ -349,6 +354,8 @@ class PayPages:
         # One thread of our own for Pillow (shut down with the app, not left to the loop's default pool).
         self._drawing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="og-card")
         self._view_tasks: set[asyncio.Task[None]] = set()
+        self._pending_views: dict[str, tuple[datetime, int]] = {}  # link id -> (first view, views)
+        self._view_flush: asyncio.TimerHandle | None = None
         self._sqlite = SqlitePageReader()
         # Line items and invoice numbers the pages list (adapters/web/invoice_pages.py), per link and status:
         # items never change once made, a number comes with payment (a new status).
@@ -511,19 +518,40 @@ class PayPages:
         return template.render(context).encode()
 
     def _count_view(self, link_id: str) -> None:
-        """Count the view after answering: a page never waits for a write (another process may hold it)."""
-        task = asyncio.get_running_loop().create_task(self._record_view(link_id))
-        self._view_tasks.add(task)
-        task.add_done_callback(self._view_tasks.discard)
+        """Count the view after answering: a page never waits for a write (another process may hold it).
+        Counts gather for VIEW_FLUSH_S, then one background task writes them."""
+        pending = self._pending_views.get(link_id)
+        self._pending_views[link_id] = (pending[0], pending[1] + 1) if pending else (self.refunds.clock(), 1)
+        if len(self._pending_views) >= MAX_PENDING_VIEWS:
+            self._flush_views()
+        elif self._view_flush is None:
+            self._view_flush = asyncio.get_running_loop().call_later(VIEW_FLUSH_S, self._flush_views)
 
-    async def _record_view(self, link_id: str) -> None:
+    def _flush_views(self) -> None:
+        if self._view_flush is not None:
+            self._view_flush.cancel()
+            self._view_flush = None
+        views, self._pending_views = self._pending_views, {}
+        if views:
+            task = asyncio.get_running_loop().create_task(self._record_views(views))
+            self._view_tasks.add(task)
+            task.add_done_callback(self._view_tasks.discard)
+
+    async def _record_views(self, views: dict[str, tuple[datetime, int]]) -> None:
+        items = list(views.items())
+        for start in range(0, len(items), VIEWS_PER_WRITE):
+            await asyncio.gather(*(self._record_view(link_id, at, count)
+                                   for link_id, (at, count) in items[start:start + VIEWS_PER_WRITE]))
+
+    async def _record_view(self, link_id: str, at: datetime, count: int) -> None:
         try:
-            await self.refunds.record_view(link_id)
+            await self.refunds.record_view(link_id, at=at, count=count)
         except (DatabaseBusy, IntegrityError):  # a view count is never worth a failed page
-            log.info("pay page view not counted link=%s", link_id)
+            log.info("pay page view not counted link=%s views=%s", link_id, count)
 
     async def views_recorded(self) -> None:
-        """Wait for the view counts still being written (tests, shutdown)."""
+        """Write the views counted so far and wait for the writes (tests, shutdown)."""
+        self._flush_views()
         while self._view_tasks:
             await asyncio.gather(*list(self._view_tasks), return_exceptions=True)
 

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from adapters.web import api_models
 from adapters.web.api import _NO_STORE, ApiError, LinksApi, _read_body, _respond, amount_str, iso_utc, parse_json_object
-from adapters.web.api_models import API_PREFIX, SALES_FIELDS, ScheduleIn
+from adapters.web.api_models import API_PREFIX, REUSABLE_FIELDS, ScheduleIn
 from core.models import PaymentSeries
 from core.series import Schedule, SeriesDraft, SeriesError, SeriesService
 
@@ -102,7 +102,7 @@ class SeriesApi:
         if "expires_at" in payload:
             raise ApiError(400, "invalid_expiry", "a series' links use expires_in (e.g. \"7d\"), not a fixed "
                            "expires_at", "expires_at")
-        for name in SALES_FIELDS:
+        for name in REUSABLE_FIELDS:
             if name in payload:
                 raise ApiError(400, "unknown_field", f"{name} is for links that sell many times (POST "
                                "/api/v1/links); a series makes a single-use link each period", name)

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import socket
 import time
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
@@ -42,35 +38,17 @@ from core.ports import AddressRules, Dropped, MessageRef, Reply, Transient
 from core.sql import table
 from core.webhooks import PLATFORM, WebhookEndpoints, address_allowed, disabled_notice, webhook_payload_text
 
+if TYPE_CHECKING:
+    import aiohttp
+
+# aiohttp is imported when a delivery is made (adapters/webhooks/resolver.py too): every command builds
+# this sender with the services, and most never send anything.
+
 log = logging.getLogger("paylinks.webhooks")
 
 MEMBERS = table(Member)
 USER_AGENT = "paylinks-webhooks/1"
 READ_AT_MOST = 1024
-
-
-class BlockedAddress(OSError):
-    """The host resolves only to addresses deliveries may not connect to."""
-
-
-class GuardedResolver(AbstractResolver):
-    """The default resolver, keeping only the addresses the SSRF rules allow (checked per connection,
-    so a name cannot later be pointed inside the network)."""
-
-    def __init__(self, *, allow_private: bool) -> None:
-        self.allow_private = allow_private
-        self._inner = DefaultResolver()
-
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-                      ) -> list[ResolveResult]:
-        found = await self._inner.resolve(host, port, family)
-        kept = [r for r in found if address_allowed(r["host"], allow_private=self.allow_private)]
-        if not kept:
-            raise BlockedAddress(f"{host} resolves only to loopback, link-local or private addresses")
-        return kept
-
-    async def close(self) -> None:
-        await self._inner.close()
 
 
 class WebhookSender:
@@ -89,6 +67,10 @@ class WebhookSender:
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
+        import aiohttp
+
+        from adapters.webhooks.resolver import GuardedResolver
+
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow_private=self.allow_private),
                                              limit_per_host=4, force_close=True)
@@ -141,6 +123,10 @@ class WebhookSender:
         raise Transient(error)
 
     async def _post(self, url: str, text: str, headers: dict[str, str]) -> tuple[int | None, str | None]:
+        import aiohttp
+
+        from adapters.webhooks.resolver import BlockedAddress
+
         host = urlsplit(url).hostname or ""
         try:
             ipaddress.ip_address(host.split("%", 1)[0])

@@ -4,16 +4,19 @@ the address rules (members by their number, customers by the phone on their link
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from aiohttp import web
 from pydantic import BaseModel, Field, SecretStr
 
 from adapters.plugin import ChatPlatform, PluginContext, WebParts
 from adapters.whatsapp import address
 from core.pacing import PlatformLimits, rate_setting
-from core.ports import ChatSender
 from core.settings import NO_SECRET, PluginSection, reveal
+
+if TYPE_CHECKING:  # annotations only: `paylinks --help` and the settings load this module
+    from aiohttp import web
+
+    from core.ports import ChatSender
 
 
 class WhatsAppSettings(PluginSection):

@@ -18,10 +18,9 @@ from typing import Any
 import aiohttp
 
 from adapters.payments.common import ProviderAuthError, ProviderRejected, ProviderUnavailable
-from adapters.payments.portone import signing
+from adapters.payments.portone import DEFAULT_API_BASE_URL, signing
 from adapters.payments.portone.mapping import PROVIDER, CreatedLink, PortOneMappingError, parse_create_response
 
-DEFAULT_API_BASE_URL = "https://api.portone.cloud"
 DEFAULT_TIMEOUT_S = 15.0
 # Headers a gateway in front of PortOne may use for its request id (PortOne documents none).
 _REQUEST_ID_HEADERS = ("X-Request-Id", "X-Portone-Request-Id", "Request-Id", "X-Amzn-Requestid",

@@ -22,7 +22,7 @@ from adapters.payments.common import (
     ProviderRejected,
     ProviderUnavailable,
 )
-from adapters.payments.portone import mapping, signing
+from adapters.payments.portone import CHECKOUT_ORIGINS, mapping, signing
 from adapters.payments.portone.client import DEFAULT_API_BASE_URL, PortOneClient
 from core.clock import Clock, utcnow
 from core.models import Payment, PaymentLink
@@ -43,9 +43,7 @@ log = logging.getLogger("paylinks.payments.portone")
 PAID_KIND = "payment.succeeded"
 _ID_MAX = 200
 _LINK_ID_MAX = 40
-# Where PortOne's payment_link URLs point (examples: checkout.portone.cloud?ref=…, stage-checkout… for
-# the sandbox); another host still works, through a "continue" page (adapters/web/pages.py).
-CHECKOUT_ORIGINS = ("https://checkout.portone.cloud", "https://stage-checkout.portone.cloud")
+
 
 MerchantName = Callable[[str], Awaitable[str]]
 

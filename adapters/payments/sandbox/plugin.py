@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from pydantic import BaseModel, SecretStr
 
-from adapters.payments.sandbox.provider import SandboxProvider
 from adapters.plugin import PaymentProviderPlugin, PluginContext, WebParts
-from core.ports import PaymentProvider
-from core.secrets import SecretsError
 from core.settings import NO_SECRET, Section, reveal
+
+if TYPE_CHECKING:
+    from core.ports import PaymentProvider
 
 log = logging.getLogger("paylinks.payments.sandbox")
 
@@ -25,6 +25,8 @@ class SandboxSettings(Section):
 def _shared_secret(ctx: PluginContext) -> str:
     """The same in every process of this deployment (a refund asked from the CLI is signed by the CLI and
     verified by `serve`); a random one per process when there is no key to derive it from."""
+    from core.secrets import SecretsError
+
     try:
         return ctx.secrets.derive("paylinks sandbox webhooks")
     except SecretsError as exc:
@@ -42,6 +44,8 @@ class SandboxPlugin(PaymentProviderPlugin[SandboxSettings]):
     def build(self, section: SandboxSettings, ctx: PluginContext) -> PaymentProvider:
         if not reveal(section.webhook_secret):
             section.webhook_secret = SecretStr(_shared_secret(ctx))
+        from adapters.payments.sandbox.provider import SandboxProvider
+
         return SandboxProvider(public_base_url=ctx.public_base_url, webhook_secret=reveal(section.webhook_secret),
                                clock=ctx.clock)
 
@@ -49,11 +53,11 @@ class SandboxPlugin(PaymentProviderPlugin[SandboxSettings]):
             webhook_url: str) -> WebParts:
         # The sandbox "gateway" posts its webhooks to us over real HTTP, like an outside provider.
         from adapters.payments.sandbox.checkout import SandboxCheckout
+        from adapters.payments.sandbox.provider import SandboxProvider
+        from adapters.web.branding import link_branding
 
         sandbox = cast(SandboxProvider, provider)
         sandbox.webhook_url = webhook_url  # refund webhooks come back to this app too
-        from adapters.web.branding import link_branding
-
         checkout = SandboxCheckout(sandbox, webhook_url=webhook_url,
                                    branding=lambda link_id: link_branding(ctx.db, link_id))
         return WebParts(routes=checkout.routes(), lifespans=[checkout.lifespan])

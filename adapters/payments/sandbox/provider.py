@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import aiohttp
-
 from adapters.payments import signing
 from core.clock import Clock, utcnow
 from core.models import Payment, PaymentLink
@@ -125,6 +123,8 @@ class SandboxProvider:
         return RefundAnswer(provider_ref=ref, state=RefundState.PENDING)
 
     async def _post(self, body: bytes, headers: dict[str, str]) -> int | None:
+        import aiohttp  # here: the CLI builds this provider with the services and rarely posts anything
+
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as client, \
                     client.post(self.webhook_url, data=body, headers=headers, allow_redirects=False) as response:

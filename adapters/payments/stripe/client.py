@@ -16,10 +16,10 @@ import aiohttp
 import stripe
 
 from adapters.payments.common import ProviderAuthError, ProviderError, ProviderRejected, ProviderUnavailable
+from adapters.payments.stripe import DEFAULT_API_BASE_URL
 from adapters.payments.stripe.mapping import PROVIDER
 from core.ports import WebhookError
 
-DEFAULT_API_BASE_URL = "https://api.stripe.com"
 DEFAULT_TIMEOUT_S = 15.0
 WEBHOOK_TOLERANCE_S = 300
 _MAX_ERROR_TEXT = 300

@@ -19,7 +19,7 @@ from adapters.payments.common import (
     ProviderRejected,
     ProviderUnavailable,
 )
-from adapters.payments.stripe import mapping
+from adapters.payments.stripe import CHECKOUT_ORIGIN, mapping
 from adapters.payments.stripe.client import DEFAULT_API_BASE_URL, StripeApi, construct_event
 from adapters.payments.stripe.currencies import (
     StripeCurrencyError,
@@ -48,8 +48,6 @@ SIGNATURE_HEADER = "Stripe-Signature"
 PAID_KIND = "payment.succeeded"
 _ID_MAX = 200  # provider_event.event_id and payment.provider_ref columns
 _LINK_ID_MAX = 40
-# Where Checkout Sessions' URLs point (a Stripe custom checkout domain would need adding here).
-CHECKOUT_ORIGIN = "https://checkout.stripe.com"
 # An example currency for the message refusing one Stripe cannot charge.
 _EXAMPLE = "25.00 SGD"
 

@@ -67,6 +67,7 @@ async def test_a_series_with_line_items_and_a_later_start(live: LiveApp, shop: S
     ({**TUITION, "amount": "1.001"}, "invalid_amount", "amount"),
     # A series makes single-use links: the fields of links that sell many times are refused by name.
     ({**TUITION, "stock": 5}, "unknown_field", "stock"),
+    ({**TUITION, "quantity": {"adjustable": True}}, "unknown_field", "quantity"),
     ({k: v for k, v in {**TUITION, "amount_mode": "customer_chooses", "min_amount": "1"}.items() if k != "amount"},
      "unknown_field", "amount_mode"),
 ])
