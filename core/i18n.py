@@ -207,7 +207,7 @@ def language_for_phone(number: str | None) -> str | None:
     import phonenumbers
 
     try:
-        parsed = phonenumbers.parse(number.removeprefix("whatsapp:"), None)
+        parsed = phonenumbers.parse(number.rpartition(":")[2], None)  # a chat address: "<platform>:+66…"
     except phonenumbers.NumberParseException:
         return None
     return language_for_territory(phonenumbers.region_code_for_number(parsed))
