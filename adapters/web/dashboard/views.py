@@ -213,9 +213,13 @@ class Dashboard:
 
     def render(self, name: str, request: web.Request, session: Session | None, merchant: Merchant | None, *,
                status: int = 200, **context: Any) -> web.Response:
+        # The shop's language (the pages not yet in the catalogs stay English: tests/core/test_i18n.py).
+        language = i18n.language_of_locale(merchant.locale) if merchant is not None else \
+            i18n.negotiate(request.headers.get("Accept-Language"), None)
+        values = {"lang": i18n.html_lang(language), **i18n.jinja_callables(language), **context}
         html = self.templates.get_template(name).render(
             session=session, merchant=merchant, csrf=session.csrf_token if session else "", csrf_field=CSRF_FIELD,
-            path=request.path, lang="en", brand_css=self._brand_url(merchant), **context)
+            path=request.path, brand_css=self._brand_url(merchant), **values)
         return web.Response(text=html, status=status, content_type="text/html", headers={
             **NO_STORE, "Content-Security-Policy": self.csp})
 
