@@ -13,6 +13,11 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# The install also compiles the translation catalogs (core/translations/*/LC_MESSAGES/paylinks.po -> .mo);
+# core/i18n.py compiles in memory any catalog whose .mo is missing or older than its .po.
+CATALOGS := $(wildcard core/translations/*/LC_MESSAGES/paylinks.po)
+COMPILED := $(CATALOGS:.po=.mo)
+
 $(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e .
 	touch $(RUN_STAMP)
@@ -20,6 +25,10 @@ $(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
 $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP) $(RUN_STAMP)
+
+# A catalog is compiled again whenever its .po changes (pybabel comes with the runtime dependencies).
+%/LC_MESSAGES/paylinks.mo: %/LC_MESSAGES/paylinks.po | $(RUN_STAMP)
+	$(BIN)/pybabel -q compile -i $< -o $@
 
 run: $(RUN_STAMP) fonts
 	$(BIN)/paylinks serve

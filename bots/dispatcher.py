@@ -341,7 +341,10 @@ class Dispatcher:
         address = job.target.address
         if len(job.rows) > 1:
             facts = [AlertFacts.from_dict(r.payload["facts"]) for r in job.rows]
-            return await sender.send(address, digest_reply(facts, self.clock()))
+            # In the language the alerts themselves were written in (core/outbox.py: the chat's).
+            language = job.rows[-1].payload.get("language")
+            return await sender.send(address, digest_reply(facts, self.clock(),
+                                                           language=str(language) if language else None))
         row = job.rows[0]
         body = row.payload
         if row.kind == REMINDER_KIND and not await self.store.link_is_open(row.link_id):

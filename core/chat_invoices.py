@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core import markup
+from core import i18n, markup
 from core.commands.values import InvoiceCommand, SeriesCharge, SeriesCommand
 from core.commands.values import Shop as ShopCommand
 from core.invoices import Invoices, shop_zone
@@ -27,7 +27,7 @@ from core.series import Schedule, SeriesDraft, SeriesError
 if TYPE_CHECKING:
     from core.links import LinkService
     from core.members import Identity, MemberService
-    from core.models import PaymentLink
+    from core.models import Merchant, PaymentLink
     from core.questions import Asker, QuestionStore
     from core.series import SeriesService
 
@@ -45,7 +45,7 @@ class InvoiceCommands:
         questions: QuestionStore
         series: SeriesService | None
 
-        def link_reply(self, link: PaymentLink, locale: str, *, now: datetime | None = None) -> Reply: ...
+        def link_reply(self, link: PaymentLink, merchant: Merchant | str, *, now: datetime | None = None) -> Reply: ...
 
         def _asker(self, message: IncomingMessage) -> Asker: ...
 
@@ -62,35 +62,46 @@ class InvoiceCommands:
                 discount = Discount(amount_minor=to_minor(command.discount_amount, command.currency))
             totals = compute(items, command.currency, discount)
         except (LineItemError, MoneyError) as exc:
-            return [Reply(f"{markup.escape(str(exc))}.\nFor example:\n`/invoice to alice@example.com\n2 x cake 25\n"
-                          "delivery 5\ntax 9%`")]
+            # The line-item rules' own wording (the API's), with the example in the chat's language.
+            return [Reply(i18n.current().gettext(
+                "%(problem)s\nFor example: %(example)s", problem=f"{markup.escape(str(exc))}.",
+                example="\n`/invoice to alice@example.com\n2 x cake 25\ndelivery 5\ntax 9%`"))]
         if totals.total_minor <= 0:
-            return [Reply("The invoice's total must be more than zero.")]
+            return [Reply(i18n.current().gettext("The invoice's total must be more than zero."))]
         names = ", ".join(line.name for line in command.lines)
         description = (names if len(names) <= 120 else names[:117] + "…") or "Invoice"
         link, _ = await self.links.create(LinkDraft(
             merchant_id=merchant.id, money=Money(totals.total_minor, command.currency), description=description,
             reference=command.reference, customer=command.customer, origin_platform=message.platform,
             origin_address=message.address, created_by_member_id=identity.member.id, line_items=totals))
-        reply = self.link_reply(link, merchant.locale)
+        reply = self.link_reply(link, merchant)
         pdf_url = f"{self.links.url(link.id)}/invoice.pdf"
         locale = merchant.locale
-        lines = [reply.text, f"🧾 Subtotal {format_money(totals.subtotal_minor, link.currency, locale)}"
-                 + (f" · discount −{format_money(totals.discount_minor, link.currency, locale)}"
-                    if totals.discount_minor else "")
-                 + f" · tax {format_money(totals.tax_minor, link.currency, locale)}"
-                 + f" · total **{format_money(totals.total_minor, link.currency, locale)}**"]
+        t = i18n.current()
+
+        def money(minor: int) -> str:
+            return format_money(minor, link.currency, locale)
+
+        sums = (t.gettext("🧾 Subtotal %(subtotal)s · discount −%(discount)s · tax %(tax)s · total %(total)s",
+                          subtotal=money(totals.subtotal_minor), discount=money(totals.discount_minor),
+                          tax=money(totals.tax_minor), total=f"**{money(totals.total_minor)}**")
+                if totals.discount_minor else
+                t.gettext("🧾 Subtotal %(subtotal)s · tax %(tax)s · total %(total)s",
+                          subtotal=money(totals.subtotal_minor), tax=money(totals.tax_minor),
+                          total=f"**{money(totals.total_minor)}**"))
+        lines = [reply.text, sums]
         path = await self.invoice_file(link.id) if self.invoice_file is not None and message.platform == "console" \
             else None
-        lines.append(f"📄 Invoice PDF: {path}" if path is not None else f"📄 Invoice PDF: {pdf_url}")
+        lines.append(t.gettext("📄 Invoice PDF: %(where)s", where=path if path is not None else pdf_url))
         # Platforms that can send a file (Telegram: a document) attach the PDF itself; the rest have its link.
-        return [Reply("\n".join(lines), buttons=(*reply.buttons, Button("Invoice (PDF)", pdf_url)),
+        return [Reply("\n".join(lines), buttons=(*reply.buttons, Button(t.gettext("Invoice (PDF)"), pdf_url)),
                       link_id=link.id, invoice_pdf=link.id if path is None else None)]
 
     async def _charge_series(self, command: SeriesCharge, identity: Identity,
                              message: IncomingMessage) -> Reply:
+        t = i18n.current()
         if self.series is None:
-            return Reply("Recurring charges are not set up here.")
+            return Reply(t.gettext("Recurring charges are not set up here."))
         charge, every = command.charge, command.recurrence
         merchant = identity.merchant
         try:
@@ -100,57 +111,63 @@ class InvoiceCommands:
                 reference=charge.reference, customer=charge.customer, origin_platform=message.platform,
                 origin_address=message.address, created_by_member_id=identity.member.id))
         except SeriesError as exc:
-            return Reply(f"{markup.escape(exc.message[:1].upper() + exc.message[1:])}.\nFor example: "
-                         "`/charge 150 tuition every month for 6 months to +65 9123 4567`")
+            return Reply(t.gettext("%(problem)s\nFor example: %(example)s",
+                                   problem=f"{markup.escape(exc.message[:1].upper() + exc.message[1:])}.",
+                                   example="`/charge 150 tuition every month for 6 months to +65 9123 4567`"))
         made = await self.series.links_of(series.id)
         amount = format_money(charge.money.amount_minor, charge.money.currency, merchant.locale)
         head = f"🔁 **{amount}** — {markup.user(charge.description)}, {every.words()}"
-        lines = [head, f"Series `{series.id}` · `/series stop {series.id}` ends it"]
+        lines = [head, t.gettext("Series %(id)s · %(command)s ends it", id=f"`{series.id}`",
+                                 command=f"`/series stop {series.id}`")]
         buttons: tuple[Button, ...] = ()
         if made:
             link = await self.links.get(made[0][1])
             if link is not None:
-                first = self.link_reply(link, merchant.locale)
-                lines.append("First link:\n" + first.text)
+                first = self.link_reply(link, merchant)
+                lines.append(t.gettext("First link:") + "\n" + first.text)
                 buttons = first.buttons
         return Reply("\n".join(lines), buttons=buttons)
 
     async def _series(self, command: SeriesCommand, identity: Identity,
                       message: IncomingMessage) -> list[Reply]:
+        t = i18n.current()
         if self.series is None:
-            return [Reply("Recurring charges are not set up here.")]
+            return [Reply(t.gettext("Recurring charges are not set up here."))]
         merchant = identity.merchant
         if command.stop is None:
             found = await self.series.list_series(merchant.id, limit=20)
             if not found:
-                return [Reply("No recurring charges yet. Make one with "
-                              "`/charge 150 tuition every month to +65 9123 4567`.")]
-            lines = ["🔁 **Recurring charges**"]
+                return [Reply(t.gettext("No recurring charges yet. Make one with "
+                                        "`/charge 150 tuition every month to +65 9123 4567`."))]
+            lines = [t.gettext("🔁 **Recurring charges**")]
             zone = shop_zone(merchant.timezone)
             for s in found:
                 template = s.template
                 amount = format_money(int(template["amount_minor"]), str(template["currency"]), merchant.locale)
                 unit = s.every if s.interval == 1 else f"{s.interval} {s.every}s"
-                state = {SeriesStatus.ACTIVE: "active", SeriesStatus.COMPLETED: "done",
-                         SeriesStatus.CANCELLED: "stopped"}[SeriesStatus(s.status)]
-                nxt = f", next {s.next_at.astimezone(zone):%Y-%m-%d}" if s.next_at else ""
+                state = {SeriesStatus.ACTIVE: t.gettext("active"), SeriesStatus.COMPLETED: t.gettext("done"),
+                         SeriesStatus.CANCELLED: t.gettext("stopped")}[SeriesStatus(s.status)]
+                nxt = (", " + t.gettext("next %(day)s", day=f"{s.next_at.astimezone(zone):%Y-%m-%d}")
+                       if s.next_at else "")
                 of = f"/{s.count}" if s.count else ""
-                lines.append(f"• `{s.id}` {amount} {markup.user(str(template['description']))} — every {unit}, "
-                             f"{s.made}{of} made, {state}{nxt}")
-            lines.append("Stop one: `/series stop ID`")
+                lines.append(f"• `{s.id}` {amount} {markup.user(str(template['description']))} — " + t.gettext(
+                    "every %(unit)s, %(made)s made, %(state)s", unit=unit, made=f"{s.made}{of}", state=state) + nxt)
+            lines.append(t.gettext("Stop one: `/series stop ID`"))
             return [Reply("\n".join(lines))]
         series = await self.series.get(command.stop, merchant.id)
         if series is None:
-            return [Reply(f"I found no series `{markup.user(command.stop[:40])}` in your shop. See `/series`.")]
+            return [Reply(t.gettext("I found no series %(id)s in your shop. See `/series`.",
+                                    id=f"`{markup.user(command.stop[:40])}`"))]
         if series.status != SeriesStatus.ACTIVE:
-            return [Reply(f"Series `{series.id}` has already ended ({series.status}).")]
+            return [Reply(t.gettext("Series %(id)s has already ended.", id=f"`{series.id}`"))]
         confirm: dict[str, Any] = {"kind": "series_stop", "series_id": series.id}
         question = await self.questions.ask(self._asker(message), merchant_id=merchant.id,
                                             member_id=identity.member.id, confirm=confirm)
-        text = (f"Stop series `{series.id}` ({markup.user(str(series.template['description']))})? yes / no\n"
-                "No further links will be made; links already sent stay open.")
-        return [Reply(text, buttons=(Button("Yes, stop it", action=f"{ANSWER_PREFIX}{question.id}:1"),
-                                     Button("No", action=f"{ANSWER_PREFIX}{question.id}:0")))]
+        text = t.gettext("Stop series %(id)s (%(description)s)? yes / no\n"
+                         "No further links will be made; links already sent stay open.", id=f"`{series.id}`",
+                         description=markup.user(str(series.template["description"])))
+        return [Reply(text, buttons=(Button(t.gettext("Yes, stop it"), action=f"{ANSWER_PREFIX}{question.id}:1"),
+                                     Button(t.gettext("No"), action=f"{ANSWER_PREFIX}{question.id}:0")))]
 
     async def _invoice_setting(self, command: ShopCommand, identity: Identity, message: IncomingMessage) -> Reply:
         """/shop prefix CC, /shop address …: what the shop's invoices print."""
@@ -162,24 +179,30 @@ class InvoiceCommands:
             else:
                 await invoices.configure(identity.merchant.id, address=value.replace(" / ", "\n"))
         except ValueError as exc:
-            return Reply(f"{markup.escape(str(exc))[:1].upper()}{markup.escape(str(exc))[1:]}.\n"
-                         "For example: `/shop prefix CC`")
+            return Reply(i18n.current().gettext(
+                "%(problem)s\nFor example: %(example)s",
+                problem=f"{markup.escape(str(exc))[:1].upper()}{markup.escape(str(exc))[1:]}.",
+                example="`/shop prefix CC`"))
         prefix, address = await invoices.settings(identity.merchant.id)
         if command.setting == "invoice_prefix":
-            return Reply(f"Done: new invoices are numbered **{prefix}-YYYY-0001**, …")
-        return Reply(f"Done: invoices print the address **{markup.user(address or '')}**.")
+            return Reply(i18n.current().gettext("Done: new invoices are numbered %(number)s, …",
+                                                number=f"**{prefix}-YYYY-0001**"))
+        return Reply(i18n.current().gettext("Done: invoices print the address %(address)s.",
+                                            address=f"**{markup.user(address or '')}**"))
 
     async def _series_confirmed(self, message: IncomingMessage, question: Question,
                                 pick: int) -> Reply:
         confirm = question.confirm or {}
+        t = i18n.current()
         if pick != 1:
-            return Reply("OK, the series goes on.")
+            return Reply(t.gettext("OK, the series goes on."))
         identity = await self.members.identify(message)
         if identity is None or identity.merchant.id != question.merchant_id or self.series is None:
-            return Reply("That question is closed. Send the /series stop again.")
+            return Reply(t.gettext("That question is closed. Send the /series stop again."))
         try:
             series = await self.series.cancel(str(confirm["series_id"]), identity.merchant.id)
         except SeriesError as exc:
-            return Reply(f"Nothing changed: {markup.escape(exc.message)}.")
-        return Reply(f"⏹ Series `{series.id}` stopped after {series.made} link{'s' if series.made != 1 else ''}.")
+            return Reply(t.gettext("Nothing changed: %(reason)s.", reason=markup.escape(exc.message)))
+        return Reply(t.ngettext("⏹ Series %(id)s stopped after %(count)s link.",
+                                "⏹ Series %(id)s stopped after %(count)s links.", series.made, id=f"`{series.id}`"))
 

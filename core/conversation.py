@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core import markup
+from core import i18n, markup
 from core.audit import Actor, AuditLog
 from core.chat_invoices import InvoiceCommands
 from core.clock import Clock, utcnow
@@ -52,6 +52,7 @@ from core.commands import (
     Remind,
     Report,
     SetCurrency,
+    SetLanguage,
     Shop,
     Status,
     parse,
@@ -61,11 +62,12 @@ from core.commands import (
 from core.commands.values import Promo, Sell, SeriesCharge
 from core.db import DatabaseBusy
 from core.deliveries import DeliveryLog
+from core.i18n import N_
 from core.links import LinkError, LinkService
 from core.locales import timezone_for
 from core.members import Identity, MemberError, MemberService
 from core.merchants import MerchantError, MerchantService
-from core.models import LinkStatus, Member, MemberRole, Merchant, PaymentLink, RefundStatus
+from core.models import ChatTarget, LinkStatus, Member, MemberRole, Merchant, PaymentLink, RefundStatus
 from core.money import Money, format_money
 from core.ports import Button, IncomingMessage, Reply
 from core.promos import PromoService
@@ -75,25 +77,27 @@ from core.reminders import ReminderError, Reminders
 from core.reports import (
     ReportService,
     format_relative,
-    format_when,
     render_links,
     render_money_life,
     render_report,
     render_status,
     short_id,
+    status_word,
 )
 from core.sales_texts import amount_text, counts_text, kind_text, pay_label
 from core.series import SeriesService
 from core.signin import SigninService
-from core.sql import table
+from core.sql import insert_ignore, table
 from core.text import without_controls
 from core.timeline import timeline
 
 log = logging.getLogger("paylinks.conversation")
 
 LINKS = table(PaymentLink)
-APOLOGY = "😕 Sorry, something went wrong on my side. Please try again in a moment."
-BUSY = "⏳ Paylinks is busy, try again in a moment."
+MEMBERS = table(Member)
+TARGETS = table(ChatTarget)
+APOLOGY = N_("😕 Sorry, something went wrong on my side. Please try again in a moment.")
+BUSY = N_("⏳ Paylinks is busy, try again in a moment.")
 LIST_LIMIT = 10
 # An amount this many times the median of the shop's recent links (same currency) is confirmed first.
 LARGE_FACTOR = 10
@@ -137,6 +141,8 @@ class Conversation(InvoiceCommands):
         self.channel_titles: dict[str, str] = {}
         # Set by bots/services.py: /refund and the refunds shown by /status.
         self.refunds: RefundService | None = None
+        # (platform, address) -> the language last written to chat_target (see _remember_chat_language).
+        self._chat_languages: dict[tuple[str, str], str] = {}
         # Set by bots/services.py: recurring charges (/charge … every month, /series).
         self.series: SeriesService | None = None
 
@@ -148,14 +154,55 @@ class Conversation(InvoiceCommands):
         message = dataclasses.replace(
             message, text=without_controls(message.text), display_name=without_controls(message.display_name)
         )
-        try:
-            return await self.deliveries.once(message, self._handle)
-        except DatabaseBusy as busy:  # another process held the database past database.busy_timeout
-            log.warning("conversation refused: database busy (%s) platform=%s", busy.reason, message.platform)
-            return [Reply(BUSY)]
-        except Exception:  # the chat must always get an answer; the log gets the details
-            log.exception("conversation failed platform=%s address=%s", message.platform, message.address)
-            return [Reply(APOLOGY)]
+        # Until we know who this is, answer in the language their platform says (core.i18n).
+        with i18n.speaking(i18n.match_language(message.language)) as t:
+            try:
+                return await self.deliveries.once(message, self._handle_in_language)
+            except DatabaseBusy as busy:  # another process held the database past database.busy_timeout
+                log.warning("conversation refused: database busy (%s) platform=%s", busy.reason, message.platform)
+                return [Reply(t.gettext(BUSY))]
+            except Exception:  # the chat must always get an answer; the log gets the details
+                log.exception("conversation failed platform=%s address=%s", message.platform, message.address)
+                return [Reply(t.gettext(APOLOGY))]
+
+    def language_of(self, member: Member | None, merchant: Merchant | None, message: IncomingMessage) -> str:
+        """Who reads the answer: their /language, else their platform's language (Telegram's
+        language_code, Slack's locale, a WhatsApp number's country), else their shop's, else English."""
+        for choice in (member.language if member else None, message.language,
+                       merchant.locale if merchant else None):
+            found = i18n.match_language(choice)
+            if found is not None:
+                return found
+        return i18n.DEFAULT
+
+    async def _handle_in_language(self, message: IncomingMessage) -> list[Reply]:
+        identity = await self.members.identify(message)
+        language = self.language_of(identity.member if identity else None,
+                                    identity.merchant if identity else None, message)
+        if identity is not None:
+            await self._remember_chat_language(message, language)
+        with i18n.speaking(language):
+            return await self._handle(message)
+
+    async def _remember_chat_language(self, message: IncomingMessage, language: str) -> None:
+        """The chat's language for the alerts sent to it (core/outbox.py): the last writer's. Written only
+        when it changes (remembered per process), so most messages cost no write."""
+        key = (message.platform, message.address)
+        if self._chat_languages.get(key) == language:
+            return
+        async with self.links.db.write() as conn:
+            changed = await conn.execute(TARGETS.update().where(
+                TARGETS.c.platform == message.platform, TARGETS.c.address == message.address,
+                TARGETS.c.language.is_distinct_from(language)).values(language=language))
+            if changed.rowcount == 0:
+                exists = (await conn.execute(select(TARGETS.c.id).where(
+                    TARGETS.c.platform == message.platform, TARGETS.c.address == message.address))).first()
+                if exists is None:
+                    await insert_ignore(conn, TARGETS, {"platform": message.platform, "address": message.address,
+                                                        "language": language})
+        if len(self._chat_languages) > 10_000:
+            self._chat_languages.clear()
+        self._chat_languages[key] = language
 
     async def _handle(self, message: IncomingMessage) -> list[Reply]:
         if message.action and message.action.startswith(ANSWER_PREFIX):
@@ -187,7 +234,7 @@ class Conversation(InvoiceCommands):
                 welcome = Reply(self._welcome(identity))
         if spec.name == "start":
             return [welcome or Reply(self._greeting(identity))]
-        command = parse(message.text, self._context(identity.merchant))
+        command = parse(message.text, self._context(identity.merchant, identity.member))
         replies = [Reply(command.text())] if isinstance(command, CommandError) else await self._run(
             spec, command, identity, message
         )
@@ -200,8 +247,9 @@ class Conversation(InvoiceCommands):
             return self._hello(found, known=await self._known(message))
         if isinstance(found, Help) and found.suggestion:
             typed = found.unknown or message.text.split()[0]
-            return (f"I don't know “{markup.user(typed[:60])}”. "
-                    f"Did you mean `{markup.escape(found.suggestion[:200])}`? Everything I can do: /help")
+            return i18n.current().gettext(
+                "I don't know “%(typed)s”. Did you mean %(suggestion)s? Everything I can do: /help",
+                typed=markup.user(typed[:60]), suggestion=f"`{markup.escape(found.suggestion[:200])}`")
         word = split_command(message.text)
         unknown = word.typed if word.slash else message.text.strip()
         return self._help(None, unknown=unknown, known=await self._known(message))
@@ -209,14 +257,15 @@ class Conversation(InvoiceCommands):
     async def _known(self, message: IncomingMessage) -> bool:
         return await self.members.identify(message) is not None
 
-    def _context(self, merchant: Merchant) -> ParseContext:
+    def _context(self, merchant: Merchant, member: Member | None = None) -> ParseContext:
         return ParseContext(
             locale=merchant.locale,
             default_currency=merchant.default_currency,
             max_amount=self.links.max_amount,
             now=self.clock(),
-            timezone=timezone_for(merchant.locale),
+            timezone=i18n.shop_zone(merchant.timezone, merchant.locale),
             channels=self.via_words,
+            language=i18n.current().language,
         )
 
     async def _run(self, spec: CommandSpec, command: Command, identity: Identity,
@@ -228,49 +277,51 @@ class Conversation(InvoiceCommands):
         except MemberError as error:
             return [Reply(error.text())]
         except LinkError as error:
-            return [Reply(f"{markup.escape(error.message[:1].upper() + error.message[1:])}.")]
+            return [Reply(link_error_text(error))]
 
     # ------------------------------------------------------------ texts
 
     def _help(self, topic: str | None, *, unknown: str | None = None, known: bool) -> str:
+        t = i18n.current()
         spec = BY_NAME.get(topic or "")
         if spec is not None:
-            return spec.details or f"`{spec.usage}` — {spec.help}"
+            return t.gettext(spec.details) if spec.details else f"`{spec.usage}` — {t.gettext(spec.help)}"
         lines = []
         if unknown:
-            lines.append(f"I don't know “{markup.user(unknown[:60])}”. Here is what I can do:")
+            lines.append(t.gettext("I don't know “%(typed)s”. Here is what I can do:", typed=markup.user(unknown[:60])))
         else:
-            lines.append("**paylinks** makes payment links right here in the chat.")
-        lines.extend(f"• `{spec.usage}` — {spec.help}" for spec in COMMANDS if spec.listed)
-        lines.append("The slash is optional: `charge 25 cake` works too. More: `/help charge`")
+            lines.append(t.gettext("**paylinks** makes payment links right here in the chat."))
+        lines.extend(f"• `{spec.usage}` — {t.gettext(spec.help)}" for spec in COMMANDS if spec.listed)
+        lines.append(t.gettext("The slash is optional: `charge 25 cake` works too. More: `/help charge`"))
         if not known:
-            lines.append("New here? Send /start to open your shop, or `/join CODE` to join one.")
+            lines.append(t.gettext("New here? Send /start to open your shop, or `/join CODE` to join one."))
         return "\n".join(lines)
 
     def _hello(self, greeting: Greeting, *, known: bool) -> str:
+        t = i18n.current()
         if greeting.thanks:
-            return "You're welcome! 🙂"
+            return t.gettext("You're welcome! 🙂")
         if known:
-            return "👋 Hi! Send `/charge 25 birthday cake` for a payment link, or /help for the rest."
-        return "👋 Hi! I make payment links. Send /start to open your shop, or /help to see what I can do."
+            return t.gettext("👋 Hi! Send `/charge 25 birthday cake` for a payment link, or /help for the rest.")
+        return t.gettext("👋 Hi! I make payment links. Send /start to open your shop, or /help to see what I can do.")
 
     def _welcome(self, identity: Identity) -> str:
         merchant = identity.merchant
-        return (
-            f"👋 Welcome! I opened a shop for you: **{markup.user(merchant.name)}** "
-            f"({merchant.default_currency}, {merchant.locale}).\n"
-            f"Make a payment link with `/charge 25 birthday cake`. "
-            f"Change the currency with `/currency {'SGD' if merchant.default_currency != 'SGD' else 'USD'}`, "
-            "or join an existing shop with `/join CODE`."
-        )
+        return i18n.current().gettext(
+            "👋 Welcome! I opened a shop for you: %(shop)s (%(currency)s, %(locale)s).\n"
+            "Make a payment link with `/charge 25 birthday cake`. Change the currency with %(example)s, "
+            "or join an existing shop with `/join CODE`.",
+            shop=f"**{markup.user(merchant.name)}**", currency=merchant.default_currency, locale=merchant.locale,
+            example=f"`/currency {'SGD' if merchant.default_currency != 'SGD' else 'USD'}`")
 
     def _greeting(self, identity: Identity) -> str:
-        role = "owner" if identity.is_owner else "staff"
-        return (
-            f"👋 Hi! You're in **{markup.user(identity.merchant.name)}** ({role}, "
-            f"{identity.merchant.default_currency}).\n"
-            "Try `/charge 25 birthday cake`, `/links` or `/report`. Everything else: /help"
-        )
+        t = i18n.current()
+        values = {"shop": f"**{markup.user(identity.merchant.name)}**", "currency": identity.merchant.default_currency}
+        if identity.is_owner:
+            return t.gettext("👋 Hi! You're in %(shop)s (owner, %(currency)s).\n"
+                             "Try `/charge 25 birthday cake`, `/links` or `/report`. Everything else: /help", **values)
+        return t.gettext("👋 Hi! You're in %(shop)s (staff, %(currency)s).\n"
+                         "Try `/charge 25 birthday cake`, `/links` or `/report`. Everything else: /help", **values)
 
     # ------------------------------------------------------------ commands (COMMANDS' handlers)
 
@@ -296,7 +347,7 @@ class Conversation(InvoiceCommands):
             command.draft(merchant_id=identity.merchant.id, member_id=identity.member.id,
                           platform=message.platform, address=message.address, idempotency_key=idempotency_key)
         )
-        return self.link_reply(link, identity.merchant.locale, notify=command.notify)
+        return self.link_reply(link, identity.merchant, notify=command.notify)
 
     async def _unusually_large(self, charge: Charge, merchant_id: str) -> bool:
         """More than LARGE_FACTOR times the median of the shop's last RECENT_LINKS links in this currency."""
@@ -327,26 +378,33 @@ class Conversation(InvoiceCommands):
 
     def question_reply(self, question: Question, choice: Choice, locale: str) -> Reply:
         """"Did you mean S$1.00 or S$1,000.00?" with one answer button per reading, and numbers to type."""
+        t = i18n.current()
         shown = [self._reading(r, locale) for r in choice.readings]
         amounts = [f"**{format_money(r.money.amount_minor, r.money.currency, locale)}**" for r in choice.readings]
         if len(choice.readings) == 1:
             if choice.reason == Doubt.SHORTHAND:
-                head = f"`{markup.escape(choice.typed)}` is {amounts[0]}. Shall I make the link?"
+                head = t.gettext("%(typed)s is %(amount)s. Shall I make the link?",
+                                 typed=f"`{markup.escape(choice.typed)}`", amount=amounts[0])
             else:
-                head = f"{amounts[0]} is much more than your usual links. Shall I make it?"
-            lines = [f"🤔 {head}", f"1. Yes: {shown[0]}", "Reply `1` to make it, or `cancel`."]
-            labels = [f"Yes, {markup.to_plain(shown[0])}"]
+                head = t.gettext("%(amount)s is much more than your usual links. Shall I make it?", amount=amounts[0])
+            lines = [f"🤔 {head}", t.gettext("1. Yes: %(link)s", link=shown[0]),
+                     t.gettext("Reply `1` to make it, or `cancel`.")]
+            labels = [t.gettext("Yes, %(link)s", link=markup.to_plain(shown[0]))]
         else:
-            head = ", ".join(amounts[:-1]) + f" or {amounts[-1]}"
-            lines = [f"🤔 Did you mean {head}?"]
+            if len(amounts) == 2:
+                head = t.gettext("Did you mean %(first)s or %(second)s?", first=amounts[0], second=amounts[1])
+                pick = t.gettext("Reply `1` or `2` to pick, or `cancel`. No link is made until you do.")
+            else:
+                head = t.gettext("Did you mean %(first)s, %(second)s or %(third)s?", first=amounts[0],
+                                 second=amounts[1], third=amounts[2])
+                pick = t.gettext("Reply `1`, `2` or `3` to pick, or `cancel`. No link is made until you do.")
+            lines = [f"🤔 {head}"]
             lines.extend(f"{n}. {text}" for n, text in enumerate(shown, start=1))
-            typed = [f"`{n}`" for n in range(1, len(shown) + 1)]
-            lines.append(f"Reply {', '.join(typed[:-1])} or {typed[-1]} to pick, or `cancel`. "
-                         "No link is made until you do.")
+            lines.append(pick)
             labels = [markup.to_plain(text) for text in shown]
         buttons = [Button(label[:60], action=f"{ANSWER_PREFIX}{question.id}:{n}")
                    for n, label in enumerate(labels, start=1)]
-        buttons.append(Button("Cancel", action=f"{ANSWER_PREFIX}{question.id}:0"))
+        buttons.append(Button(t.gettext("Cancel"), action=f"{ANSWER_PREFIX}{question.id}:0"))
         return Reply("\n".join(lines), buttons=tuple(buttons))
 
     @staticmethod
@@ -357,7 +415,8 @@ class Conversation(InvoiceCommands):
     async def _answer_button(self, message: IncomingMessage) -> list[Reply]:
         question_id, _, pick = (message.action or "")[len(ANSWER_PREFIX):].partition(":")
         if not (pick.isascii() and pick.isdigit()):
-            return [Reply("I couldn't read that answer. Send the /charge again, e.g. `/charge 25 cake`.")]
+            return [Reply(i18n.current().gettext(
+                "I couldn't read that answer. Send the /charge again, e.g. `/charge 25 cake`."))]
         return await self._answer(message, question_id, int(pick))
 
     async def _answer_typed(self, message: IncomingMessage) -> list[Reply] | None:
@@ -380,50 +439,56 @@ class Conversation(InvoiceCommands):
         elif text in _YES_WORDS and len(question.readings) == 1:
             pick = 1
         elif text in _YES_WORDS:
-            return [Reply(f"Which one? Reply a number from 1 to {len(question.readings)}, or `cancel`.")]
+            return [Reply(i18n.current().gettext("Which one? Reply a number from 1 to %(most)s, or `cancel`.",
+                                                 most=len(question.readings)))]
         else:
             pick = 0
         return await self._answer(message, question.id, pick)
 
     async def _answer(self, message: IncomingMessage, question_id: str, pick: int) -> list[Reply]:
+        t = i18n.current()
         open_now = await self.questions.open_question(self._asker(message))
         if open_now is not None and open_now.confirm is None and open_now.id == question_id \
                 and pick > len(open_now.readings):
-            return [Reply(f"Reply a number from 1 to {len(open_now.readings)}, or `cancel`.")]
+            return [Reply(t.gettext("Reply a number from 1 to %(most)s, or `cancel`.", most=len(open_now.readings)))]
         question = await self.questions.take(self._asker(message), question_id)
         if question is None:
-            return [Reply("That question was for someone else. Send your own `/charge 25 cake`.")]
+            return [Reply(t.gettext("That question was for someone else. Send your own `/charge 25 cake`."))]
         if question is not False and question.confirm is not None:
             return [await self._confirmed(message, question, pick)]
         if question is False or pick > len(question.readings):
-            return [Reply("That question is closed (answered, replaced or expired). "
-                          "Send the command again, e.g. `/charge 25 cake`.")]
+            return [Reply(t.gettext("That question is closed (answered, replaced or expired). "
+                                    "Send the command again, e.g. `/charge 25 cake`."))]
         if pick == 0:
-            return [Reply("OK, no link made.")]
+            return [Reply(t.gettext("OK, no link made."))]
         identity = await self.members.identify(message)
         if identity is None or identity.merchant.id != question.merchant_id:
-            return [Reply("You're not in that shop any more, so I made no link.")]
+            return [Reply(t.gettext("You're not in that shop any more, so I made no link."))]
         try:
             # Keyed by the question: a second tap, or the same answer in two processes, is one link.
             return [await self._make_link(question.readings[pick - 1], identity, message,
                                           idempotency_key=f"chat-question:{question.id}")]
         except LinkError as error:
-            return [Reply(f"{markup.escape(error.message[:1].upper() + error.message[1:])}.")]
+            return [Reply(link_error_text(error))]
 
-    def link_reply(self, link: PaymentLink, locale: str, *, now: datetime | None = None,
+    def link_reply(self, link: PaymentLink, merchant: Merchant | str, *, now: datetime | None = None,
                    notify: frozenset[str] | None = None) -> Reply:
         """The message that shows a new link: amount, description, URL, expiry and a Pay button."""
+        t = i18n.current()
+        locale = merchant if isinstance(merchant, str) else merchant.locale
+        zone = None if isinstance(merchant, str) else merchant.timezone
+        clock = i18n.Clock.of(language=t.language, shop_locale=locale, timezone=zone)
         now = now or self.clock()
         url = self.links.url(link.id)
         amount = amount_text(link, locale)
         lines = [f"💳 **{amount}** — {markup.user(link.description)}"]
         details = []
         if link.reference:
-            details.append(f"ref `{markup.user(link.reference)}`")
+            details.append(t.gettext("ref %(reference)s", reference=f"`{markup.user(link.reference)}`"))
         customer = link.customer_phone or link.customer_email or link.customer_name
         if customer:
-            details.append(f"for {markup.user(customer)}")
-        details.append(f"id `{short_id(link.id)}`")
+            details.append(t.gettext("for %(customer)s", customer=markup.user(customer)))
+        details.append(t.gettext("id %(id)s", id=f"`{short_id(link.id)}`"))
         lines.append(" · ".join(details))
         if link.reusable:
             lines.append(f"{kind_text(link, locale)} · {counts_text(link, locale)}")
@@ -431,13 +496,17 @@ class Conversation(InvoiceCommands):
         reach = self.customer_reach(link, notify) if self.customer_reach is not None else []
         if reach:
             # A follow-up says when it arrived (email accepted, SMS or WhatsApp delivered) or failed.
-            lines.append(f"📨 Sent to {' and '.join(markup.user(r) for r in reach)}")
+            reached = [markup.user(r) for r in reach]
+            lines.append(t.gettext("📨 Sent to %(where)s", where=reached[0]) if len(reached) == 1 else
+                         t.gettext("📨 Sent to %(first)s and %(second)s", first=", ".join(reached[:-1]),
+                                   second=reached[-1]))
         elif notify:
-            asked = " or ".join(sorted(self.channel_titles.get(n, n) for n in notify))
-            lines.append(f"📭 Not sent: I can't reach this customer by {asked} here "
-                         "(not set up, or no matching contact). Send them the link yourself.")
-        when = format_when(link.expires_at, locale)
-        lines.append(f"⏳ Expires {format_relative(link.expires_at, now, locale)} ({when})")
+            asked = ", ".join(sorted(self.channel_titles.get(n, n) for n in notify))
+            lines.append(t.gettext("📭 Not sent: I can't reach this customer by %(channels)s here (not set up, or no "
+                                   "matching contact). Send them the link yourself.", channels=asked))
+        lines.append(t.gettext("⏳ Expires %(relative)s (%(when)s)",
+                               relative=format_relative(link.expires_at, now, t.language),
+                               when=clock.when(link.expires_at)))
         return Reply(
             text="\n".join(lines),
             buttons=(Button(pay_label(link, locale), url),),
@@ -465,23 +534,24 @@ class Conversation(InvoiceCommands):
                                             member_id=identity.member.id,
                                             confirm={"kind": "promo_off", "code": found.code})
         return [Reply(end_promo_question(found, identity.merchant.locale),
-                      buttons=(Button(f"Yes, end {found.code}"[:60], action=f"{ANSWER_PREFIX}{question.id}:1"),
-                               Button("No", action=f"{ANSWER_PREFIX}{question.id}:0")))]
+                      buttons=(Button(i18n.current().gettext("Yes, end %(code)s", code=found.code)[:60],
+                                      action=f"{ANSWER_PREFIX}{question.id}:1"),
+                               Button(i18n.current().gettext("No"), action=f"{ANSWER_PREFIX}{question.id}:0")))]
 
     async def _promo_confirmed(self, message: IncomingMessage, question: Question, pick: int) -> Reply:
         from core.sales_chat import end_promo
 
         code = str((question.confirm or {}).get("code", ""))
         if pick != 1:
-            return Reply(f"OK, `{markup.user(code)}` stays on.")
+            return Reply(i18n.current().gettext("OK, %(code)s stays on.", code=f"`{markup.user(code)}`"))
         identity = await self.members.identify(message)
         if identity is None or identity.merchant.id != question.merchant_id:
-            return Reply("You're not in that shop any more, so nothing changed.")
+            return Reply(i18n.current().gettext("You're not in that shop any more, so nothing changed."))
         return await end_promo(PromoService(self.links.db, clock=self.clock), code, identity.merchant)
 
     async def _links(self, command: Links, identity: Identity, message: IncomingMessage) -> list[Reply]:
         links, cursor = await self.links.list_links(identity.merchant.id, status=command.status, limit=LIST_LIMIT)
-        return [Reply(render_links(links, command.label, identity.merchant.locale, more=cursor is not None))]
+        return [Reply(render_links(links, command.label, identity.merchant, more=cursor is not None))]
 
     async def find_link(self, merchant_id: str, key: str) -> PaymentLink | None:
         """By full id, reference, or the short id shown in listings (a unique prefix of 6+ characters)."""
@@ -504,10 +574,9 @@ class Conversation(InvoiceCommands):
         return await self.links.get(rows[0].id, merchant_id)
 
     def _not_found(self, key: str, identity: Identity, command: str) -> Reply:
-        return Reply(
-            f"I can't find a link “{markup.user(key)}” in **{markup.user(identity.merchant.name)}**. "
-            f"Use its id or reference from /links, e.g. `/{command} INV-1042`."
-        )
+        return Reply(i18n.current().gettext(
+            "I can't find a link “%(key)s” in %(shop)s. Use its id or reference from /links, e.g. %(example)s.",
+            key=markup.user(key), shop=f"**{markup.user(identity.merchant.name)}**", example=f"`/{command} INV-1042`"))
 
     async def _status(self, command: Status, identity: Identity, message: IncomingMessage) -> list[Reply]:
         return [await self._status_reply(command, identity)]
@@ -521,13 +590,13 @@ class Conversation(InvoiceCommands):
         buttons: tuple[Button, ...] = ()
         if LinkStatus(link.status) is LinkStatus.ACTIVE:
             buttons = (Button(pay_label(link, locale), url),)
-        text = render_status(link, url, locale, self.clock())
+        text = render_status(link, url, identity.merchant, self.clock())
         if self.refunds is not None:
             payments = (await self.refunds.payments_of([link.id])).get(link.id, [])
             refunds = await self.refunds.refunds_for([link.id])
             events = await timeline(self.links.db, link, self.links.status_of(link))
             promos = await self.links.reservations.promos_of([p.id for p in payments]) if link.reusable else {}
-            text = "\n".join([text, *render_money_life(payments, refunds, events, locale, promos)])
+            text = "\n".join([text, *render_money_life(payments, refunds, events, identity.merchant, promos)])
         return Reply(text, buttons=buttons)
 
     async def _cancel(self, command: Cancel, identity: Identity, message: IncomingMessage) -> list[Reply]:
@@ -545,52 +614,63 @@ class Conversation(InvoiceCommands):
             if error.code != "not_active":
                 raise
             current = await self.links.get(link.id, identity.merchant.id) or link
-            return Reply(
-                f"That link ({amount} — {markup.user(link.description)}) is {current.status}; "
-                "only an open link can be cancelled."
-            )
+            return Reply(i18n.current().gettext(
+                "That link (%(amount)s — %(description)s) is %(status)s; only an open link can be cancelled.",
+                amount=amount, description=markup.user(link.description),
+                status=status_word(LinkStatus(current.status)).casefold()))
         log.info("link cancelled from chat link=%s member=%s", link.id, identity.member.id)
         await self._audit(identity, message, "link.cancelled", link_id=link.id,
                           amount=Money(link.amount_minor, link.currency).amount_str(), currency=link.currency)
-        return Reply(
-            f"🚫 Cancelled **{amount}** — {markup.user(link.description)}. The link no longer takes payments."
-        )
+        return Reply(i18n.current().gettext(
+            "🚫 Cancelled %(amount)s — %(description)s. The link no longer takes payments.",
+            amount=f"**{amount}**", description=markup.user(link.description)))
 
     async def _remind(self, command: Remind, identity: Identity, message: IncomingMessage) -> list[Reply]:
         link = await self.find_link(identity.merchant.id, command.key)
         if link is None:
             return [self._not_found(command.key, identity, "remind")]
         amount = format_money(link.amount_minor, link.currency, identity.merchant.locale)
+        t = i18n.current()
         if self.reminders is None:
-            return [Reply("Reminders are not available here.")]
+            return [Reply(t.gettext("Reminders are not available here."))]
         try:
             done = await self.reminders.remind_now(link.id, identity.merchant.id)
         except ReminderError as error:
-            return [Reply(f"No reminder sent for {amount} — {markup.user(link.description)}: {error.message}.")]
-        where = " and ".join(done.channels)
-        return [Reply(f"⏰ Reminder sent for **{amount}** — {markup.user(link.description)} (by {where}).")]
+            reasons = {"not_active": N_("No reminder sent for %(amount)s — %(description)s: this link is %(status)s."),
+                       "no_contact": N_("No reminder sent for %(amount)s — %(description)s: it has no customer "
+                                        "email or phone I can reach."),
+                       "too_soon": N_("No reminder sent for %(amount)s — %(description)s: one went out less than "
+                                      "12 hours ago.")}
+            status = status_word(self.links.status_of(await self.links.get(link.id, identity.merchant.id) or link))
+            return [Reply(t.gettext(reasons.get(error.code, reasons["not_active"]), amount=amount,
+                                    description=markup.user(link.description), status=status.casefold()))]
+        where = ", ".join(done.channels)
+        return [Reply(t.gettext("⏰ Reminder sent for %(amount)s — %(description)s (by %(where)s).",
+                                amount=f"**{amount}**", description=markup.user(link.description), where=where))]
 
     async def _currency(self, command: SetCurrency, identity: Identity, message: IncomingMessage) -> list[Reply]:
         return [await self._currency_reply(command, identity)]
 
     async def _currency_reply(self, command: SetCurrency, identity: Identity) -> Reply:
         merchant = identity.merchant
+        t = i18n.current()
         if command.code is None:
             other = "SGD" if merchant.default_currency != "SGD" else "USD"
-            return Reply(
-                f"**{markup.user(merchant.name)}** charges in **{merchant.default_currency}** unless you say "
-                f"otherwise. Change it with `/currency {other}`."
-            )
+            return Reply(t.gettext(
+                "%(shop)s charges in %(currency)s unless you say otherwise. Change it with %(example)s.",
+                shop=f"**{markup.user(merchant.name)}**", currency=f"**{merchant.default_currency}**",
+                example=f"`/currency {other}`"))
         if not identity.is_owner:
-            return Reply(f"Only the owner of **{markup.user(merchant.name)}** can change its currency.")
+            return Reply(t.gettext("Only the owner of %(shop)s can change its currency.",
+                                   shop=f"**{markup.user(merchant.name)}**"))
         try:
             await self.merchants.update(merchant.id, currency=command.code)
         except MerchantError as error:  # pragma: no cover — the grammar already checked the code
             return Reply(markup.escape(str(error)))
         example = format_money(2500, command.code, merchant.locale)
-        return Reply(
-            f"Done: new links are in **{command.code}** unless you say otherwise (`/charge 25 cake` → {example})."
-        )
+        return Reply(t.gettext(
+            "Done: new links are in %(currency)s unless you say otherwise (`/charge 25 cake` → %(example)s).",
+            currency=f"**{command.code}**", example=example))
 
     async def _audit(self, identity: Identity, message: IncomingMessage, action: str, **detail: Any) -> None:
         """An audit entry (core/audit.py) for what a member did in chat: their name, platform and chat address."""
@@ -602,10 +682,15 @@ class Conversation(InvoiceCommands):
         invite = await self.members.create_invite(identity)
         await self._audit(identity, message, "invite.created", code=invite.code)
         hours = int((invite.expires_at - invite.created_at).total_seconds() // 3600)
-        return [Reply(
-            f"🎟 Invite code for **{markup.user(identity.merchant.name)}**: `{invite.code}`\n"
-            f"Whoever sends `/join {invite.code}` — here or in any other chat app I am on — becomes staff. "
-            f"It works once, for {hours} hours."
+        return [Reply(i18n.current().ngettext(
+            "🎟 Invite code for %(shop)s: %(code)s\n"
+            "Whoever sends %(join)s — here or in any other chat app I am on — becomes staff. "
+            "It works once, for %(count)s hour.",
+            "🎟 Invite code for %(shop)s: %(code)s\n"
+            "Whoever sends %(join)s — here or in any other chat app I am on — becomes staff. "
+            "It works once, for %(count)s hours.",
+            hours, shop=f"**{markup.user(identity.merchant.name)}**", code=f"`{invite.code}`",
+            join=f"`/join {invite.code}`")
         )]
 
     async def _join(self, command: Join, identity: None, message: IncomingMessage) -> list[Reply]:
@@ -619,13 +704,18 @@ class Conversation(InvoiceCommands):
         await self._audit(result.identity, message, "member.joined", role=str(result.identity.member.role),
                           member=f"{result.identity.member.display_name or message.display_name or 'member'} "
                                  f"({message.platform})", workspace=result.workspace)
-        name = markup.user(result.identity.merchant.name)
-        who = "This workspace is" if result.workspace else "You're"
-        text = f"🤝 {who} now part of **{name}** (staff). Try `/charge 25 birthday cake`."
+        t = i18n.current()
+        shop = f"**{markup.user(result.identity.merchant.name)}**"
+        text = (t.gettext("🤝 This workspace is now part of %(shop)s (staff). Try `/charge 25 birthday cake`.",
+                          shop=shop)
+                if result.workspace else
+                t.gettext("🤝 You're now part of %(shop)s (staff). Try `/charge 25 birthday cake`.", shop=shop))
         if result.previous is not None:
-            subject = "it" if result.workspace else "you"
-            text += (f"\n(Before, {subject} belonged to **{markup.user(result.previous.name)}**; "
-                     "that shop and its links are unchanged.)")
+            before = f"**{markup.user(result.previous.name)}**"
+            text += "\n" + (
+                t.gettext("(Before, it belonged to %(shop)s; that shop and its links are unchanged.)", shop=before)
+                if result.workspace else
+                t.gettext("(Before, you belonged to %(shop)s; that shop and its links are unchanged.)", shop=before))
         return Reply(text)
 
     async def _alerts(self, command: Alerts, identity: Identity, message: IncomingMessage) -> list[Reply]:
@@ -633,20 +723,23 @@ class Conversation(InvoiceCommands):
 
     async def _alerts_reply(self, command: Alerts, identity: Identity, message: IncomingMessage) -> Reply:
         merchant = identity.merchant
-        name = markup.user(merchant.name)
+        t = i18n.current()
+        shop = f"**{markup.user(merchant.name)}**"
         if command.on is None:
             on = await self.members.alerts_on(merchant.id, message.platform, message.address)
-            state = "on" if on else "off"
-            return Reply(f"Paid alerts for **{name}** are **{state}** in this chat. "
-                         f"Switch with `/alerts {'off' if on else 'on'}`.")
+            if on:
+                return Reply(t.gettext("Paid alerts for %(shop)s are **on** in this chat. Switch with `/alerts off`.",
+                                       shop=shop))
+            return Reply(t.gettext("Paid alerts for %(shop)s are **off** in this chat. Switch with `/alerts on`.",
+                                   shop=shop))
         changed = await self.members.set_alerts(merchant.id, message.platform, message.address, command.on)
         if command.on:
-            already = "" if changed else " (they already were)"
-            return Reply(
-                f"🔔 Paid alerts for **{name}** are on in this chat{already}. I'll post here when a link is paid."
-            )
-        already = "" if changed else " (they already were)"
-        return Reply(f"🔕 Paid alerts for **{name}** are off in this chat{already}.")
+            return Reply(t.gettext("🔔 Paid alerts for %(shop)s are on in this chat. "
+                                   "I'll post here when a link is paid.", shop=shop) if changed else
+                         t.gettext("🔔 Paid alerts for %(shop)s are on in this chat (they already were). "
+                                   "I'll post here when a link is paid.", shop=shop))
+        return Reply(t.gettext("🔕 Paid alerts for %(shop)s are off in this chat.", shop=shop) if changed else
+                     t.gettext("🔕 Paid alerts for %(shop)s are off in this chat (they already were).", shop=shop))
 
     # ------------------------------------------------------------ refunds
 
@@ -655,8 +748,9 @@ class Conversation(InvoiceCommands):
 
     async def _refund_question(self, command: RefundAsk, identity: Identity, message: IncomingMessage) -> Reply:
         """Check what would be refunded, then ask the owner to confirm: a refund cannot be undone."""
+        t = i18n.current()
         if self.refunds is None:
-            return Reply("Refunds are not set up here; refund from your payment provider's dashboard.")
+            return Reply(t.gettext("Refunds are not set up here; refund from your payment provider's dashboard."))
         merchant = identity.merchant
         payment_id = command.key if command.key.startswith("pay_") else None
         link = None
@@ -672,13 +766,18 @@ class Conversation(InvoiceCommands):
         if payment_id is not None:
             choices = [c for c in choices if c.payment.id == payment_id]
         if not choices:
-            return Reply(f"There is nothing to refund on **{format_money(link.amount_minor, link.currency, locale)}**"
-                         f" — {markup.user(link.description)} (it is {self.links.status_of(link).value}).")
+            return Reply(t.gettext("There is nothing to refund on %(amount)s — %(description)s (it is %(status)s).",
+                                   amount=f"**{format_money(link.amount_minor, link.currency, locale)}**",
+                                   description=markup.user(link.description),
+                                   status=status_word(self.links.status_of(link)).casefold()))
         if len(choices) > 1:
-            lines = [f"That link has {len(choices)} payments you can refund. Say which:"]
-            lines.extend(f"• `/refund {c.payment.id}` — {format_money(c.refundable_minor, c.payment.currency, locale)}"
-                         f"{' by ' + markup.user(c.payment.payer_name) if c.payment.payer_name else ''}"
-                         for c in choices)
+            lines = [t.ngettext("That link has %(count)s payment you can refund. Say which:",
+                                "That link has %(count)s payments you can refund. Say which:", len(choices))]
+            for c in choices:
+                refundable = format_money(c.refundable_minor, c.payment.currency, locale)
+                lines.append(f"• `/refund {c.payment.id}` — " + (
+                    t.gettext("%(amount)s by %(payer)s", amount=refundable, payer=markup.user(c.payment.payer_name))
+                    if c.payment.payer_name else refundable))
             return Reply("\n".join(lines))
         chosen = choices[0]
         amount_minor = chosen.refundable_minor
@@ -688,18 +787,22 @@ class Conversation(InvoiceCommands):
             try:
                 money = parse_money(command.amount_text, context)
             except CommandError:
-                return Reply(f"I couldn't read “{markup.user(command.amount_text[:40])}” as an amount in "
-                             f"{link.currency}.\nFor example: `/refund {short_id(link.id)} "
-                             f"{self._plain(chosen.refundable_minor, link.currency)}`")
+                return Reply(CommandError(
+                    N_("I couldn't read “%(typed)s” as an amount in %(currency)s."),
+                    f"/refund {short_id(link.id)} {self._plain(chosen.refundable_minor, link.currency)}",
+                    values={"typed": markup.user(command.amount_text[:40]), "currency": link.currency}).text(t))
             if money.currency != link.currency:
-                return Reply(f"That link was paid in {link.currency}, so the refund is in {link.currency} too.\n"
-                             f"For example: `/refund {short_id(link.id)} {money.amount_str()}`")
+                return Reply(CommandError(
+                    N_("That link was paid in %(currency)s, so the refund is in %(currency)s too."),
+                    f"/refund {short_id(link.id)} {money.amount_str()}", values={"currency": link.currency}).text(t))
             if not 0 < money.amount_minor <= chosen.refundable_minor:
-                return Reply(f"I can refund at most {most} of that payment.\nFor example: "
-                             f"`/refund {short_id(link.id)} {self._plain(chosen.refundable_minor, link.currency)}`")
+                return Reply(CommandError(
+                    N_("I can refund at most %(most)s of that payment."),
+                    f"/refund {short_id(link.id)} {self._plain(chosen.refundable_minor, link.currency)}",
+                    values={"most": most}).text(t))
             amount_minor = money.amount_minor
         amount = format_money(amount_minor, link.currency, locale)
-        payer = markup.user(chosen.payment.payer_name) if chosen.payment.payer_name else "the customer"
+        payer = markup.user(chosen.payment.payer_name) if chosen.payment.payer_name else None
         confirm = {"kind": "refund", "link_id": link.id, "payment_id": chosen.payment.id,
                    "amount_minor": amount_minor, "requested_by": f"chat:{message.platform}:{message.user_id}",
                    "requested_by_name": message.display_name or None}
@@ -709,17 +812,25 @@ class Conversation(InvoiceCommands):
             owner = await self._owner_here(merchant.id, message.platform)
             if owner is None or not (message.is_group or message.workspace):
                 # The owner answers in a chat they share with staff; in a one-to-one chat they never would.
-                return Reply(f"Only the owner of **{markup.user(merchant.name)}** can confirm a refund. Ask here in "
-                             f"a group they are in, or ask them to send `/refund {short_id(link.id)}`.")
+                return Reply(t.gettext(
+                    "Only the owner of %(shop)s can confirm a refund. Ask here in a group they are in, "
+                    "or ask them to send %(example)s.", shop=f"**{markup.user(merchant.name)}**",
+                    example=f"`/refund {short_id(link.id)}`"))
             asker = Asker(message.platform, message.address, owner.platform_user_id)
-            prefix = (f"{markup.user(message.display_name or 'Staff')} asks for a refund; the owner"
-                      f"{' ' + markup.user(owner.display_name) if owner.display_name else ''} confirms here.\n")
+            who = markup.user(message.display_name) if message.display_name else t.gettext("Staff")
+            prefix = (t.gettext("%(who)s asks for a refund; the owner %(owner)s confirms here.", who=who,
+                                owner=markup.user(owner.display_name)) if owner.display_name else
+                      t.gettext("%(who)s asks for a refund; the owner confirms here.", who=who)) + "\n"
         question = await self.questions.ask(asker, merchant_id=merchant.id, member_id=identity.member.id,
                                             confirm=confirm)
-        text = (f"{prefix}↩️ Refund **{amount}** to {payer} for {markup.user(link.description)}? yes / no\n"
-                "A refund cannot be undone.")
-        return Reply(text, buttons=(Button(f"Yes, refund {amount}", action=f"{ANSWER_PREFIX}{question.id}:1"),
-                                    Button("No", action=f"{ANSWER_PREFIX}{question.id}:0")))
+        values = {"amount": f"**{amount}**", "description": markup.user(link.description)}
+        ask = (t.gettext("↩️ Refund %(amount)s to %(payer)s for %(description)s? yes / no", payer=payer, **values)
+               if payer else t.gettext("↩️ Refund %(amount)s to the customer for %(description)s? yes / no", **values))
+        undone = t.gettext("A refund cannot be undone.")
+        text = f"{prefix}{ask}\n{undone}"
+        return Reply(text, buttons=(Button(t.gettext("Yes, refund %(amount)s", amount=amount),
+                                           action=f"{ANSWER_PREFIX}{question.id}:1"),
+                                    Button(t.gettext("No"), action=f"{ANSWER_PREFIX}{question.id}:0")))
 
     async def _owner_here(self, merchant_id: str, platform: str) -> Member | None:
         for member in await self.members.members_of(merchant_id):
@@ -734,17 +845,18 @@ class Conversation(InvoiceCommands):
 
     async def _confirmed(self, message: IncomingMessage, question: Question, pick: int) -> Reply:
         confirm = question.confirm or {}
+        t = i18n.current()
         if confirm.get("kind") == "series_stop":
             return await self._series_confirmed(message, question, pick)
         if confirm.get("kind") == "promo_off":
             return await self._promo_confirmed(message, question, pick)
         if pick != 1:
-            return Reply("OK, nothing refunded.")
+            return Reply(t.gettext("OK, nothing refunded."))
         identity = await self.members.identify(message)
         if identity is None or identity.merchant.id != question.merchant_id or not identity.is_owner:
-            return Reply("Only the shop's owner can confirm a refund, so nothing was refunded.")
+            return Reply(t.gettext("Only the shop's owner can confirm a refund, so nothing was refunded."))
         if self.refunds is None or confirm.get("kind") != "refund":
-            return Reply("That question is closed. Send the /refund again.")
+            return Reply(t.gettext("That question is closed. Send the /refund again."))
         try:
             refund, created = await self.refunds.request(RefundRequest(
                 link_id=str(confirm["link_id"]), merchant_id=identity.merchant.id,
@@ -754,46 +866,52 @@ class Conversation(InvoiceCommands):
                 # Keyed by the question: a second tap, or the same answer in two processes, is one refund.
                 idempotency_key=f"chat-question:{question.id}", request_hash=None))
         except LinkError as error:
-            return Reply(f"Nothing refunded: {markup.escape(error.message)}.")
+            return Reply(t.gettext("Nothing refunded: %(reason)s", reason=link_error_text(error)))
         if created:
             await self._audit(identity, message, "link.refunded", link_id=refund.link_id, refund_id=refund.id,
                               amount=self._plain(refund.amount_minor, refund.currency), currency=refund.currency,
                               status=str(refund.status), asked_by=confirm.get("requested_by_name") or "")
-        amount = format_money(refund.amount_minor, refund.currency, identity.merchant.locale)
+        amount = f"**{format_money(refund.amount_minor, refund.currency, identity.merchant.locale)}**"
         status = RefundStatus(refund.status)
         if status is RefundStatus.SUCCEEDED:
-            return Reply(f"↩️ Refunded **{amount}**; {refund.provider} confirmed it.")
+            return Reply(t.gettext("↩️ Refunded %(amount)s; %(provider)s confirmed it.", amount=amount,
+                                   provider=refund.provider))
         if status is RefundStatus.FAILED:
-            return Reply(f"❌ The refund of **{amount}** failed: {markup.escape(refund.failure_reason or 'no reason')}."
-                         " Nothing was refunded.")
-        return Reply(f"↩️ Refund of **{amount}** asked of {refund.provider}. I'll tell you when it is confirmed.")
+            # The provider's reason is its own words (English, as it gave them).
+            return Reply(t.gettext("❌ The refund of %(amount)s failed: %(reason)s. Nothing was refunded.",
+                                   amount=amount, reason=markup.escape(refund.failure_reason or "-")))
+        return Reply(t.gettext("↩️ Refund of %(amount)s asked of %(provider)s. I'll tell you when it is confirmed.",
+                               amount=amount, provider=refund.provider))
 
     async def _report(self, command: Report, identity: Identity, message: IncomingMessage) -> list[Reply]:
         data = await self.reports.report(identity.merchant.id, command.period, livemode=command.livemode)
         merchant = identity.merchant
-        return [Reply(render_report(data, merchant.name, merchant.locale, merchant.default_currency))]
+        return [Reply(render_report(data, merchant.name, merchant, merchant.default_currency))]
 
     async def _dashboard(self, command: Dashboard, identity: Identity, message: IncomingMessage) -> list[Reply]:
         url = await self.signins.create_link(identity.merchant.id, identity.member.id)
-        role = "owner" if identity.is_owner else "staff"
-        return [Reply(
-            f"🔐 Your sign-in link to the **{markup.user(identity.merchant.name)}** dashboard ({role}):\n{url}\n"
-            "It works once, for 10 minutes. Don't forward it: whoever opens it is signed in as you.",
-            buttons=(Button("Open the dashboard", url),), private=True,
-        )]
+        t = i18n.current()
+        shop = f"**{markup.user(identity.merchant.name)}**"
+        head = (t.gettext("🔐 Your sign-in link to the %(shop)s dashboard (owner):", shop=shop) if identity.is_owner
+                else t.gettext("🔐 Your sign-in link to the %(shop)s dashboard (staff):", shop=shop))
+        warning = t.gettext("It works once, for 10 minutes. Don't forward it: whoever opens it is signed in as you.")
+        return [Reply(f"{head}\n{url}\n{warning}", buttons=(Button(t.gettext("Open the dashboard"), url),),
+                      private=True)]
 
     async def _shop(self, command: Shop, identity: Identity, message: IncomingMessage) -> list[Reply]:
         merchant = identity.merchant
+        t = i18n.current()
         if command.setting is None:
-            zone = merchant.timezone or f"{timezone_for(merchant.locale)} (from the locale)"
-            return [Reply(
-                f"🏪 **{markup.user(merchant.name)}**\n• currency {merchant.default_currency}\n"
-                f"• locale {merchant.locale}\n• timezone {markup.escape(str(zone))}\n"
+            zone = (markup.escape(merchant.timezone) if merchant.timezone else
+                    t.gettext("%(zone)s (from the locale)", zone=markup.escape(str(timezone_for(merchant.locale)))))
+            return [Reply(t.gettext(
+                "🏪 %(shop)s\n• currency %(currency)s\n• locale %(locale)s\n• timezone %(zone)s\n"
                 "Change with `/shop name Cake Corner`, `/shop timezone Asia/Singapore`, `/shop locale id_ID`; "
-                "logo, colour and more in /dashboard."
-            )]
+                "logo, colour and more in /dashboard.", shop=f"**{markup.user(merchant.name)}**",
+                currency=merchant.default_currency, locale=merchant.locale, zone=zone))]
         if not identity.is_owner:
-            return [Reply(f"Only the owner of **{markup.user(merchant.name)}** can change its settings.")]
+            return [Reply(t.gettext("Only the owner of %(shop)s can change its settings.",
+                                    shop=f"**{markup.user(merchant.name)}**"))]
         if command.setting in ("invoice_prefix", "address"):
             return [await self._invoice_setting(command, identity, message)]
         try:
@@ -801,11 +919,56 @@ class Conversation(InvoiceCommands):
         except MerchantError as error:
             examples = {"name": "/shop name Cake Corner", "timezone": "/shop timezone Asia/Singapore",
                         "locale": "/shop locale id_ID"}
-            return [Reply(f"{markup.escape(str(error))[:1].upper()}{markup.escape(str(error))[1:]}.\n"
-                          f"For example: `{examples[command.setting]}`")]
+            problems = {"timezone": N_("%(typed)s is not a time zone name."),
+                        "locale": N_("%(typed)s is not a locale I know."),
+                        "name": N_("That name can't be used: %(typed)s")}
+            typed = markup.user(command.value[:60]) if error.field != "name" else markup.escape(str(error))
+            return [Reply(CommandError(problems.get(error.field, problems["name"]), examples[command.setting],
+                                       values={"typed": f"“{typed}”" if error.field != "name" else typed}).text(t))]
         await AuditLog(self.links.db, clock=self.clock).record(
             merchant.id, "shop.updated", Actor(identity.member.display_name or "member", message.platform,
                                                identity.member.id, message.address), fields=[command.setting])
         updated = await self.merchants.get(merchant.id)
-        shown = getattr(updated, command.setting if command.setting != "name" else "name", command.value)
-        return [Reply(f"Done: the shop's {command.setting} is now **{markup.user(str(shown))}**.")]
+        shown = f"**{markup.user(str(getattr(updated, command.setting, command.value)))}**"
+        done = {"name": N_("Done: the shop's name is now %(value)s."),
+                "timezone": N_("Done: the shop's time zone is now %(value)s."),
+                "locale": N_("Done: the shop's locale is now %(value)s.")}
+        return [Reply(t.gettext(done[command.setting], value=shown))]
+
+    async def _language(self, command: SetLanguage, identity: Identity, message: IncomingMessage) -> list[Reply]:
+        """/language: which language I answer you in; /language th changes it (for you, on this platform)."""
+        t = i18n.current()
+        choices = ", ".join(f"`{code}` {i18n.AUTONYMS[code]}" for code in i18n.LANGUAGES)
+        if command.language is None:
+            return [Reply(t.gettext(
+                "I answer you in %(language)s. Change it with `/language th` — I speak %(choices)s.",
+                language=i18n.AUTONYMS[t.language], choices=choices))]
+        async with self.links.db.write() as conn:
+            await conn.execute(MEMBERS.update().where(MEMBERS.c.id == identity.member.id)
+                               .values(language=command.language))
+        await self._remember_chat_language(message, command.language)
+        with i18n.speaking(command.language) as now_speaking:
+            return [Reply(now_speaking.gettext(
+                "Done: I'll answer you in %(language)s. Alerts in this chat come in it too.",
+                language=i18n.AUTONYMS[command.language]))]
+
+
+_LINK_ERRORS = {
+    "not_active": N_("That link is not open any more."),
+    "invalid_text": N_("That text holds control characters or invisible direction controls, which I can't keep."),
+    "invalid_description": N_("That description is too long."),
+    "too_long": N_("Something in that is too long."),
+    "not_refundable": N_("There is nothing left to refund on that payment."),
+    "amount_too_large": N_("That is more than is left to refund."),
+}
+
+
+def link_error_text(error: LinkError) -> str:
+    """A LinkError for the chat, in the reader's language (its English `message` is the API's)."""
+    template = _LINK_ERRORS.get(error.code)
+    if error.code == "invalid_expiry":
+        template = (N_("Expiry must be in the future.") if "future" in error.message
+                    else N_("That expiry is too far away."))
+    if template is not None:
+        return i18n.current().gettext(template)
+    return f"{markup.escape(error.message[:1].upper() + error.message[1:])}."

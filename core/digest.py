@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from datetime import datetime
 
+from core import i18n
 from core.money import format_money
 from core.outbox_texts import TEST_MARK, AlertFacts, clock_time
 from core.ports import Reply
@@ -19,15 +20,20 @@ from core.ports import Reply
 MAX_LINES = 15
 
 
-def span_words(earliest: datetime, now: datetime) -> str:
+def span_words(earliest: datetime, now: datetime, language: str = "en") -> str:
+    t = i18n.tr(language)
     seconds = max(0.0, (now - earliest).total_seconds())
     if seconds <= 60:
-        return "in the last minute"
+        return t.gettext("in the last minute")
     if seconds < 3600:
-        return f"in the last {math.ceil(seconds / 60)} minutes"
-    unit, size = ("hour", 3600) if seconds < 86400 else ("day", 86400)
-    count = math.ceil(seconds / size)
-    return f"in the last {unit}" if count == 1 else f"in the last {count} {unit}s"
+        return t.ngettext("in the last %(count)s minute", "in the last %(count)s minutes", math.ceil(seconds / 60))
+    if seconds < 86400:
+        count = math.ceil(seconds / 3600)
+        return (t.gettext("in the last hour") if count == 1
+                else t.ngettext("in the last %(count)s hour", "in the last %(count)s hours", count))
+    count = math.ceil(seconds / 86400)
+    return (t.gettext("in the last day") if count == 1
+            else t.ngettext("in the last %(count)s day", "in the last %(count)s days", count))
 
 
 def totals_text(facts: Sequence[AlertFacts], locale: str) -> str:
@@ -37,31 +43,40 @@ def totals_text(facts: Sequence[AlertFacts], locale: str) -> str:
     return " + ".join(format_money(minor, code, locale) for code, minor in sorted(totals.items()))
 
 
-def digest_reply(facts: Sequence[AlertFacts], now: datetime, *, max_lines: int = MAX_LINES) -> Reply:
-    """One message for several paid alerts to the same chat (at least one fact is required)."""
+def digest_reply(facts: Sequence[AlertFacts], now: datetime, *, max_lines: int = MAX_LINES,
+                 language: str | None = None) -> Reply:
+    """One message for several paid alerts to the same chat (at least one fact is required), in the
+    chat's language (default: the shop's)."""
     if not facts:
         raise ValueError("a digest needs at least one payment")
     ordered = sorted(facts, key=lambda f: (f.at, f.link_id))
     locale = ordered[-1].locale
+    t = i18n.tr(language or ordered[-1].shop_language)
     count = len(ordered)
-    noun = "payment" if count == 1 else "payments"
     live = [f for f in ordered if f.livemode]
     test = [f for f in ordered if not f.livemode]
-    span = span_words(ordered[0].at, now)
+    span = span_words(ordered[0].at, now, t.language)
     if not live:
-        head = f"✅ **{count} {noun}** ({TEST_MARK}) {span}, **{totals_text(test, locale)}** in all:"
+        head = t.ngettext("✅ **%(count)s payment** (%(mark)s) %(span)s, **%(total)s** in all:",
+                          "✅ **%(count)s payments** (%(mark)s) %(span)s, **%(total)s** in all:", count,
+                          mark=t.gettext(TEST_MARK), span=span, total=totals_text(test, locale))
     elif not test:
-        head = f"✅ **{count} {noun}** {span}, **{totals_text(live, locale)}** in all:"
+        head = t.ngettext("✅ **%(count)s payment** %(span)s, **%(total)s** in all:",
+                          "✅ **%(count)s payments** %(span)s, **%(total)s** in all:", count,
+                          span=span, total=totals_text(live, locale))
     else:
-        head = (f"✅ **{count} {noun}** {span}, **{totals_text(live, locale)}** in all "
-                f"(+ {totals_text(test, locale)} in 🧪 test mode, not counted):")
+        head = t.ngettext("✅ **%(count)s payment** %(span)s, **%(total)s** in all (+ %(test)s in 🧪 test mode, "
+                          "not counted):",
+                          "✅ **%(count)s payments** %(span)s, **%(total)s** in all (+ %(test)s in 🧪 test mode, "
+                          "not counted):", count, span=span, total=totals_text(live, locale),
+                          test=totals_text(test, locale))
     shown = ordered[-max_lines:]
     lines = [head]
     if count > len(shown):
-        lines.append(f"… {count - len(shown)} earlier")
+        lines.append(t.gettext("… %(count)s earlier", count=count - len(shown)))
     for item in shown:
         who = f" · {item.payer_name}" if item.payer_name else ""
-        ref = f" · ref {item.reference}" if item.reference else ""
+        ref = " · " + t.gettext("ref %(reference)s", reference=item.reference) if item.reference else ""
         mark = "🧪 " if live and not item.livemode else ""
-        lines.append(f"• {mark}{item.amount_text} — {item.description}{who} · {clock_time(item.at)}{ref}")
+        lines.append(f"• {mark}{item.amount_text} — {item.description}{who} · {clock_time(item, t.language)}{ref}")
     return Reply(text="\n".join(lines))

@@ -17,16 +17,19 @@ Identity rules
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from babel.dates import format_timedelta
 from sqlalchemy import delete, func, select, update
 
-from core import ids, markup
+from core import i18n, ids, markup
 from core.clock import Clock, utcnow
 from core.db import Database, DbConnection
 from core.deliveries import write_with_delivery
+from core.i18n import N_
 from core.merchants import MerchantService, normalize_locale
 from core.models import AlertSubscription, Invite, Member, MemberRole, Merchant
 from core.ports import IncomingMessage
@@ -51,13 +54,22 @@ def workspace_user_id(workspace: str) -> str:
 class MemberError(Exception):
     """A user-caused problem (bad invite, not allowed); `message` is markup, safe to show."""
 
-    def __init__(self, message: str, example: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, example: str | None = None, *, values: Mapping[str, object] | None = None
+                 ) -> None:
+        self.template = message
+        self.values = dict(values or {})
+        self.message = message % self.values if self.values else message
+        super().__init__(self.message)
         self.example = example
 
     def text(self) -> str:
-        return self.message if not self.example else f"{self.message}\nFor example: `{markup.escape(self.example)}`"
+        """In the language being spoken (core.i18n.current); `message` is the catalog msgid."""
+        t = i18n.current()
+        said = t.gettext(self.template, **self.values)
+        if not self.example:
+            return said
+        return t.gettext("%(problem)s\nFor example: %(example)s", problem=said,
+                         example=f"`{markup.escape(self.example)}`")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +99,10 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _rough_wait(delta: timedelta) -> str:
+def _rough_wait(delta: timedelta, language: str = "en") -> str:
+    """"45 minutes", "5 hours", in the reader's language (CLDR units)."""
     minutes = max(1, int(delta.total_seconds() // 60))
-    if minutes < 120:
-        return f"{minutes} minute{'s' if minutes != 1 else ''}"
-    return f"{minutes // 60} hours"
+    return format_timedelta(timedelta(minutes=minutes), threshold=2, locale=i18n.tr(language).locale)
 
 
 def _member(row: Any) -> Member:
@@ -160,7 +171,8 @@ class MemberService:
         now = self.clock()
         # A profile name is not refused for direction controls (the person did not type it for us), but
         # they never reach the shop's name, which pages and chats show beside other text.
-        name = without_bidi_controls(message.display_name or message.user_id).strip()[:200] or "My shop"
+        name = (without_bidi_controls(message.display_name or message.user_id).strip()[:200]
+                or i18n.current().gettext("My shop"))
         merchant = Merchant(
             id=ids.prefixed("mer"),
             name=name,
@@ -232,7 +244,8 @@ class MemberService:
         async with self.db.write() as conn:
             merchant = await self._merchant(conn, merchant_id)
             if merchant is None:
-                raise MemberError(f"There is no merchant with id `{markup.escape(merchant_id)}`.")
+                raise MemberError(N_("There is no merchant with id %(id)s."),
+                                  values={"id": f"`{markup.escape(merchant_id)}`"})
             person = await self._row(conn, message.platform, message.user_id)
             if person is not None and person.merchant_id == merchant_id and role is None:
                 return Identity(merchant, person)
@@ -261,10 +274,8 @@ class MemberService:
 
     async def create_invite(self, identity: Identity) -> Invite:
         if not identity.is_owner:
-            raise MemberError(
-                f"Only the owner of **{markup.escape(identity.merchant.name)}** can invite people. "
-                "Ask them to send /invite."
-            )
+            raise MemberError(N_("Only the owner of %(shop)s can invite people. Ask them to send /invite."),
+                              values={"shop": f"**{markup.escape(identity.merchant.name)}**"})
         now = self.clock()
         for _attempt in range(5):
             invite = Invite(
@@ -296,13 +307,16 @@ class MemberService:
         open_count, first_expiry = int(row[0]), row[1]
         if open_count < self.max_open_invites:
             return
-        wait = _rough_wait(_aware(first_expiry) - now) if first_expiry is not None else "a while"
-        raise MemberError(
-            f"**{markup.escape(merchant.name)}** already has {open_count} invite "
-            f"code{'s' if open_count != 1 else ''} nobody has used yet, "
-            f"the most a shop can have at once. Send one of those, or wait until one is used or expires "
-            f"(the next one expires in {wait}); then /invite makes a new one."
-        )
+        t = i18n.current()
+        wait = (_rough_wait(_aware(first_expiry) - now, t.language) if first_expiry is not None
+                else t.gettext("a while"))
+        raise MemberError(t.ngettext(
+            "%(shop)s already has %(count)s invite code nobody has used yet, the most a shop can have at once. "
+            "Send it, or wait until it is used or expires (in %(wait)s); then /invite makes a new one.",
+            "%(shop)s already has %(count)s invite codes nobody has used yet, the most a shop can have at once. "
+            "Send one of those, or wait until one is used or expires (the next one expires in %(wait)s); "
+            "then /invite makes a new one.",
+            open_count, shop=f"**{markup.escape(merchant.name)}**", wait=wait))
 
     async def join(self, message: IncomingMessage, code: str) -> JoinResult:
         """Use an invite: the person (or their workspace) becomes staff of the inviting merchant."""
@@ -312,9 +326,8 @@ class MemberService:
             row = (await conn.execute(select(INVITES).where(INVITES.c.code == code))).first()
             if row is None:
                 raise MemberError(
-                    f"`{markup.escape(code)}` is not an invite code I know. Check it, or ask for a new one "
-                    "(the owner sends /invite).", "/join ABCD2345",
-                )
+                    N_("%(code)s is not an invite code I know. Check it, or ask for a new one "
+                       "(the owner sends /invite)."), "/join ABCD2345", values={"code": f"`{markup.escape(code)}`"})
             invite = Invite(**row._mapping)
             target = await self._merchant(conn, invite.merchant_id)
             assert target is not None
@@ -325,12 +338,13 @@ class MemberService:
             )
             current = shop_row or person  # from a workspace, the workspace's shop decides
             if current is not None and current.merchant_id == target.id:
-                who = "This workspace is" if shop_row else "You are"
-                raise MemberError(f"{who} already part of **{markup.escape(target.name)}**.")
+                raise MemberError(N_("This workspace is already part of %(shop)s.") if shop_row
+                                  else N_("You are already part of %(shop)s."),
+                                  values={"shop": f"**{markup.escape(target.name)}**"})
             if invite.used_at is not None:
-                raise MemberError("That invite code was already used. Ask the owner for a new one with /invite.")
+                raise MemberError(N_("That invite code was already used. Ask the owner for a new one with /invite."))
             if invite.expires_at <= now:
-                raise MemberError("That invite code has expired. Ask the owner for a new one with /invite.")
+                raise MemberError(N_("That invite code has expired. Ask the owner for a new one with /invite."))
             previous: Merchant | None = None
             if message.workspace:
                 if shop_row is not None:
@@ -339,9 +353,7 @@ class MemberService:
                         and MemberRole(person.role) is MemberRole.OWNER
                     )
                     if not is_owner:
-                        raise MemberError(
-                            "Only the owner of this workspace's shop can move it to another shop."
-                        )
+                        raise MemberError(N_("Only the owner of this workspace's shop can move it to another shop."))
                     previous = await self._merchant(conn, shop_row.merchant_id)
                     await conn.execute(
                         update(MEMBERS).where(MEMBERS.c.id == shop_row.id).values(merchant_id=target.id)
@@ -359,7 +371,7 @@ class MemberService:
                 .values(used_at=now, used_by_member_id=person.id)
             )
             if used.rowcount != 1:  # pragma: no cover — BEGIN IMMEDIATE / row lock make this a lost race only
-                raise MemberError("That invite code was already used. Ask the owner for a new one with /invite.")
+                raise MemberError(N_("That invite code was already used. Ask the owner for a new one with /invite."))
         log.info("invite used merchant=%s member=%s workspace=%s", target.id, person.id, bool(message.workspace))
         return JoinResult(Identity(target, person), previous, workspace=bool(message.workspace))
 

@@ -144,6 +144,8 @@ class Member(SQLModel, table=True):
     display_name: str = Field(default="", max_length=200)
     role: MemberRole = Field(default=MemberRole.STAFF, sa_type=String(10))
     created_at: datetime = _ts()
+    # The catalog this person chose with /language (core.i18n); None: their platform's language.
+    language: str | None = Field(default=None, max_length=16)
 
 
 class Invite(SQLModel, table=True):
@@ -435,6 +437,9 @@ class ChatTarget(SQLModel, table=True):
     last_inbound_at: datetime | None = _ts(default=None)
     disabled_at: datetime | None = _ts(default=None)
     disabled_reason: str | None = Field(default=None, max_length=500)
+    # The language of the last person who wrote from this chat (their /language, else their platform's):
+    # alerts sent here are written in it (core.i18n). None: the shop's language.
+    language: str | None = Field(default=None, max_length=16)
 
 
 class OutboxMessage(SQLModel, table=True):

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core import i18n
 from core.backoff import Random, backoff_delay
 from core.clock import Clock, utcnow
 from core.db import Database, DbConnection
@@ -130,7 +131,8 @@ _INSERT = {
     "sqlite": sqlite.insert(OUTBOX).on_conflict_do_nothing(),
 }
 _MERCHANT_AND_SUBSCRIPTIONS = (
-    select(MERCHANTS.c.name, MERCHANTS.c.locale, SUBSCRIPTIONS.c.platform, SUBSCRIPTIONS.c.address)
+    select(MERCHANTS.c.name, MERCHANTS.c.locale, MERCHANTS.c.timezone, SUBSCRIPTIONS.c.platform,
+           SUBSCRIPTIONS.c.address)
     .select_from(MERCHANTS.outerjoin(SUBSCRIPTIONS, SUBSCRIPTIONS.c.merchant_id == MERCHANTS.c.id))
     .where(MERCHANTS.c.id == bindparam("merchant_id"))
     .order_by(SUBSCRIPTIONS.c.id)
@@ -138,6 +140,8 @@ _MERCHANT_AND_SUBSCRIPTIONS = (
 _DISABLED = select(TARGETS.c.platform, TARGETS.c.address, TARGETS.c.disabled_at, TARGETS.c.last_inbound_at).where(
     TARGETS.c.disabled_at.is_not(None), TARGETS.c.address.in_(bindparam("addresses", expanding=True))
 )
+_TARGET_FACTS = select(TARGETS.c.platform, TARGETS.c.address, TARGETS.c.disabled_at, TARGETS.c.last_inbound_at,
+                       TARGETS.c.language).where(TARGETS.c.address.in_(bindparam("addresses", expanding=True)))
 
 
 async def insert_rows(conn: DbConnection, rows: Sequence[dict[str, Any]]) -> None:
@@ -174,6 +178,37 @@ async def disabled_targets(conn: DbConnection, targets: Iterable[Target]) -> set
         if Target(r.platform, r.address) in wanted
         and (r.last_inbound_at is None or r.last_inbound_at < r.disabled_at)
     }
+
+
+async def target_facts(conn: DbConnection, targets: Iterable[Target]) -> tuple[set[Target], dict[Target, str]]:
+    """disabled_targets(), and the language each known chat reads (chat_target.language), in one query."""
+    wanted = set(targets)
+    if not wanted:
+        return set(), {}
+    rows = (await conn.execute(_TARGET_FACTS, {"addresses": sorted({t.address for t in wanted})})).all()
+    skip: set[Target] = set()
+    languages: dict[Target, str] = {}
+    for r in rows:
+        target = Target(r.platform, r.address)
+        if target not in wanted:
+            continue
+        if r.disabled_at is not None and (r.last_inbound_at is None or r.last_inbound_at < r.disabled_at):
+            skip.add(target)
+        if r.language:
+            languages[target] = r.language
+    return skip, languages
+
+
+def reader_language(target: Target, languages: Mapping[Target, str], shop_language: str, *,
+                    customer: bool) -> str:
+    """Who reads a row: the chat's own language (the last person who wrote from it), else for a customer
+    the language of their phone number's country, else the shop's."""
+    known = languages.get(target)
+    if known:
+        return known
+    if customer:
+        return i18n.language_for_phone(target.address) or shop_language
+    return shop_language
 
 
 # ---------------------------------------------------------------- writing rows with the link change
@@ -234,15 +269,21 @@ class Outbox:
             currency=link.currency, description=link.description, at=now,
             locale=merchant.locale if merchant else "en", merchant_name=merchant.name if merchant else "",
             reference=link.reference, payer_name=None, url=self.link_url(link.id),
+            timezone=merchant.timezone if merchant else None,
         )
         link_info = {"id": link.id, "url": facts.url, "amount_text": facts.amount_text,
                      "description": link.description, "merchant_name": facts.merchant_name}
-        rows = [new_row(target=target, kind=kind_of(facts.event, Role.CUSTOMER_LINK),
-                        body=payload(ACTION_SEND, customer_link_reply(facts), event=facts.event, facts=facts,
-                                     link=link_info),
-                        key=dedupe_key("link.resent", link.id, now.isoformat(), target.platform, target.address),
-                        now=now, merchant_id=link.merchant_id, link_id=link.id)
-                for target in targets]
+        async with db.read() as conn:
+            _skip, languages = await target_facts(conn, targets)
+        rows = []
+        for target in targets:
+            language = reader_language(target, languages, facts.shop_language, customer=True)
+            rows.append(new_row(target=target, kind=kind_of(facts.event, Role.CUSTOMER_LINK),
+                                body=payload(ACTION_SEND, customer_link_reply(facts, language), event=facts.event,
+                                             facts=facts, link=link_info, language=language),
+                                key=dedupe_key("link.resent", link.id, now.isoformat(), target.platform,
+                                               target.address),
+                                now=now, merchant_id=link.merchant_id, link_id=link.id))
         async with db.write() as conn:
             await insert_rows(conn, rows)
         self.wake()
@@ -271,7 +312,7 @@ class Outbox:
         customers = [t for t in self.customer_targets(link) if t.platform != self.customer_platform]
         if not customers:
             return
-        merchant = (await conn.execute(select(MERCHANTS.c.name, MERCHANTS.c.locale)
+        merchant = (await conn.execute(select(MERCHANTS.c.name, MERCHANTS.c.locale, MERCHANTS.c.timezone)
                                        .where(MERCHANTS.c.id == link.merchant_id))).first()
         at = refund.completed_at or refund.created_at
         facts = AlertFacts(
@@ -279,14 +320,19 @@ class Outbox:
             description=link.description, at=at, locale=merchant.locale if merchant else "en",
             merchant_name=merchant.name if merchant else "", reference=link.reference,
             payer_name=payment.payer_name, url=None, livemode=bool(payment.livemode),
+            timezone=merchant.timezone if merchant else None,
         )
-        skip = await disabled_targets(conn, customers)
-        reply = customer_refund_reply(facts)
-        rows = [new_row(target=t, kind=kind_of(REFUND_EVENT, Role.REFUND),
-                        body=payload(ACTION_SEND, reply, event=REFUND_EVENT, facts=facts),
-                        key=dedupe_key(REFUND_EVENT, refund.id, Role.REFUND.value, t.platform, t.address),
-                        now=at, merchant_id=link.merchant_id, link_id=link.id)
-                for t in customers if t not in skip]
+        skip, languages = await target_facts(conn, customers)
+        rows = []
+        for t in customers:
+            if t in skip:
+                continue
+            language = reader_language(t, languages, facts.shop_language, customer=True)
+            rows.append(new_row(target=t, kind=kind_of(REFUND_EVENT, Role.REFUND),
+                                body=payload(ACTION_SEND, customer_refund_reply(facts, language), event=REFUND_EVENT,
+                                             facts=facts, language=language),
+                                key=dedupe_key(REFUND_EVENT, refund.id, Role.REFUND.value, t.platform, t.address),
+                                now=at, merchant_id=link.merchant_id, link_id=link.id))
         await insert_rows(conn, rows)
         if rows:
             self.wake()
@@ -314,28 +360,34 @@ class Outbox:
             merchant_name=merchant.name if merchant else "", reference=link.reference,
             payer_name=event.payment.payer_name if event.payment else None, url=self.link_url(link.id),
             livemode=bool(event.payment.livemode if event.payment else link.livemode),
+            timezone=merchant.timezone if merchant else None,
         )
-        planned: list[tuple[Target, Role, dict[str, Any]]] = []
+        # Each row is written in its reader's language: (target, role, text in a language -> payload).
+        planned: list[tuple[Target, Role, Callable[[str], dict[str, Any]]]] = []
         if event.kind is LinkEventKind.CREATED:
             link_info = {"id": link.id, "url": facts.url, "amount_text": facts.amount_text,
                          "description": link.description, "merchant_name": facts.merchant_name}
             for customer in customers:
-                planned.append((customer, Role.CUSTOMER_LINK, payload(
-                    ACTION_SEND, customer_link_reply(facts), event=facts.event, facts=facts, link=link_info)))
+                planned.append((customer, Role.CUSTOMER_LINK, lambda language: payload(
+                    ACTION_SEND, customer_link_reply(facts, language), event=facts.event, facts=facts, link=link_info,
+                    language=language)))
         else:
             planned.extend(self._seller_targets(event, facts, subscriptions))
             if event.kind is LinkEventKind.PAID:
                 for customer in customers:
-                    planned.append((customer, Role.RECEIPT,
-                                    payload(ACTION_SEND, receipt_reply(facts), event=facts.event, facts=facts)))
+                    planned.append((customer, Role.RECEIPT, lambda language: payload(
+                        ACTION_SEND, receipt_reply(facts, language), event=facts.event, facts=facts,
+                        language=language)))
         if not planned:
             return []
-        skip = await disabled_targets(conn, (t for t, _, _ in planned))
+        skip, languages = await target_facts(conn, (t for t, _, _ in planned))
+        customer_roles = (Role.CUSTOMER_LINK, Role.RECEIPT)
         return [
-            new_row(target=target, kind=kind_of(facts.event, role), body=body,
+            new_row(target=target, kind=kind_of(facts.event, role),
+                    body=make(reader_language(target, languages, facts.shop_language, customer=role in customer_roles)),
                     key=dedupe_key(facts.event, link.id, role.value, target.platform, target.address),
                     now=event.at, merchant_id=link.merchant_id, link_id=link.id)
-            for target, role, body in planned
+            for target, role, make in planned
             if target not in skip
         ]
 
@@ -344,21 +396,26 @@ class Outbox:
         customers = self.customer_targets(link)
         if not customers:
             return []
-        merchant = (await conn.execute(select(MERCHANTS.c.name, MERCHANTS.c.locale)
+        merchant = (await conn.execute(select(MERCHANTS.c.name, MERCHANTS.c.locale, MERCHANTS.c.timezone)
                                        .where(MERCHANTS.c.id == link.merchant_id))).first()
         facts = AlertFacts(
             event=REMINDER_EVENT, link_id=link.id, amount_minor=link.amount_minor, currency=link.currency,
             description=link.description, at=at, locale=merchant.locale if merchant else "en",
             merchant_name=merchant.name if merchant else "", reference=link.reference, url=self.link_url(link.id),
+            timezone=merchant.timezone if merchant else None,
         )
-        skip = await disabled_targets(conn, customers)
-        rows = [
-            new_row(target=target, kind=REMINDER_KIND,
-                    body=payload(ACTION_SEND, customer_reminder_reply(facts), event=REMINDER_EVENT, facts=facts),
-                    key=dedupe_key(REMINDER_EVENT, link.id, at.isoformat(), target.platform, target.address),
-                    now=at, merchant_id=link.merchant_id, link_id=link.id)
-            for target in customers if target not in skip
-        ]
+        skip, languages = await target_facts(conn, customers)
+        rows = []
+        for target in customers:
+            if target in skip:
+                continue
+            language = reader_language(target, languages, facts.shop_language, customer=True)
+            rows.append(new_row(
+                target=target, kind=REMINDER_KIND,
+                body=payload(ACTION_SEND, customer_reminder_reply(facts, language), event=REMINDER_EVENT,
+                             facts=facts, language=language),
+                key=dedupe_key(REMINDER_EVENT, link.id, at.isoformat(), target.platform, target.address),
+                now=at, merchant_id=link.merchant_id, link_id=link.id))
         await insert_rows(conn, rows)
         if rows:
             self.wake()
@@ -366,27 +423,30 @@ class Outbox:
 
     def _seller_targets(
         self, event: LinkEvent, facts: AlertFacts, subscriptions: Sequence[Target]
-    ) -> list[tuple[Target, Role, dict[str, Any]]]:
+    ) -> list[tuple[Target, Role, Callable[[str], dict[str, Any]]]]:
         link = event.link
-        planned: list[tuple[Target, Role, dict[str, Any]]] = []
+        planned: list[tuple[Target, Role, Callable[[str], dict[str, Any]]]] = []
         answered: set[Target] = set()
-        alert: dict[str, Any] | None = None
+
+        def alert(language: str) -> dict[str, Any]:
+            return payload(ACTION_SEND, alert_reply(facts, language), event=facts.event, facts=facts,
+                           language=language)
+
         if link.origin_platform and link.origin_address:
             origin = Target(link.origin_platform, link.origin_address)
             if link.origin_message:
                 ref = MessageRef.from_dict(link.origin_message)
-                planned.append((Target(ref.platform, ref.address), Role.EDIT, payload(
-                    ACTION_EDIT, edited_link_reply(facts), event=facts.event, facts=facts, ref=ref)))
+                planned.append((Target(ref.platform, ref.address), Role.EDIT, lambda language: payload(
+                    ACTION_EDIT, edited_link_reply(facts, language), event=facts.event, facts=facts, ref=ref,
+                    language=language)))
             # A cancel is usually typed in that very chat, which already got an answer: the edit is enough.
             if not (event.kind is LinkEventKind.CANCELLED and link.origin_message):
-                alert = payload(ACTION_SEND, alert_reply(facts), event=facts.event, facts=facts)
                 planned.append((origin, Role.ALERT, alert))
             answered.add(origin)
         if event.kind in SUBSCRIBER_EVENTS:
             for target in subscriptions:
                 if target not in answered:
                     answered.add(target)
-                    alert = alert or payload(ACTION_SEND, alert_reply(facts), event=facts.event, facts=facts)
                     planned.append((target, Role.ALERT, alert))
         return planned
 
@@ -720,10 +780,14 @@ class OutboxStore:
             return False
         rules = self.address_rules.get(row.platform)
         contact = rules.describe_contact(row.address) if rules is not None else f"{row.address} on {row.platform}"
-        reply = delivery_followup(AlertFacts.from_dict(facts_data), contact, delivered=delivered)
+        facts = AlertFacts.from_dict(facts_data)
+        seller = Target(origin.origin_platform, origin.origin_address)
+        _skip, languages = await target_facts(conn, [seller])
+        language = reader_language(seller, languages, facts.shop_language, customer=False)
+        reply = delivery_followup(facts, contact, delivered=delivered, language=language)
         await insert_rows(conn, [new_row(
-            target=Target(origin.origin_platform, origin.origin_address), kind=FOLLOWUP_KIND,
-            body=payload(ACTION_SEND, reply, event=FOLLOWUP_KIND),
+            target=seller, kind=FOLLOWUP_KIND,
+            body=payload(ACTION_SEND, reply, event=FOLLOWUP_KIND, language=language),
             key=dedupe_key("followup", str(row.id)), now=at, merchant_id=row.merchant_id, link_id=row.link_id)])
         return True
 
@@ -803,12 +867,19 @@ class OutboxStore:
         if is_customer_kind(row.kind) and facts_data:
             rules = self.address_rules.get(row.platform)
             contact = rules.describe_contact(row.address) if rules is not None else f"{row.address} on {row.platform}"
-            reply = customer_undeliverable_notice(AlertFacts.from_dict(facts_data), contact, reason,
-                                                  receipt=row.kind.endswith((Role.RECEIPT.value, Role.REFUND.value)))
+            facts = AlertFacts.from_dict(facts_data)
+            _skip, languages = await target_facts(conn, [destination])
+            language = reader_language(destination, languages, facts.shop_language, customer=False)
+            reply = customer_undeliverable_notice(facts, contact, reason,
+                                                  receipt=row.kind.endswith((Role.RECEIPT.value, Role.REFUND.value)),
+                                                  language=language)
         else:
-            reply = target_disabled_notice(row.platform, row.address, reason)
+            _skip, languages = await target_facts(conn, [destination])
+            language = languages.get(destination, "en")
+            reply = target_disabled_notice(row.platform, row.address, reason, language)
         await insert_rows(conn, [new_row(
-            target=destination, kind=NOTICE_KIND, body=payload(ACTION_SEND, reply, event=NOTICE_KIND),
+            target=destination, kind=NOTICE_KIND, body=payload(ACTION_SEND, reply, event=NOTICE_KIND,
+                                                               language=language),
             key=dedupe_key("notice", str(row.id), destination.platform, destination.address),
             now=outcome.at, merchant_id=row.merchant_id, link_id=row.link_id,
         )])

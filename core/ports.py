@@ -38,6 +38,9 @@ class IncomingMessage:
     delivery_id: str | None = None
     # The `action` of the Button this person pressed (Telegram callback data, a Slack block action), if any.
     action: str | None = None
+    # The language the platform says this person uses (Telegram's language_code "th", Slack's locale
+    # "ja-JP"), if it says; core.i18n matches it to a catalog. None: ask the member's setting, the phone.
+    language: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

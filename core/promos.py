@@ -9,6 +9,7 @@ charges and what the payment records.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -17,8 +18,10 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from core import i18n
 from core.clock import Clock, utcnow
 from core.db import Database, DbConnection
+from core.i18n import N_
 from core.models import PaymentLink, PromoCode
 from core.sql import table
 
@@ -30,12 +33,19 @@ MAX_PROMOS = 1000  # per shop
 class PromoError(Exception):
     """A promo code request or redemption that cannot be done; `field` names what to fix."""
 
-    def __init__(self, code: str, message: str, field: str = "code", status: int = 400) -> None:
-        super().__init__(message)
+    def __init__(self, code: str, message: str, field: str = "code", status: int = 400, *,
+                 values: Mapping[str, object] | None = None) -> None:
+        # The redemption errors a customer reads are catalog msgids (core.i18n); text() translates them.
+        self.template = message
+        self.values = dict(values or {})
+        self.message = message % self.values if self.values else message
+        super().__init__(self.message)
         self.code = code
-        self.message = message
         self.field = field
         self.status = status
+
+    def text(self, t: i18n.Tr) -> str:
+        return t.gettext(self.template, **self.values)
 
 
 def normalise(code: str) -> str:
@@ -66,7 +76,8 @@ def discount(promo: Any, amount_minor: int, currency: str) -> int:
     elif promo.currency == currency:
         off = promo.amount_off_minor or 0
     else:
-        raise PromoError("promo_not_applicable", f"This code is for payments in {promo.currency}.", "promo_code")
+        raise PromoError("promo_not_applicable", N_("This code is for payments in %(currency)s."), "promo_code",
+                         values={"currency": promo.currency})
     return int(min(off, amount_minor - 1))
 
 
@@ -82,14 +93,14 @@ async def hold(conn: DbConnection, link: PaymentLink, code: str, amount_minor: i
     row = (await conn.execute(select(PROMOS).where(PROMOS.c.merchant_id == link.merchant_id,
                                                    PROMOS.c.code == code))).first()
     if row is None or (row.link_ids and link.id not in row.link_ids):
-        raise PromoError("unknown_promo", "That promo code is not valid for this link.", "promo_code")
+        raise PromoError("unknown_promo", N_("That promo code is not valid for this link."), "promo_code")
     if row.expires_at is not None and row.expires_at <= now:
-        raise PromoError("promo_expired", "That promo code has expired.", "promo_code")
+        raise PromoError("promo_expired", N_("That promo code has expired."), "promo_code")
     off = discount(row, amount_minor, link.currency)
     done = await conn.execute(update(PROMOS).where(PROMOS.c.id == row.id, _usable(now))
                               .values(redemptions_held=PROMOS.c.redemptions_held + 1))
     if done.rowcount != 1:
-        raise PromoError("promo_used_up", "That promo code has been used as many times as it may be.",
+        raise PromoError("promo_used_up", N_("That promo code has been used as many times as it may be."),
                          "promo_code")
     return off
 

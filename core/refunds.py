@@ -22,10 +22,11 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from core import ids
+from core import i18n, ids
 from core.audit import Actor, AuditLog
 from core.clock import Clock, utcnow
 from core.db import Database, DbConnection
+from core.i18n import Tr
 from core.links import LinkError, LinkService, PaymentOutcome, _row_to_link
 from core.models import (
     PAYMENT_TRANSITIONS,
@@ -47,10 +48,11 @@ from core.outbox import (
     ACTION_SEND,
     Target,
     dedupe_key,
-    disabled_targets,
     insert_rows,
     new_row,
     payload,
+    reader_language,
+    target_facts,
 )
 from core.ports import (
     MessageRef,
@@ -64,6 +66,7 @@ from core.ports import (
     RefundUnavailable,
     Reply,
 )
+from core.reports import STATUS_WORD
 from core.sql import insert_ignore, table
 
 log = logging.getLogger("paylinks.refunds")
@@ -513,19 +516,27 @@ class RefundService:
 
     async def _double_payment_alert(self, conn: DbConnection, link: PaymentLink, payment: Payment) -> None:
         locale = await self._locale(conn, link.merchant_id)
-        amount = format_money(payment.amount_minor, payment.currency, locale)
-        who = f" by {payment.payer_name}" if payment.payer_name else ""
-        if self.auto_refund_duplicates:
-            action = "I am refunding the second payment."
-        else:
-            action = f"Send `/refund {payment.id}` to give it back."
-        why = ("Paid twice" if LinkStatus(link.status) is LinkStatus.PAID
-               else f"Paid after the link was {self.links.status_of(link).value}")
-        if (payment.amount_minor, payment.currency) != (link.amount_minor, link.currency) or \
-                payment.livemode != link.livemode:
-            why = "Paid the wrong amount or in the wrong mode"
-        text = f"⚠️ {why}: **{amount}**{who} — {link.description}\n{action}"
-        await self._alert(conn, link, EVENT_DOUBLE, payment.id, Reply(text, link_id=link.id), now=self.clock())
+        amount = f"**{format_money(payment.amount_minor, payment.currency, locale)}**"
+        status = self.links.status_of(link)
+        wrong = (payment.amount_minor, payment.currency) != (link.amount_minor, link.currency) or \
+            payment.livemode != link.livemode
+
+        def text(t: Tr) -> str:
+            paid = (t.gettext("%(amount)s by %(payer)s", amount=amount, payer=payment.payer_name)
+                    if payment.payer_name else amount)
+            values = {"amount": paid, "description": link.description}
+            if wrong:
+                why = t.gettext("⚠️ Paid the wrong amount or in the wrong mode: %(amount)s — %(description)s", **values)
+            elif status is LinkStatus.PAID:
+                why = t.gettext("⚠️ Paid twice: %(amount)s — %(description)s", **values)
+            else:
+                why = t.gettext("⚠️ Paid after the link was %(status)s: %(amount)s — %(description)s",
+                                status=t.gettext(STATUS_WORD[status]).casefold(), **values)
+            action = (t.gettext("I am refunding the second payment.") if self.auto_refund_duplicates
+                      else t.gettext("Send %(command)s to give it back.", command=f"`/refund {payment.id}`"))
+            return f"{why}\n{action}"
+
+        await self._alert(conn, link, EVENT_DOUBLE, payment.id, text, now=self.clock())
 
     async def _after_double_payment(self, payment: Payment) -> None:
         if not self.auto_refund_duplicates:
@@ -553,36 +564,48 @@ class RefundService:
     async def _refund_alert(self, conn: DbConnection, link: Any, payment: Payment, refund: Refund,
                             now: datetime) -> None:
         locale = await self._locale(conn, link.merchant_id)
-        amount = format_money(refund.amount_minor, refund.currency, locale)
-        to = f" to {payment.payer_name}" if payment.payer_name else ""
-        if refund.status is RefundStatus.SUCCEEDED:
-            text = f"↩️ Refunded **{amount}**{to} — {link.description}\n{payment.provider} confirmed it."
-            event = EVENT_REFUNDED
-        else:
-            text = (f"❌ Refund of **{amount}**{to} failed — {link.description}\n"
-                    f"{payment.provider} said: {refund.failure_reason or 'no reason given'}")
-            event = EVENT_REFUND_FAILED
+        amount = f"**{format_money(refund.amount_minor, refund.currency, locale)}**"
+        succeeded = refund.status is RefundStatus.SUCCEEDED
+
+        def text(t: Tr) -> str:
+            values = {"amount": amount, "payer": payment.payer_name, "description": link.description,
+                      "provider": payment.provider}
+            if succeeded:
+                head = (t.gettext("↩️ Refunded %(amount)s to %(payer)s — %(description)s", **values)
+                        if payment.payer_name else t.gettext("↩️ Refunded %(amount)s — %(description)s", **values))
+                confirmed = t.gettext("%(provider)s confirmed it.", **values)
+                return f"{head}\n{confirmed}"
+            head = (t.gettext("❌ Refund of %(amount)s to %(payer)s failed — %(description)s", **values)
+                    if payment.payer_name else t.gettext("❌ Refund of %(amount)s failed — %(description)s", **values))
+            # The provider's reason is its own words, as it gave them.
+            return f"{head}\n" + t.gettext("%(provider)s said: %(reason)s", provider=payment.provider,
+                                             reason=refund.failure_reason or "-")
+
         # The link's own message changes only for the payment that paid it (recorded when paid_at was set).
         applied = link.paid_at is not None and payment.created_at == link.paid_at
-        await self._alert(conn, link, event, refund.id, Reply(text, link_id=link.id), now=now,
-                          edit=refund.status is RefundStatus.SUCCEEDED and applied)
+        await self._alert(conn, link, EVENT_REFUNDED if succeeded else EVENT_REFUND_FAILED, refund.id, text,
+                          now=now, edit=succeeded and applied)
 
     async def _problem_alert(self, conn: DbConnection, link: Any, event: PaymentEvent, now: datetime) -> None:
         locale = await self._locale(conn, link.merchant_id)
-        amount = format_money(event.amount_minor or link.amount_minor, event.currency or link.currency, locale)
-        reason = f" ({event.reason})" if event.reason else ""
-        if event.kind == EVENT_DISPUTE:
-            text = (f"⚠️ Disputed: **{amount}** — {link.description}{reason}\nThe customer asked their bank for "
-                    f"the money back. Answer the dispute in your {event.provider} dashboard with proof of the sale "
-                    "before its deadline, or accept it.")
-        else:
-            text = (f"⚠️ Payment failed: **{amount}** — {link.description}{reason}\nNothing was charged; the "
-                    "link is still open, so the customer can try again (or send them a new one).")
-        await self._alert(conn, link, event.kind, event.event_id, Reply(text, link_id=link.id), now=now)
+        amount = f"**{format_money(event.amount_minor or link.amount_minor, event.currency or link.currency, locale)}**"
 
-    async def _alert(self, conn: DbConnection, link: Any, event: str, key: str, reply: Reply, *, now: datetime,
-                     edit: bool = False) -> None:
-        """The seller hears of it where the link was made and in every chat subscribed with /alerts on."""
+        def text(t: Tr) -> str:
+            values = {"amount": amount, "description": link.description, "provider": event.provider}
+            reason = f" ({event.reason})" if event.reason else ""  # the provider's words, as it gave them
+            if event.kind == EVENT_DISPUTE:
+                return t.gettext("⚠️ Disputed: %(amount)s — %(description)s", **values) + reason + "\n" + t.gettext(
+                    "The customer asked their bank for the money back. Answer the dispute in your %(provider)s "
+                    "dashboard with proof of the sale before its deadline, or accept it.", **values)
+            return t.gettext("⚠️ Payment failed: %(amount)s — %(description)s", **values) + reason + "\n" + t.gettext(
+                "Nothing was charged; the link is still open, so the customer can try again (or send them a new one).")
+
+        await self._alert(conn, link, event.kind, event.event_id, text, now=now)
+
+    async def _alert(self, conn: DbConnection, link: Any, event: str, key: str, text: Callable[[Tr], str], *,
+                     now: datetime, edit: bool = False) -> None:
+        """The seller hears of it where the link was made and in every chat subscribed with /alerts on, each
+        chat in its own language (core/outbox.py's target_facts)."""
         targets: list[Target] = []
         if link.origin_platform and link.origin_address:
             targets.append(Target(link.origin_platform, link.origin_address))
@@ -592,16 +615,31 @@ class RefundService:
         for sub in subs:
             if Target(sub.platform, sub.address) not in targets:
                 targets.append(Target(sub.platform, sub.address))
-        skip = await disabled_targets(conn, targets)
-        rows = [new_row(target=t, kind=f"{event}.alert", body=payload(ACTION_SEND, reply, event=event),
-                        key=dedupe_key(event, key, "alert", t.platform, t.address), now=now,
-                        merchant_id=link.merchant_id, link_id=link.id) for t in targets if t not in skip]
+        edit_target = None
         if edit and link.origin_message:
             ref = MessageRef.from_dict(link.origin_message)
-            first = reply.text.split("\n", 1)[0]
-            edited = Reply(f"{first}\n(was a payment link; see /status {link.id[:8]})", link_id=link.id)
-            rows.append(new_row(target=Target(ref.platform, ref.address), kind=f"{event}.edit",
-                                body=payload(ACTION_EDIT, edited, event=event, ref=ref),
+            edit_target = Target(ref.platform, ref.address)
+        skip, languages = await target_facts(conn, [*targets, *([edit_target] if edit_target else [])])
+        shop_language = i18n.language_of_locale(await self._locale(conn, link.merchant_id))
+        rows = []
+        for t in targets:
+            if t in skip:
+                continue
+            language = reader_language(t, languages, shop_language, customer=False)
+            reply = Reply(text(i18n.tr(language)), link_id=link.id)
+            rows.append(new_row(target=t, kind=f"{event}.alert",
+                                body=payload(ACTION_SEND, reply, event=event, language=language),
+                                key=dedupe_key(event, key, "alert", t.platform, t.address), now=now,
+                                merchant_id=link.merchant_id, link_id=link.id))
+        if edit_target is not None and link.origin_message:
+            ref = MessageRef.from_dict(link.origin_message)
+            language = reader_language(edit_target, languages, shop_language, customer=False)
+            t_ = i18n.tr(language)
+            first = text(t_).split("\n", 1)[0]
+            was = t_.gettext("(was a payment link; see %(command)s)", command=f"/status {link.id[:8]}")
+            rows.append(new_row(target=edit_target, kind=f"{event}.edit",
+                                body=payload(ACTION_EDIT, Reply(f"{first}\n{was}", link_id=link.id), event=event,
+                                             ref=ref, language=language),
                                 key=dedupe_key(event, key, "edit", ref.platform, ref.address), now=now,
                                 merchant_id=link.merchant_id, link_id=link.id))
         await insert_rows(conn, rows)

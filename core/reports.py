@@ -10,18 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from gettext import ngettext
 
-from babel.dates import format_skeleton, format_time, format_timedelta
+from babel.dates import format_timedelta
 from sqlalchemy import func, select
 
-from core import markup
+from core import i18n, markup
 from core.clock import Clock, utcnow
 from core.commands import Period
 from core.db import Database
+from core.i18n import N_
 from core.links import LinkService
-from core.locales import babel_locale, timezone_for
-from core.models import LinkStatus, Payment, PaymentLink, PaymentStatus, Refund
+from core.locales import timezone_for as timezone_for  # re-exported: callers ask reports for the shop zone
+from core.models import LinkStatus, Merchant, Payment, PaymentLink, PaymentStatus, Refund
 from core.money import format_money
 from core.outbox_texts import TEST_MARK
 from core.reusable import RESERVATIONS, PaymentPromo
@@ -41,27 +41,43 @@ STATUS_MARK: dict[LinkStatus, str] = {
     LinkStatus.REFUNDED: "↩️",
     LinkStatus.SOLD_OUT: "🎟",
 }
+# English here (Slack's blocks read them as they are); status_word() gives them in the reader's language.
 STATUS_WORD: dict[LinkStatus, str] = {
-    LinkStatus.ACTIVE: "Open",
-    LinkStatus.PAID: "Paid",
-    LinkStatus.EXPIRED: "Expired",
-    LinkStatus.CANCELLED: "Cancelled",
-    LinkStatus.REFUNDED: "Refunded",
-    LinkStatus.SOLD_OUT: "Sold out",
+    LinkStatus.ACTIVE: N_("Open"),
+    LinkStatus.PAID: N_("Paid"),
+    LinkStatus.EXPIRED: N_("Expired"),
+    LinkStatus.CANCELLED: N_("Cancelled"),
+    LinkStatus.REFUNDED: N_("Refunded"),
+    LinkStatus.SOLD_OUT: N_("Sold out"),
 }
 
-
-def format_when(moment: datetime, locale: str) -> str:
-    """"3 Dec 2026, 14:05" in the shop's locale and time zone."""
-    zone = timezone_for(locale)
-    loc = babel_locale(locale)
-    local = moment.astimezone(zone)
-    return f"{format_skeleton('yMMMd', local, locale=loc)}, {format_time(local, 'short', locale=loc)}"
+Shop = Merchant | str  # a merchant (its locale and time zone), or just a locale (its territory's zone)
 
 
-def format_relative(moment: datetime, now: datetime, locale: str) -> str:
-    """"in 7 days", "3 hours ago" — in English like the rest of the replies (`locale` is for dates)."""
-    return format_timedelta(moment - now, add_direction=True, locale="en", threshold=1.1)
+def status_word(status: LinkStatus) -> str:
+    return i18n.current().gettext(STATUS_WORD[status])
+
+
+def shop_clock(shop: Shop) -> i18n.Clock:
+    """The shop's clock (its time zone setting, else its locale's), written in the reader's language."""
+    locale = shop if isinstance(shop, str) else shop.locale
+    zone = None if isinstance(shop, str) else shop.timezone
+    return i18n.Clock.of(language=i18n.current().language, shop_locale=locale, timezone=zone)
+
+
+def _locale(shop: Shop) -> str:
+    return shop if isinstance(shop, str) else shop.locale
+
+
+def format_when(moment: datetime, shop: Shop) -> str:
+    """"3 Dec 2026, 8:00 pm SGT": the shop's time zone with its short name, in the reader's language."""
+    return shop_clock(shop).when(moment)
+
+
+def format_relative(moment: datetime, now: datetime, language: str = "en") -> str:
+    """"in 7 days", "3 hours ago" in the reader's language (CLDR)."""
+    return format_timedelta(moment - now, add_direction=True, locale=i18n.tr(i18n.match_language(language)).locale,
+                            threshold=1.1)
 
 
 def short_id(link_id: str) -> str:
@@ -311,109 +327,138 @@ def _money_list(totals: dict[str, Totals], locale: str, *, bold: bool, first: st
     return " + ".join(parts)
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def _paid_count(totals: dict[str, Totals]) -> str:
     """"2 links", or "3 payments" once a link that sells many times is in (each of its payments is a sale,
-    and a paid single-use link is one payment too). ngettext, so the plural rules can be translated."""
-    count = sum(t.count for t in totals.values())
-    if any(t.payments for t in totals.values()):
-        return ngettext("{count} payment", "{count} payments", count).format(count=count)
-    return ngettext("{count} link", "{count} links", count).format(count=count)
+    and a paid single-use link is one payment too)."""
+    t = i18n.current()
+    count = sum(x.count for x in totals.values())
+    if any(x.payments for x in totals.values()):
+        return t.ngettext("%(count)s payment", "%(count)s payments", count)
+    return t.ngettext("%(count)s link", "%(count)s links", count)
 
 
 def _promo_line(promos: dict[tuple[str, str], PromoTotals], locale: str) -> str:
     """"🏷 Promo codes: `SAVE10` on 2 payments (−S$5.00 off) · …": the paid amounts above are after these."""
+    t = i18n.current()
     parts = []
     for code, cur in sorted(promos, key=lambda key: (-promos[key].payments, key)):
         totals = promos[(code, cur)]
-        parts.append(ngettext("`{code}` on {count} payment ({discount} off)",
-                              "`{code}` on {count} payments ({discount} off)", totals.payments).format(
-            code=markup.user(code), count=totals.payments,
-            discount=format_money(totals.discount_minor, cur, locale)))
-    return "🏷 Promo codes: " + " · ".join(parts)
+        parts.append(t.ngettext("%(code)s on %(count)s payment (%(discount)s off)",
+                                "%(code)s on %(count)s payments (%(discount)s off)", totals.payments,
+                                code=f"`{markup.user(code)}`",
+                                discount=format_money(totals.discount_minor, cur, locale)))
+    return t.gettext("🏷 Promo codes: %(codes)s", codes=" · ".join(parts))
 
 
 def _figure_lines(figures: Figures, locale: str, currency: str | None) -> list[str]:
+    t = i18n.current()
     lines = []
-    open_count = sum(t.count for t in figures.open.values())
+    open_count = sum(x.count for x in figures.open.values())
     if figures.paid:
         paid = _money_list(figures.paid, locale, bold=True, first=currency)
-        lines.append(f"✅ Paid: {paid} ({_paid_count(figures.paid)})")
+        lines.append(t.gettext("✅ Paid: %(amounts)s (%(count)s)", amounts=paid, count=_paid_count(figures.paid)))
     else:
-        lines.append("✅ Paid: nothing yet")
+        lines.append(t.gettext("✅ Paid: nothing yet"))
     if figures.open:
         still_open = _money_list(figures.open, locale, bold=False, first=currency)
-        lines.append(f"🕓 Open: {still_open} ({_plural(open_count, 'link')})")
+        lines.append(t.ngettext("🕓 Open: %(amounts)s (%(count)s link)", "🕓 Open: %(amounts)s (%(count)s links)",
+                                open_count, amounts=still_open))
     extra = []
     if figures.expired:
-        extra.append(f"⌛ Expired: {figures.expired}")
+        extra.append(t.gettext("⌛ Expired: %(count)s", count=figures.expired))
     if figures.cancelled:
-        extra.append(f"🚫 Cancelled: {figures.cancelled}")
+        extra.append(t.gettext("🚫 Cancelled: %(count)s", count=figures.cancelled))
     if figures.refunded_links:
-        extra.append(f"↩️ Refunded: {figures.refunded_links}")
+        extra.append(t.gettext("↩️ Refunded: %(count)s", count=figures.refunded_links))
     if extra:
         lines.append(" · ".join(extra))
     if figures.promos:
         lines.append(_promo_line(figures.promos, locale))
     for code in sorted(figures.money, key=lambda c: (c != currency, c)):
         totals = figures.money[code]
-        gross = format_money(totals.gross_minor, code, locale)
-        refunded = format_money(totals.refunded_minor, code, locale)
-        net = format_money(totals.net_minor, code, locale)
-        lines.append(f"💰 {code}: gross {gross} − refunded {refunded} = net **{net}**")
+        lines.append(t.gettext("💰 %(currency)s: gross %(gross)s − refunded %(refunded)s = net %(net)s", currency=code,
+                               gross=format_money(totals.gross_minor, code, locale),
+                               refunded=format_money(totals.refunded_minor, code, locale),
+                               net=f"**{format_money(totals.net_minor, code, locale)}**"))
     return lines
 
 
-def render_report(data: ReportData, merchant_name: str, locale: str, currency: str | None = None) -> str:
-    mode = "" if data.livemode else f" · {TEST_MARK}, no real money"
+_PERIOD_WORDS = {"today": N_("today"), "yesterday": N_("yesterday"), "this week": N_("this week"),
+                 "last week": N_("last week")}
+
+
+def render_report(data: ReportData, merchant_name: str, shop: Shop, currency: str | None = None) -> str:
+    t = i18n.current()
+    locale = _locale(shop)
+    label = data.period.label
+    period = t.gettext(_PERIOD_WORDS[label]) if label in _PERIOD_WORDS else label
+    mode = "" if data.livemode else " · " + t.gettext("%(mark)s, no real money", mark=t.gettext(TEST_MARK))
     if data.only is True:
-        mode = " · live money only"
-    lines = [f"📊 **{markup.user(merchant_name)}** — {markup.escape(data.period.label)}{mode}"]
+        mode = " · " + t.gettext("live money only")
+    lines = [f"📊 **{markup.user(merchant_name)}** — {markup.escape(period)}{mode}"]
     if data.empty:
-        which = "Nothing yet" if data.only is None else "No live money" if data.only else "Nothing in test mode"
-        lines.append(f"{which} in this period. Make a link: `/charge 25 birthday cake`")
+        which = (t.gettext("Nothing yet in this period. Make a link: `/charge 25 birthday cake`") if data.only is None
+                 else t.gettext("No live money in this period. Make a link: `/charge 25 birthday cake`") if data.only
+                 else t.gettext("Nothing in test mode in this period. Make a link: `/charge 25 birthday cake`"))
+        lines.append(which)
         return "\n".join(lines)
     lines.extend(_figure_lines(data.main, locale, currency))
     beside = data.beside
     if beside is not None:
         # Never added to the totals above: shown apart, so a rehearsal cannot pass for sales.
-        paid = _money_list(beside.paid, locale, bold=False, first=currency) or "nothing"
-        paid_count = sum(t.count for t in beside.paid.values())
-        lines.append(f"{TEST_MARK} (not counted above): paid {paid}"
-                     + (f" ({_paid_count(beside.paid)})" if paid_count else ""))
+        mark = t.gettext(TEST_MARK)
+        if beside.paid:
+            paid = _money_list(beside.paid, locale, bold=False, first=currency)
+            lines.append(t.gettext("%(mark)s (not counted above): paid %(amounts)s (%(count)s)", mark=mark,
+                                   amounts=paid, count=_paid_count(beside.paid)))
+        else:
+            lines.append(t.gettext("%(mark)s (not counted above): paid nothing", mark=mark))
     return "\n".join(lines)
 
 
 _TIMELINE_WORDS = {
-    "link.created": "made", "link.opened": "opened", "checkout.started": "checkout started",
-    "payment.succeeded": "paid", "alert.delivered": "alert delivered", "refund.requested": "refund asked",
-    "refund.succeeded": "refunded", "refund.failed": "refund failed", "link.expired": "expired",
-    "link.cancelled": "cancelled", "payment.failed": "payment failed", "dispute.created": "disputed",
+    "link.created": N_("made"), "link.opened": N_("opened"), "checkout.started": N_("checkout started"),
+    "payment.succeeded": N_("paid"), "alert.delivered": N_("alert delivered"), "refund.requested": N_("refund asked"),
+    "refund.succeeded": N_("refunded"), "refund.failed": N_("refund failed"), "link.expired": N_("expired"),
+    "link.cancelled": N_("cancelled"), "payment.failed": N_("payment failed"), "dispute.created": N_("disputed"),
 }
+_PAYMENT_WORDS = {
+    "succeeded": N_("succeeded"), "refund_needed": N_("refund needed"), "refunded": N_("refunded"),
+    "partially_refunded": N_("partly refunded"), "failed": N_("failed"), "pending": N_("pending"),
+}
+_REFUND_WORDS = {"pending": N_("pending"), "succeeded": N_("succeeded"), "failed": N_("failed")}
 TIMELINE_LINES = 8
 
 
 def render_money_life(payments: Sequence[Payment], refunds: Mapping[str, Sequence[Refund]],
-                      events: Sequence[TimelineEvent], locale: str,
+                      events: Sequence[TimelineEvent], shop: Shop,
                       promos: Mapping[str, PaymentPromo] | None = None) -> list[str]:
     """/status's lines after the link: each payment (with its promo code) and its refunds, then the timeline."""
+    t = i18n.current()
+    locale = _locale(shop)
+    clock = shop_clock(shop)
+    promos = promos or {}
     lines = []
     promos = promos or {}
     for payment in payments:
         amount = format_money(payment.amount_minor, payment.currency, locale)
-        who = f" by {markup.user(payment.payer_name)}" if payment.payer_name else ""
         if (promo := promos.get(payment.id)) is not None:
             off = format_money(promo.discount_minor, payment.currency, locale)
-            amount += f" with `{markup.user(promo.code)}` (−{off})"
-        line = f"💳 {amount}{who} · {str(payment.status).replace('_', ' ')} · `{payment.id}`"
+            amount = t.gettext("%(amount)s with %(code)s (−%(off)s)", amount=amount,
+                               code=f"`{markup.user(promo.code)}`", off=off)
+        if payment.payer_name:
+            amount = t.gettext("%(amount)s by %(payer)s", amount=amount, payer=markup.user(payment.payer_name))
+        state = str(payment.status)
+        word = t.gettext(_PAYMENT_WORDS[state]) if state in _PAYMENT_WORDS else state
+        line = f"💳 {amount} · {word} · `{payment.id}`"
         if payment.amount_refunded_minor:
-            line += f" · refunded {format_money(payment.amount_refunded_minor, payment.currency, locale)}"
+            line += " · " + t.gettext("refunded %(amount)s", amount=format_money(
+                payment.amount_refunded_minor, payment.currency, locale))
         lines.append(line)
         for refund in refunds.get(payment.id, ()):
-            text = f"  ↩️ {format_money(refund.amount_minor, refund.currency, locale)} {refund.status}"
+            state = str(refund.status)
+            text = (f"  ↩️ {format_money(refund.amount_minor, refund.currency, locale)} "
+                    f"{t.gettext(_REFUND_WORDS[state]) if state in _REFUND_WORDS else state}")
             if refund.failure_reason:
                 text += f": {markup.escape(refund.failure_reason[:120])}"
             lines.append(text)
@@ -421,67 +466,81 @@ def render_money_life(payments: Sequence[Payment], refunds: Mapping[str, Sequenc
         shown = list(events)[-TIMELINE_LINES:]
         parts = []
         for event in shown:
-            word = _TIMELINE_WORDS.get(event.type, event.type)
+            word = t.gettext(_TIMELINE_WORDS[event.type]) if event.type in _TIMELINE_WORDS else event.type
             if event.type == "link.opened" and event.details.get("views", 1) > 1:
                 word += f" ×{event.details['views']}"
-            parts.append(f"{format_when(event.at, locale)} {word}")
+            parts.append(f"{clock.when(event.at)} {word}")
         lines.append("🕑 " + " → ".join(parts))
     return lines
 
 
-
-def render_link_line(link: PaymentLink, locale: str) -> str:
+def render_link_line(link: PaymentLink, shop: Shop) -> str:
     status = LinkStatus(link.status)
-    amount = format_money(link.amount_minor, link.currency, locale)
+    amount = format_money(link.amount_minor, link.currency, _locale(shop))
     line = f"{STATUS_MARK[status]} `{short_id(link.id)}` **{amount}** — {markup.user(link.description)}"
     if link.reference:
-        line += f" · ref `{markup.user(link.reference)}`"
+        line += " · " + i18n.current().gettext("ref %(reference)s", reference=f"`{markup.user(link.reference)}`")
     if link.reusable:
         from core.sales_texts import counts_text
 
-        line += f" · {counts_text(link, locale)}"
+        line += f" · {counts_text(link, _locale(shop))}"
     return line
 
 
-def render_links(links: list[PaymentLink], label: str, locale: str, *, more: bool) -> str:
+_LIST_TITLES = {
+    "all": (N_("**Your links** (newest first)"), N_("No links yet. Make one: `/charge 25 birthday cake`")),
+    "active": (N_("**Your active links** (newest first)"),
+               N_("No active links yet. Make one: `/charge 25 birthday cake`")),
+    "paid": (N_("**Your paid links** (newest first)"), N_("No paid links yet. Make one: `/charge 25 birthday cake`")),
+    "expired": (N_("**Your expired links** (newest first)"),
+                N_("No expired links yet. Make one: `/charge 25 birthday cake`")),
+    "cancelled": (N_("**Your cancelled links** (newest first)"),
+                  N_("No cancelled links yet. Make one: `/charge 25 birthday cake`")),
+}
+
+
+def render_links(links: list[PaymentLink], label: str, shop: Shop, *, more: bool) -> str:
+    t = i18n.current()
+    title, empty = _LIST_TITLES.get(label, _LIST_TITLES["all"])
     if not links:
-        which = "" if label == "all" else f"{label} "
-        return f"No {which}links yet. Make one: `/charge 25 birthday cake`"
-    title = "Your links" if label == "all" else f"Your {label} links"
-    lines = [f"**{title}** (newest first)"]
-    lines.extend(render_link_line(link, locale) for link in links)
+        return t.gettext(empty)
+    lines = [t.gettext(title)]
+    lines.extend(render_link_line(link, shop) for link in links)
     if more:
-        lines.append(f"…showing the newest {len(links)}. Look one up with `/status {short_id(links[0].id)}`.")
+        lines.append(t.gettext("…showing the newest %(count)s. Look one up with %(example)s.", count=len(links),
+                               example=f"`/status {short_id(links[0].id)}`"))
     return "\n".join(lines)
 
 
-def render_status(link: PaymentLink, url: str, locale: str, now: datetime) -> str:
+def render_status(link: PaymentLink, url: str, shop: Shop, now: datetime) -> str:
     from core.sales_texts import amount_text
 
+    t = i18n.current()
     status = LinkStatus(link.status)
-    amount = amount_text(link, locale)
+    clock = shop_clock(shop)
+    amount = amount_text(link, _locale(shop))
     lines = [
-        f"{STATUS_MARK[status]} **{STATUS_WORD[status]}** · **{amount}** — {markup.user(link.description)}",
+        f"{STATUS_MARK[status]} **{status_word(status)}** · **{amount}** — {markup.user(link.description)}",
     ]
-    details = [f"id `{short_id(link.id)}`"]
+    details = [t.gettext("id %(id)s", id=f"`{short_id(link.id)}`")]
     if link.reference:
-        details.append(f"ref `{markup.user(link.reference)}`")
+        details.append(t.gettext("ref %(reference)s", reference=f"`{markup.user(link.reference)}`"))
     customer = link.customer_phone or link.customer_email or link.customer_name
     if customer:
-        details.append(f"for {markup.user(customer)}")
+        details.append(t.gettext("for %(customer)s", customer=markup.user(customer)))
     lines.append(" · ".join(details))
     if link.reusable:
         from core.sales_texts import counts_text
 
-        lines.append(counts_text(link, locale))
+        lines.append(counts_text(link, _locale(shop)))
     if status in (LinkStatus.PAID, LinkStatus.REFUNDED) and link.paid_at:
-        lines.append(f"Paid {format_when(link.paid_at, locale)}")
+        lines.append(t.gettext("Paid %(when)s", when=clock.when(link.paid_at)))
     elif status is LinkStatus.CANCELLED and link.cancelled_at:
-        lines.append(f"Cancelled {format_when(link.cancelled_at, locale)}")
+        lines.append(t.gettext("Cancelled %(when)s", when=clock.when(link.cancelled_at)))
     elif status is LinkStatus.EXPIRED:
-        lines.append(f"Expired {format_when(link.expires_at, locale)}")
+        lines.append(t.gettext("Expired %(when)s", when=clock.when(link.expires_at)))
     else:
-        when = format_when(link.expires_at, locale)
-        lines.append(f"Expires {format_relative(link.expires_at, now, locale)} ({when})")
+        lines.append(t.gettext("Expires %(relative)s (%(when)s)", when=clock.when(link.expires_at),
+                               relative=format_relative(link.expires_at, now, t.language)))
     lines.append(url)
     return "\n".join(lines)

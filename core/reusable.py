@@ -11,7 +11,7 @@ link when a limit is reached (`sold_out`; a split bill whose shares are all in i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,9 +19,10 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Row
 
-from core import ids, promos
+from core import i18n, ids, promos
 from core.clock import Clock, utcnow
 from core.db import Database, DbConnection
+from core.i18n import N_
 from core.models import LinkReservation, LinkStatus, Payment, PaymentLink, ReservationStatus
 from core.money import Money
 from core.ports import PaymentEvent
@@ -51,11 +52,18 @@ class TermsError(Exception):
 class ReserveRefused(Exception):
     """Pay was refused for this link now; `message` is for the customer, `field` names the form field."""
 
-    def __init__(self, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, code: str, message: str, field: str | None = None, *,
+                 values: Mapping[str, object] | None = None) -> None:
+        # `message` is a catalog msgid (core.i18n) with named placeholders; text() is the customer's language.
+        self.template = message
+        self.values = dict(values or {})
+        self.message = message % self.values if self.values else message
+        super().__init__(self.message)
         self.code = code
-        self.message = message
         self.field = field
+
+    def text(self, t: i18n.Tr) -> str:
+        return t.gettext(self.template, **self.values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,12 +257,12 @@ class Reservations:
             # has one writer at a time anyway, and leaves the clause out).
             row = (await conn.execute(select(LINKS).where(LINKS.c.id == link_id).with_for_update())).first()
             if row is None:
-                raise ReserveRefused("not_found", "This payment link does not exist.")
+                raise ReserveRefused("not_found", N_("This payment link does not exist."))
             link = _link(row)
             if link.status == LinkStatus.SOLD_OUT:
-                raise ReserveRefused("sold_out", "Sold out: there is nothing left to buy.")
+                raise ReserveRefused("sold_out", N_("Sold out: there is nothing left to buy."))
             if link.status != LinkStatus.ACTIVE or link.expires_at <= now:
-                raise ReserveRefused("not_active", "This link can no longer be paid.")
+                raise ReserveRefused("not_active", N_("This link can no longer be paid."))
             units, amount = self._price(link, quantity, amount_minor)
             discount = 0
             if promo_code:
@@ -267,13 +275,14 @@ class Reservations:
                         amount_reserved_minor=LINKS.c.amount_reserved_minor + charged))
             if done.rowcount != 1:
                 if limit_reached(link):
-                    raise ReserveRefused("sold_out", "Sold out: there is nothing left to buy.")
+                    raise ReserveRefused("sold_out", N_("Sold out: there is nothing left to buy."))
                 free = left(link)
                 if free:
-                    raise ReserveRefused("not_enough", f"Only {free} left; choose fewer.", "quantity")
-                raise ReserveRefused("all_reserved", "Everything left is in other buyers' checkouts right now; "
-                                     "if they do not pay, it comes back within "
-                                     f"{int(self.timeout.total_seconds() // 60) or 1} minutes.")
+                    raise ReserveRefused("not_enough", N_("Only %(free)s left; choose fewer."), "quantity",
+                                         values={"free": free})
+                raise ReserveRefused("all_reserved", N_("Everything left is in other buyers' checkouts right now; "
+                                        "if they do not pay, it comes back within %(minutes)s minutes."),
+                                     values={"minutes": int(self.timeout.total_seconds() // 60) or 1})
             reservation = Reservation(ids.prefixed("rsv"), link_id, units, charged, discount,
                                       promo_code.upper() if promo_code and discount else None,
                                       min(now + self.timeout, link.expires_at))
@@ -290,24 +299,26 @@ class Reservations:
         if link.amount_mode == CUSTOMER_CHOOSES:
             low, high = link.min_amount_minor or 1, link.max_amount_minor
             if amount_minor is None or amount_minor <= 0:
-                raise ReserveRefused("invalid_amount", "Enter the amount you want to pay.", "amount")
+                raise ReserveRefused("invalid_amount", N_("Enter the amount you want to pay."), "amount")
             if amount_minor < low:
-                raise ReserveRefused("invalid_amount", f"The smallest amount is {_money(low, link.currency)}.",
-                                     "amount")
+                raise ReserveRefused("invalid_amount", N_("The smallest amount is %(amount)s."), "amount",
+                                     values={"amount": _money(low, link.currency)})
             if high is not None and amount_minor > high:
-                raise ReserveRefused("invalid_amount", f"The largest amount is {_money(high, link.currency)}.",
-                                     "amount")
+                raise ReserveRefused("invalid_amount", N_("The largest amount is %(amount)s."), "amount",
+                                     values={"amount": _money(high, link.currency)})
             return 1, amount_minor
         low, high = unit_bounds(link)
         if not low <= quantity <= high:
-            raise ReserveRefused("invalid_quantity", f"Choose a quantity from {low} to {high}.", "quantity")
+            raise ReserveRefused("invalid_quantity", N_("Choose a quantity from %(low)s to %(high)s."), "quantity",
+                                 values={"low": low, "high": high})
         if link.split_ways is not None:
             amount = split_amount(link, quantity)
             if amount <= 0:
                 free = max(0, link.split_ways - link.units_sold - link.units_reserved)
                 if free:
-                    raise ReserveRefused("not_enough", f"Only {free} shares are left; choose fewer.", "quantity")
-                raise ReserveRefused("all_reserved", "Every share left is being paid right now.")
+                    raise ReserveRefused("not_enough", N_("Only %(free)s shares are left; choose fewer."), "quantity",
+                                         values={"free": free})
+                raise ReserveRefused("all_reserved", N_("Every share left is being paid right now."))
             return quantity, amount
         return quantity, link.amount_minor * quantity
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 
+from core import i18n
 from core.links import LinkEvent, LinkEventKind
 from core.markup import user
 from core.models import OutboxStatus
@@ -30,15 +31,17 @@ EDIT_KIND = "link.sales.edit"
 SOLD_OUT_KIND = "link.sold_out.alert"
 
 
-def sales_message(event: LinkEvent, locale: str, url: str) -> Reply:
+def sales_message(event: LinkEvent, locale: str, url: str, language: str | None = None) -> Reply:
     """The link message as it reads now: unit amount, description, counts, and Pay while it is open."""
     link = event.link
-    amount = format_money(link.amount_minor, link.currency, locale)
-    counts = counts_text(link, locale)
-    if event.kind is LinkEventKind.SOLD_OUT:
-        return Reply(text=f"**{amount}** — {user(link.description)}\n{counts}\n🎟 Sold out", link_id=link.id)
-    return Reply(text=f"💳 **{amount}** — {user(link.description)}\n{counts}\n{url}",
-                 buttons=(Button(f"Pay {amount}", url),), link_id=link.id)
+    with i18n.speaking(language or i18n.language_of_locale(locale)) as t:
+        amount = format_money(link.amount_minor, link.currency, locale)
+        counts = counts_text(link, locale)
+        if event.kind is LinkEventKind.SOLD_OUT:
+            return Reply(text=f"**{amount}** — {user(link.description)}\n{counts}\n" + t.gettext("🎟 Sold out"),
+                         link_id=link.id)
+        return Reply(text=f"💳 **{amount}** — {user(link.description)}\n{counts}\n{url}",
+                     buttons=(Button(t.gettext("Pay %(amount)s", amount=amount), url),), link_id=link.id)
 
 
 async def sales_rows(hook: Outbox, conn: DbConnection, event: LinkEvent) -> list[dict[str, Any]]:
@@ -49,9 +52,10 @@ async def sales_rows(hook: Outbox, conn: DbConnection, event: LinkEvent) -> list
         OUTBOX,
         Target,
         dedupe_key,
-        disabled_targets,
         new_row,
         payload,
+        reader_language,
+        target_facts,
     )
 
     link = event.link
@@ -67,32 +71,49 @@ async def sales_rows(hook: Outbox, conn: DbConnection, event: LinkEvent) -> list
         currency=link.currency, description=link.description, at=event.at, locale=locale,
         merchant_name=merchant.name if merchant else "", reference=link.reference,
         payer_name=payment.payer_name if payment else None, url=url,
-        livemode=bool(payment.livemode if payment else link.livemode))
+        livemode=bool(payment.livemode if payment else link.livemode),
+        timezone=merchant.timezone if merchant else None)
     targets: list[Target] = []
     if link.origin_platform and link.origin_address:
         targets.append(Target(link.origin_platform, link.origin_address))
     targets.extend(t for t in (Target(r.platform, r.address) for r in found if r.platform is not None)
                    if t not in targets)
-    skip = await disabled_targets(conn, targets)
-    rows: list[dict[str, Any]] = []
-    if sold_out:
-        reply = Reply(text=f"🎟 Sold out{test_mark(facts)}: **{user(link.description)}** — "
-                           f"{counts_text(link, locale)}", link_id=link.id)
-        body = payload(ACTION_SEND, reply, event=LinkEventKind.SOLD_OUT.value, facts=facts)
-        rows.extend(new_row(target=t, kind=SOLD_OUT_KIND, body=body, now=event.at, merchant_id=link.merchant_id,
-                            link_id=link.id, key=dedupe_key("link.sold_out", link.id, t.platform, t.address))
-                    for t in targets if t not in skip)
-    elif payment is not None:
-        reply = alert_reply(facts)
-        reply = Reply(text=f"{reply.text} · {counts_text(link, locale)}", link_id=link.id)
-        body = payload(ACTION_SEND, reply, event=EVENT_PAID, facts=facts)
-        rows.extend(new_row(target=t, kind=f"{EVENT_PAID}.alert", body=body, now=event.at,
-                            merchant_id=link.merchant_id, link_id=link.id,
-                            key=dedupe_key(EVENT_PAID, link.id, payment.id, "alert", t.platform, t.address))
-                    for t in targets if t not in skip)
+    edit_target = None
     if link.origin_message:
         ref = MessageRef.from_dict(link.origin_message)
-        body = payload(ACTION_EDIT, sales_message(event, locale, url), event=event.kind.value, facts=facts, ref=ref)
+        edit_target = Target(ref.platform, ref.address)
+    skip, languages = await target_facts(conn, [*targets, *([edit_target] if edit_target else [])])
+    rows: list[dict[str, Any]] = []
+    for target in targets:
+        if target in skip:
+            continue
+        # Each chat reads its own language (core/outbox.py reader_language).
+        language = reader_language(target, languages, facts.shop_language, customer=False)
+        with i18n.speaking(language) as t:
+            counts = counts_text(link, locale)
+            if sold_out:
+                reply = Reply(text=t.gettext("🎟 Sold out%(mark)s: %(description)s — %(counts)s",
+                                             mark=test_mark(facts, language),
+                                             description=f"**{user(link.description)}**", counts=counts),
+                              link_id=link.id)
+                rows.append(new_row(
+                    target=target, kind=SOLD_OUT_KIND,
+                    body=payload(ACTION_SEND, reply, event=LinkEventKind.SOLD_OUT.value, facts=facts,
+                                 language=language),
+                    now=event.at, merchant_id=link.merchant_id, link_id=link.id,
+                    key=dedupe_key("link.sold_out", link.id, target.platform, target.address)))
+            elif payment is not None:
+                reply = Reply(text=f"{alert_reply(facts, language).text} · {counts}", link_id=link.id)
+                rows.append(new_row(
+                    target=target, kind=f"{EVENT_PAID}.alert",
+                    body=payload(ACTION_SEND, reply, event=EVENT_PAID, facts=facts, language=language),
+                    now=event.at, merchant_id=link.merchant_id, link_id=link.id,
+                    key=dedupe_key(EVENT_PAID, link.id, payment.id, "alert", target.platform, target.address)))
+    if link.origin_message and edit_target is not None:
+        ref = MessageRef.from_dict(link.origin_message)
+        language = reader_language(edit_target, languages, facts.shop_language, customer=False)
+        body = payload(ACTION_EDIT, sales_message(event, locale, url, language), event=event.kind.value,
+                       facts=facts, ref=ref, language=language)
         c = OUTBOX.c
         waiting = await conn.execute(update(OUTBOX).where(
             c.link_id == link.id, c.kind == EDIT_KIND, c.platform == ref.platform, c.address == ref.address,

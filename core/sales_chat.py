@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import markup
+from core import i18n, markup
 from core.commands.values import Promo
 from core.models import Merchant, PromoCode
 from core.money import format_money
@@ -11,25 +11,34 @@ from core.promos import PromoDraft, PromoError, PromoService, percent_text
 from core.reports import format_when
 
 
-def promo_line(promo: PromoCode, locale: str) -> str:
+def _promo_terms(promo: PromoCode, locale: str) -> str:
+    """"10% off · used 2 of 100 · until 3 Dec 2026, 8:00 pm SGT", in the reader's language."""
+    t = i18n.current()
     if promo.percent_off_bp is not None:
-        off = f"{percent_text(promo.percent_off_bp)}% off"
+        off = t.gettext("%(percent)s%% off", percent=percent_text(promo.percent_off_bp))
     else:
-        off = f"{format_money(promo.amount_off_minor or 0, promo.currency or 'USD', locale)} off"
-    used = f"used {promo.times_redeemed}" + (f" of {promo.max_redemptions}" if promo.max_redemptions else "")
-    line = f"🏷 `{markup.user(promo.code)}` — {off} · {used}"
+        off = t.gettext("%(amount)s off", amount=format_money(promo.amount_off_minor or 0, promo.currency or "USD",
+                                                              locale))
+    used = (t.gettext("used %(count)s of %(most)s", count=promo.times_redeemed, most=promo.max_redemptions)
+            if promo.max_redemptions else t.gettext("used %(count)s", count=promo.times_redeemed))
+    terms = f"{off} · {used}"
     if promo.expires_at is not None:
-        line += f" · until {format_when(promo.expires_at, locale)}"
-    return line
+        terms += " · " + t.gettext("until %(when)s", when=format_when(promo.expires_at, locale))
+    return terms
+
+
+def promo_line(promo: PromoCode, locale: str) -> str:
+    return f"🏷 `{markup.user(promo.code)}` — {_promo_terms(promo, locale)}"
 
 
 async def promo_reply(service: PromoService, command: Promo, merchant: Merchant) -> Reply:
+    t = i18n.current()
     locale = merchant.locale
     if command.action == "list":
         codes = await service.list(merchant.id)
         if not codes:
-            return Reply("No promo codes yet. Make one: `/promo SAVE10 10%`")
-        return Reply("\n".join(["**Promo codes**", *(promo_line(p, locale) for p in codes[:30])]))
+            return Reply(t.gettext("No promo codes yet. Make one: `/promo SAVE10 10%`"))
+        return Reply("\n".join([t.gettext("**Promo codes**"), *(promo_line(p, locale) for p in codes[:30])]))
     if command.action == "off":  # asked first (core/conversation.py), then ended by end_promo
         return await end_promo(service, command.code, merchant)
     draft = PromoDraft(command.code, percent_off_bp=command.percent_bp,
@@ -39,27 +48,33 @@ async def promo_reply(service: PromoService, command: Promo, merchant: Merchant)
     try:
         promo = await service.create(merchant.id, draft)
     except PromoError as exc:
+        code = f"`{markup.user(command.code)}`"
         if exc.code == "promo_exists":
-            return Reply(f"You already have `{markup.user(command.code)}`. End it first with "
-                         f"`/promo off {markup.user(command.code)}`, or pick another code.")
-        return Reply(f"{markup.escape(exc.message)}.\nFor example: `/promo SAVE10 10%`")
-    return Reply(f"Made {promo_line(promo, locale)}\nCustomers type it in the “Promo code” field of your "
-                 "pay pages.")
+            return Reply(t.gettext("You already have %(code)s. End it first with %(command)s, or pick another code.",
+                                   code=code, command=f"`/promo off {markup.user(command.code)}`"))
+        # The service's own wording (the API's), then an example in the chat's terms.
+        return Reply(t.gettext("%(problem)s\nFor example: %(example)s", problem=f"{markup.escape(exc.message)}.",
+                               example="`/promo SAVE10 10%`"))
+    return Reply(t.gettext("Made %(line)s\nCustomers type it in the “Promo code” field of your pay pages.",
+                           line=promo_line(promo, locale)))
 
 
 def no_such_promo(code: str) -> Reply:
-    return Reply(f"There is no promo code `{markup.user(code)}`. See them with `/promo`.")
+    return Reply(i18n.current().gettext("There is no promo code %(code)s. See them with `/promo`.",
+                                        code=f"`{markup.user(code)}`"))
 
 
 def end_promo_question(promo: PromoCode, locale: str) -> str:
     """"/promo off SAVE10" asks first: ending a code cannot be undone (it can only be made again)."""
-    return (f"End promo code {promo_line(promo, locale).removeprefix('🏷 ')}? yes / no\n"
-            "Customers can no longer use it; checkouts already open keep their discount.")
+    return i18n.current().gettext(
+        "End promo code %(line)s? yes / no\nCustomers can no longer use it; checkouts already open keep their "
+        "discount.", line=promo_line(promo, locale).removeprefix("🏷 "))
 
 
 async def end_promo(service: PromoService, code: str, merchant: Merchant) -> Reply:
     found = await service.get(merchant.id, code)
     if found is None or not await service.delete(merchant.id, code):
         return no_such_promo(code)
-    return Reply(f"Ended `{markup.user(code)}` (it was {promo_line(found, merchant.locale).split(' — ', 1)[1]}). "
-                 "Checkouts already open keep their discount.")
+    return Reply(i18n.current().gettext(
+        "Ended %(code)s (it was %(terms)s). Checkouts already open keep their discount.",
+        code=f"`{markup.user(code)}`", terms=_promo_terms(found, merchant.locale)))

@@ -1,50 +1,58 @@
 """How chats show a link that sells many times: "🎟 12 of 50 sold · S$300.00" (link message, /links,
-/status, and the edited message as payments come in)."""
+/status, and the edited message as payments come in), in the reader's language (core.i18n.current)."""
 
 from __future__ import annotations
 
+from core import i18n
 from core.models import PaymentLink
 from core.money import format_money
 from core.reusable import CUSTOMER_CHOOSES
 
 
 def counts_text(link: PaymentLink, locale: str) -> str:
+    t = i18n.current()
     collected = format_money(link.amount_collected_minor or 0, link.currency, locale)
     if link.split_ways:
-        return f"🧾 {link.units_sold} of {link.split_ways} paid · {collected}"
+        return t.gettext("🧾 %(paid)s of %(ways)s paid · %(collected)s", paid=link.units_sold, ways=link.split_ways,
+                         collected=collected)
     if link.amount_mode == CUSTOMER_CHOOSES:
-        return f"💝 {link.payments_count} gave · {collected}"
+        return t.ngettext("💝 %(count)s gave · %(collected)s", "💝 %(count)s gave · %(collected)s",
+                          link.payments_count, collected=collected)
     if link.stock is not None:
-        return f"🎟 {link.units_sold} of {link.stock} sold · {collected}"
+        return t.gettext("🎟 %(sold)s of %(stock)s sold · %(collected)s", sold=link.units_sold, stock=link.stock,
+                         collected=collected)
     if link.max_payments is not None:
-        return f"🎟 {link.payments_count} of {link.max_payments} sold · {collected}"
-    return f"🎟 {link.units_sold} sold · {collected}"
+        return t.gettext("🎟 %(sold)s of %(stock)s sold · %(collected)s", sold=link.payments_count,
+                         stock=link.max_payments, collected=collected)
+    return t.gettext("🎟 %(sold)s sold · %(collected)s", sold=link.units_sold, collected=collected)
 
 
 def amount_text(link: PaymentLink, locale: str) -> str:
     """The link's amount as chats show it: a donation's stored amount is its smallest one ("from S$5.00")."""
     amount = format_money(link.amount_minor, link.currency, locale)
-    return f"from {amount}" if link.amount_mode == CUSTOMER_CHOOSES else amount
+    return i18n.current().gettext("from %(amount)s", amount=amount) if link.amount_mode == CUSTOMER_CHOOSES else amount
 
 
 def pay_label(link: PaymentLink, locale: str) -> str:
     """The Pay button's label, the same on the new link's message and on /status."""
+    t = i18n.current()
     if link.amount_mode == CUSTOMER_CHOOSES:
-        return "Give"
+        return t.gettext("Give")
     if link.split_ways:
-        return "Pay a share"
-    return f"Pay {format_money(link.amount_minor, link.currency, locale)}"
+        return t.gettext("Pay a share")
+    return t.gettext("Pay %(amount)s", amount=format_money(link.amount_minor, link.currency, locale))
 
 
 def kind_text(link: PaymentLink, locale: str) -> str:
     """The line under a new reusable link's amount: what kind of link it is."""
+    t = i18n.current()
     if link.split_ways:
-        return f"Split {link.split_ways} ways: each pays a share"
+        return t.gettext("Split %(ways)s ways: each pays a share", ways=link.split_ways)
     if link.amount_mode == CUSTOMER_CHOOSES:
         low = format_money(link.min_amount_minor or 0, link.currency, locale)
-        return f"Donors choose the amount (from {low})"
+        return t.gettext("Donors choose the amount (from %(low)s)", low=low)
     if link.stock is not None:
-        return f"Sells until {link.stock} are sold; buyers choose how many"
+        return t.gettext("Sells until %(stock)s are sold; buyers choose how many", stock=link.stock)
     if link.max_payments is not None:
-        return f"Takes up to {link.max_payments} payments"
-    return "Takes any number of payments"
+        return t.ngettext("Takes up to %(count)s payment", "Takes up to %(count)s payments", link.max_payments)
+    return t.gettext("Takes any number of payments")

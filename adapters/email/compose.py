@@ -10,7 +10,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.outbox_texts import AlertFacts, clock_time
+from core import i18n
+from core.outbox_texts import AlertFacts
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -24,7 +25,12 @@ def _environment() -> Environment:
     # Jinja2 loads with the first email: every command builds the email sender, few send anything.
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
+                      extensions=["jinja2.ext.i18n"])
+    gettext, ngettext = i18n.plain_callables("en")
+    env.install_gettext_callables(gettext=gettext, ngettext=ngettext,  # type: ignore[attr-defined]  # jinja2.ext.i18n
+                                  newstyle=True)
+    return env
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,25 +47,33 @@ class Wording:
     with_link: bool
 
 
-def wording(kind: str, facts: AlertFacts) -> Wording:
-    shop = facts.merchant_name or "A shop"
+def wording(kind: str, facts: AlertFacts, language: str | None = None) -> Wording:
+    """Subject, headline and footer in the reader's language; times on the shop's clock with its zone."""
+    t = i18n.tr(language or facts.shop_language)
+    shop = facts.merchant_name or t.gettext("A shop")
+    values = {"amount": facts.amount_text, "shop": shop, "description": facts.description}
     if kind.endswith(".receipt"):
-        return Wording(f"Receipt: {facts.amount_text} to {shop}", "✅ Payment received, thank you!",
-                       f"Paid at {clock_time(facts.at)}.", with_link=False)
+        return Wording(t.gettext("Receipt: %(amount)s to %(shop)s", **values),
+                       t.gettext("✅ Payment received, thank you!"),
+                       t.gettext("Paid %(when)s.", when=facts.clock(t.language).when(facts.at)), with_link=False)
     if kind.endswith(".refund"):
-        return Wording(f"Refund: {facts.amount_text} from {shop}", f"↩️ {shop} refunded your payment.",
-                       "It can take a few days to show on your statement.", with_link=False)
+        return Wording(t.gettext("Refund: %(amount)s from %(shop)s", **values),
+                       t.gettext("↩️ %(shop)s refunded your payment.", **values),
+                       t.gettext("It can take a few days to show on your statement."), with_link=False)
     if kind.endswith(".reminder"):
-        return Wording(f"Reminder: {facts.amount_text} for {facts.description}",
-                       f"A reminder from {shop}: this payment is still open.", "", with_link=True)
-    return Wording(f"{shop} asks you to pay {facts.amount_text}", f"{shop} asks you to pay", "", with_link=True)
+        return Wording(t.gettext("Reminder: %(amount)s for %(description)s", **values),
+                       t.gettext("A reminder from %(shop)s: this payment is still open.", **values), "",
+                       with_link=True)
+    return Wording(t.gettext("%(shop)s asks you to pay %(amount)s", **values),
+                   t.gettext("%(shop)s asks you to pay", **values), "", with_link=True)
 
 
 def compose(
     *, kind: str, facts: AlertFacts, to: str, sender: Sender, brand_color: str | None, unsubscribe_url: str,
-    qr_png: bytes | None,
+    qr_png: bytes | None, language: str | None = None,
 ) -> EmailMessage:
-    words = wording(kind, facts)
+    t = i18n.tr(language or facts.shop_language)
+    words = wording(kind, facts, t.language)
     shop = facts.merchant_name or "paylinks"
     url = facts.url if words.with_link else None
     message = EmailMessage()
@@ -75,18 +89,19 @@ def compose(
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     lines = [words.headline, "", f"{facts.amount_text} — {facts.description}"]
     if facts.reference:
-        lines.append(f"ref {facts.reference}")
+        lines.append(t.gettext("ref %(reference)s", reference=facts.reference))
     if url:
-        lines += ["", f"Pay here: {url}"]
+        lines += ["", t.gettext("Pay here: %(url)s", url=url)]
     if words.footer:
         lines += ["", words.footer]
-    lines += ["", f"Unsubscribe from {shop}'s emails: {unsubscribe_url}"]
+    lines += ["", t.gettext("Unsubscribe from %(shop)s's emails: %(url)s", shop=shop, url=unsubscribe_url)]
     message.set_content("\n".join(lines) + "\n")
     qr_cid = make_msgid(domain="qr.paylinks")[1:-1] if url and qr_png else None
     html = _environment().get_template("message.html").render(
         subject=words.subject, shop=shop, brand_color=brand_color or DEFAULT_BRAND, headline=words.headline,
         amount=facts.amount_text, description=facts.description, reference=facts.reference, url=url,
-        qr_cid=qr_cid, footer=words.footer, unsubscribe_url=unsubscribe_url,
+        qr_cid=qr_cid, footer=words.footer, unsubscribe_url=unsubscribe_url, lang=t.html_lang,
+        **i18n.jinja_callables(t.language),
     )
     message.add_alternative(html, subtype="html")
     if qr_cid and qr_png:

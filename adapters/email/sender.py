@@ -72,7 +72,8 @@ class EmailSender:
         qr = await render_qr(facts.url, "png", 6) if facts.url else None
         message = compose(kind=row.kind, facts=facts, to=row.address, sender=self.sender,
                           brand_color=merchant.brand_color if merchant else None,
-                          unsubscribe_url=f"{self.public_base_url}/u/{contact.token}", qr_png=qr)
+                          unsubscribe_url=f"{self.public_base_url}/u/{contact.token}", qr_png=qr,
+                          language=str(row.payload.get("language") or "") or None)
         message_id = str(message["Message-ID"])
         if self.host:
             await self._smtp(message)

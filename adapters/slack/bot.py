@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -48,7 +49,10 @@ REDIRECT_PATH = "/slack/oauth_redirect"
 
 # What the bot needs: slash commands, posting (also in public channels it was not invited to), unfurls.
 BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "links:read", "links:write",
-              "files:write")  # files:write: the /invoice PDF (files_upload_v2)
+              "files:write",  # files:write: the /invoice PDF (files_upload_v2)
+              "users:read")  # users:read: users.info with include_locale, the person's language
+# How long a person's Slack locale (users.info) is trusted before it is asked again.
+LOCALE_TTL_S = 3600.0
 # Shutdown waits this long for answers already being worked on.
 DRAIN_TIMEOUT_S = 10.0
 # Slack shows at most a handful of unfurls per message; never look up more links than this.
@@ -155,6 +159,8 @@ class SlackAdapter:
         self.team_id: str | None = None  # single-workspace mode: from auth.test
         self._session: aiohttp.ClientSession | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
+        # Slack user key -> (their locale or None, monotonic expiry): users.info at most hourly per person.
+        self._locales: dict[str, tuple[str | None, float]] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -313,8 +319,31 @@ class SlackAdapter:
         message = replace(message, delivery_id=delivery_id(body, request.headers))
         await self._answer_with(message, client, respond)
 
+    async def _locale_of(self, message: IncomingMessage, client: AsyncWebClient) -> str | None:
+        """The person's Slack language ("ja-JP"): users.info with include_locale, cached for an hour.
+        None when Slack does not say (an install without users:read): the core falls back to the shop's."""
+        user = str(message.extra.get("slack_user_id") or "")
+        if not user:
+            return None
+        now = time.monotonic()
+        cached = self._locales.get(message.user_id)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        locale: str | None = None
+        try:
+            answer = await client.users_info(user=user, include_locale=True)
+            found = (answer.get("user") or {}).get("locale")
+            locale = str(found) if found else None
+        except Exception as exc:  # a missing scope or an outage must never stop the answer
+            log.info("slack users.info for the locale failed team=%s error=%s", message.workspace, type(exc).__name__)
+        if len(self._locales) > 10_000:
+            self._locales.clear()
+        self._locales[message.user_id] = (locale, now + LOCALE_TTL_S)
+        return locale
+
     async def _answer_with(self, message: IncomingMessage, client: AsyncWebClient, respond: Any) -> None:
         try:
+            message = replace(message, language=await self._locale_of(message, client))
             replies = await self.handle(message)
         except Exception:
             log.exception("slack command failed team=%s", message.workspace)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from core.markup import grouped, parse, to_plain, wrap_bold
 from core.models import LinkStatus
@@ -106,7 +107,7 @@ def _buttons_block(buttons: Sequence[Button]) -> dict[str, Any] | None:
         return None
     elements = [
         answer_button(b.label, b.action, action_id=f"{ANSWER_ACTION_PREFIX}{i}") if b.action
-        else button(b.label, b.url, action_id=f"open_url_{i}", primary=b.label.startswith("Pay"))
+        else button(b.label, b.url, action_id=f"open_url_{i}", primary="/p/" in urlsplit(b.url).path)
         for i, b in enumerate(usable)
     ]
     return {"type": "actions", "block_id": "paylinks_buttons", "elements": elements}

@@ -76,6 +76,7 @@ def parse_callback(update: Update) -> IncomingMessage | None:
         is_group=chat.type in GROUP_TYPES,
         extra={"chat_type": str(chat.type), "username": user.username or ""},
         action=str(query.data),
+        language=user.language_code,
     )
 
 
@@ -91,4 +92,5 @@ def _incoming(message: Message, text: str) -> IncomingMessage:
         display_name=user.full_name,
         is_group=chat.type in GROUP_TYPES,
         extra={"message_id": message.message_id, "chat_type": str(chat.type), "username": user.username or ""},
+        language=user.language_code,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.constants import ParseMode
@@ -47,9 +47,14 @@ def _clip(text: str, limit: int) -> str:
 def pay_button(reply: Reply) -> tuple[str, str] | None:
     """(label, url) of the /charge answer's Pay button, when there is one."""
     for button in reply.buttons:
-        if button.label.startswith("Pay"):
+        if is_pay_url(button.url):  # by where it goes: its label is in the seller's language
             return button.label, button.url
     return None
+
+
+def is_pay_url(url: str) -> bool:
+    """A link's pay page (/p/{id}), the one URL a Pay button opens."""
+    return bool(url) and "/p/" in urlsplit(url).path
 
 
 def share_url(url: str, text: str = "") -> str:

@@ -16,13 +16,14 @@ from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
-from babel.dates import format_date, format_datetime
 from babel.numbers import format_decimal
 from sqlalchemy import select
 
 from adapters.web.pdf import PdfDocument, PdfLine, render
+from core import i18n
 from core.db import Database
-from core.invoices import InvoiceInfo, Invoices, shop_zone
+from core.i18n import N_
+from core.invoices import InvoiceInfo, Invoices
 from core.links import LinkService
 from core.locales import babel_locale_name
 from core.models import LinkStatus, Merchant, MerchantLogo, Payment, PaymentLink, PaymentStatus
@@ -35,12 +36,19 @@ PDF_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 LOGOS = table(MerchantLogo)
 
 STATUS_TEXT = {
-    LinkStatus.ACTIVE: "Unpaid", LinkStatus.PAID: "Paid", LinkStatus.EXPIRED: "Expired (unpaid)",
-    LinkStatus.CANCELLED: "Cancelled", LinkStatus.REFUNDED: "Refunded",
+    LinkStatus.ACTIVE: N_("Unpaid"), LinkStatus.PAID: N_("Paid"), LinkStatus.EXPIRED: N_("Expired (unpaid)"),
+    LinkStatus.CANCELLED: N_("Cancelled"), LinkStatus.REFUNDED: N_("Refunded"), LinkStatus.SOLD_OUT: N_("Sold out"),
 }
 PAYMENT_STATUS_TEXT = {
-    PaymentStatus.SUCCEEDED: "Paid", PaymentStatus.PARTIALLY_REFUNDED: "Paid, partly refunded",
-    PaymentStatus.REFUNDED: "Refunded", PaymentStatus.REFUND_NEEDED: "Paid twice: being refunded",
+    PaymentStatus.SUCCEEDED: N_("Paid"), PaymentStatus.PARTIALLY_REFUNDED: N_("Paid, partly refunded"),
+    PaymentStatus.REFUNDED: N_("Refunded"), PaymentStatus.REFUND_NEEDED: N_("Paid twice: being refunded"),
+}
+# The PDF's fixed words (adapters/web/pdf.py reads them from PdfDocument.labels).
+PDF_LABELS = {
+    "number": N_("No."), "issued": N_("Date"), "due": N_("Due"), "status": N_("Status"),
+    "test": N_("TEST MODE: no real money"), "bill_to": N_("Bill to"), "reference": N_("Reference"),
+    "item": N_("Item"), "qty": N_("Qty"), "unit": N_("Unit price"), "tax": N_("Tax"), "amount": N_("Amount"),
+    "payment": N_("Payment"),
 }
 
 
@@ -48,13 +56,17 @@ def _locale(merchant: Merchant) -> str:
     return babel_locale_name(merchant.locale or "en")
 
 
-def _date(moment: datetime, merchant: Merchant) -> str:
-    return format_date(moment.astimezone(shop_zone(merchant.timezone)).date(), "long", locale=_locale(merchant))
+def _clock(merchant: Merchant, language: str) -> i18n.Clock:
+    """The one clock (core.i18n): the shop's zone with its short name, in the document's language."""
+    return i18n.Clock.of(language=language, shop_locale=merchant.locale or "en", timezone=merchant.timezone)
 
 
-def _datetime(moment: datetime, merchant: Merchant) -> str:
-    zone = shop_zone(merchant.timezone)
-    return f"{format_datetime(moment, 'medium', tzinfo=zone, locale=_locale(merchant))} ({zone.key})"
+def _date(moment: datetime, merchant: Merchant, language: str = "en") -> str:
+    return _clock(merchant, language).date(moment)
+
+
+def _datetime(moment: datetime, merchant: Merchant, language: str = "en") -> str:
+    return _clock(merchant, language).when(moment)
 
 
 def _unit(value: Decimal, currency: str, locale: str) -> str:
@@ -74,13 +86,16 @@ class ItemsView:
     totals: tuple[tuple[str, str], ...]
 
 
-def items_view(link: PaymentLink | Any, info: InvoiceInfo | None, locale: str) -> ItemsView:
+def items_view(link: PaymentLink | Any, info: InvoiceInfo | None, locale: str,
+               language: str | None = None) -> ItemsView:
+    """Labels in the reader's language (default: the shop's), amounts in the shop's locale."""
+    t = i18n.tr(language or i18n.language_of_locale(locale))
     cur = link.currency
     money = lambda minor: format_money(minor, cur, locale)  # noqa: E731
     if info is None or info.totals is None:
         lines: tuple[PdfLine, ...] = (PdfLine(link.description, "1", money(link.amount_minor), "",
                                               money(link.amount_minor)),)
-        totals: tuple[tuple[str, str], ...] = (("Total", money(link.amount_minor)),)
+        totals: tuple[tuple[str, str], ...] = ((t.gettext("Total"), money(link.amount_minor)),)
         return ItemsView(info.number if info else None, lines, totals)
     lines = tuple(
         PdfLine(line.item.name, format_decimal(line.item.quantity, locale=locale),
@@ -89,15 +104,15 @@ def items_view(link: PaymentLink | Any, info: InvoiceInfo | None, locale: str) -
                 money(line.net_minor))
         for line in info.totals.lines
     )
-    rows: list[tuple[str, str]] = [("Subtotal", money(info.subtotal_minor))]
+    rows: list[tuple[str, str]] = [(t.gettext("Subtotal"), money(info.subtotal_minor))]
     if info.discount_minor:
         discount = info.totals.discount
-        label = "Discount"
+        label = t.gettext("Discount")
         if discount is not None and discount.percent is not None:
-            label = f"Discount ({format_decimal(discount.percent, locale=locale)} %)"
+            label = t.gettext("Discount (%(percent)s %%)", percent=format_decimal(discount.percent, locale=locale))
         rows.append((label, f"−{money(info.discount_minor)}"))
-    rows.append(("Tax", money(info.tax_minor)))
-    rows.append(("Total", money(info.total_minor)))
+    rows.append((t.gettext("Tax"), money(info.tax_minor)))
+    rows.append((t.gettext("Total"), money(info.total_minor)))
     return ItemsView(info.number, lines, tuple(rows))
 
 
@@ -117,8 +132,10 @@ class InvoicePdfs:
         _, address = await self.invoices.settings(merchant_id)
         return Merchant.model_construct(**row._mapping), logo, address
 
-    async def document(self, link_id: str, kind: str, payment_id: str | None = None) -> PdfDocument | None:
-        """The document's values; None when the link has no such document (yet)."""
+    async def document(self, link_id: str, kind: str, payment_id: str | None = None,
+                       language: str | None = None) -> PdfDocument | None:
+        """The document's values, its words in `language` (default: the shop's); None when the link has no
+        such document (yet)."""
         link = await self.links.get(link_id)
         if link is None:
             return None
@@ -138,26 +155,31 @@ class InvoicePdfs:
             return None  # a one-amount link is numbered when it is paid
         merchant, logo, address = await self._merchant(link.merchant_id)
         locale = _locale(merchant)
-        view = items_view(link, info, locale)
+        lang = i18n.match_language(language) or i18n.language_of_locale(merchant.locale)
+        t = i18n.tr(lang)
+        view = items_view(link, info, locale, lang)
         status = self.links.status_of(link)
         contact = " · ".join(x for x in (merchant.support_email, merchant.support_phone) if x) or None
         customer = tuple(x for x in (link.customer_name, link.customer_email, link.customer_phone) if x)
         details: list[tuple[str, str]] = []
         if payment is not None:
-            details = [("Paid on", _datetime(payment.created_at, merchant)),
-                       ("Amount paid", format_money(payment.amount_minor, payment.currency, locale)),
-                       ("Payment ID", payment.id), ("Provider", f"{payment.provider} ({payment.provider_ref})")]
+            details = [(t.gettext("Paid on"), _datetime(payment.created_at, merchant, lang)),
+                       (t.gettext("Amount paid"), format_money(payment.amount_minor, payment.currency, locale)),
+                       (t.gettext("Payment ID"), payment.id),
+                       (t.gettext("Provider"), f"{payment.provider} ({payment.provider_ref})")]
             if payment.payer_name:
-                details.append(("Paid by", payment.payer_name))
+                details.append((t.gettext("Paid by"), payment.payer_name))
             if payment.amount_refunded_minor:
-                details.append(("Refunded", format_money(payment.amount_refunded_minor, payment.currency, locale)))
+                details.append((t.gettext("Refunded"),
+                                format_money(payment.amount_refunded_minor, payment.currency, locale)))
         elif status is LinkStatus.PAID and payments:
             first = next((p for p in payments if p.status != PaymentStatus.REFUND_NEEDED), payments[0])
-            details = [("Paid on", _datetime(first.created_at, merchant)), ("Payment ID", first.id)]
+            details = [(t.gettext("Paid on"), _datetime(first.created_at, merchant, lang)),
+                       (t.gettext("Payment ID"), first.id)]
         receipt = kind == "receipt"
         return PdfDocument(
             kind=kind,
-            title="Receipt" if receipt else "Invoice",
+            title=t.gettext("Receipt") if receipt else t.gettext("Invoice"),
             number=view.number,
             shop_name=merchant.name,
             shop_address=address,
@@ -165,10 +187,11 @@ class InvoicePdfs:
             logo_png=logo,
             customer=customer,
             issued=_date(payment.created_at if receipt and payment else (info.created_at if info else link.created_at),
-                         merchant),
-            due=None if receipt or status is not LinkStatus.ACTIVE else _date(link.expires_at, merchant),
-            status=PAYMENT_STATUS_TEXT.get(PaymentStatus(payment.status), "Paid") if payment
-            else STATUS_TEXT[status],
+                         merchant, lang),
+            due=None if receipt or status is not LinkStatus.ACTIVE else _date(link.expires_at, merchant, lang),
+            status=t.gettext(PAYMENT_STATUS_TEXT.get(PaymentStatus(payment.status), N_("Paid"))) if payment
+            else t.gettext(STATUS_TEXT[status]),
+            labels={key: t.gettext(text) for key, text in PDF_LABELS.items()},
             description=link.description,
             reference=link.reference,
             lines=view.lines,
@@ -177,8 +200,9 @@ class InvoicePdfs:
             test_mode=not link.livemode,
         )
 
-    async def pdf(self, link_id: str, kind: str, payment_id: str | None = None) -> bytes | None:
-        doc = await self.document(link_id, kind, payment_id)
+    async def pdf(self, link_id: str, kind: str, payment_id: str | None = None,
+                  language: str | None = None) -> bytes | None:
+        doc = await self.document(link_id, kind, payment_id, language)
         if doc is None:
             return None
         # fpdf2 is CPU-bound (tens of ms with CJK subsetting): off the event loop.
@@ -206,7 +230,11 @@ class InvoicePages:
         payment_id = request.query.get("payment")
         if not LINK_ID.fullmatch(link_id) or (payment_id is not None and not PAYMENT_ID.fullmatch(payment_id)):
             raise web.HTTPNotFound(text="No such document.")
-        body = await self.pdfs.pdf(link_id, kind, payment_id)
+        from adapters.web.pages import request_language  # the customer's language, as on the pay page
+
+        body = await self.pdfs.pdf(link_id, kind, payment_id, request_language(request, None)
+                                   if request.query.get("lang") or request.cookies.get("paylinks_lang")
+                                   or request.headers.get("Accept-Language") else None)
         if body is None:
             what = "receipt: this link has not been paid" if kind == "receipt" else \
                 "invoice: it is made when the link has line items or is paid"

@@ -15,14 +15,13 @@ import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 import jinja2
 from aiohttp import web
-from babel.dates import format_date, format_datetime
 from sqlalchemy import Connection, PoolProxiedConnection, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
@@ -31,8 +30,21 @@ from adapters.web.branding import brand_context, link_branding
 from adapters.web.invoice_pages import ItemsView, items_view
 from adapters.web.security import origin_of
 from core.db import Database, DatabaseBusy
+from core.i18n import (
+    AUTONYMS,
+    LANGUAGES,
+    Clock,
+    Tr,
+    html_lang,
+    jinja_callables,
+    match_language,
+    negotiate,
+    plain_callables,
+    tr,
+)
 from core.invoices import Invoices
 from core.links import LinkService
+from core.locales import babel_locale, territory_of
 from core.models import (
     LinkStatus,
     Merchant,
@@ -48,6 +60,10 @@ from core.ports import ProviderResolver
 from core.refunds import RefundService
 from core.sql import table
 from core.text import isolate
+
+_DAY = timedelta(days=1)
+LANGUAGE_COOKIE = "paylinks_lang"
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 
 log = logging.getLogger("paylinks.web.pages")
 
@@ -79,7 +95,7 @@ _PAGE_QUERY = (
         LINKS.c.status, LINKS.c.expires_at, LINKS.c.paid_at, LINKS.c.livemode,
         MERCHANTS.c.name.label("merchant_name"), MERCHANTS.c.locale.label("merchant_locale"),
         LINKS.c.merchant_id, MERCHANTS.c.brand_color, MERCHANTS.c.logo_version, MERCHANTS.c.support_email,
-        MERCHANTS.c.support_phone, LINKS.c.reusable,
+        MERCHANTS.c.support_phone, MERCHANTS.c.timezone.label("merchant_timezone"), LINKS.c.reusable,
     )
     .join_from(LINKS, MERCHANTS, MERCHANTS.c.id == LINKS.c.merchant_id)
     .where(LINKS.c.id == bindparam("link_id"))
@@ -99,7 +115,13 @@ def make_templates() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
     )
+    # English unless a render passes its reader's callables (page_i18n): newstyle gettext, so
+    # placeholders are named and filled (and escaped) by gettext itself.
+    gettext, ngettext = plain_callables("en")
+    env.install_gettext_callables(gettext=gettext, ngettext=ngettext,  # type: ignore[attr-defined]  # jinja2.ext.i18n
+                                  newstyle=True)
     env.globals.update(css_url=StaticFiles.url("paylinks.css"), icon_url=StaticFiles.url("favicon.svg"),
                        dashboard_css_url=StaticFiles.url("dashboard.css"),
                        dashboard_js_url=StaticFiles.url("dashboard.js"))
@@ -142,28 +164,45 @@ class StaticFiles:
 
 
 @lru_cache(maxsize=256)
-def page_lang(locale: str) -> str:
-    """The page text is English; amounts and dates follow the merchant's locale (en_SG -> en-SG)."""
-    language, _, region = locale.replace("-", "_").partition("_")
-    if language.lower() != "en":
-        return "en"
-    return f"en-{region}" if region else "en"
+def page_lang(language: str, shop_locale: str | None = None) -> str:
+    """<html lang> of a page in that catalog ("zh_Hant" -> "zh-Hant"), with the shop's territory when the
+    page is in the shop's own language (en_SG -> "en-SG": its amounts and dates are written that way)."""
+    territory = territory_of(shop_locale) if shop_locale and babel_locale(shop_locale).territory else None
+    if territory and match_language(shop_locale) == language:
+        return f"{html_lang(language)}-{territory}"
+    return html_lang(language)
 
 
-@lru_cache(maxsize=1024)
-def _date_text(day: date, locale: str) -> str:
-    try:
-        return format_date(day, "medium", locale=locale)
-    except (ValueError, LookupError):
-        return format_date(day, "medium", locale="en")
+@lru_cache(maxsize=64)
+def _switcher(current: str) -> tuple[dict[str, Any], ...]:
+    """The language links under every customer page: `?lang=th` (remembered in a cookie), no script."""
+    return tuple({"href": f"?lang={code}", "lang": html_lang(code), "name": AUTONYMS[code],
+                  "current": code == current} for code in LANGUAGES)
 
 
-def datetime_text(moment: datetime, locale: str) -> str:
-    try:
-        text = format_datetime(moment, "medium", tzinfo=UTC, locale=locale)
-    except (ValueError, LookupError):
-        text = format_datetime(moment, "medium", tzinfo=UTC, locale="en")
-    return f"{text} UTC"
+def page_i18n(language: str, shop_locale: str | None = None, *, switcher: bool = True) -> dict[str, Any]:
+    """What a page's template needs to speak `language`: gettext callables, <html lang>, the switcher (not on
+    the pages answering a form post, where `?lang=` would name a POST-only address)."""
+    return {"lang": page_lang(language, shop_locale), "language": language,
+            "switcher": _switcher(language) if switcher else (),
+            **jinja_callables(language)}
+
+
+def request_language(request: web.Request, shop_locale: str | None) -> str:
+    """?lang=th (the switcher), else the cookie it left, else Accept-Language, else the shop's locale."""
+    for chosen in (request.query.get("lang"), request.cookies.get(LANGUAGE_COOKIE)):
+        found = match_language(chosen)
+        if found is not None:
+            return found
+    return negotiate(request.headers.get("Accept-Language"), shop_locale)
+
+
+def remember_language(request: web.Request, response: web.StreamResponse, language: str) -> None:
+    """A switcher choice (`?lang=`) is kept for the customer's next pages."""
+    if match_language(request.query.get("lang")) is not None and request.cookies.get(LANGUAGE_COOKIE) != language:
+        response.set_cookie(LANGUAGE_COOKIE, language, max_age=LANGUAGE_COOKIE_AGE, path="/", httponly=True,
+                            samesite="Lax", secure=request.secure)
+    response.headers["Vary"] = "Accept-Language, Cookie"
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,12 +226,17 @@ class PageLink:
     logo_version: str | None
     support_email: str | None
     support_phone: str | None
+    merchant_timezone: str | None
     # Sells many times: its page is adapters/web/sell_pages.py.
     reusable: bool = False
 
     @property
     def amount(self) -> str:
         return format_money(self.amount_minor, self.currency, self.merchant_locale)
+
+    def clock(self, language: str) -> Clock:
+        """Times on the shop's clock (its zone, with the zone's name), written in the reader's language."""
+        return Clock.of(language=language, shop_locale=self.merchant_locale, timezone=self.merchant_timezone)
 
 
 # The SQLite fast path builds PageLink positionally from _PAGE_QUERY's columns: keep them in step.
@@ -302,7 +346,7 @@ class PayPages:
         self.refund_template = env.get_template("refund.html")
         self.not_found_template = env.get_template("not_found.html")
         self.message_template = env.get_template("message.html")
-        self._pay_html: dict[PageLink, bytes] = {}
+        self._pay_html: dict[tuple[PageLink, str, bool], bytes] = {}
         from adapters.web.sell_pages import SellPages
 
         self.sell = SellPages(self)
@@ -316,7 +360,7 @@ class PayPages:
         # Line items and invoice numbers the pages list (adapters/web/invoice_pages.py), per link and status:
         # items never change once made, a number comes with payment (a new status).
         self.invoices = Invoices(db)
-        self._items: dict[tuple[str, str], ItemsView | None] = {}
+        self._items: dict[tuple[str, str, str], ItemsView | None] = {}
         # Where Pay's 303 may go: these origins are in CSP form-action (adapters/web/security.py); every
         # provider a shop may pay through (bots/app.py gathers them).
         self.redirect_origins = frozenset(
@@ -362,13 +406,20 @@ class PayPages:
         link_id = request.match_info["link_id"].lower()
         link = await self._read(link_id) if LINK_ID.fullmatch(link_id) else None
         if link is None:
-            return self.not_found()
+            return self.not_found(request_language(request, None), request)
+        language = request_language(request, link.merchant_locale)
+        response = await self._page(request, link, language)
+        remember_language(request, response, language)
+        return response
+
+    async def _page(self, request: web.Request, link: PageLink, language: str) -> web.Response:
+        t = tr(language)
         status = self.links.status_of(link)
         if status is LinkStatus.EXPIRED and link.status == LinkStatus.ACTIVE:
             # Overdue but not swept yet: record the expiry now (hooks tell the merchant), show it at once.
             await self.links.get(link.id)
         self._count_view(link.id)
-        await self._load_items(link)
+        await self._load_items(link, language)
         if link.reusable:
             sold = await self.sell.page(request, link, status)
             if sold is not None:
@@ -378,60 +429,76 @@ class PayPages:
             returned = next((p for p in await self.links.payments_for(link.id) if p.provider_ref == payment_ref), None)
             if returned is not None and not _applied(link, returned):
                 refunds = (await self.refunds.refunds_for([link.id])).get(returned.id, [])
-                return self._render(self.refund_template, link,
-                                    self._refund_context(link, status, returned, refunds))
+                return self._render(self.refund_template, link, language,
+                                    self._refund_context(link, status, returned, refunds, t))
         if status is LinkStatus.ACTIVE:
-            return self._pay_page(link)
+            return self._pay_page(link, language)
+        shop = isolate(link.merchant_name)
         if status in (LinkStatus.PAID, LinkStatus.REFUNDED):
             payment = await self._kept_payment(link)
             paid_at = link.paid_at or (payment.created_at if payment else None)
             refunds = (await self.refunds.refunds_for([link.id])).get(payment.id, []) if payment else []
-            return self._render(self.receipt_template, link, {
-                "title": f"{'Refunded' if status is LinkStatus.REFUNDED else 'Paid'}: {link.amount} to "
-                         f"{isolate(link.merchant_name)}",
-                "paid_on": datetime_text(paid_at, link.merchant_locale) if paid_at else "",
+            title = (t.gettext("Refunded: %(amount)s to %(shop)s", amount=link.amount, shop=shop)
+                     if status is LinkStatus.REFUNDED
+                     else t.gettext("Paid: %(amount)s to %(shop)s", amount=link.amount, shop=shop))
+            return self._render(self.receipt_template, link, language, {
+                "title": title,
+                "paid_on": link.clock(language).when(paid_at) if paid_at else "",
                 "payment_id": payment.id if payment else "",
-                **self._refund_facts(link, payment, refunds),
+                **self._refund_facts(link, payment, refunds, language),
             })
-        expired = status is LinkStatus.EXPIRED
-        return self._render(self.closed_template, link, {
-            "title": f"{'Expired' if expired else 'Cancelled'}: {link.amount} to {isolate(link.merchant_name)}",
-            "badge": "Expired" if expired else "Cancelled",
-            "heading": "This payment link has expired" if expired else "This payment link was cancelled",
-            "explanation": ("It can no longer be paid." if expired
-                            else f"{isolate(link.merchant_name)} cancelled it, so it can no longer be paid."),
-        })
+        if status is LinkStatus.EXPIRED:
+            texts = {
+                "title": t.gettext("Expired: %(amount)s to %(shop)s", amount=link.amount, shop=shop),
+                "badge": t.gettext("Expired"),
+                "heading": t.gettext("This payment link has expired"),
+                "explanation": t.gettext("It can no longer be paid."),
+            }
+        else:
+            texts = {
+                "title": t.gettext("Cancelled: %(amount)s to %(shop)s", amount=link.amount, shop=shop),
+                "badge": t.gettext("Cancelled"),
+                "heading": t.gettext("This payment link was cancelled"),
+                "explanation": t.gettext("%(shop)s cancelled it, so it can no longer be paid.", shop=shop),
+            }
+        return self._render(self.closed_template, link, language, texts)
 
-    async def _load_items(self, link: PageLink) -> None:
-        key = (link.id, link.status)
+    async def _load_items(self, link: PageLink, language: str) -> None:
+        key = (link.id, link.status, language)
         if key in self._items:
             return
         info = await self.invoices.of(link.id)
         if len(self._items) >= PAY_HTML_CACHE_SIZE:
             self._items.pop(next(iter(self._items)))  # oldest first
-        self._items[key] = items_view(link, info, link.merchant_locale) if info is not None else None
+        self._items[key] = items_view(link, info, link.merchant_locale, language) if info is not None else None
 
-    def _pay_page(self, link: PageLink) -> web.Response:
-        # The page is a pure function of the row just read, so an unchanged row reuses its HTML; any
-        # change (status, amount, merchant name…) is a different key. This keeps the hot path to one read.
-        body = self._pay_html.get(link)
+    def _pay_page(self, link: PageLink, language: str) -> web.Response:
+        # The page is a pure function of the row just read (and the reader's language, and whether the
+        # deadline is near enough to show its time), so an unchanged row reuses its HTML; any change
+        # (status, amount, merchant name…) is a different key. This keeps the hot path to one read.
+        now = self.links.clock()
+        soon = link.expires_at - now <= _DAY
+        key = (link, language, soon)
+        body = self._pay_html.get(key)
         if body is None:
-            body = self._html(self.pay_template, link, {
-                "title": f"Pay {link.amount} to {isolate(link.merchant_name)}",
-                "expires_on": _date_text(link.expires_at.date(), link.merchant_locale),
+            t = tr(language)
+            body = self._html(self.pay_template, link, language, {
+                "title": t.gettext("Pay %(amount)s to %(shop)s", amount=link.amount, shop=isolate(link.merchant_name)),
+                "expires_on": link.clock(language).deadline(link.expires_at, now),
             })
             if len(self._pay_html) >= PAY_HTML_CACHE_SIZE:
                 self._pay_html.pop(next(iter(self._pay_html)))  # oldest first: dicts keep insertion order
-            self._pay_html[link] = body
+            self._pay_html[key] = body
         return web.Response(body=body, content_type="text/html", charset="utf-8", headers=HTML_HEADERS)
 
-    def _render(self, template: jinja2.Template, link: PageLink, extra: dict[str, Any]) -> web.Response:
-        return web.Response(body=self._html(template, link, extra), content_type="text/html", charset="utf-8",
-                            headers=HTML_HEADERS)
+    def _render(self, template: jinja2.Template, link: PageLink, language: str,
+                extra: dict[str, Any]) -> web.Response:
+        return web.Response(body=self._html(template, link, language, extra), content_type="text/html",
+                            charset="utf-8", headers=HTML_HEADERS)
 
-    def _html(self, template: jinja2.Template, link: PageLink, extra: dict[str, Any]) -> bytes:
+    def _html(self, template: jinja2.Template, link: PageLink, language: str, extra: dict[str, Any]) -> bytes:
         context: dict[str, Any] = {
-            "lang": page_lang(link.merchant_locale),
+            **page_i18n(language, link.merchant_locale),
             "link_id": link.id,
             "url": self.links.url(link.id),
             "amount": link.amount,
@@ -444,7 +511,7 @@ class PayPages:
             # Cached per link state and branding (adapters/web/preview.py): the URL changes when they do.
             "og_image": f"{self.links.url(link.id)}/og.png?v={preview_version(link)}",
         }
-        items = self._items.get((link.id, link.status))
+        items = self._items.get((link.id, link.status, language))
         context.update(items=items if items is not None and len(items.totals) > 1 else None,
                        invoice_number=items.number if items is not None else None)
         context.update(extra)  # a page may say something else (the refund page: the payment's amount)
@@ -489,7 +556,8 @@ class PayPages:
             await asyncio.gather(*list(self._view_tasks), return_exceptions=True)
 
     @staticmethod
-    def _refund_facts(link: PageLink, payment: Payment | None, refunds: list[Refund]) -> dict[str, Any]:
+    def _refund_facts(link: PageLink, payment: Payment | None, refunds: list[Refund],
+                      language: str) -> dict[str, Any]:
         """What the customer's page says of refunds: only what the provider confirmed counts as returned."""
         if payment is None:
             return {"refund_state": ""}
@@ -508,35 +576,39 @@ class PayPages:
             "refund_state": state,
             "refunded_amount": format_money(refunded, payment.currency, link.merchant_locale),
             "pending_amount": format_money(pending, payment.currency, link.merchant_locale),
-            "refunded_on": datetime_text(max(done), link.merchant_locale) if done else "",
+            "refunded_on": link.clock(language).when(max(done)) if done else "",
         }
 
     def _refund_context(self, link: PageLink, status: LinkStatus, payment: Payment,
-                        refunds: list[Refund] | None = None) -> dict[str, Any]:
+                        refunds: list[Refund], t: Tr) -> dict[str, Any]:
         if status in (LinkStatus.PAID, LinkStatus.REFUNDED):
-            heading = "This link was already paid"
-            explanation = "Someone paid this link just before you, so your payment was not applied to it."
+            heading = t.gettext("This link was already paid")
+            explanation = t.gettext("Someone paid this link just before you, so your payment was not applied to it.")
         elif status is LinkStatus.ACTIVE:
-            heading = "Your payment could not be applied"
-            explanation = "The amount of your payment did not match this link, so it was not applied."
+            heading = t.gettext("Your payment could not be applied")
+            explanation = t.gettext("The amount of your payment did not match this link, so it was not applied.")
         else:
-            heading = f"This link was {status.value} before your payment arrived"
-            explanation = "The link could no longer be paid, so your payment was not applied to it."
+            heading = (t.gettext("This link expired before your payment arrived") if status is LinkStatus.EXPIRED
+                       else t.gettext("This link was cancelled before your payment arrived"))
+            explanation = t.gettext("The link could no longer be paid, so your payment was not applied to it.")
         return {
             "title": heading,
             "heading": heading,
             "explanation": explanation,
             "amount": format_money(payment.amount_minor, payment.currency, link.merchant_locale),
             "payment_id": payment.id,
-            **self._refund_facts(link, payment, refunds or []),
+            **self._refund_facts(link, payment, refunds, t.language),
         }
 
     async def _kept_payment(self, link: PageLink) -> Payment | None:
         payments = await self.links.payments_for(link.id)
         return next((p for p in payments if _applied(link, p)), None)
 
-    def not_found(self) -> web.Response:
-        html = self.not_found_template.render(lang="en", title="Payment link not found")
+    def not_found(self, language: str = "en", request: web.Request | None = None) -> web.Response:
+        if request is not None:
+            language = request_language(request, None)
+        html = self.not_found_template.render(**page_i18n(language),
+                                              title=tr(language).gettext("Payment link not found"))
         return web.Response(text=html, status=404, content_type="text/html", headers=HTML_HEADERS)
 
     # ---- POST /p/{id}/pay
@@ -546,7 +618,7 @@ class PayPages:
         link_id = request.match_info["link_id"].lower()
         link = await self.links.get(link_id) if LINK_ID.fullmatch(link_id) else None
         if link is None:
-            return self.not_found()
+            return self.not_found(request=request)
         page_url = f"/p/{link.id}"
         if link.reusable:
             return await self.sell.pay(request, link)
@@ -569,13 +641,14 @@ class PayPages:
             else:
                 log.exception("checkout failed link=%s attempt=%d provider=%s request_id=None", link.id, attempt,
                               provider.name)
+            t = await self._language_of(request, link.merchant_id)
             html = self.message_template.render(
                 **await link_branding(self.db, link.id),
-                lang="en", title="Payment could not start", sandbox=False, test_mode=not link.livemode,
-                tone="warn", badge="Try again",
-                heading="The payment could not start",
-                explanation="The payment provider did not answer. Nothing was charged; please try again.",
-                back_url=page_url, back_label="Back to the payment",
+                **page_i18n(t.language, switcher=False), title=t.gettext("The payment could not start"),
+                sandbox=False, test_mode=not link.livemode, tone="warn", badge=t.gettext("Try again"),
+                heading=t.gettext("The payment could not start"),
+                explanation=t.gettext("The payment provider did not answer. Nothing was charged; please try again."),
+                back_url=page_url, back_label=t.gettext("Back to the payment"),
             )
             return web.Response(text=html, status=502, content_type="text/html", headers=HTML_HEADERS)
         # Remembered so the checkout can be closed at the provider when the link is cancelled or expires.
@@ -586,14 +659,21 @@ class PayPages:
             # A checkout host CSP form-action does not list (providers treat the URL as theirs to pick):
             # browsers would silently refuse a 303 there after the form post, so step over with a page.
             log.info("checkout on an unlisted origin link=%s origin=%s", link.id, origin_of(checkout.url))
+            t = await self._language_of(request, link.merchant_id)
             html = self.message_template.render(
                 **await link_branding(self.db, link.id),
-                lang="en", title="Opening the payment page", sandbox=False, test_mode=not link.livemode,
-                tone="warn", badge="One moment", heading="Opening the payment page",
-                explanation="You are being taken to the payment provider's page.",
-                back_url=checkout.url, back_label="Continue to payment", refresh_url=checkout.url)
+                **page_i18n(t.language, switcher=False), title=t.gettext("Opening the payment page"),
+                sandbox=False, test_mode=not link.livemode, tone="warn", badge=t.gettext("One moment"),
+                heading=t.gettext("Opening the payment page"),
+                explanation=t.gettext("You are being taken to the payment provider's page."),
+                back_url=checkout.url, back_label=t.gettext("Continue to payment"), refresh_url=checkout.url)
             return web.Response(text=html, content_type="text/html", headers=HTML_HEADERS)
         raise web.HTTPSeeOther(checkout.url)
+
+    async def _language_of(self, request: web.Request, merchant_id: str) -> Tr:
+        async with self.db.read() as conn:
+            locale = (await conn.execute(select(MERCHANTS.c.locale).where(MERCHANTS.c.id == merchant_id))).scalar()
+        return tr(request_language(request, locale))
 
     # ---- the link preview card (og:image)
 
@@ -601,8 +681,10 @@ class PayPages:
         link_id = request.match_info["link_id"].lower()
         link = await self._read(link_id) if LINK_ID.fullmatch(link_id) else None
         if link is None:
-            return self.not_found()
+            return self.not_found(request=request)
         status = self.links.status_of(link)
+        # The card is what chat apps show beside the link: in the shop's language, for everyone.
+        language = match_language(link.merchant_locale) or "en"
         key = (link.id, preview_version(link), status.value)
         body = self._og_cache.get(key)
         if body is None:
@@ -614,10 +696,11 @@ class PayPages:
                     row = (await conn.execute(
                         select(LOGOS.c.png).where(LOGOS.c.merchant_id == link.merchant_id))).first()
                 logo = row.png if row else None
-            label = {LinkStatus.ACTIVE: f"Pay by {_date_text(link.expires_at.date(), link.merchant_locale)}",
-                     LinkStatus.PAID: "Paid", LinkStatus.EXPIRED: "Expired",
-                     LinkStatus.CANCELLED: "Cancelled", LinkStatus.REFUNDED: "Refunded",
-                     LinkStatus.SOLD_OUT: "Sold out"}[status]
+            t = tr(language)
+            label = {LinkStatus.ACTIVE: t.gettext("Pay by %(day)s", day=link.clock(language).date(link.expires_at)),
+                     LinkStatus.PAID: t.gettext("Paid"), LinkStatus.EXPIRED: t.gettext("Expired"),
+                     LinkStatus.CANCELLED: t.gettext("Cancelled"), LinkStatus.REFUNDED: t.gettext("Refunded"),
+                     LinkStatus.SOLD_OUT: t.gettext("Sold out")}[status]
             # Pillow's drawing is CPU work: off the event loop.
             render = functools.partial(
                 og_card, shop=link.merchant_name, amount=link.amount, description=link.description,
@@ -633,14 +716,14 @@ class PayPages:
     async def qr_svg(self, request: web.Request) -> web.Response:
         url = await self._qr_url(request)
         if url is None:
-            return self.not_found()
+            return self.not_found(request=request)
         return web.Response(body=await render_qr(url, "svg", QR_SVG_SCALE), content_type="image/svg+xml",
                             headers={"Cache-Control": "private, max-age=86400"})
 
     async def qr_png(self, request: web.Request) -> web.Response:
         url = await self._qr_url(request)
         if url is None:
-            return self.not_found()
+            return self.not_found(request=request)
         return web.Response(body=await render_qr(url, "png", QR_PNG_SCALE), content_type="image/png",
                             headers={"Cache-Control": "private, max-age=86400"})
 

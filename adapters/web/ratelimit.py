@@ -28,6 +28,7 @@ from collections.abc import Callable
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
+from core.i18n import tr
 from core.ratelimit import ClientAddresses, LimitsConfig, MonotonicClock, RateLimiter, parse_trusted_proxies
 
 log = logging.getLogger("paylinks.web.limits")
@@ -39,7 +40,8 @@ SAFE_METHODS = frozenset({hdrs.METH_GET, hdrs.METH_HEAD, hdrs.METH_OPTIONS})
 WEBHOOK_AUTH_FAILURES = frozenset({400, 401, 403})
 KNOWN_GOOD_KEYS = 10_000  # API keys whose last answer was not 401, by hash
 
-PageRenderer = Callable[[int, str], bytes]  # (seconds to wait, the page to go back to) -> HTML
+# (seconds to wait, the page to go back to, the reader's language) -> HTML
+PageRenderer = Callable[[int, str, str], bytes]
 
 
 def retry_after(wait_s: float) -> str:
@@ -93,7 +95,10 @@ class RateLimits:
             if wait:
                 log.info("rate limited kind=public client=%s", client)
                 # Back to the page the form was on: /p/{id} for its Pay button, the checkout for its form.
-                return self._page_response(wait, request.path.removesuffix("/pay"))
+                from adapters.web.pages import request_language  # the pay pages' own choice of language
+
+                return self._page_response(wait, request.path.removesuffix("/pay"),
+                                           request_language(request, None))
         return await handler(request)
 
     async def _webhook(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -159,34 +164,41 @@ class RateLimits:
             headers={**self.page_headers, "Retry-After": retry_after(wait_s), "Cache-Control": "no-store"},
         )
 
-    def _page_response(self, wait_s: float, back_path: str) -> web.Response:
+    def _page_response(self, wait_s: float, back_path: str, language: str) -> web.Response:
         seconds = int(retry_after(wait_s))
         return web.Response(
-            body=self.page_429(seconds, back_path), status=429, content_type="text/html", charset="utf-8",
+            body=self.page_429(seconds, back_path, language), status=429, content_type="text/html", charset="utf-8",
             headers={**self.page_headers, "Retry-After": str(seconds), "Cache-Control": "no-store"},
         )
 
 
-def _plain_page(seconds: int, _back_path: str) -> bytes:
-    return (f"<!doctype html><title>Too many tries</title><p>Too many tries in a short time. Please wait "
-            f"{seconds} seconds and try again.</p>").encode()
+def _plain_page(seconds: int, _back_path: str, language: str) -> bytes:
+    t = tr(language)
+    heading = t.gettext("Too many tries in a short time")
+    wait = t.ngettext("Please wait %(count)s second, then try again.", "Please wait %(count)s seconds, then try again.",
+                      seconds)
+    return f"<!doctype html><html lang=\"{t.html_lang}\"><title>{heading}</title><p>{heading}. {wait}</p>".encode()
 
 
 def rate_limits(settings: LimitsConfig, *, trusted_proxies: list[str], public_base_url: str) -> RateLimits:
     """The app's limits, with its 429 page in the look of the other pages (bots/app.py mounts it)."""
-    from adapters.web.pages import make_templates
+    from adapters.web.pages import make_templates, page_i18n
     from adapters.web.security import security_header_values
 
     template = make_templates().get_template("message.html")
 
-    def page(seconds: int, back_path: str) -> bytes:
-        wait = "a second" if seconds == 1 else f"{seconds} seconds"
+    def page(seconds: int, back_path: str, language: str) -> bytes:
+        t = tr(language)
         return template.render(
-            lang="en", title="Too many tries", sandbox=False, tone="warn", badge="Please wait",
-            heading="Too many tries in a short time",
-            explanation=f"To keep payments safe, this page takes only so many tries at once. Nothing was "
-                        f"charged. Please wait {wait}, then try again.",
-            back_url=back_path, back_label="Back to the payment",
+            **page_i18n(language, switcher=False), title=t.gettext("Too many tries in a short time"), sandbox=False,
+            tone="warn",
+            badge=t.gettext("Please wait"), heading=t.gettext("Too many tries in a short time"),
+            explanation=t.ngettext(
+                "To keep payments safe, this page takes only so many tries at once. Nothing was charged. "
+                "Please wait %(count)s second, then try again.",
+                "To keep payments safe, this page takes only so many tries at once. Nothing was charged. "
+                "Please wait %(count)s seconds, then try again.", seconds),
+            back_url=back_path, back_label=t.gettext("Back to the payment"),
         ).encode()
 
     return RateLimits(settings, trusted_proxies=trusted_proxies, page_429=page,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from adapters.web.security import origin_of
+from core.i18n import Tr, tr
 from core.links import LinkService
 from core.models import LinkStatus, Payment, PaymentLink, PaymentStatus
 from core.money import Money, MoneyError, format_money
@@ -44,43 +45,50 @@ class SellPages:
         link = await self.links.get(shown.id)
         if link is None:
             return None
+        from adapters.web.pages import request_language
+
+        language = request_language(request, shown.merchant_locale)
         payment_ref = request.query.get("payment")
         if payment_ref:
             payment = next((p for p in await self.links.payments_for(link.id) if p.provider_ref == payment_ref), None)
             if payment is not None:
-                return await self._receipt(shown, link, status, payment)
+                return await self._receipt(shown, link, status, payment, language)
         if status in (LinkStatus.EXPIRED, LinkStatus.CANCELLED):
             return None
-        return self.render(shown, link, status)
+        return self.render(shown, link, status, language)
 
-    async def _receipt(self, shown: PageLink, link: PaymentLink, status: LinkStatus, payment: Payment) -> web.Response:
+    async def _receipt(self, shown: PageLink, link: PaymentLink, status: LinkStatus, payment: Payment,
+                       language: str) -> web.Response:
+        t = tr(language)
         reservation = await self.links.reservations.for_payment(payment.id)
         refunds = (await self.pages.refunds.refunds_for([link.id])).get(payment.id, [])
         if payment.status not in _COUNTED or reservation is None:
-            return self.pages._render(self.pages.refund_template, shown,
-                                      self.pages._refund_context(shown, LinkStatus.ACTIVE, payment, refunds))
-        from adapters.web.pages import datetime_text
-
+            return self.pages._render(self.pages.refund_template, shown, language,
+                                      self.pages._refund_context(shown, LinkStatus.ACTIVE, payment, refunds, t))
         amount = format_money(payment.amount_minor, payment.currency, shown.merchant_locale)
         what = link.description
         if link.split_ways:
-            what = f"{link.description} · {reservation.units} of {link.split_ways} shares"
+            what = t.ngettext("%(description)s · %(count)s of %(ways)s shares",
+                              "%(description)s · %(count)s of %(ways)s shares", reservation.units,
+                              description=link.description, ways=link.split_ways)
         elif reservation.units > 1 or link.quantity_max is not None:
             what = f"{link.description} × {reservation.units}"
         extra: dict[str, Any] = {
-            "title": f"Paid: {amount} to {isolate(shown.merchant_name)}", "amount": amount, "description": what,
-            "paid_on": datetime_text(payment.created_at, shown.merchant_locale), "payment_id": payment.id,
-            **self.pages._refund_facts(shown, payment, refunds),
+            "title": t.gettext("Paid: %(amount)s to %(shop)s", amount=amount, shop=isolate(shown.merchant_name)),
+            "amount": amount, "description": what,
+            "paid_on": shown.clock(language).when(payment.created_at), "payment_id": payment.id,
+            **self.pages._refund_facts(shown, payment, refunds, language),
         }
         if reservation.promo_code:
             extra["promo"] = (f"{reservation.promo_code} (−"
                               f"{format_money(reservation.discount_minor, payment.currency, shown.merchant_locale)})")
-        return self.pages._render(self.pages.receipt_template, shown, extra)
+        return self.pages._render(self.pages.receipt_template, shown, language, extra)
 
-    def render(self, shown: PageLink, link: PaymentLink, status: LinkStatus, *, error: str = "",
+    def render(self, shown: PageLink, link: PaymentLink, status: LinkStatus, language: str, *, error: str = "",
                error_field: str | None = None, form: Mapping[str, str] | None = None,
                http_status: int = 200) -> web.Response:
         locale = shown.merchant_locale
+        t = tr(language)
 
         def money(minor: int) -> str:
             return format_money(minor, link.currency, locale)
@@ -90,57 +98,70 @@ class SellPages:
         free = left(link)
         if free is not None:
             high = max(low, min(high, free))
-        counts, counts_label = "", "Sold"
+        counts, counts_label = "", t.gettext("Sold")
         if link.split_ways:
-            counts, counts_label = f"{link.units_sold} of {link.split_ways} paid", "Shares"
+            counts = t.gettext("%(paid)s of %(ways)s paid", paid=link.units_sold, ways=link.split_ways)
+            counts_label = t.gettext("Shares")
         elif link.stock is not None:
-            counts = f"{link.units_sold} of {link.stock} sold"
+            counts = t.gettext("%(sold)s of %(stock)s sold", sold=link.units_sold, stock=link.stock)
             if status is LinkStatus.ACTIVE:
-                counts += f" · {max(0, link.stock - link.units_sold - link.units_reserved)} left"
+                counts += " · " + t.gettext("%(count)s left", count=max(
+                    0, link.stock - link.units_sold - link.units_reserved))
         elif link.max_payments is not None:
-            counts, counts_label = f"{link.payments_count} of {link.max_payments}", "Taken"
+            counts = t.gettext("%(taken)s of %(most)s", taken=link.payments_count, most=link.max_payments)
+            counts_label = t.gettext("Taken")
         elif chooses and link.payments_count:
-            counts, counts_label = f"{money(link.amount_collected_minor)} from {link.payments_count}", "Raised"
+            counts = t.ngettext("%(amount)s from %(count)s person", "%(amount)s from %(count)s people",
+                                link.payments_count, amount=money(link.amount_collected_minor))
+            counts_label = t.gettext("Raised")
         if link.max_total_minor is not None:
-            counts = (counts + " · " if counts else "") + f"{money(link.amount_collected_minor)} of " \
-                f"{money(link.max_total_minor)}"
+            counts = (counts + " · " if counts else "") + t.gettext(
+                "%(raised)s of %(goal)s", raised=money(link.amount_collected_minor), goal=money(link.max_total_minor))
         if link.split_ways:
             share = split_amount(link, 1)
-            headline, eyebrow = (money(share) if share else money(link.amount_minor)), "Your share"
-            pay_label = "Pay my share"
+            headline, eyebrow = (money(share) if share else money(link.amount_minor)), t.gettext("Your share")
+            pay_label = t.gettext("Pay my share")
         elif chooses:
-            headline, eyebrow, pay_label = "", "Choose what to give", "Pay this amount"
-            headline = f"From {money(link.min_amount_minor or 1)}"
+            eyebrow, pay_label = t.gettext("Choose what to give"), t.gettext("Pay this amount")
+            headline = t.gettext("From %(amount)s", amount=money(link.min_amount_minor or 1))
         else:
             headline = money(link.amount_minor)
-            eyebrow = "Price each" if link.quantity_max is not None else "Payment request"
-            pay_label = "Pay" if link.quantity_max is not None else f"Pay {money(link.amount_minor)}"
-        hint = f"At least {money(link.min_amount_minor or 1)}"
-        if link.max_amount_minor is not None:
-            hint += f", at most {money(link.max_amount_minor)}"
-        closed = {LinkStatus.SOLD_OUT: ("bad", "Sold out", "Everything was sold; this link takes no more payments."),
-                  LinkStatus.PAID: ("ok", "✓ Paid in full", "Every share of this bill is paid. Thank you!")}
-        tone, badge, closed_text = closed.get(status, ("warn", "Closed", "This link takes no more payments."))
+            eyebrow = t.gettext("Price each") if link.quantity_max is not None else t.gettext("Payment request")
+            pay_label = (t.gettext("Pay") if link.quantity_max is not None
+                         else t.gettext("Pay %(amount)s", amount=money(link.amount_minor)))
+        hint = (t.gettext("At least %(low)s, at most %(high)s", low=money(link.min_amount_minor or 1),
+                          high=money(link.max_amount_minor)) if link.max_amount_minor is not None
+                else t.gettext("At least %(low)s", low=money(link.min_amount_minor or 1)))
+        closed = {LinkStatus.SOLD_OUT: ("bad", t.gettext("Sold out"),
+                                        t.gettext("Everything was sold; this link takes no more payments.")),
+                  LinkStatus.PAID: ("ok", "✓ " + t.gettext("Paid in full"),
+                                    t.gettext("Every share of this bill is paid. Thank you!"))}
+        tone, badge, closed_text = closed.get(status, ("warn", t.gettext("Closed"),
+                                                       t.gettext("This link takes no more payments.")))
         open_ = status is LinkStatus.ACTIVE
         if open_ and free == 0 and not error:
-            error = "Everything left is in other buyers' checkouts right now; try again in a few minutes."
-        quantity_label = "How many people is this for?" if link.split_ways else "Quantity"
+            error = t.gettext("Everything left is in other buyers' checkouts right now; try again in a few minutes.")
+        quantity_label = t.gettext("How many people is this for?") if link.split_ways else t.gettext("Quantity")
+        title_values = {"description": isolate(link.description), "shop": isolate(shown.merchant_name)}
         extra = {
-            "title": f"{'Pay' if open_ else badge}: {isolate(link.description)} — {isolate(shown.merchant_name)}",
-            "expires_on": _date(shown), "eyebrow": eyebrow, "headline_amount": headline,
+            "title": (t.gettext("Pay: %(description)s — %(shop)s", **title_values) if open_
+                      else f"{badge}: {title_values['description']} — {title_values['shop']}"),
+            "expires_on": shown.clock(language).deadline(shown.expires_at, self.links.clock()),
+            "eyebrow": eyebrow, "headline_amount": headline,
             "counts": counts, "counts_label": counts_label, "open": open_, "mode": link.amount_mode,
             "currency": link.currency, "adjustable": link.quantity_max is not None,
             "quantity_min": low, "quantity_max": high, "quantity_label": quantity_label,
             "quantity": (form.get("quantity") if form else None) or str(low),
-            "quantity_hint": (f"{low} to {high}; {money(link.amount_minor)} each" if not link.split_ways
-                              else f"Pay for {low} to {high} people at once"),
+            "quantity_hint": (t.gettext("%(low)s to %(high)s; %(price)s each", low=low, high=high,
+                                        price=money(link.amount_minor)) if not link.split_ways
+                              else t.gettext("Pay for %(low)s to %(high)s people at once", low=low, high=high)),
             "suggestions": [(Money(a, link.currency).amount_str(), money(a)) for a in link.suggested_amounts or []],
             "other_amount": (form.get("other_amount") if form else None) or "", "amount_hint": hint,
             "promo_code": (form.get("promo_code") if form else None) or "", "pay_label": pay_label,
             "error": error, "error_field": error_field, "closed_tone": tone, "closed_badge": badge,
             "closed_text": closed_text,
         }
-        body = self.pages._html(self.template, shown, extra)
+        body = self.pages._html(self.template, shown, language, extra)
         return web.Response(body=body, status=http_status, content_type="text/html", charset="utf-8",
                             headers=HTML_HEADERS)
 
@@ -154,28 +175,35 @@ class SellPages:
         form = {key: value for key, value in (await request.post()).items() if isinstance(value, str)}
         shown = await self.pages._read(link.id)
         assert shown is not None
+        from adapters.web.pages import page_i18n, request_language
+
+        language = request_language(request, shown.merchant_locale)
+        t: Tr = tr(language)
 
         def refuse(message: str, field: str | None, code: int = 422) -> web.Response:
-            return self.render(shown, link, status, error=message, error_field=field, form=form, http_status=code)
+            return self.render(shown, link, status, language, error=message, error_field=field, form=form,
+                               http_status=code)
 
         if status is not LinkStatus.ACTIVE:
-            return refuse("This link takes no more payments.", None, 409)
+            return refuse(t.gettext("This link takes no more payments."), None, 409)
         quantity, amount_minor = 1, None
         if link.amount_mode == CUSTOMER_CHOOSES:
             text = str(form.get("amount") or form.get("other_amount") or "").strip()
             if not text:
-                return refuse("Enter the amount you want to pay, e.g. 10.00.", "amount")
+                return refuse(t.gettext("Enter the amount you want to pay, e.g. 10.00."), "amount")
             try:
                 typed = Money.parse(text.replace(",", ""), link.currency)
-            except MoneyError as exc:
-                return refuse(f"{text[:20]!r} is not an amount: {exc}.", "amount")
+            except MoneyError:
+                return refuse(t.gettext("“%(typed)s” is not an amount in %(currency)s; write it like 10.00.",
+                                        typed=text[:20], currency=link.currency), "amount")
             if typed.decimal() > self.links.max_amount:  # the deployment's ceiling on any one payment
-                return refuse(f"The largest amount is {self.links.max_amount} {link.currency}.", "amount")
+                return refuse(t.gettext("The largest amount is %(most)s %(currency)s.", most=self.links.max_amount,
+                                        currency=link.currency), "amount")
             amount_minor = typed.amount_minor
         elif link.quantity_max is not None:
             raw = str(form.get("quantity") or "1").strip()
             if not raw.isascii() or not raw.isdigit() or len(raw) > 6:
-                return refuse("Enter how many, as a whole number.", "quantity")
+                return refuse(t.gettext("Enter how many, as a whole number."), "quantity")
             quantity = int(raw)
         promo = str(form.get("promo_code") or "").strip()[:40] or None
         try:
@@ -184,7 +212,7 @@ class SellPages:
         except (ReserveRefused, PromoError) as exc:
             code = 409 if exc.code in ("sold_out", "all_reserved", "not_enough", "promo_used_up") else 422
             current = await self.links.get(link.id) or link
-            return self.render(shown, current, self.links.status_of(current), error=exc.message,
+            return self.render(shown, current, self.links.status_of(current), language, error=exc.text(t),
                                error_field=exc.field, form=form, http_status=code)
         # The provider is asked for exactly what was reserved, and its checkout ends when the reservation does.
         description = link.description
@@ -205,10 +233,11 @@ class SellPages:
             log.warning("checkout failed link=%s attempt=%d provider=%s error=%s", link.id, attempt, provider.name,
                         type(exc).__name__)
             html = self.pages.message_template.render(
-                lang="en", title="Payment could not start", sandbox=False, test_mode=not link.livemode,
-                tone="warn", badge="Try again", heading="The payment could not start",
-                explanation="The payment provider did not answer. Nothing was charged; please try again.",
-                back_url=page_url, back_label="Back to the payment")
+                **page_i18n(language, switcher=False), title=t.gettext("The payment could not start"), sandbox=False,
+                test_mode=not link.livemode, tone="warn", badge=t.gettext("Try again"),
+                heading=t.gettext("The payment could not start"),
+                explanation=t.gettext("The payment provider did not answer. Nothing was charged; please try again."),
+                back_url=page_url, back_label=t.gettext("Back to the payment"))
             return web.Response(text=html, status=502, content_type="text/html", headers=HTML_HEADERS)
         await self.links.reservations.attach_checkout(reservation.id, provider.name, checkout.provider_ref,
                                                       chosen.account)
@@ -218,15 +247,10 @@ class SellPages:
                  checkout.provider_ref, reservation.units)
         if origin_of(checkout.url) not in self.pages.redirect_origins:
             html = self.pages.message_template.render(
-                lang="en", title="Opening the payment page", sandbox=False, test_mode=not link.livemode,
-                tone="warn", badge="One moment", heading="Opening the payment page",
-                explanation="You are being taken to the payment provider's page.",
-                back_url=checkout.url, back_label="Continue to payment", refresh_url=checkout.url)
+                **page_i18n(language, switcher=False), title=t.gettext("Opening the payment page"), sandbox=False,
+                test_mode=not link.livemode, tone="warn", badge=t.gettext("One moment"),
+                heading=t.gettext("Opening the payment page"),
+                explanation=t.gettext("You are being taken to the payment provider's page."),
+                back_url=checkout.url, back_label=t.gettext("Continue to payment"), refresh_url=checkout.url)
             return web.Response(text=html, content_type="text/html", headers=HTML_HEADERS)
         raise web.HTTPSeeOther(checkout.url)
-
-
-def _date(shown: PageLink) -> str:
-    from adapters.web.pages import _date_text
-
-    return _date_text(shown.expires_at.date(), shown.merchant_locale)

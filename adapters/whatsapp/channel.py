@@ -44,6 +44,7 @@ from twilio.rest import Client
 from adapters.whatsapp.address import whatsapp_address
 from core.clock import Clock, utcnow
 from core.db import Database
+from core.i18n import language_for_phone
 from core.links import LinkService
 from core.markup import grouped, parse, to_plain, wrap_bold
 from core.merchants import MerchantService
@@ -111,6 +112,8 @@ def parse_inbound(form: Mapping[str, Any]) -> IncomingMessage | None:
         text=str(form.get("Body", "")).strip(),
         display_name=str(form.get("ProfileName", "")).strip(),
         extra={"message_sid": sid} if sid else {},
+        # WhatsApp says nothing of the person's language: their number's country is the best guess.
+        language=language_for_phone(number),
         # Twilio redelivers a message with its MessageSid (and its signatures carry no timestamp, so a
         # replay verifies too): the core handles each sid once, recorded in the database.
         delivery_id=sid or None,

@@ -19,6 +19,7 @@ from babel.numbers import format_decimal, get_currency_symbol, get_decimal_symbo
 
 from core import markup
 from core.commands.values import CommandError, Example, ParseContext, ascii_digits, has_number_forms, norm
+from core.i18n import N_
 from core.locales import babel_locale, territory_currency
 from core.money import DOLLAR_PREFIXES, Money, MoneyError, _symbol, currency_codes, exponent, is_currency, to_minor
 
@@ -163,9 +164,9 @@ def _resolve(marker: _Marker, ctx: ParseContext, example: Example) -> str:
     ranked = rank_currencies(codes, ctx)
     shown = ", ".join(ranked[:6]) + (", …" if len(ranked) > 6 else "")
     raise CommandError(
-        f"“{markup.escape(marker.typed)}” could mean {shown}. Which one? Write its currency code.",
+        N_("“%(typed)s” could mean %(codes)s. Which one? Write its currency code."),
         example.with_currency(ranked[0]),
-        field="currency", choices=ranked,
+        field="currency", choices=ranked, values={"typed": markup.escape(marker.typed), "codes": shown},
     )
 
 
@@ -227,7 +228,7 @@ def _home_decimal_mark(currency: str) -> str | None:
 
 
 def _unreadable() -> CommandError:
-    return CommandError("That amount is not a number I can read.", field="amount")
+    return CommandError(N_("That amount is not a number I can read."), field="amount")
 
 
 def parse_decimal(digits: str, locale: str, currency: str | None = None) -> Decimal:
@@ -354,11 +355,12 @@ def read_amount(tokens: list[str], ctx: ParseContext, example: Example) -> Amoun
                 _unknown_currency(word, ctx, example.build(amount=[number.digits, ctx.default_currency]))
             typed = " ".join(tokens[:consumed])
             if has_number_forms(typed):
-                raise CommandError(f"I couldn't read “{markup.escape(typed)}” as an amount: write it with plain "
-                                   "digits (0-9).", example.build(amount=["25"]), field="amount")
+                raise CommandError(N_("I couldn't read “%(typed)s” as an amount: write it with plain digits (0-9)."),
+                                   example.build(amount=["25"]), field="amount",
+                                   values={"typed": markup.escape(typed)})
             raise CommandError(
-                f"I couldn't read “{markup.escape(typed)}” as an amount.",
-                example.build(amount=[number.digits]), field="amount",
+                N_("I couldn't read “%(typed)s” as an amount."),
+                example.build(amount=[number.digits]), field="amount", values={"typed": markup.escape(typed)},
             )
         markers.append(marker)
     if consumed == 1 and not markers and len(tokens) > 1:
@@ -370,8 +372,10 @@ def read_amount(tokens: list[str], ctx: ParseContext, example: Example) -> Amoun
     currencies = [_resolve(m, ctx, example) for m in markers]
     if len(set(currencies)) > 1:
         raise CommandError(
-            f"“{markup.escape(' '.join(tokens[:consumed]))}” names two currencies ({' and '.join(currencies)}).",
+            N_("“%(typed)s” names two currencies (%(first)s and %(second)s)."),
             example.with_currency(currencies[0]), field="currency",
+            values={"typed": markup.escape(" ".join(tokens[:consumed])), "first": currencies[0],
+                    "second": currencies[-1]},
         )
     currency = currencies[0] if currencies else ctx.default_currency
     value = parse_decimal(number.digits, ctx.locale, currency)
@@ -384,8 +388,8 @@ def read_amount(tokens: list[str], ctx: ParseContext, example: Example) -> Amoun
 
 def _unknown_currency(word: str, ctx: ParseContext, example: str) -> None:
     raise CommandError(
-        f"“{markup.escape(word)}” is not a currency I know. Use an ISO code such as {ctx.default_currency}.",
-        example, field="currency",
+        N_("“%(typed)s” is not a currency I know. Use an ISO code such as %(code)s."),
+        example, field="currency", values={"typed": markup.escape(word), "code": ctx.default_currency},
     )
 
 
@@ -393,25 +397,28 @@ def amount_money(amount: Amount, ctx: ParseContext, example: Example) -> Money:
     value, currency = amount.value, amount.currency
     if value < 0:
         raise CommandError(
-            "An amount can't be negative.", example.with_number(format_amount_text(-value, currency, ctx.locale)),
+            N_("An amount can't be negative."), example.with_number(format_amount_text(-value, currency, ctx.locale)),
             field="amount",
         )
     if value == 0:
-        raise CommandError("The amount must be more than zero.", example.with_number("25"), field="amount")
+        raise CommandError(N_("The amount must be more than zero."), example.with_number("25"), field="amount")
     if value > ctx.max_amount:
         limit = format_amount_text(ctx.max_amount, currency, ctx.locale)
         raise CommandError(
-            f"That is more than the limit of {limit} {currency} per link.", example.with_number(limit),
-            field="amount",
+            N_("That is more than the limit of %(limit)s %(currency)s per link."), example.with_number(limit),
+            field="amount", values={"limit": limit, "currency": currency},
         )
     try:
         return Money(to_minor(value, currency), currency)
-    except MoneyError as exc:
-        step = Decimal(1).scaleb(-exponent(currency))
+    except MoneyError:
+        places = exponent(currency)
+        step = Decimal(1).scaleb(-places)
         fixed = max(value.quantize(step, rounding=ROUND_HALF_UP), step)
+        values = {"currency": currency, "typed": markup.escape(example.number_text), "places": places}
         raise CommandError(
-            f"{exc}, so I can't charge {markup.escape(example.number_text)}.",
-            example.with_number(format_amount_text(fixed, currency, ctx.locale)), field="amount",
+            N_("%(currency)s has no decimals, so I can't charge %(typed)s.") if places == 0 else
+            N_("%(currency)s has %(places)s decimals, so I can't charge %(typed)s."),
+            example.with_number(format_amount_text(fixed, currency, ctx.locale)), field="amount", values=values,
         ) from None
 
 
@@ -421,6 +428,6 @@ def parse_money(text: str, ctx: ParseContext) -> Money:
     example = Example("/charge", tokens, [])
     amount = read_amount(tokens, ctx, example)
     if amount is None or amount.consumed != len(tokens):
-        raise CommandError(f"I couldn't read “{markup.escape(text.strip())}” as an amount.",
-                           "/charge 25 cake", field="amount")
+        raise CommandError(N_("I couldn't read “%(typed)s” as an amount."), "/charge 25 cake", field="amount",
+                           values={"typed": markup.escape(text.strip())})
     return amount_money(amount, ctx, example)

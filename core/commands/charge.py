@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
-from core import markup
+from core import i18n, markup
+from core.commands import words as connecting
 from core.commands.amounts import (
     Amount,
     amount_money,
@@ -25,6 +26,7 @@ from core.commands.amounts import (
 from core.commands.contacts import read_customer
 from core.commands.expiry import is_expiry_keyword, read_expiry
 from core.commands.values import Charge, Choice, CommandError, Doubt, Example, ParseContext, has_number_forms
+from core.i18n import N_
 from core.limits import DESCRIPTION_MAX, REFERENCE_MAX
 from core.links import Customer
 
@@ -37,7 +39,7 @@ _SPACED_TAIL = re.compile(r"^[0-9]{3}(?:[.,][0-9]{1,2})?$")
 
 
 def parse_charge(rest: str, ctx: ParseContext, *, command: str = "/charge") -> Charge | Choice:
-    tokens = split_words(rest)
+    tokens = connecting.joined_phrases(split_words(connecting.spaced(rest, ctx.language)), ctx.language)
     charge, amount = _parse_tokens(tokens, ctx, command)
     readings = _doubts(tokens, charge, amount, ctx, command)
     if readings is None:
@@ -50,37 +52,45 @@ def parse_charge(rest: str, ctx: ParseContext, *, command: str = "/charge") -> C
     return Choice(tuple(unique[:3]), reason, typed=" ".join(tokens[: amount.consumed]))
 
 
+def _sample(ctx: ParseContext) -> str:
+    """What an example /charge is for, in the seller's language ("kue ulang tahun", "เค้กวันเกิด")."""
+    return i18n.tr(ctx.language).pgettext("example description", "birthday cake")
+
+
 def _parse_tokens(tokens: list[str], ctx: ParseContext, command: str) -> tuple[Charge, Amount]:
     example = Example(command, [], tokens)
     if not tokens:
-        raise CommandError("Tell me the amount and what it is for.", f"{command} 25 birthday cake", field="amount")
+        raise CommandError(N_("Tell me the amount and what it is for."), f"{command} 25 {_sample(ctx)}",
+                           field="amount")
     amount = read_amount(tokens, ctx, example)
     if amount is None:
         # Maybe the amount came later ("/charge cake 25"): show it moved to the front.
         for i, token in enumerate(tokens[1:], start=1):
             if number_token(token) is not None:
                 moved = [token, *tokens[:i], *tokens[i + 1:]]
-                raise CommandError("Start with the amount, then what it is for.",
+                raise CommandError(N_("Start with the amount, then what it is for."),
                                    example.build(amount=[], rest=moved), field="amount")
         if has_number_forms(tokens[0]):  # "² cake": a number, but not in digits we read
-            raise CommandError(f"I couldn't read “{markup.escape(tokens[0])}” as an amount: write it with plain "
-                               "digits (0-9).", example.build(amount=["25"], rest=tokens[1:]), field="amount")
-        raise CommandError("I need an amount first.", example.build(amount=["25"]), field="amount")
+            raise CommandError(N_("I couldn't read “%(typed)s” as an amount: write it with plain digits (0-9)."),
+                               example.build(amount=["25"], rest=tokens[1:]), field="amount",
+                               values={"typed": markup.escape(tokens[0])})
+        raise CommandError(N_("I need an amount first."), example.build(amount=["25"]), field="amount")
     money = amount_money(amount, ctx, example)
     options = _read_options(example.rest_tokens, ctx, example)
     words = list(options.description)
     while words and words[0] in _LEADING_NOISE:
         words.pop(0)
-    if words and words[0].casefold() == "for":
+    if words and words[0].casefold() in connecting.for_words(ctx.language):
         words.pop(0)
     description = " ".join(words)
     if not description:
-        raise CommandError("What is it for? Add a description after the amount.",
-                           example.build(rest=[*example.rest_tokens, "birthday", "cake"]), field="description")
+        raise CommandError(N_("What is it for? Add a description after the amount."),
+                           example.build(rest=[*example.rest_tokens, *_sample(ctx).split()]), field="description")
     if len(description) > DESCRIPTION_MAX:
         raise CommandError(
-            f"The description is {len(description)} characters long; the most is {DESCRIPTION_MAX}.",
+            N_("The description is %(length)s characters long; the most is %(most)s."),
             example.build(rest=description[:60].split()), field="description",
+            values={"length": len(description), "most": DESCRIPTION_MAX},
         )
     return Charge(money, description, options.reference, options.customer, options.expires_at,
                   frozenset(options.notify) if options.notify else None), amount
@@ -175,22 +185,26 @@ class _Options:
 def _read_options(tokens: list[str], ctx: ParseContext, example: Example) -> _Options:
     """Pull `to …`, `ref …`/`#…` and expiry phrases out; what is left is the description."""
     out = _Options()
+    to_words = connecting.to_words(ctx.language)
+    ref_words = connecting.reference_words(ctx.language)
     i = 0
     while i < len(tokens):
         token = tokens[i]
         word = token.casefold()
         used = 0
-        if word == "to" and i + 1 < len(tokens):
+        if word in to_words and i + 1 < len(tokens):
             out.customer, used = read_customer(tokens, i, ctx, example, out.customer)
+        if used:
+            pass
         elif word == "via" and i + 1 < len(tokens) and tokens[i + 1].casefold().rstrip(".,;") in ctx.channels:
             # `via sms`: how the link goes to its customer ("delivery via courier" stays in the description).
             out.notify.add(ctx.channels[tokens[i + 1].casefold().rstrip(".,;")])
             used = 2
-        elif word in _REF_WORDS or re.match(r"^ref[:#=]", word):
+        elif word in _REF_WORDS or word in ref_words or re.match(r"^ref[:#=]", word):
             used = _read_reference(tokens, i, example, out)
         elif token.startswith("#") and _REFERENCE.match(token[1:].rstrip(".,;")):
             out.reference, used = token[1:].rstrip(".,;"), 1
-        elif is_expiry_keyword(word):
+        elif is_expiry_keyword(word, ctx.language):
             expires_at, used = read_expiry(tokens, i, ctx, example)
             if used:
                 out.expires_at = expires_at
@@ -210,14 +224,14 @@ def _read_reference(tokens: list[str], i: int, example: Example, out: _Options) 
     elif i + 1 < len(tokens):
         value, used = tokens[i + 1], 2
     else:
-        raise CommandError("Which reference? Put it after “ref”.",
+        raise CommandError(N_("Which reference? Put it after “ref”."),
                            example.build(rest=[*tokens[:i], "ref", "INV-1042"]), field="reference")
     value = value.lstrip("#").rstrip(".,;")
     if not _REFERENCE.match(value):
         raise CommandError(
-            f"A reference is up to {REFERENCE_MAX} letters, digits and - . / : — not "
-            f"“{markup.escape(value[:40])}”.",
+            N_("A reference is up to %(most)s letters, digits and - . / : — not “%(typed)s”."),
             example.build(rest=[*tokens[:i], "ref", "INV-1042", *tokens[i + used:]]), field="reference",
+            values={"most": REFERENCE_MAX, "typed": markup.escape(value[:40])},
         )
     out.reference = value
     return used

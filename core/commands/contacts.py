@@ -12,6 +12,7 @@ import phonenumbers
 
 from core import markup
 from core.commands.values import CommandError, Example, ParseContext
+from core.i18n import N_
 from core.limits import normalise_email
 from core.links import Customer
 from core.locales import territory_of
@@ -27,10 +28,11 @@ def read_customer(tokens: list[str], i: int, ctx: ParseContext, example: Example
     if "@" in target[1:] and not target.startswith("@"):
         try:
             email = normalise_email(target)
-        except ValueError as exc:
+        except ValueError:
             raise CommandError(
-                f"{markup.escape(str(exc).rstrip('.'))}.",
+                N_("“%(typed)s” is not an email address I can send to."),
                 example.build(rest=[*tokens[:i], "to", "alice@example.com", *tokens[i + 2:]]), field="customer",
+                values={"typed": markup.escape(target)},
             ) from None
         return Customer(customer.name, email, customer.phone), 2
     if _HANDLE.match(target):
@@ -54,11 +56,12 @@ def read_customer(tokens: list[str], i: int, ctx: ParseContext, example: Example
             phone = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
             return Customer(customer.name, customer.email, phone), 1 + count
     code = phonenumbers.country_code_for_region(region)
-    hint = "" if number.startswith("+") or not code else f" (add the country code, like +{code})"
+    hinted = not (number.startswith("+") or not code)
     raise CommandError(
-        f"“{markup.escape(' '.join(parts))}” doesn't look like a phone number{hint}.",
+        N_("“%(typed)s” doesn't look like a phone number (add the country code, like +%(code)s).") if hinted
+        else N_("“%(typed)s” doesn't look like a phone number."),
         example.build(rest=[*tokens[:i], "to", *_sample_phone(region).split(), *tokens[i + 1 + len(parts):]]),
-        field="customer",
+        field="customer", values={"typed": markup.escape(" ".join(parts)), "code": code},
     )
 
 

@@ -10,11 +10,12 @@ from babel.dates import format_skeleton
 
 from core import markup
 from core.commands.values import CommandError, ParseContext, Period, Report, ascii_digits
-from core.locales import babel_locale
+from core.i18n import N_, reader_locale
 
 
 def _month_label(year: int, month: int, ctx: ParseContext) -> str:
-    return format_skeleton("yMMMM", datetime(year, month, 1), locale=babel_locale(ctx.locale))
+    """"December 2026" in the seller's language ("Desember 2026", "2026年12月")."""
+    return format_skeleton("yMMMM", datetime(year, month, 1), locale=reader_locale(ctx.language, ctx.locale))
 
 
 _MODES = {"live": True, "real": True, "test": False}
@@ -68,9 +69,9 @@ def parse_period(rest: str, ctx: ParseContext) -> Period:
             return Period(day.isoformat(), at(day), at(day + timedelta(days=1)))
     this_month = f"{today.year}-{today.month:02d}"
     raise CommandError(
-        f"I can report on today, yesterday, week, month, last week, last month or a month like {this_month} "
-        f"(add `live` or `test` for one kind of money), not “{markup.escape(rest.strip())}”.",
-        f"/report {this_month}", field="period",
+        N_("I can report on today, yesterday, week, month, last week, last month or a month like %(month)s "
+           "(add `live` or `test` for one kind of money), not “%(typed)s”."),
+        f"/report {this_month}", field="period", values={"month": this_month, "typed": markup.escape(rest.strip())},
     )
 
 

@@ -29,6 +29,7 @@ from core.commands.values import (
     SeriesCharge,
     SeriesCommand,
 )
+from core.i18n import N_
 from core.links import Customer
 
 _UNITS = {"week": "week", "weeks": "week", "month": "month", "months": "month", "year": "year", "years": "year",
@@ -68,8 +69,8 @@ def split_recurrence(rest: str) -> tuple[str, Recurrence | None]:
                 interval, j = int(words[j]), j + 1
             unit = _UNITS.get(words[j])
             if unit is None:
-                raise CommandError(f"Every what? I know week, month and year, not “{markup.escape(tokens[j])}”.",
-                                   _EXAMPLE, field="schedule")
+                raise CommandError(N_("Every what? I know week, month and year, not “%(typed)s”."),
+                                   _EXAMPLE, field="schedule", values={"typed": markup.escape(tokens[j])})
             every = ("week", 2 * interval) if unit == "fortnight" else (unit, interval)
             i = j + 1
             continue
@@ -96,12 +97,13 @@ def split_recurrence(rest: str) -> tuple[str, Recurrence | None]:
         i += 1
     if every is None:
         if count is not None or until is not None:
-            raise CommandError("Say how often first: `every month`, `every 2 weeks`…", _EXAMPLE, field="schedule")
+            raise CommandError(N_("Say how often first: `every month`, `every 2 weeks`…"), _EXAMPLE,
+                               field="schedule")
         return rest, None
     if not 1 <= every[1] <= 52:
-        raise CommandError("Every 1 to 52 weeks, months or years.", _EXAMPLE, field="schedule")
+        raise CommandError(N_("Every 1 to 52 weeks, months or years."), _EXAMPLE, field="schedule")
     if count is not None and not 1 <= count <= 1000:
-        raise CommandError("A series has 1 to 1000 periods.", "/charge 150 tuition every month for 6 months",
+        raise CommandError(N_("A series has 1 to 1000 periods."), "/charge 150 tuition every month for 6 months",
                            field="schedule")
     return " ".join(keep), Recurrence(every[0], every[1], count, until)
 
@@ -113,10 +115,10 @@ def parse_charge_or_series(rest: str, ctx: ParseContext) -> Charge | Choice | Se
         return parse_charge(rest, ctx)
     found = parse_charge(words, ctx)
     if not isinstance(found, Charge):
-        raise CommandError("For a recurring charge, write the amount so it can mean only one thing "
-                           "(e.g. `150.00`).", _EXAMPLE, field="amount")
+        raise CommandError(N_("For a recurring charge, write the amount so it can mean only one thing "
+                              "(e.g. `150.00`)."), _EXAMPLE, field="amount")
     if found.expires_at is not None:
-        raise CommandError("Each link of a series uses the default expiry; leave out `exp …`.", _EXAMPLE,
+        raise CommandError(N_("Each link of a series uses the default expiry; leave out `exp …`."), _EXAMPLE,
                            field="expiry")
     return SeriesCharge(found, recurrence)
 
@@ -127,7 +129,7 @@ def parse_series(rest: str, ctx: ParseContext) -> SeriesCommand:
         return SeriesCommand()
     if words[0].casefold() in ("stop", "cancel", "end") and len(words) == 2:
         return SeriesCommand(stop=words[1].strip("`#<>()[]\"'.,;"))
-    raise CommandError("I can list your series, or stop one.", "/series stop ser_abc123", field="series")
+    raise CommandError(N_("I can list your series, or stop one."), "/series stop ser_abc123", field="series")
 
 
 # ---------------------------------------------------------------- /invoice
@@ -157,15 +159,15 @@ def _item(line: str) -> InvoiceLine:
     elif tokens and (m := _QTY_GLUED.match(tokens[0])):
         quantity, tokens = Decimal(m.group(1).replace(",", ".")), [m.group(2), *tokens[1:]]
     if len(tokens) < 2:
-        raise CommandError(f"I couldn't read “{markup.escape(line[:60])}” as an item: write the name, then the "
-                           "price.", _INVOICE_EXAMPLE, field="line_items")
+        raise CommandError(N_("I couldn't read “%(typed)s” as an item: write the name, then the price."),
+                           _INVOICE_EXAMPLE, field="line_items", values={"typed": markup.escape(line[:60])})
     price = _number(tokens[-1].lstrip("$€£¥"))
     if price is None or price < 0:
-        raise CommandError(f"“{markup.escape(line[:60])}” needs a price at the end, like `cake 25`.",
-                           _INVOICE_EXAMPLE, field="line_items")
+        raise CommandError(N_("“%(typed)s” needs a price at the end, like `cake 25`."),
+                           _INVOICE_EXAMPLE, field="line_items", values={"typed": markup.escape(line[:60])})
     name = " ".join(tokens[:-1]).strip(" -:")
     if quantity <= 0:
-        raise CommandError("A quantity is more than zero.", _INVOICE_EXAMPLE, field="line_items")
+        raise CommandError(N_("A quantity is more than zero."), _INVOICE_EXAMPLE, field="line_items")
     return InvoiceLine(name, quantity, price)
 
 
@@ -205,7 +207,7 @@ def parse_invoice(rest: str, ctx: ParseContext) -> InvoiceCommand:
         if key in ("tax", "gst", "vat") and (m := _PERCENT.match(after.replace(" ", ""))):
             tax = Decimal(m.group(1).replace(",", "."))
             if tax > 100:
-                raise CommandError("Tax is a percent up to 100.", _INVOICE_EXAMPLE, field="tax")
+                raise CommandError(N_("Tax is a percent up to 100."), _INVOICE_EXAMPLE, field="tax")
             continue
         if key in ("discount", "less", "off"):
             text = after.replace(" ", "")
@@ -216,12 +218,12 @@ def parse_invoice(rest: str, ctx: ParseContext) -> InvoiceCommand:
             if value is not None and value > 0:
                 discount_amt = value
                 continue
-            raise CommandError("Write the discount as `discount 10%` or `discount 5`.", _INVOICE_EXAMPLE,
+            raise CommandError(N_("Write the discount as `discount 10%` or `discount 5`."), _INVOICE_EXAMPLE,
                                field="discount")
         items.append(_item(line))
     if not items:
-        raise CommandError("Put each item on its own line after the first, like `2 x cake 25`.",
+        raise CommandError(N_("Put each item on its own line after the first, like `2 x cake 25`."),
                            _INVOICE_EXAMPLE, field="line_items")
     if len(items) > 100:
-        raise CommandError("An invoice has at most 100 items.", _INVOICE_EXAMPLE, field="line_items")
+        raise CommandError(N_("An invoice has at most 100 items."), _INVOICE_EXAMPLE, field="line_items")
     return InvoiceCommand(ctx.default_currency, tuple(items), customer, reference, tax, discount_pct, discount_amt)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core import markup
+from core import i18n, markup
 from core.commands.amounts import rank_currencies, symbol_currencies
 from core.commands.periods import parse_report
 from core.commands.recurring import parse_charge_or_series, parse_invoice, parse_series
@@ -33,10 +33,12 @@ from core.commands.values import (
     RefundAsk,
     Remind,
     SetCurrency,
+    SetLanguage,
     Shop,
     Start,
     Status,
 )
+from core.i18n import N_
 from core.models import LinkStatus
 from core.money import is_currency
 
@@ -73,8 +75,8 @@ def _parse_links(rest: str, ctx: ParseContext) -> Links:
     word = rest.strip().casefold()
     if word not in _LINK_FILTERS:
         raise CommandError(
-            f"I can list active, paid, expired, cancelled or all links, not “{markup.escape(rest.strip())}”.",
-            "/links paid", field="status",
+            N_("I can list active, paid, expired, cancelled or all links, not “%(typed)s”."),
+            "/links paid", field="status", values={"typed": markup.escape(rest.strip())},
         )
     status = _LINK_FILTERS[word]
     return Links(status, status.value if status else "all")
@@ -93,7 +95,7 @@ def _link_key(rest: str) -> str:
 def _which_link(rest: str, command: str) -> str:
     key = _link_key(rest)
     if not key:
-        raise CommandError("Which link? Give its id or reference.", f"/{command} INV-1042", field="id")
+        raise CommandError(N_("Which link? Give its id or reference."), f"/{command} INV-1042", field="id")
     return key
 
 
@@ -123,8 +125,8 @@ def _parse_alerts(rest: str, ctx: ParseContext) -> Alerts:
         return Alerts(True)
     if word in ("off", "no", "disable", "stop", "0", "false"):
         return Alerts(False)
-    raise CommandError(f"Alerts can be on or off, not “{markup.escape(rest.strip())}”.", "/alerts on",
-                       field="alerts")
+    raise CommandError(N_("Alerts can be on or off, not “%(typed)s”."), "/alerts on", field="alerts",
+                       values={"typed": markup.escape(rest.strip())})
 
 
 def _parse_currency(rest: str, ctx: ParseContext) -> SetCurrency:
@@ -141,10 +143,11 @@ def _parse_currency(rest: str, ctx: ParseContext) -> SetCurrency:
     if found:
         ranked = rank_currencies(found, ctx)
         raise CommandError(
-            f"“{markup.escape(word)}” is used by several currencies ({', '.join(ranked[:5])}); "
-            "give the three-letter code.", example, field="currency", choices=ranked,
+            N_("“%(typed)s” is used by several currencies (%(codes)s); give the three-letter code."), example,
+            field="currency", choices=ranked, values={"typed": markup.escape(word), "codes": ", ".join(ranked[:5])},
         )
-    raise CommandError(f"“{markup.escape(word)}” is not an ISO 4217 currency code.", example, field="currency")
+    raise CommandError(N_("“%(typed)s” is not an ISO 4217 currency code."), example, field="currency",
+                       values={"typed": markup.escape(word)})
 
 
 _SHOP_SETTINGS = {"name": "name", "timezone": "timezone", "tz": "timezone", "zone": "timezone",
@@ -159,21 +162,37 @@ def _parse_shop(rest: str, ctx: ParseContext) -> Shop:
         return Shop()
     setting = _SHOP_SETTINGS.get(word.casefold())
     if setting is None:
-        raise CommandError(f"I can change the shop's name, timezone, locale, invoice prefix or address, not "
-                           f"“{markup.escape(word[:40])}”.",
-                           "/shop name Cake Corner", field="setting")
+        raise CommandError(N_("I can change the shop's name, timezone, locale, invoice prefix or address, "
+                              "not “%(typed)s”."),
+                           "/shop name Cake Corner", field="setting", values={"typed": markup.escape(word[:40])})
     if not value.strip():
         examples = {"name": "/shop name Cake Corner", "timezone": "/shop timezone Asia/Singapore",
                     "locale": "/shop locale id_ID", "invoice_prefix": "/shop prefix CC",
                     "address": "/shop address 1 Orchard Rd, Singapore 238801"}
-        raise CommandError(f"Give the new {setting.replace('_', ' ')}.", examples[setting], field=setting)
+        asks = {"name": N_("Give the shop's new name."), "timezone": N_("Give the shop's new time zone."),
+                "locale": N_("Give the shop's new locale."), "invoice_prefix": N_("Give the new invoice prefix."),
+                "address": N_("Give the shop's new address.")}
+        raise CommandError(asks[setting], examples[setting], field=setting)
     return Shop(setting, value.strip())
+
+
+def _parse_language(rest: str, ctx: ParseContext) -> SetLanguage:
+    word = rest.strip()
+    if not word:
+        return SetLanguage(None)
+    found = i18n.match_language(word) or next(
+        (code for code, name in i18n.AUTONYMS.items() if name.casefold() == word.casefold()), None)
+    if found is None:
+        raise CommandError(N_("I don't speak “%(typed)s” yet. I speak %(choices)s."), "/language th",
+                           field="language", values={"typed": markup.escape(word[:40]),
+                                                     "choices": ", ".join(i18n.LANGUAGES)})
+    return SetLanguage(found)
 
 
 def _parse_join(rest: str, ctx: ParseContext) -> Join:
     code = re.sub(r"[\s-]", "", rest).upper()
     if not code:
-        raise CommandError("Give the invite code you were sent.", "/join ABCD2345", field="code")
+        raise CommandError(N_("Give the invite code you were sent."), "/join ABCD2345", field="code")
     return Join(code)
 
 
@@ -182,7 +201,7 @@ def _parse_help(rest: str, ctx: ParseContext) -> Help:
     return Help(topic=_ALIASES.get(word) if word else None)
 
 
-CHARGE_DETAILS = """**/charge** makes a payment link.
+CHARGE_DETAILS = N_("""**/charge** makes a payment link.
 • Amount first: `25`, `25.50`, `1,250.00`, `USD 25`, `25 usd`, `S$25`, `Rp150.000`, `€25`
 • Then what it is for: `/charge 25 for 2 birthday cakes`
 • Optional: `to +65 9123 4567` / `to alice@example.com` / `to @alice`
@@ -192,83 +211,89 @@ CHARGE_DETAILS = """**/charge** makes a payment link.
   `until 2027-06`: a new link each period, sent to the customer; `/series` lists them
 If an amount could mean two things (`1.000`, `25k`), I ask before making the link.
 Example: `/charge 25 for 2 birthday cakes to +65 9123 4567 ref INV-1042 exp 3d`
-Example: `/charge 150 tuition every month for 6 months to +65 9123 4567`"""
+Example: `/charge 150 tuition every month for 6 months to +65 9123 4567`""")
 
-INVOICE_DETAILS = """**/invoice** makes an itemised payment link with a numbered PDF invoice.
+REFUND_DETAILS = N_("""**/refund** gives a customer's money back through the payment provider.
+• `/refund INV-1042` refunds all that is left of the link's payment
+• `/refund INV-1042 10.50` refunds part of it
+I ask you to confirm first, because a refund cannot be undone; staff may ask, the owner confirms. \
+I tell you when the provider confirms it.""")
+
+INVOICE_DETAILS = N_("""**/invoice** makes an itemised payment link with a numbered PDF invoice.
 First line: `/invoice to alice@example.com ref INV-77` (both optional). Then one line each:
 • an item: `2 x cake 25`, `delivery 5`, `3x candles 1.50`
 • `tax 9%` (on every item), `discount 10%` or `discount 5`
 Totals are rounded per line, half to even. I answer with the link and the invoice PDF.
-In the terminal chat (`paylinks chat`), end a line with `\\` to go on to the next one."""
+In the terminal chat (`paylinks chat`), end a line with `\\` to go on to the next one.""")
 
-SELL_DETAILS = """**Links many can pay** (each payment has its own receipt; the link message shows the count):
+SELL_DETAILS = N_("""**Links many can pay** (each payment has its own receipt; the link message shows the count):
 • `/sell 25 concert ticket stock 50`: 50 tickets, buyers pick how many
 • `/sell 12 brownie box`: no limit · `/sell 30 workshop seat max 20`: at most 20 payments
 • `/donate school library fund`: the donor chooses · `/donate flood relief min 5 suggest 10 20 50`
 • `/split 120 dinner 4 ways` (or `between 4`, `for 4 people`): 4 exact shares, paid when all are in
-Add `exp 3d` or `ref EVT-7` as with /charge; `/cancel` stops a link."""
+Add `exp 3d` or `ref EVT-7` as with /charge; `/cancel` stops a link.""")
 
-PROMO_DETAILS = """**/promo** makes discount codes customers type on the pay page.
+PROMO_DETAILS = N_("""**/promo** makes discount codes customers type on the pay page.
 • `/promo SAVE10 10%` · `/promo WELCOME 5.00 uses 100 exp 30d`
-• `/promo` lists them with how often each was used · `/promo off SAVE10` ends one (I ask first)"""
+• `/promo` lists them with how often each was used · `/promo off SAVE10` ends one (I ask first)""")
 
 # ---------------------------------------------------------------- the registry
 
+# `help`, `menu` and `details` are catalog msgids (core.i18n): /help shows them in the reader's language.
 COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("charge", "/charge 25 birthday cake",
-                "a payment link (add `to +65 9123 4567`, `ref INV-1042`, `exp 3d`)",
-                "Make a payment link: /charge 25 cake", parse_charge_or_series, "charge", aliases=("bill",),
+                N_("a payment link (add `to +65 9123 4567`, `ref INV-1042`, `exp 3d`)"),
+                N_("Make a payment link: /charge 25 cake"), parse_charge_or_series, "charge", aliases=("bill",),
                 details=CHARGE_DETAILS),
-    CommandSpec("invoice", "/invoice to alice@example.com ref INV-77", "an itemised invoice: items on the "
-                "next lines (`2 x cake 25`, `delivery 5`, `tax 9%`)", "Itemised invoice with PDF: /invoice",
-                parse_invoice, "invoice", details=INVOICE_DETAILS),
-    CommandSpec("series", "/series [stop ID]", "your recurring charges, or stop one (asks first)",
-                "Recurring charges: /series [stop ID]", parse_series, "series", aliases=("recurring",)),
+    CommandSpec("invoice", "/invoice to alice@example.com ref INV-77",
+                N_("an itemised invoice: items on the next lines (`2 x cake 25`, `delivery 5`, `tax 9%`)"),
+                N_("Itemised invoice with PDF: /invoice"), parse_invoice, "invoice", details=INVOICE_DETAILS),
+    CommandSpec("series", "/series [stop ID]", N_("your recurring charges, or stop one (asks first)"),
+                N_("Recurring charges: /series [stop ID]"), parse_series, "series", aliases=("recurring",)),
     CommandSpec("sell", "/sell 25 concert ticket stock 50",
-                "a link many can pay (add `stock 50` or `max 20`)",
-                "Sell many times: /sell 25 ticket stock 50", parse_sell, "sell", details=SELL_DETAILS),
+                N_("a link many can pay (add `stock 50` or `max 20`)"),
+                N_("Sell many times: /sell 25 ticket stock 50"), parse_sell, "sell", details=SELL_DETAILS),
     CommandSpec("donate", "/donate school library fund",
-                "donations: the donor chooses (add `min 5 suggest 10 20 50`)",
-                "Donations: /donate flood relief min 5", parse_donate, "sell", aliases=("donation",),
+                N_("donations: the donor chooses (add `min 5 suggest 10 20 50`)"),
+                N_("Donations: /donate flood relief min 5"), parse_donate, "sell", aliases=("donation",),
                 details=SELL_DETAILS),
-    CommandSpec("split", "/split 120 dinner 4 ways", "split a bill into shares (`between 4`, `for 4 people`)",
-                "Split a bill: /split 120 dinner 4 ways", parse_split, "sell", details=SELL_DETAILS),
-    CommandSpec("promo", "/promo SAVE10 10%", "promo codes: make, list (`/promo`), end (`/promo off SAVE10`)",
-                "Promo codes: /promo SAVE10 10%", parse_promo, "promo", details=PROMO_DETAILS),
-    CommandSpec("links", "/links [active|paid|expired|all]", "your recent links",
-                "Your recent links: /links [active|paid|expired|all]", _parse_links, "links", aliases=("list",)),
-    CommandSpec("status", "/status INV-1042", "one link, by id or reference",
-                "One link's status: /status <id or reference>", _parse_status, "status"),
-    CommandSpec("cancel", "/cancel INV-1042", "cancel an open link",
-                "Cancel an unpaid link: /cancel <id or reference>", _parse_cancel, "cancel"),
-    CommandSpec("remind", "/remind INV-1042", "remind the customer to pay (once per 12 h)",
-                "Remind the customer: /remind <id or reference>", _parse_remind, "remind"),
-    CommandSpec("refund", "/refund INV-1042 [amount]", "give a payment back, all of it or an amount (asks first)",
-                "Refund a payment: /refund <id or reference> [amount]", _parse_refund, "refund",
-                details="**/refund** gives a customer's money back through the payment provider.\n"
-                        "• `/refund INV-1042` refunds all that is left of the link's payment\n"
-                        "• `/refund INV-1042 10.50` refunds part of it\n"
-                        "I ask you to confirm first, because a refund cannot be undone; staff may ask, the "
-                        "owner confirms. I tell you when the provider confirms it."),
-    CommandSpec("report", "/report [today|week|month|2026-11] [live|test]", "totals, paid versus open",
-                "Sales: /report [today|week|month|YYYY-MM] [live|test]",
+    CommandSpec("split", "/split 120 dinner 4 ways", N_("split a bill into shares (`between 4`, `for 4 people`)"),
+                N_("Split a bill: /split 120 dinner 4 ways"), parse_split, "sell", details=SELL_DETAILS),
+    CommandSpec("promo", "/promo SAVE10 10%", N_("promo codes: make, list (`/promo`), end (`/promo off SAVE10`)"),
+                N_("Promo codes: /promo SAVE10 10%"), parse_promo, "promo", details=PROMO_DETAILS),
+    CommandSpec("links", "/links [active|paid|expired|all]", N_("your recent links"),
+                N_("Your recent links: /links [active|paid|expired|all]"), _parse_links, "links", aliases=("list",)),
+    CommandSpec("status", "/status INV-1042", N_("one link, by id or reference"),
+                N_("One link's status: /status <id or reference>"), _parse_status, "status"),
+    CommandSpec("cancel", "/cancel INV-1042", N_("cancel an open link"),
+                N_("Cancel an unpaid link: /cancel <id or reference>"), _parse_cancel, "cancel"),
+    CommandSpec("remind", "/remind INV-1042", N_("remind the customer to pay (once per 12 h)"),
+                N_("Remind the customer: /remind <id or reference>"), _parse_remind, "remind"),
+    CommandSpec("refund", "/refund INV-1042 [amount]", N_("give a payment back, all of it or an amount (asks first)"),
+                N_("Refund a payment: /refund <id or reference> [amount]"), _parse_refund, "refund",
+                details=REFUND_DETAILS),
+    CommandSpec("report", "/report [today|week|month|2026-11] [live|test]", N_("totals, paid versus open"),
+                N_("Sales: /report [today|week|month|YYYY-MM] [live|test]"),
                 lambda rest, ctx: parse_report(rest, ctx), "report", aliases=("sales",)),
-    CommandSpec("currency", "/currency SGD", "your default currency", "Default currency: /currency SGD",
+    CommandSpec("currency", "/currency SGD", N_("your default currency"), N_("Default currency: /currency SGD"),
                 _parse_currency, "currency"),
-    CommandSpec("invite", "/invite", "a one-time code for staff, or for your other chat apps",
-                "Invite staff (one-time code)", lambda rest, ctx: Invite(), "invite"),
-    CommandSpec("join", "/join ABCD2345", "use an invite code", "Join a shop: /join <code>", _parse_join,
+    CommandSpec("invite", "/invite", N_("a one-time code for staff, or for your other chat apps"),
+                N_("Invite staff (one-time code)"), lambda rest, ctx: Invite(), "invite"),
+    CommandSpec("join", "/join ABCD2345", N_("use an invite code"), N_("Join a shop: /join <code>"), _parse_join,
                 "join", needs_shop=False),
-    CommandSpec("alerts", "/alerts on|off", "paid alerts in this chat", "Paid alerts in this chat: /alerts on|off",
-                _parse_alerts, "alerts", aliases=("alert",)),
-    CommandSpec("shop", "/shop [name|timezone|locale VALUE]", "your shop's settings, or change one",
-                "Shop settings: /shop name Cake Corner", _parse_shop, "shop"),
-    CommandSpec("dashboard", "/dashboard", "a private sign-in link to your shop's web dashboard",
-                "Sign in to the web dashboard", lambda rest, ctx: Dashboard(), "dashboard",
+    CommandSpec("alerts", "/alerts on|off", N_("paid alerts in this chat"),
+                N_("Paid alerts in this chat: /alerts on|off"), _parse_alerts, "alerts", aliases=("alert",)),
+    CommandSpec("shop", "/shop [name|timezone|locale VALUE]", N_("your shop's settings, or change one"),
+                N_("Shop settings: /shop name Cake Corner"), _parse_shop, "shop"),
+    CommandSpec("language", "/language th", N_("the language I answer you in"),
+                N_("My language for you: /language th"), _parse_language, "language",
+                aliases=("lang", "bahasa", "idioma", "ngonngu", "wika")),
+    CommandSpec("dashboard", "/dashboard", N_("a private sign-in link to your shop's web dashboard"),
+                N_("Sign in to the web dashboard"), lambda rest, ctx: Dashboard(), "dashboard",
                 aliases=("web", "login")),
-    CommandSpec("help", "/help", "what I can do", "What I can do", _parse_help, "help_command", listed=False,
+    CommandSpec("help", "/help", N_("what I can do"), N_("What I can do"), _parse_help, "help_command", listed=False,
                 needs_shop=False),
-    CommandSpec("start", "/start", "open your shop, or see it", "Start (or see your shop)",
+    CommandSpec("start", "/start", N_("open your shop, or see it"), N_("Start (or see your shop)"),
                 lambda rest, ctx: Start(), "start", listed=False),
 )
 

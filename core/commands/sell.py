@@ -17,6 +17,7 @@ from core.commands.amounts import split_words
 from core.commands.charge import _read_options, parse_charge
 from core.commands.expiry import is_expiry_keyword, read_expiry
 from core.commands.values import Charge, CommandError, Example, ParseContext, Promo, Sell
+from core.i18n import N_
 from core.links import Customer
 from core.money import Money, MoneyError, exponent
 from core.reusable import CUSTOMER_CHOOSES, MAX_QUANTITY, MAX_SPLIT_WAYS, MAX_SUGGESTED, Terms
@@ -37,7 +38,7 @@ def _charge(words: list[str], ctx: ParseContext, command: str) -> Charge:
         return found
     # The amount could be read two ways: say it plainly rather than guess on a link that sells many times.
     first = found.readings[0]
-    raise CommandError("I'm not sure of the amount; write it with its decimals, e.g. 25.00.",
+    raise CommandError(N_("I'm not sure of the amount; write it with its decimals, e.g. 25.00."),
                        f"{command} {first.money.amount_str()} {first.description}", field="amount")
 
 
@@ -61,7 +62,8 @@ def parse_sell(rest: str, ctx: ParseContext) -> Sell:
             i += 1
     for value, name in ((stock, "stock"), (max_payments, "max")):
         if value is not None and not 1 <= value <= 1_000_000:
-            raise CommandError(f"{name} must be 1 to 1000000.", "/sell 25 concert ticket stock 50", field=name)
+            raise CommandError(N_("%(name)s must be 1 to 1000000."), "/sell 25 concert ticket stock 50", field=name,
+                               values={"name": name})
     charge = _charge(kept, ctx, "/sell")
     quantity_max = min(stock, MAX_QUANTITY) if stock is not None else None
     terms = Terms(stock=stock, max_payments=max_payments, quantity_min=1 if quantity_max else None,
@@ -76,10 +78,10 @@ def _money(token: str, ctx: ParseContext, example: str, name: str) -> int:
     try:
         money = Money.parse(token.replace(",", ""), ctx.default_currency)
     except MoneyError:
-        raise CommandError(f"I couldn't read “{markup.escape(token[:20])}” as an amount for {name}.", example,
-                           field=name) from None
+        raise CommandError(N_("I couldn't read “%(typed)s” as an amount for %(name)s."), example, field=name,
+                           values={"typed": markup.escape(token[:20]), "name": name}) from None
     if money.amount_minor <= 0:
-        raise CommandError(f"{name} must be more than zero.", example, field=name)
+        raise CommandError(N_("%(name)s must be more than zero."), example, field=name, values={"name": name})
     return money.amount_minor
 
 
@@ -106,19 +108,21 @@ def parse_donate(rest: str, ctx: ParseContext) -> Sell:
             kept.append(tokens[i])
             i += 1
     if len(suggested) > MAX_SUGGESTED:
-        raise CommandError(f"I can suggest at most {MAX_SUGGESTED} amounts.", example, field="suggest")
+        raise CommandError(N_("I can suggest at most %(most)s amounts."), example, field="suggest",
+                           values={"most": MAX_SUGGESTED})
     options = _read_options(kept, ctx, Example("/donate", [], kept))
     description = " ".join(options.description).strip()
     if not description:
-        raise CommandError("What is it for? Add a description.", "/donate school library fund", field="description")
+        raise CommandError(N_("What is it for? Add a description."), "/donate school library fund",
+                           field="description")
     if description[:1].isdigit():
-        raise CommandError("The donor chooses the amount: give a minimum with “min”, not an amount first.",
+        raise CommandError(N_("The donor chooses the amount: give a minimum with “min”, not an amount first."),
                            example, field="amount")
     low = low or 10 ** exponent(ctx.default_currency)  # one whole unit of the currency
     if high is not None and high < low:
-        raise CommandError("max must be at least min.", example, field="max")
+        raise CommandError(N_("max must be at least min."), example, field="max")
     if any(a < low or (high is not None and a > high) for a in suggested):
-        raise CommandError("Each suggested amount must be at least the minimum (and at most the maximum).",
+        raise CommandError(N_("Each suggested amount must be at least the minimum (and at most the maximum)."),
                            example, field="suggest")
     charge = Charge(Money(low, ctx.default_currency), description, options.reference, Customer(),
                     options.expires_at)
@@ -153,10 +157,11 @@ def parse_split(rest: str, ctx: ParseContext) -> Sell:
             kept.append(tokens[i])
             i += 1
     if ways is None:
-        raise CommandError("Into how many shares? Add “4 ways”, “between 4” or “for 4 people”.", example,
+        raise CommandError(N_("Into how many shares? Add “4 ways”, “between 4” or “for 4 people”."), example,
                            field="ways")
     if not 2 <= ways <= MAX_SPLIT_WAYS:
-        raise CommandError(f"A bill splits 2 to {MAX_SPLIT_WAYS} ways.", example, field="ways")
+        raise CommandError(N_("A bill splits 2 to %(most)s ways."), example, field="ways",
+                           values={"most": MAX_SPLIT_WAYS})
     charge = _charge(kept, ctx, "/split")
     return Sell("split", charge, Terms(split_ways=ways))
 
@@ -173,21 +178,21 @@ def parse_promo(rest: str, ctx: ParseContext) -> Promo:
         return Promo("list")
     if tokens[0].casefold() in ("off", "delete", "remove", "stop"):
         if len(tokens) < 2 or not _CODE.match(tokens[1]):
-            raise CommandError("Which code? Put it after “off”.", "/promo off SAVE10", field="code")
+            raise CommandError(N_("Which code? Put it after “off”."), "/promo off SAVE10", field="code")
         return Promo("off", tokens[1].upper())
     code = tokens[0]
     if not _CODE.match(code):
-        raise CommandError(f"A code is 2 to 40 letters, digits, - or _, not “{markup.escape(code[:40])}”.",
-                           "/promo SAVE10 10%", field="code")
+        raise CommandError(N_("A code is 2 to 40 letters, digits, - or _, not “%(typed)s”."),
+                           "/promo SAVE10 10%", field="code", values={"typed": markup.escape(code[:40])})
     if len(tokens) < 2:
-        raise CommandError("How much off? A percentage or an amount.", f"/promo {code.upper()} 10%",
+        raise CommandError(N_("How much off? A percentage or an amount."), f"/promo {code.upper()} 10%",
                            field="discount")
     promo = Promo("create", code.upper())
     percent = _PERCENT.match(tokens[1])
     if percent:
         value = Decimal(percent.group(1))
         if not 0 < value <= 100:
-            raise CommandError("A percentage off is more than 0 and at most 100.", f"/promo {code.upper()} 10%",
+            raise CommandError(N_("A percentage off is more than 0 and at most 100."), f"/promo {code.upper()} 10%",
                                field="discount")
         promo = Promo("create", code.upper(), percent_bp=int(value * 100))
     else:
@@ -201,17 +206,18 @@ def parse_promo(rest: str, ctx: ParseContext) -> Promo:
         if word in ("uses", "max", "limit") and _count(tokens, i + 1) is not None:
             values["max_redemptions"], i = _count(tokens, i + 1), i + 2
             if not 1 <= int(values["max_redemptions"]) <= 1_000_000:  # type: ignore[call-overload]
-                raise CommandError("uses must be 1 to 1000000.", f"/promo {code.upper()} 10% uses 100", field="uses")
+                raise CommandError(N_("uses must be 1 to 1000000."), f"/promo {code.upper()} 10% uses 100",
+                                   field="uses")
         elif is_expiry_keyword(word):
             expires_at, used = read_expiry(tokens, i, ctx, example)
             if not used:
-                raise CommandError("I can read expiry like “exp 30d”.", f"/promo {code.upper()} 10% exp 30d",
+                raise CommandError(N_("I can read expiry like “exp 30d”."), f"/promo {code.upper()} 10% exp 30d",
                                    field="expires_at")
             values["expires_at"], i = expires_at, i + used
         else:
-            raise CommandError(f"I don't know “{markup.escape(tokens[i][:40])}” here: after the discount come "
-                               "“uses N” and “exp 30d”.", f"/promo {code.upper()} {tokens[1]} uses 100 exp 30d",
-                               field="promo")
+            raise CommandError(N_("I don't know “%(typed)s” here: after the discount come “uses N” and “exp 30d”."),
+                               f"/promo {code.upper()} {tokens[1]} uses 100 exp 30d", field="promo",
+                               values={"typed": markup.escape(tokens[i][:40])})
     return Promo(promo.action, promo.code, promo.percent_bp, promo.amount_off,
                  values.get("max_redemptions"), values.get("expires_at"))  # type: ignore[arg-type]
 

@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from core import markup, reusable
+from core import i18n, markup, reusable
+from core.i18n import Tr
 from core.limits import MAX_EXPIRY
 from core.links import Customer, LinkDraft
 from core.models import LinkStatus
@@ -20,21 +21,31 @@ from core.money import Money
 
 
 class CommandError(Exception):
-    """A user mistake: `message` (markup, user parts escaped) says what was wrong, `example` fixes it."""
+    """A user mistake: `message` (markup, user parts escaped) says what was wrong, `example` fixes it.
+
+    `message` is a catalog msgid with named %(placeholders)s filled from `values` (already escaped); it is
+    translated when shown (`text()`, in the language being spoken: core.i18n.current). The English
+    `message` attribute has the values filled in.
+    """
 
     def __init__(self, message: str, example: str | None = None, *, field: str | None = None,
-                 choices: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.message = message
+                 choices: Sequence[str] = (), values: Mapping[str, object] | None = None) -> None:
+        self.template = message
+        self.values = dict(values or {})
+        self.message = message % self.values if self.values else message
+        super().__init__(self.message)
         self.example = example
         self.field = field
         self.choices = tuple(choices)
 
-    def text(self) -> str:
-        """The chat answer, in Reply markup."""
+    def text(self, t: Tr | None = None) -> str:
+        """The chat answer, in Reply markup, in the reader's language."""
+        t = t or i18n.current()
+        said = t.gettext(self.template, **self.values)
         if not self.example:
-            return self.message
-        return f"{self.message}\nFor example: `{markup.escape(self.example)}`"
+            return said
+        return t.gettext("%(problem)s\nFor example: %(example)s", problem=said,
+                         example=f"`{markup.escape(self.example)}`")
 
     def __repr__(self) -> str:
         return f"CommandError({self.message!r}, example={self.example!r})"
@@ -60,11 +71,20 @@ class ParseContext:
     # `via <word>` -> the customer channel it names ({"sms": "sms", "text": "sms", "email": "email" …}),
     # from the plug-ins (adapters/registry.py via_words); empty: `via` is just a word of the description.
     channels: Mapping[str, str] = field(default_factory=dict)
+    # The seller's language (a core.i18n catalog): its connecting words are read too ("untuk", "ke").
+    language: str = "en"
 
 
 @dataclass(frozen=True, slots=True)
 class Start:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class SetLanguage:
+    """/language (None: say which) or /language th: a core.i18n catalog code."""
+
+    language: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +324,7 @@ class Promo:
 
 Command = (Start | Help | Greeting | Charge | Choice | Links | Status | Cancel | Remind | Report | SetCurrency
            | Invite | Join | Alerts | RefundAsk | Dashboard | Shop | SeriesCharge | SeriesCommand | InvoiceCommand
-           | Sell | Promo)
+           | Sell | Promo | SetLanguage)
 
 
 # ---------------------------------------------------------------- shared helpers

@@ -59,7 +59,7 @@ async def _begin_install(oauth: SlackLive) -> tuple[str, str]:
     query = parse_qs(parts.query)
     assert query["client_id"] == [oauth.fake.client_id]
     assert set(query["scope"][0].split(",")) == {"commands", "chat:write", "chat:write.public", "links:read",
-                                                 "links:write", "files:write"}
+                                                 "links:write", "files:write", "users:read"}
     assert query["redirect_uri"] == [f"{oauth.live.base_url}/slack/oauth_redirect"]
     cookies = response.headers.getall("Set-Cookie")
     [cookie] = [c.split(";", 1)[0] for c in cookies if c.startswith("slack-app-oauth-state=")]

@@ -428,7 +428,8 @@ async def test_serve_runs_the_dispatcher_and_rows_without_a_sender_never_stop_it
         await services.links.record_payment(PaymentEvent("sandbox", f"e-{platform}", "payment.succeeded",
                                                          link.id, f"c-{platform}", 990, "SGD"))
     await sender.wait_for(1)
-    sent_at = sender.messages[0][2][-9:]
+    sent_at = sender.messages[0][2].rsplit("\nat ", 1)[-1]  # the shop's clock: "12:56 am SGT"
+    assert sent_at.endswith(" SGT")
     assert sender.messages[0][1:3] == ("room-1", "✅ Paid (🧪 Test mode): **S$9.90** — tart\nat " + sent_at)
     async with asyncio.timeout(10):
         while True:

@@ -25,6 +25,7 @@ from core.commands import (
     ParseContext,
     Report,
     SetCurrency,
+    SetLanguage,
     Start,
     Status,
     parse,
@@ -35,9 +36,9 @@ from core.commands import (
 )
 from core.commands.values import Dashboard, InvoiceCommand, RefundAsk, Remind, SeriesCharge, SeriesCommand, Shop
 from core.links import Customer
+from core.locales import timezone_for
 from core.models import LinkStatus
 from core.money import Money, currency_codes, format_money
-from core.reports import timezone_for
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -565,7 +566,7 @@ def test_no_text_makes_the_parser_raise(words: list[str], locale: str, currency:
     result = parse(text, context)
     assert isinstance(result, CommandError | Start | Help | Greeting | Charge | Choice | Links | Status | Cancel
                       | Report | SetCurrency | Invite | Join | Alerts | Remind | RefundAsk | Dashboard | Shop
-                      | SeriesCharge | SeriesCommand | InvoiceCommand)
+                      | SeriesCharge | SeriesCommand | InvoiceCommand | SetLanguage)
     if isinstance(result, SeriesCharge):
         result = result.charge
     readings = result.readings if isinstance(result, Choice) else (result,)

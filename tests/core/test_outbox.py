@@ -129,7 +129,7 @@ def test_digest_counts_totals_per_currency_and_lists_the_payments() -> None:
     reply = digest_reply(facts, T0)
     head, *lines = reply.text.split("\n")
     assert head == "✅ **12 payments** in the last minute, **S$300.00** in all:"
-    assert len(lines) == 12 and lines[0] == "• S$25.00 — cake · Alice · 11:59 UTC"
+    assert len(lines) == 12 and lines[0] == "• S$25.00 — cake · Alice · 7:59\u202fpm SGT"
     mixed = digest_reply([_facts(2500), _facts(15000000, "IDR")], T0)
     # One total per currency, each in the merchant's locale (en_SG writes rupiah as IDR).
     assert "**IDR 150,000.00 + S$25.00** in all:" in mixed.text
@@ -149,7 +149,7 @@ def test_test_money_is_marked_in_every_text_and_never_added_to_live_totals() -> 
     head, *lines = mixed.text.split("\n")
     assert head == ("✅ **2 payments** in the last minute, **S$25.00** in all "
                     "(+ S$99.00 in 🧪 test mode, not counted):")
-    assert lines == ["• S$25.00 — cake · 11:59 UTC", "• 🧪 S$99.00 — cake · 11:59 UTC"]
+    assert lines == ["• S$25.00 — cake · 7:59\u202fpm SGT", "• 🧪 S$99.00 — cake · 7:59\u202fpm SGT"]
     only_test = digest_reply([_facts(2500, livemode=False), _facts(100, livemode=False)], T0)
     assert only_test.text.startswith("✅ **2 payments** (🧪 Test mode) in the last minute, **S$26.00** in all:")
 
@@ -256,7 +256,7 @@ async def test_paying_writes_edit_answer_subscriptions_and_receipt_in_one_go(
     assert edit.payload["reply"]["buttons"] == []  # the Pay button goes
     assert alert.payload["action"] == "send"
     assert alert.payload["reply"]["text"] == (
-        "✅ Paid: **S$25.00** — 2 birthday cakes\nby Alice · at 12:00 UTC · ref INV-7")
+        "✅ Paid: **S$25.00** — 2 birthday cakes\nby Alice · at 8:00\u202fpm SGT · ref INV-7")
     assert alert.payload["facts"]["amount_minor"] == 2500 and alert.payload["facts"]["locale"] == "en_SG"
     assert "Payment received" in receipt.payload["reply"]["text"] and "Cake Shop" in receipt.payload["reply"]["text"]
     link_info = customer.payload["link"]
@@ -274,7 +274,7 @@ async def test_without_whatsapp_customers_get_nothing_and_without_a_message_noth
     assert [(r.kind, r.address) for r in found] == [("link.paid.alert", "42")]
     # A test-mode link (the sandbox): the alert says so beside its headline.
     assert found[0].payload["reply"]["text"] == (
-        "✅ Paid (🧪 Test mode): **S$25.00** — 2 birthday cakes\nat 12:00 UTC · ref INV-7")
+        "✅ Paid (🧪 Test mode): **S$25.00** — 2 birthday cakes\nat 8:00\u202fpm SGT · ref INV-7")
     assert found[0].payload["facts"]["livemode"] is False
 
 

@@ -50,8 +50,9 @@ def test_locales_without_one_zone_use_utc(locale: str) -> None:
 
 def test_dates_in_the_shops_locale_and_zone() -> None:
     moment = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
-    assert format_when(moment, "en_SG") == "3 Dec 2026, 8:00\u202fpm"
-    assert format_when(moment, "de_DE") == "3. Dez. 2026, 13:00"
+    # The shop's zone with its short name, written in the reader's language (English here).
+    assert format_when(moment, "en_SG") == "3 Dec 2026, 8:00\u202fpm SGT"
+    assert format_when(moment, "de_DE") == "3 Dec 2026, 13:00 CET"
     assert format_relative(moment, moment - timedelta(days=7), "de_DE") == "in 7 days"
     assert format_relative(moment, moment + timedelta(hours=3), "en_SG") == "3 hours ago"
 

@@ -111,6 +111,8 @@ class FakeSlack:
         # (channel, ts) -> the message as last posted or updated.
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.home_views: dict[str, dict[str, Any]] = {}
+        # Slack user id -> the locale users.info gives with include_locale (Slack's default: en-US).
+        self.user_locales: dict[str, str] = {}
         self.oauth_codes: dict[str, Installation] = {}
         # files.getUploadURLExternal -> (filename, length); the bytes POSTed to its upload_url; shared files.
         self.upload_slots: dict[str, tuple[str, int]] = {}
@@ -304,6 +306,16 @@ class FakeSlack:
 
     def _next_ts(self) -> str:
         return f"{int(time.time())}.{next(self._ts):06d}"
+
+    def _m_users_info(self, team: str, params: dict[str, Any]) -> web.Response:
+        """users.info: Slack answers `locale` only when asked with include_locale=true."""
+        user = str(params.get("user") or "")
+        if not user:
+            return self._error("user_not_found")
+        found: dict[str, Any] = {"id": user, "team_id": team, "name": user.lower()}
+        if str(params.get("include_locale")).lower() in ("true", "1"):
+            found["locale"] = self.user_locales.get(user, "en-US")
+        return web.json_response({"ok": True, "user": found})
 
     def _m_auth_test(self, team: str, params: dict[str, Any]) -> web.Response:
         return web.json_response({

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 import jinja2
 from aiohttp import BodyPartReader, web
@@ -40,11 +40,11 @@ from adapters.web.dashboard.session import (
 )
 from adapters.web.export import csv_chunks, stream_csv
 from adapters.web.link_filters import FilterError, parse_filter
-from adapters.web.pages import LINK_ID, datetime_text
+from adapters.web.pages import LINK_ID
+from core import i18n
 from core.audit import Actor, AuditLog
 from core.link_search import API_ORIGIN, LinkFilter, LinkSearch
 from core.links import LinkError, LinkService
-from core.locales import timezone_for
 from core.members import Identity, MemberError, MemberService
 from core.merchants import MerchantError, MerchantService
 from core.models import (
@@ -106,12 +106,7 @@ EVENT_WORDS = {
 
 
 def shop_zone(merchant: Merchant) -> tzinfo:
-    if merchant.timezone:
-        try:
-            return ZoneInfo(merchant.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    return timezone_for(merchant.locale)
+    return i18n.shop_zone(merchant.timezone, merchant.locale)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,9 +213,13 @@ class Dashboard:
 
     def render(self, name: str, request: web.Request, session: Session | None, merchant: Merchant | None, *,
                status: int = 200, **context: Any) -> web.Response:
+        # The shop's language (the pages not yet in the catalogs stay English: tests/core/test_i18n.py).
+        language = i18n.language_of_locale(merchant.locale) if merchant is not None else \
+            i18n.negotiate(request.headers.get("Accept-Language"), None)
+        values = {"lang": i18n.html_lang(language), **i18n.jinja_callables(language), **context}
         html = self.templates.get_template(name).render(
             session=session, merchant=merchant, csrf=session.csrf_token if session else "", csrf_field=CSRF_FIELD,
-            path=request.path, lang="en", brand_css=self._brand_url(merchant), **context)
+            path=request.path, brand_css=self._brand_url(merchant), **values)
         return web.Response(text=html, status=status, content_type="text/html", headers={
             **NO_STORE, "Content-Security-Policy": self.csp})
 
@@ -250,9 +249,9 @@ class Dashboard:
     def when(self, moment: datetime | None, merchant: Merchant) -> str:
         if moment is None:
             return ""
-        zone = shop_zone(merchant)
-        local = moment.astimezone(zone)
-        return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or "")
+        # The one clock (core.i18n): the shop's zone and its short name, as on receipts and in alerts.
+        return i18n.Clock.of(language=i18n.language_of_locale(merchant.locale), shop_locale=merchant.locale,
+                             timezone=merchant.timezone).when(moment)
 
     # ------------------------------------------------------------ landing and sign-in
 
@@ -968,4 +967,4 @@ def _form_field(field: str | None) -> str:
     return {"amount_minor": "amount", "body": "form"}.get(field, field)
 
 
-__all__ = ["Dashboard", "datetime_text", "shop_zone"]
+__all__ = ["Dashboard", "shop_zone"]

@@ -158,11 +158,13 @@ async def make_link(
     locale: str = "en_SG",
     reference: str | None = None,
     merchant_id: str | None = None,
+    expires_at: datetime | None = None,
 ) -> PaymentLink:
     if merchant_id is None:
         merchant_id = (await services.merchants.create(merchant_name, currency=currency, locale=locale)).id
     link, _ = await services.links.create(LinkDraft(
         merchant_id=merchant_id, money=Money(minor, currency), description=description, reference=reference,
+        expires_at=expires_at,
     ))
     return link
 

@@ -453,13 +453,14 @@ async def test_shop_command_shows_and_changes_settings(live: LiveApp) -> None:
     assert "Asia/Singapore" in await say("/shop timezone asia/singapore")
     assert "id_ID" in await say("/shop locale id_ID")
     wrong = await say("/shop timezone Mars/Olympus")
-    assert "not a time zone" in wrong and "/shop timezone Asia/Singapore" in wrong
-    assert "not “colour”" in (await say("/shop colour red")).replace("\\", "")
+    # The shop now reads Indonesian (its locale), and this person's chat app said nothing else (issue 18).
+    assert "bukan nama zona waktu" in wrong and "/shop timezone Asia/Singapore" in wrong
+    assert "bukan “colour”" in (await say("/shop colour red")).replace("\\", "")
     merchant = await live.services.merchants.get(merchant_id)
     assert merchant is not None
     assert (merchant.name, merchant.timezone, merchant.locale) == ("Cake Castle", "Asia/Singapore", "id_ID")
     await shop_with_member(live, role=MemberRole.STAFF, user="u9", merchant_id=merchant_id)
-    assert "Only the owner" in await say("/shop name Mine", user="u9")
+    assert "Hanya pemilik" in await say("/shop name Mine", user="u9")  # the shop reads Indonesian now
 
 
 async def test_overview_totals_and_an_accessible_chart(live: LiveApp) -> None:

@@ -43,10 +43,13 @@ async def test_amount_follows_the_merchants_locale(sqlite_live: LiveApp) -> None
     link = await make_link(sqlite_live.services, minor=15_000_000, currency="IDR", locale="id_ID",
                            merchant_name="Toko Kue")
     page = await page_of(await sqlite_live.client.get(f"/p/{link.id}"))
-    assert page.button_names() == ["Pay Rp 150.000,00"]
-    assert page.meta("og:title") == "Pay Rp 150.000,00 to Toko Kue"
-    # The page's words are English whatever the merchant's locale; only numbers and dates follow it.
-    assert page.lang == "en"
+    # An Indonesian shop's page speaks Indonesian to a customer whose browser says nothing else.
+    assert page.button_names() == ["Bayar Rp 150.000,00"]
+    assert page.meta("og:title") == "Bayar Rp 150.000,00 ke Toko Kue"
+    assert page.lang == "id-ID"
+    # A browser asking for Thai gets Thai words; the amount keeps the shop's way of writing it.
+    thai = await page_of(await sqlite_live.client.get(f"/p/{link.id}", headers={"Accept-Language": "th,en;q=0.5"}))
+    assert thai.lang == "th" and thai.button_names() == ["ชำระ Rp 150.000,00"]
 
 
 async def test_paid_link_shows_a_receipt(live: LiveApp) -> None:
@@ -58,7 +61,8 @@ async def test_paid_link_shows_a_receipt(live: LiveApp) -> None:
     text = page.text()
     assert "S$25.00" in text and "Cake Shop" in text and "INV-8" in text
     assert payment.id in text
-    assert re.search(r"\d{1,2} \w{3} \d{4}, .* UTC", text), text  # the date, in the merchant's locale
+    # The date and time on the shop's clock (en_SG: Asia/Singapore), with the zone's short name.
+    assert re.search(r"\d{1,2} \w{3} \d{4}, \d{1,2}:\d{2} [ap]m SGT", text), text
     assert page.button_names() == []  # nothing left to pay
     assert page.meta("og:title") == "Paid: S$25.00 to Cake Shop"
 

@@ -71,6 +71,7 @@ def test_parse_inbound_message() -> None:
     assert message == IncomingMessage(
         platform="whatsapp", user_id="+6591234567", address=CUSTOMER, text="charge 25 cake",
         display_name="Alice", extra={"message_sid": "SM123"}, delivery_id="SM123",
+        language="en",  # nothing else known: the language of the number's country (Singapore)
     )
 
 
