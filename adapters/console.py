@@ -17,20 +17,22 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlalchemy import select, update
 
 from adapters.console_plugin import PLATFORM, PLUGIN, ConsolePlugin
 from core import markup
 from core.clock import Clock, utcnow
-from core.conversation import Conversation
 from core.db import Database
 from core.links import LinkService
 from core.members import Identity
 from core.models import ConsoleMessage
 from core.ports import IncomingMessage, MessageRef, Permanent, Reply
 from core.sql import table
+
+if TYPE_CHECKING:  # the sender alone (every database command builds it) does not need the chat core
+    from core.conversation import Conversation
 
 log = logging.getLogger("paylinks.console")
 

@@ -46,8 +46,19 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # Bound before the app starts, so a busy port is one line and nothing (migrations, bots) has started.
     listeners = listen(host, port, port_from_flag=args.port is not None, host_from_flag=args.host is not None)
     log.info("serving on http://%s:%s (public %s)", host, port, settings.server.public_base_url)
-    web.run_app(create_app(settings), sock=listeners, print=None, access_log=None)
+    app = create_app(settings)
+    app.on_startup.append(_settled)  # after every cleanup_ctx start (they are on_startup's first entry)
+    web.run_app(app, sock=listeners, print=None, access_log=None)
     return 0
+
+
+async def _settled(app: object) -> None:
+    """What the app built while starting (templates, routes, the plug-ins' parts) lives as long as the process:
+    frozen, so the collector's full passes skip it instead of pausing every request for ~25 ms each."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def flag_overrides(args: argparse.Namespace) -> dict[str, str]:
@@ -398,6 +409,9 @@ def log_targets(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bots import startup
+
+    startup.hold_collector()  # until build_services is done (bots/startup.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     from bots.config import ConfigError, load_settings

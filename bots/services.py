@@ -13,15 +13,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters import registry
 from adapters.payments.accounts import ProviderDirectory
 from adapters.plugin import ChatPlatform
+from bots import startup
 from bots.config import ConfigError, Settings
 from bots.webhooks import install_webhooks
 from core.clock import Clock, utcnow
-from core.conversation import Conversation
 from core.db import Database
 from core.invoices import Invoices
 from core.links import LinkService
@@ -36,6 +36,9 @@ from core.secrets import SecretBox, key_file_for
 from core.series import SeriesService, series_notice
 from core.settings import reveal
 from core.webhooks import WebhookEndpoints
+
+if TYPE_CHECKING:
+    from core.conversation import Conversation
 
 log = logging.getLogger("paylinks")
 
@@ -60,8 +63,10 @@ class Services:
     platforms: list[ChatPlatform[Any]] = field(default_factory=list)
     # The outbox hook (writes alert rows in the link's transaction; wakes this process's dispatcher).
     outbox: Outbox | None = None
-    # The chat core every platform hands its messages to; always set by build_services.
-    conversation: Conversation = None  # type: ignore[assignment]
+    # Builds the chat core (the `conversation` property) on first use: commands that only open the database
+    # skip importing it and its command parsers (bench/startup.py). Always set by build_services.
+    conversation_factory: Callable[[], Conversation] | None = None
+    _conversation: Conversation | None = None
     # Reminders to customers (core/reminders.py); always set by build_services.
     reminders: Reminders | None = None
     # Merchant webhook endpoints (bots/webhooks.py); always set by build_services.
@@ -70,6 +75,18 @@ class Services:
     refunds: RefundService = None  # type: ignore[assignment]
     # Recurring charges (core/series.py); always set by build_services.
     series: SeriesService = None  # type: ignore[assignment]
+
+    @property
+    def conversation(self) -> Conversation:
+        """The chat core every platform hands its messages to."""
+        if self._conversation is None:
+            assert self.conversation_factory is not None, "build_services sets the factory"
+            self._conversation = self.conversation_factory()
+        return self._conversation
+
+    @conversation.setter
+    def conversation(self, conversation: Conversation) -> None:
+        self._conversation = conversation
 
     @property
     def public_base_url(self) -> str:
@@ -99,7 +116,6 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
     )
     services = Services(settings=settings, db=db, links=links, merchants=merchants, clock=clock)
     members = MemberService(db, merchants, max_open_invites=settings.limits.invites_per_shop, clock=clock)
-    services.conversation = Conversation(links=links, merchants=merchants, members=members, clock=clock)
     security = settings.security
     services.secrets = SecretBox(secret_key=reveal(security.secret_key),
                                  previous_keys=[reveal(key) for key in security.previous_secret_keys],
@@ -122,19 +138,32 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
     links.hooks.append(Invoices(db))
     services.reminders = Reminders(db, links, services.outbox, before_expiry=settings.links.remind_before_expiry,
                                    clock=clock)
-    services.conversation.reminders = services.reminders
     rules = registry.address_rules()
     outbox = services.outbox
-    services.conversation.via_words, services.conversation.channel_titles = registry.via_words()
-    services.conversation.customer_reach = lambda link, notify: [
-        rules[t.platform].describe_contact(t.address) for t in outbox.customer_targets(link, notify)]
     services.refunds = RefundService(db, links, provider=services.provider, providers=services.providers,
                                      auto_refund_duplicates=settings.payments.auto_refund_duplicates, clock=clock)
     services.refunds.wake = services.outbox.wake
     services.refunds.install()
     services.refunds.refund_hooks.append(services.outbox.refund_rows)  # the customer's refund notice
-    services.conversation.refunds = services.refunds
-    # Senders are built here rather than in app.py so `paylinks worker` delivers every platform's rows.
+    services.series = SeriesService(db, links, clock=clock)
+    services.series.notify_seller = series_notice(links.url, services.outbox.wake)
+
+    def conversation() -> Conversation:
+        from core.conversation import Conversation
+
+        chat = Conversation(links=links, merchants=merchants, members=members, clock=clock)
+        chat.reminders = services.reminders
+        chat.via_words, chat.channel_titles = registry.via_words()
+        chat.customer_reach = lambda link, notify: [
+            rules[t.platform].describe_contact(t.address) for t in outbox.customer_targets(link, notify)]
+        chat.refunds = services.refunds
+        chat.series = services.series
+        chat.invoice_file = _invoice_file(services)
+        return chat
+
+    services.conversation_factory = conversation
+    # Senders are built here rather than in app.py so `paylinks worker` delivers every platform's rows (after
+    # the chat core's factory is complete: a platform's sender may take the chat core).
     for platform in registry.enabled_platforms(settings):
         try:
             services.senders[platform.name] = platform.build_sender(platform.section(settings), services)
@@ -142,10 +171,7 @@ def build_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
             raise ConfigError(str(exc)) from None
         services.platforms.append(platform)
     services.webhooks = install_webhooks(services)
-    services.series = SeriesService(db, links, clock=clock)
-    services.series.notify_seller = series_notice(links.url, services.outbox.wake)
-    services.conversation.series = services.series
-    services.conversation.invoice_file = _invoice_file(services)
+    startup.finished()
     return services
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 
-import phonenumbers
-
 from core import markup
 from core.commands.values import CommandError, Example, ParseContext
 from core.i18n import N_
@@ -45,6 +43,8 @@ def read_customer(tokens: list[str], i: int, ctx: ParseContext, example: Example
     number = "".join(parts)
     if not parts or not (number.startswith("+") or sum(ch.isdigit() for ch in number) >= 6):
         return customer, 0  # "trip to 3 cities": part of the description
+    import phonenumbers  # here: its metadata costs ~60 ms, which commands that never parse a phone skip
+
     region = territory_of(ctx.locale) or "US"
     # The longest run of number-like words that is a valid number ("to +65 9123 4567 2 cakes").
     for count in range(len(parts), 0, -1):
@@ -66,6 +66,8 @@ def read_customer(tokens: list[str], i: int, ctx: ParseContext, example: Example
 
 
 def _sample_phone(region: str) -> str:
+    import phonenumbers
+
     sample = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
     if sample is None:
         return "+65 9123 4567"

@@ -8,6 +8,7 @@ design that gives it is checked, by the modules a fresh interpreter has loaded.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SDKS = ("telegram", "slack_sdk", "slack_bolt", "twilio", "stripe", "aiosmtplib", "playwright", "PIL", "jwt", "fpdf")
 
 PROBE = """
-import contextlib, io, json, sys
+import contextlib, gc, io, json, sys
 from bots.cli import main
 out = io.StringIO()
 with contextlib.redirect_stdout(out):
@@ -29,7 +30,9 @@ with contextlib.redirect_stdout(out):
     except SystemExit as exc:
         code = exc.code
 roots = sorted({name.split(".")[0] for name in sys.modules})
-print(json.dumps({"code": code, "out": out.getvalue(), "modules": roots}))
+print(json.dumps({"code": code, "out": out.getvalue(), "modules": roots,
+                  "chat_core": "core.conversation" in sys.modules, "gc": gc.get_threshold(),
+                  "frozen": gc.get_freeze_count()}))
 """
 
 
@@ -66,8 +69,12 @@ def test_a_database_command_loads_no_platform_sdk(env: dict[str, str]) -> None:
     modules = set(found["modules"])  # type: ignore[call-overload]
     assert "sqlalchemy" in modules  # the probe did open the database
     # Alembic is skipped when the schema is already current; the rest load only when something is sent.
-    for heavy in (*SDKS, "aiohttp", "alembic", "jinja2"):
+    for heavy in (*SDKS, "aiohttp", "alembic", "jinja2", "phonenumbers"):
         assert heavy not in modules, f"`paylinks merchant create` imported {heavy}"
+    # The chat core (and its command parsers) is built on first use, which this command never makes.
+    assert found["chat_core"] is False
+    # The collector held back during start-up is back to normal, with start-up's objects frozen.
+    assert found["gc"] == list(gc.get_threshold()) and found["frozen"] > 0
 
 
 def test_every_plugin_settings_still_load_without_their_sdks(env: dict[str, str]) -> None:
