@@ -434,6 +434,9 @@ class LinksApi:
             totals = totals_from_body(body, currency, self.links.max_amount)
         except ItemsError as exc:
             raise _bad(exc.code, exc.message, exc.field) from None
+        if totals is not None and sales.customer_chooses(body):
+            raise _bad("invalid_amount_mode", "line_items fix the amount, so the customer cannot choose it: "
+                       "leave out amount_mode (or line_items)", "amount_mode")
         if totals is not None:
             money, amount_field = Money(totals.total_minor, currency), "line_items"
         elif sales.customer_chooses(body) and body.amount is None and body.amount_minor is None:

@@ -72,6 +72,8 @@ async def test_jpy_lines_round_half_to_even(shop: Shop) -> None:
     ({"amount": "5.00", "description": "x", "discount": {"percent": "5"}}, "invalid_line_items", "discount"),
     ({**ORDER, "line_items": [{"name": "x", "quantity": 1000000, "unit_amount": "99999"}]}, "amount_too_large",
      "line_items"),
+    # Items fix the amount: a customer-chosen amount beside them is refused (schemathesis found it accepted).
+    ({**ORDER, "amount_mode": "customer_chooses", "min_amount": "1"}, "invalid_amount_mode", "amount_mode"),
 ])
 async def test_bad_line_items_name_their_field(shop: Shop, body: dict[str, object], code: str, field: str) -> None:
     resp = await shop.api.create(body)

@@ -197,7 +197,7 @@ def _sales_within_business_rules(body: dict[str, Any]) -> None:
     if "max_total" in body and not _fits(body["max_total"], currency):
         body["max_total"] = "1"
     if body.get("amount_mode") == "customer_chooses":
-        for name in ("quantity", "split", "amount", "amount_minor"):
+        for name in ("quantity", "split", "amount", "amount_minor", "line_items", "discount"):
             body.pop(name, None)
         if not _fits(body.get("min_amount", ""), currency):
             body["min_amount"] = "1"
@@ -299,9 +299,9 @@ def test_every_operation_against_the_document(served: tuple[ThreadedApp, str], m
 
 
 def test_stateful_create_get_cancel(served: tuple[ThreadedApp, str]) -> None:
-    # The links workflow; webhook endpoints have no OpenAPI links to follow (and a per-shop cap), and series
-    # and promo codes (covered per operation above) would crowd the links out of its few steps.
-    schema = _schema(served).exclude(path_regex="webhook_endpoints|promo_codes|series")
+    # The links workflow only: with every operation in the state machine, its few derandomized steps went to
+    # other operations whenever the document changed (each one is run on its own above).
+    schema = _schema(served).include(operation_id=["createLink", "getLink", "cancelLink", "listLinkEvents"])
     auth = {"Authorization": f"Bearer {served[1]}"}
 
     seen: set[tuple[str, int]] = set()
