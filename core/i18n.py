@@ -17,7 +17,7 @@ from __future__ import annotations
 import gettext as _gettext
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -173,6 +173,20 @@ class Tr:
     @property
     def locale(self) -> Locale:
         return Locale.parse(self.language)
+
+
+class TranslatableError(Exception):
+    """An error whose `message` is a catalog msgid with named %(placeholders)s filled from `values`: the
+    English `message` has them filled in; `translated(t)` is the reader's language."""
+
+    def __init__(self, message: str, values: Mapping[str, object] | None = None) -> None:
+        self.template = message
+        self.values = dict(values or {})
+        self.message = message % self.values if self.values else message
+        super().__init__(self.message)
+
+    def translated(self, t: Tr) -> str:
+        return t.gettext(self.template, **self.values)
 
 
 @cache

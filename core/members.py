@@ -51,21 +51,18 @@ def workspace_user_id(workspace: str) -> str:
     return f"{WORKSPACE_PREFIX}{workspace}"
 
 
-class MemberError(Exception):
+class MemberError(i18n.TranslatableError):
     """A user-caused problem (bad invite, not allowed); `message` is markup, safe to show."""
 
     def __init__(self, message: str, example: str | None = None, *, values: Mapping[str, object] | None = None
                  ) -> None:
-        self.template = message
-        self.values = dict(values or {})
-        self.message = message % self.values if self.values else message
-        super().__init__(self.message)
+        super().__init__(message, values)
         self.example = example
 
     def text(self) -> str:
         """In the language being spoken (core.i18n.current); `message` is the catalog msgid."""
         t = i18n.current()
-        said = t.gettext(self.template, **self.values)
+        said = self.translated(t)
         if not self.example:
             return said
         return t.gettext("%(problem)s\nFor example: %(example)s", problem=said,

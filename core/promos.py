@@ -30,22 +30,19 @@ CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]{1,39}")
 MAX_PROMOS = 1000  # per shop
 
 
-class PromoError(Exception):
+class PromoError(i18n.TranslatableError):
     """A promo code request or redemption that cannot be done; `field` names what to fix."""
 
     def __init__(self, code: str, message: str, field: str = "code", status: int = 400, *,
                  values: Mapping[str, object] | None = None) -> None:
         # The redemption errors a customer reads are catalog msgids (core.i18n); text() translates them.
-        self.template = message
-        self.values = dict(values or {})
-        self.message = message % self.values if self.values else message
-        super().__init__(self.message)
+        super().__init__(message, values)
         self.code = code
         self.field = field
         self.status = status
 
     def text(self, t: i18n.Tr) -> str:
-        return t.gettext(self.template, **self.values)
+        return self.translated(t)
 
 
 def normalise(code: str) -> str:

@@ -49,21 +49,18 @@ class TermsError(Exception):
         self.field = field
 
 
-class ReserveRefused(Exception):
+class ReserveRefused(i18n.TranslatableError):
     """Pay was refused for this link now; `message` is for the customer, `field` names the form field."""
 
     def __init__(self, code: str, message: str, field: str | None = None, *,
                  values: Mapping[str, object] | None = None) -> None:
         # `message` is a catalog msgid (core.i18n) with named placeholders; text() is the customer's language.
-        self.template = message
-        self.values = dict(values or {})
-        self.message = message % self.values if self.values else message
-        super().__init__(self.message)
+        super().__init__(message, values)
         self.code = code
         self.field = field
 
     def text(self, t: i18n.Tr) -> str:
-        return t.gettext(self.template, **self.values)
+        return self.translated(t)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from core.money import Money
 # ---------------------------------------------------------------- errors
 
 
-class CommandError(Exception):
+class CommandError(i18n.TranslatableError):
     """A user mistake: `message` (markup, user parts escaped) says what was wrong, `example` fixes it.
 
     `message` is a catalog msgid with named %(placeholders)s filled from `values` (already escaped); it is
@@ -30,10 +30,7 @@ class CommandError(Exception):
 
     def __init__(self, message: str, example: str | None = None, *, field: str | None = None,
                  choices: Sequence[str] = (), values: Mapping[str, object] | None = None) -> None:
-        self.template = message
-        self.values = dict(values or {})
-        self.message = message % self.values if self.values else message
-        super().__init__(self.message)
+        super().__init__(message, values)
         self.example = example
         self.field = field
         self.choices = tuple(choices)
@@ -41,7 +38,7 @@ class CommandError(Exception):
     def text(self, t: Tr | None = None) -> str:
         """The chat answer, in Reply markup, in the reader's language."""
         t = t or i18n.current()
-        said = t.gettext(self.template, **self.values)
+        said = self.translated(t)
         if not self.example:
             return said
         return t.gettext("%(problem)s\nFor example: %(example)s", problem=said,
