@@ -120,6 +120,9 @@ class FakePortOne:
         self.response_shape = "flat"
         self.refund_webhook_url: str | None = None  # refund webhooks (refund_status), unsigned
         self.refund_initial = "PENDING"
+        # True: PortOne answers the refund call "pending", but the refund settles and its webhook reaches us
+        # before that answer does (a quick PortOne: its webhook beats its own API answer).
+        self.refund_webhook_first = False
         self.refund_outcome = "SUCCESS"
         self._tasks: set[asyncio.Task[None]] = set()
         self._failures: list[_Failure] = []
@@ -325,6 +328,10 @@ class FakePortOne:
                   "refund_type": body["refund_type"], "refund_reason": body["refund_reason"],
                   "description": body["description"], "merchant_id": "11"}
         link.refunds.append(refund)
+        if self.refund_initial == "PENDING" and self.refund_webhook_first:
+            answer = self._refund_answer(link)  # what PortOne answered (pending), which reaches us last
+            await self._settle_refund(link, refund)
+            return answer
         if self.refund_initial == "PENDING":
             self._later(self._settle_refund(link, refund))
         return self._refund_answer(link)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -42,6 +43,9 @@ log = logging.getLogger("paylinks.payments.portone")
 
 PAID_KIND = "payment.succeeded"
 _ID_MAX = 200
+# PortOne takes no idempotency key: our refund's id goes in the refund's description, and is read back.
+_REFUND_DESCRIPTION = "paylinks refund"
+_OUR_REFUND = re.compile(re.escape(_REFUND_DESCRIPTION) + r" (\S+)")
 _LINK_ID_MAX = 40
 
 
@@ -168,7 +172,7 @@ class PortOneProvider:
             body = mapping.refund_body(amount_minor=amount_minor, currency=payment.currency,
                                        channel=payment.channel, environment=self.environment,
                                        reason=reason or "refund from paylinks", full=full)
-            body["description"] = f"paylinks refund {idempotency_key}"
+            body["description"] = f"{_REFUND_DESCRIPTION} {idempotency_key}"
             made = await self._made_before(order_ref, idempotency_key)
             details = made if made else mapping.refund_details(await self.client.refund(order_ref, body))
         except ProviderUnavailable as exc:
@@ -191,11 +195,14 @@ class PortOneProvider:
             return []
         return [d for d in listed if idempotency_key in str(d.get("description") or "")]
 
-    async def confirmed_refund(self, order_ref: str, refund_ref: str) -> RefundState | None:
-        """What PortOne's own refund list says of one refund (its webhook is unsigned); None: not listed."""
+    async def confirmed_refund(self, order_ref: str, refund_ref: str) -> tuple[RefundState, str | None] | None:
+        """What PortOne's own refund list says of one refund (its webhook is unsigned), with our refund's id
+        from its description (the webhook may come before PortOne's answer to us is stored); None: not listed.
+        """
         for detail in mapping.refund_details(await self.client.fetch_refunds(order_ref)):
             if mapping.refund_ref_of(detail) == refund_ref:
-                return RefundState(mapping.refund_state(detail.get("refund_status")))
+                ours = _OUR_REFUND.search(str(detail.get("description") or ""))
+                return RefundState(mapping.refund_state(detail.get("refund_status"))), ours[1] if ours else None
         return None
 
     # ---------------------------------------------------------------- webhooks

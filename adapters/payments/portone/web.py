@@ -70,21 +70,22 @@ class PortOneWebhooks:
             return web.json_response({"error": {"code": "invalid_webhook", "message": "refund webhook names no "
                                                 "transaction or refund", "field": None}}, status=400)
         try:
-            state = await provider.confirmed_refund(order_ref, refund_ref)
+            confirmed = await provider.confirmed_refund(order_ref, refund_ref)
         except (ProviderError, mapping.PortOneMappingError) as exc:
             log.warning("portone refund webhook not confirmed refund=%s error=%s", refund_ref, exc)
             return web.json_response({"error": {"code": "provider_unavailable", "message":
                                                 "could not confirm with PortOne; retry later", "field": None}},
                                      status=503)
-        if state is None:
+        if confirmed is None:
             log.warning("portone refund webhook for a refund PortOne does not list refund=%s", refund_ref)
             return web.json_response({"error": {"code": "invalid_webhook", "message":
                                                 "PortOne does not list this refund", "field": None}}, status=400)
+        state, our_refund_id = confirmed
         if state is RefundState.PENDING:
             return web.json_response({"received": True, "outcome": "ignored"})
         event = PaymentEvent(provider=provider.name, event_id=f"refund:{refund_ref}:{state.value}"[:200],
                              kind=f"refund.{state.value}", link_id="", provider_ref="", amount_minor=0,
-                             currency="", payment_ref=order_ref, refund_ref=refund_ref,
+                             currency="", payment_ref=order_ref, refund_ref=refund_ref, refund_id=our_refund_id,
                              reason="PortOne marked the refund failed" if state is RefundState.FAILED else None)
         result, _ = await self.links.record_payment(event)
         log.info("refund webhook processed provider=portone refund=%s outcome=%s", refund_ref, result.value)

@@ -89,6 +89,21 @@ async def test_a_partial_then_full_refund_confirmed_through_the_refund_list(live
     assert (await live.services.links.get(link.id)).status == LinkStatus.REFUNDED  # type: ignore[union-attr]
 
 
+async def test_a_refund_webhook_that_beats_portones_answer_still_settles_the_refund(
+        live: LiveApp, fake: FakePortOne) -> None:
+    """PortOne's webhook may arrive before its answer to the refund call is stored (the refund's PortOne id
+    is not known yet): the refund list's description names our refund, so the webhook is not lost."""
+    link, _ = await paid(live, fake)
+    fake.refund_webhook_first = True
+    refund = await ask(live, link, 100000)
+    status, body = fake.webhooks_sent[-1]  # sent, and answered, before the refund call was
+    assert status == 200 and body["refund_status"] == "SUCCESS"
+    stored = await live.services.refunds.get(refund.id)
+    assert stored is not None and stored.status == RefundStatus.SUCCEEDED and stored.provider_ref
+    (payment,) = await live.services.links.payments_for(link.id)
+    assert (payment.amount_refunded_minor, payment.status) == (100000, PaymentStatus.PARTIALLY_REFUNDED)
+
+
 async def test_a_full_refund_is_full_and_a_synchronous_success_counts(live: LiveApp, fake: FakePortOne) -> None:
     link, _ = await paid(live, fake)
     fake.refund_initial = "SUCCESS"
