@@ -238,31 +238,6 @@ def plain_callables(language: str) -> tuple[Callable[[str], str], Callable[[str,
     return translations.gettext, translations.ngettext
 
 
-def jinja_callables(language: str) -> dict[str, object]:
-    """gettext/ngettext/_ for a Jinja2 render context: newstyle (autoescaped, %(name)s filled)."""
-    from jinja2 import pass_context
-    from jinja2.runtime import Context
-    from markupsafe import Markup
-
-    translations = _catalog(tr(language).language)
-
-    @pass_context
-    def gettext(context: Context, message: str, /, **values: object) -> str:
-        text = translations.gettext(message)
-        if context.eval_ctx.autoescape:
-            text = Markup(text)
-        return text % values
-
-    @pass_context
-    def ngettext(context: Context, singular: str, plural: str, count: int, /, **values: object) -> str:
-        text = translations.ngettext(singular, plural, count)
-        if context.eval_ctx.autoescape:
-            text = Markup(text)
-        return text % {"num": count, "count": count, **values}
-
-    return {"gettext": gettext, "ngettext": ngettext, "_": gettext}
-
-
 def languages_missing() -> list[str]:
     """Catalogs named in LANGUAGES with no .po file (tests; `paylinks` start-up never needs it)."""
     return [code for code in LANGUAGES if not catalog_path(code).exists()]

@@ -96,12 +96,14 @@ def compose(
         lines += ["", words.footer]
     lines += ["", t.gettext("Unsubscribe from %(shop)s's emails: %(url)s", shop=shop, url=unsubscribe_url)]
     message.set_content("\n".join(lines) + "\n")
+    from adapters.jinja_i18n import jinja_callables  # with Jinja2, which this module loads on first use
+
     qr_cid = make_msgid(domain="qr.paylinks")[1:-1] if url and qr_png else None
     html = _environment().get_template("message.html").render(
         subject=words.subject, shop=shop, brand_color=brand_color or DEFAULT_BRAND, headline=words.headline,
         amount=facts.amount_text, description=facts.description, reference=facts.reference, url=url,
         qr_cid=qr_cid, footer=words.footer, unsubscribe_url=unsubscribe_url, lang=t.html_lang,
-        **i18n.jinja_callables(t.language),
+        **jinja_callables(t.language),
     )
     message.add_alternative(html, subtype="html")
     if qr_cid and qr_png:

@@ -25,6 +25,7 @@ from aiohttp import web
 from sqlalchemy import Connection, PoolProxiedConnection, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
+from adapters.jinja_i18n import jinja_callables
 from adapters.qr import render_qr
 from adapters.web.branding import brand_context, link_branding
 from adapters.web.invoice_pages import ItemsView, items_view
@@ -36,7 +37,6 @@ from core.i18n import (
     Clock,
     Tr,
     html_lang,
-    jinja_callables,
     match_language,
     negotiate,
     plain_callables,

@@ -20,6 +20,7 @@ import jinja2
 from aiohttp import BodyPartReader, web
 from sqlalchemy import delete, func, select, update
 
+from adapters.jinja_i18n import jinja_callables
 from adapters.payments.accounts import ProviderDirectory
 from adapters.web import branding
 from adapters.web.api import ApiError, LinksApi, amount_str
@@ -216,7 +217,7 @@ class Dashboard:
         # The shop's language (the pages not yet in the catalogs stay English: tests/core/test_i18n.py).
         language = i18n.language_of_locale(merchant.locale) if merchant is not None else \
             i18n.negotiate(request.headers.get("Accept-Language"), None)
-        values = {"lang": i18n.html_lang(language), **i18n.jinja_callables(language), **context}
+        values = {"lang": i18n.html_lang(language), **jinja_callables(language), **context}
         html = self.templates.get_template(name).render(
             session=session, merchant=merchant, csrf=session.csrf_token if session else "", csrf_field=CSRF_FIELD,
             path=request.path, brand_css=self._brand_url(merchant), **values)
