@@ -17,7 +17,7 @@ from twilio.rest import Client
 
 from adapters.sms.text import sms_text
 from adapters.whatsapp.address import whatsapp_address
-from adapters.whatsapp.channel import _RETRY_AFTER, _HttpClient, classify
+from adapters.whatsapp.channel import _RETRY_AFTER, TwilioClientOwner, _HttpClient, classify
 from core.models import OutboxMessage
 from core.outbox_texts import AlertFacts
 from core.ports import Dropped, MessageRef, Permanent, Reply, SendError, Transient
@@ -32,7 +32,7 @@ def sms_address(number: str) -> str:
     return whatsapp_address(number).removeprefix("whatsapp:")
 
 
-class SmsSender:
+class SmsSender(TwilioClientOwner):
     platform = PLATFORM
 
     def __init__(
@@ -51,21 +51,6 @@ class SmsSender:
 
     def __repr__(self) -> str:  # never the token
         return f"SmsSender(account_sid={self.account_sid!r}, from={self.from_number or self.messaging_service_sid!r})"
-
-    async def start(self) -> None:
-        if self._client is not None:
-            return
-        self._closed = False
-        self._http = _HttpClient()
-        client = Client(self.account_sid, self._auth_token, http_client=self._http)
-        client.api.base_url = self.api_base_url  # a regional host, or the fake in tests
-        self._client = client
-
-    async def close(self) -> None:
-        self._closed = True
-        http, self._http, self._client = self._http, None, None
-        if http is not None:
-            await http.close()
 
     async def send(self, address: str, reply: Reply) -> MessageRef:
         # Only notices without facts come this way; customers' messages go through deliver().

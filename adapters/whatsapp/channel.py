@@ -323,7 +323,36 @@ class _HttpClient(AsyncTwilioHttpClient):
             return TwilioResponse(response.status, text, response.headers)
 
 
-class WhatsAppSender:
+class TwilioClientOwner:
+    """One twilio Client on our aiohttp-based HTTP client, for the senders of one Twilio account (WhatsApp
+    here, adapters/sms): start() makes it, close() ends it."""
+
+    account_sid: str
+    _auth_token: str
+    api_base_url: str
+    _client: Client | None
+    _http: _HttpClient | None
+    _closed: bool
+
+    async def start(self) -> None:
+        if self._client is not None:
+            return
+        self._closed = False
+        self._http = _HttpClient()
+        client = Client(self.account_sid, self._auth_token, http_client=self._http)
+        # Domain.absolute_url reads base_url on every request: this points the whole API elsewhere
+        # (a regional host, or the fake in tests). `edge`/`region` cannot name an arbitrary host.
+        client.api.base_url = self.api_base_url
+        self._client = client
+
+    async def close(self) -> None:
+        self._closed = True
+        http, self._http, self._client = self._http, None, None
+        if http is not None:
+            await http.close()
+
+
+class WhatsAppSender(TwilioClientOwner):
     """ChatSender for WhatsApp on Twilio's REST API with the async client (never blocks the loop).
 
     The twilio Client and its aiohttp session are built lazily inside the running loop on first use
@@ -363,23 +392,6 @@ class WhatsAppSender:
 
     def __repr__(self) -> str:  # never the token
         return f"WhatsAppSender(account_sid={self.account_sid!r}, from={self.from_address!r})"
-
-    async def start(self) -> None:
-        if self._client is not None:
-            return
-        self._closed = False
-        self._http = _HttpClient()
-        client = Client(self.account_sid, self._auth_token, http_client=self._http)
-        # Domain.absolute_url reads base_url on every request: this points the whole API elsewhere
-        # (a regional host, or the fake in tests). `edge`/`region` cannot name an arbitrary host.
-        client.api.base_url = self.api_base_url
-        self._client = client
-
-    async def close(self) -> None:
-        self._closed = True
-        http, self._http, self._client = self._http, None, None
-        if http is not None:
-            await http.close()
 
     async def _require_client(self) -> Client:
         if self._closed:
