@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from core.i18n import N_, TranslatableError
 from core.signin import Session, SigninService
 
 COOKIE = "paylinks_session"
@@ -18,12 +19,9 @@ SIGNIN_COOKIE = "paylinks_signin"
 SIGNIN_COOKIE_PATH = "/dashboard/signin"
 
 
-class Forbidden(Exception):
-    """A staff member on an owner's page, or a POST without its CSRF token: a 403 page."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class Forbidden(TranslatableError):
+    """A staff member on an owner's page, or a POST without its CSRF token: a 403 page. The message is a
+    catalog msgid (N_), shown in the page's language."""
 
 
 class NotSignedIn(Exception):
@@ -43,8 +41,8 @@ def set_signin_cookie(response: web.StreamResponse, token: str, *, secure: bool)
 def check_signin_csrf(form: Mapping[str, Any], cookie: str) -> None:
     token = form.get(CSRF_FIELD)
     if not isinstance(token, str) or len(cookie) < 20 or not hmac.compare_digest(token.encode(), cookie.encode()):
-        raise Forbidden("This sign-in form was missing its security token (or cookies are off). Open the "
-                        "sign-in link again and press Sign in.")
+        raise Forbidden(N_("This sign-in form was missing its security token (or cookies are off). Open the "
+                           "sign-in link again and press Sign in."))
 
 
 def clear_cookie(response: web.StreamResponse) -> None:
@@ -62,10 +60,10 @@ async def current(request: web.Request, signins: SigninService) -> Session:
 def check_csrf(form: Mapping[str, Any], session: Session) -> None:
     token = form.get(CSRF_FIELD)
     if not isinstance(token, str) or not hmac.compare_digest(token.encode(), session.csrf_token.encode()):
-        raise Forbidden("This form was missing its security token (or it was from an old page). "
-                        "Go back, reload the page and try again.")
+        raise Forbidden(N_("This form was missing its security token (or it was from an old page). "
+                           "Go back, reload the page and try again."))
 
 
 def owner_only(session: Session) -> None:
     if not session.is_owner:
-        raise Forbidden("Only the shop's owner can open this page. Ask them if you need something here.")
+        raise Forbidden(N_("Only the shop's owner can open this page. Ask them if you need something here."))

@@ -44,6 +44,7 @@ from adapters.web.link_filters import FilterError, parse_filter
 from adapters.web.pages import LINK_ID
 from core import i18n
 from core.audit import Actor, AuditLog
+from core.i18n import N_
 from core.link_search import API_ORIGIN, LinkFilter, LinkSearch
 from core.links import LinkError, LinkService
 from core.members import Identity, MemberError, MemberService
@@ -209,15 +210,22 @@ class Dashboard:
                 return await handler(request, session, merchant)
             except Forbidden as refused:
                 return self.render("dashboard/denied.html", request, session, merchant, status=403,
-                                   title="Not allowed", message=refused.message)
+                                   title=N_("Not allowed"), message=refused.translated(self.tr(request, merchant)))
         return wrapped
+
+    @staticmethod
+    def tr(request: web.Request, merchant: Merchant | None) -> i18n.Tr:
+        """The page's language: the shop's once signed in, else the browser's (Accept-Language)."""
+        return i18n.tr(i18n.language_of_locale(merchant.locale) if merchant is not None else
+                       i18n.negotiate(request.headers.get("Accept-Language"), None))
 
     def render(self, name: str, request: web.Request, session: Session | None, merchant: Merchant | None, *,
                status: int = 200, **context: Any) -> web.Response:
-        # The shop's language (the pages not yet in the catalogs stay English: tests/core/test_i18n.py).
-        language = i18n.language_of_locale(merchant.locale) if merchant is not None else \
-            i18n.negotiate(request.headers.get("Accept-Language"), None)
-        values = {"lang": i18n.html_lang(language), **jinja_callables(language), **context}
+        """`title` is a msgid (N_) translated here; the rest of the context is already text to show."""
+        t = self.tr(request, merchant)
+        if isinstance(context.get("title"), str):
+            context["title"] = t.gettext(context["title"])
+        values = {"lang": t.html_lang, **jinja_callables(t.language), **context}
         html = self.templates.get_template(name).render(
             session=session, merchant=merchant, csrf=session.csrf_token if session else "", csrf_field=CSRF_FIELD,
             path=request.path, brand_css=self._brand_url(merchant), **values)
@@ -277,8 +285,8 @@ class Dashboard:
         try:
             check_signin_csrf(form, request.cookies.get(SIGNIN_COOKIE, ""))
         except Forbidden as refused:  # before the link is looked at: a forged POST never spends it
-            return self.render("dashboard/denied.html", request, None, None, status=403, title="Not allowed",
-                               message=refused.message)
+            return self.render("dashboard/denied.html", request, None, None, status=403, title=N_("Not allowed"),
+                               message=refused.translated(self.tr(request, None)))
         try:
             if not 20 <= len(token) <= 100:
                 raise SigninError("This sign-in link is not valid. Send /dashboard in your chat for a new one.")
@@ -300,8 +308,8 @@ class Dashboard:
         try:
             check_csrf(form, session)
         except Forbidden as refused:
-            return self.render("dashboard/denied.html", request, None, None, status=403, title="Not allowed",
-                               message=refused.message)
+            return self.render("dashboard/denied.html", request, None, None, status=403, title=N_("Not allowed"),
+                               message=refused.translated(self.tr(request, None)))
         everywhere = form.get("everywhere") == "1"
         if everywhere:
             ended = await self.signins.end_everywhere(session)
