@@ -2,87 +2,18 @@
 
 A customer opens a link, presses Pay, types the test card and sees the receipt; on another link the
 declined card shows the decline and a retry pays. Uses Debian's chromium through Playwright's
-executable_path (never `playwright install`). Without a browser this skips with the reason, except under
-CI=true where a missing browser is a failure. Set PAYLINKS_SCREENSHOTS=/some/dir to keep screenshots.
+executable_path (tests/e2e/browser_support.py). Set PAYLINKS_SCREENSHOTS=/some/dir to keep screenshots.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from core.models import LinkStatus, PaymentStatus
 from tests.adapters.web.pages_support import make_link
 from tests.conftest import LiveApp
-
-CHROMIUM = os.environ.get("PAYLINKS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
-         "has_touch": True}
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true needs the browser test: {reason}")
-    pytest.skip(reason)
-
-
-def chromium_path() -> str:
-    found = shutil.which(CHROMIUM) if not os.path.isabs(CHROMIUM) else (CHROMIUM if os.access(CHROMIUM, os.X_OK)
-                                                                         else None)
-    if found is None:
-        _unavailable(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium; `make test` does it as root)")
-    return str(found)
-
-
-@pytest.fixture
-async def phone(sqlite_live: LiveApp) -> AsyncIterator[Any]:
-    executable = chromium_path()
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install -e '.[test]')")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        context = await browser.new_context(**PHONE)
-        page = await context.new_page()
-        page.set_default_timeout(15_000)
-        problems: list[str] = []
-        # CSP violations and failed loads show up as console errors: the pages must have none.
-        # (A refused card answers 402/422 on purpose; Chromium logs that status too, and it is no problem.)
-        expected = re.compile(r"Failed to load resource: .* status of 4(02|22)")
-        page.on("console", lambda msg: problems.append(msg.text)
-                if msg.type == "error" and not expected.search(msg.text) else None)
-        page.on("pageerror", lambda exc: problems.append(str(exc)))
-        page.problems = problems
-        try:
-            yield page
-        finally:
-            await context.close()
-            await browser.close()
-
-
-async def screenshot(page: Any, name: str) -> None:
-    directory = os.environ.get("PAYLINKS_SCREENSHOTS")
-    if directory:  # Playwright creates the directory
-        await page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=True)
-
-
-async def fill_card(page: Any, number: str) -> None:
-    await page.get_by_label("Card number").fill(number)
-    await page.get_by_label("Expiry (MM/YY)").fill("12/34")
-    await page.get_by_label("CVC").fill("123")
-    await page.get_by_label("Name on card").fill("Ann Tan")
-    await page.get_by_role("button", name=re.compile(r"^Pay")).click()
+from tests.e2e.browser_support import fill_card, screenshot
 
 
 async def test_customer_pays_with_the_test_card_and_sees_the_receipt(sqlite_live: LiveApp, phone: Any) -> None:

@@ -13,9 +13,7 @@ from core import i18n
 from core.money import format_money
 from tests.adapters.web.pages_support import make_link
 from tests.conftest import LiveApp
-from tests.e2e.test_browser import CHROMIUM_ARGS, PHONE, chromium_path, screenshot
-
-DESKTOP = {"viewport": {"width": 1280, "height": 800}}
+from tests.e2e.browser_support import DESKTOP, PHONE, new_page, screenshot
 
 
 @pytest.mark.parametrize(("language", "shop", "locale", "currency"), [
@@ -23,35 +21,32 @@ DESKTOP = {"viewport": {"width": 1280, "height": 800}}
     ("ja", "東京ケーキ店 本店（渋谷）", "ja_JP", "JPY"),
     ("vi", "Tiệm Bánh Ngọt Hạnh Phúc Sài Gòn", "vi_VN", "VND"),
 ])
-async def test_pay_page_in_wide_scripts_fits_phone_and_desktop(sqlite_live: LiveApp, language: str, shop: str,
-                                                               locale: str, currency: str) -> None:
-    from playwright.async_api import async_playwright, expect
+async def test_pay_page_in_wide_scripts_fits_phone_and_desktop(sqlite_live: LiveApp, browser: Any, language: str,
+                                                               shop: str, locale: str, currency: str) -> None:
+    from playwright.async_api import expect
 
     description = "كعكة عيد ميلاد بالشوكولاتة 🎂"
     link = await make_link(sqlite_live.services, minor=250_000, currency=currency, locale=locale,
                            merchant_name=shop, description=description)
     url = f"{sqlite_live.services.links.url(link.id)}?lang={language}"
     t = i18n.tr(language)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+    for name, options in (("phone", PHONE), ("desktop", DESKTOP)):
+        page = await new_page(browser, options)
         try:
-            for name, options in (("phone", PHONE), ("desktop", DESKTOP)):
-                context = await browser.new_context(**options)
-                page: Any = await context.new_page()
-                await page.goto(url)
-                assert await page.evaluate("document.documentElement.lang") == page_lang(language, locale)
-                await expect(page.get_by_role("heading", level=1)).to_have_text(shop)
-                await expect(page.get_by_text(description)).to_be_visible()
-                amount = format_money(250_000, currency, locale)
-                pay = page.get_by_role("button", name=t.gettext("Pay %(amount)s", amount=amount))
-                await expect(pay).to_be_visible()
-                # Nothing scrolls sideways, and the long shop name wraps instead of being cut off.
-                assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-                clipped = await page.evaluate(
-                    "[...document.querySelectorAll('h1, .description, .amount, .languages')]"
-                    ".some(e => e.scrollWidth > e.clientWidth + 1)")
-                assert clipped is False
-                await screenshot(page, f"pay-page-{language}-{name}")
-                await context.close()
+            await page.goto(url)
+            assert await page.evaluate("document.documentElement.lang") == page_lang(language, locale)
+            await expect(page.get_by_role("heading", level=1)).to_have_text(shop)
+            await expect(page.get_by_text(description)).to_be_visible()
+            amount = format_money(250_000, currency, locale)
+            pay = page.get_by_role("button", name=t.gettext("Pay %(amount)s", amount=amount))
+            await expect(pay).to_be_visible()
+            # Nothing scrolls sideways, and the long shop name wraps instead of being cut off.
+            assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            clipped = await page.evaluate(
+                "[...document.querySelectorAll('h1, .description, .amount, .languages')]"
+                ".some(e => e.scrollWidth > e.clientWidth + 1)")
+            assert clipped is False
+            await screenshot(page, f"pay-page-{language}-{name}")
+            assert page.problems == []
         finally:
-            await browser.close()
+            await page.context.close()

@@ -22,7 +22,7 @@ from core.links import LinkDraft
 from core.models import LinkStatus, PaymentLink, PaymentStatus
 from core.money import Money
 from tests.conftest import LiveApp, make_settings, start_live_app
-from tests.e2e.test_browser import CHROMIUM_ARGS, PHONE, _unavailable, chromium_path, screenshot
+from tests.e2e.browser_support import screenshot
 from tests.fakes.portone import FakePortOne
 from tests.fakes.stripe import FakeStripe
 
@@ -31,35 +31,6 @@ STRIPE_WHSEC = "whsec_paylinks_browser"
 PORTONE_CLIENT_KEY = "pk_test_BROWSER"
 PORTONE_SECRET = "sk_test_browser_secret"
 SELLER = "alice"
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    executable = chromium_path()
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install -e '.[test]')")
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-@pytest.fixture
-async def phone(browser: Any) -> AsyncIterator[Any]:
-    context = await browser.new_context(**PHONE)
-    page = await context.new_page()
-    page.set_default_timeout(15_000)
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(str(exc)))
-    page.problems = problems
-    try:
-        yield page
-    finally:
-        await context.close()
 
 
 async def serve(settings: Settings) -> tuple[LiveApp, Any]:

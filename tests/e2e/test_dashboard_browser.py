@@ -29,12 +29,9 @@ from core.ports import IncomingMessage
 from core.sql import table
 from tests.adapters.web.dashboard_support import shop_with_member
 from tests.conftest import TEST_SECRET_KEY, LiveApp, make_settings, start_live_app
-from tests.e2e.test_browser import CHROMIUM_ARGS, _unavailable, chromium_path, fill_card, screenshot
+from tests.e2e.browser_support import DESKTOP, NARROW, PHONE, fill_card, new_page, screenshot
 from tests.fakes.stripe import FakeStripe
 
-DESKTOP = {"viewport": {"width": 1280, "height": 800}}
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
-NARROW = {"viewport": {"width": 320, "height": 640}}
 STRIPE_KEY, STRIPE_WHSEC = "sk_test_dashboard_browser_2468", "whsec_dashboard_browser_1357"
 
 
@@ -51,36 +48,6 @@ async def shop_app(sqlite_database_url: str) -> AsyncIterator[tuple[LiveApp, Fak
     finally:
         await client.close()
         await fake.close()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    executable = chromium_path()
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install -e '.[test]')")
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-async def _page(browser: Any, options: dict[str, Any]) -> Any:
-    context = await browser.new_context(**options, accept_downloads=True)
-    page = await context.new_page()
-    page.set_default_timeout(15_000)
-    problems: list[str] = []
-    # A reused sign-in link answers 400, a declined card 402, refused forms 422, the staff's refused page 403
-    # and a missing link 404 on purpose; Chromium logs those statuses too.
-    expected = re.compile(r"Failed to load resource: .* status of 4(00|02|03|04|22)")
-    page.on("console", lambda msg: problems.append(msg.text)
-            if msg.type == "error" and not expected.search(msg.text) else None)
-    page.on("pageerror", lambda exc: problems.append(str(exc)))
-    page.problems = problems
-    return page
 
 
 async def _axe(page: Any, name: str) -> None:
@@ -122,8 +89,8 @@ async def test_the_seller_runs_the_shop_from_the_dashboard(shop_app: tuple[LiveA
     live, fake_stripe = shop_app
     merchant_id, owner_id = await shop_with_member(live, "Cake Corner")
     signins = live.services.conversation.signins
-    desktop = await _page(browser, DESKTOP)
-    phone = await _page(browser, PHONE)
+    desktop = await new_page(browser, DESKTOP)
+    phone = await new_page(browser, PHONE)
 
     # The landing page, then a CLI link (no member: the operator, as owner) on the desktop.
     await desktop.goto(live.base_url + "/")
@@ -312,7 +279,7 @@ async def test_the_seller_runs_the_shop_from_the_dashboard(shop_app: tuple[LiveA
         await screenshot(phone, f"customer-{words.replace(' ', '-')}-390")
 
     # Every dashboard page: axe, screenshots at both sizes, no sideways scrolling at 320 px.
-    narrow = await _page(browser, NARROW)
+    narrow = await new_page(browser, NARROW)
     await _sign_in(narrow, await signins.create_link(merchant_id, owner_id))
     pages = ["/dashboard", "/dashboard/links", f"/dashboard/links/{link_id}", f"/dashboard/links/{fresh.id}/cancel",
              f"/dashboard/links/{link_id}/refund",
@@ -327,7 +294,7 @@ async def test_the_seller_runs_the_shop_from_the_dashboard(shop_app: tuple[LiveA
         await narrow.goto(live.base_url + path)
         assert await narrow.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), path
     # 200 % zoom of a 1280 px window is a 640 px viewport at twice the pixels: still nothing sideways.
-    zoomed = await _page(browser, {"viewport": {"width": 640, "height": 400}, "device_scale_factor": 2})
+    zoomed = await new_page(browser, {"viewport": {"width": 640, "height": 400}, "device_scale_factor": 2})
     await _sign_in(zoomed, await signins.create_link(merchant_id, owner_id))
     await zoomed.goto(live.base_url + f"/dashboard/links/{link_id}")
     assert await zoomed.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
@@ -339,7 +306,7 @@ async def test_the_seller_runs_the_shop_from_the_dashboard(shop_app: tuple[LiveA
 
     # A staff member is refused the owner's pages.
     _, staff_id = await shop_with_member(live, role=MemberRole.STAFF, user="u7", merchant_id=merchant_id)
-    staff = await _page(browser, PHONE)
+    staff = await new_page(browser, PHONE)
     await _sign_in(staff, await signins.create_link(merchant_id, staff_id))
     for path in ("/dashboard/keys", "/dashboard/team", "/dashboard/providers", "/dashboard/audit",
                  f"/dashboard/links/{link_id}/refund"):

@@ -12,10 +12,10 @@ from typing import Any
 from adapters.console import ConsoleChat, ConsoleSender
 from bots.dispatcher import build_dispatcher
 from tests.conftest import LiveApp
-from tests.e2e.test_browser import fill_card, phone, screenshot  # noqa: F401  (phone: the fixture)
+from tests.e2e.browser_support import fill_card, screenshot
 
 
-async def test_buy_three_tickets_and_the_seller_sees_the_count(sqlite_live: LiveApp, phone: Any) -> None:  # noqa: F811
+async def test_buy_three_tickets_and_the_seller_sees_the_count(sqlite_live: LiveApp, phone: Any) -> None:
     from playwright.async_api import expect
 
     services = sqlite_live.services
@@ -56,7 +56,7 @@ async def test_buy_three_tickets_and_the_seller_sees_the_count(sqlite_live: Live
 
 
 async def test_donation_refuses_a_bad_amount_on_the_page_then_a_suggestion_pays(sqlite_live: LiveApp,
-                                                                                phone: Any) -> None:  # noqa: F811
+                                                                                phone: Any) -> None:
     from playwright.async_api import expect
 
     from core.commands.sell import parse_donate
