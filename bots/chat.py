@@ -1,4 +1,4 @@
-"""`paylinks chat --as NAME [--merchant ID] [--json] [--verbose] [--log-file FILE]`: the console chat, on the
+"""`paylinks chat [--as NAME] [--merchant ID] [--json] [--verbose] [--log-file FILE]`: the console chat, on the
 same core and database as `paylinks serve`. Interactive in a terminal; otherwise one message per input line.
 Log lines stay out of the conversation: on stderr only with --verbose, in FILE with --log-file."""
 
@@ -18,7 +18,8 @@ def register(sub: Any) -> None:
         description="Talk to paylinks like a seller in a chat app. In a terminal it is interactive and "
         "prints paid alerts as they arrive; otherwise it answers one message per input line.",
     )
-    chat.add_argument("--as", dest="name", required=True, metavar="NAME", help="who you are in this chat")
+    chat.add_argument("--as", dest="name", metavar="NAME",
+                      help="who you are in this chat (default: your login name, so the same shop each time)")
     chat.add_argument("--merchant", metavar="ID", help="act as a member of this merchant (else /start makes one)")
     chat.add_argument("--json", action="store_true",
                       help='print one JSON object per input line: {"input": …, "replies": [{"text", "buttons"}]}')
@@ -27,13 +28,22 @@ def register(sub: Any) -> None:
     chat.set_defaults(func=cmd_chat, logs_in_the_way=True)
 
 
+def _login_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in the environment or the password database (containers)
+        return "seller"
+
+
 async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
     from adapters.console import PLATFORM, ConsoleChat, ConsoleSender, stdin_lines
     from bots.cli import UsageError
     from bots.services import open_services
     from core.members import MemberError
 
-    name = args.name.strip()
+    name = (args.name if args.name is not None else _login_name()).strip()
     if not name or len(name) > 120:
         raise UsageError("--as needs a name of 1 to 120 characters")
     async with open_services(settings) as services:

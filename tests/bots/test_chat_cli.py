@@ -84,6 +84,17 @@ def test_same_person_same_shop_across_runs_and_plain_text(env: dict[str, str]) -
     assert "can't find" in chat(env, ["/status P-9"], "--as", "bob").stdout
 
 
+def test_without_as_the_login_name_is_the_person(env: dict[str, str]) -> None:
+    # `paylinks chat` alone is what the README's quick start types: the login name (USER) is who you are.
+    env = {**env, "USER": "carol", "LOGNAME": "carol"}
+    assert chat(env, ["/charge 7 tart ref T-7"]).returncode == 0
+    again = chat(env, ["/status T-7"])
+    assert again.returncode == 0, again.stderr
+    assert "Open · $7.00 — tart" in again.stdout
+    assert "Open · $7.00 — tart" in chat(env, ["/status T-7"], "--as", "carol").stdout
+    assert "can't find" in chat(env, ["/status T-7"], "--as", "dave").stdout
+
+
 def test_merchant_option(env: dict[str, str]) -> None:
     created = subprocess.run([str(BIN), "merchant", "create", "--name", "Cake Shop", "--currency", "SGD",
                               "--locale", "en_SG"], env=env, capture_output=True, text=True, timeout=60)
@@ -98,9 +109,9 @@ def test_merchant_option(env: dict[str, str]) -> None:
     assert missing.stdout == ""
 
 
-def test_as_is_required(env: dict[str, str]) -> None:
-    result = chat(env, ["/start"])
-    assert result.returncode == 2 and "--as" in result.stderr
+def test_a_blank_name_is_refused(env: dict[str, str]) -> None:
+    result = chat(env, ["/start"], "--as", "  ")
+    assert result.returncode == 2 and "--as needs a name of 1 to 120 characters" in result.stderr
 
 
 class Terminal:
