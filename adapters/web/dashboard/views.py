@@ -106,6 +106,12 @@ EVENT_WORDS = {
     "link.cancelled": N_("Cancelled"), "message.sent": N_("Sent to the customer"),
     "message.delivered": N_("Delivered to the customer"), "message.failed": N_("Not delivered to the customer"),
 }
+# The links filter's problems (adapters/web/link_filters.py codes) as the form explains them.
+FILTER_PROBLEMS = {
+    "invalid_date": N_("Give a date such as 2026-12-01."), "invalid_status": N_("Choose a status from the list."),
+    "invalid_currency": N_("Give a three-letter ISO 4217 code, e.g. SGD."),
+    "invalid_origin": N_("Choose where the links were made from the list."),
+}
 REFUND_STATUS_WORDS = {"pending": N_("refund pending"), "succeeded": N_("refund succeeded"),
                        "failed": N_("refund failed")}
 
@@ -449,7 +455,10 @@ class Dashboard:
         try:
             return parse_filter(request.query, zone if isinstance(zone, ZoneInfo) else ZoneInfo("UTC")), {}
         except FilterError as error:
-            return LinkFilter(), {error.field: error.message}
+            # The API's English (for developers) becomes the seller's own words beside the filter.
+            problem = FILTER_PROBLEMS.get(error.code)
+            shown = self.tr(request, merchant).gettext(problem) if problem else error.message
+            return LinkFilter(), {error.field: shown}
 
     async def links_list(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
         await self.links.expire_due(merchant_id=merchant.id)

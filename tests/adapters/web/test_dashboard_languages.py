@@ -82,8 +82,9 @@ async def test_a_refused_refund_explains_itself_in_the_shops_language(live: Live
     assert str(escape(t.gettext("Not allowed"))) in html
 
 
-async def test_a_confirmation_and_the_chart_read_in_the_shops_language(live: LiveApp) -> None:
-    """Texts views.py builds (a confirmation, the chart's summary) come from the catalog, placeholders filled."""
+async def test_views_texts_read_in_the_shops_language(live: LiveApp) -> None:
+    """Texts views.py builds (a confirmation, the chart's summary, a filter's problem) come from the catalog,
+    placeholders filled."""
     _merchant_id, link_id = await _shop(live, "id_ID")
     t = i18n.tr("id")
     confirm = await (await live.client.get(f"/dashboard/links/{link_id}/cancel")).text()
@@ -93,3 +94,6 @@ async def test_a_confirmation_and_the_chart_read_in_the_shops_language(live: Liv
     # Nothing live paid yet: the chart is the test-mode one, its summary one whole sentence of the catalog.
     assert "Mode uji: pembayaran SGD per hari dari " in overview and "; belum ada yang dibayar." in overview
     assert "aid in SGD per day" not in overview
+    # A filter the API would refuse in English (for developers) is explained beside the field in the shop's words.
+    links = await (await live.client.get("/dashboard/links", params={"from": "yesterday"})).text()
+    assert 'id="from-error">Isi tanggal, misalnya 2026-12-01.</span>' in links and "must be a date" not in links
