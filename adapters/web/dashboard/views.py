@@ -124,6 +124,11 @@ def link_status_word(t: i18n.Tr, status: str) -> str:
     return words.get(status, status)
 
 
+def role_word(t: i18n.Tr, role: str) -> str:
+    """A member's role as the dashboard names it (the layout's badge, the team page)."""
+    return t.pgettext("member role", "owner") if role == MemberRole.OWNER.value else t.pgettext("member role", "staff")
+
+
 def payment_status_word(t: i18n.Tr, status: str) -> str:
     words = {"succeeded": t.pgettext("payment status", "succeeded"),
              "refund_needed": t.pgettext("payment status", "refund needed"),
@@ -976,7 +981,8 @@ class Dashboard:
                 .order_by(INVITES.c.created_at))).all()
         return self.render("dashboard/team.html", request, session, merchant, title=N_("Team"), error=error,
                            members=[{"id": m.id, "name": m.display_name or m.platform_user_id, "platform": m.platform,
-                                     "role": m.role, "since": self.when(m.created_at, merchant),
+                                     "role": m.role, "role_text": role_word(self.tr(request, merchant), m.role),
+                                     "since": self.when(m.created_at, merchant),
                                      "me": m.id == session.member_id} for m in members],
                            invites=[{"code": i.code, "expires": self.when(i.expires_at, merchant)} for i in invites])
 

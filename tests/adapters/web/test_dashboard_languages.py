@@ -54,6 +54,7 @@ async def test_the_dashboard_pages_are_in_the_shops_language(live: LiveApp, lang
         html = await response.text()
         assert response.status == 200, html
         assert f'<html lang="{i18n.html_lang(language)}">' in html
+        assert f'<span class="dash-role">{escape(t.pgettext("member role", "owner"))}</span>' in html
         for msgid in msgids:
             word = t.gettext(msgid)
             if language != "en":
