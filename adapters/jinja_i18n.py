@@ -13,7 +13,7 @@ from core import i18n
 
 
 def jinja_callables(language: str) -> dict[str, object]:
-    """gettext/ngettext/_ for a Jinja2 render context: newstyle (autoescaped, %(name)s filled)."""
+    """gettext/ngettext/pgettext/_ for a Jinja2 render context: newstyle (autoescaped, %(name)s filled)."""
     plain_gettext, plain_ngettext = i18n.plain_callables(language)
 
     @pass_context
@@ -30,4 +30,12 @@ def jinja_callables(language: str) -> dict[str, object]:
             text = Markup(text)
         return text % {"num": count, "count": count, **values}
 
-    return {"gettext": gettext, "ngettext": ngettext, "_": gettext}
+    @pass_context
+    def pgettext(context: Context, message_context: str, message: str, /, **values: object) -> str:
+        # A word whose English is used for two things ("From" a date, "From" a chat): the context tells them apart.
+        text = i18n.tr(language).pgettext(message_context, message)
+        if context.eval_ctx.autoescape:
+            text = Markup(text)
+        return text % values
+
+    return {"gettext": gettext, "ngettext": ngettext, "pgettext": pgettext, "_": gettext}

@@ -19,6 +19,7 @@ from sqlalchemy import delete, select, update
 
 from core.clock import Clock, utcnow
 from core.db import Database
+from core.i18n import N_
 from core.models import DashboardSession, DashboardSignin, Member, MemberRole
 from core.sql import table
 
@@ -40,7 +41,7 @@ def _digest(secret: str) -> str:
 
 
 class SigninError(Exception):
-    """A sign-in link that cannot be used; `message` says why, for the page."""
+    """A sign-in link that cannot be used; `message` says why, for the page (a catalog msgid, N_)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -93,17 +94,17 @@ class SigninService:
         async with self.db.write() as conn:
             row = (await conn.execute(select(SIGNINS).where(SIGNINS.c.token_hash == _digest(token)))).first()
             if row is None:
-                raise SigninError("This sign-in link is not valid. Send /dashboard in your chat for a new one.")
+                raise SigninError(N_("This sign-in link is not valid. Send /dashboard in your chat for a new one."))
             if row.used_at is not None:
-                raise SigninError("This sign-in link was used already; each works once. "
-                                  "Send /dashboard in your chat for a new one.")
+                raise SigninError(N_("This sign-in link was used already; each works once. "
+                                     "Send /dashboard in your chat for a new one."))
             if row.expires_at <= now:
-                raise SigninError("This sign-in link has expired (they work for 10 minutes). "
-                                  "Send /dashboard in your chat for a new one.")
+                raise SigninError(N_("This sign-in link has expired (they work for 10 minutes). "
+                                     "Send /dashboard in your chat for a new one."))
             spent = await conn.execute(update(SIGNINS).where(SIGNINS.c.token_hash == row.token_hash,
                                                              SIGNINS.c.used_at.is_(None)).values(used_at=now))
             if spent.rowcount != 1:  # pragma: no cover — a lost race with another tab
-                raise SigninError("This sign-in link was used already. Send /dashboard for a new one.")
+                raise SigninError(N_("This sign-in link was used already. Send /dashboard for a new one."))
             secret = secrets.token_urlsafe(32)
             session = Session(row.merchant_id, row.member_id, MemberRole(row.role), secrets.token_urlsafe(32),
                               _digest(secret))

@@ -97,14 +97,44 @@ STATUS_TONES = {"active": "warn", "paid": "ok", "expired": "bad", "cancelled": "
 # Payments that were sales (later refunded in part or in full); not a second payment of a paid link.
 _SOLD = (PaymentStatus.SUCCEEDED.value, PaymentStatus.PARTIALLY_REFUNDED.value, PaymentStatus.REFUNDED.value)
 # The timeline's event types (core/timeline.py) as the page names them.
+# msgids (N_), translated where the page shows them.
 EVENT_WORDS = {
-    "link.created": "Made", "link.opened": "Pay page opened", "checkout.started": "Checkout opened",
-    "payment.succeeded": "Paid", "payment.failed": "Payment failed", "dispute.created": "Disputed",
-    "alert.delivered": "Alert delivered", "refund.requested": "Refund asked", "refund.succeeded": "Refunded",
-    "refund.failed": "Refund failed", "link.expired": "Expired", "link.cancelled": "Cancelled",
-    "message.sent": "Sent to the customer", "message.delivered": "Delivered to the customer",
-    "message.failed": "Not delivered to the customer",
+    "link.created": N_("Made"), "link.opened": N_("Pay page opened"), "checkout.started": N_("Checkout opened"),
+    "payment.succeeded": N_("Paid"), "payment.failed": N_("Payment failed"), "dispute.created": N_("Disputed"),
+    "alert.delivered": N_("Alert delivered"), "refund.requested": N_("Refund asked"),
+    "refund.succeeded": N_("Refunded"), "refund.failed": N_("Refund failed"), "link.expired": N_("Expired"),
+    "link.cancelled": N_("Cancelled"), "message.sent": N_("Sent to the customer"),
+    "message.delivered": N_("Delivered to the customer"), "message.failed": N_("Not delivered to the customer"),
 }
+# The links filter's problems (adapters/web/link_filters.py codes) as the form explains them.
+FILTER_PROBLEMS = {
+    "invalid_date": N_("Give a date such as 2026-12-01."), "invalid_status": N_("Choose a status from the list."),
+    "invalid_currency": N_("Give a three-letter ISO 4217 code, e.g. SGD."),
+    "invalid_origin": N_("Choose where the links were made from the list."),
+}
+REFUND_STATUS_WORDS = {"pending": N_("refund pending"), "succeeded": N_("refund succeeded"),
+                       "failed": N_("refund failed")}
+
+
+def link_status_word(t: i18n.Tr, status: str) -> str:
+    """A link's status as its badge reads (the value stays in URLs and filters)."""
+    words = {"active": t.pgettext("link status", "active"), "paid": t.pgettext("link status", "paid"),
+             "expired": t.pgettext("link status", "expired"), "cancelled": t.pgettext("link status", "cancelled"),
+             "refunded": t.pgettext("link status", "refunded"), "sold_out": t.pgettext("link status", "sold out")}
+    return words.get(status, status)
+
+
+def role_word(t: i18n.Tr, role: str) -> str:
+    """A member's role as the dashboard names it (the layout's badge, the team page)."""
+    return t.pgettext("member role", "owner") if role == MemberRole.OWNER.value else t.pgettext("member role", "staff")
+
+
+def payment_status_word(t: i18n.Tr, status: str) -> str:
+    words = {"succeeded": t.pgettext("payment status", "succeeded"),
+             "refund_needed": t.pgettext("payment status", "refund needed"),
+             "partially_refunded": t.pgettext("payment status", "partially refunded"),
+             "refunded": t.pgettext("payment status", "refunded")}
+    return words.get(status, status.replace("_", " "))
 
 
 def shop_zone(merchant: Merchant) -> tzinfo:
@@ -197,7 +227,7 @@ class Dashboard:
                 session = await current(request, self.signins)
             except NotSignedIn:
                 return self.render("dashboard/landing.html", request, None, None, status=401,
-                                   title="Sign in to your dashboard", signed_out=True)
+                                   title=N_("Sign in to your dashboard"), signed_out=True)
             merchant = await self.merchants.get(session.merchant_id)
             if merchant is None:
                 raise web.HTTPNotFound()
@@ -220,11 +250,12 @@ class Dashboard:
                        i18n.negotiate(request.headers.get("Accept-Language"), None))
 
     def render(self, name: str, request: web.Request, session: Session | None, merchant: Merchant | None, *,
-               status: int = 200, **context: Any) -> web.Response:
-        """`title` is a msgid (N_) translated here; the rest of the context is already text to show."""
+               status: int = 200, title_values: dict[str, object] | None = None, **context: Any) -> web.Response:
+        """`title` is a msgid (N_) translated here (its placeholders filled from `title_values`); the rest of
+        the context is already text to show."""
         t = self.tr(request, merchant)
         if isinstance(context.get("title"), str):
-            context["title"] = t.gettext(context["title"])
+            context["title"] = t.gettext(context["title"], **(title_values or {}))
         values = {"lang": t.html_lang, **jinja_callables(t.language), **context}
         html = self.templates.get_template(name).render(
             session=session, merchant=merchant, csrf=session.csrf_token if session else "", csrf_field=CSRF_FIELD,
@@ -244,13 +275,23 @@ class Dashboard:
     def actor(self, request: web.Request, session: Session, name: str) -> Actor:
         return Actor(name, "web", session.member_id, request.remote)
 
-    async def who(self, session: Session) -> str:
+    async def acting(self, request: web.Request, session: Session, merchant: Merchant) -> Actor:
+        return self.actor(request, session, await self.who(session, merchant))
+
+    async def who(self, session: Session, merchant: Merchant | None = None) -> str:
+        """Who acts, as the audit log and refunds keep it: in the shop's language (it is written once)."""
+        if merchant is None:
+            merchant = await self.merchants.get(session.merchant_id)
+        t = i18n.tr(i18n.language_of_locale(merchant.locale) if merchant is not None else None)
         if session.member_id is None:
-            return "Operator (CLI sign-in link)"
+            return t.gettext("Operator (CLI sign-in link)")
         async with self.db.read() as conn:
             row = (await conn.execute(select(MEMBERS.c.display_name, MEMBERS.c.platform)
                                       .where(MEMBERS.c.id == session.member_id))).first()
-        return f"{row.display_name or 'Member'} ({row.platform})" if row else "Member"
+        if row is None:
+            return t.gettext("Member")
+        return t.gettext("%(name)s (%(platform)s)", name=row.display_name or t.gettext("Member"),
+                         platform=row.platform)
 
     def money(self, amount_minor: int, currency: str, merchant: Merchant) -> str:
         return format_money(amount_minor, currency, merchant.locale)
@@ -274,7 +315,7 @@ class Dashboard:
         csrf = request.cookies.get(SIGNIN_COOKIE, "")
         if not 20 <= len(csrf) <= 64:
             csrf = secrets.token_urlsafe(24)
-        response = self.render("dashboard/signin.html", request, None, None, title="Sign in",
+        response = self.render("dashboard/signin.html", request, None, None, title=N_("Sign in"),
                                token=request.match_info["token"][:100], signin_csrf=csrf)
         set_signin_cookie(response, csrf, secure=self.secure_cookie)
         return response
@@ -289,11 +330,12 @@ class Dashboard:
                                message=refused.translated(self.tr(request, None)))
         try:
             if not 20 <= len(token) <= 100:
-                raise SigninError("This sign-in link is not valid. Send /dashboard in your chat for a new one.")
+                raise SigninError(N_("This sign-in link is not valid. Send /dashboard in your chat for a new one."))
             secret, session = await self.signins.use_link(token, client_address=request.remote)
         except SigninError as error:
-            return self.render("dashboard/signin.html", request, None, None, status=400, title="Sign-in refused",
-                               token="", error=error.message)
+            return self.render("dashboard/signin.html", request, None, None, status=400,
+                               title=N_("Sign-in refused"), token="",
+                               error=self.tr(request, None).gettext(error.message))
         await self.audit.record(session.merchant_id, "signin", self.actor(request, session, await self.who(session)))
         response = web.HTTPSeeOther("/dashboard")
         set_cookie(response, secret, secure=self.secure_cookie)
@@ -328,11 +370,12 @@ class Dashboard:
         zone = shop_zone(merchant)
         now = self.links.clock()
         today = datetime.combine(now.astimezone(zone).date(), datetime.min.time(), zone)
-        periods = [("Today", today), ("Last 7 days", today - timedelta(days=6)),
-                   ("Last 30 days", today - timedelta(days=CHART_DAYS - 1))]
+        t = self.tr(request, merchant)
+        periods = [(t.gettext("Today"), today), (t.gettext("Last 7 days"), today - timedelta(days=6)),
+                   (t.gettext("Last 30 days"), today - timedelta(days=CHART_DAYS - 1))]
         tables = [(label, await self._totals(merchant, start.astimezone(UTC), now)) for label, start in periods]
-        chart = await self._chart(merchant, today, zone)
-        return self.render("dashboard/overview.html", request, session, merchant, title="Overview",
+        chart = await self._chart(merchant, today, zone, t)
+        return self.render("dashboard/overview.html", request, session, merchant, title=N_("Overview"),
                            tables=tables, chart=chart)
 
     async def _totals(self, merchant: Merchant, since: datetime, until: datetime) -> list[Row]:
@@ -363,7 +406,7 @@ class Dashboard:
                             self.money(open_total, currency, merchant), open_count, test=not live))
         return rows
 
-    async def _chart(self, merchant: Merchant, today: datetime, zone: tzinfo) -> dict[str, Any]:
+    async def _chart(self, merchant: Merchant, today: datetime, zone: tzinfo, t: i18n.Tr) -> dict[str, Any]:
         """Paid per day for the last 30 days in the shop's default currency, as bars and as a table."""
         start = today - timedelta(days=CHART_DAYS - 1)
         currency = merchant.default_currency
@@ -392,10 +435,21 @@ class Dashboard:
                          "x": round(n * bar + 2, 1), "y": height - h, "h": h, "w": round(bar - 4, 1)})
         total = self.money(sum(per_day), currency, merchant)
         best = max(range(CHART_DAYS), key=lambda i: per_day[i])
-        summary = (("" if live else "Test mode: ")
-                   + f"Paid in {currency} per day from {days[0]['label']} to {days[-1]['label']}: {total} in all"
-                   + (f"; the best day was {days[best]['label']} with {days[best]['amount']}." if per_day[best]
-                      else "; nothing was paid."))
+        span = {"currency": currency, "start": days[0]["label"], "end": days[-1]["label"], "total": total}
+        if per_day[best] and live:
+            summary = t.gettext("Paid in %(currency)s per day from %(start)s to %(end)s: %(total)s in all; the best "
+                                "day was %(best_day)s with %(best_amount)s.", **span, best_day=days[best]["label"],
+                                best_amount=days[best]["amount"])
+        elif per_day[best]:
+            summary = t.gettext("Test mode: paid in %(currency)s per day from %(start)s to %(end)s: %(total)s in "
+                                "all; the best day was %(best_day)s with %(best_amount)s.", **span,
+                                best_day=days[best]["label"], best_amount=days[best]["amount"])
+        elif live:
+            summary = t.gettext("Paid in %(currency)s per day from %(start)s to %(end)s: %(total)s in all; "
+                                "nothing was paid.", **span)
+        else:
+            summary = t.gettext("Test mode: paid in %(currency)s per day from %(start)s to %(end)s: %(total)s in "
+                                "all; nothing was paid.", **span)
         return {"test": not live, "days": days, "width": width, "height": height, "currency": currency,
                 "summary": summary}
 
@@ -406,7 +460,10 @@ class Dashboard:
         try:
             return parse_filter(request.query, zone if isinstance(zone, ZoneInfo) else ZoneInfo("UTC")), {}
         except FilterError as error:
-            return LinkFilter(), {error.field: error.message}
+            # The API's English (for developers) becomes the seller's own words beside the filter.
+            problem = FILTER_PROBLEMS.get(error.code)
+            shown = self.tr(request, merchant).gettext(problem) if problem else error.message
+            return LinkFilter(), {error.field: shown}
 
     async def links_list(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
         await self.links.expire_due(merchant_id=merchant.id)
@@ -417,21 +474,24 @@ class Dashboard:
         found, next_cursor = await self.search.page(merchant.id, where, limit=PAGE_SIZE, cursor=cursor)
         kept = {k: v for k, v in request.query.items() if k in FILTER_PARAMS and v}
         rows = [self._link_row(link, merchant) for link in found]
+        t = self.tr(request, merchant)
         return self.render(
-            "dashboard/links.html", request, session, merchant, title="Links", rows=rows, errors=errors,
+            "dashboard/links.html", request, session, merchant, title=N_("Links"), rows=rows, errors=errors,
             query=kept, next_cursor=next_cursor, next_query={**kept, "cursor": next_cursor or ""},
             first_page=cursor is None,
             currencies=await self.search.currencies(merchant.id), origins=await self.search.origins(merchant.id),
-            statuses=[s.value for s in LinkStatus],
+            statuses=[(s.value, link_status_word(t, s.value)) for s in LinkStatus],
         )
 
     def _link_row(self, link: PaymentLink, merchant: Merchant) -> dict[str, Any]:
         status = self.links.status_of(link).value
+        t = i18n.tr(i18n.language_of_locale(merchant.locale))
         return {"id": link.id, "amount": self.money(link.amount_minor, link.currency, merchant),
                 "description": link.description, "reference": link.reference, "status": status,
+                "status_text": link_status_word(t, status),
                 "tone": STATUS_TONES[status], "created": self.when(link.created_at, merchant),
                 "customer": link.customer_name or link.customer_email or link.customer_phone or "",
-                "origin": link.origin_platform or API_ORIGIN}
+                "origin": link.origin_platform or API_ORIGIN, "test": not link.livemode}
 
     async def _own_link(self, request: web.Request, merchant: Merchant) -> PaymentLink:
         link_id = request.match_info["link_id"].lower()
@@ -449,18 +509,20 @@ class Dashboard:
         refunds = await self.refunds.refunds_for([link.id]) if self.refunds is not None else {}
         refundable = ({c.payment.id for c in await self.refunds.refundable(link.id)}
                       if self.refunds is not None and session.is_owner else set())
+        t = self.tr(request, merchant)
         return self.render(
-            "dashboard/link.html", request, session, merchant, title=f"Link {link.id[:8]}",
+            "dashboard/link.html", request, session, merchant, title=N_("Link %(id)s"),
+            title_values={"id": link.id[:8]},
             link=link, row=self._link_row(link, merchant), url=self.links.url(link.id),
             expires=self.when(link.expires_at, merchant),
-            timeline=[(EVENT_WORDS.get(e.type, e.type), self.when(e.at, merchant),
-                       self._event_note(e, merchant, link.origin_platform or "the API")) for e in events],
+            timeline=[(t.gettext(EVENT_WORDS[e.type]) if e.type in EVENT_WORDS else e.type, self.when(e.at, merchant),
+                       self._event_note(e, merchant, t, link.origin_platform)) for e in events],
             payments=[{"id": p.id, "amount": self.money(p.amount_minor, p.currency, merchant),
-                       "status": str(p.status).replace("_", " "), "at": self.when(p.created_at, merchant),
+                       "status": payment_status_word(t, str(p.status)), "at": self.when(p.created_at, merchant),
                        "provider": p.provider, "ref": p.provider_ref, "payer": p.payer_name or "",
                        "refunded": self.money(p.amount_refunded_minor, p.currency, merchant)
                        if p.amount_refunded_minor else "",
-                       "refunds": [self._refund_row(r, merchant) for r in refunds.get(p.id, [])],
+                       "refunds": [self._refund_row(r, merchant, t) for r in refunds.get(p.id, [])],
                        "promo": promos[p.id].code if p.id in promos else "",
                        "promo_off": self.money(promos[p.id].discount_minor, p.currency, merchant)
                        if p.id in promos else "",
@@ -470,32 +532,38 @@ class Dashboard:
             notice=request.query.get("done", ""),
         )
 
-    def _event_note(self, event: TimelineEvent, merchant: Merchant, origin: str) -> str:
+    def _event_note(self, event: TimelineEvent, merchant: Merchant, t: i18n.Tr, origin: str | None) -> str:
+        """The timeline's small print: each part a phrase of its own, joined by " · "."""
         details = event.details
         parts = []
         if "amount_minor" in details and event.type != "link.created":
             parts.append(self.money(int(details["amount_minor"]), str(details["currency"]), merchant))
         if event.type == "link.created":
-            parts.append(f"from {origin}")
+            parts.append(t.gettext("from %(origin)s", origin=origin) if origin
+                         else t.gettext("from the API"))
         if details.get("views", 0) > 1:
-            parts.append(f"{details['views']} views")
+            parts.append(t.ngettext("%(count)s view", "%(count)s views", int(details["views"])))
         if event.type == "checkout.started":
-            parts.append(f"attempt {details.get('attempt')} with {details.get('provider')}")
+            parts.append(t.gettext("attempt %(attempt)s with %(provider)s", attempt=details.get("attempt"),
+                                   provider=details.get("provider")))
         if event.type in ("alert.delivered", "message.sent", "message.delivered", "message.failed"):
             parts.append(str(details.get("platform", "")))
         if details.get("error_code"):
-            parts.append(f"error {details['error_code']}")
+            parts.append(t.gettext("error %(code)s", code=details["error_code"]))
         if details.get("payer_name"):
-            parts.append(f"by {details['payer_name']}")
+            parts.append(t.gettext("by %(name)s", name=details["payer_name"]))
         if details.get("status") == PaymentStatus.REFUND_NEEDED.value:
-            parts.append("paid twice: to refund")
+            parts.append(t.gettext("paid twice: to refund"))
         if details.get("reason"):
             parts.append(str(details["reason"])[:200])
         return " · ".join(p for p in parts if p)
 
-    def _refund_row(self, refund: Refund, merchant: Merchant) -> dict[str, str]:
+    def _refund_row(self, refund: Refund, merchant: Merchant, t: i18n.Tr) -> dict[str, str]:
+        status = str(refund.status)
         return {"id": refund.id, "amount": self.money(refund.amount_minor, refund.currency, merchant),
-                "status": str(refund.status), "at": self.when(refund.created_at, merchant),
+                "status": status, "at": self.when(refund.created_at, merchant),
+                "status_text": t.gettext(REFUND_STATUS_WORDS[status]) if status in REFUND_STATUS_WORDS
+                else t.gettext("refund %(status)s", status=status),
                 "reason": refund.failure_reason or refund.reason or "",
                 "tone": {RefundStatus.SUCCEEDED.value: "ok", RefundStatus.FAILED.value: "bad"}.get(
                     str(refund.status), "warn")}
@@ -506,7 +574,7 @@ class Dashboard:
         """The link and the payment to refund (?payment= or the form's payment_id, else the only one)."""
         link = await self._own_link(request, merchant)
         if self.refunds is None:
-            raise Forbidden("Refunds are not set up here; refund from your payment provider's dashboard.")
+            raise Forbidden(N_("Refunds are not set up here; refund from your payment provider's dashboard."))
         choices = await self.refunds.refundable(link.id)
         wanted = request.query.get("payment", "")
         if request.method == "POST":
@@ -514,18 +582,19 @@ class Dashboard:
             wanted = str(form.get("payment_id", "")) or wanted
         chosen = [c for c in choices if c.payment.id == wanted] if wanted else choices
         if not chosen:
-            raise Forbidden("There is nothing left to refund on this link.")
+            raise Forbidden(N_("There is nothing left to refund on this link."))
         if len(chosen) > 1:
-            raise Forbidden("This link has more than one payment to refund: use the Refund button of one payment.")
+            raise Forbidden(N_("This link has more than one payment to refund: use the Refund button of one "
+                               "payment."))
         return link, chosen[0]
 
     def _refund_page(self, request: web.Request, session: Session, merchant: Merchant, link: PaymentLink,
                      choice: Any, *, values: dict[str, str], errors: dict[str, str], status: int = 200) -> web.Response:
         payment = choice.payment
         most = self.money(choice.refundable_minor, payment.currency, merchant)
-        payer = payment.payer_name or "the customer"
+        payer = payment.payer_name or ""  # none: the page says "the customer"
         return self.render(
-            "dashboard/refund.html", request, session, merchant, status=status, title="Refund this payment?",
+            "dashboard/refund.html", request, session, merchant, status=status, title=N_("Refund this payment?"),
             link=link, payment_id=payment.id, most=most, payer=payer,
             most_plain=Money(choice.refundable_minor, payment.currency).amount_str(),
             paid=self.money(payment.amount_minor, payment.currency, merchant), currency=payment.currency,
@@ -549,13 +618,15 @@ class Dashboard:
                 amount_minor = Money.parse(values["amount"], payment.currency).amount_minor
             except MoneyError as error:
                 example = Money(choice.refundable_minor, payment.currency).amount_str()
-                message = f"{str(error)[:1].upper()}{str(error)[1:]}. For example: {example}"
+                problem = f"{str(error)[:1].upper()}{str(error)[1:]}"
+                message = self.tr(request, merchant).gettext("%(problem)s. For example: %(example)s",
+                                                             problem=problem, example=example)
                 return self._refund_page(request, session, merchant, link, choice, values=values, status=422,
                                          errors={"amount": message})
         attempt = values.get("attempt", "")
         if not 10 <= len(attempt) <= 64:
             attempt = secrets.token_urlsafe(16)
-        who = await self.who(session)
+        who = await self.who(session, merchant)
         try:
             refund, created = await self.refunds.request(RefundRequest(
                 link_id=link.id, merchant_id=merchant.id, amount_minor=amount_minor, payment_id=payment.id,
@@ -575,12 +646,14 @@ class Dashboard:
 
     async def confirm_cancel(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
         link = await self._own_link(request, merchant)
-        return self.render("dashboard/confirm.html", request, session, merchant, title="Cancel this link?",
-                           heading="Cancel this link?",
-                           explanation=f"{self.money(link.amount_minor, link.currency, merchant)} — "
-                                       f"{link.description}. The customer will no longer be able to pay it. "
-                                       "This cannot be undone.",
-                           action=f"/dashboard/links/{link.id}/cancel", confirm="Yes, cancel the link",
+        t = self.tr(request, merchant)
+        return self.render("dashboard/confirm.html", request, session, merchant, title=N_("Cancel this link?"),
+                           heading=t.gettext("Cancel this link?"),
+                           explanation=t.gettext("%(amount)s — %(description)s. The customer will no longer be able "
+                                                 "to pay it. This cannot be undone.",
+                                                 amount=self.money(link.amount_minor, link.currency, merchant),
+                                                 description=link.description),
+                           action=f"/dashboard/links/{link.id}/cancel", confirm=t.gettext("Yes, cancel the link"),
                            back=f"/dashboard/links/{link.id}")
 
     async def cancel(self, request: web.Request, session: Session, merchant: Merchant) -> web.StreamResponse:
@@ -589,26 +662,34 @@ class Dashboard:
             await self.links.cancel(link.id, merchant.id)
         except LinkError as error:
             return self.render("dashboard/denied.html", request, session, merchant, status=409,
-                               title="Not cancelled", message=f"The link was not cancelled: {error.message}.")
-        await self.audit.record(merchant.id, "link.cancelled", self.actor(request, session, await self.who(session)),
+                               title=N_("Not cancelled"), message=self.tr(request, merchant).gettext(
+                                   "The link was not cancelled: %(reason)s.", reason=error.message))
+        await self.audit.record(merchant.id, "link.cancelled", await self.acting(request, session, merchant),
                                 link_id=link.id, amount=amount_str(link.amount_minor, link.currency),
                                 currency=link.currency)
         raise web.HTTPSeeOther(f"/dashboard/links/{link.id}?done=cancelled")
 
     def _resendable(self, link: PaymentLink) -> None:
         if self.resend_link is None or self.links.status_of(link) is not LinkStatus.ACTIVE or not self.can_resend(link):
-            raise Forbidden("This link cannot be sent again: it is not open, or the customer has no chat address.")
+            raise Forbidden(N_("This link cannot be sent again: it is not open, or the customer has no chat "
+                               "address."))
 
     async def confirm_resend(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
         link = await self._own_link(request, merchant)
         self._resendable(link)
-        to = link.customer_name or "the customer"
-        return self.render("dashboard/confirm.html", request, session, merchant, title="Send the link again?",
-                           heading="Send the link again?",
-                           explanation=f"{self.money(link.amount_minor, link.currency, merchant)} — "
-                                       f"{link.description}. {to} gets the payment link again at "
-                                       f"{link.customer_phone}.",
-                           action=f"/dashboard/links/{link.id}/resend", confirm="Yes, send it again",
+        t = self.tr(request, merchant)
+        amount = self.money(link.amount_minor, link.currency, merchant)
+        if link.customer_name:
+            explanation = t.gettext("%(amount)s — %(description)s. %(name)s gets the payment link again at "
+                                    "%(phone)s.", amount=amount, description=link.description,
+                                    name=link.customer_name, phone=link.customer_phone)
+        else:
+            explanation = t.gettext("%(amount)s — %(description)s. The customer gets the payment link again at "
+                                    "%(phone)s.", amount=amount, description=link.description,
+                                    phone=link.customer_phone)
+        return self.render("dashboard/confirm.html", request, session, merchant, title=N_("Send the link again?"),
+                           heading=t.gettext("Send the link again?"), explanation=explanation,
+                           action=f"/dashboard/links/{link.id}/resend", confirm=t.gettext("Yes, send it again"),
                            back=f"/dashboard/links/{link.id}", danger=False)
 
     async def resend(self, request: web.Request, session: Session, merchant: Merchant) -> web.StreamResponse:
@@ -616,12 +697,12 @@ class Dashboard:
         self._resendable(link)
         assert self.resend_link is not None  # _resendable refused otherwise
         await self.resend_link(link)
-        await self.audit.record(merchant.id, "link.resent", self.actor(request, session, await self.who(session)),
+        await self.audit.record(merchant.id, "link.resent", await self.acting(request, session, merchant),
                                 link_id=link.id)
         raise web.HTTPSeeOther(f"/dashboard/links/{link.id}?done=resent")
 
     async def new_link(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
-        return self.render("dashboard/new_link.html", request, session, merchant, title="New link",
+        return self.render("dashboard/new_link.html", request, session, merchant, title=N_("New link"),
                            values={"currency": merchant.default_currency, "notify": ",".join(NOTIFY_CHANNELS)},
                            errors={}, channels=NOTIFY_CHANNELS)
 
@@ -637,13 +718,14 @@ class Dashboard:
             if values.get(key):
                 payload[key] = values[key]
         errors: dict[str, str] = {}
+        t = self.tr(request, merchant)
         if values.get("expires_at"):
             try:
                 local = datetime.fromisoformat(values["expires_at"])
                 zone = shop_zone(merchant)
                 payload["expires_at"] = (local if local.tzinfo else local.replace(tzinfo=zone)).isoformat()
             except ValueError:
-                errors["expires_at"] = "Give a date and time, e.g. 2026-12-31 18:00."
+                errors["expires_at"] = t.gettext("Give a date and time, e.g. 2026-12-31 18:00.")
         customer = {k: values[f"customer_{k}"] for k in ("name", "email", "phone") if values.get(f"customer_{k}")}
         if customer:
             payload["customer"] = customer
@@ -653,7 +735,8 @@ class Dashboard:
                 continue
             key, sep, value = line.partition("=")
             if not sep or not key.strip():
-                errors["metadata"] = f"Line {number}: write each entry as key=value, e.g. order_id=1042."
+                errors["metadata"] = t.gettext("Line %(number)s: write each entry as key=value, e.g. order_id=1042.",
+                                               number=number)
                 break
             metadata[key.strip()] = value.strip()
         if metadata:
@@ -664,7 +747,7 @@ class Dashboard:
             payload["notify"] = sorted(set(notify))
         values["notify"] = ",".join(notify)
         if "amount" not in payload:
-            errors["amount"] = "Give the amount, e.g. 25.00."
+            errors["amount"] = t.gettext("Give the amount, e.g. 25.00.")
         if not errors:
             try:
                 draft, _amount_field, _expiry_field = self.api._draft(
@@ -676,9 +759,9 @@ class Dashboard:
                 errors[_form_field(error.field)] = error.message[:1].upper() + error.message[1:] + "."
             else:
                 await self.audit.record(merchant.id, "link.created",
-                                        self.actor(request, session, await self.who(session)), link_id=link.id)
+                                        await self.acting(request, session, merchant), link_id=link.id)
                 raise web.HTTPSeeOther(f"/dashboard/links/{link.id}?done=created")
-        return self.render("dashboard/new_link.html", request, session, merchant, status=422, title="New link",
+        return self.render("dashboard/new_link.html", request, session, merchant, status=422, title=N_("New link"),
                            values=values, errors=errors, channels=NOTIFY_CHANNELS)
 
     async def export(self, request: web.Request, session: Session, merchant: Merchant) -> web.StreamResponse:
@@ -701,7 +784,8 @@ class Dashboard:
             merchant.support_email or "", "support_phone": merchant.support_phone or "", "locale": merchant.locale,
             "timezone": merchant.timezone or "", "default_currency": merchant.default_currency, **values,
         }
-        return self.render("dashboard/settings.html", request, session, merchant, status=status, title="Shop settings",
+        return self.render("dashboard/settings.html", request, session, merchant, status=status,
+                           title=N_("Shop settings"),
                            values=shown, errors=errors, suggestion=suggestion, notice=notice,
                            zone_now=str(shop_zone(merchant)))
 
@@ -713,9 +797,10 @@ class Dashboard:
         errors: dict[str, str] = {}
         changes: dict[str, Any] = {}
         suggestion = None
+        t = self.tr(request, merchant)
         name = values.get("name", "")
         if not name:
-            errors["name"] = "Give the shop a name, e.g. Cake Corner."
+            errors["name"] = t.gettext("Give the shop a name, e.g. Cake Corner.")
         else:
             changes["name"] = name[:200]
         colour = values.get("brand_color", "")
@@ -742,21 +827,21 @@ class Dashboard:
             except phonenumbers.NumberParseException:
                 ok = False
             if not ok:
-                errors["support_phone"] = "Give an international number, e.g. +65 9123 4567."
+                errors["support_phone"] = t.gettext("Give an international number, e.g. +65 9123 4567.")
             else:
                 phone = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
         changes["support_phone"] = phone
         zone = values.get("timezone") or None
         if zone and zone not in available_timezones():
-            errors["timezone"] = "Give an IANA time zone, e.g. Asia/Singapore."
+            errors["timezone"] = t.gettext("Give an IANA time zone, e.g. Asia/Singapore.")
         changes["timezone"] = zone
         currency = values.get("default_currency", "").upper()
         if not is_currency(currency):
-            errors["default_currency"] = "Give a three-letter ISO 4217 code, e.g. SGD."
+            errors["default_currency"] = t.gettext("Give a three-letter ISO 4217 code, e.g. SGD.")
         locale = values.get("locale", "")
         logo_png = None
         if too_big:
-            errors["logo"] = "The logo is larger than 1 MB; upload a smaller PNG or JPEG."
+            errors["logo"] = t.gettext("The logo is larger than 1 MB; upload a smaller PNG or JPEG.")
         elif logo_bytes:
             try:
                 logo_png = branding.reencode_logo(logo_bytes)
@@ -779,7 +864,7 @@ class Dashboard:
                 changes["logo_version"] = None
                 await conn.execute(delete(LOGOS).where(LOGOS.c.merchant_id == merchant.id))
             await conn.execute(update(MERCHANTS).where(MERCHANTS.c.id == merchant.id).values(**changes))
-            await self.audit.record(merchant.id, "shop.updated", self.actor(request, session, await self.who(session)),
+            await self.audit.record(merchant.id, "shop.updated", await self.acting(request, session, merchant),
                                     conn=conn, fields=sorted(k for k in changes if k != "logo_version")
                                     + (["logo"] if "logo_version" in changes else []))
         raise web.HTTPSeeOther("/dashboard/settings?done=saved")
@@ -833,7 +918,7 @@ class Dashboard:
         before = request.query.get("before", "")
         events = await self.audit.recent(merchant.id, limit=50,
                                          before_id=int(before) if before.isascii() and before.isdigit() else None)
-        return self.render("dashboard/audit.html", request, session, merchant, title="Audit log",
+        return self.render("dashboard/audit.html", request, session, merchant, title=N_("Audit log"),
                            events=[{"at": self.when(e.at, merchant), "action": e.action, "actor": e.actor,
                                     "platform": e.platform or "", "address": e.address or "",
                                     "detail": ", ".join(f"{k}: {v}" for k, v in sorted((e.detail or {}).items()))}
@@ -843,10 +928,11 @@ class Dashboard:
     async def keys_page(self, request: web.Request, session: Session, merchant: Merchant,
                         secret: str | None = None) -> web.Response:
         keys = await self.merchants.list_api_keys(merchant.id)
-        return self.render("dashboard/keys.html", request, session, merchant, title="API keys", secret=secret,
+        t = self.tr(request, merchant)
+        return self.render("dashboard/keys.html", request, session, merchant, title=N_("API keys"), secret=secret,
                            keys=[{"id": k.id, "shown": f"{k.prefix}…{k.hint}",
                                   "created": self.when(k.created_at, merchant),
-                                  "used": self.when(k.last_used_at, merchant) or "never",
+                                  "used": self.when(k.last_used_at, merchant) or t.gettext("never"),
                                   "revoked": self.when(k.revoked_at, merchant)} for k in keys])
 
     async def create_key(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
@@ -854,7 +940,7 @@ class Dashboard:
         if self.providers is not None:  # the shop's own provider account, else the deployment's
             test = (await self.providers.for_merchant(merchant.id)).provider.test_mode
         key, secret = await self.merchants.create_api_key(merchant.id, test=test)
-        await self.audit.record(merchant.id, "key.created", self.actor(request, session, await self.who(session)),
+        await self.audit.record(merchant.id, "key.created", await self.acting(request, session, merchant),
                                 key_id=key.id)
         return await self.keys_page(request, session, merchant, secret=secret)
 
@@ -867,18 +953,20 @@ class Dashboard:
 
     async def confirm_revoke(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
         key = await self._own_key(request, merchant)
-        return self.render("dashboard/confirm.html", request, session, merchant, title="Revoke this key?",
-                           heading="Revoke this key?",
-                           explanation=f"{key.prefix}…{key.hint} stops working on the next request, in every "
-                                       "process. Programs using it will be refused. This cannot be undone.",
-                           action=f"/dashboard/keys/{key.id}/revoke", confirm="Yes, revoke the key",
+        t = self.tr(request, merchant)
+        return self.render("dashboard/confirm.html", request, session, merchant, title=N_("Revoke this key?"),
+                           heading=t.gettext("Revoke this key?"),
+                           explanation=t.gettext("%(key)s stops working on the next request, in every process. "
+                                                 "Programs using it will be refused. This cannot be undone.",
+                                                 key=f"{key.prefix}…{key.hint}"),
+                           action=f"/dashboard/keys/{key.id}/revoke", confirm=t.gettext("Yes, revoke the key"),
                            back="/dashboard/keys")
 
     async def revoke_key(self, request: web.Request, session: Session, merchant: Merchant) -> web.StreamResponse:
         key = await self._own_key(request, merchant)
         _key, revoked = await self.merchants.revoke_api_key(key.id)
         if revoked:
-            await self.audit.record(merchant.id, "key.revoked", self.actor(request, session, await self.who(session)),
+            await self.audit.record(merchant.id, "key.revoked", await self.acting(request, session, merchant),
                                     key_id=key.id)
         raise web.HTTPSeeOther("/dashboard/keys")
 
@@ -891,9 +979,10 @@ class Dashboard:
             invites = (await conn.execute(select(INVITES).where(
                 INVITES.c.merchant_id == merchant.id, INVITES.c.used_at.is_(None), INVITES.c.expires_at > now)
                 .order_by(INVITES.c.created_at))).all()
-        return self.render("dashboard/team.html", request, session, merchant, title="Team", error=error,
+        return self.render("dashboard/team.html", request, session, merchant, title=N_("Team"), error=error,
                            members=[{"id": m.id, "name": m.display_name or m.platform_user_id, "platform": m.platform,
-                                     "role": m.role, "since": self.when(m.created_at, merchant),
+                                     "role": m.role, "role_text": role_word(self.tr(request, merchant), m.role),
+                                     "since": self.when(m.created_at, merchant),
                                      "me": m.id == session.member_id} for m in members],
                            invites=[{"code": i.code, "expires": self.when(i.expires_at, merchant)} for i in invites])
 
@@ -902,8 +991,9 @@ class Dashboard:
         try:
             invite = await self.members.create_invite(Identity(merchant, member))
         except MemberError as error:
-            return await self.team_page(request, session, merchant, error=error.message.replace("**", ""))
-        await self.audit.record(merchant.id, "invite.created", self.actor(request, session, await self.who(session)),
+            return await self.team_page(request, session, merchant,
+                                        error=error.translated(self.tr(request, merchant)).replace("**", ""))
+        await self.audit.record(merchant.id, "invite.created", await self.acting(request, session, merchant),
                                 code=invite.code)
         raise web.HTTPSeeOther("/dashboard/team")
 
@@ -917,18 +1007,22 @@ class Dashboard:
 
     async def confirm_remove(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
         member = await self._own_member(request, merchant)
-        return self.render("dashboard/confirm.html", request, session, merchant, title="Remove from the team?",
-                           heading="Remove from the team?",
-                           explanation=f"{member.display_name or member.platform_user_id} ({member.platform}) will "
-                                       "no longer act for this shop and is signed out of the dashboard. Their links "
-                                       "stay. They can join again only with a new invite code.",
-                           action=f"/dashboard/team/{member.id}/remove", confirm="Yes, remove",
+        t = self.tr(request, merchant)
+        return self.render("dashboard/confirm.html", request, session, merchant, title=N_("Remove from the team?"),
+                           heading=t.gettext("Remove from the team?"),
+                           explanation=t.gettext("%(name)s (%(platform)s) will no longer act for this shop and is "
+                                                 "signed out of the dashboard. Their links stay. They can join again "
+                                                 "only with a new invite code.",
+                                                 name=member.display_name or member.platform_user_id,
+                                                 platform=member.platform),
+                           action=f"/dashboard/team/{member.id}/remove", confirm=t.gettext("Yes, remove"),
                            back="/dashboard/team")
 
     async def remove_member(self, request: web.Request, session: Session, merchant: Merchant) -> web.StreamResponse:
         member = await self._own_member(request, merchant)
         if member.id == session.member_id:
-            return await self.team_page(request, session, merchant, error="You cannot remove yourself.")
+            return await self.team_page(request, session, merchant, error=self.tr(request, merchant).gettext(
+                "You cannot remove yourself."))
         assert member.id is not None
         async with self.db.write() as conn:
             await conn.execute(delete(SESSIONS).where(SESSIONS.c.member_id == member.id))
@@ -941,7 +1035,7 @@ class Dashboard:
             await conn.execute(update(INVITES).where(INVITES.c.used_by_member_id == member.id)
                                .values(used_by_member_id=None))
             await conn.execute(delete(MEMBERS).where(MEMBERS.c.id == member.id))
-            actor = self.actor(request, session, await self.who(session))
+            actor = await self.acting(request, session, merchant)
             await self.audit.record(merchant.id, "member.removed", actor, conn=conn,
                                     member=f"{member.display_name} ({member.platform})", role=member.role)
         raise web.HTTPSeeOther("/dashboard/team")
@@ -950,7 +1044,7 @@ class Dashboard:
         async with self.db.read() as conn:
             rows = (await conn.execute(select(ALERTS).where(ALERTS.c.merchant_id == merchant.id)
                                        .order_by(ALERTS.c.created_at))).all()
-        return self.render("dashboard/alerts.html", request, session, merchant, title="Alerts",
+        return self.render("dashboard/alerts.html", request, session, merchant, title=N_("Alerts"),
                            alerts=[{"id": r.id, "platform": r.platform, "address": r.address,
                                     "since": self.when(r.created_at, merchant)} for r in rows])
 
@@ -963,7 +1057,7 @@ class Dashboard:
             if row is None:
                 raise web.HTTPNotFound()
             await conn.execute(delete(ALERTS).where(ALERTS.c.id == row.id))
-            await self.audit.record(merchant.id, "alerts.off", self.actor(request, session, await self.who(session)),
+            await self.audit.record(merchant.id, "alerts.off", await self.acting(request, session, merchant),
                                     conn=conn, chat=f"{row.platform} {row.address}")
         raise web.HTTPSeeOther("/dashboard/alerts")
 
