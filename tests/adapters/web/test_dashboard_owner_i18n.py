@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import FormData
-from markupsafe import escape
+from markupsafe import Markup, escape
 
 from bots.config import Secret, Settings
 from core import i18n
@@ -63,7 +63,7 @@ def test_every_catalog_has_a_locale_here() -> None:
 
 async def test_the_owner_pages_read_in_the_shops_language(live: LiveApp) -> None:
     for language, locale in LOCALES.items():
-        await shop(live, locale)
+        merchant_id, _csrf = await shop(live, locale)
         for path, message in PAGES.items():
             response = await live.client.get(path)
             html = await response.text()
@@ -74,6 +74,17 @@ async def test_the_owner_pages_read_in_the_shops_language(live: LiveApp) -> None
             if language != "en":
                 assert words != message, (language, message)  # really translated
                 assert message not in html, (language, path)  # and the English is gone
+        # An endpoint's own page and its delete confirmation (text built in reach.py).
+        endpoint, _secret = await live.services.webhooks.create(
+            merchant_id, "https://shop.example.com/hook", ["link.paid"])
+        html = await (await live.client.get(f"/dashboard/webhooks/{endpoint.id}")).text()
+        assert said(language, "Send a test event") in html and f'lang="{i18n.html_lang(language)}"' in html
+        state = i18n.tr(language).pgettext("webhook endpoint state", "on")
+        events = Markup(i18n.tr(language).gettext('Events: <span class="mono">%(events)s</span>. State: %(state)s.'))
+        assert str(events % {"events": "link.paid", "state": state}) in html, language
+        html = await (await live.client.get(f"/dashboard/webhooks/{endpoint.id}/delete")).text()
+        assert said(language, "%(url)s hears of nothing more, and deliveries still waiting for it are dropped. "
+                    "This cannot be undone.", url=endpoint.url) in html, language
 
 
 async def test_a_provider_form_error_and_an_import_error_are_in_the_shops_language(live: LiveApp) -> None:
