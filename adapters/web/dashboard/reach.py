@@ -242,7 +242,7 @@ def _reason(t: Tr, reason: str) -> str:
     return t.gettext(reason.template, **reason.values) if isinstance(reason, Reason) else reason
 
 
-def _summary(t: Tr, report: ImportReport, *, dry_run: bool, send: bool) -> list[str]:
+def _summary(t: Tr, report: ImportReport, *, dry_run: bool, send: bool) -> str:
     """What the import did, a sentence each (the CLI's one line, ImportReport.summary, in English)."""
     if dry_run:
         said = [t.ngettext("Would import %(created)s of %(count)s row.", "Would import %(created)s of %(count)s rows.",
@@ -258,7 +258,13 @@ def _summary(t: Tr, report: ImportReport, *, dry_run: bool, send: bool) -> list[
     if not dry_run:
         said.append(t.gettext("Links sent to customers through the outbox.") if send
                     else t.gettext("Nothing sent to anyone."))
-    return said
+    text = said[0]
+    for sentence in said[1:]:  # no space after a full-width full stop (Chinese, Japanese)
+        text += sentence if text.endswith(_FULL_WIDTH_STOPS) else " " + sentence
+    return text
+
+
+_FULL_WIDTH_STOPS = ("。", "！", "？", "．")
 
 
 def _errors_csv(errors: list[tuple[int, str]]) -> str:

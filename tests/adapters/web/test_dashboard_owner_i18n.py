@@ -125,7 +125,9 @@ async def test_a_provider_form_error_and_an_import_error_are_in_the_shops_langua
         assert said(language, "reference is required") in html, language
         summary = i18n.tr(language).ngettext("Imported %(created)s of %(count)s row.",
                                              "Imported %(created)s of %(count)s rows.", 1, created=0)
-        assert str(escape(summary)) in html and "Imported 0 of 1 row" not in html, language
+        errors = i18n.tr(language).ngettext("%(count)s with errors.", "%(count)s with errors.", 1)
+        joined = summary + ("" if language == "ja" else " ") + errors  # no space after Japanese "。"
+        assert str(escape(joined)) in html and "Imported 0 of 1 row" not in html, language
 
 
 async def test_a_staff_members_refusal_is_in_the_shops_language(live: LiveApp) -> None:
