@@ -22,6 +22,7 @@ import phonenumbers
 from sqlalchemy import select
 
 from core.durations import parse_duration
+from core.i18n import N_, TranslatableError
 from core.links import LINKS, Customer, LinkDraft, LinkError, LinkService
 from core.locales import territory_of
 from core.models import Merchant
@@ -38,14 +39,36 @@ BATCH = 200
 MERCHANTS = table(Merchant)
 
 
+# The file-level problems (ImportFileError's msgids); a page without the file's path says these two its way.
+UNREADABLE = N_("cannot read %(path)s: %(reason)s")
+EMPTY = N_("%(path)s is empty; the first line names the columns (%(columns)s)")
+
+
+class Reason(str):
+    """Why a row was not made, in English (the CLI, FILE.errors.csv), with its catalog msgid and values so a
+    page can say it in its reader's language (`translated`). A plain str reason (a LinkError's API message)
+    is shown as it is."""
+
+    template: str
+    values: dict[str, object]
+
+    def __new__(cls, template: str, **values: object) -> Reason:
+        made = super().__new__(cls, template % values if values else template)
+        made.template, made.values = template, values
+        return made
+
+
 def _reason(exc: LinkError) -> str:
     if exc.code == "idempotency_conflict":
-        return "this reference was imported before with other values"
+        return Reason(N_("this reference was imported before with other values"))
+    if isinstance(exc.message, Reason):
+        return exc.message
     return exc.message.replace("expires_at", "expires_in")
 
 
-class ImportFileError(ValueError):
-    """The file as a whole cannot be imported (missing, not CSV, unknown or missing columns)."""
+class ImportFileError(TranslatableError, ValueError):
+    """The file as a whole cannot be imported (missing, not CSV, unknown or missing columns). The message is
+    a catalog msgid; `values` fill its placeholders (TranslatableError)."""
 
 
 @dataclass
@@ -74,21 +97,22 @@ def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
-        raise ImportFileError(f"cannot read {path}: {exc.strerror}") from None
+        raise ImportFileError(UNREADABLE, {"path": path, "reason": exc.strerror}) from None
     reader = csv.reader(handle)
     try:
         header = [name.strip().lower() for name in next(reader)]
     except StopIteration:
         handle.close()
-        raise ImportFileError(f"{path} is empty; the first line names the columns ({', '.join(COLUMNS)})") from None
+        raise ImportFileError(EMPTY, {"path": path, "columns": ", ".join(COLUMNS)}) from None
     unknown = [name for name in header if name not in COLUMNS]
     if unknown:
         handle.close()
-        raise ImportFileError(f"unknown column {unknown[0]!r}; columns are {', '.join(COLUMNS)}")
+        raise ImportFileError(N_("unknown column %(column)s; columns are %(columns)s"),
+                              {"column": repr(unknown[0]), "columns": ", ".join(COLUMNS)})
     for required in ("reference", "amount", "description"):
         if required not in header:
             handle.close()
-            raise ImportFileError(f"the column {required!r} is required")
+            raise ImportFileError(N_("the column %(column)s is required"), {"column": repr(required)})
 
     def rows() -> Iterator[tuple[int, dict[str, str]]]:
         with handle:
@@ -113,14 +137,15 @@ class Importer:
         async with self.links.db.read() as conn:
             row = (await conn.execute(select(MERCHANTS).where(MERCHANTS.c.id == merchant_id))).first()
         if row is None:
-            raise ImportFileError(f"no merchant with id {merchant_id} (see `paylinks merchant list`)")
+            raise ImportFileError(N_("no merchant with id %(merchant)s (see `paylinks merchant list`)"),
+                                  {"merchant": merchant_id})
         return Merchant.model_construct(**row._mapping)
 
     def draft(self, merchant: Merchant, values: dict[str, str], *, send: bool) -> LinkDraft:
         """The link a row asks for; LinkError naming the column when it cannot be made."""
         reference = values.get("reference", "")
         if not reference:
-            raise LinkError("missing_reference", "reference is required", field="reference")
+            raise LinkError("missing_reference", Reason(N_("reference is required")), field="reference")
         try:
             money = Money.parse(values.get("amount", ""), values.get("currency") or merchant.default_currency)
         except MoneyError as exc:
@@ -138,8 +163,8 @@ class Importer:
             except phonenumbers.NumberParseException:
                 number = None
             if number is None or not phonenumbers.is_valid_number(number):
-                raise LinkError("invalid_phone", f"customer_phone {phone!r} is not a phone number",
-                                field="customer_phone")
+                raise LinkError("invalid_phone", Reason(N_("customer_phone %(phone)s is not a phone number"),
+                                                        phone=repr(phone)), field="customer_phone")
             phone = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
         customer = Customer(values.get("customer_name") or None, values.get("customer_email") or None, phone)
         row_hash = hashlib.sha256("\x1f".join(values.get(c, "") for c in COLUMNS).encode()).hexdigest()
@@ -166,7 +191,8 @@ class Importer:
                 if draft.reference in known:
                     report.already += 1
                 elif draft.reference in seen:
-                    raise LinkError("duplicate_reference", f"reference {draft.reference!r} is on an earlier row",
+                    raise LinkError("duplicate_reference", Reason(N_("reference %(reference)s is on an earlier row"),
+                                                                  reference=repr(draft.reference)),
                                     field="reference")
                 elif dry_run:
                     await self.links.check_draft(draft)

@@ -30,6 +30,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from core import ids
 from core.clock import Clock, utcnow
 from core.db import Database, DbConnection
+from core.i18n import N_, Tr
 from core.links import LinkEvent, LinkEventKind
 from core.models import OutboxMessage, OutboxStatus, Payment, PaymentLink, WebhookAttempt, WebhookEndpoint
 from core.outbox import Target, dedupe_key, insert_rows, new_row
@@ -60,11 +61,19 @@ EventData = Mapping[str, Any] | Callable[[], Awaitable[Mapping[str, Any]]]
 
 
 class WebhookError(Exception):
-    """A client-caused problem with an endpoint request; rendered by the API like LinkError."""
+    """A client-caused problem with an endpoint request; rendered by the API like LinkError (in English,
+    `message`). `template` is a catalog msgid (N_) with named placeholders filled from `values`:
+    `translated(t)` is the dashboard's wording in its reader's language."""
 
-    def __init__(self, code: str, message: str, *, field: str | None = None, status: int = 400) -> None:
+    def __init__(self, code: str, message: str, *, field: str | None = None, status: int = 400,
+                 values: Mapping[str, object] | None = None) -> None:
+        self.template, self.values = message, dict(values or {})
+        message = message % self.values if self.values else message
         super().__init__(message)
         self.code, self.message, self.field, self.status = code, message, field, status
+
+    def translated(self, t: Tr) -> str:
+        return t.gettext(self.template, **self.values)
 
 
 # ---------------------------------------------------------------- SSRF rules
@@ -87,27 +96,27 @@ def check_url(url: str, *, allow_private: bool, livemode: bool) -> str:
     every address they give checked) only when delivering: creating an endpoint asks no DNS server."""
     text = url.strip()
 
-    def bad(why: str) -> WebhookError:
-        return WebhookError("invalid_url", f"url {why}", field="url")
+    def bad(message: str, **values: object) -> WebhookError:
+        return WebhookError("invalid_url", message, field="url", values=values)
 
     if not text or len(text) > MAX_URL:
-        raise bad(f"must be 1 to {MAX_URL} characters")
+        raise bad(N_("url must be 1 to %(max)s characters"), max=MAX_URL)
     if any(ord(c) < 33 or ord(c) == 127 for c in text):
-        raise bad("may not contain spaces or control characters")
+        raise bad(N_("url may not contain spaces or control characters"))
     try:
         parts = urlsplit(text)
         host = parts.hostname
         _ = parts.port
     except ValueError:
-        raise bad("is not a valid URL") from None
+        raise bad(N_("url is not a valid URL")) from None
     if parts.scheme not in ("http", "https"):
-        raise bad("must start with https:// (or http:// in test mode)")
+        raise bad(N_("url must start with https:// (or http:// in test mode)"))
     if livemode and parts.scheme != "https":
-        raise bad("must use https in live mode")
+        raise bad(N_("url must use https in live mode"))
     if not host:
-        raise bad("has no host")
+        raise bad(N_("url has no host"))
     if parts.username is not None or parts.password is not None:
-        raise bad("may not contain a user name or password")
+        raise bad(N_("url may not contain a user name or password"))
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
         literal = True
@@ -115,21 +124,21 @@ def check_url(url: str, *, allow_private: bool, livemode: bool) -> str:
         literal = False
     if literal:
         if not address_allowed(host, allow_private=allow_private):
-            raise bad("points at a loopback, link-local or private address (set [webhooks] allow_private "
-                      "to allow it)")
+            raise bad(N_("url points at a loopback, link-local or private address (set [webhooks] "
+                         "allow_private to allow it)"))
     elif not allow_private and (host == "localhost" or host.endswith((".localhost", ".local", ".internal"))):
-        raise bad("points at a local host name (set [webhooks] allow_private to allow it)")
+        raise bad(N_("url points at a local host name (set [webhooks] allow_private to allow it)"))
     return text
 
 
 def check_events(events: Sequence[str]) -> list[str]:
     unknown = [e for e in events if e not in EVENT_TYPES]
     if unknown:
-        raise WebhookError("invalid_events", f"unknown event {unknown[0]!r}; events are one or more of "
-                           + ", ".join(EVENT_TYPES), field="events")
+        raise WebhookError("invalid_events", N_("unknown event %(event)s; events are one or more of %(events)s"),
+                           field="events", values={"event": repr(unknown[0]), "events": ", ".join(EVENT_TYPES)})
     if not events:
-        raise WebhookError("invalid_events", "events must name at least one of " + ", ".join(EVENT_TYPES),
-                           field="events")
+        raise WebhookError("invalid_events", N_("events must name at least one of %(events)s"), field="events",
+                           values={"events": ", ".join(EVENT_TYPES)})
     return sorted(set(events), key=EVENT_TYPES.index)
 
 
@@ -281,8 +290,9 @@ class WebhookEndpoints:
             count = (await conn.execute(select(func.count()).select_from(ENDPOINTS)
                                         .where(ENDPOINTS.c.merchant_id == merchant_id))).scalar_one()
             if count >= MAX_ENDPOINTS_PER_SHOP:
-                raise WebhookError("too_many_endpoints", f"a shop may have at most {MAX_ENDPOINTS_PER_SHOP} "
-                                   "webhook endpoints; delete one first", field="url", status=409)
+                raise WebhookError("too_many_endpoints", N_("a shop may have at most %(max)s webhook endpoints; "
+                                                            "delete one first"),
+                                   field="url", status=409, values={"max": MAX_ENDPOINTS_PER_SHOP})
             await insert_row(conn, ENDPOINTS, endpoint.model_dump())
         log.info("webhook endpoint created endpoint=%s merchant=%s", endpoint.id, merchant_id)
         return endpoint, secret
@@ -304,7 +314,7 @@ class WebhookEndpoints:
     async def _owned(self, merchant_id: str, endpoint_id: str) -> WebhookEndpoint:
         endpoint = await self.get(merchant_id, endpoint_id)
         if endpoint is None:
-            raise WebhookError("not_found", "no such webhook endpoint", field="id", status=404)
+            raise WebhookError("not_found", N_("no such webhook endpoint"), field="id", status=404)
         return endpoint
 
     async def delete(self, merchant_id: str, endpoint_id: str) -> WebhookEndpoint:
@@ -323,7 +333,7 @@ class WebhookEndpoints:
         """Queue a `webhook.test` event to this endpoint alone; its delivery shows how it went."""
         endpoint = await self._owned(merchant_id, endpoint_id)
         if endpoint.disabled_at is not None:
-            raise WebhookError("endpoint_disabled", "this endpoint is disabled; resend a delivery to enable it",
+            raise WebhookError("endpoint_disabled", N_("this endpoint is disabled; resend a delivery to enable it"),
                                field="id", status=409)
         now = self.clock()
         async with self.db.write() as conn:

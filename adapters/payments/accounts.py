@@ -28,7 +28,15 @@ log = logging.getLogger("paylinks.payments.accounts")
 
 
 class AccountError(Exception):
-    """A shop's account cannot be used (bad shape, refused credentials); the message never has a secret."""
+    """A shop's account cannot be used (bad shape, refused credentials); the message never has a secret.
+
+    `kind` ("refused", "unavailable", "unknown"; "" for a plug-in's own check of the keys' shape) and `values`
+    let a page say it in its reader's language (adapters/web/dashboard/providers.py); the message is the CLI's."""
+
+    def __init__(self, message: str, *, kind: str = "", values: Mapping[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.values = dict(values or {})
 
 
 class ProviderDirectory:
@@ -111,7 +119,9 @@ class ProviderDirectory:
         """The account's shape, then one authenticated call to the provider; AccountError when refused."""
         plugin = self.plugins.get(account.provider)
         if plugin is None:
-            raise AccountError(f"unknown provider {account.provider!r} (known: {', '.join(sorted(self.plugins))})")
+            known = ", ".join(sorted(self.plugins))
+            raise AccountError(f"unknown provider {account.provider!r} (known: {known})", kind="unknown",
+                               values={"provider": repr(account.provider), "known": known})
         if not plugin.account_secrets:
             return
         section = plugin.section(self.settings)
@@ -123,11 +133,14 @@ class ProviderDirectory:
         try:
             await plugin.verify_account(provider)
         except ProviderAuthError as exc:
-            raise AccountError(f"{account.provider} refused these credentials (request id {exc.request_id or '-'}); "
-                               "nothing was saved") from None
+            request = exc.request_id or "-"
+            raise AccountError(f"{account.provider} refused these credentials (request id {request}); "
+                               "nothing was saved", kind="refused",
+                               values={"provider": account.provider, "request": request}) from None
         except ProviderError as exc:
             raise AccountError(f"{account.provider} could not check these credentials now ({exc}); nothing was "
-                               "saved, try again") from None
+                               "saved, try again", kind="unavailable",
+                               values={"provider": account.provider, "reason": str(exc)}) from None
         finally:
             await _close(provider)
 

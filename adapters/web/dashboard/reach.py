@@ -17,7 +17,8 @@ from aiohttp import BodyPartReader, web
 
 from adapters.web.dashboard.session import check_csrf, owner_only
 from adapters.web.dashboard.views import Dashboard
-from core.imports import Importer, ImportFileError
+from core.i18n import N_, Tr
+from core.imports import EMPTY, UNREADABLE, Importer, ImportFileError, ImportReport, Reason
 from core.models import Merchant
 from core.signin import Session
 from core.webhooks import EVENT_TYPES, WebhookEndpoints, WebhookError
@@ -25,6 +26,11 @@ from core.webhooks import EVENT_TYPES, WebhookEndpoints, WebhookError
 # A month of invoices or a school's fees fit easily; the CLI has no limit.
 IMPORT_MAX_BYTES = 5 * 1024 * 1024
 ERRORS_SHOWN = 200
+# What the page says of a file it has no path for (a temporary upload): "the file".
+_FILE_ERRORS = {EMPTY: N_("the file is empty; the first line names the columns (%(columns)s)"),
+                UNREADABLE: N_("cannot read the file: %(reason)s")}
+# A delivery's outbox status as the endpoint page names it.
+DELIVERY_STATES = {"pending": N_("pending"), "sent": N_("sent"), "dead": N_("gave up")}
 
 
 class ReachPages:
@@ -55,7 +61,7 @@ class ReachPages:
                           **context: Any) -> web.Response:
         context = {"error": "", "summary": "", "errors": [], "error_count": 0, "errors_csv": "", "dry_run": False,
                    **context}
-        return self.dash.render("dashboard/import.html", request, session, merchant, title="Import links",
+        return self.dash.render("dashboard/import.html", request, session, merchant, title=N_("Import links"),
                                 columns=("amount", "currency", "description", "reference", "customer_name",
                                          "customer_email", "customer_phone", "expires_in"), **context)
 
@@ -65,43 +71,47 @@ class ReachPages:
             values, size, too_big = await _read_upload(request, path)
             check_csrf(values, session)  # multipart: checked here, after the stream is read
             owner_only(session)
+            t = self.dash.tr(request, merchant)
             send, dry_run = values.get("send") == "1", values.get("dry_run") == "1"
             if too_big:
                 return await self.import_page(request, session, merchant, status=413,
-                                              error=f"The file is over {IMPORT_MAX_BYTES // (1024 * 1024)} MB; "
-                                                    "split it, or use `paylinks link import`.")
+                                              error=t.gettext("The file is over %(size)s MB; split it, or use "
+                                                              "`paylinks link import`.",
+                                                              size=IMPORT_MAX_BYTES // (1024 * 1024)))
             if size == 0:
                 return await self.import_page(request, session, merchant, status=400,
-                                              error="Choose a CSV file to import.")
+                                              error=t.gettext("Choose a CSV file to import."))
             try:
                 report = await self.importer.run(path, merchant.id, send=send, dry_run=dry_run)
             except ImportFileError as exc:
                 return await self.import_page(request, session, merchant, status=400,
-                                              error=str(exc).replace(str(path), "the file"))
+                                              error=_file_error(t, exc))
         if not dry_run and report.created:
             await self.dash.audit.record(merchant.id, "links.imported",
                                          self.dash.actor(request, session, await self.dash.who(session)),
                                          created=report.created, sent=send)
         report.errors_path = None  # a temporary file, gone: the page lists the rows instead
-        summary = report.summary(dry_run=dry_run, send=send)
-        errors_csv = _errors_csv(report.errors)
-        return await self.import_page(request, session, merchant, summary=summary[:1].upper() + summary[1:],
-                                      errors=report.errors[:ERRORS_SHOWN], error_count=len(report.errors),
-                                      errors_csv=errors_csv, dry_run=dry_run)
+        errors = [(number, _reason(t, reason)) for number, reason in report.errors]
+        return await self.import_page(request, session, merchant, summary=_summary(t, report, dry_run=dry_run,
+                                                                                   send=send),
+                                      errors=errors[:ERRORS_SHOWN], error_count=len(errors),
+                                      errors_csv=_errors_csv(errors), dry_run=dry_run)
 
     # ------------------------------------------------------------ merchant webhooks
 
     async def webhooks_page(self, request: web.Request, session: Session, merchant: Merchant, *,
                             status: int = 200, **context: Any) -> web.Response:
         endpoints = await self.endpoints.list_endpoints(merchant.id)
+        t = self.dash.tr(request, merchant)
         context = {"error": "", "error_field": None, "secret": None, "created": None, **context}
         return self.dash.render(
-            "dashboard/webhooks.html", request, session, merchant, status=status, title="Webhooks",
+            "dashboard/webhooks.html", request, session, merchant, status=status, title=N_("Webhooks"),
             event_types=EVENT_TYPES, values=context.pop("values", {"events": list(EVENT_TYPES)}),
             endpoints=[{"id": e.id, "url": e.url, "events": ", ".join(e.events),
                         "created": self.dash.when(e.created_at, merchant),
-                        "state": (f"disabled {self.dash.when(e.disabled_at, merchant)}" if e.disabled_at
-                                  else "failing" if e.failing_since else "on")} for e in endpoints],
+                        "state": (t.gettext("disabled %(when)s", when=self.dash.when(e.disabled_at, merchant))
+                                  if e.disabled_at else t.gettext("failing") if e.failing_since
+                                  else t.pgettext("webhook endpoint state", "on"))} for e in endpoints],
             **context)
 
     async def create_endpoint(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
@@ -112,7 +122,8 @@ class ReachPages:
             endpoint, secret = await self.endpoints.create(merchant.id, url, events)
         except WebhookError as error:
             return await self.webhooks_page(request, session, merchant, status=error.status,
-                                            error=error.message, error_field=error.field,
+                                            error=error.translated(self.dash.tr(request, merchant)),
+                                            error_field=error.field,
                                             values={"url": url, "events": events})
         await self.dash.audit.record(merchant.id, "webhook.created",
                                      self.dash.actor(request, session, await self.dash.who(session)),
@@ -129,13 +140,20 @@ class ReachPages:
                             **context: Any) -> web.Response:
         endpoint = await self._endpoint(request, merchant)
         deliveries = await self.endpoints.deliveries(merchant.id, endpoint.id)
+        t = self.dash.tr(request, merchant)
         context = {"notice": "", "error": "", **context}
+        if endpoint.disabled_at:
+            state = t.gettext("disabled %(when)s: %(reason)s", when=self.dash.when(endpoint.disabled_at, merchant),
+                              reason=endpoint.disabled_reason or "")
+        elif endpoint.failing_since:
+            state = t.gettext("failing since %(when)s", when=self.dash.when(endpoint.failing_since, merchant))
+        else:
+            state = t.pgettext("webhook endpoint state", "on")
         return self.dash.render(
-            "dashboard/webhook.html", request, session, merchant, title="Webhook endpoint", endpoint=endpoint,
-            state=(f"disabled {self.dash.when(endpoint.disabled_at, merchant)}: {endpoint.disabled_reason or ''}"
-                   if endpoint.disabled_at else "failing since " + self.dash.when(endpoint.failing_since, merchant)
-                   if endpoint.failing_since else "on"),
-            deliveries=[{"id": d.id, "event": d.event_type, "status": d.status, "attempts": d.attempts,
+            "dashboard/webhook.html", request, session, merchant, title=N_("Webhook endpoint"), endpoint=endpoint,
+            state=state,
+            deliveries=[{"id": d.id, "event": d.event_type, "attempts": d.attempts,
+                         "status": t.gettext(DELIVERY_STATES[d.status]) if d.status in DELIVERY_STATES else d.status,
                          "code": d.response_code if d.response_code is not None else "—",
                          "when": self.dash.when(d.sent_at or d.created_at, merchant),
                          "error": (d.last_error or "")[:200], "link_id": d.link_id} for d in deliveries],
@@ -143,12 +161,13 @@ class ReachPages:
 
     async def confirm_delete(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
         endpoint = await self._endpoint(request, merchant)
-        return self.dash.render("dashboard/confirm.html", request, session, merchant, title="Delete this endpoint?",
-                                heading="Delete this endpoint?",
-                                explanation=f"{endpoint.url} hears of nothing more, and deliveries still waiting "
-                                            "for it are dropped. This cannot be undone.",
-                                action=f"/dashboard/webhooks/{endpoint.id}/delete", confirm="Yes, delete it",
-                                back=f"/dashboard/webhooks/{endpoint.id}")
+        t = self.dash.tr(request, merchant)
+        return self.dash.render("dashboard/confirm.html", request, session, merchant,
+                                title=N_("Delete this endpoint?"), heading=t.gettext("Delete this endpoint?"),
+                                explanation=t.gettext("%(url)s hears of nothing more, and deliveries still waiting "
+                                                      "for it are dropped. This cannot be undone.", url=endpoint.url),
+                                action=f"/dashboard/webhooks/{endpoint.id}/delete",
+                                confirm=t.gettext("Yes, delete it"), back=f"/dashboard/webhooks/{endpoint.id}")
 
     async def delete_endpoint(self, request: web.Request, session: Session, merchant: Merchant) -> web.StreamResponse:
         endpoint = await self._endpoint(request, merchant)
@@ -163,9 +182,10 @@ class ReachPages:
         try:
             delivery = await self.endpoints.send_test(merchant.id, endpoint.id)
         except WebhookError as error:
-            return await self.endpoint_page(request, session, merchant, error=error.message)
-        return await self.endpoint_page(request, session, merchant,
-                                        notice=f"A webhook.test event ({delivery.event_id}) is on its way.")
+            return await self.endpoint_page(request, session, merchant,
+                                            error=error.translated(self.dash.tr(request, merchant)))
+        return await self.endpoint_page(request, session, merchant, notice=self.dash.tr(request, merchant).gettext(
+            "A webhook.test event (%(event)s) is on its way.", event=delivery.event_id))
 
     async def resend(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
         endpoint = await self._endpoint(request, merchant)
@@ -177,9 +197,10 @@ class ReachPages:
         except WebhookError as error:
             if error.status == 404:
                 raise web.HTTPNotFound() from None
-            return await self.endpoint_page(request, session, merchant, error=error.message)
-        return await self.endpoint_page(request, session, merchant,
-                                        notice=f"{delivery.event_type} ({delivery.event_id}) is sent again.")
+            return await self.endpoint_page(request, session, merchant,
+                                            error=error.translated(self.dash.tr(request, merchant)))
+        return await self.endpoint_page(request, session, merchant, notice=self.dash.tr(request, merchant).gettext(
+            "%(event)s (%(id)s) is sent again.", event=delivery.event_type, id=delivery.event_id))
 
 
 async def _read_upload(request: web.Request, path: Path) -> tuple[dict[str, str], int, bool]:
@@ -207,6 +228,43 @@ async def _read_upload(request: web.Request, path: Path) -> tuple[dict[str, str]
         elif len(values) < 10:
             values[part.name] = (await part.read(decode=True))[:200].decode("utf-8", "replace").strip()
     return values, size, too_big
+
+
+def _file_error(t: Tr, error: ImportFileError) -> str:
+    """A file-level problem in the page's language; the temporary upload's path is "the file"."""
+    if error.template in _FILE_ERRORS:
+        return t.gettext(_FILE_ERRORS[error.template], **{k: v for k, v in error.values.items() if k != "path"})
+    return error.translated(t)
+
+
+def _reason(t: Tr, reason: str) -> str:
+    """A row's reason in the page's language (the importer's own reasons; a link's API message as it is)."""
+    return t.gettext(reason.template, **reason.values) if isinstance(reason, Reason) else reason
+
+
+def _summary(t: Tr, report: ImportReport, *, dry_run: bool, send: bool) -> str:
+    """What the import did, a sentence each (the CLI's one line, ImportReport.summary, in English)."""
+    if dry_run:
+        said = [t.ngettext("Would import %(created)s of %(count)s row.", "Would import %(created)s of %(count)s rows.",
+                           report.rows, created=report.created)]
+    else:
+        said = [t.ngettext("Imported %(created)s of %(count)s row.", "Imported %(created)s of %(count)s rows.",
+                           report.rows, created=report.created)]
+    if report.already:
+        said.append(t.ngettext("%(count)s already imported (same reference).",
+                               "%(count)s already imported (same reference).", report.already))
+    if report.errors:
+        said.append(t.ngettext("%(count)s with errors.", "%(count)s with errors.", len(report.errors)))
+    if not dry_run:
+        said.append(t.gettext("Links sent to customers through the outbox.") if send
+                    else t.gettext("Nothing sent to anyone."))
+    text = said[0]
+    for sentence in said[1:]:  # no space after a full-width full stop (Chinese, Japanese)
+        text += sentence if text.endswith(_FULL_WIDTH_STOPS) else " " + sentence
+    return text
+
+
+_FULL_WIDTH_STOPS = ("。", "！", "？", "．")
 
 
 def _errors_csv(errors: list[tuple[int, str]]) -> str:

@@ -80,7 +80,7 @@ async def test_the_import_makes_good_rows_lists_bad_ones_and_never_makes_one_twi
     response = await live.client.post("/dashboard/links/import", data=upload(csrf, GOOD))
     text = await response.text()
     assert response.status == 200, text
-    assert "Imported 2 of 5 rows" in text and "3 with errors" in text and "nothing sent to anyone" in text
+    assert "Imported 2 of 5 rows" in text and "3 with errors." in text and "Nothing sent to anyone." in text
     rows = re.findall(r'<tr><th scope="row">(\d+)</th><td><bdi>([^<]+)</bdi>', text)
     assert [int(n) for n, _ in rows] == [4, 5, 6]
     assert "amount" in rows[0][1] and "reference" in rows[1][1] and "earlier row" in rows[2][1]
@@ -90,7 +90,7 @@ async def test_the_import_makes_good_rows_lists_bad_ones_and_never_makes_one_twi
     async with live.services.db.read() as conn:
         assert (await conn.execute(select(OUTBOX))).all() == []  # without "send", nobody hears a thing
     again = await live.client.post("/dashboard/links/import", data=upload(csrf, GOOD))
-    assert "Imported 0 of 5 rows; 3 already imported (same reference)" in await again.text()
+    assert "Imported 0 of 5 rows. 3 already imported (same reference)." in await again.text()
     assert len(await links_of(live, merchant_id)) == 2
 
 
@@ -99,7 +99,7 @@ async def test_send_puts_the_links_in_the_outbox_and_a_dry_run_makes_nothing(liv
     dry = await live.client.post("/dashboard/links/import", data=upload(csrf, GOOD, dry_run="1"))
     assert "Would import 2 of 5 rows" in await dry.text() and await links_of(live, merchant_id) == []
     sent = await live.client.post("/dashboard/links/import", data=upload(csrf, GOOD, send="1"))
-    assert "links sent to customers through the outbox" in await sent.text()
+    assert "Links sent to customers through the outbox." in await sent.text()
     async with live.services.db.read() as conn:
         rows = (await conn.execute(select(OUTBOX.c.platform, OUTBOX.c.address))).all()
     assert [(r.platform, r.address) for r in rows] == [("email", "ana@example.com")]
