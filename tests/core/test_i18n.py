@@ -175,7 +175,9 @@ REPLY_MODULES = [
     "core/commands/expiry.py", "core/commands/periods.py", "core/commands/registry.py",
     "adapters/web/pages.py", "adapters/email/compose.py", "adapters/web/sell_pages.py", "core/sales_texts.py",
     "core/sales_alerts.py", "core/sales_chat.py", "core/chat_invoices.py",
-    "core/commands/sell.py", "core/commands/recurring.py",
+    "core/commands/sell.py", "core/commands/recurring.py", "core/chat_errors.py",
+    "adapters/telegram/inline.py", "adapters/slack/home.py", "adapters/slack/render.py",
+    "adapters/payments/sandbox/checkout.py",
 ]
 _TRANSLATING = {"gettext", "ngettext", "pgettext", "N_", "_"}
 # Calls whose string arguments are for operators (logs, exceptions no person sees) or are not text.

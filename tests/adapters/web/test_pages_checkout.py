@@ -91,7 +91,7 @@ async def test_checkout_page_has_a_card_number_field_and_a_pay_button(sqlite_liv
     assert card.tag == "input" and card.attrs["name"] == "card_number"
     assert card.attrs["autocomplete"] == "cc-number"
     assert page.unlabelled_controls() == []
-    assert page.button_names() == ["Pay SGD 25.00"]
+    assert page.button_names() == ["Pay S$25.00"]  # written as the pay page writes it (the shop's locale, en_SG)
     assert len(page.all("h1")) == 1 and "Birthday cake" in page.text()
     assert "Sandbox" in page.text()
 
@@ -157,7 +157,7 @@ async def test_declined_card_says_so_and_the_customer_can_try_again(live: LiveAp
     assert len(alert) == 1 and "declined" in alert[0].text() and "Nothing was charged" in alert[0].text()
     assert page.labelled("Card number").attrs.get("aria-invalid") == "true"
     assert "4000" not in page.labelled("Card number").attrs.get("value", "")  # the number is not echoed back
-    assert page.button_names() == ["Pay SGD 25.00"]  # the form is there again
+    assert page.button_names() == ["Pay S$25.00"]  # the form is there again
     assert await live.services.links.payments_for(link.id) == []
     retry = await pay(live, path, SUCCESS)
     assert retry.status == 303
