@@ -8,13 +8,13 @@ is translated as it is. Anything not known here reads as one general sentence, n
 
 from __future__ import annotations
 
-from core import i18n
+from core import i18n, promos
 from core.i18n import N_
 from core.line_items import MAX_ITEMS, QUANTITY_MAX, LineItemError
 from core.links import LinkError
 from core.merchants import MerchantError
 from core.money import MoneyError
-from core.promos import MAX_PROMOS, PromoError
+from core.promos import PromoError
 from core.series import SeriesError
 
 GENERAL = N_("That can't be done as written. Check it and try again, or see /help.")
@@ -63,7 +63,7 @@ def promo_error_text(error: PromoError) -> str:
     t = i18n.current()
     if error.code == "too_many_promos":
         return t.gettext("A shop may have at most %(most)s promo codes; end one first with %(command)s.",
-                         most=MAX_PROMOS, command="`/promo off CODE`")
+                         most=promos.MAX_PROMOS, command="`/promo off CODE`")
     if error.code in _PROMO:
         return t.gettext(_PROMO[error.code])
     if error.code in ("unknown_promo", "promo_expired", "promo_used_up", "promo_not_applicable"):

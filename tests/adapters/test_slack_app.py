@@ -320,6 +320,41 @@ async def test_home_tab_shows_recent_links_and_todays_totals(slack: SlackLive) -
     assert "✅ Paid" in text and "🕓 Open" in text
 
 
+async def test_home_tab_is_published_in_the_viewers_slack_language(slack: SlackLive) -> None:
+    """Issue 18: the App Home in the viewer's language (their Slack locale from users.info, as the bot's
+    answers use), with English (above) unchanged."""
+    services = slack.services
+    merchant_id, member_id = await _merchant_with_member(slack)
+    paid, _ = await services.links.create(LinkDraft(merchant_id=merchant_id, money=Money(2500, "SGD"),
+                                                    description="birthday cake", created_by_member_id=member_id))
+    await services.links.create(LinkDraft(merchant_id=merchant_id, money=Money(990, "SGD"), description="tart",
+                                          created_by_member_id=member_id))
+    await services.links.record_payment(PaymentEvent(
+        provider="sandbox", event_id="evt_th", kind="payment.succeeded", link_id=paid.id, provider_ref="pi_th",
+        amount_minor=2500, currency="SGD"))
+    slack.fake.user_locales[USER] = "th-TH"
+    await slack.event({"type": "app_home_opened", "user": USER, "channel": "D0HOME", "tab": "home"})
+    [publish] = await slack.fake.wait_for("views.publish")
+    assert publish.params["user_id"] == USER
+    text = json.dumps(slack.fake.home_views[USER], ensure_ascii=False)
+    assert "*ชำระแล้ววันนี้:* S$25.00 (ชำระแล้ว 1 ลิงก์)" in text  # "Paid today: … (1 paid link)"
+    assert "*ลิงก์ล่าสุดของคุณ*" in text  # "Your recent links"
+    assert "✅ ชำระแล้ว" in text and "🕓 เปิดอยู่" in text  # Paid, Open
+    assert "หมดอายุ " in text and "|เปิด>" in text  # "expires …", the "open" link
+    assert "birthday cake" in text and "tart" in text  # what the seller typed stays as typed
+    for english in ("Paid today", "Your recent links", "paid link", "expires", "|open>"):
+        assert english not in text
+
+
+async def test_home_tab_for_a_stranger_is_in_their_language(slack: SlackLive) -> None:
+    slack.fake.user_locales["U0NEWTH"] = "id-ID"
+    await slack.event({"type": "app_home_opened", "user": "U0NEWTH", "channel": "D0NEW", "tab": "home"})
+    await slack.fake.wait_for("views.publish")
+    text = json.dumps(slack.fake.home_views["U0NEWTH"], ensure_ascii=False)
+    assert "Buat tautan pembayaran dari channel mana pun" in text and "/charge 150.000 kue ulang tahun" in text
+    assert "Make a payment link" not in text
+
+
 async def test_home_tab_for_a_stranger_explains_how_to_start(slack: SlackLive) -> None:
     await slack.event({"type": "app_home_opened", "user": "U0NEW", "channel": "D0NEW", "tab": "home"})
     await slack.fake.wait_for("views.publish")
