@@ -8,7 +8,7 @@ is translated as it is. Anything not known here reads as one general sentence, n
 
 from __future__ import annotations
 
-from core import i18n, promos
+from core import i18n, markup, promos
 from core.i18n import N_
 from core.line_items import MAX_ITEMS, QUANTITY_MAX, LineItemError
 from core.links import LinkError
@@ -27,8 +27,6 @@ _LINK = {
     "too_long": N_("Something in that is too long."),
     "not_refundable": N_("There is nothing left to refund on that payment."),
     "invalid_amount": N_("The amount must be more than zero."),
-    "not_chargeable": N_("Your payment provider can't take that amount in that currency (it may be below its "
-                         "minimum)."),
     "invalid_email": N_("That email address doesn't look right."),
     "not_found": N_("I couldn't find that link."),
     # /sell, /donate and /split terms (core/reusable.py), checked as the link is made.
@@ -53,6 +51,10 @@ def link_error_text(error: LinkError) -> str:
     if error.code == "amount_too_large":
         return t.gettext(N_("That is more than is left to refund.") if "refund" in error.message
                          else N_("That amount is more than one link may ask for."))
+    if error.code == "not_chargeable":
+        # The provider's own rule, with its numbers ("… 5.120 or 5.130 can"), in its words, as refunds' reasons.
+        return t.gettext("Your payment provider can't take that amount in that currency: %(reason)s.",
+                         reason=markup.escape(error.message.rstrip(".")))
     if error.code == "invalid_expiry":
         return t.gettext(N_("Expiry must be in the future.") if "future" in error.message
                          else N_("That expiry is too far away."))

@@ -215,7 +215,6 @@ def test_every_promo_refusal_the_api_words_for_developers_reads_in_the_chats_lan
     ("amount_too_large", "amount must be at most 10000000 SGD"),
     ("amount_too_large", "amount must be at most 5.00 SGD (what is left to refund)"),
     ("missing_description", "description is required"),
-    ("not_chargeable", "amount must be at least 0.50 SGD"),
     ("idempotency_conflict", "this Idempotency-Key was already used with a different request"),
 ])
 def test_link_refusals_never_show_the_apis_english_in_chat(code: str, message: str) -> None:
