@@ -8,6 +8,7 @@ totals come from core.reports, in the shop's time zone like `/report today`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import select
@@ -125,4 +126,8 @@ class HomeQueries:
             return None
         merchant = await self.merchants.get(link.merchant_id)
         locale = merchant.locale if merchant is not None else "en"
-        return summarize(link, url=self.links.url(link.id), status=self.links.status_of(link), locale=locale)
+        # Everyone in the channel sees an unfurl: it speaks the shop's language, like the link preview card.
+        language = i18n.language_of_locale(locale)
+        with i18n.speaking(language):
+            summary = summarize(link, url=self.links.url(link.id), status=self.links.status_of(link), locale=locale)
+        return replace(summary, language=language)

@@ -155,6 +155,7 @@ class LinkSummary:
     status: str
     expires: str = ""  # e.g. "expires 3 Dec 2026, 14:00 UTC" (active links only)
     reference: str | None = None
+    language: str = "en"  # what unfurl() writes in (the shop's: everyone in the channel reads it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +237,12 @@ def home_view(data: HomeData) -> dict[str, Any]:
 
 
 def unfurl(link: LinkSummary) -> dict[str, Any]:
-    """The attachment-style unfurl for one pay-page URL (chat.unfurl `unfurls[url]`)."""
+    """The attachment-style unfurl for one pay-page URL (chat.unfurl `unfurls[url]`), in `link.language`."""
+    with i18n.speaking(link.language):
+        return _unfurl(link)
+
+
+def _unfurl(link: LinkSummary) -> dict[str, Any]:
     lines = [f"*{escape(link.amount)}* — {escape(_truncate(link.description, 300))}", _status_mark(link.status)]
     if link.status == "active" and link.expires:
         lines[-1] += f" · {escape(link.expires)}"
@@ -245,7 +251,8 @@ def unfurl(link: LinkSummary) -> dict[str, Any]:
         blocks.append({
             "type": "actions",
             "block_id": "paylinks_unfurl",
-            "elements": [button(f"Pay {link.amount}", link.url, action_id="open_url_0", primary=True)],
+            "elements": [button(i18n.current().gettext("Pay %(amount)s", amount=link.amount), link.url,
+                                action_id="open_url_0", primary=True)],
         })
     return {"blocks": blocks}
 

@@ -392,6 +392,24 @@ async def test_pasted_pay_links_unfurl_with_amount_and_status(slack: SlackLive) 
     assert "S$25.00" in shown and "🕓 Open" in shown and "birthday cake" in shown
 
 
+async def test_an_unfurl_speaks_the_shops_language(slack: SlackLive) -> None:
+    """Everyone in the channel reads an unfurl: the shop's language (a Thai shop here), like the preview card."""
+    services = slack.services
+    merchant_id, _ = await _merchant_with_member(slack)
+    await services.merchants.update(merchant_id, locale="th_TH")
+    link, _ = await services.links.create(LinkDraft(merchant_id=merchant_id, money=Money(2500, "SGD"),
+                                                    description="birthday cake"))
+    url = services.links.url(link.id)
+    await slack.event({"type": "link_shared", "channel": CHANNEL, "user": USER, "message_ts": "1700000000.000300",
+                       "links": [{"domain": url.split("/")[2], "url": url}], "event_ts": "1.3"})
+    [call] = await slack.fake.wait_for("chat.unfurl")
+    shown = call.params["unfurls"][url]
+    text = json.dumps(shown, ensure_ascii=False)
+    assert "🕓 เปิดอยู่" in text and "หมดอายุ " in text and "birthday cake" in text
+    button = shown["blocks"][1]["elements"][0]["text"]["text"]
+    assert button.startswith("ชำระ ") and "Pay" not in button
+
+
 async def test_links_pasted_in_the_composer_unfurl_by_unfurl_id(slack: SlackLive) -> None:
     merchant_id, _ = await _merchant_with_member(slack)
     link, _ = await slack.services.links.create(LinkDraft(merchant_id=merchant_id, money=Money(2500, "SGD"),
