@@ -100,10 +100,11 @@ COMMANDS = menu_commands(i18n.DEFAULT)  # everyone else: English
 _ANSWER_TEXT = re.compile(r"^\s*(?:#?[0-9][.)]?|cancel|yes|no|ok)\s*[.!]?\s*$", re.IGNORECASE)
 
 
-
 def private_hint(language: str | None) -> Reply:
+    """The answer to private text that is not for the conversation, in the person's Telegram language."""
     return Reply(text=i18n.tr(language).gettext(
         "Send `/charge 25 cake` for a payment link, or /help to see everything I can do."))
+
 
 Conversation = Callable[[IncomingMessage], Awaitable[list[Reply]]]
 

@@ -335,6 +335,13 @@ async def test_inline_offer_then_choice_creates_exactly_the_chosen_link(tg: Tele
     assert "cake" in listing and "big cake" not in listing
 
 
+async def test_private_text_that_is_no_command_is_hinted_in_the_persons_language(tg: TelegramHarness) -> None:
+    (hint,) = sent_texts(await tg.say("lorem ipsum dolor", language_code="ko"))
+    assert "/charge 30000 케이크" in hint and "/help" in hint and "payment link" not in hint
+    (english,) = sent_texts(await tg.say("lorem ipsum again"))
+    assert "for a payment link, or /help" in english
+
+
 async def test_inline_query_is_answered_in_the_persons_telegram_language(tg: TelegramHarness) -> None:
     await tg.say("/start")
     th = i18n.tr("th")
