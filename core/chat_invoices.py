@@ -7,15 +7,18 @@ apart so the conversation module only gains the hooks. Stopping a series asks fi
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from babel.dates import format_date
+
 from core import i18n, markup
+from core.chat_errors import item_error_text, series_error_text
 from core.commands.values import InvoiceCommand, SeriesCharge, SeriesCommand
 from core.commands.values import Shop as ShopCommand
-from core.invoices import Invoices, shop_zone
+from core.invoices import PREFIX_MAX, Invoices, shop_zone
 from core.line_items import Discount, LineItem, LineItemError, compute
 from core.links import LinkDraft
 from core.models import SeriesStatus
@@ -32,6 +35,38 @@ if TYPE_CHECKING:
     from core.series import SeriesService
 
 ANSWER_PREFIX = "answer:"  # core.conversation.ANSWER_PREFIX (imported there from here would loop)
+
+
+def _every(unit: str, interval: int) -> str:
+    """"every month", "every 2 weeks" in the reader's language (i18n.current())."""
+    t = i18n.current()
+    if unit == "week":
+        return t.gettext("every week") if interval == 1 else t.ngettext(
+            "every %(count)s week", "every %(count)s weeks", interval)
+    if unit == "year":
+        return t.gettext("every year") if interval == 1 else t.ngettext(
+            "every %(count)s year", "every %(count)s years", interval)
+    return t.gettext("every month") if interval == 1 else t.ngettext(
+        "every %(count)s month", "every %(count)s months", interval)
+
+
+def schedule_words(unit: str, interval: int, count: int | None, until: date | str | None, shop_locale: str) -> str:
+    """A series' schedule for the chat: "every 2 weeks, 6 times, until 30 Jun 2027" in the reader's
+    language (the date as the reader writes dates, with the shop's territory's habits)."""
+    t = i18n.current()
+    every = _every(unit, interval)
+    day = None
+    if until is not None:
+        moment = date.fromisoformat(until) if isinstance(until, str) else until
+        day = format_date(moment, "medium", locale=i18n.reader_locale(t.language, shop_locale))
+    if count and day:
+        return t.ngettext("%(every)s, %(count)s time, until %(day)s", "%(every)s, %(count)s times, until %(day)s",
+                          count, every=every, day=day)
+    if count:
+        return t.ngettext("%(every)s, %(count)s time", "%(every)s, %(count)s times", count, every=every)
+    if day:
+        return t.gettext("%(every)s, until %(day)s", every=every, day=day)
+    return every
 
 
 class InvoiceCommands:
@@ -62,9 +97,9 @@ class InvoiceCommands:
                 discount = Discount(amount_minor=to_minor(command.discount_amount, command.currency))
             totals = compute(items, command.currency, discount)
         except (LineItemError, MoneyError) as exc:
-            # The line-item rules' own wording (the API's), with the example in the chat's language.
+            # In the chat's terms and the reader's language (the rules' English is the API's), with an example.
             return [Reply(i18n.current().gettext(
-                "%(problem)s\nFor example: %(example)s", problem=f"{markup.escape(str(exc))}.",
+                "%(problem)s\nFor example: %(example)s", problem=item_error_text(exc),
                 example="\n`/invoice to alice@example.com\n2 x cake 25\ndelivery 5\ntax 9%`"))]
         if totals.total_minor <= 0:
             return [Reply(i18n.current().gettext("The invoice's total must be more than zero."))]
@@ -111,12 +146,12 @@ class InvoiceCommands:
                 reference=charge.reference, customer=charge.customer, origin_platform=message.platform,
                 origin_address=message.address, created_by_member_id=identity.member.id))
         except SeriesError as exc:
-            return Reply(t.gettext("%(problem)s\nFor example: %(example)s",
-                                   problem=f"{markup.escape(exc.message[:1].upper() + exc.message[1:])}.",
+            return Reply(t.gettext("%(problem)s\nFor example: %(example)s", problem=series_error_text(exc),
                                    example="`/charge 150 tuition every month for 6 months to +65 9123 4567`"))
         made = await self.series.links_of(series.id)
         amount = format_money(charge.money.amount_minor, charge.money.currency, merchant.locale)
-        head = f"🔁 **{amount}** — {markup.user(charge.description)}, {every.words()}"
+        schedule = schedule_words(every.every, every.interval, every.count, every.until, merchant.locale)
+        head = f"🔁 **{amount}** — {markup.user(charge.description)}, {schedule}"
         lines = [head, t.gettext("Series %(id)s · %(command)s ends it", id=f"`{series.id}`",
                                  command=f"`/series stop {series.id}`")]
         buttons: tuple[Button, ...] = ()
@@ -144,14 +179,14 @@ class InvoiceCommands:
             for s in found:
                 template = s.template
                 amount = format_money(int(template["amount_minor"]), str(template["currency"]), merchant.locale)
-                unit = s.every if s.interval == 1 else f"{s.interval} {s.every}s"
+                every = schedule_words(s.every, s.interval, None, None, merchant.locale)
                 state = {SeriesStatus.ACTIVE: t.gettext("active"), SeriesStatus.COMPLETED: t.gettext("done"),
                          SeriesStatus.CANCELLED: t.gettext("stopped")}[SeriesStatus(s.status)]
                 nxt = (", " + t.gettext("next %(day)s", day=f"{s.next_at.astimezone(zone):%Y-%m-%d}")
                        if s.next_at else "")
                 of = f"/{s.count}" if s.count else ""
                 lines.append(f"• `{s.id}` {amount} {markup.user(str(template['description']))} — " + t.gettext(
-                    "every %(unit)s, %(made)s made, %(state)s", unit=unit, made=f"{s.made}{of}", state=state) + nxt)
+                    "%(every)s, %(made)s made, %(state)s", every=every, made=f"{s.made}{of}", state=state) + nxt)
             lines.append(t.gettext("Stop one: `/series stop ID`"))
             return [Reply("\n".join(lines))]
         series = await self.series.get(command.stop, merchant.id)
@@ -178,10 +213,11 @@ class InvoiceCommands:
                 await invoices.configure(identity.merchant.id, prefix=value)
             else:
                 await invoices.configure(identity.merchant.id, address=value.replace(" / ", "\n"))
-        except ValueError as exc:
+        except ValueError:
             return Reply(i18n.current().gettext(
                 "%(problem)s\nFor example: %(example)s",
-                problem=f"{markup.escape(str(exc))[:1].upper()}{markup.escape(str(exc))[1:]}.",
+                problem=i18n.current().gettext(
+                    "An invoice prefix is 1 to %(most)s letters, digits, - or _, e.g. INV.", most=PREFIX_MAX),
                 example="`/shop prefix CC`"))
         prefix, address = await invoices.settings(identity.merchant.id)
         if command.setting == "invoice_prefix":
@@ -202,7 +238,9 @@ class InvoiceCommands:
         try:
             series = await self.series.cancel(str(confirm["series_id"]), identity.merchant.id)
         except SeriesError as exc:
-            return Reply(t.gettext("Nothing changed: %(reason)s.", reason=markup.escape(exc.message)))
+            if exc.code in ("not_found", "not_active"):
+                return Reply(t.gettext("Series %(id)s has already ended.", id=f"`{confirm['series_id']}`"))
+            return Reply(series_error_text(exc))
         return Reply(t.ngettext("⏹ Series %(id)s stopped after %(count)s link.",
                                 "⏹ Series %(id)s stopped after %(count)s links.", series.made, id=f"`{series.id}`"))
 

@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from core import i18n, markup
 from core.audit import Actor, AuditLog
+from core.chat_errors import link_error_text, merchant_error_text
 from core.chat_invoices import InvoiceCommands
 from core.clock import Clock, utcnow
 from core.commands import (
@@ -666,7 +667,7 @@ class Conversation(InvoiceCommands):
         try:
             await self.merchants.update(merchant.id, currency=command.code)
         except MerchantError as error:  # pragma: no cover — the grammar already checked the code
-            return Reply(markup.escape(str(error)))
+            return Reply(merchant_error_text(error))
         example = format_money(2500, command.code, merchant.locale)
         return Reply(t.gettext(
             "Done: new links are in %(currency)s unless you say otherwise (`/charge 25 cake` → %(example)s).",
@@ -920,11 +921,12 @@ class Conversation(InvoiceCommands):
             examples = {"name": "/shop name Cake Corner", "timezone": "/shop timezone Asia/Singapore",
                         "locale": "/shop locale id_ID"}
             problems = {"timezone": N_("%(typed)s is not a time zone name."),
-                        "locale": N_("%(typed)s is not a locale I know."),
-                        "name": N_("That name can't be used: %(typed)s")}
-            typed = markup.user(command.value[:60]) if error.field != "name" else markup.escape(str(error))
-            return [Reply(CommandError(problems.get(error.field, problems["name"]), examples[command.setting],
-                                       values={"typed": f"“{typed}”" if error.field != "name" else typed}).text(t))]
+                        "locale": N_("%(typed)s is not a locale I know.")}
+            if error.field not in problems:
+                return [Reply(t.gettext("%(problem)s\nFor example: %(example)s", problem=merchant_error_text(error),
+                                        example=f"`{examples[command.setting]}`"))]
+            return [Reply(CommandError(problems[error.field], examples[command.setting],
+                                       values={"typed": f"“{markup.user(command.value[:60])}”"}).text(t))]
         await AuditLog(self.links.db, clock=self.clock).record(
             merchant.id, "shop.updated", Actor(identity.member.display_name or "member", message.platform,
                                                identity.member.id, message.address), fields=[command.setting])
@@ -952,23 +954,3 @@ class Conversation(InvoiceCommands):
                 "Done: I'll answer you in %(language)s. Alerts in this chat come in it too.",
                 language=i18n.AUTONYMS[command.language]))]
 
-
-_LINK_ERRORS = {
-    "not_active": N_("That link is not open any more."),
-    "invalid_text": N_("That text holds control characters or invisible direction controls, which I can't keep."),
-    "invalid_description": N_("That description is too long."),
-    "too_long": N_("Something in that is too long."),
-    "not_refundable": N_("There is nothing left to refund on that payment."),
-    "amount_too_large": N_("That is more than is left to refund."),
-}
-
-
-def link_error_text(error: LinkError) -> str:
-    """A LinkError for the chat, in the reader's language (its English `message` is the API's)."""
-    template = _LINK_ERRORS.get(error.code)
-    if error.code == "invalid_expiry":
-        template = (N_("Expiry must be in the future.") if "future" in error.message
-                    else N_("That expiry is too far away."))
-    if template is not None:
-        return i18n.current().gettext(template)
-    return f"{markup.escape(error.message[:1].upper() + error.message[1:])}."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core import i18n, markup
+from core.chat_errors import promo_error_text
 from core.commands.values import Promo
 from core.models import Merchant, PromoCode
 from core.money import format_money
@@ -52,8 +53,8 @@ async def promo_reply(service: PromoService, command: Promo, merchant: Merchant)
         if exc.code == "promo_exists":
             return Reply(t.gettext("You already have %(code)s. End it first with %(command)s, or pick another code.",
                                    code=code, command=f"`/promo off {markup.user(command.code)}`"))
-        # The service's own wording (the API's), then an example in the chat's terms.
-        return Reply(t.gettext("%(problem)s\nFor example: %(example)s", problem=f"{markup.escape(exc.message)}.",
+        # In the chat's terms and the reader's language (the service's English is the API's), then an example.
+        return Reply(t.gettext("%(problem)s\nFor example: %(example)s", problem=promo_error_text(exc),
                                example="`/promo SAVE10 10%`"))
     return Reply(t.gettext("Made %(line)s\nCustomers type it in the “Promo code” field of your pay pages.",
                            line=promo_line(promo, locale)))

@@ -8,9 +8,11 @@ own, recorded with the checkout), so a redirect is verified and a session retrie
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from aiohttp import web
 
+from core.i18n import tr
 from core.links import LinkService
 from core.models import PaymentLink
 from core.ports import AccountProvider, ProviderResolver
@@ -60,15 +62,22 @@ class ReturnPages:
             raise web.HTTPNotFound()
         return link_id
 
-    async def message(self, link: PaymentLink, badge: str, heading: str, explanation: str, *, test_mode: bool,
-                      status: int = 200, refresh: bool = False, back_url: str = "") -> web.Response:
-        """A page of the customer's way back, in the shop's branding (name, colour, logo, support)."""
+    async def message(self, request: web.Request, link: PaymentLink, badge: str, heading: str, explanation: str,
+                      *, test_mode: bool, status: int = 200, refresh: bool = False, back_url: str = "",
+                      values: Mapping[str, object] | None = None) -> web.Response:
+        """A page of the customer's way back, in the shop's branding (name, colour, logo, support) and in the
+        customer's language as the pay pages choose it (?lang, its cookie, Accept-Language, the shop's
+        locale). `badge`, `heading` and `explanation` are catalog msgids (`values` fill the explanation's)."""
         from adapters.web.branding import link_branding
+        from adapters.web.pages import page_i18n, request_language
 
+        brand = await link_branding(self.links.db, link.id)
+        shop_locale = brand.get("merchant_locale")
+        language = request_language(request, shop_locale)
+        t = tr(language)
         html = self.message_template.render(
-            **await link_branding(self.links.db, link.id),
-            lang="en", title=heading, sandbox=False, test_mode=test_mode, tone="warn", badge=badge,
-            heading=heading,
-            explanation=explanation, back_url=back_url, back_label="Back to the payment",
-            refresh=REFRESH_S if refresh else 0)
+            **brand, **page_i18n(language, shop_locale, switcher=False),
+            title=t.gettext(heading), sandbox=False, test_mode=test_mode, tone="warn", badge=t.gettext(badge),
+            heading=t.gettext(heading), explanation=t.gettext(explanation, **(values or {})), back_url=back_url,
+            back_label=t.gettext("Back to the payment"), refresh=REFRESH_S if refresh else 0)
         return web.Response(text=html, status=status, content_type="text/html", headers={"Cache-Control": "no-store"})

@@ -29,11 +29,21 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.home import HomeQueries
-from adapters.slack.parse import delivery_id, parse_address, parse_block_action, parse_slash_command, shared_links
+from adapters.slack.parse import (
+    PLATFORM,
+    delivery_id,
+    parse_address,
+    parse_block_action,
+    parse_slash_command,
+    shared_links,
+    user_key,
+)
 from adapters.slack.render import home_view, message_payload, not_in_channel_reply, unfurl
 from adapters.slack.sender import SlackPermanent, SlackSender, classify, post_message, thread_address
 from adapters.slack.stores import InstallationStore, OAuthStateStore
+from core import i18n
 from core.clock import Clock, utcnow
+from core.conversation import APOLOGY
 from core.db import Database
 from core.links import LinkService
 from core.merchants import MerchantService
@@ -60,7 +70,6 @@ MAX_UNFURLS = 5
 # Posting a link into a channel the bot cannot write to.
 CANNOT_POST = frozenset({"not_in_channel", "channel_not_found", "is_archived", "restricted_action"})
 
-APOLOGY = Reply("Sorry, something went wrong on our side. Please try again in a minute.")
 
 Handler = Callable[[IncomingMessage], Awaitable[list[Reply]]]
 
@@ -347,7 +356,7 @@ class SlackAdapter:
             replies = await self.handle(message)
         except Exception:
             log.exception("slack command failed team=%s", message.workspace)
-            replies = [APOLOGY]
+            replies = [Reply(i18n.tr(message.language).gettext(APOLOGY))]
         for reply in replies:
             try:
                 await self._deliver(message, reply, client, respond)
@@ -366,7 +375,7 @@ class SlackAdapter:
                 raise
             log.info("slack cannot post link message (%s) link=%s channel=%s", exc.error, reply.link_id,
                      where.channel_id)
-            await self._ephemeral(message, not_in_channel_reply(reply), client, respond)
+            await self._ephemeral(message, not_in_channel_reply(reply, message.language), client, respond)
             return
         except SendError as exc:
             # The link exists either way: show it to the seller alone rather than lose it.
@@ -424,8 +433,13 @@ class SlackAdapter:
         if not (user and team):
             return
         try:
-            data = await self.home.home(team, user)
-            await client.views_publish(user_id=user, view=home_view(data))
+            # The same language as the bot's answers to this person: their /language, else Slack's locale.
+            who = IncomingMessage(platform=PLATFORM, user_id=user_key(team, user), address="", text="",
+                                  workspace=team, extra={"slack_user_id": user})
+            data = await self.home.home(team, user, await self._locale_of(who, client))
+            with i18n.speaking(data.language):
+                view = home_view(data)
+            await client.views_publish(user_id=user, view=view)
         except Exception as exc:
             log.warning("slack home tab not published (%s) team=%s", classify(exc), team)
 

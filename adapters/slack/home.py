@@ -8,20 +8,23 @@ totals come from core.reports, in the shop's time zone like `/report today`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import select
 
 from adapters.slack.parse import PLATFORM, user_key
 from adapters.slack.render import HomeData, LinkSummary
+from core import i18n
 from core.clock import Clock, utcnow
 from core.commands import Period
 from core.db import Database
+from core.i18n import N_
 from core.links import LinkService
 from core.locales import timezone_for
 from core.members import MemberService
 from core.merchants import MerchantService
-from core.models import LinkStatus, PaymentLink
+from core.models import LinkStatus, Merchant, PaymentLink
 from core.money import format_money
 from core.ports import IncomingMessage
 from core.reports import ReportService, format_when
@@ -39,7 +42,7 @@ def summarize(link: PaymentLink, *, url: str, status: LinkStatus, locale: str) -
         amount=format_money(link.amount_minor, link.currency, locale),
         description=link.description,
         status=status.value,
-        expires=f"expires {format_when(link.expires_at, locale)}",
+        expires=i18n.current().gettext("expires %(when)s", when=format_when(link.expires_at, locale)),
         reference=link.reference,
     )
 
@@ -77,17 +80,29 @@ class HomeQueries:
         found = [await self.links.get(str(r.id), merchant_id) for r in rows]
         return [link for link in found if link is not None]
 
-    async def home(self, team_id: str, user_id: str) -> HomeData:
+    async def home(self, team_id: str, user_id: str, platform_language: str | None = None) -> HomeData:
+        """What the person's Home tab shows, in their language: their /language, else their Slack locale
+        (`platform_language`), else their shop's, as the chat answers them."""
         message = IncomingMessage(platform=PLATFORM, user_id=user_key(team_id, user_id), address="", text="",
                                   workspace=team_id)
         identity = await self.members.identify(message)
         if identity is None:
-            return HomeData(merchant_name=None)
+            return HomeData(merchant_name=None, language=i18n.match_language(platform_language) or i18n.DEFAULT)
         merchant, member = identity.merchant, identity.member
+        for choice in (member.language, platform_language, merchant.locale):
+            language = i18n.match_language(choice)
+            if language is not None:
+                break
+        else:
+            language = i18n.DEFAULT
+        with i18n.speaking(language):
+            return await self._home(identity.merchant, int(member.id or 0), language)
+
+    async def _home(self, merchant: Merchant, member_id: int, language: str) -> HomeData:
         now = self.clock()
         period = today(now, merchant.locale)
         report = await self.reports.report(merchant.id, period)
-        links = await self.recent_links(merchant.id, int(member.id or 0))
+        links = await self.recent_links(merchant.id, member_id)
         recent: Sequence[LinkSummary] = [
             summarize(link, url=self.links.url(link.id), status=self.links.status_of(link, now),
                       locale=merchant.locale)
@@ -101,7 +116,8 @@ class HomeQueries:
                 for currency, totals in sorted(report.paid.items())
             ],
             paid_count_today=sum(t.count for t in report.paid.values()),
-            day_label="Paid today",
+            day_label=N_("Paid today"),
+            language=language,
         )
 
     async def unfurl_summary(self, link_id: str) -> LinkSummary | None:
@@ -110,4 +126,8 @@ class HomeQueries:
             return None
         merchant = await self.merchants.get(link.merchant_id)
         locale = merchant.locale if merchant is not None else "en"
-        return summarize(link, url=self.links.url(link.id), status=self.links.status_of(link), locale=locale)
+        # Everyone in the channel sees an unfurl: it speaks the shop's language, like the link preview card.
+        language = i18n.language_of_locale(locale)
+        with i18n.speaking(language):
+            summary = summarize(link, url=self.links.url(link.id), status=self.links.status_of(link), locale=locale)
+        return replace(summary, language=language)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from core import i18n
+from core.i18n import N_
 from core.markup import grouped, parse, to_plain, wrap_bold
 from core.models import LinkStatus
 from core.ports import Button, Reply
@@ -25,8 +27,6 @@ BLOCKS_MAX = 50
 HOME_BLOCKS_MAX = 100
 FALLBACK_TEXT_MAX = 3000
 
-# The same marks and words as the chat answers (/links, /status).
-STATUS_MARKS = {status.value: f"{STATUS_MARK[status]} {STATUS_WORD[status]}" for status in LinkStatus}
 
 
 def escape(text: str) -> str:
@@ -132,13 +132,12 @@ def message_payload(reply: Reply) -> dict[str, Any]:
     return {"text": plain(reply.text) or "paylinks", "blocks": reply_blocks(reply)}
 
 
-def not_in_channel_reply(reply: Reply) -> Reply:
+def not_in_channel_reply(reply: Reply, language: str | None = None) -> Reply:
     """What the seller sees (only them) when the bot may not post the link message in this channel."""
-    note = (
+    note = i18n.tr(language).gettext(
         "I can't post in this channel yet, so only you can see this link. "
         "To share links here, invite me with `/invite @paylinks` and run the command again — "
-        "or copy the link below."
-    )
+        "or copy the link below.")
     return Reply(text=f"{note}\n\n{reply.text}", buttons=reply.buttons, link_id=reply.link_id)
 
 
@@ -156,6 +155,7 @@ class LinkSummary:
     status: str
     expires: str = ""  # e.g. "expires 3 Dec 2026, 14:00 UTC" (active links only)
     reference: str | None = None
+    language: str = "en"  # what unfurl() writes in (the shop's: everyone in the channel reads it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,25 +164,34 @@ class HomeData:
     recent: Sequence[LinkSummary] = ()
     totals_today: Sequence[str] = ()  # formatted per currency, e.g. ("S$300.00", "Rp 150.000,00")
     paid_count_today: int = 0
-    day_label: str = "Today"
+    day_label: str = N_("Today")  # a catalog msgid
     extra_note: str | None = None
+    language: str = "en"  # the viewer's (core.i18n catalog): home_view is rendered in it
 
 
 def _status_mark(status: str) -> str:
-    return STATUS_MARKS.get(status, status)
+    """"🕓 Open": in the language being spoken (i18n.current(); English outside one, as unfurls are)."""
+    try:
+        found = LinkStatus(status)
+    except ValueError:
+        return status
+    return f"{STATUS_MARK[found]} {i18n.current().gettext(STATUS_WORD[found])}"
 
 
 def _link_line(link: LinkSummary) -> str:
-    ref = f" · ref `{escape(link.reference)}`" if link.reference else ""
+    t = i18n.current()
+    ref = " · " + t.gettext("ref %(reference)s", reference=f"`{escape(link.reference)}`") if link.reference else ""
     expiry = f" · {escape(link.expires)}" if link.status == "active" and link.expires else ""
+    opener = escape(t.gettext("open")).replace("|", "¦")
     return (
         f"*{escape(link.amount)}* — {escape(_truncate(link.description, 200))}\n"
-        f"{_status_mark(link.status)}{expiry}{ref} · <{link.url}|open>"
+        f"{_status_mark(link.status)}{expiry}{ref} · <{link.url}|{opener}>"
     )
 
 
 def home_view(data: HomeData) -> dict[str, Any]:
-    """The Home tab (views.publish `view`)."""
+    """The Home tab (views.publish `view`), in the language being spoken (i18n.speaking(data.language))."""
+    t = i18n.current()
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "paylinks", "emoji": True}},
     ]
@@ -191,32 +200,32 @@ def home_view(data: HomeData) -> dict[str, Any]:
             "type": "section",
             "text": {
                 "type": "mrkdwn",
-                "text": (
+                "text": mrkdwn(t.gettext(
                     "Make a payment link from any channel: `/charge 25 birthday cake`.\n"
                     "Your workspace's shop is created with your first command; everyone here shares it.\n"
-                    "`/paylinks help` lists everything I can do."
-                ),
+                    "`/paylinks help` lists everything I can do.")),
             },
         })
         return {"type": "home", "blocks": blocks}
-    totals = ", ".join(escape(t) for t in data.totals_today) if data.totals_today else "nothing yet"
+    totals = ", ".join(escape(x) for x in data.totals_today) if data.totals_today else escape(t.gettext("nothing yet"))
+    label = escape(t.gettext(data.day_label))
     blocks.append({
         "type": "section",
         "text": {
             "type": "mrkdwn",
-            "text": (
-                f"*{escape(data.merchant_name)}*\n"
-                f"*{escape(data.day_label)}:* {totals}"
-                f" ({data.paid_count_today} paid link{'s' if data.paid_count_today != 1 else ''})"
-            ),
+            "text": f"*{escape(data.merchant_name)}*\n" + t.ngettext(
+                "%(label)s %(totals)s (%(count)s paid link)", "%(label)s %(totals)s (%(count)s paid links)",
+                data.paid_count_today, label=f"*{label}:*", totals=totals),
         },
     })
     blocks.append({"type": "divider"})
-    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Your recent links*"}})
+    recent = escape(t.gettext("Your recent links"))
+    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*{recent}*"}})
     if not data.recent:
         blocks.append({
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": "No links yet. Try `/charge 25 birthday cake` in a channel."}],
+            "elements": [{"type": "mrkdwn", "text": mrkdwn(t.gettext(
+                "No links yet. Try `/charge 25 birthday cake` in a channel."))}],
         })
     for link in data.recent:
         if len(blocks) >= HOME_BLOCKS_MAX - 2:
@@ -228,7 +237,12 @@ def home_view(data: HomeData) -> dict[str, Any]:
 
 
 def unfurl(link: LinkSummary) -> dict[str, Any]:
-    """The attachment-style unfurl for one pay-page URL (chat.unfurl `unfurls[url]`)."""
+    """The attachment-style unfurl for one pay-page URL (chat.unfurl `unfurls[url]`), in `link.language`."""
+    with i18n.speaking(link.language):
+        return _unfurl(link)
+
+
+def _unfurl(link: LinkSummary) -> dict[str, Any]:
     lines = [f"*{escape(link.amount)}* — {escape(_truncate(link.description, 300))}", _status_mark(link.status)]
     if link.status == "active" and link.expires:
         lines[-1] += f" · {escape(link.expires)}"
@@ -237,7 +251,8 @@ def unfurl(link: LinkSummary) -> dict[str, Any]:
         blocks.append({
             "type": "actions",
             "block_id": "paylinks_unfurl",
-            "elements": [button(f"Pay {link.amount}", link.url, action_id="open_url_0", primary=True)],
+            "elements": [button(i18n.current().gettext("Pay %(amount)s", amount=link.amount), link.url,
+                                action_id="open_url_0", primary=True)],
         })
     return {"blocks": blocks}
 

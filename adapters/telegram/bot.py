@@ -60,7 +60,7 @@ from adapters.telegram.config import TelegramOptions, check_options
 from adapters.telegram.parse import GROUP_TYPES, PLATFORM, parse_callback, parse_command, parse_private_text
 from adapters.telegram.render import keyboard, qr_photo, render, render_plain
 from adapters.telegram.sender import is_content_problem, make_request, post_reply, redact, redact_http_logs
-from core import ids
+from core import i18n, ids
 from core.commands import COMMANDS as REGISTRY
 from core.commands import greeting, split_command, suggest
 from core.deliveries import DeliveryLog
@@ -79,12 +79,32 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Every update type a handler below uses; Telegram sends nothing else (setWebhook / getUpdates).
 ALLOWED_UPDATES = ["message", "inline_query", "chosen_inline_result", "my_chat_member", "callback_query"]
 
-# The command menu (setMyCommands), from the core's command registry. The conversation answers every one.
-COMMANDS = [BotCommand(spec.name, spec.menu) for spec in REGISTRY]
+# The command menu (setMyCommands), from the core's command registry, in each catalog's language. The
+# conversation answers every one.
+# setMyCommands takes a two-letter ISO 639-1 language_code (empty: everyone without a menu of their own).
+# Telegram's own Chinese (its users' language_code "zh-hans" / "zh-hant") has one such code, "zh": the
+# Simplified menu; Filipino has none of its own, Tagalog's "tl"; Portuguese is Brazil's catalog.
+MENU_LANGUAGES: dict[str, str] = {
+    "id": "id", "th": "th", "vi": "vi", "ms": "ms", "tl": "fil", "zh": "zh_Hans", "ja": "ja", "ko": "ko",
+    "es": "es", "pt": "pt_BR",
+}
+
+
+def menu_commands(language: str) -> list[BotCommand]:
+    t = i18n.tr(language)
+    return [BotCommand(spec.name, t.gettext(spec.menu)[:256]) for spec in REGISTRY]
+
+
+COMMANDS = menu_commands(i18n.DEFAULT)  # everyone else: English
 # Private text that is not a command but is still for the conversation: a typed answer to its question.
 _ANSWER_TEXT = re.compile(r"^\s*(?:#?[0-9][.)]?|cancel|yes|no|ok)\s*[.!]?\s*$", re.IGNORECASE)
 
-PRIVATE_HINT = Reply(text="Send `/charge 25 cake` for a payment link, or /help to see everything I can do.")
+
+def private_hint(language: str | None) -> Reply:
+    """The answer to private text that is not for the conversation, in the person's Telegram language."""
+    return Reply(text=i18n.tr(language).gettext(
+        "Send `/charge 25 cake` for a payment link, or /help to see everything I can do."))
+
 
 Conversation = Callable[[IncomingMessage], Awaitable[list[Reply]]]
 
@@ -112,7 +132,9 @@ class InlineHint:
 class InlineCharges(Protocol):
     """What inline mode needs from the core: preview a /charge without storing it, then create it."""
 
-    async def offer(self, user_id: str, display_name: str, query: str, link_id: str) -> InlineOffer | InlineHint:
+    async def offer(self, user_id: str, display_name: str, query: str, link_id: str, *,
+                    language: str | None = None) -> InlineOffer | InlineHint:
+        """`language`: the person's Telegram language_code (their /language, if they set one, comes first)."""
         ...
 
     async def create(self, user_id: str, display_name: str, query: str, link_id: str) -> str | None:
@@ -239,16 +261,21 @@ class TelegramBot:
             await application.initialize()  # getMe: checks the token, learns our @username
             self._initialized = True
         self.username = application.bot.username
-        try:
-            await application.bot.set_my_commands(COMMANDS)
-        except TelegramError as exc:  # only the menu is missing; commands work anyway
-            log.warning("telegram setMyCommands failed: %s", self._describe(exc))
+        await self._set_menus(application)
         if self.polling:
             assert application.updater is not None
             await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES, timeout=10)
         await application.start()
         self._ready.set()
         log.info("telegram bot @%s running (%s)", self.username, self.options.mode)
+
+    async def _set_menus(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        """The command menu in English for everyone, and in each catalog's language for its speakers."""
+        for code, language in (("", i18n.DEFAULT), *MENU_LANGUAGES.items()):
+            try:
+                await application.bot.set_my_commands(menu_commands(language), language_code=code or None)
+            except TelegramError as exc:  # only that menu is missing; commands work anyway
+                log.warning("telegram setMyCommands failed language=%s: %s", code or "-", self._describe(exc))
 
     async def stop(self) -> None:
         if self._starter is not None:
@@ -329,7 +356,7 @@ class TelegramBot:
             await self._answer(context, message.address, await self.conversation(message), reply_to=None)
             return
         if await self.deliveries.first_time(PLATFORM, message.delivery_id):
-            await post_reply(context.bot, message.address, PRIVATE_HINT)
+            await post_reply(context.bot, message.address, private_hint(message.language))
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """An answer button (Reply Button.action) was pressed: the conversation gets it as an action."""
@@ -349,12 +376,14 @@ class TelegramBot:
     async def _privately(self, context: ContextTypes.DEFAULT_TYPE, message: IncomingMessage,
                          reply: Reply) -> Reply:
         """A private answer asked for in a group goes to the person's DM; the group hears only where it went."""
+        t = i18n.tr(message.language)  # Telegram's language_code (the answer itself was the conversation's)
         try:
             await post_reply(context.bot, message.user_id, reply)
         except TelegramError as exc:  # they never opened a chat with the bot: it may not write first
             log.info("telegram private answer not delivered user DM: %s", self._describe(exc))
-            return Reply("I can only send that privately. Open a chat with me and send the command there.")
-        return Reply("I sent it to you in a private chat.")
+            return Reply(t.gettext("I can only send that privately. Open a chat with me and send the command "
+                                   "there."))
+        return Reply(t.gettext("I sent it to you in a private chat."))
 
     async def _answer(
         self, context: ContextTypes.DEFAULT_TYPE, chat_id: str, replies: list[Reply], *, reply_to: int | None
@@ -407,7 +436,8 @@ class TelegramBot:
             await query.answer([], **answer)
             return
         user = query.from_user
-        offer = await self.inline.offer(str(user.id), user.full_name, query.query.strip(), ids.link_id())
+        offer = await self.inline.offer(str(user.id), user.full_name, query.query.strip(), ids.link_id(),
+                                        language=user.language_code)
         if isinstance(offer, InlineHint):
             # Shown above the (empty) results; tapping it opens our private chat (/start onboards).
             button = InlineQueryResultsButton(text=_fit(offer.text, 64), start_parameter="inline")
@@ -450,7 +480,9 @@ class TelegramBot:
         if old in gone and change.chat.type in GROUP_TYPES and await self.deliveries.first_time(
             PLATFORM, self._delivery_id(update)
         ):
-            hint = Reply(text=f"Hello! Make a payment link here with `/charge@{self.username} 25 cake`.")
+            adder = change.from_user.language_code if change.from_user is not None else None
+            hint = Reply(text=i18n.tr(adder).gettext("Hello! Make a payment link here with %(command)s.",
+                                                     command=f"`/charge@{self.username} 25 cake`"))
             await post_reply(context.bot, change.chat.id, hint)
 
     async def _reachable_again(self, address: str) -> None:

@@ -18,12 +18,15 @@ from __future__ import annotations
 import logging
 import re
 
+from babel.lists import format_list
+
 from adapters.telegram.bot import InlineHint, InlineOffer
 from adapters.telegram.parse import PLATFORM
-from core import markup
+from core import i18n, markup
 from core.clock import Clock, utcnow
 from core.commands import Charge, Choice, CommandError, ParseContext, parse
 from core.conversation import Conversation
+from core.i18n import N_
 from core.links import LinkError
 from core.locales import timezone_for
 from core.members import Identity
@@ -33,8 +36,8 @@ from core.ports import IncomingMessage
 
 log = logging.getLogger("paylinks.telegram")
 
-EMPTY_HINT = "Type an amount and what it is for, e.g. 25 cake"
-STRANGER_HINT = "Set up paylinks first: tap here, then /start"
+EMPTY_HINT = N_("Type an amount and what it is for, e.g. 25 cake")
+STRANGER_HINT = N_("Set up paylinks first: tap here, then /start")
 # ids.link_id(): 28 characters of lowercase base32.
 _LINK_ID = re.compile(r"[a-z2-7]{28}")
 
@@ -67,21 +70,32 @@ class CoreInlineCharges:
             # Several readings: never guess which one the seller meant; say how to write it clearly.
             amounts = [format_money(r.money.amount_minor, r.money.currency, merchant.locale)
                        for r in command.readings]
-            return CommandError(f"Did you mean {' or '.join(amounts)}? Write the amount so it means one.",
-                                "25 cake")
+            either = format_list(amounts, style="or", locale=i18n.current().locale)
+            return CommandError(N_("Did you mean %(amounts)s? Write the amount so it means one."), "25 cake",
+                                values={"amounts": either})
         if isinstance(command, Charge | CommandError):
             return command
-        return CommandError("Type an amount and what it is for.", "25 cake")  # pragma: no cover
+        return CommandError(N_("Type an amount and what it is for."), "25 cake")  # pragma: no cover
 
-    async def offer(self, user_id: str, display_name: str, query: str, link_id: str) -> InlineOffer | InlineHint:
-        if not query:
-            return InlineHint(EMPTY_HINT)
-        identity = await self._identity(user_id, display_name)
-        if identity is None:
-            return InlineHint(STRANGER_HINT)
+    async def offer(self, user_id: str, display_name: str, query: str, link_id: str, *,
+                    language: str | None = None) -> InlineOffer | InlineHint:
+        """The card (or a hint) in the person's language: their /language, else Telegram's language_code,
+        else their shop's, as the conversation answers them."""
+        identity = await self._identity(user_id, display_name) if query else None
+        who = IncomingMessage(platform=PLATFORM, user_id=user_id, address=user_id, text="", language=language)
+        chosen = self.conversation.language_of(identity.member if identity else None,
+                                               identity.merchant if identity else None, who)
+        with i18n.speaking(chosen) as t:
+            if not query:
+                return InlineHint(t.gettext(EMPTY_HINT))
+            if identity is None:
+                return InlineHint(t.gettext(STRANGER_HINT))
+            return self._offer(identity, query, link_id, t)
+
+    def _offer(self, identity: Identity, query: str, link_id: str, t: i18n.Tr) -> InlineOffer | InlineHint:
         command = self._read(query, identity.merchant)
         if isinstance(command, CommandError):
-            return InlineHint(markup.to_plain(command.message))
+            return InlineHint(markup.to_plain(command.translated(t)))
         now = self.clock()
         merchant = identity.merchant
         preview = PaymentLink(
@@ -94,8 +108,8 @@ class CoreInlineCharges:
         # The same card as a /charge answer (an inline result is one text message, never a QR picture).
         reply = self.conversation.link_reply(preview, merchant.locale, now=now)
         amount = format_money(command.money.amount_minor, command.money.currency, merchant.locale)
-        return InlineOffer(link_id=link_id, title=f"Payment link: {amount}", description=command.description,
-                           reply=reply)
+        return InlineOffer(link_id=link_id, title=t.gettext("Payment link: %(amount)s", amount=amount),
+                           description=command.description, reply=reply)
 
     async def create(self, user_id: str, display_name: str, query: str, link_id: str) -> str | None:
         if not _LINK_ID.fullmatch(link_id):

@@ -182,16 +182,17 @@ def brand_context(*, merchant_id: str, name: str, brand_color: str | None, logo_
 
 async def link_branding(db: Database, link_id: str) -> dict[str, Any]:
     """brand_context of the shop of a link, for pages outside the pay page (checkout hand-off, the sandbox
-    checkout, providers' return pages); empty when there is no such link."""
+    checkout, providers' return pages), with the shop's `merchant_locale` (the language those pages fall
+    back to); empty when there is no such link."""
     links, merchants = table(PaymentLink), table(Merchant)
     async with db.read() as conn:
         row = (await conn.execute(
             select(merchants.c.id, merchants.c.name, merchants.c.brand_color, merchants.c.logo_version,
-                   merchants.c.support_email, merchants.c.support_phone)
+                   merchants.c.support_email, merchants.c.support_phone, merchants.c.locale)
             .join_from(links, merchants, merchants.c.id == links.c.merchant_id)
             .where(links.c.id == link_id))).first()
     if row is None:
         return {}
-    return brand_context(merchant_id=row.id, name=row.name, brand_color=row.brand_color,
-                         logo_version=row.logo_version, support_email=row.support_email,
-                         support_phone=row.support_phone)
+    return {**brand_context(merchant_id=row.id, name=row.name, brand_color=row.brand_color,
+                            logo_version=row.logo_version, support_email=row.support_email,
+                            support_phone=row.support_phone), "merchant_locale": row.locale}

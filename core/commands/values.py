@@ -244,21 +244,13 @@ class Alerts:
 
 @dataclass(frozen=True, slots=True)
 class Recurrence:
-    """`every month`, `every 2 weeks`, `for 6 months` (a count after `every`), `until 2027-06`."""
+    """`every month`, `every 2 weeks`, `for 6 months` (a count after `every`), `until 2027-06`; written for
+    the reader by core.chat_invoices.schedule_words."""
 
     every: str  # week | month | year
     interval: int = 1
     count: int | None = None
     until: date | None = None
-
-    def words(self) -> str:
-        unit = self.every if self.interval == 1 else f"{self.interval} {self.every}s"
-        text = f"every {unit}"
-        if self.count:
-            text += f", {self.count} times"
-        if self.until:
-            text += f", until {self.until.isoformat()}"
-        return text
 
 
 @dataclass(frozen=True, slots=True)

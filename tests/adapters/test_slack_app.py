@@ -320,6 +320,41 @@ async def test_home_tab_shows_recent_links_and_todays_totals(slack: SlackLive) -
     assert "✅ Paid" in text and "🕓 Open" in text
 
 
+async def test_home_tab_is_published_in_the_viewers_slack_language(slack: SlackLive) -> None:
+    """Issue 18: the App Home in the viewer's language (their Slack locale from users.info, as the bot's
+    answers use), with English (above) unchanged."""
+    services = slack.services
+    merchant_id, member_id = await _merchant_with_member(slack)
+    paid, _ = await services.links.create(LinkDraft(merchant_id=merchant_id, money=Money(2500, "SGD"),
+                                                    description="birthday cake", created_by_member_id=member_id))
+    await services.links.create(LinkDraft(merchant_id=merchant_id, money=Money(990, "SGD"), description="tart",
+                                          created_by_member_id=member_id))
+    await services.links.record_payment(PaymentEvent(
+        provider="sandbox", event_id="evt_th", kind="payment.succeeded", link_id=paid.id, provider_ref="pi_th",
+        amount_minor=2500, currency="SGD"))
+    slack.fake.user_locales[USER] = "th-TH"
+    await slack.event({"type": "app_home_opened", "user": USER, "channel": "D0HOME", "tab": "home"})
+    [publish] = await slack.fake.wait_for("views.publish")
+    assert publish.params["user_id"] == USER
+    text = json.dumps(slack.fake.home_views[USER], ensure_ascii=False)
+    assert "*ชำระแล้ววันนี้:* S$25.00 (ชำระแล้ว 1 ลิงก์)" in text  # "Paid today: … (1 paid link)"
+    assert "*ลิงก์ล่าสุดของคุณ*" in text  # "Your recent links"
+    assert "✅ ชำระแล้ว" in text and "🕓 เปิดอยู่" in text  # Paid, Open
+    assert "หมดอายุ " in text and "|เปิด>" in text  # "expires …", the "open" link
+    assert "birthday cake" in text and "tart" in text  # what the seller typed stays as typed
+    for english in ("Paid today", "Your recent links", "paid link", "expires", "|open>"):
+        assert english not in text
+
+
+async def test_home_tab_for_a_stranger_is_in_their_language(slack: SlackLive) -> None:
+    slack.fake.user_locales["U0NEWTH"] = "id-ID"
+    await slack.event({"type": "app_home_opened", "user": "U0NEWTH", "channel": "D0NEW", "tab": "home"})
+    await slack.fake.wait_for("views.publish")
+    text = json.dumps(slack.fake.home_views["U0NEWTH"], ensure_ascii=False)
+    assert "Buat tautan pembayaran dari channel mana pun" in text and "/charge 150.000 kue ulang tahun" in text
+    assert "Make a payment link" not in text
+
+
 async def test_home_tab_for_a_stranger_explains_how_to_start(slack: SlackLive) -> None:
     await slack.event({"type": "app_home_opened", "user": "U0NEW", "channel": "D0NEW", "tab": "home"})
     await slack.fake.wait_for("views.publish")
@@ -355,6 +390,24 @@ async def test_pasted_pay_links_unfurl_with_amount_and_status(slack: SlackLive) 
     assert list(unfurls) == [url]
     shown = json.dumps(unfurls[url], ensure_ascii=False)
     assert "S$25.00" in shown and "🕓 Open" in shown and "birthday cake" in shown
+
+
+async def test_an_unfurl_speaks_the_shops_language(slack: SlackLive) -> None:
+    """Everyone in the channel reads an unfurl: the shop's language (a Thai shop here), like the preview card."""
+    services = slack.services
+    merchant_id, _ = await _merchant_with_member(slack)
+    await services.merchants.update(merchant_id, locale="th_TH")
+    link, _ = await services.links.create(LinkDraft(merchant_id=merchant_id, money=Money(2500, "SGD"),
+                                                    description="birthday cake"))
+    url = services.links.url(link.id)
+    await slack.event({"type": "link_shared", "channel": CHANNEL, "user": USER, "message_ts": "1700000000.000300",
+                       "links": [{"domain": url.split("/")[2], "url": url}], "event_ts": "1.3"})
+    [call] = await slack.fake.wait_for("chat.unfurl")
+    shown = call.params["unfurls"][url]
+    text = json.dumps(shown, ensure_ascii=False)
+    assert "🕓 เปิดอยู่" in text and "หมดอายุ " in text and "birthday cake" in text
+    button = shown["blocks"][1]["elements"][0]["text"]["text"]
+    assert button.startswith("ชำระ ") and "Pay" not in button
 
 
 async def test_links_pasted_in_the_composer_unfurl_by_unfurl_id(slack: SlackLive) -> None:

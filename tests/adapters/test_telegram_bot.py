@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from adapters.telegram.bot import SECRET_HEADER, TELEGRAM_BOT, WEBHOOK_PATH, TelegramBot
 from bots.config import ConfigError, Secret, Settings
-from core import ids
+from core import i18n, ids
 from core.clock import utcnow
 from core.models import ChatTarget
 from core.outbox import OutboxStore
@@ -115,6 +115,40 @@ async def test_start_up_registers_the_command_menu(tg: TelegramHarness) -> None:
     names = [c["command"] for c in tg.fake.commands]
     assert {"charge", "links", "status", "cancel", "report", "alerts", "help", "start"} <= set(names)
     assert tg.bot.username == BOT
+
+
+async def test_start_up_sets_the_command_menu_once_per_catalog_language(tg: TelegramHarness) -> None:
+    """setMyCommands per language (Telegram's two-letter ISO 639-1 language_code), texts from the catalogs;
+    English for everyone else (no language_code)."""
+    calls = tg.fake.calls_to("setMyCommands")
+    codes = [str(c.params.get("language_code") or "") for c in calls]
+    assert sorted(codes) == sorted(["", "id", "th", "vi", "ms", "tl", "zh", "ja", "ko", "es", "pt"])
+    assert all(code == "" or (len(code) == 2 and code.isalpha() and code.islower()) for code in codes)
+
+    def charge(code: str) -> str:
+        return next(c["description"] for c in tg.fake.menus[code] if c["command"] == "charge")
+
+    assert charge("") == "Make a payment link: /charge 25 cake"  # English unchanged
+    assert charge("th") == i18n.tr("th").gettext("Make a payment link: /charge 25 cake") != charge("")
+    assert charge("id") == "Buat tautan pembayaran: /charge 25000 kue"
+    assert charge("zh") == i18n.tr("zh_Hans").gettext("Make a payment link: /charge 25 cake")
+    assert charge("tl") == i18n.tr("fil").gettext("Make a payment link: /charge 25 cake")
+    assert charge("pt") == i18n.tr("pt_BR").gettext("Make a payment link: /charge 25 cake")
+    # Every menu has every command, in the same order.
+    assert len({tuple(c["command"] for c in menu) for menu in tg.fake.menus.values()}) == 1
+
+
+async def test_the_fake_refuses_a_language_code_telegram_would_refuse(tg: TelegramHarness) -> None:
+    from telegram import BotCommand
+    from telegram.error import BadRequest
+
+    application = tg.bot.application
+    assert application is not None
+    for code in ("zh-hans", "zh_Hans", "fil", "TH"):  # IETF tags and three letters: not setMyCommands' codes
+        with pytest.raises(BadRequest, match="language code"):
+            await application.bot.set_my_commands([BotCommand("help", "Help")], language_code=code)
+    with pytest.raises(BadRequest, match=r"(?i)bot_command_description_invalid"):
+        await application.bot.set_my_commands([BotCommand("help", "x" * 257)], language_code="th")
 
 
 def test_webhook_mode_without_a_secret_refuses_to_start(sqlite_settings: Settings) -> None:
@@ -299,6 +333,48 @@ async def test_inline_offer_then_choice_creates_exactly_the_chosen_link(tg: Tele
     # /links shows the sent one only.
     (listing,) = sent_texts(await tg.say("/links"))
     assert "cake" in listing and "big cake" not in listing
+
+
+async def test_private_text_that_is_no_command_is_hinted_in_the_persons_language(tg: TelegramHarness) -> None:
+    (hint,) = sent_texts(await tg.say("lorem ipsum dolor", language_code="ko"))
+    assert "/charge 30000 케이크" in hint and "/help" in hint and "payment link" not in hint
+    (english,) = sent_texts(await tg.say("lorem ipsum again"))
+    assert "for a payment link, or /help" in english
+
+
+async def test_inline_query_is_answered_in_the_persons_telegram_language(tg: TelegramHarness) -> None:
+    await tg.say("/start")
+    th = i18n.tr("th")
+    await tg.send(tg.fake.inline_query_update("25 cake", query_id="q-th", language_code="th"))
+    (answer,) = tg.fake.calls_to("answerInlineQuery")
+    (result,) = answer.params["results"]
+    assert result["title"].startswith("ลิงก์ชำระเงิน: ")  # "Payment link: …" in Thai
+    assert result["title"] == th.gettext("Payment link: %(amount)s", amount=result["title"].split(": ", 1)[1])
+    assert result["description"] == "cake"  # what the seller typed stays as typed
+    card = result["input_message_content"]["message_text"]
+    assert "cake" in card and "Payment link" not in card
+    assert result["reply_markup"]["inline_keyboard"][0][0]["text"] != "Pay"  # the card's button too
+
+    # Telegram's Chinese tag, and an empty query's hint, in Indonesian; English stays English.
+    await tg.send(tg.fake.inline_query_update("25 cake", query_id="q-zh", language_code="zh-hant"))
+    title = tg.fake.calls_to("answerInlineQuery")[-1].params["results"][0]["title"]
+    assert title.startswith("付款連結：")
+    await tg.send(tg.fake.inline_query_update("", query_id="q-id", language_code="id"))
+    hint = tg.fake.calls_to("answerInlineQuery")[-1].params["button"]["text"]
+    assert hint == "Ketik jumlah dan untuk apa, misalnya 25000 kue"
+    await tg.send(tg.fake.inline_query_update("25 cake", query_id="q-en", language_code="en"))
+    assert tg.fake.calls_to("answerInlineQuery")[-1].params["results"][0]["title"].startswith("Payment link: ")
+    # A /language choice comes before the platform's language.
+    await tg.say("/language es")
+    await tg.send(tg.fake.inline_query_update("25 cake", query_id="q-es", language_code="th"))
+    assert tg.fake.calls_to("answerInlineQuery")[-1].params["results"][0]["title"].startswith("Enlace de pago: ")
+
+
+async def test_an_inline_query_from_a_stranger_is_hinted_in_their_language(tg: TelegramHarness) -> None:
+    await tg.send(tg.fake.inline_query_update("25 cake", user_id=999, language_code="vi"))
+    (answer,) = tg.fake.calls_to("answerInlineQuery")
+    assert answer.params["button"]["text"] == "Hãy thiết lập paylinks trước: chạm vào đây, rồi /start"
+    assert len(answer.params["button"]["text"]) <= 64
 
 
 async def test_inline_query_from_a_stranger_offers_the_way_in(tg: TelegramHarness) -> None:

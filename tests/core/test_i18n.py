@@ -167,6 +167,10 @@ REPLY_MODULES = [
     "core/sales_alerts.py", "core/sales_chat.py", "core/chat_invoices.py",
     "core/commands/sell.py", "core/commands/recurring.py", "adapters/web/dashboard/views.py",
     "adapters/web/dashboard/providers.py", "adapters/web/dashboard/reach.py", "adapters/web/dashboard/session.py",
+    "core/chat_errors.py",
+    "adapters/telegram/inline.py", "adapters/slack/home.py", "adapters/slack/render.py",
+    "adapters/payments/sandbox/checkout.py", "adapters/payments/return_pages.py",
+    "adapters/payments/stripe/return_page.py",
 ]
 _TRANSLATING = {"gettext", "ngettext", "pgettext", "N_", "_"}
 # Calls whose string arguments are for operators (logs, exceptions no person sees) or are not text.

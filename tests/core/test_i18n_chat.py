@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -163,3 +163,98 @@ def test_grammar_errors_and_their_examples_come_in_the_sellers_language() -> Non
         text = error.text()
     assert "Untuk apa?" in text and "Contohnya:" in text and "kue ulang tahun" in text
     assert error.message == "What is it for? Add a description after the amount."  # the English msgid stays
+
+
+# ---------------------------------------------------------------- the services' refusals and schedule words
+
+
+async def _shop(chat: ChatDriver, language: str) -> None:
+    await _say(chat, "/start", language)
+    identity = await chat.services.conversation.members.identify(chat.message(""))
+    assert identity is not None
+    await chat.services.merchants.update(identity.merchant.id, currency="SGD", locale="en_SG",
+                                         timezone="Asia/Singapore")
+
+
+async def test_a_promo_refusal_from_the_service_is_in_the_sellers_language(chat: ChatDriver,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The promo service's own refusal (its English message is the API's) reaches the chat in the reader's
+    language, in the chat's terms."""
+    import core.promos
+
+    monkeypatch.setattr(core.promos, "MAX_PROMOS", 2)
+    await _shop(chat, "id")
+    for code in ("SAVE10", "SAVE20"):
+        assert code in await _say(chat, f"/promo {code} 10%", "id")
+    refused = await _say(chat, "/promo MORE 10%", "id")
+    assert "Satu toko paling banyak punya 2 kode promo; akhiri satu dulu dengan /promo off CODE." in refused
+    assert "Contohnya: /promo SAVE10 10%" in refused
+    assert "at most" not in refused and "promo codes" not in refused
+    # English unchanged, and not the API's wording either.
+    english = await _say(chat, "/promo MORE 10%", "en")
+    assert "A shop may have at most 2 promo codes; end one first with /promo off CODE." in english
+    assert "a shop may have at most 2 promo codes" not in english
+
+
+@pytest.mark.parametrize("code", ["invalid_percent", "invalid_code", "invalid_discount", "invalid_limit",
+                                  "invalid_expiry", "too_many_promos", "something_new"])
+def test_every_promo_refusal_the_api_words_for_developers_reads_in_the_chats_language(code: str) -> None:
+    from core.chat_errors import promo_error_text
+    from core.promos import PromoError
+
+    error = PromoError(code, "percent_off must be more than 0 and at most 100, e.g. \"10\"", "percent_off")
+    with i18n.speaking("id"):
+        indonesian = promo_error_text(error)
+    with i18n.speaking("en"):
+        english = promo_error_text(error)
+    assert indonesian and indonesian != english
+    assert "percent_off" not in indonesian and "percent_off" not in english
+
+
+@pytest.mark.parametrize(("code", "message"), [
+    ("amount_too_large", "amount must be at most 10000000 SGD"),
+    ("amount_too_large", "amount must be at most 5.00 SGD (what is left to refund)"),
+    ("missing_description", "description is required"),
+    ("idempotency_conflict", "this Idempotency-Key was already used with a different request"),
+])
+def test_link_refusals_never_show_the_apis_english_in_chat(code: str, message: str) -> None:
+    from core.chat_errors import link_error_text
+    from core.links import LinkError
+
+    with i18n.speaking("th"):
+        thai = link_error_text(LinkError(code, message))
+    with i18n.speaking("en"):
+        english = link_error_text(LinkError(code, message))
+    assert message not in thai and message not in english
+    assert thai != english and not re.search(r"[A-Za-z]{4}", re.sub(r"`[^`]*`|/help", "", thai))
+
+
+@pytest.mark.parametrize(("language", "head", "listed"), [
+    ("vi", "mỗi 2 tuần, 13 lần, đến", "mỗi 2 tuần, đã tạo 1/13, đang chạy"),
+    ("es", "cada 2 semanas, 13 veces, hasta el", "cada 2 semanas, 1/13 creados, activa"),
+    ("en", "every 2 weeks, 13 times, until", "every 2 weeks, 1/13 made, active"),
+])
+async def test_schedule_words_of_a_recurring_charge_in_the_sellers_language(
+        chat: ChatDriver, language: str, head: str, listed: str) -> None:
+    await _shop(chat, language)
+    text = await _say(chat, "/charge 150 tuition every 2 weeks for 6 months until 2027-06 to +65 9123 4567",
+                      language)
+    first = text.splitlines()[0]
+    assert first.startswith(f"🔁 S$150.00 — tuition, {head} "), first
+    assert "2027-06-30" not in first  # the date as the reader writes dates
+    listing = await _say(chat, "/series", language)
+    assert listed in listing, listing
+
+
+def test_every_counts_with_the_languages_plural_forms() -> None:
+    from core.chat_invoices import schedule_words
+
+    with i18n.speaking("es"):
+        assert schedule_words("month", 1, 1, None, "es_MX") == "cada mes, 1 vez"
+        assert schedule_words("year", 3, 2, None, "es_MX") == "cada 3 años, 2 veces"
+    with i18n.speaking("vi"):
+        assert schedule_words("week", 1, None, None, "vi_VN") == "hằng tuần"
+        assert schedule_words("month", 2, None, date(2027, 6, 30), "vi_VN").startswith("mỗi 2 tháng, đến ")
+    with i18n.speaking("en"):
+        assert schedule_words("week", 2, 6, None, "en_SG") == "every 2 weeks, 6 times"
+        assert schedule_words("month", 1, None, date(2027, 6, 30), "en_SG") == "every month, until 30 Jun 2027"

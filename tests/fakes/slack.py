@@ -141,6 +141,8 @@ class FakeSlack:
     async def start(self) -> FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        # Slack's Web API takes GET with the arguments in the query too; slack_sdk reads users.info that way.
+        app.router.add_get("/api/{method}", self._api)
         app.router.add_post("/respond/{key}", self._respond)
         app.router.add_post("/upload/v1/{file_id}", self._upload)
         self._runner = web.AppRunner(app, access_log=None)

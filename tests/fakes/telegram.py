@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,7 +71,9 @@ class FakeTelegram:
         self.bot_id = bot_id
         self.calls: list[Call] = []
         self.webhook: dict[str, Any] = {}
-        self.commands: list[dict[str, Any]] = []
+        self.commands: list[dict[str, Any]] = []  # the menu for everyone (no language_code)
+        # language_code ("" for everyone) -> the menu setMyCommands set for it.
+        self.menus: dict[str, list[dict[str, Any]]] = {}
         self._failures: list[_Failure] = []
         self._message_ids = itertools.count(1000)
         # (chat_id, message_id) -> text of the messages this bot "sent"; inline messages by their id.
@@ -177,11 +180,13 @@ class FakeTelegram:
 
     def message_update(self, text: str, *, chat_id: int = 111, user_id: int = 111, chat_type: str = "private",
                        first_name: str = "Alice", username: str | None = "alice", title: str = "Cake Team",
-                       via_bot: bool = False) -> dict[str, Any]:
+                       via_bot: bool = False, language_code: str | None = None) -> dict[str, Any]:
         """A `message` update; a leading /command gets its bot_command entity like Telegram gives it."""
-        user = {"id": user_id, "is_bot": False, "first_name": first_name}
+        user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}
         if username:
             user["username"] = username
+        if language_code:
+            user["language_code"] = language_code
         chat: dict[str, Any] = {"id": chat_id, "type": chat_type}
         if chat_type == "private":
             chat.update(first_name=first_name)
@@ -199,13 +204,14 @@ class FakeTelegram:
         return {"update_id": self.next_update_id(), "message": message}
 
     def inline_query_update(self, query: str, *, user_id: int = 111, first_name: str = "Alice",
-                            query_id: str = "iq-1") -> dict[str, Any]:
+                            query_id: str = "iq-1", language_code: str | None = None) -> dict[str, Any]:
+        """`language_code`: the IETF tag of the person's Telegram language ("th", "zh-hans"), if any."""
+        user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}
+        if language_code:
+            user["language_code"] = language_code
         return {
             "update_id": self.next_update_id(),
-            "inline_query": {
-                "id": query_id, "from": {"id": user_id, "is_bot": False, "first_name": first_name},
-                "query": query, "offset": "", "chat_type": "private",
-            },
+            "inline_query": {"id": query_id, "from": user, "query": query, "offset": "", "chat_type": "private"},
         }
 
     def chosen_inline_result_update(self, result_id: str, query: str, *, user_id: int = 111,
@@ -301,12 +307,25 @@ class FakeTelegram:
         return {"url": self.webhook.get("url", ""), "has_custom_certificate": False, "pending_update_count": 0,
                 "allowed_updates": self.webhook.get("allowed_updates", [])}
 
-    def _api_setMyCommands(self, params: dict[str, Any]) -> bool:
-        self.commands = list(params.get("commands") or [])
+    def _api_setMyCommands(self, params: dict[str, Any]) -> bool | web.Response:
+        """Bot API: `language_code` is empty (everyone without a menu of their own) or a two-letter ISO 639-1
+        code; each command is 1-32 of a-z, 0-9 and _, its description 1-256 characters."""
+        language = str(params.get("language_code") or "")
+        if language and not _ISO_639_1.fullmatch(language):
+            return _error(400, "Bad Request: invalid language code specified")
+        commands = list(params.get("commands") or [])
+        for command in commands:
+            if not _COMMAND.fullmatch(str(command.get("command") or "")):
+                return _error(400, "Bad Request: BOT_COMMAND_INVALID")
+            if not 1 <= len(str(command.get("description") or "")) <= 256:
+                return _error(400, "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID")
+        self.menus[language] = commands
+        if not language:
+            self.commands = commands
         return True
 
     def _api_getMyCommands(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        return self.commands
+        return self.menus.get(str(params.get("language_code") or ""), [])
 
     def _message(self, chat_id: str, **fields: Any) -> dict[str, Any]:
         numeric = int(chat_id) if chat_id.lstrip("-").isdigit() else chat_id
@@ -418,6 +437,10 @@ def _membership(user: dict[str, Any], status: str) -> dict[str, Any]:
                       can_change_info=False, can_invite_users=False, can_post_stories=False,
                       can_edit_stories=False, can_delete_stories=False)
     return member
+
+
+_ISO_639_1 = re.compile(r"[a-z]{2}")
+_COMMAND = re.compile(r"[a-z0-9_]{1,32}")
 
 
 def _error(status: int, description: str, parameters: dict[str, Any] | None = None) -> web.Response:

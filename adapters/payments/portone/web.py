@@ -17,6 +17,7 @@ from adapters.payments.portone import mapping
 from adapters.payments.portone.provider import PortOneProvider, event_of
 from adapters.payments.return_pages import ReturnPages
 from adapters.web.webhooks import foreign_reason, invalid
+from core.i18n import N_
 from core.links import LinkService
 from core.models import LinkStatus, PaymentLink
 from core.ports import PaymentEvent, RefundState, WebhookError
@@ -139,12 +140,12 @@ class PortOneReturnPages(ReturnPages):
                                            chosen.account)
             if recorded is not None:  # the pay page shows the receipt, or the refund notice
                 raise web.HTTPSeeOther(f"{page_url}?payment={quote(recorded)}")
-            return await self.message(link, "Processing", "Confirming your payment",
-                                      "PortOne is confirming your payment. This page refreshes by itself and "
-                                      "shows your receipt once it is confirmed.", test_mode=provider.test_mode,
-                                      refresh=True)
-        return await self.message(link, "Not paid", "The payment was not completed",
-                                  "Nothing was charged. You can try again.", test_mode=provider.test_mode,
+            return await self.message(request, link, N_("Processing"), N_("Confirming your payment"),
+                                      N_("%(provider)s is confirming your payment. This page refreshes by itself "
+                                         "and shows your receipt once it is confirmed."),
+                                      test_mode=provider.test_mode, refresh=True, values={"provider": "PortOne"})
+        return await self.message(request, link, N_("Not paid"), N_("The payment was not completed"),
+                                  N_("Nothing was charged. You can try again."), test_mode=provider.test_mode,
                                   back_url=page_url)
 
     async def _confirm(self, link: PaymentLink, provider: PortOneProvider, provider_ref: str | None,

@@ -28,7 +28,8 @@ from tenacity import (
 )
 
 from adapters.payments.sandbox.provider import CardResult, CheckoutSession, SandboxProvider, classify_card
-from adapters.web.pages import make_templates
+from adapters.web.pages import make_templates, page_i18n, remember_language, request_language
+from core.i18n import N_, tr
 from core.money import format_money
 
 log = logging.getLogger("paylinks.sandbox")
@@ -41,26 +42,28 @@ WEBHOOK_ATTEMPTS = 3
 @dataclass(frozen=True, slots=True)
 class CardProblem:
     field: str  # the form field to mark invalid
-    title: str
+    title: str  # catalog msgids (core.i18n): the page shows them in the customer's language
     detail: str
     status: int  # 422: fix the input; 402: the card was refused
 
 
 NOT_A_NUMBER = CardProblem(
-    "card_number", "That is not a card number.",
-    "Type the 16 digits on the card; spaces are fine. In the sandbox use 4242 4242 4242 4242.", 422,
+    "card_number", N_("That is not a card number."),
+    N_("Type the 16 digits on the card; spaces are fine. In the sandbox use 4242 4242 4242 4242."), 422,
 )
 USE_TEST_CARD = CardProblem(
-    "card_number", "Use a test card.",
-    "The sandbox takes no real cards. Use 4242 4242 4242 4242 to pay, or 4000 0000 0000 0002 to see a decline.",
+    "card_number", N_("Use a test card."),
+    N_("The sandbox takes no real cards. Use 4242 4242 4242 4242 to pay, or 4000 0000 0000 0002 to see a "
+       "decline."),
     422,
 )
-BAD_EXPIRY = CardProblem("expiry", "Check the expiry date.", "Write it as MM/YY, for example 12/34.", 422)
-EXPIRED_CARD = CardProblem("expiry", "This card has expired.", "Use a date in the future, for example 12/34.", 422)
-BAD_CVC = CardProblem("cvc", "Check the CVC.", "It is the 3 or 4 digits on the back of the card.", 422)
+BAD_EXPIRY = CardProblem("expiry", N_("Check the expiry date."), N_("Write it as MM/YY, for example 12/34."), 422)
+EXPIRED_CARD = CardProblem("expiry", N_("This card has expired."),
+                           N_("Use a date in the future, for example 12/34."), 422)
+BAD_CVC = CardProblem("cvc", N_("Check the CVC."), N_("It is the 3 or 4 digits on the back of the card."), 422)
 DECLINED = CardProblem(
-    "card_number", "Your card was declined.",
-    "Nothing was charged. Try again with another card (in the sandbox: 4242 4242 4242 4242).", 402,
+    "card_number", N_("Your card was declined."),
+    N_("Nothing was charged. Try again with another card (in the sandbox: 4242 4242 4242 4242)."), 402,
 )
 
 
@@ -132,39 +135,43 @@ class SandboxCheckout:
     async def _brand(self, session: CheckoutSession) -> dict[str, Any]:
         return await self.branding(session.link_id) if self.branding is not None else {}
 
-    async def _session(self, request: web.Request) -> CheckoutSession | web.Response:
+    async def _session(self, request: web.Request) -> tuple[CheckoutSession, dict[str, Any]] | web.Response:
+        """The checkout and its shop's branding, or the page that says why there is none."""
         session = self.provider.decode_session(request.match_info["token"])
         if session is None:
-            return self._message(404, "Not found", "Checkout not found",
-                                 "This checkout link is not valid. Go back to the shop's payment link and press Pay.")
+            return self._message(request, 404, N_("Not found"), N_("Checkout not found"),
+                                 N_("This checkout link is not valid. Go back to the shop's payment link and press "
+                                    "Pay."))
+        brand = await self._brand(session)
         if self.provider.is_expired(session):
-            return self._message(410, "Expired", "This checkout has expired",
-                                 "Nothing was charged. Go back to the payment link and press Pay again.",
-                                 back_url=session.return_url, back_label="Back to the payment",
-                                 brand=await self._brand(session))
-        return session
+            return self._message(request, 410, N_("Expired"), N_("This checkout has expired"),
+                                 N_("Nothing was charged. Go back to the payment link and press Pay again."),
+                                 back_url=session.return_url, brand=brand)
+        return session, brand
 
     async def show(self, request: web.Request) -> web.Response:
-        session = await self._session(request)
-        if isinstance(session, web.Response):
-            return session
-        return self._form(request, session, brand=await self._brand(session))
+        found = await self._session(request)
+        if isinstance(found, web.Response):
+            return found
+        session, brand = found
+        return self._form(request, session, brand=brand)
 
     async def submit(self, request: web.Request) -> web.StreamResponse:
-        session = await self._session(request)
-        if isinstance(session, web.Response):
-            return session
+        found = await self._session(request)
+        if isinstance(found, web.Response):
+            return found
+        session, brand = found
         form = await request.post()
         number, expiry, cvc = (str(form.get(k, ""))[:64] for k in ("card_number", "expiry", "cvc"))
         name = " ".join(str(form.get("name", "")).split())[:100]
         problem = check_card(number, expiry, cvc, self.provider.clock())
         if problem is not None:
             log.info("sandbox card refused checkout=%s reason=%s", session.ref, problem.title)
-            return self._form(request, session, problem=problem, expiry=expiry, name=name,
-                              brand=await self._brand(session))
-        return await self._charge(session, payer_name=name or None)
+            return self._form(request, session, problem=problem, expiry=expiry, name=name, brand=brand)
+        return await self._charge(request, session, brand, payer_name=name or None)
 
-    async def _charge(self, session: CheckoutSession, *, payer_name: str | None) -> web.StreamResponse:
+    async def _charge(self, request: web.Request, session: CheckoutSession, brand: dict[str, Any], *,
+                      payer_name: str | None) -> web.StreamResponse:
         charge_id, event_id = self.provider.charge_ids(session)
         body, headers = self.provider.build_webhook(session, charge_id=charge_id, event_id=event_id,
                                                     payer_name=payer_name)
@@ -173,10 +180,10 @@ class SandboxCheckout:
             log.warning("sandbox webhook not accepted checkout=%s link=%s status=%s",
                         session.ref, session.link_id, status)
             return self._message(
-                502, "Not confirmed", "The shop did not confirm the payment",
-                "In the sandbox a charge only counts once the shop confirms it, so nothing was charged. "
-                "Please try again in a moment.",
-                back_url=session.return_url, back_label="Back to the payment", brand=await self._brand(session),
+                request, 502, N_("Not confirmed"), N_("The shop did not confirm the payment"),
+                N_("In the sandbox a charge only counts once the shop confirms it, so nothing was charged. "
+                   "Please try again in a moment."),
+                back_url=session.return_url, brand=brand,
             )
         log.info("sandbox charge confirmed checkout=%s charge=%s link=%s", session.ref, charge_id, session.link_id)
         raise web.HTTPSeeOther(with_query(session.return_url, "payment", charge_id))
@@ -215,29 +222,47 @@ class SandboxCheckout:
 
     # ---- rendering
 
+    @staticmethod
+    def _language(request: web.Request, brand: dict[str, Any] | None) -> tuple[str, str | None]:
+        """The customer's language as the pay pages choose it (?lang, its cookie, Accept-Language, the
+        shop's locale), and the shop's locale."""
+        shop_locale = (brand or {}).get("merchant_locale")
+        return request_language(request, shop_locale), shop_locale
+
     def _form(self, request: web.Request, session: CheckoutSession, *, problem: CardProblem | None = None,
               expiry: str = "", name: str = "", brand: dict[str, Any] | None = None) -> web.Response:
-        amount = format_money(session.amount_minor, session.currency, "en")
+        language, shop_locale = self._language(request, brand)
+        t = tr(language)
+        amount = format_money(session.amount_minor, session.currency, shop_locale or "en")
+        error = None if problem is None else {"field": problem.field, "title": t.gettext(problem.title),
+                                              "detail": t.gettext(problem.detail)}
         html = self.checkout_template.render(
             **(brand or {}),
-            lang="en",
-            title=f"Sandbox checkout: pay {amount}",
+            # The switcher's `?lang=` links only where this address takes a GET (not on the answer to the form).
+            **page_i18n(language, shop_locale, switcher=request.method == "GET"),
+            title=t.gettext("Sandbox checkout: pay %(amount)s", amount=amount),
             amount=amount,
             description=session.description,
             action=request.path,
             cancel_url=session.return_url,
-            error=problem,
+            error=error,
             expiry=expiry,
             name=name,
         )
-        return web.Response(text=html, status=problem.status if problem else 200, content_type="text/html",
-                            headers=HTML_HEADERS)
+        response = web.Response(text=html, status=problem.status if problem else 200, content_type="text/html",
+                                headers=HTML_HEADERS)
+        remember_language(request, response, language)
+        return response
 
-    def _message(self, status: int, badge: str, heading: str, explanation: str, *,
-                 back_url: str = "", back_label: str = "", brand: dict[str, Any] | None = None) -> web.Response:
+    def _message(self, request: web.Request, status: int, badge: str, heading: str, explanation: str, *,
+                 back_url: str = "", brand: dict[str, Any] | None = None) -> web.Response:
+        """A page that says why there is no form; badge, heading and explanation are catalog msgids."""
+        language, shop_locale = self._language(request, brand)
+        t = tr(language)
         html = self.message_template.render(
-            **(brand or {}),
-            lang="en", title=heading, sandbox=True, tone="bad", badge=badge, heading=heading,
-            explanation=explanation, back_url=back_url, back_label=back_label,
+            **(brand or {}), **page_i18n(language, shop_locale, switcher=False),
+            title=t.gettext(heading), sandbox=True, tone="bad", badge=t.gettext(badge), heading=t.gettext(heading),
+            explanation=t.gettext(explanation), back_url=back_url,
+            back_label=t.gettext("Back to the payment") if back_url else "",
         )
         return web.Response(text=html, status=status, content_type="text/html", headers=HTML_HEADERS)

@@ -15,6 +15,7 @@ from aiohttp import web
 from adapters.payments.common import OutcomeStatus, ProviderError, ProviderUnavailable
 from adapters.payments.return_pages import ReturnPages
 from adapters.payments.stripe.provider import StripeProvider, event_of
+from core.i18n import N_
 
 log = logging.getLogger("paylinks.payments.stripe")
 
@@ -45,9 +46,9 @@ class StripeReturnPages(ReturnPages):
         except ProviderUnavailable as exc:
             log.warning("stripe session not retrieved link=%s session=%s request_id=%s error=%s",
                         link_id, session_id, exc.request_id, exc)
-            return await self.message(link, "Processing", "Checking your payment",
-                                      "We could not reach the payment provider just now. This page will try "
-                                      "again in a moment; you were not charged twice.", test_mode=test_mode,
+            return await self.message(request, link, N_("Processing"), N_("Checking your payment"),
+                                      N_("We could not reach the payment provider just now. This page will try "
+                                         "again in a moment; you were not charged twice."), test_mode=test_mode,
                                       status=503, refresh=True, back_url=page_url)
         except ProviderError as exc:  # no such session (for this account): nothing to show but the link
             log.info("stripe session refused link=%s session=%s request_id=%s error=%s",
@@ -63,9 +64,10 @@ class StripeReturnPages(ReturnPages):
             # The pay page shows the receipt, or the refund notice when this payment could not count.
             raise web.HTTPSeeOther(f"{page_url}?payment={quote(session_id)}")
         if outcome.status is OutcomeStatus.PENDING:
-            return await self.message(link, "Processing", "Your payment is processing",
-                                      "The payment provider has not confirmed it yet. This page refreshes by "
-                                      "itself and shows your receipt once it is confirmed.", test_mode=test_mode,
-                                      refresh=True, back_url="")
-        return await self.message(link, "Not paid", "The payment was not completed",
-                                  "Nothing was charged. You can try again.", test_mode=test_mode, back_url=page_url)
+            return await self.message(request, link, N_("Processing"), N_("Your payment is processing"),
+                                      N_("The payment provider has not confirmed it yet. This page refreshes by "
+                                         "itself and shows your receipt once it is confirmed."),
+                                      test_mode=test_mode, refresh=True, back_url="")
+        return await self.message(request, link, N_("Not paid"), N_("The payment was not completed"),
+                                  N_("Nothing was charged. You can try again."), test_mode=test_mode,
+                                  back_url=page_url)

@@ -140,6 +140,10 @@ async def test_a_success_redirect_alone_is_not_a_receipt(live: LiveApp, fake: Fa
     page = await page_of(response)
     assert page.h1 == "Confirming your payment"
     assert any(m.attrs.get("http-equiv") == "refresh" for m in page.all("meta"))
+    korean = await page_of(await live.client.get(f"/p/{link.id}/return/portone", params=params,
+                                                 headers={"Accept-Language": "ko-KR"}))
+    assert korean.lang == "ko" and korean.h1 == "결제를 확인하고 있어요"
+    assert "PortOne에서 결제를 확인하고 있어요" in korean.text()
     assert await link_status(live, link) == LinkStatus.ACTIVE
     fake.fail("fetch", status=503)  # PortOne down: still confirming, no error page
     response = await live.client.get(f"/p/{link.id}/return/portone", params=params)

@@ -187,6 +187,10 @@ async def test_a_processing_payment_shows_a_page_that_refreshes_itself(live: Liv
     refresh = [m for m in page.all("meta") if m.attrs.get("http-equiv") == "refresh"]
     assert refresh and int(refresh[0].attrs["content"]) > 0
     assert not page.all("script")
+    # In the customer's language, as the pay pages choose it (issue 18).
+    thai = await page_of(await live.client.get(f"/p/{link.id}/return/stripe?session_id={session_id}",
+                                               headers={"Accept-Language": "th-TH"}))
+    assert thai.lang == "th" and thai.h1 == "การชำระเงินของคุณกำลังดำเนินการ"
 
     await fake.settle_async(session_id, succeeded=True)
     assert await link_status(live, link) == LinkStatus.PAID

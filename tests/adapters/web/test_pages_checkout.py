@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from adapters.payments.sandbox import SandboxProvider
+from core import i18n
 from core.models import LinkStatus, PaymentLink, PaymentStatus
 from core.ports import Checkout, PaymentEvent, WebhookError
 from tests.adapters.web.pages_support import make_link, make_overdue, page_of, payment_event
@@ -91,7 +92,7 @@ async def test_checkout_page_has_a_card_number_field_and_a_pay_button(sqlite_liv
     assert card.tag == "input" and card.attrs["name"] == "card_number"
     assert card.attrs["autocomplete"] == "cc-number"
     assert page.unlabelled_controls() == []
-    assert page.button_names() == ["Pay SGD 25.00"]
+    assert page.button_names() == ["Pay S$25.00"]  # written as the pay page writes it (the shop's locale, en_SG)
     assert len(page.all("h1")) == 1 and "Birthday cake" in page.text()
     assert "Sandbox" in page.text()
 
@@ -157,7 +158,7 @@ async def test_declined_card_says_so_and_the_customer_can_try_again(live: LiveAp
     assert len(alert) == 1 and "declined" in alert[0].text() and "Nothing was charged" in alert[0].text()
     assert page.labelled("Card number").attrs.get("aria-invalid") == "true"
     assert "4000" not in page.labelled("Card number").attrs.get("value", "")  # the number is not echoed back
-    assert page.button_names() == ["Pay SGD 25.00"]  # the form is there again
+    assert page.button_names() == ["Pay S$25.00"]  # the form is there again
     assert await live.services.links.payments_for(link.id) == []
     retry = await pay(live, path, SUCCESS)
     assert retry.status == 303
@@ -279,3 +280,49 @@ async def test_a_shop_that_keeps_failing_gets_three_attempts_then_the_customer_i
     response = await pay(sqlite_live, path, SUCCESS)
     assert response.status == 502 and len(calls) == 3
     assert await sqlite_live.services.links.payments_for(link.id) == []
+
+
+# ---------------------------------------------------------------- the customer's language (issue 18)
+
+
+async def test_the_sandbox_card_page_speaks_the_pay_pages_language(live: LiveApp) -> None:
+    """?lang, its cookie, Accept-Language, else the shop's locale, as the pay pages choose; <html lang> too."""
+    link = await make_link(live.services, description="Birthday cake")
+    path = await start_checkout(live, link)
+    client = live.client
+    # No header: the shop's language (en_SG), unchanged.
+    english = await page_of(await client.get(path))
+    assert english.lang == "en-SG" and english.labelled("Card number").attrs["name"] == "card_number"
+    assert english.title == "Sandbox checkout: pay S$25.00"
+    # The browser's language.
+    th = i18n.tr("th")
+    thai = await page_of(await client.get(path, headers={"Accept-Language": "th-TH,th;q=0.9,en;q=0.5"}))
+    assert thai.lang == "th"
+    assert thai.labelled("หมายเลขบัตร").attrs["name"] == "card_number"  # "Card number"
+    assert thai.title == th.gettext("Sandbox checkout: pay %(amount)s", amount="S$25.00") != english.title
+    assert thai.button_names() == [th.gettext("Pay %(amount)s", amount="S$25.00")]
+    assert "Card number" not in thai.text() and "Cancel and go back" not in thai.text()
+    # ?lang= (the switcher's) wins over Accept-Language and is remembered, so the declined card's answer
+    # to the form post is in Japanese too.
+    chosen = await client.get(f"{path}?lang=ja", headers={"Accept-Language": "th"})
+    assert "paylinks_lang=ja" in chosen.headers["Set-Cookie"]
+    japanese = await page_of(chosen)
+    assert japanese.lang == "ja" and japanese.labelled("カード番号").attrs["name"] == "card_number"
+    declined = await client.post(path, data=DECLINE, headers={"Accept-Language": "th"})
+    assert declined.status == 402
+    page = await page_of(declined)
+    assert page.lang == "ja"
+    (alert,) = [n for n in page.nodes if n.attrs.get("role") == "alert"]
+    assert "カードが承認されませんでした。" in alert.text()  # "Your card was declined."
+    assert "declined" not in alert.text()
+
+
+async def test_the_sandbox_refusal_pages_speak_the_customers_language(sqlite_live: LiveApp) -> None:
+    link = await make_link(sqlite_live.services)
+    prefix = (await start_checkout(sqlite_live, link)).rsplit("/", 1)[0]
+    missing = await sqlite_live.client.get(f"{prefix}/garbage", headers={"Accept-Language": "id-ID"})
+    assert missing.status == 404
+    page = await page_of(missing)
+    assert page.lang == "id" and page.h1 == "Checkout tidak ditemukan"
+    english = await page_of(await sqlite_live.client.get(f"{prefix}/garbage"))
+    assert english.lang == "en" and english.h1 == "Checkout not found"
