@@ -31,6 +31,7 @@ from core.models import (
     PaymentLink,
     PaymentStatus,
     ProviderEvent,
+    construct,
 )
 from core.money import Money
 from core.ports import (
@@ -163,11 +164,11 @@ def _takes_real_money(provider: object) -> bool:
 
 
 def _row_to_link(row: Any) -> PaymentLink:
-    # model_construct skips validation (the row came from our own schema): ~8 µs instead of ~60 µs,
+    # No validation (the row came from our own schema): ~2 µs instead of ~60 µs (core.models.construct),
     # which matters on the pay page and API hot paths. A plain mapping of the link's columns works too.
     values = dict(row) if isinstance(row, dict) else dict(row._mapping)
     values["status"] = LinkStatus(values["status"])
-    return PaymentLink.model_construct(**values)
+    return construct(PaymentLink, values)
 
 
 # Hot-path statements are built once; SQLAlchemy then reuses their compiled form.
@@ -368,7 +369,7 @@ class LinkService:
             "auto_reminded_at": None,
             **reusable.columns(terms),
         }
-        link = PaymentLink.model_construct(**values)
+        link = construct(PaymentLink, values)  # the keys in field order: construct's fast path
         if draft.line_items is not None and draft.line_items.total_minor != money.amount_minor:
             raise LinkError("invalid_amount", "amount must equal the line items' total", field="amount")
         try:

@@ -41,6 +41,7 @@ from core.models import (
     ProviderEvent,
     Refund,
     RefundStatus,
+    construct,
 )
 from core.money import format_money
 from core.outbox import (
@@ -105,13 +106,13 @@ def payment_status_after(current: PaymentStatus, amount_minor: int, refunded_min
 def _row_to_refund(row: Any) -> Refund:
     values = dict(row._mapping)
     values["status"] = RefundStatus(values["status"])
-    return Refund.model_construct(**values)
+    return construct(Refund, values)
 
 
 def _row_to_payment(row: Any) -> Payment:
     values = dict(row._mapping)
     values["status"] = PaymentStatus(values["status"])
-    return Payment.model_construct(**values)
+    return construct(Payment, values)
 
 
 @dataclass(frozen=True, slots=True)
