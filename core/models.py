@@ -781,6 +781,23 @@ def construct(model: type[_M], values: Mapping[str, Any]) -> _M:
     return obj
 
 
+_FIELD_NAMES: dict[type[Any], frozenset[str]] = {}
+
+
+def values_of(obj: SQLModel) -> Mapping[str, Any]:
+    """A model's field values as a mapping, read without SQLAlchemy's attribute descriptors (each read of a
+    table model's attribute is ~0.2 µs of Python; the link JSON reads ~40): its __dict__, which holds every
+    field of a model made by construct, model_construct or __init__. Read only."""
+    kind = type(obj)
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = frozenset(kind.__pydantic_fields__)
+    values = obj.__dict__
+    if values.keys() >= names:
+        return values
+    return {name: getattr(obj, name) for name in names}
+
+
 def _direct_fields(model: type[Any]) -> tuple[str, ...] | None:
     fields = model.__pydantic_fields__
     if (model.__pydantic_post_init__ or model.model_config.get("extra") == "allow" or model.__pydantic_root_model__

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from core import ids, reusable
-from core.models import LinkStatus, Payment, PaymentLink, PaymentStatus, construct
+from core.models import LinkStatus, Payment, PaymentLink, PaymentStatus, construct, values_of
 from tests.clock import T0
 
 
@@ -69,3 +69,11 @@ def test_base32_is_rfc_4648_lowercase_unpadded() -> None:
             assert ids.b32(raw) == base64.b32encode(raw).decode().rstrip("=").lower()
     assert re.fullmatch(r"[a-z2-7]{28}", ids.link_id())
     assert re.fullmatch(r"evt_[a-z2-7]{20}", ids.prefixed("evt", 12))
+
+
+def test_values_of_reads_what_the_attributes_hold() -> None:
+    for link in (construct(PaymentLink, link_row()), PaymentLink.model_construct(**link_row()),
+                 PaymentLink(**link_row())):
+        values = values_of(link)
+        assert {name: values[name] for name in PaymentLink.model_fields} == \
+            {name: getattr(link, name) for name in PaymentLink.model_fields}
