@@ -171,9 +171,17 @@ def _row_to_link(row: Any) -> PaymentLink:
     return construct(PaymentLink, values)
 
 
+def _row_to_payment(row: Any) -> Payment:
+    # As _row_to_link: our own rows need no validation (the receipt page reads them on every view).
+    values = dict(row._mapping)
+    values["status"] = PaymentStatus(values["status"])
+    return construct(Payment, values)
+
+
 # Hot-path statements are built once; SQLAlchemy then reuses their compiled form.
 _GET_LINK = select(LINKS).where(LINKS.c.id == bindparam("id"))
 _GET_MERCHANT_LINK = _GET_LINK.where(LINKS.c.merchant_id == bindparam("merchant_id"))
+_PAYMENTS_OF_LINK = select(PAYMENTS).where(PAYMENTS.c.link_id == bindparam("link_id")).order_by(PAYMENTS.c.created_at)
 _BY_IDEMPOTENCY_KEY = select(LINKS).where(LINKS.c.merchant_id == bindparam("merchant_id"),
                                           LINKS.c.idempotency_key == bindparam("key"))
 
@@ -856,12 +864,8 @@ class LinkService:
 
     async def payments_for(self, link_id: str) -> list[Payment]:
         async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(PAYMENTS).where(PAYMENTS.c.link_id == link_id).order_by(PAYMENTS.c.created_at)
-                )
-            ).all()
-        return [Payment(**r._mapping) for r in rows]
+            rows = (await conn.execute(_PAYMENTS_OF_LINK, {"link_id": link_id})).all()
+        return [_row_to_payment(r) for r in rows]
 
     async def payment_by_ref(self, provider: str, provider_ref: str) -> Payment | None:
         async with self.db.read() as conn:

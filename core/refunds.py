@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core import i18n, ids
@@ -103,6 +103,13 @@ def payment_status_after(current: PaymentStatus, amount_minor: int, refunded_min
     return target
 
 
+# Built once (the receipt page and every API link answer ask them): SQLAlchemy reuses their compiled form.
+_REFUNDS_OF_LINKS = (select(REFUNDS).where(REFUNDS.c.link_id.in_(bindparam("link_ids", expanding=True)))
+                     .order_by(REFUNDS.c.created_at, REFUNDS.c.id))
+_PAYMENTS_OF_LINKS = (select(PAYMENTS).where(PAYMENTS.c.link_id.in_(bindparam("link_ids", expanding=True)))
+                      .order_by(PAYMENTS.c.created_at, PAYMENTS.c.id))
+
+
 def _row_to_refund(row: Any) -> Refund:
     values = dict(row._mapping)
     values["status"] = RefundStatus(values["status"])
@@ -183,8 +190,7 @@ class RefundService:
         if not link_ids:
             return {}
         async with self.db.read() as conn:
-            rows = (await conn.execute(select(REFUNDS).where(REFUNDS.c.link_id.in_(list(link_ids)))
-                                       .order_by(REFUNDS.c.created_at, REFUNDS.c.id))).all()
+            rows = (await conn.execute(_REFUNDS_OF_LINKS, {"link_ids": list(link_ids)})).all()
         found: dict[str, list[Refund]] = {}
         for row in rows:
             refund = _row_to_refund(row)
@@ -195,8 +201,7 @@ class RefundService:
         if not link_ids:
             return {}
         async with self.db.read() as conn:
-            rows = (await conn.execute(select(PAYMENTS).where(PAYMENTS.c.link_id.in_(list(link_ids)))
-                                       .order_by(PAYMENTS.c.created_at, PAYMENTS.c.id))).all()
+            rows = (await conn.execute(_PAYMENTS_OF_LINKS, {"link_ids": list(link_ids)})).all()
         found: dict[str, list[Payment]] = {}
         for row in rows:
             payment = _row_to_payment(row)
