@@ -40,7 +40,7 @@ import logging
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
@@ -136,8 +136,16 @@ class DbConnection(Protocol):
 class InlineConnection:
     """AsyncConnection's calling convention over a sync SQLite connection (see the module docstring)."""
 
-    def __init__(self, sync_connection: Connection) -> None:
+    def __init__(self, sync_connection: Connection, driver: sqlite3.Connection | None = None) -> None:
         self.sync_connection = sync_connection
+        self._driver = driver
+
+    @property
+    def driver(self) -> sqlite3.Connection:
+        """The pysqlite connection under it, for statements run without SQLAlchemy's execute path (core.sql)."""
+        if self._driver is None:
+            self._driver = _driver(self.sync_connection)
+        return self._driver
 
     @property
     def dialect(self) -> Dialect:
@@ -173,6 +181,82 @@ class _Batch:
         self.committer: asyncio.Task[None] | None = None  # kept referenced until it has run
         # A batch whose writers all failed has nobody awaiting `done`; don't warn about that.
         self.done.add_done_callback(lambda f: f.cancelled() or f.exception())
+        # One future per writer waiting for the COMMIT, settled with `done`: a cancelled writer cancels only
+        # its own (as asyncio.shield(done) would, without shield's extra future and extra loop turn).
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def wait(self) -> asyncio.Future[None]:
+        if self.done.done():
+            return self.done
+        waiter = self.done.get_loop().create_future()
+        self._waiters.append(waiter)
+        return waiter
+
+    def settle(self, exc: BaseException | None = None) -> None:
+        if self.done.done():
+            return
+        if exc is None:
+            self.done.set_result(None)
+        else:
+            self.done.set_exception(exc)
+        for waiter in self._waiters:
+            if not waiter.done():
+                if exc is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(exc)
+        self._waiters.clear()
+
+
+class _SqliteWrite:
+    """Database.write() on SQLite: one writer's SAVEPOINT in the open batch (see the module docstring).
+
+    A class rather than an @asynccontextmanager generator: every link creation opens one, and the generator
+    protocol (anext/athrow through contextlib) cost ~3 µs of it."""
+
+    __slots__ = ("_batch", "_db", "_outer", "_raw", "_timeout")
+
+    def __init__(self, db: Database, timeout: float) -> None:
+        self._db = db
+        self._timeout = timeout
+
+    async def __aenter__(self) -> DbConnection:
+        db = self._db
+        task = db._refuse_nested()
+        batch, writer = await db._join_batch(asyncio.get_running_loop().time() + self._timeout)
+        raw = _driver(writer)
+        try:
+            raw.execute("SAVEPOINT paylinks_writer")
+        except BaseException:
+            db._write_lock.release()  # the committer and every later writer need it
+            raise
+        self._batch, self._raw = batch, raw
+        self._outer = _writing.set((db, task))
+        return InlineConnection(writer, raw)
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any) -> None:
+        db, batch, raw = self._db, self._batch, self._raw
+        _writing.reset(self._outer)
+        if exc is not None:
+            db._undo_savepoint(raw, batch)
+            db._write_lock.release()
+            if isinstance(exc, Exception):
+                # Let the rest of the batch commit before the error surfaces: a writer that lost a
+                # unique-key race then reads the winner's row, as it would after a transaction of its own.
+                await asyncio.wait([batch.done])
+                if _is_sqlite_busy(exc):  # rollback-journal mode: a statement met another's lock
+                    raise DatabaseBusy("another process held the database's lock") from exc
+            return  # the block's exception goes on
+        try:
+            raw.execute("RELEASE paylinks_writer")
+        except Exception:
+            # SQLite ended the transaction under us (I/O error, full disk): the batch is lost, and the
+            # lock must still be freed, or the committer and every later writer would wait on it.
+            db._undo_savepoint(raw, batch)
+            db._write_lock.release()
+            raise
+        db._write_lock.release()
+        await batch.wait()
 
 
 class Database:
@@ -243,55 +327,29 @@ class Database:
             )
         return task
 
-    @asynccontextmanager
-    async def write(self, *, busy_timeout: float | None = None) -> AsyncIterator[DbConnection]:
+    def write(self, *, busy_timeout: float | None = None) -> AbstractAsyncContextManager[DbConnection]:
         """A transaction that may write; committed when the block ends, rolled back on any exception.
 
         Waits (asynchronously) at most `busy_timeout` seconds (default: the database's) for the write lock,
         then raises DatabaseBusy with nothing written. (PostgreSQL: lock_timeout is the database's.)
         """
-        task = self._refuse_nested()
         if self.sync_engine is None:
-            outer = _writing.set((self, task))
-            try:
-                async with self._pg_connect() as conn, conn.begin():
-                    yield conn
-            except DBAPIError as exc:
-                if _is_pg_lock_timeout(exc):
-                    raise DatabaseBusy("another transaction held a lock this write needed") from exc
-                raise
-            finally:
-                _writing.reset(outer)
-            return
-        timeout = self.busy_timeout_s if busy_timeout is None else busy_timeout
-        batch, writer = await self._join_batch(asyncio.get_running_loop().time() + timeout)
-        raw = _driver(writer)
-        raw.execute("SAVEPOINT paylinks_writer")
+            return self._pg_write()
+        return _SqliteWrite(self, self.busy_timeout_s if busy_timeout is None else busy_timeout)
+
+    @asynccontextmanager
+    async def _pg_write(self) -> AsyncIterator[AsyncConnection]:
+        task = self._refuse_nested()
         outer = _writing.set((self, task))
         try:
-            yield InlineConnection(writer)
-        except BaseException as exc:
+            async with self._pg_connect() as conn, conn.begin():
+                yield conn
+        except DBAPIError as exc:
+            if _is_pg_lock_timeout(exc):
+                raise DatabaseBusy("another transaction held a lock this write needed") from exc
+            raise
+        finally:
             _writing.reset(outer)
-            self._undo_savepoint(raw, batch)
-            self._write_lock.release()
-            if isinstance(exc, Exception):
-                # Let the rest of the batch commit before the error surfaces: a writer that lost a
-                # unique-key race then reads the winner's row, as it would after a transaction of its own.
-                await asyncio.wait([batch.done])
-                if _is_sqlite_busy(exc):  # rollback-journal mode: a statement met another's lock
-                    raise DatabaseBusy("another process held the database's lock") from exc
-            raise
-        _writing.reset(outer)
-        try:
-            raw.execute("RELEASE paylinks_writer")
-        except Exception:
-            # SQLite ended the transaction under us (I/O error, full disk): the batch is lost, and the
-            # lock must still be freed, or the committer and every later writer would wait on it.
-            self._undo_savepoint(raw, batch)
-            self._write_lock.release()
-            raise
-        self._write_lock.release()
-        await asyncio.shield(batch.done)
 
     async def _acquire_write_lock(self, deadline: float | None) -> None:
         """Our own writers' queue; bounded by the writer's deadline (the lock is FIFO)."""
@@ -356,8 +414,7 @@ class Database:
             log.error("write batch lost: %s", type(exc).__name__)
         if not raw.in_transaction and self._batch is batch:
             self._batch = None
-            if not batch.done.done():
-                batch.done.set_exception(RuntimeError("the database rolled back this write batch"))
+            batch.settle(RuntimeError("the database rolled back this write batch"))
 
     def _commit(self) -> None:
         """Commit the open batch; the caller holds the write lock."""
@@ -372,11 +429,11 @@ class Database:
                 with contextlib.suppress(Exception):  # the batch's waiters must hear of it either way
                     raw.execute("ROLLBACK")
             if _is_sqlite_busy(exc):  # rollback-journal mode: COMMIT waits for readers; we don't
-                batch.done.set_exception(DatabaseBusy("readers held the database while committing"))
+                batch.settle(DatabaseBusy("readers held the database while committing"))
             else:
-                batch.done.set_exception(exc)
+                batch.settle(exc)
         else:
-            batch.done.set_result(None)
+            batch.settle()
             self._schedule_checkpoint()
 
     def _schedule_checkpoint(self) -> None:

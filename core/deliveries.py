@@ -25,7 +25,7 @@ import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -76,15 +76,17 @@ class _Claim:
 _CURRENT: ContextVar[_Claim | None] = ContextVar("paylinks_inbound_delivery", default=None)
 
 
-@asynccontextmanager
-async def write_with_delivery(db: Database) -> AsyncIterator[DbConnection]:
+def write_with_delivery(db: Database) -> AbstractAsyncContextManager[DbConnection]:
     """`db.write()` that also records the delivery being handled, if any and not recorded yet, in this
     transaction. Raises AlreadyHandled (rolling the transaction back) when its row exists already."""
     claim = _CURRENT.get()
     if claim is None or claim.recorded:
-        async with db.write() as conn:
-            yield conn
-        return
+        return db.write()  # itself, not wrapped: the API's link creation comes this way
+    return _write_recording(db, claim)
+
+
+@asynccontextmanager
+async def _write_recording(db: Database, claim: _Claim) -> AsyncIterator[DbConnection]:
     async with db.write() as conn:
         values = {"platform": claim.delivery.platform, "delivery_id": claim.delivery.delivery_id,
                   "received_at": claim.received_at}

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-import base64
 import secrets
+
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"  # RFC 4648 base32, lowercase
+# Every pair of base32 digits (10 bits): one lookup per two characters. base64.b32encode is pure Python
+# here, and a link id is made on every link creation.
+_PAIRS = tuple(a + b for a in _ALPHABET for b in _ALPHABET)
 
 
 def _b32(nbytes: int) -> str:
-    return base64.b32encode(secrets.token_bytes(nbytes)).decode().rstrip("=").lower()
+    """`nbytes` random bytes in lowercase unpadded base32: what base64.b32encode(…).rstrip("=").lower() writes."""
+    return b32(secrets.token_bytes(nbytes))
+
+
+def b32(raw: bytes) -> str:
+    chars = -(-len(raw) * 8 // 5)
+    pairs = -(-chars // 2)
+    # The bits, left-aligned on whole digits (base32 pads the last digit with zero bits), as 10-bit pairs.
+    number = int.from_bytes(raw, "big") << (pairs * 10 - len(raw) * 8)
+    text = "".join([_PAIRS[(number >> shift) & 1023] for shift in range(pairs * 10 - 10, -1, -10)])
+    return text[:chars]
 
 
 def link_id() -> str:

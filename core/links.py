@@ -31,6 +31,7 @@ from core.models import (
     PaymentLink,
     PaymentStatus,
     ProviderEvent,
+    construct,
 )
 from core.money import Money
 from core.ports import (
@@ -163,16 +164,24 @@ def _takes_real_money(provider: object) -> bool:
 
 
 def _row_to_link(row: Any) -> PaymentLink:
-    # model_construct skips validation (the row came from our own schema): ~8 µs instead of ~60 µs,
+    # No validation (the row came from our own schema): ~2 µs instead of ~60 µs (core.models.construct),
     # which matters on the pay page and API hot paths. A plain mapping of the link's columns works too.
     values = dict(row) if isinstance(row, dict) else dict(row._mapping)
     values["status"] = LinkStatus(values["status"])
-    return PaymentLink.model_construct(**values)
+    return construct(PaymentLink, values)
+
+
+def _row_to_payment(row: Any) -> Payment:
+    # As _row_to_link: our own rows need no validation (the receipt page reads them on every view).
+    values = dict(row._mapping)
+    values["status"] = PaymentStatus(values["status"])
+    return construct(Payment, values)
 
 
 # Hot-path statements are built once; SQLAlchemy then reuses their compiled form.
 _GET_LINK = select(LINKS).where(LINKS.c.id == bindparam("id"))
 _GET_MERCHANT_LINK = _GET_LINK.where(LINKS.c.merchant_id == bindparam("merchant_id"))
+_PAYMENTS_OF_LINK = select(PAYMENTS).where(PAYMENTS.c.link_id == bindparam("link_id")).order_by(PAYMENTS.c.created_at)
 _BY_IDEMPOTENCY_KEY = select(LINKS).where(LINKS.c.merchant_id == bindparam("merchant_id"),
                                           LINKS.c.idempotency_key == bindparam("key"))
 
@@ -368,7 +377,7 @@ class LinkService:
             "auto_reminded_at": None,
             **reusable.columns(terms),
         }
-        link = PaymentLink.model_construct(**values)
+        link = construct(PaymentLink, values)  # the keys in field order: construct's fast path
         if draft.line_items is not None and draft.line_items.total_minor != money.amount_minor:
             raise LinkError("invalid_amount", "amount must equal the line items' total", field="amount")
         try:
@@ -855,12 +864,8 @@ class LinkService:
 
     async def payments_for(self, link_id: str) -> list[Payment]:
         async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(PAYMENTS).where(PAYMENTS.c.link_id == link_id).order_by(PAYMENTS.c.created_at)
-                )
-            ).all()
-        return [Payment(**r._mapping) for r in rows]
+            rows = (await conn.execute(_PAYMENTS_OF_LINK, {"link_id": link_id})).all()
+        return [_row_to_payment(r) for r in rows]
 
     async def payment_by_ref(self, provider: str, provider_ref: str) -> Payment | None:
         async with self.db.read() as conn:

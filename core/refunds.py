@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core import i18n, ids
@@ -41,6 +41,7 @@ from core.models import (
     ProviderEvent,
     Refund,
     RefundStatus,
+    construct,
 )
 from core.money import format_money
 from core.outbox import (
@@ -102,16 +103,23 @@ def payment_status_after(current: PaymentStatus, amount_minor: int, refunded_min
     return target
 
 
+# Built once (the receipt page and every API link answer ask them): SQLAlchemy reuses their compiled form.
+_REFUNDS_OF_LINKS = (select(REFUNDS).where(REFUNDS.c.link_id.in_(bindparam("link_ids", expanding=True)))
+                     .order_by(REFUNDS.c.created_at, REFUNDS.c.id))
+_PAYMENTS_OF_LINKS = (select(PAYMENTS).where(PAYMENTS.c.link_id.in_(bindparam("link_ids", expanding=True)))
+                      .order_by(PAYMENTS.c.created_at, PAYMENTS.c.id))
+
+
 def _row_to_refund(row: Any) -> Refund:
     values = dict(row._mapping)
     values["status"] = RefundStatus(values["status"])
-    return Refund.model_construct(**values)
+    return construct(Refund, values)
 
 
 def _row_to_payment(row: Any) -> Payment:
     values = dict(row._mapping)
     values["status"] = PaymentStatus(values["status"])
-    return Payment.model_construct(**values)
+    return construct(Payment, values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,8 +190,7 @@ class RefundService:
         if not link_ids:
             return {}
         async with self.db.read() as conn:
-            rows = (await conn.execute(select(REFUNDS).where(REFUNDS.c.link_id.in_(list(link_ids)))
-                                       .order_by(REFUNDS.c.created_at, REFUNDS.c.id))).all()
+            rows = (await conn.execute(_REFUNDS_OF_LINKS, {"link_ids": list(link_ids)})).all()
         found: dict[str, list[Refund]] = {}
         for row in rows:
             refund = _row_to_refund(row)
@@ -194,8 +201,7 @@ class RefundService:
         if not link_ids:
             return {}
         async with self.db.read() as conn:
-            rows = (await conn.execute(select(PAYMENTS).where(PAYMENTS.c.link_id.in_(list(link_ids)))
-                                       .order_by(PAYMENTS.c.created_at, PAYMENTS.c.id))).all()
+            rows = (await conn.execute(_PAYMENTS_OF_LINKS, {"link_ids": list(link_ids)})).all()
         found: dict[str, list[Payment]] = {}
         for row in rows:
             payment = _row_to_payment(row)

@@ -23,7 +23,7 @@ from core import i18n, ids, promos
 from core.clock import Clock, utcnow
 from core.db import Database, DbConnection
 from core.i18n import N_
-from core.models import LinkReservation, LinkStatus, Payment, PaymentLink, ReservationStatus
+from core.models import LinkReservation, LinkStatus, Payment, PaymentLink, ReservationStatus, construct
 from core.money import Money
 from core.ports import PaymentEvent
 from core.sql import insert_row, table
@@ -232,7 +232,7 @@ def _money(minor: int, currency: str) -> str:
 def _link(row: Row[Any]) -> PaymentLink:
     values = dict(row._mapping)
     values["status"] = LinkStatus(values["status"])
-    return PaymentLink.model_construct(**values)
+    return construct(PaymentLink, values)
 
 
 class Reservations:

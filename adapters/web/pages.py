@@ -80,6 +80,7 @@ QR_PNG_SCALE = 8  # pixels per module (Telegram's QR photo uses the same, so the
 QR_SVG_SCALE = 4
 
 PAY_HTML_CACHE_SIZE = 2048  # rendered active pay pages kept (~2 KB each)
+RECEIPT_HTML_CACHE_SIZE = 512  # rendered receipts kept (~4 KB each)
 OG_CACHE_SIZE = 256  # link preview PNGs (~30 KB each), per link state and branding
 # Views are counted in memory and written together, at most this long after the first of them: a write
 # per view (SQLAlchemy's execute path, a group commit) cost several times the page itself.
@@ -244,6 +245,13 @@ if [c.key for c in _PAGE_QUERY.selected_columns] != [f.name for f in fields(Page
     raise RuntimeError("_PAGE_QUERY columns and PageLink fields differ")
 
 
+def _payment_key(payment: Payment | None) -> tuple[Any, ...] | None:
+    """What a receipt shows of its payment (_page, _refund_facts)."""
+    if payment is None:
+        return None
+    return (payment.id, payment.amount_minor, payment.amount_refunded_minor, payment.currency, payment.created_at)
+
+
 def _applied(link: PageLink, payment: Payment) -> bool:
     """The payment that paid the link: recorded in the very transaction that set paid_at (same instant).
 
@@ -347,6 +355,7 @@ class PayPages:
         self.not_found_template = env.get_template("not_found.html")
         self.message_template = env.get_template("message.html")
         self._pay_html: dict[tuple[PageLink, str, bool], bytes] = {}
+        self._receipt_html: dict[tuple[Any, ...], bytes] = {}
         from adapters.web.sell_pages import SellPages
 
         self.sell = SellPages(self)
@@ -436,17 +445,27 @@ class PayPages:
         shop = isolate(link.merchant_name)
         if status in (LinkStatus.PAID, LinkStatus.REFUNDED):
             payment = await self._kept_payment(link)
-            paid_at = link.paid_at or (payment.created_at if payment else None)
             refunds = (await self.refunds.refunds_for([link.id])).get(payment.id, []) if payment else []
-            title = (t.gettext("Refunded: %(amount)s to %(shop)s", amount=link.amount, shop=shop)
-                     if status is LinkStatus.REFUNDED
-                     else t.gettext("Paid: %(amount)s to %(shop)s", amount=link.amount, shop=shop))
-            return self._render(self.receipt_template, link, language, {
-                "title": title,
-                "paid_on": link.clock(language).when(paid_at) if paid_at else "",
-                "payment_id": payment.id if payment else "",
-                **self._refund_facts(link, payment, refunds, language),
-            })
+            # Like the pay page's, the receipt is a pure function of what was just read: an unchanged link,
+            # payment and refunds reuse its HTML (a refund, or any change of theirs, is another key).
+            key = (link, language, status, _payment_key(payment),
+                   tuple((r.amount_minor, r.status, r.completed_at) for r in refunds))
+            body = self._receipt_html.get(key)
+            if body is None:
+                paid_at = link.paid_at or (payment.created_at if payment else None)
+                title = (t.gettext("Refunded: %(amount)s to %(shop)s", amount=link.amount, shop=shop)
+                         if status is LinkStatus.REFUNDED
+                         else t.gettext("Paid: %(amount)s to %(shop)s", amount=link.amount, shop=shop))
+                body = self._html(self.receipt_template, link, language, {
+                    "title": title,
+                    "paid_on": link.clock(language).when(paid_at) if paid_at else "",
+                    "payment_id": payment.id if payment else "",
+                    **self._refund_facts(link, payment, refunds, language),
+                })
+                if len(self._receipt_html) >= RECEIPT_HTML_CACHE_SIZE:
+                    self._receipt_html.pop(next(iter(self._receipt_html)))  # oldest first
+                self._receipt_html[key] = body
+            return web.Response(body=body, content_type="text/html", charset="utf-8", headers=HTML_HEADERS)
         if status is LinkStatus.EXPIRED:
             texts = {
                 "title": t.gettext("Expired: %(amount)s to %(shop)s", amount=link.amount, shop=shop),

@@ -3,10 +3,11 @@ the link JSON's counts. Kept apart from api.py so the create handler only gains 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from adapters.web.api_models import CreateLink
-from core.models import PaymentLink
+from core.models import PaymentLink, values_of
 from core.money import Money, MoneyError
 from core.reusable import CUSTOMER_CHOOSES, FIXED, Terms, shares
 
@@ -77,26 +78,31 @@ def _amount(minor: int | None, currency: str) -> str | None:
     return None if minor is None else Money(minor, currency).amount_str()
 
 
-def sales_json(link: PaymentLink) -> dict[str, Any]:
-    """The link JSON's reusable fields (the same keys on every link; a single-use one has no limits)."""
-    currency = link.currency
-    suggested = list(link.suggested_amounts or [])
+def sales_json(link: PaymentLink | Mapping[str, Any]) -> dict[str, Any]:
+    """The link JSON's reusable fields (the same keys on every link; a single-use one has no limits).
+    Also takes the link's field values (core.models.values_of), which link_json passes."""
+    row = link if isinstance(link, Mapping) else values_of(link)
+    currency = row["currency"]
+    suggested = list(row["suggested_amounts"] or [])
     split = None
-    if link.split_ways:
-        split = {"ways": link.split_ways, "paid": link.units_sold,
-                 "shares": [Money(s, currency).amount_str() for s in shares(link.amount_minor, link.split_ways)]}
+    ways = row["split_ways"]
+    if ways:
+        split = {"ways": ways, "paid": row["units_sold"],
+                 "shares": [Money(s, currency).amount_str() for s in shares(row["amount_minor"], ways)]}
     quantity = None
-    if link.quantity_max is not None:
-        quantity = {"adjustable": True, "min": link.quantity_min or 1, "max": link.quantity_max}
+    if row["quantity_max"] is not None:
+        quantity = {"adjustable": True, "min": row["quantity_min"] or 1, "max": row["quantity_max"]}
+    max_total, min_amount, max_amount = row["max_total_minor"], row["min_amount_minor"], row["max_amount_minor"]
+    collected = row["amount_collected_minor"] or 0
     return {
-        "reusable": bool(link.reusable), "max_payments": link.max_payments, "stock": link.stock,
-        "max_total": _amount(link.max_total_minor, currency), "max_total_minor": link.max_total_minor,
-        "quantity": quantity, "amount_mode": link.amount_mode or FIXED,
-        "min_amount": _amount(link.min_amount_minor, currency), "min_amount_minor": link.min_amount_minor,
-        "max_amount": _amount(link.max_amount_minor, currency), "max_amount_minor": link.max_amount_minor,
+        "reusable": bool(row["reusable"]), "max_payments": row["max_payments"], "stock": row["stock"],
+        "max_total": _amount(max_total, currency), "max_total_minor": max_total,
+        "quantity": quantity, "amount_mode": row["amount_mode"] or FIXED,
+        "min_amount": _amount(min_amount, currency), "min_amount_minor": min_amount,
+        "max_amount": _amount(max_amount, currency), "max_amount_minor": max_amount,
         "suggested_amounts": [Money(a, currency).amount_str() for a in suggested],
         "suggested_amounts_minor": suggested, "split": split,
-        "payments_count": link.payments_count or 0, "units_sold": link.units_sold or 0,
-        "amount_collected": Money(link.amount_collected_minor or 0, currency).amount_str(),
-        "amount_collected_minor": link.amount_collected_minor or 0,
+        "payments_count": row["payments_count"] or 0, "units_sold": row["units_sold"] or 0,
+        "amount_collected": Money(collected, currency).amount_str(),
+        "amount_collected_minor": collected,
     }

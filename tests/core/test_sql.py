@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select, text
@@ -55,3 +55,41 @@ async def test_insert_row_raises_what_core_raises(db: Database) -> None:
     with pytest.raises(IntegrityError):
         async with db.write() as conn:
             await insert_row(conn, LINKS, link_values("once"))
+
+
+# The quick bind processors (an aware UTC datetime, an empty JSON object, None) and the values they hand to
+# SQLAlchemy's own (other zones, JSON with content): stored byte for byte as Core stores them.
+VARIANTS = [
+    {},
+    {"meta": {}, "origin_message": None, "suggested_amounts": None, "paid_at": T0.replace(microsecond=0)},
+    {"created_at": T0.astimezone(timezone(timedelta(hours=8))), "expires_at": datetime(9999, 12, 31, tzinfo=UTC),
+     "cancelled_at": datetime(1, 1, 1, tzinfo=UTC), "reminded_at": T0.replace(microsecond=7)},
+    {"meta": {"a": "b\u202e", "ü": ""}, "origin_message": {}, "livemode": True, "reusable": True},
+]
+
+
+@pytest.mark.parametrize("changes", VARIANTS)
+async def test_insert_row_stores_every_kind_of_value_as_core_does(db: Database, changes: dict[str, object]) -> None:
+    async with db.write() as conn:
+        await conn.execute(MERCHANTS.insert().values(id="mer_1", name="Shop", default_currency="SGD",
+                                                     locale="en_SG", created_at=T0))
+        await conn.execute(LINKS.insert(), {**link_values("core"), **changes})
+        await insert_row(conn, LINKS, {**link_values("fast"), **changes})
+    columns = ", ".join(c.name for c in LINKS.columns if c.name != "id")
+    async with db.read() as conn:
+        raw = {row[0]: row[1:] for row in (await conn.execute(
+            text(f"SELECT id, {columns} FROM payment_link ORDER BY id"))).all()}
+    assert raw["fast"] == raw["core"]
+
+
+async def test_insert_row_refuses_a_naive_datetime_as_core_does(db: Database) -> None:
+    naive = {"created_at": T0.replace(tzinfo=None)}
+    async with db.write() as conn:
+        await conn.execute(MERCHANTS.insert().values(id="mer_1", name="Shop", default_currency="SGD",
+                                                     locale="en_SG", created_at=T0))
+    for write in (lambda conn: conn.execute(LINKS.insert(), {**link_values("core"), **naive}),
+                  lambda conn: insert_row(conn, LINKS, {**link_values("fast"), **naive})):
+        # Core wraps the ValueError in a StatementError; insert_row raises it as it is.
+        with pytest.raises(Exception, match="naive datetime"):
+            async with db.write() as conn:
+                await write(conn)

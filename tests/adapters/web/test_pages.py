@@ -317,3 +317,26 @@ def test_focus_ring_and_input_borders_are_visible() -> None:
     for background in ("card", "page"):
         assert contrast(colours["focus"], colours[background]) >= 3
     assert contrast(colours["border"], colours["card"]) >= 3
+
+
+async def test_the_receipt_follows_a_refund_on_the_next_view(live: LiveApp) -> None:
+    """The receipt's HTML is reused while its link, payment and refunds are unchanged, and only then."""
+    from core.refunds import RefundRequest
+
+    link = await make_link(live.services)
+    _outcome, payment = await live.services.links.record_payment(payment_event(link, 1))
+    assert payment is not None
+    for _ in range(2):  # the second view is the reused HTML
+        page = await page_of(await live.client.get(f"/p/{link.id}"))
+        assert page.h1 == "Payment received" and "A refund of" not in page.text()
+    await live.services.refunds.request(RefundRequest(link_id=link.id, merchant_id=link.merchant_id,
+                                                      amount_minor=400, payment_id=payment.id))
+    provider = live.services.provider
+    drain = getattr(provider, "drain", None)
+    page = await page_of(await live.client.get(f"/p/{link.id}"))
+    assert page.h1 == "Payment received, partly refunded" or "A refund of S$4.00 is on its way." in page.text()
+    if drain is not None:
+        await drain()  # the sandbox's refund.succeeded webhook
+        page = await page_of(await live.client.get(f"/p/{link.id}"))
+        assert page.h1 == "Payment received, partly refunded", page.text()
+        assert "S$4.00" in page.text()
