@@ -42,7 +42,7 @@ from adapters.web.dashboard.session import (
 from adapters.web.export import csv_chunks, stream_csv
 from adapters.web.link_filters import FilterError, parse_filter
 from adapters.web.pages import LINK_ID
-from core import chat_errors, i18n
+from core import chat_errors, i18n, limits
 from core.audit import Actor, AuditLog
 from core.i18n import N_
 from core.link_search import API_ORIGIN, LinkFilter, LinkSearch
@@ -778,11 +778,13 @@ class Dashboard:
                 draft, _amount_field, _expiry_field = self.api._draft(
                     ApiMerchant(merchant.id, merchant.default_currency), payload)
                 link, _created = await self.links.create(draft)
-            except ApiError as error:  # the API's checks of the body; its English message is for developers
-                errors[_form_field(error.field)] = self.refusal(
-                    request, merchant, LinkError(error.code, error.message, field=error.field))
-            except LinkError as error:
-                errors[_form_field(error.field)] = self.refusal(request, merchant, error)
+            except (ApiError, LinkError) as error:  # the API's checks of the body, the service's own
+                currency = payload.get("currency") or merchant.default_currency
+                errors[_form_field(error.field)] = (
+                    t.gettext("A link may ask for at most %(most)s.", most=self.money(
+                        limits.max_amount_minor(self.links.max_amount, currency), currency, merchant))
+                    if error.code == "amount_too_large" and is_currency(currency)
+                    else self.refusal(request, merchant, LinkError(error.code, error.message, field=error.field)))
             else:
                 await self.audit.record(merchant.id, "link.created",
                                         await self.acting(request, session, merchant), link_id=link.id)
@@ -839,7 +841,6 @@ class Dashboard:
             changes["brand_color"] = None
         changes["support_email"] = values.get("support_email") or None
         if changes["support_email"]:
-            from core import limits
             try:
                 changes["support_email"] = limits.normalise_email(changes["support_email"])
             except ValueError as exc:

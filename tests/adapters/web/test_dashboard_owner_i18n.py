@@ -19,11 +19,12 @@ from sqlalchemy import update
 
 from adapters.web import branding
 from bots.config import Secret, Settings
-from core import i18n
+from core import i18n, limits
 from core.audit import Actor, AuditLog
 from core.clock import utcnow
 from core.imports import Importer
 from core.models import MemberRole, WebhookEndpoint
+from core.money import format_money
 from core.secretbox import new_key
 from core.sql import table
 from tests.adapters.web.dashboard_support import shop_with_member, sign_in, signin_url
@@ -192,6 +193,12 @@ async def test_the_services_refusals_on_the_forms_are_in_the_shops_language(live
         html = await response.text()
         assert response.status == 422
         _refused(html, language, reference, reference, "reference is longer than")
+        response = await live.client.post("/dashboard/links/new", data={
+            "csrf": csrf, "amount": "99999999", "currency": "SGD", "description": "Cake"})
+        html = await response.text()
+        most = format_money(limits.max_amount_minor(live.services.links.max_amount, "SGD"), "SGD", LOCALES[language])
+        _refused(html, language, "A link may ask for at most %(most)s.", "A link may ask for at most %(most)s.",
+                 "must be at most", most=most)
         response = await live.client.post("/dashboard/settings", data={
             "csrf": csrf, "name": "Cake Corner", "brand_color": "#ffff00", "support_email": "not-an-email",
             "default_currency": "SGD", "locale": LOCALES[language]})
