@@ -149,6 +149,46 @@ def payment_status_word(t: i18n.Tr, status: str) -> str:
     return words.get(status, status.replace("_", " "))
 
 
+def audit_detail_names(t: i18n.Tr) -> dict[str, str]:
+    """What the audit log's details name (core/audit.py's callers); a name not here is shown as stored."""
+    return {
+        "link_id": t.pgettext("audit log detail", "Link"), "refund_id": t.pgettext("audit log detail", "Refund"),
+        "amount": t.pgettext("audit log detail", "Amount"), "currency": t.pgettext("audit log detail", "Currency"),
+        "status": t.pgettext("audit log detail", "Status"), "code": t.pgettext("audit log detail", "Invite code"),
+        "role": t.pgettext("audit log detail", "Role"), "member": t.pgettext("audit log detail", "Member"),
+        "fields": t.pgettext("audit log detail", "Changed"), "key_id": t.pgettext("audit log detail", "Key"),
+        "created": t.pgettext("audit log detail", "Links made"),
+        "sent": t.pgettext("audit log detail", "Sent to customers"),
+        "endpoint_id": t.pgettext("audit log detail", "Endpoint"), "url": t.pgettext("audit log detail", "URL"),
+        "chat": t.pgettext("audit log detail", "Chat"), "provider": t.pgettext("audit log detail", "Provider"),
+        "previous": t.pgettext("audit log detail", "Previous provider"),
+        "environment": t.pgettext("audit log detail", "Environment"),
+        "country": t.pgettext("audit log detail", "Country"),
+        "secrets_changed": t.pgettext("audit log detail", "Secrets changed"),
+        "sessions": t.pgettext("audit log detail", "Sessions ended"),
+    }
+
+
+def audit_detail(t: i18n.Tr, action: str, detail: dict[str, Any] | None) -> str:
+    """An audit entry's details as the page shows them: each name in the reader's language with its value
+    (ids, amounts and URLs as stored; a role, a refund's status and yes/no in words)."""
+    said = []
+    for key, value in sorted((detail or {}).items()):
+        if isinstance(value, bool):
+            shown = t.gettext("Yes") if value else t.gettext("No")
+        elif isinstance(value, list):
+            shown = ", ".join(str(v) for v in value)
+        elif key == "role":
+            shown = role_word(t, str(value))
+        elif key == "status" and action == "link.refunded" and value in REFUND_STATUS_WORDS:
+            shown = t.gettext(REFUND_STATUS_WORDS[value])
+        else:
+            shown = str(value)
+        name = audit_detail_names(t).get(key, key)
+        said.append(t.pgettext("audit log detail", "%(name)s: %(value)s", name=name, value=shown))
+    return "; ".join(said)
+
+
 def shop_zone(merchant: Merchant) -> tzinfo:
     return i18n.shop_zone(merchant.timezone, merchant.locale)
 
@@ -954,7 +994,7 @@ class Dashboard:
                                     "label": t.gettext(AUDIT_WORDS[e.action]) if e.action in AUDIT_WORDS else "",
                                     "actor": e.actor,
                                     "platform": e.platform or "", "address": e.address or "",
-                                    "detail": ", ".join(f"{k}: {v}" for k, v in sorted((e.detail or {}).items()))}
+                                    "detail": audit_detail(t, e.action, e.detail)}
                                    for e in events],
                            older=events[-1].id if len(events) == 50 else None)
 

@@ -240,6 +240,9 @@ async def test_the_audit_log_names_its_actions_in_the_shops_language(live: LiveA
     label = said("es", "Payment refunded")
     assert label == "Pago reembolsado" and label in html and ">Payment refunded<" not in html
     assert "link.refunded" in html and "lnk_refunded1" in html  # the code stays, beside its label
+    # The details name their parts in Spanish too (the values as stored).
+    assert "Enlace: lnk_refunded1" in html and "Importe: 5.00" in html and "Moneda: SGD" in html
+    assert "link_id:" not in html and "amount:" not in html
 
 
 async def test_an_endpoints_disable_reason_is_shown_in_the_shops_language(live: LiveApp) -> None:
