@@ -16,13 +16,15 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import phonenumbers
 from sqlalchemy import select
 
+from core import chat_errors, i18n
 from core.durations import parse_duration
-from core.i18n import N_, TranslatableError
+from core.i18n import N_, Tr, TranslatableError
 from core.links import LINKS, Customer, LinkDraft, LinkError, LinkService
 from core.locales import territory_of
 from core.models import Merchant
@@ -46,16 +48,30 @@ EMPTY = N_("%(path)s is empty; the first line names the columns (%(columns)s)")
 
 class Reason(str):
     """Why a row was not made, in English (the CLI, FILE.errors.csv), with its catalog msgid and values so a
-    page can say it in its reader's language (`translated`). A plain str reason (a LinkError's API message)
-    is shown as it is."""
+    page can say it in its reader's language (`translated`). A reason from the link and money checks keeps
+    their English (`Reason.of`) and is said on a page as core/chat_errors.py words it."""
 
     template: str
     values: dict[str, object]
+    say: Callable[[], str] | None
 
     def __new__(cls, template: str, **values: object) -> Reason:
         made = super().__new__(cls, template % values if values else template)
-        made.template, made.values = template, values
+        made.template, made.values, made.say = template, values, None
         return made
+
+    @classmethod
+    def of(cls, english: str, say: Callable[[], str]) -> Reason:
+        """The English `english`; `say()` words it in i18n.current() (called inside `translated`)."""
+        made = super().__new__(cls, english)
+        made.template, made.values, made.say = english, {}, say
+        return made
+
+    def translated(self, t: Tr) -> str:
+        if self.say is not None:
+            with i18n.speaking(t.language):
+                return self.say()
+        return t.gettext(self.template, **self.values)
 
 
 def _reason(exc: LinkError) -> str:
@@ -63,7 +79,8 @@ def _reason(exc: LinkError) -> str:
         return Reason(N_("this reference was imported before with other values"))
     if isinstance(exc.message, Reason):
         return exc.message
-    return exc.message.replace("expires_at", "expires_in")
+    return Reason.of(exc.message.replace("expires_at", "expires_in"),
+                     partial(chat_errors.link_error_text, exc, page=True))
 
 
 class ImportFileError(TranslatableError, ValueError):
@@ -146,16 +163,20 @@ class Importer:
         reference = values.get("reference", "")
         if not reference:
             raise LinkError("missing_reference", Reason(N_("reference is required")), field="reference")
+        currency = values.get("currency") or merchant.default_currency
         try:
-            money = Money.parse(values.get("amount", ""), values.get("currency") or merchant.default_currency)
+            money = Money.parse(values.get("amount", ""), currency)
         except MoneyError as exc:
-            raise LinkError("invalid_amount", f"amount: {exc}", field="amount") from None
+            said = partial(chat_errors.money_error_text, exc, chat_errors.example_amount(currency))
+            raise LinkError("invalid_amount", Reason.of(f"amount: {exc}", said), field="amount") from None
         expires_in = None
         if values.get("expires_in"):
             try:
                 expires_in = parse_duration(values["expires_in"])
             except ValueError as exc:
-                raise LinkError("invalid_expiry", f"expires_in: {exc}", field="expires_in") from None
+                reason = Reason.of(f"expires_in: {exc}", partial(chat_errors.link_error_text, LinkError(
+                    "invalid_expiry", str(exc), field="expires_in"), page=True))
+                raise LinkError("invalid_expiry", reason, field="expires_in") from None
         phone = values.get("customer_phone") or None
         if phone:
             try:

@@ -16,11 +16,17 @@ from core.locales import babel_locale_name
 
 
 class MoneyError(ValueError):
-    """A user-caused money problem; the message is safe to show."""
+    """A user-caused money problem; the message is safe to show (English, for developers). `code` says
+    which ("not_a_number", "too_many_decimals" with `currency` and `places`, "unknown_currency"), so a
+    page or a chat can say it in its reader's words (core/chat_errors.py)."""
 
-    def __init__(self, message: str, *, field: str = "amount") -> None:
+    def __init__(self, message: str, *, field: str = "amount", code: str = "not_a_number",
+                 currency: str | None = None, places: int | None = None) -> None:
         super().__init__(message)
         self.field = field
+        self.code = code
+        self.currency = currency
+        self.places = places
 
 
 @cache
@@ -44,7 +50,8 @@ def exponent(code: str) -> int:
     try:
         return _iso_table()[code.upper()]
     except KeyError:
-        raise MoneyError(f"{code!r} is not an ISO 4217 currency code", field="currency") from None
+        raise MoneyError(f"{code!r} is not an ISO 4217 currency code", field="currency",
+                         code="unknown_currency") from None
 
 
 def currency_codes() -> list[str]:
@@ -100,7 +107,8 @@ def to_minor(text: str | int | Decimal, currency: str) -> int:
     scaled = value.scaleb(exp)
     if scaled != scaled.to_integral_value():
         places = "no decimals" if exp == 0 else f"{exp} decimal{'s' if exp != 1 else ''}"
-        raise MoneyError(f"{currency.upper()} has {places}")
+        raise MoneyError(f"{currency.upper()} has {places}", code="too_many_decimals", currency=currency.upper(),
+                         places=exp)
     return int(scaled)
 
 

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 
-from core import ids
+from core import i18n, ids
 from core.clock import Clock, utcnow
 from core.db import Database, DbConnection
 from core.i18n import N_, Tr
@@ -259,9 +259,34 @@ class Delivery:
     link_id: str | None
 
 
-def disabled_notice(url: str, reason: str) -> Reply:
-    return Reply(text=f"⚠️ Your webhook endpoint `{url}` failed for days ({reason}), so I stopped sending to "
-                 "it. Fix it, then resend a delivery (POST …/deliveries/{id}/resend) to turn it back on.")
+# Why deliveries failed, as the sender records it (English in the database and the API: an endpoint's
+# disabled_reason, a delivery's last error), in the seller's words (the chat notice, the dashboard).
+_FAILURES = {
+    "timed out": N_("no answer in time"),
+    "connection failed": N_("no connection"),
+    "address not allowed (loopback, link-local or private)": N_("a private or local address, which is not allowed"),
+    "failing": N_("repeated failures"),
+}
+
+
+def failure_text(t: Tr, reason: str) -> str:
+    """A recorded failure ("HTTP 500", "timed out", "connection failed (…)") in the reader's language;
+    anything else as it was recorded."""
+    status = reason.removeprefix("HTTP ")
+    if status != reason and status.isdigit():
+        return t.gettext("an HTTP %(status)s answer", status=status)
+    if reason.startswith("connection failed"):
+        return t.gettext(_FAILURES["connection failed"])
+    return t.gettext(_FAILURES[reason]) if reason in _FAILURES else reason
+
+
+def disabled_notice(url: str, reason: str, language: str | None = None) -> Reply:
+    """To the shop's chat, in its language: the endpoint was disabled (the reason as recorded)."""
+    t = i18n.tr(language)
+    return Reply(text=t.gettext(
+        "⚠️ Your webhook endpoint %(url)s failed for days (%(reason)s), so I stopped sending to it. Fix it, then "
+        "resend one of its deliveries from the dashboard (or %(resend)s) to turn it back on.",
+        url=f"`{url}`", reason=failure_text(t, reason), resend="POST …/deliveries/{id}/resend"))
 
 
 class WebhookEndpoints:

@@ -65,7 +65,7 @@ from core.commands import COMMANDS as REGISTRY
 from core.commands import greeting, split_command, suggest
 from core.deliveries import DeliveryLog
 from core.links import LinkService
-from core.models import ChatTarget
+from core.models import ChatTarget, Member, Merchant
 from core.ports import IncomingMessage, MessageRef, Reply
 from core.settings import reveal
 from core.sql import table
@@ -73,6 +73,8 @@ from core.sql import table
 log = logging.getLogger("paylinks.telegram")
 
 TARGETS = table(ChatTarget)
+MEMBERS = table(Member)
+MERCHANTS = table(Merchant)
 
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -101,7 +103,7 @@ _ANSWER_TEXT = re.compile(r"^\s*(?:#?[0-9][.)]?|cancel|yes|no|ok)\s*[.!]?\s*$", 
 
 
 def private_hint(language: str | None) -> Reply:
-    """The answer to private text that is not for the conversation, in the person's Telegram language."""
+    """The answer to private text that is not for the conversation, in the person's language."""
     return Reply(text=i18n.tr(language).gettext(
         "Send `/charge 25 cake` for a payment link, or /help to see everything I can do."))
 
@@ -356,7 +358,8 @@ class TelegramBot:
             await self._answer(context, message.address, await self.conversation(message), reply_to=None)
             return
         if await self.deliveries.first_time(PLATFORM, message.delivery_id):
-            await post_reply(context.bot, message.address, private_hint(message.language))
+            await post_reply(context.bot, message.address,
+                             private_hint(await self._language_of(message.user_id, message.language)))
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """An answer button (Reply Button.action) was pressed: the conversation gets it as an action."""
@@ -376,7 +379,7 @@ class TelegramBot:
     async def _privately(self, context: ContextTypes.DEFAULT_TYPE, message: IncomingMessage,
                          reply: Reply) -> Reply:
         """A private answer asked for in a group goes to the person's DM; the group hears only where it went."""
-        t = i18n.tr(message.language)  # Telegram's language_code (the answer itself was the conversation's)
+        t = i18n.tr(await self._language_of(message.user_id, message.language))
         try:
             await post_reply(context.bot, message.user_id, reply)
         except TelegramError as exc:  # they never opened a chat with the bot: it may not write first
@@ -480,10 +483,27 @@ class TelegramBot:
         if old in gone and change.chat.type in GROUP_TYPES and await self.deliveries.first_time(
             PLATFORM, self._delivery_id(update)
         ):
-            adder = change.from_user.language_code if change.from_user is not None else None
-            hint = Reply(text=i18n.tr(adder).gettext("Hello! Make a payment link here with %(command)s.",
+            adder = change.from_user
+            language = (await self._language_of(str(adder.id), adder.language_code) if adder is not None
+                        else i18n.DEFAULT)
+            hint = Reply(text=i18n.tr(language).gettext("Hello! Make a payment link here with %(command)s.",
                                                      command=f"`/charge@{self.username} 25 cake`"))
             await post_reply(context.bot, change.chat.id, hint)
+
+    async def _language_of(self, user_id: str, language_code: str | None) -> str:
+        """The person's language as the conversation answers them (Conversation.language_of): their
+        /language, else Telegram's language_code, else their shop's, else English. One read."""
+        async with self.links.db.read() as conn:
+            row = (await conn.execute(
+                select(MEMBERS.c.language, MERCHANTS.c.locale)
+                .join_from(MEMBERS, MERCHANTS, MERCHANTS.c.id == MEMBERS.c.merchant_id)
+                .where(MEMBERS.c.platform == PLATFORM, MEMBERS.c.platform_user_id == user_id)
+                .order_by(MEMBERS.c.id).limit(1))).first()
+        for choice in (row.language if row else None, language_code, row.locale if row else None):
+            found = i18n.match_language(choice)
+            if found is not None:
+                return found
+        return i18n.DEFAULT
 
     async def _reachable_again(self, address: str) -> None:
         """The chat wrote to us (or unblocked us): if the outbox disabled it, alerts go there again.

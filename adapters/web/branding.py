@@ -11,6 +11,7 @@ from __future__ import annotations
 import colorsys
 import io
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 from sqlalchemy import select
 
 from core.db import Database
+from core.i18n import N_, TranslatableError
 from core.models import Merchant, PaymentLink
 from core.sql import table
 
@@ -31,10 +33,12 @@ OG_SIZE = (1200, 630)
 _FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/truetype/liberation"))
 
 
-class BrandingError(ValueError):
-    def __init__(self, message: str, field: str, suggestion: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+class BrandingError(TranslatableError, ValueError):
+    """A colour or logo the settings page refuses; the message is a catalog msgid (`translated(t)`)."""
+
+    def __init__(self, message: str, field: str, suggestion: str | None = None,
+                 values: Mapping[str, object] | None = None) -> None:
+        super().__init__(message, values)
         self.field = field
         self.suggestion = suggestion
 
@@ -73,14 +77,15 @@ def nearest_passing(colour: str, text: str = ON_BRAND) -> str:
 def check_brand_colour(text: str) -> str:
     colour = text.strip()
     if not HEX_COLOUR.fullmatch(colour):
-        raise BrandingError("Give the colour as #RRGGBB, e.g. #1d4ed8.", "brand_color")
+        raise BrandingError(N_("Give the colour as #RRGGBB, e.g. #1d4ed8."), "brand_color")
     colour = colour.lower()
     ratio = contrast(colour, ON_BRAND)
     if ratio < AA_NORMAL:
         suggestion = nearest_passing(colour)
         raise BrandingError(
-            f"White text on {colour} has a contrast of {ratio:.2f}:1, below the 4.5:1 WCAG AA asks for; "
-            f"the nearest colour that passes is {suggestion}.", "brand_color", suggestion)
+            N_("White text on %(colour)s has a contrast of %(ratio)s:1, below the 4.5:1 WCAG AA asks for; "
+               "the nearest colour that passes is %(suggestion)s."), "brand_color", suggestion,
+            {"colour": colour, "ratio": f"{ratio:.2f}", "suggestion": suggestion})
     return colour
 
 
@@ -93,19 +98,19 @@ def hover_colour(colour: str) -> str:
 def reencode_logo(data: bytes) -> bytes:
     """PNG or JPEG bytes -> a PNG at most LOGO_SIZE a side, re-encoded from pixels (metadata dropped)."""
     if len(data) > LOGO_MAX_BYTES:
-        raise BrandingError("The logo is larger than 1 MB; upload a smaller PNG or JPEG.", "logo")
+        raise BrandingError(N_("The logo is larger than 1 MB; upload a smaller PNG or JPEG."), "logo")
     if data.lstrip()[:5].lower() in (b"<?xml", b"<svg ") or b"<svg" in data[:512].lower():
-        raise BrandingError("SVG logos are not accepted (they can carry scripts); upload a PNG or JPEG.", "logo")
+        raise BrandingError(N_("SVG logos are not accepted (they can carry scripts); upload a PNG or JPEG."), "logo")
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.format not in ("PNG", "JPEG"):
-                raise BrandingError("The logo must be a PNG or JPEG image.", "logo")
+                raise BrandingError(N_("The logo must be a PNG or JPEG image."), "logo")
             if image.width * image.height > 40_000_000:
-                raise BrandingError("The logo has too many pixels; upload a smaller image.", "logo")
+                raise BrandingError(N_("The logo has too many pixels; upload a smaller image."), "logo")
             image.load()
             picture = image.convert("RGBA")
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
-        raise BrandingError("That file is not a PNG or JPEG image Pillow can read.", "logo") from None
+        raise BrandingError(N_("That file is not a PNG or JPEG image I can read."), "logo") from None
     picture.thumbnail((LOGO_SIZE, LOGO_SIZE), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     picture.save(out, "PNG", optimize=True)

@@ -20,19 +20,21 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
+from core import i18n
 from core.clock import Clock, utcnow
 from core.db import DbConnection
-from core.models import Member, MemberRole, OutboxMessage, WebhookEndpoint
+from core.models import Member, MemberRole, Merchant, OutboxMessage, WebhookEndpoint
 from core.outbox import (
     ACTION_SEND,
     NOTICE_KIND,
     OutboxStore,
     Target,
     dedupe_key,
-    disabled_targets,
     insert_rows,
     new_row,
     payload,
+    reader_language,
+    target_facts,
 )
 from core.ports import AddressRules, Dropped, MessageRef, Reply, Transient
 from core.sql import table
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("paylinks.webhooks")
 
 MEMBERS = table(Member)
+MERCHANTS = table(Merchant)
 USER_AGENT = "paylinks-webhooks/1"
 READ_AT_MOST = 1024
 
@@ -167,16 +170,20 @@ class WebhookSender:
                 chats.append(Target(owner.platform, address))
         store = OutboxStore(self.endpoints.db, clock=self.clock, address_rules=self.address_rules)
         chats += [t for t in await store.seller_chats(conn, endpoint.merchant_id, None) if t not in chats]
-        blocked = await disabled_targets(conn, chats)
+        blocked, languages = await target_facts(conn, chats)
         usable = [t for t in chats if t not in blocked]
         if not usable:
             log.warning("webhook endpoint disabled and no chat to tell merchant=%s", endpoint.merchant_id)
             return
         now = self.clock()
         destination = usable[0]
+        locale = (await conn.execute(select(MERCHANTS.c.locale).where(MERCHANTS.c.id == endpoint.merchant_id))).scalar()
+        # The chat's own language (the last person who wrote from it), else the shop's.
+        language = reader_language(destination, languages, i18n.language_of_locale(locale), customer=False)
         await insert_rows(conn, [new_row(
             target=destination, kind=NOTICE_KIND,
-            body=payload(ACTION_SEND, disabled_notice(endpoint.url, reason), event=NOTICE_KIND),
+            body=payload(ACTION_SEND, disabled_notice(endpoint.url, reason, language), event=NOTICE_KIND,
+                         language=language),
             key=dedupe_key("webhook-disabled", endpoint.id, now.isoformat()), now=now,
             merchant_id=endpoint.merchant_id, link_id=None,
         )])

@@ -16,12 +16,13 @@ import pytest
 from sqlalchemy import select
 
 from adapters.telegram.bot import SECRET_HEADER, TELEGRAM_BOT, WEBHOOK_PATH, TelegramBot
+from adapters.telegram.render import render
 from bots.config import ConfigError, Secret, Settings
 from core import i18n, ids
 from core.clock import utcnow
 from core.models import ChatTarget
 from core.outbox import OutboxStore
-from core.ports import PaymentEvent
+from core.ports import PaymentEvent, Reply
 from core.sql import table
 from tests.conftest import LiveApp, start_live_app
 from tests.fakes.telegram import FakeTelegram
@@ -642,3 +643,28 @@ async def test_invoice_over_several_lines_sends_the_link_and_the_pdf_as_a_docume
     assert document.filenames["document"] == "INV-2026-0001.pdf"
     pdf = "".join(p.extract_text() for p in PdfReader(io.BytesIO(document.files["document"])).pages)
     assert "INV-2026-0001" in pdf and "cake" in pdf and "alice@example.com" in pdf
+
+
+
+def _shown(text: str) -> str:
+    """A reply's text as the bot sends it to Telegram (HTML)."""
+    return str(render(Reply(text=text))["text"])
+
+
+async def test_the_bots_own_notes_follow_the_persons_language_choice(tg: TelegramHarness) -> None:
+    """The private-text hint, the group's "sent privately" note and the group greeting read the person's
+    /language before Telegram's language_code, as the conversation's answers do (issue 18)."""
+    await tg.say("/start")
+    await tg.say("/language es")
+    es, ko = i18n.tr("es"), i18n.tr("ko")
+    hint = "Send `/charge 25 cake` for a payment link, or /help to see everything I can do."
+    (said,) = sent_texts(await tg.say("lorem ipsum dolor", language_code="ko"))
+    assert es.gettext(hint) != hint and said == _shown(es.gettext(hint)) != _shown(ko.gettext(hint))
+    calls = await tg.say(f"/dashboard@{BOT}", chat_id=-1001, chat_type="supergroup", language_code="ko")
+    (group,) = [c.params["text"] for c in calls if c.method == "sendMessage" and c.chat_id == "-1001"]
+    note = "I sent it to you in a private chat."
+    assert group == _shown(es.gettext(note)) != _shown(ko.gettext(note))
+    await tg.send(tg.fake.my_chat_member_update("left", "member", chat_id=-300, chat_type="group"))
+    (hello,) = [c.params["text"] for c in tg.fake.calls_to("sendMessage") if c.chat_id == "-300"]
+    greeting = "Hello! Make a payment link here with %(command)s."
+    assert hello == _shown(es.gettext(greeting, command=f"`/charge@{BOT} 25 cake`")) and "Hello!" not in hello

@@ -170,14 +170,15 @@ REPLY_MODULES = [
     "core/chat_errors.py",
     "adapters/telegram/inline.py", "adapters/slack/home.py", "adapters/slack/render.py",
     "adapters/payments/sandbox/checkout.py", "adapters/payments/return_pages.py",
-    "adapters/payments/stripe/return_page.py",
+    "adapters/payments/stripe/return_page.py", "adapters/web/branding.py", "adapters/telegram/bot.py",
 ]
 _TRANSLATING = {"gettext", "ngettext", "pgettext", "N_", "_"}
 # Calls whose string arguments are for operators (logs, exceptions no person sees) or are not text.
 _NOT_SHOWN = {"debug", "info", "warning", "error", "exception", "critical", "RuntimeError", "TypeError",
               "ValueError", "Period",
               "AssertionError", "compile", "match", "fullmatch", "search", "sub", "split", "Field", "bindparam",
-              "label", "record", "get", "frozenset", "set", "startswith", "endswith", "replace", "format_skeleton"}
+              "label", "record", "get", "frozenset", "set", "startswith", "endswith", "replace", "format_skeleton",
+              "json_response"}  # JSON answers are for programs (Telegram's servers, API clients)
 # A string is prose when it has two words of letters separated by a space. Command syntax ("/status
 # INV-1042": the command words stay, issue 18 point 3) is not.
 _PROSE = re.compile(r"[^\W\d_]{2,} [^\W\d_]{2,}", re.UNICODE)

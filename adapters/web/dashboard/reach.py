@@ -21,7 +21,7 @@ from core.i18n import N_, Tr
 from core.imports import EMPTY, UNREADABLE, Importer, ImportFileError, ImportReport, Reason
 from core.models import Merchant
 from core.signin import Session
-from core.webhooks import EVENT_TYPES, WebhookEndpoints, WebhookError
+from core.webhooks import EVENT_TYPES, WebhookEndpoints, WebhookError, failure_text
 
 # A month of invoices or a school's fees fit easily; the CLI has no limit.
 IMPORT_MAX_BYTES = 5 * 1024 * 1024
@@ -144,7 +144,7 @@ class ReachPages:
         context = {"notice": "", "error": "", **context}
         if endpoint.disabled_at:
             state = t.gettext("disabled %(when)s: %(reason)s", when=self.dash.when(endpoint.disabled_at, merchant),
-                              reason=endpoint.disabled_reason or "")
+                              reason=failure_text(t, endpoint.disabled_reason or "failing"))
         elif endpoint.failing_since:
             state = t.gettext("failing since %(when)s", when=self.dash.when(endpoint.failing_since, merchant))
         else:
@@ -156,7 +156,8 @@ class ReachPages:
                          "status": t.gettext(DELIVERY_STATES[d.status]) if d.status in DELIVERY_STATES else d.status,
                          "code": d.response_code if d.response_code is not None else "—",
                          "when": self.dash.when(d.sent_at or d.created_at, merchant),
-                         "error": (d.last_error or "")[:200], "link_id": d.link_id} for d in deliveries],
+                         "error": failure_text(t, (d.last_error or "")[:200]), "link_id": d.link_id}
+                        for d in deliveries],
             **context)
 
     async def confirm_delete(self, request: web.Request, session: Session, merchant: Merchant) -> web.Response:
@@ -238,8 +239,8 @@ def _file_error(t: Tr, error: ImportFileError) -> str:
 
 
 def _reason(t: Tr, reason: str) -> str:
-    """A row's reason in the page's language (the importer's own reasons; a link's API message as it is)."""
-    return t.gettext(reason.template, **reason.values) if isinstance(reason, Reason) else reason
+    """A row's reason in the page's language (the importer's reasons are all Reasons)."""
+    return reason.translated(t) if isinstance(reason, Reason) else reason
 
 
 def _summary(t: Tr, report: ImportReport, *, dry_run: bool, send: bool) -> str:

@@ -42,7 +42,7 @@ from adapters.web.dashboard.session import (
 from adapters.web.export import csv_chunks, stream_csv
 from adapters.web.link_filters import FilterError, parse_filter
 from adapters.web.pages import LINK_ID
-from core import i18n
+from core import chat_errors, i18n, limits
 from core.audit import Actor, AuditLog
 from core.i18n import N_
 from core.link_search import API_ORIGIN, LinkFilter, LinkSearch
@@ -106,6 +106,18 @@ EVENT_WORDS = {
     "link.cancelled": N_("Cancelled"), "message.sent": N_("Sent to the customer"),
     "message.delivered": N_("Delivered to the customer"), "message.failed": N_("Not delivered to the customer"),
 }
+# The audit log's actions (core/audit.py) as its page names them; the code stays beside the label.
+AUDIT_WORDS = {
+    "signin": N_("Signed in to the dashboard"), "signin.link": N_("Sign-in link made"),
+    "signout.everywhere": N_("Signed out everywhere"), "link.created": N_("Link made"),
+    "link.cancelled": N_("Link cancelled"), "link.refunded": N_("Payment refunded"),
+    "link.resent": N_("Link sent again"), "links.imported": N_("Links imported"),
+    "shop.updated": N_("Shop settings changed"), "key.created": N_("API key created"),
+    "key.revoked": N_("API key revoked"), "invite.created": N_("Invite code made"),
+    "member.joined": N_("Joined the team"), "member.removed": N_("Removed from the team"),
+    "alerts.off": N_("Alerts turned off"), "webhook.created": N_("Webhook endpoint added"),
+    "webhook.deleted": N_("Webhook endpoint deleted"), "provider.changed": N_("Payment provider changed"),
+}
 # The links filter's problems (adapters/web/link_filters.py codes) as the form explains them.
 FILTER_PROBLEMS = {
     "invalid_date": N_("Give a date such as 2026-12-01."), "invalid_status": N_("Choose a status from the list."),
@@ -135,6 +147,46 @@ def payment_status_word(t: i18n.Tr, status: str) -> str:
              "partially_refunded": t.pgettext("payment status", "partially refunded"),
              "refunded": t.pgettext("payment status", "refunded")}
     return words.get(status, status.replace("_", " "))
+
+
+def audit_detail_names(t: i18n.Tr) -> dict[str, str]:
+    """What the audit log's details name (core/audit.py's callers); a name not here is shown as stored."""
+    return {
+        "link_id": t.pgettext("audit log detail", "Link"), "refund_id": t.pgettext("audit log detail", "Refund"),
+        "amount": t.pgettext("audit log detail", "Amount"), "currency": t.pgettext("audit log detail", "Currency"),
+        "status": t.pgettext("audit log detail", "Status"), "code": t.pgettext("audit log detail", "Invite code"),
+        "role": t.pgettext("audit log detail", "Role"), "member": t.pgettext("audit log detail", "Member"),
+        "fields": t.pgettext("audit log detail", "Changed"), "key_id": t.pgettext("audit log detail", "Key"),
+        "created": t.pgettext("audit log detail", "Links made"),
+        "sent": t.pgettext("audit log detail", "Sent to customers"),
+        "endpoint_id": t.pgettext("audit log detail", "Endpoint"), "url": t.pgettext("audit log detail", "URL"),
+        "chat": t.pgettext("audit log detail", "Chat"), "provider": t.pgettext("audit log detail", "Provider"),
+        "previous": t.pgettext("audit log detail", "Previous provider"),
+        "environment": t.pgettext("audit log detail", "Environment"),
+        "country": t.pgettext("audit log detail", "Country"),
+        "secrets_changed": t.pgettext("audit log detail", "Secrets changed"),
+        "sessions": t.pgettext("audit log detail", "Sessions ended"),
+    }
+
+
+def audit_detail(t: i18n.Tr, action: str, detail: dict[str, Any] | None) -> str:
+    """An audit entry's details as the page shows them: each name in the reader's language with its value
+    (ids, amounts and URLs as stored; a role, a refund's status and yes/no in words)."""
+    said = []
+    for key, value in sorted((detail or {}).items()):
+        if isinstance(value, bool):
+            shown = t.gettext("Yes") if value else t.gettext("No")
+        elif isinstance(value, list):
+            shown = ", ".join(str(v) for v in value)
+        elif key == "role":
+            shown = role_word(t, str(value))
+        elif key == "status" and action == "link.refunded" and value in REFUND_STATUS_WORDS:
+            shown = t.gettext(REFUND_STATUS_WORDS[value])
+        else:
+            shown = str(value)
+        name = audit_detail_names(t).get(key, key)
+        said.append(t.pgettext("audit log detail", "%(name)s: %(value)s", name=name, value=shown))
+    return "; ".join(said)
 
 
 def shop_zone(merchant: Merchant) -> tzinfo:
@@ -248,6 +300,11 @@ class Dashboard:
         """The page's language: the shop's once signed in, else the browser's (Accept-Language)."""
         return i18n.tr(i18n.language_of_locale(merchant.locale) if merchant is not None else
                        i18n.negotiate(request.headers.get("Accept-Language"), None))
+
+    def refusal(self, request: web.Request, merchant: Merchant, error: LinkError) -> str:
+        """A service's refusal (its `message` is the API's English, for developers) in the page's language."""
+        with i18n.speaking(self.tr(request, merchant).language):
+            return chat_errors.link_error_text(error, page=True)
 
     def render(self, name: str, request: web.Request, session: Session | None, merchant: Merchant | None, *,
                status: int = 200, title_values: dict[str, object] | None = None, **context: Any) -> web.Response:
@@ -618,9 +675,8 @@ class Dashboard:
                 amount_minor = Money.parse(values["amount"], payment.currency).amount_minor
             except MoneyError as error:
                 example = Money(choice.refundable_minor, payment.currency).amount_str()
-                problem = f"{str(error)[:1].upper()}{str(error)[1:]}"
-                message = self.tr(request, merchant).gettext("%(problem)s. For example: %(example)s",
-                                                             problem=problem, example=example)
+                with i18n.speaking(self.tr(request, merchant).language):
+                    message = chat_errors.money_error_text(error, example)
                 return self._refund_page(request, session, merchant, link, choice, values=values, status=422,
                                          errors={"amount": message})
         attempt = values.get("attempt", "")
@@ -634,8 +690,11 @@ class Dashboard:
                 requested_by_name=who, idempotency_key=f"dashboard:{attempt}", request_hash=None))
         except LinkError as error:
             field = "amount" if error.field == "amount" else "form"
+            shown = (self.tr(request, merchant).gettext("You can refund at most %(most)s.", most=self.money(
+                choice.refundable_minor, payment.currency, merchant)) if error.code == "amount_too_large"
+                else self.refusal(request, merchant, error))
             return self._refund_page(request, session, merchant, link, choice, values=values, status=422,
-                                     errors={field: f"{error.message[:1].upper()}{error.message[1:]}."})
+                                     errors={field: shown})
         if created:
             await self.audit.record(merchant.id, "link.refunded", self.actor(request, session, who), link_id=link.id,
                                     refund_id=refund.id, amount=amount_str(refund.amount_minor, refund.currency),
@@ -662,8 +721,7 @@ class Dashboard:
             await self.links.cancel(link.id, merchant.id)
         except LinkError as error:
             return self.render("dashboard/denied.html", request, session, merchant, status=409,
-                               title=N_("Not cancelled"), message=self.tr(request, merchant).gettext(
-                                   "The link was not cancelled: %(reason)s.", reason=error.message))
+                               title=N_("Not cancelled"), message=self.refusal(request, merchant, error))
         await self.audit.record(merchant.id, "link.cancelled", await self.acting(request, session, merchant),
                                 link_id=link.id, amount=amount_str(link.amount_minor, link.currency),
                                 currency=link.currency)
@@ -748,15 +806,25 @@ class Dashboard:
         values["notify"] = ",".join(notify)
         if "amount" not in payload:
             errors["amount"] = t.gettext("Give the amount, e.g. 25.00.")
+        else:
+            try:  # read here (as the API does) so the form can say what is wrong in the seller's words
+                Money.parse(payload["amount"], payload.get("currency") or merchant.default_currency)
+            except MoneyError as error:
+                with i18n.speaking(t.language):
+                    errors[_form_field(error.field)] = chat_errors.money_error_text(
+                        error, chat_errors.example_amount(payload.get("currency") or merchant.default_currency))
         if not errors:
             try:
                 draft, _amount_field, _expiry_field = self.api._draft(
                     ApiMerchant(merchant.id, merchant.default_currency), payload)
                 link, _created = await self.links.create(draft)
-            except ApiError as error:
-                errors[_form_field(error.field)] = error.message[:1].upper() + error.message[1:] + "."
-            except LinkError as error:
-                errors[_form_field(error.field)] = error.message[:1].upper() + error.message[1:] + "."
+            except (ApiError, LinkError) as error:  # the API's checks of the body, the service's own
+                currency = payload.get("currency") or merchant.default_currency
+                errors[_form_field(error.field)] = (
+                    t.gettext("A link may ask for at most %(most)s.", most=self.money(
+                        limits.max_amount_minor(self.links.max_amount, currency), currency, merchant))
+                    if error.code == "amount_too_large" and is_currency(currency)
+                    else self.refusal(request, merchant, LinkError(error.code, error.message, field=error.field)))
             else:
                 await self.audit.record(merchant.id, "link.created",
                                         await self.acting(request, session, merchant), link_id=link.id)
@@ -808,16 +876,16 @@ class Dashboard:
             try:
                 changes["brand_color"] = branding.check_brand_colour(colour)
             except branding.BrandingError as error:
-                errors["brand_color"], suggestion = error.message, error.suggestion
+                errors["brand_color"], suggestion = error.translated(t), error.suggestion
         else:
             changes["brand_color"] = None
         changes["support_email"] = values.get("support_email") or None
         if changes["support_email"]:
-            from core import limits
             try:
                 changes["support_email"] = limits.normalise_email(changes["support_email"])
             except ValueError as exc:
-                errors["support_email"] = f"{exc}"
+                errors["support_email"] = self.refusal(request, merchant,
+                                                       LinkError("invalid_email", str(exc), field="support_email"))
         phone = values.get("support_phone") or None
         if phone:
             import phonenumbers
@@ -846,14 +914,16 @@ class Dashboard:
             try:
                 logo_png = branding.reencode_logo(logo_bytes)
             except branding.BrandingError as error:
-                errors["logo"] = error.message
+                errors["logo"] = error.translated(t)
         if errors:
             return self._settings(request, session, merchant, values, errors, status=422, suggestion=suggestion)
         try:
             await self.merchants.update(merchant.id, currency=currency, locale=locale or merchant.locale)
         except MerchantError as error:
             field = "default_currency" if error.field == "currency" else error.field
-            return self._settings(request, session, merchant, values, {field: str(error)}, status=422)
+            with i18n.speaking(t.language):
+                shown = chat_errors.merchant_error_text(error, page=True)
+            return self._settings(request, session, merchant, values, {field: shown}, status=422)
         now = self.links.clock()
         async with self.db.write() as conn:
             if logo_png is not None:
@@ -918,10 +988,13 @@ class Dashboard:
         before = request.query.get("before", "")
         events = await self.audit.recent(merchant.id, limit=50,
                                          before_id=int(before) if before.isascii() and before.isdigit() else None)
+        t = self.tr(request, merchant)
         return self.render("dashboard/audit.html", request, session, merchant, title=N_("Audit log"),
-                           events=[{"at": self.when(e.at, merchant), "action": e.action, "actor": e.actor,
+                           events=[{"at": self.when(e.at, merchant), "action": e.action,
+                                    "label": t.gettext(AUDIT_WORDS[e.action]) if e.action in AUDIT_WORDS else "",
+                                    "actor": e.actor,
                                     "platform": e.platform or "", "address": e.address or "",
-                                    "detail": ", ".join(f"{k}: {v}" for k, v in sorted((e.detail or {}).items()))}
+                                    "detail": audit_detail(t, e.action, e.detail)}
                                    for e in events],
                            older=events[-1].id if len(events) == 50 else None)
 

@@ -69,7 +69,8 @@ async def test_owner_refunds_part_of_a_payment_from_the_link_page(live: LiveApp)
                                     data={**form, "csrf": "forged"})
     assert forged.status == 403
     # A wrong amount is explained beside the field; nothing is refunded.
-    for amount, reason in (("abc", "For example: 25.00"), ("25.01", "at most 25.00 SGD")):
+    for amount, reason in (("abc", "Write the amount as a number, like 25.00."),
+                           ("25.01", "You can refund at most S$25.00.")):
         bad = await live.client.post(f"/dashboard/links/{link_id}/refund", data={**form, "amount": amount})
         body = await bad.text()
         assert bad.status == 422 and 'id="amount-error"' in body and reason in body, body

@@ -16,12 +16,13 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from adapters.payments.sandbox.provider import SandboxProvider
 from bots.config import Secret, Settings
 from bots.dispatcher import Dispatcher, build_dispatcher
-from core.models import Member, OutboxMessage, WebhookAttempt, WebhookEndpoint
+from core import i18n
+from core.models import ChatTarget, Member, OutboxMessage, WebhookAttempt, WebhookEndpoint
 from core.outbox import NOTICE_KIND
 from core.ports import PaymentEvent
 from core.secretbox import new_key
 from core.sql import table
-from core.webhooks import WebhookError, check_url
+from core.webhooks import WebhookError, check_url, disabled_notice
 from tests.adapters.web.api_support import Shop, make_shop
 from tests.clock import FakeClock
 from tests.conftest import LiveApp, make_settings, start_live_app
@@ -30,6 +31,7 @@ from tests.fakes.webhook_receiver import webhook_receiver
 OUTBOX = table(OutboxMessage)
 ATTEMPTS = table(WebhookAttempt)
 MEMBERS = table(Member)
+TARGETS = table(ChatTarget)
 ALL_EVENTS = ["link.created", "link.paid", "payment.succeeded", "link.expired", "link.cancelled"]
 
 
@@ -339,6 +341,37 @@ async def test_an_endpoint_failing_for_five_days_is_disabled_and_its_owner_told_
         assert receiver.received[-1].headers["webhook-id"] == listed[0]["event_id"]
         current = (await shop.api.get(f"/api/v1/webhook_endpoints/{endpoint['id']}")).body
         assert current["status"] == "enabled"
+
+
+
+async def test_the_disabled_notice_is_in_the_language_of_the_chat_it_goes_to(
+    shop: Shop, live: LiveApp, dispatcher: Dispatcher, clock: FakeClock
+) -> None:
+    """The owner's chat reads Vietnamese (chat_target.language): the notice and its reason are Vietnamese;
+    the endpoint's stored reason stays as recorded (English, for the API)."""
+    async with live.services.db.write() as conn:
+        await conn.execute(insert(MEMBERS), {"merchant_id": shop.merchant_id, "platform": "telegram",
+                                         "platform_user_id": "1002", "display_name": "Lan", "role": "owner",
+                                         "created_at": clock()})
+        await conn.execute(insert(TARGETS), {"platform": "telegram", "address": "1002", "language": "vi",
+                                         "last_inbound_at": clock()})
+    async with webhook_receiver(default=503) as receiver:
+        endpoint = await add_endpoint(shop, receiver.url, ["link.created"])
+        for day in range(6):
+            if day:
+                clock.advance(days=1)
+            await shop.api.create({"amount": "1.00", "description": f"Day {day}"})
+            await dispatcher.run_once()
+    current = (await shop.api.get(f"/api/v1/webhook_endpoints/{endpoint['id']}")).body
+    assert current["status"] == "disabled" and current["disabled_reason"] == "HTTP 503"
+    async with live.services.db.read() as conn:
+        (notice,) = (await conn.execute(select(OUTBOX).where(OUTBOX.c.kind == NOTICE_KIND))).all()
+    vi = i18n.tr("vi")
+    expected = disabled_notice(endpoint["url"], "HTTP 503", "vi").text
+    assert (notice.platform, notice.address, notice.payload["reply"]["text"]) == ("telegram", "1002", expected)
+    assert vi.gettext("an HTTP %(status)s answer", status="503") in expected and endpoint["url"] in expected
+    assert "Your webhook endpoint" not in expected and "failed for days" not in expected
+    assert notice.payload["language"] == "vi"
 
 
 async def test_test_event_and_resend_of_a_sent_delivery(shop: Shop, live: LiveApp, dispatcher: Dispatcher) -> None:
