@@ -395,14 +395,12 @@ class SlackAdapter:
         files.completeUploadExternal: slack_sdk's files_upload_v2). Needs the files:write scope."""
         from adapters.web.invoice_pages import InvoicePdfs
 
-        pdfs = InvoicePdfs(self.links.db, self.links)
-        body = await pdfs.pdf(link_id, "invoice")
-        info = await pdfs.invoices.of(link_id)
-        if body is None or info is None:
+        file = await InvoicePdfs(self.links.db, self.links).invoice_file(link_id)
+        if file is None:
             return
         try:
-            await client.files_upload_v2(channel=channel, thread_ts=thread_ts, content=body,
-                                         filename=f"{info.number}.pdf", title=f"Invoice {info.number}")
+            await client.files_upload_v2(channel=channel, thread_ts=thread_ts, content=file.body,
+                                         filename=file.filename, title=file.caption)
         except Exception as exc:  # the link message is out, with the PDF's URL as a button
             log.warning("slack invoice upload failed (%s) link=%s channel=%s", classify(exc), link_id, channel)
 

@@ -406,14 +406,11 @@ class TelegramBot:
         """/invoice: the invoice PDF as a document (sendDocument, multipart upload)."""
         from adapters.web.invoice_pages import InvoicePdfs
 
-        pdfs = InvoicePdfs(self.links.db, self.links)
-        body = await pdfs.pdf(link_id, "invoice")
-        info = await pdfs.invoices.of(link_id)
-        if body is None or info is None:
+        file = await InvoicePdfs(self.links.db, self.links).invoice_file(link_id)
+        if file is None:
             return
         try:
-            await context.bot.send_document(chat_id, document=body, filename=f"{info.number}.pdf",
-                                            caption=f"Invoice {info.number}")
+            await context.bot.send_document(chat_id, document=file.body, filename=file.filename, caption=file.caption)
         except TelegramError as exc:  # the link message is out already, with the PDF's URL as a button
             log.warning("telegram invoice document not sent chat=%s link=%s: %s", chat_id, link_id,
                         self._describe(exc))

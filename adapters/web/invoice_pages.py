@@ -49,6 +49,8 @@ PDF_LABELS = {
     "test": N_("TEST MODE: no real money"), "bill_to": N_("Bill to"), "reference": N_("Reference"),
     "item": N_("Item"), "qty": N_("Qty"), "unit": N_("Unit price"), "tax": N_("Tax"), "amount": N_("Amount"),
     "payment": N_("Payment"),
+    # The caption of the PDF sent as a chat file (InvoicePdfs.invoice_file); %(number)s filled in there.
+    "file": N_("Invoice %(number)s (PDF)"),
 }
 
 
@@ -114,6 +116,15 @@ def items_view(link: PaymentLink | Any, info: InvoiceInfo | None, locale: str,
     rows.append((t.gettext("Tax"), money(info.tax_minor)))
     rows.append((t.gettext("Total"), money(info.total_minor)))
     return ItemsView(info.number, lines, tuple(rows))
+
+
+@dataclass(frozen=True)
+class InvoiceFile:
+    """A link's invoice as a chat file: the PDF, its file name and its caption in the PDF's language."""
+
+    body: bytes
+    filename: str
+    caption: str
 
 
 class InvoicePdfs:
@@ -203,10 +214,20 @@ class InvoicePdfs:
     async def pdf(self, link_id: str, kind: str, payment_id: str | None = None,
                   language: str | None = None) -> bytes | None:
         doc = await self.document(link_id, kind, payment_id, language)
-        if doc is None:
+        return None if doc is None else await _rendered(doc)
+
+    async def invoice_file(self, link_id: str) -> InvoiceFile | None:
+        """/invoice's PDF for Telegram's sendDocument and Slack's upload; None when the link has no invoice."""
+        doc = await self.document(link_id, "invoice")
+        if doc is None or doc.number is None:
             return None
-        # fpdf2 is CPU-bound (tens of ms with CJK subsetting): off the event loop.
-        return await asyncio.get_running_loop().run_in_executor(None, render, doc)
+        return InvoiceFile(await _rendered(doc), f"{doc.number}.pdf",
+                           doc.labels["file"] % {"number": doc.number})
+
+
+async def _rendered(doc: PdfDocument) -> bytes:
+    # fpdf2 is CPU-bound (tens of ms with CJK subsetting): off the event loop.
+    return await asyncio.get_running_loop().run_in_executor(None, render, doc)
 
 
 class InvoicePages:

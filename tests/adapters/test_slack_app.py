@@ -466,6 +466,7 @@ async def test_invoice_posts_the_link_and_uploads_the_pdf_into_its_thread(slack:
     assert "Subtotal" in post.text_of_blocks()
     [shared] = slack.fake.shared_files
     assert shared["channel"] == CHANNEL and shared["name"] == "INV-2026-0001.pdf"
+    assert shared["title"] == "Invoice INV-2026-0001 (PDF)"
     assert (CHANNEL, shared["thread_ts"]) in slack.fake.messages  # in the link message's thread
     pdf = "".join(p.extract_text() for p in PdfReader(io.BytesIO(slack.fake.uploads[shared["id"]])).pages)
     assert "INV-2026-0001" in pdf and "alice@example.com" in pdf

@@ -641,6 +641,7 @@ async def test_invoice_over_several_lines_sends_the_link_and_the_pdf_as_a_docume
     (document,) = [c for c in calls if c.method == "sendDocument"]
     assert document.chat_id == "111"
     assert document.filenames["document"] == "INV-2026-0001.pdf"
+    assert document.params["caption"] == "Invoice INV-2026-0001 (PDF)"
     pdf = "".join(p.extract_text() for p in PdfReader(io.BytesIO(document.files["document"])).pages)
     assert "INV-2026-0001" in pdf and "cake" in pdf and "alice@example.com" in pdf
 

@@ -63,6 +63,18 @@ async def test_invoice_pdf_has_items_totals_and_names(live: LiveApp) -> None:
     assert any("NotoSansThai" in f for f in fonts) and any("CJK" in f for f in fonts), fonts  # embedded
 
 
+async def test_the_chat_file_of_an_invoice_is_named_and_captioned_in_the_pdfs_language(live: LiveApp) -> None:
+    from adapters.web.invoice_pages import InvoicePdfs
+    from core import i18n
+
+    link = await order(live, locale="th_TH", currency="THB")
+    file = await InvoicePdfs(live.services.db, live.services.links).invoice_file(link.id)
+    assert file is not None and file.body.startswith(b"%PDF-") and file.filename == "SB-2026-0001.pdf"
+    thai = i18n.tr("th").gettext("Invoice %(number)s (PDF)", number="SB-2026-0001")
+    assert file.caption == thai and thai != "Invoice SB-2026-0001 (PDF)"
+    assert i18n.tr("th").gettext("Invoice") in pdf_text(file.body)
+
+
 async def test_receipt_pdf_after_payment_and_per_payment(live: LiveApp) -> None:
     link = await order(live)
     assert (await live.client.get(f"/p/{link.id}/receipt.pdf")).status == 404  # not paid yet
