@@ -64,6 +64,14 @@ def normalize_currency(code: str) -> str:
     return code
 
 
+def amount_str(amount_minor: int, currency: str) -> str:
+    """The API's decimal string of minor units: "25.00", "1200" for JPY, "1.500" for KWD."""
+    exp = exponent(currency)
+    sign = "-" if amount_minor < 0 else ""
+    whole, frac = divmod(abs(amount_minor), 10**exp)
+    return f"{sign}{whole}.{frac:0{exp}d}" if exp else f"{sign}{whole}"
+
+
 @dataclass(frozen=True, slots=True)
 class Money:
     amount_minor: int
@@ -84,10 +92,7 @@ class Money:
 
     def amount_str(self) -> str:
         """The API's decimal string: "25.00", "1200" for JPY, "1.500" for KWD."""
-        exp = exponent(self.currency)
-        sign = "-" if self.amount_minor < 0 else ""
-        whole, frac = divmod(abs(self.amount_minor), 10**exp)
-        return f"{sign}{whole}.{frac:0{exp}d}" if exp else f"{sign}{whole}"
+        return amount_str(self.amount_minor, self.currency)
 
     def format(self, locale: str = "en") -> str:
         return format_money(self.amount_minor, self.currency, locale)

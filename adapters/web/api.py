@@ -55,7 +55,7 @@ from core.invoices import Invoices
 from core.links import Customer, LinkDraft, LinkError, LinkService
 from core.merchants import MerchantService
 from core.models import LinkStatus, Payment, PaymentLink, Refund, values_of
-from core.money import Money, MoneyError, exponent, normalize_currency
+from core.money import Money, MoneyError, amount_str, normalize_currency
 from core.refunds import RefundRequest, RefundService
 from core.reusable import PaymentPromo
 from core.timeline import timeline
@@ -166,15 +166,6 @@ def iso_utc(value: datetime | None) -> str | None:
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
     return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
-
-
-def amount_str(amount_minor: int, currency: str) -> str:
-    """The API's decimal string ("25.00", "1200" JPY, "1.500" KWD); Money.amount_str without the object."""
-    exp = exponent(currency)
-    if not exp:
-        return str(amount_minor)
-    whole, frac = divmod(amount_minor, 10**exp)
-    return f"{whole}.{frac:0{exp}d}"
 
 
 def refund_json(refund: Refund) -> dict[str, Any]:

@@ -11,15 +11,7 @@ from core import limits
 from core.invoices import InvoiceInfo
 from core.line_items import LineItemError, Totals, compute, parse_discount, parse_item, plain
 from core.models import PaymentLink
-from core.money import exponent
-
-
-def amount_str(amount_minor: int, currency: str) -> str:
-    exp = exponent(currency)
-    if not exp:
-        return str(amount_minor)
-    whole, frac = divmod(amount_minor, 10**exp)
-    return f"{whole}.{frac:0{exp}d}"
+from core.money import amount_str
 
 
 class ItemsError(ValueError):
