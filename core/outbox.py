@@ -214,6 +214,15 @@ def reader_language(target: Target, languages: Mapping[Target, str], shop_langua
 # ---------------------------------------------------------------- writing rows with the link change
 
 
+async def _shop_fields(conn: DbConnection, merchant_id: str) -> dict[str, Any]:
+    """AlertFacts' shop fields (its name, locale and clock) for a message about one of its links."""
+    shop = (await conn.execute(select(MERCHANTS.c.name, MERCHANTS.c.locale, MERCHANTS.c.timezone)
+                               .where(MERCHANTS.c.id == merchant_id))).first()
+    if shop is None:
+        return {"locale": "en", "merchant_name": "", "timezone": None}
+    return {"locale": shop.locale, "merchant_name": shop.name, "timezone": shop.timezone}
+
+
 class Outbox:
     """The LinkService hook that writes outbox rows, and the bell that wakes dispatchers in this process."""
 
@@ -312,30 +321,15 @@ class Outbox:
         customers = [t for t in self.customer_targets(link) if t.platform != self.customer_platform]
         if not customers:
             return
-        merchant = (await conn.execute(select(MERCHANTS.c.name, MERCHANTS.c.locale, MERCHANTS.c.timezone)
-                                       .where(MERCHANTS.c.id == link.merchant_id))).first()
         at = refund.completed_at or refund.created_at
         facts = AlertFacts(
             event=REFUND_EVENT, link_id=link.id, amount_minor=refund.amount_minor, currency=refund.currency,
-            description=link.description, at=at, locale=merchant.locale if merchant else "en",
-            merchant_name=merchant.name if merchant else "", reference=link.reference,
-            payer_name=payment.payer_name, url=None, livemode=bool(payment.livemode),
-            timezone=merchant.timezone if merchant else None,
+            description=link.description, at=at, reference=link.reference, payer_name=payment.payer_name, url=None,
+            livemode=bool(payment.livemode), **await _shop_fields(conn, link.merchant_id),
         )
-        skip, languages = await target_facts(conn, customers)
-        rows = []
-        for t in customers:
-            if t in skip:
-                continue
-            language = reader_language(t, languages, facts.shop_language, customer=True)
-            rows.append(new_row(target=t, kind=kind_of(REFUND_EVENT, Role.REFUND),
-                                body=payload(ACTION_SEND, customer_refund_reply(facts, language), event=REFUND_EVENT,
-                                             facts=facts, language=language),
-                                key=dedupe_key(REFUND_EVENT, refund.id, Role.REFUND.value, t.platform, t.address),
-                                now=at, merchant_id=link.merchant_id, link_id=link.id))
-        await insert_rows(conn, rows)
-        if rows:
-            self.wake()
+        await self._tell_customers(
+            conn, link, customers, facts, kind_of(REFUND_EVENT, Role.REFUND), customer_refund_reply,
+            lambda t: dedupe_key(REFUND_EVENT, refund.id, Role.REFUND.value, t.platform, t.address))
 
     async def rows_for(self, conn: DbConnection, event: LinkEvent) -> list[dict[str, Any]]:
         link = event.link
@@ -396,14 +390,20 @@ class Outbox:
         customers = self.customer_targets(link)
         if not customers:
             return []
-        merchant = (await conn.execute(select(MERCHANTS.c.name, MERCHANTS.c.locale, MERCHANTS.c.timezone)
-                                       .where(MERCHANTS.c.id == link.merchant_id))).first()
         facts = AlertFacts(
             event=REMINDER_EVENT, link_id=link.id, amount_minor=link.amount_minor, currency=link.currency,
-            description=link.description, at=at, locale=merchant.locale if merchant else "en",
-            merchant_name=merchant.name if merchant else "", reference=link.reference, url=self.link_url(link.id),
-            timezone=merchant.timezone if merchant else None,
+            description=link.description, at=at, reference=link.reference, url=self.link_url(link.id),
+            **await _shop_fields(conn, link.merchant_id),
         )
+        return await self._tell_customers(
+            conn, link, customers, facts, REMINDER_KIND, customer_reminder_reply,
+            lambda t: dedupe_key(REMINDER_EVENT, link.id, at.isoformat(), t.platform, t.address))
+
+    async def _tell_customers(self, conn: DbConnection, link: PaymentLink, customers: Sequence[Target],
+                              facts: AlertFacts, kind: str, reply: Callable[[AlertFacts, str], Reply],
+                              key: Callable[[Target], str]) -> list[dict[str, Any]]:
+        """One message per customer channel (refund notices, reminders), each in its reader's language,
+        written in the caller's transaction."""
         skip, languages = await target_facts(conn, customers)
         rows = []
         for target in customers:
@@ -411,11 +411,9 @@ class Outbox:
                 continue
             language = reader_language(target, languages, facts.shop_language, customer=True)
             rows.append(new_row(
-                target=target, kind=REMINDER_KIND,
-                body=payload(ACTION_SEND, customer_reminder_reply(facts, language), event=REMINDER_EVENT,
-                             facts=facts, language=language),
-                key=dedupe_key(REMINDER_EVENT, link.id, at.isoformat(), target.platform, target.address),
-                now=at, merchant_id=link.merchant_id, link_id=link.id))
+                target=target, kind=kind,
+                body=payload(ACTION_SEND, reply(facts, language), event=facts.event, facts=facts, language=language),
+                key=key(target), now=facts.at, merchant_id=link.merchant_id, link_id=link.id))
         await insert_rows(conn, rows)
         if rows:
             self.wake()
