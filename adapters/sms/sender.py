@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import logging
 
-from twilio.rest import Client
-
 from adapters.sms.text import sms_text
 from adapters.whatsapp.address import whatsapp_address
-from adapters.whatsapp.channel import _RETRY_AFTER, TwilioClientOwner, _HttpClient, classify
+from adapters.whatsapp.channel import _RETRY_AFTER, TwilioClientOwner, classify
 from core.models import OutboxMessage
 from core.outbox_texts import AlertFacts
-from core.ports import Dropped, MessageRef, Permanent, Reply, SendError, Transient
+from core.ports import Dropped, MessageRef, Permanent, Reply, SendError
 
 log = logging.getLogger("paylinks.sms")
 
@@ -39,15 +37,10 @@ class SmsSender(TwilioClientOwner):
         self, *, account_sid: str, auth_token: str, from_number: str = "", messaging_service_sid: str = "",
         api_base_url: str = "https://api.twilio.com", status_callback: str = "",
     ) -> None:
-        self.account_sid = account_sid
-        self._auth_token = auth_token
+        super().__init__(account_sid=account_sid, auth_token=auth_token, api_base_url=api_base_url)
         self.from_number = from_number
         self.messaging_service_sid = messaging_service_sid
-        self.api_base_url = api_base_url.rstrip("/")
         self.status_callback = status_callback
-        self._client: Client | None = None
-        self._http: _HttpClient | None = None
-        self._closed = False
 
     def __repr__(self) -> str:  # never the token
         return f"SmsSender(account_sid={self.account_sid!r}, from={self.from_number or self.messaging_service_sid!r})"
@@ -75,18 +68,14 @@ class SmsSender(TwilioClientOwner):
             to = sms_address(address)
         except ValueError as exc:
             raise Permanent(f"not a phone number: {exc}") from None
-        if self._closed:
-            raise Transient("sms sender is closed (shutting down)")
-        if not self.account_sid or not self._auth_token or not (self.from_number or self.messaging_service_sid):
-            raise Transient("sms is not configured (whatsapp.account_sid, whatsapp.auth_token, sms.from_number)")
-        await self.start()
-        assert self._client is not None
+        client = await self._started("sms", configured=bool(self.from_number or self.messaging_service_sid),
+                                     settings="whatsapp.account_sid, whatsapp.auth_token, sms.from_number")
         sender = ({"messaging_service_sid": self.messaging_service_sid} if self.messaging_service_sid
                   else {"from_": self.from_number})
         extra = {"status_callback": self.status_callback} if self.status_callback else {}
         _RETRY_AFTER.set(None)
         try:
-            message = await self._client.messages.create_async(to=to, body=body, **sender, **extra)
+            message = await client.messages.create_async(to=to, body=body, **sender, **extra)
         except SendError:
             raise
         except Exception as exc:  # every SDK and network failure is classified, none leaks out

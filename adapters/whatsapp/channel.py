@@ -327,12 +327,24 @@ class TwilioClientOwner:
     """One twilio Client on our aiohttp-based HTTP client, for the senders of one Twilio account (WhatsApp
     here, adapters/sms): start() makes it, close() ends it."""
 
-    account_sid: str
-    _auth_token: str
-    api_base_url: str
-    _client: Client | None
-    _http: _HttpClient | None
-    _closed: bool
+    def __init__(self, *, account_sid: str, auth_token: str, api_base_url: str) -> None:
+        self.account_sid = account_sid
+        self._auth_token = auth_token
+        self.api_base_url = api_base_url.rstrip("/")
+        self._client: Client | None = None
+        self._http: _HttpClient | None = None
+        self._closed = False
+
+    async def _started(self, name: str, *, configured: bool, settings: str) -> Client:
+        """The client, made on first use; Transient after close() or while the account is not set up (the
+        outbox keeps the message and retries)."""
+        if self._closed:
+            raise Transient(f"{name} sender is closed (shutting down)")
+        if not self.account_sid or not self._auth_token or not configured:
+            raise Transient(f"{name} is not configured ({settings})")
+        await self.start()
+        assert self._client is not None
+        return self._client
 
     async def start(self) -> None:
         if self._client is not None:
@@ -375,32 +387,22 @@ class WhatsAppSender(TwilioClientOwner):
         clock: Clock = utcnow,
         status_callback: str = "",
     ) -> None:
-        self.account_sid = account_sid
+        super().__init__(account_sid=account_sid, auth_token=auth_token, api_base_url=api_base_url)
         # Where Twilio reports delivery (POST /twilio/status): late failures reach the seller.
         self.status_callback = status_callback
-        self._auth_token = auth_token
         self.from_address = whatsapp_address(from_number) if from_number else ""
-        self.api_base_url = api_base_url.rstrip("/")
         self.templates = parse_templates(templates)
         self.db = db
         self.links = links
         self.merchants = merchants
         self.clock = clock
-        self._client: Client | None = None
-        self._http: _HttpClient | None = None
-        self._closed = False
 
     def __repr__(self) -> str:  # never the token
         return f"WhatsAppSender(account_sid={self.account_sid!r}, from={self.from_address!r})"
 
     async def _require_client(self) -> Client:
-        if self._closed:
-            raise Transient("whatsapp sender is closed (shutting down)")
-        if not self.account_sid or not self._auth_token or not self.from_address:
-            raise Transient("whatsapp is not configured (account_sid, auth_token, from_number)")
-        await self.start()
-        assert self._client is not None
-        return self._client
+        return await self._started("whatsapp", configured=bool(self.from_address),
+                                   settings="account_sid, auth_token, from_number")
 
     # ------------------------------------------------------------ ChatSender
 
