@@ -151,7 +151,7 @@ class ProviderPages:
                          or stored.secrets.get(s) != secrets[s])
         dashboard = self.dashboard
         await dashboard.audit.record(
-            merchant.id, "provider.changed", dashboard.actor(request, session, await dashboard.who(session)),
+            merchant.id, "provider.changed", await dashboard.acting(request, session, merchant),
             provider=name, previous=stored.provider if stored is not None else f"{self.directory.default.name} "
             "(deployment)", environment=account.environment or "", country=account.country_code or "",
             secrets_changed=", ".join(changed) or "none")

@@ -88,7 +88,7 @@ class ReachPages:
                                               error=_file_error(t, exc))
         if not dry_run and report.created:
             await self.dash.audit.record(merchant.id, "links.imported",
-                                         self.dash.actor(request, session, await self.dash.who(session)),
+                                         await self.dash.acting(request, session, merchant),
                                          created=report.created, sent=send)
         report.errors_path = None  # a temporary file, gone: the page lists the rows instead
         errors = [(number, _reason(t, reason)) for number, reason in report.errors]
@@ -126,7 +126,7 @@ class ReachPages:
                                             error_field=error.field,
                                             values={"url": url, "events": events})
         await self.dash.audit.record(merchant.id, "webhook.created",
-                                     self.dash.actor(request, session, await self.dash.who(session)),
+                                     await self.dash.acting(request, session, merchant),
                                      endpoint_id=endpoint.id, url=endpoint.url)
         return await self.webhooks_page(request, session, merchant, created=endpoint, secret=secret)
 
@@ -174,7 +174,7 @@ class ReachPages:
         endpoint = await self._endpoint(request, merchant)
         await self.endpoints.delete(merchant.id, endpoint.id)
         await self.dash.audit.record(merchant.id, "webhook.deleted",
-                                     self.dash.actor(request, session, await self.dash.who(session)),
+                                     await self.dash.acting(request, session, merchant),
                                      endpoint_id=endpoint.id)
         raise web.HTTPSeeOther("/dashboard/webhooks")
 
