@@ -169,12 +169,8 @@ class Conversation(InvoiceCommands):
     def language_of(self, member: Member | None, merchant: Merchant | None, message: IncomingMessage) -> str:
         """Who reads the answer: their /language, else their platform's language (Telegram's
         language_code, Slack's locale, a WhatsApp number's country), else their shop's, else English."""
-        for choice in (member.language if member else None, message.language,
-                       merchant.locale if merchant else None):
-            found = i18n.match_language(choice)
-            if found is not None:
-                return found
-        return i18n.DEFAULT
+        return i18n.first_language(member.language if member else None, message.language,
+                                   merchant.locale if merchant else None)
 
     async def _handle_in_language(self, message: IncomingMessage) -> list[Reply]:
         identity = await self.members.identify(message)

@@ -86,6 +86,16 @@ def match_language(tag: str | None) -> str | None:
     return _BY_FOLDED.get(language)
 
 
+def first_language(*choices: str | None) -> str:
+    """The catalog of the first choice that names one (a person's /language, their platform's, their shop's
+    locale…), else English."""
+    for choice in choices:
+        found = match_language(choice)
+        if found is not None:
+            return found
+    return DEFAULT
+
+
 def language_of_locale(locale: str | None) -> str:
     """The catalog a shop's locale reads in ("id_ID" -> "id", "en_SG" -> "en", "zh_TW" -> "zh_Hant")."""
     return match_language(locale) or DEFAULT

@@ -87,14 +87,9 @@ class HomeQueries:
                                   workspace=team_id)
         identity = await self.members.identify(message)
         if identity is None:
-            return HomeData(merchant_name=None, language=i18n.match_language(platform_language) or i18n.DEFAULT)
+            return HomeData(merchant_name=None, language=i18n.first_language(platform_language))
         merchant, member = identity.merchant, identity.member
-        for choice in (member.language, platform_language, merchant.locale):
-            language = i18n.match_language(choice)
-            if language is not None:
-                break
-        else:
-            language = i18n.DEFAULT
+        language = i18n.first_language(member.language, platform_language, merchant.locale)
         with i18n.speaking(language):
             return await self._home(identity.merchant, int(member.id or 0), language)
 

@@ -496,11 +496,7 @@ class TelegramBot:
                 .join_from(MEMBERS, MERCHANTS, MERCHANTS.c.id == MEMBERS.c.merchant_id)
                 .where(MEMBERS.c.platform == PLATFORM, MEMBERS.c.platform_user_id == user_id)
                 .order_by(MEMBERS.c.id).limit(1))).first()
-        for choice in (row.language if row else None, language_code, row.locale if row else None):
-            found = i18n.match_language(choice)
-            if found is not None:
-                return found
-        return i18n.DEFAULT
+        return i18n.first_language(row.language if row else None, language_code, row.locale if row else None)
 
     async def _reachable_again(self, address: str) -> None:
         """The chat wrote to us (or unblocked us): if the outbox disabled it, alerts go there again.
