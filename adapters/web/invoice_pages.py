@@ -166,7 +166,7 @@ class InvoicePdfs:
             return None  # a one-amount link is numbered when it is paid
         merchant, logo, address = await self._merchant(link.merchant_id)
         locale = _locale(merchant)
-        lang = i18n.match_language(language) or i18n.language_of_locale(merchant.locale)
+        lang = i18n.first_language(language, merchant.locale)
         t = i18n.tr(lang)
         view = items_view(link, info, locale, lang)
         status = self.links.status_of(link)

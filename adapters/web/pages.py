@@ -37,6 +37,7 @@ from core.i18n import (
     Clock,
     Tr,
     html_lang,
+    language_of_locale,
     match_language,
     negotiate,
     plain_callables,
@@ -703,7 +704,7 @@ class PayPages:
             return self.not_found(request=request)
         status = self.links.status_of(link)
         # The card is what chat apps show beside the link: in the shop's language, for everyone.
-        language = match_language(link.merchant_locale) or "en"
+        language = language_of_locale(link.merchant_locale)
         key = (link.id, preview_version(link), status.value)
         body = self._og_cache.get(key)
         if body is None:
