@@ -43,7 +43,7 @@ from core.models import (
     RefundStatus,
     construct,
 )
-from core.money import format_money
+from core.money import amount_str, format_money
 from core.outbox import (
     ACTION_EDIT,
     ACTION_SEND,
@@ -320,7 +320,7 @@ class RefundService:
         if amount <= 0:
             raise LinkError("invalid_amount", "amount must be greater than zero", field="amount")
         if amount > left:
-            raise LinkError("amount_too_large", f"amount must be at most {_plain(left, currency)} {currency} "
+            raise LinkError("amount_too_large", f"amount must be at most {amount_str(left, currency)} {currency} "
                             "(what is left to refund)", field="amount")
 
     async def _by_key(self, merchant_id: str, key: str, conn: DbConnection | None = None) -> Refund | None:
@@ -508,7 +508,7 @@ class RefundService:
                 # A failed try that arrives after the link was paid or closed is old news: nothing to tell.
                 return PaymentOutcome.IGNORED
             details: dict[str, Any] = {"provider": event.provider, "reason": event.reason,
-                                       "amount": _plain(event.amount_minor, event.currency) if event.currency
+                                       "amount": amount_str(event.amount_minor, event.currency) if event.currency
                                        else None, "amount_minor": event.amount_minor or None,
                                        "currency": event.currency or None,
                                        "payment_id": payment.id if payment else None}
@@ -557,7 +557,7 @@ class RefundService:
             await AuditLog(self.db, clock=self.clock).record(
                 str(merchant_id), "link.refunded", Actor("paylinks (a double payment, refunded automatically)",
                                                          "system"),
-                link_id=payment.link_id, refund_id=refund.id, amount=_plain(refund.amount_minor, refund.currency),
+                link_id=payment.link_id, refund_id=refund.id, amount=amount_str(refund.amount_minor, refund.currency),
                 currency=refund.currency, status=str(refund.status))
         log.info("double payment refunded automatically payment=%s refund=%s status=%s", payment.id, refund.id,
                  refund.status)
@@ -664,17 +664,6 @@ class RefundService:
                                                        "dedupe_key": f"{link_id}:link.opened"}):
                 await conn.execute(update(RECORDS).where(RECORDS.c.dedupe_key == f"{link_id}:link.opened")
                                    .values(count=RECORDS.c.count + count))
-
-
-def _plain(amount_minor: int, currency: str) -> str:
-    """"25.00": the API's decimal string, for messages."""
-    from core.money import exponent
-
-    exp = exponent(currency)
-    if not exp:
-        return str(amount_minor)
-    whole, frac = divmod(amount_minor, 10**exp)
-    return f"{whole}.{frac:0{exp}d}"
 
 
 __all__ = ["RefundAnswer", "RefundRequest", "RefundService", "Refundable", "payment_status_after"]

@@ -26,7 +26,7 @@ from core.models import (
     Refund,
     RefundStatus,
 )
-from core.money import exponent
+from core.money import amount_str
 from core.sql import insert_ignore, table
 
 CHECKOUTS = table(CheckoutAttempt)
@@ -51,10 +51,7 @@ class TimelineEvent:
 
 
 def _amount(amount_minor: int, currency: str) -> dict[str, Any]:
-    exp = exponent(currency)
-    whole, frac = divmod(amount_minor, 10**exp) if exp else (amount_minor, 0)
-    text = f"{whole}.{frac:0{exp}d}" if exp else str(amount_minor)
-    return {"amount": text, "amount_minor": amount_minor, "currency": currency}
+    return {"amount": amount_str(amount_minor, currency), "amount_minor": amount_minor, "currency": currency}
 
 
 async def record_event(conn: DbConnection, link_id: str, type: str, at: datetime, details: dict[str, Any], *,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from core.money import exponent, format_money
+from core.money import amount_str, format_money
 from core.outbox_texts import AlertFacts
 
 GSM7_BASIC = frozenset(
@@ -73,9 +73,7 @@ def _amount(facts: AlertFacts) -> str:
     english = plain(format_money(facts.amount_minor, facts.currency, "en"))
     if septets(english) is not None:
         return english
-    exp = exponent(facts.currency)
-    whole, frac = divmod(facts.amount_minor, 10**exp) if exp else (facts.amount_minor, 0)
-    return (f"{whole}.{frac:0{exp}d}" if exp else str(whole)) + f" {facts.currency}"
+    return f"{amount_str(facts.amount_minor, facts.currency)} {facts.currency}"
 
 
 def candidates(kind: str, facts: AlertFacts, amount_text: str | None = None) -> list[str]:
