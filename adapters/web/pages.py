@@ -582,7 +582,10 @@ class PayPages:
         if payment is None:
             return {"refund_state": ""}
         pending = sum(r.amount_minor for r in refunds if r.status == RefundStatus.PENDING)
-        refunded = payment.amount_refunded_minor
+        # The payment and its refunds are two reads: a refund settled between them is SUCCEEDED here while
+        # the payment read before it does not count it yet (PostgreSQL, a refund webhook meanwhile).
+        refunded = max(payment.amount_refunded_minor,
+                       sum(r.amount_minor for r in refunds if r.status == RefundStatus.SUCCEEDED))
         done = [r.completed_at for r in refunds if r.status == RefundStatus.SUCCEEDED and r.completed_at]
         if refunded >= payment.amount_minor:
             state = "refunded"

@@ -340,3 +340,26 @@ async def test_the_receipt_follows_a_refund_on_the_next_view(live: LiveApp) -> N
         page = await page_of(await live.client.get(f"/p/{link.id}"))
         assert page.h1 == "Payment received, partly refunded", page.text()
         assert "S$4.00" in page.text()
+
+
+async def test_a_refund_settled_between_the_pages_two_reads_still_shows(live: LiveApp) -> None:
+    """The receipt reads the payment, then its refunds: a refund webhook settling in between leaves the
+    refund SUCCEEDED while the payment read first does not count it yet. The page still says refunded."""
+    from sqlalchemy import insert
+
+    from core.models import Refund, RefundStatus
+    from core.sql import table
+
+    link = await make_link(live.services)
+    _outcome, payment = await live.services.links.record_payment(payment_event(link, 1))
+    assert payment is not None and payment.amount_refunded_minor == 0
+    now = live.services.clock()
+    async with live.services.db.write() as conn:  # the refund's row as settled, the payment not yet updated
+        await conn.execute(insert(table(Refund)).values(
+            id="rf_between_reads", payment_id=payment.id, link_id=link.id, merchant_id=link.merchant_id,
+            amount_minor=400, currency=payment.currency, status=RefundStatus.SUCCEEDED.value, requested_by="api",
+            provider=payment.provider, idempotency_key="between-reads", created_at=now, updated_at=now,
+            completed_at=now))
+    page = await page_of(await live.client.get(f"/p/{link.id}"))
+    assert page.h1 == "Payment received, partly refunded", page.text()
+    assert "S$4.00" in page.text()
