@@ -252,6 +252,32 @@ async def test_a_postgres_writer_blocked_by_another_transaction_gets_database_bu
         await db.dispose()
 
 
+async def test_a_postgres_deadlock_victim_gets_database_busy_and_nothing_is_written(postgres_url: str) -> None:
+    """Two writers lock two rows in opposite orders: PostgreSQL breaks the deadlock by rolling one back; that
+    one is DatabaseBusy (a 503 to try again), the other commits. The lock wait allowed is longer than
+    PostgreSQL's deadlock_timeout (1 s), so it is the deadlock, not a lock timeout, that ends the wait."""
+    db = await _items_db(postgres_url, busy_timeout=5.0)
+    try:
+        await insert(db, "a")
+        await insert(db, "b")
+        both_hold_one = asyncio.Barrier(2)
+
+        async def writer(first: str, second: str) -> None:
+            async with db.write() as conn:
+                await conn.execute(text("UPDATE t_busy SET name = name WHERE name = :n"), {"n": first})
+                await both_hold_one.wait()
+                await conn.execute(text("UPDATE t_busy SET name = name WHERE name = :n"), {"n": second})
+                await conn.execute(text("INSERT INTO t_busy (name) VALUES (:n)"), {"n": f"{first}-done"})
+
+        outcomes = await asyncio.gather(writer("a", "b"), writer("b", "a"), return_exceptions=True)
+        assert sorted(type(o).__name__ for o in outcomes) == ["DatabaseBusy", "NoneType"], outcomes
+        assert len(await names(db)) == 3  # a, b and the one winner's row
+    finally:
+        async with db.write() as conn:
+            await conn.execute(text("DROP TABLE t_busy"))
+        await db.dispose()
+
+
 def test_sqlite_is_in_wal_mode(sqlite_database_url: str) -> None:
     """WAL is what lets readers go on while another process writes (rollback journals block them)."""
     import sqlite3
